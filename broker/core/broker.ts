@@ -1,0 +1,356 @@
+import { randomUUID } from "node:crypto";
+import type { Store } from "../store/store.js";
+import { systemClock, type Clock } from "./clock.js";
+import {
+  InvalidTopicNameError,
+  ResourceExhaustedError,
+  TopicExistsError,
+  TopicNotFoundError,
+  UnavailableError,
+} from "./errors.js";
+import type { LiveSink, LiveSubscription } from "./live-subscriber.js";
+import { checkName } from "./names.js";
+import { Topic } from "./topic.js";
+import {
+  defaultTopicConfig,
+  messageBytes,
+  type PublishInput,
+  type PublishOutcome,
+  type StoredMessage,
+  type TopicConfig,
+} from "./types.js";
+
+export interface BrokerOptions {
+  store: Store;
+  clock?: Clock;
+  /** Memory store: refuse publishes once retained message bytes would pass this. 0 = unlimited. */
+  memoryBudgetBytes?: number;
+  /** Durable store: refuse publishes once the data file would pass this. 0 = unlimited. */
+  diskBudgetBytes?: number;
+}
+
+export interface TopicStats {
+  published: number;
+  firstSequence: number;
+  lastSequence: number;
+  retainedMessages: number;
+  retainedBytes: number;
+  discarded: number;
+  subscriptionCount: number;
+  liveSubscriberCount: number;
+  duplicates: number;
+}
+
+export interface TopicInfo {
+  name: string;
+  config: TopicConfig;
+  createdAtMs: number;
+  stats: TopicStats;
+}
+
+export type UnsubscribeResult = "ok" | "topic_not_found" | "subscription_not_found";
+
+/**
+ * The broker core: topics, the publish path, fan-out to live (v1) subscriptions and to
+ * durable (v2) subscriptions. No gRPC here; the server layer maps wire types onto this.
+ */
+export class Broker {
+  readonly store: Store;
+  readonly clock: Clock;
+  private readonly topics = new Map<string, Topic>();
+  private readonly memoryBudgetBytes: number;
+  private readonly diskBudgetBytes: number;
+  private closed = false;
+  private totalPublished = 0;
+  private liveCount = 0;
+
+  constructor(options: BrokerOptions) {
+    this.store = options.store;
+    this.clock = options.clock ?? systemClock;
+    this.memoryBudgetBytes = options.memoryBudgetBytes ?? 0;
+    this.diskBudgetBytes = options.diskBudgetBytes ?? 0;
+    for (const record of this.store.recover().topics) {
+      this.topics.set(record.name, new Topic(record, this.store.bounds(record.name).last));
+    }
+  }
+
+  // ------------------------------------------------------------------ topics
+
+  async createTopic(name: string, config: TopicConfig = defaultTopicConfig()): Promise<TopicInfo> {
+    this.ensureOpen();
+    assertName(name);
+    if (this.topics.has(name)) throw new TopicExistsError(name);
+    const topic = await this.addTopic(name, config);
+    return this.describe(topic);
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    this.ensureOpen();
+    const topic = this.requireTopic(name);
+    this.topics.delete(name);
+    topic.deleted = true;
+    this.liveCount -= topic.live.size;
+    topic.endLive("topic_deleted");
+    for (const s of [...topic.subscribers.values()]) s.onTopicDeleted();
+    topic.subscribers.clear();
+    await this.store.deleteTopic(name);
+  }
+
+  /** Topic names, sorted. */
+  listTopics(): string[] {
+    return [...this.topics.keys()].sort();
+  }
+
+  hasTopic(name: string): boolean {
+    return this.topics.has(name);
+  }
+
+  topicInfo(name: string): TopicInfo {
+    return this.describe(this.requireTopic(name));
+  }
+
+  /** The live topic object, for the subscription engine. */
+  requireTopic(name: string): Topic {
+    const topic = this.topics.get(name);
+    if (!topic) throw new TopicNotFoundError(name);
+    return topic;
+  }
+
+  // ------------------------------------------------------------------ publish
+
+  /**
+   * The publish path, in order: validate → de-duplicate → assign sequences → store (await the
+   * commit) → fan out → apply retention → acknowledge (resolve). Nothing is delivered before
+   * it is committed, and nothing is acknowledged that was not committed.
+   */
+  async publish(topicName: string, inputs: readonly PublishInput[], options: { autoCreate?: boolean } = {}): Promise<PublishOutcome[]> {
+    this.ensureOpen();
+    assertName(topicName);
+    let topic = this.topics.get(topicName);
+    if (!topic) {
+      if (!options.autoCreate) throw new TopicNotFoundError(topicName);
+      topic = await this.addTopic(topicName, defaultTopicConfig());
+    }
+    const now = this.clock.nowMs();
+    const outcomes: PublishOutcome[] = new Array(inputs.length);
+    const fresh: StoredMessage[] = [];
+    let incomingBytes = 0;
+    for (let i = 0; i < inputs.length; i++) {
+      const input = inputs[i]!;
+      const attributes = input.attributes ?? {};
+      if (input.messageId !== undefined && input.messageId !== "") {
+        const seen = topic.dedup.lookup(input.messageId, now);
+        if (seen !== undefined) {
+          topic.duplicates++;
+          outcomes[i] = { id: input.messageId, sequence: seen, publishTimeMs: now, duplicate: true };
+          continue;
+        }
+      }
+      const message: StoredMessage = {
+        id: input.messageId || randomUUID(),
+        topic: topicName,
+        sequence: 0, // assigned below, once the whole batch is accepted
+        payload: input.payload,
+        attributes,
+        publishTimeMs: now,
+        producerId: Boolean(input.messageId),
+      };
+      incomingBytes += messageBytes(message);
+      fresh.push(message);
+      outcomes[i] = { id: message.id, sequence: 0, publishTimeMs: now, duplicate: false };
+    }
+    this.checkBudget(incomingBytes);
+    // Sequences are assigned synchronously, so concurrent publishes to one topic interleave
+    // whole batches and every batch is a gap-free run.
+    let outcomeIndex = 0;
+    for (const message of fresh) {
+      (message as { sequence: number }).sequence = ++topic.lastAssigned;
+      if (message.producerId) topic.dedup.remember(message.id, message.sequence, now);
+      while (outcomes[outcomeIndex]!.duplicate || outcomes[outcomeIndex]!.id !== message.id) outcomeIndex++;
+      outcomes[outcomeIndex]!.sequence = message.sequence;
+      outcomeIndex++;
+    }
+    this.totalPublished += fresh.length;
+    if (fresh.length > 0) await this.commit(topic, fresh);
+    return outcomes;
+  }
+
+  private commit(topic: Topic, messages: StoredMessage[]): Promise<void> {
+    const stored = this.store.append(topic.name, messages);
+    const done = topic.commitTail.then(
+      () => stored,
+      () => stored,
+    ).then(() => {
+      const last = messages[messages.length - 1]!.sequence;
+      if (topic.deleted) return;
+      topic.lastCommitted = last;
+      for (const entry of topic.live.values()) {
+        for (const m of messages) entry.sink.deliver(m);
+      }
+      for (const s of topic.subscribers.values()) s.onAppend(last);
+      this.applyRetention(topic);
+    });
+    topic.commitTail = done.catch(() => undefined);
+    return done;
+  }
+
+  private checkBudget(incomingBytes: number): void {
+    if (incomingBytes === 0) return;
+    const used = this.store.usageBytes();
+    const budget = this.store.kind === "memory" ? this.memoryBudgetBytes : this.diskBudgetBytes;
+    if (budget > 0 && used + incomingBytes > budget) {
+      throw new ResourceExhaustedError(
+        this.store.kind === "memory" ? "memory" : "disk",
+        `${this.store.kind === "memory" ? "memory" : "disk"} budget full: ${used} of ${budget} bytes retained, ` +
+          `${incomingBytes} more refused; consumers must ack (or retention discard) before publishing again`,
+      );
+    }
+  }
+
+  // ------------------------------------------------------------------ retention
+
+  /**
+   * Drops what no subscription needs any more: under `interest`, everything at or below the
+   * lowest ack floor; under `limits`, the oldest messages past max messages / bytes / age.
+   */
+  applyRetention(topic: Topic): void {
+    const { first, last } = this.store.bounds(topic.name);
+    if (last < first) return;
+    let cut = first; // drop every sequence < cut
+    const config = topic.config;
+    if (config.retention === "interest") {
+      cut = Math.max(cut, topic.interestFloor() + 1);
+    } else {
+      if (config.maxMessages > 0) cut = Math.max(cut, last - config.maxMessages + 1);
+      if (config.maxAgeMs > 0) {
+        cut = Math.max(cut, this.store.sequenceAtTime(topic.name, this.clock.nowMs() - config.maxAgeMs));
+      }
+      if (config.maxBytes > 0) cut = Math.max(cut, this.cutForBytes(topic.name, cut, last, config.maxBytes));
+      cut = Math.min(cut, topic.lastCommitted + 1);
+      // Count what is dropped before every subscription had acked it.
+      if (topic.subscribers.size > 0) topic.discarded += Math.max(0, cut - 1 - Math.max(topic.interestFloor(), first - 1));
+    }
+    cut = Math.min(cut, topic.lastCommitted + 1);
+    if (cut > first) this.store.truncateBefore(topic.name, cut);
+  }
+
+  /** Runs age-based retention on every topic; the server calls it on a periodic sweep. */
+  sweepRetention(): void {
+    for (const topic of this.topics.values()) {
+      if (topic.config.retention === "limits" && topic.config.maxAgeMs > 0) this.applyRetention(topic);
+    }
+  }
+
+  private cutForBytes(topic: string, from: number, last: number, maxBytes: number): number {
+    // Walk back from the newest until the budget is used up.
+    let bytes = 0;
+    for (let seq = last; seq >= from; seq--) {
+      const m = this.store.get(topic, seq);
+      if (!m) continue;
+      bytes += messageBytes(m);
+      if (bytes > maxBytes) return seq + 1;
+    }
+    return from;
+  }
+
+  // ------------------------------------------------------------------ live (v1) subscriptions
+
+  /** Registers an at-most-once subscription on an existing topic. */
+  subscribeLive(topicName: string, sink: LiveSink, subscriberId?: string): LiveSubscription {
+    this.ensureOpen();
+    const topic = this.requireTopic(topicName);
+    const ref = `ref-${randomUUID()}`;
+    const id = subscriberId === "" ? undefined : subscriberId;
+    topic.live.set(ref, { ref, subscriberId: id, sink });
+    this.liveCount++;
+    return {
+      topic: topicName,
+      ref,
+      subscriberId: id,
+      cancel: () => {
+        if (topic.live.delete(ref)) this.liveCount--;
+      },
+    };
+  }
+
+  /** Ends every live subscription of the topic whose ref or subscriber_id is `ref`. */
+  unsubscribeLive(topicName: string, ref: string): UnsubscribeResult {
+    const topic = this.topics.get(topicName);
+    if (!topic) return "topic_not_found";
+    const matches = [...topic.live.values()].filter((e) => e.ref === ref || e.subscriberId === ref);
+    if (matches.length === 0) return "subscription_not_found";
+    for (const e of matches) {
+      topic.live.delete(e.ref);
+      this.liveCount--;
+      e.sink.end("unsubscribed");
+    }
+    return "ok";
+  }
+
+  // ------------------------------------------------------------------ statistics, lifecycle
+
+  counters(): { topics: number; published: number; liveSubscribers: number; retainedBytes: number } {
+    return { topics: this.topics.size, published: this.totalPublished, liveSubscribers: this.liveCount, retainedBytes: this.store.usageBytes() };
+  }
+
+  /** All topics, for the subscription engine and statistics. */
+  allTopics(): IterableIterator<Topic> {
+    return this.topics.values();
+  }
+
+  get budgets(): { memoryBudgetBytes: number; diskBudgetBytes: number } {
+    return { memoryBudgetBytes: this.memoryBudgetBytes, diskBudgetBytes: this.diskBudgetBytes };
+  }
+
+  /** Ends every live subscription, waits for in-flight commits, closes the store. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const topic of this.topics.values()) {
+      this.liveCount -= topic.live.size;
+      topic.endLive("shutdown");
+    }
+    await Promise.all([...this.topics.values()].map((t) => t.commitTail));
+    await this.store.close();
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new UnavailableError("the broker is shutting down");
+  }
+
+  private async addTopic(name: string, config: TopicConfig): Promise<Topic> {
+    const record = { name, config, createdAtMs: this.clock.nowMs() };
+    const topic = new Topic(record, 0);
+    // Registered before the store write completes, so concurrent auto-creating publishes
+    // share one topic; the store write of the topic precedes its first append.
+    this.topics.set(name, topic);
+    topic.commitTail = this.store.putTopic(record);
+    await topic.commitTail;
+    return topic;
+  }
+
+  private describe(topic: Topic): TopicInfo {
+    const { first, last, bytes } = this.store.bounds(topic.name);
+    return {
+      name: topic.name,
+      config: topic.config,
+      createdAtMs: topic.record.createdAtMs,
+      stats: {
+        published: topic.lastAssigned,
+        firstSequence: last >= first ? first : 0,
+        lastSequence: topic.lastAssigned,
+        retainedMessages: Math.max(0, last - first + 1),
+        retainedBytes: bytes,
+        discarded: topic.discarded,
+        subscriptionCount: topic.subscribers.size,
+        liveSubscriberCount: topic.live.size,
+        duplicates: topic.duplicates,
+      },
+    };
+  }
+}
+
+function assertName(name: string): void {
+  const problem = checkName(name);
+  if (problem) throw new InvalidTopicNameError(name, problem);
+}

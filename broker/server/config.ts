@@ -1,0 +1,36 @@
+import type { LogLevel } from "./logger.js";
+
+/** Everything `ratatoskr broker` can be told, with units in the names. Validated once, at the edge. */
+export interface BrokerServerConfig {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Largest gRPC message accepted (and sent); bigger requests get RESOURCE_EXHAUSTED. */
+  maxMessageBytes: number;
+  logLevel: LogLevel;
+  /** Set: durable LMDB store in this directory. Unset: memory store. */
+  dataDir: string | undefined;
+  /** Durable store: flush each commit to disk before acknowledging (survives power loss). */
+  fsync: boolean;
+  /** 0 = unlimited. */
+  memoryBudgetBytes: number;
+  /** 0 = unlimited. */
+  diskBudgetBytes: number;
+  /** v1 Subscribe: bytes queued for one subscriber before it is cut off as a slow consumer. */
+  v1SubscriberBufferBytes: number;
+  /** Graceful shutdown: how long open calls get before they are cancelled. */
+  shutdownGraceMs: number;
+}
+
+export const DEFAULT_CONFIG: BrokerServerConfig = {
+  host: "127.0.0.1",
+  port: 50051,
+  maxMessageBytes: 4 * 1024 * 1024,
+  logLevel: "info",
+  dataDir: undefined,
+  fsync: false,
+  memoryBudgetBytes: 1024 * 1024 * 1024,
+  diskBudgetBytes: 0,
+  v1SubscriberBufferBytes: 8 * 1024 * 1024,
+  shutdownGraceMs: 3_000,
+};

@@ -1,0 +1,69 @@
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Broker } from "../core/broker.js";
+import { openStore } from "../store/open-store.js";
+import { DEFAULT_CONFIG, type BrokerServerConfig } from "./config.js";
+import { createLogger, type Logger } from "./logger.js";
+import { addHealthAndReflection } from "./discovery.js";
+import { addV1Service } from "./v1-service.js";
+import { addV2Service } from "./v2-service.js";
+
+export interface RunningBroker {
+  /** "host:port" actually bound. */
+  readonly address: string;
+  readonly port: number;
+  readonly broker: Broker;
+  /** Graceful stop: refuse new calls, end open streams with UNAVAILABLE, close the store. */
+  close(): Promise<void>;
+}
+
+/** Opens the store, builds the core and serves v1, v2, health and reflection. */
+export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log?: Logger): Promise<RunningBroker> {
+  const config: BrokerServerConfig = { ...DEFAULT_CONFIG, ...partial };
+  const logger = log ?? createLogger(config.logLevel);
+  const store = await openStore(config);
+  const broker = new Broker({
+    store,
+    memoryBudgetBytes: config.memoryBudgetBytes,
+    diskBudgetBytes: config.diskBudgetBytes,
+  });
+  const server = new Server({
+    "grpc.max_receive_message_length": config.maxMessageBytes,
+    "grpc.max_send_message_length": config.maxMessageBytes,
+  });
+  const shutdownHooks: Array<() => void> = [];
+  addV1Service(server, broker, config, logger);
+  shutdownHooks.push(addV2Service(server, broker, config, logger));
+  const health = addHealthAndReflection(server);
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${formatHost(config.host)}:${config.port}`, ServerCredentials.createInsecure(), (err, bound) =>
+      err ? reject(err) : resolve(bound),
+    );
+  });
+  const address = `${config.host}:${port}`;
+  const retention = setInterval(() => broker.sweepRetention(), 1_000);
+  retention.unref();
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      health.setNotServing();
+      clearInterval(retention);
+      for (const hook of shutdownHooks) hook();
+      await broker.close(); // ends live streams with UNAVAILABLE, waits for commits, closes the store
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.forceShutdown(), config.shutdownGraceMs);
+        force.unref();
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    })());
+
+  return { address, port, broker, close };
+}
+
+function formatHost(host: string): string {
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}

@@ -1,0 +1,48 @@
+import { status, type ServiceError, Metadata } from "@grpc/grpc-js";
+import {
+  BrokerError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  InvalidTopicNameError,
+  ResourceExhaustedError,
+  SubscriptionExistsError,
+  SubscriptionNotFoundError,
+  TopicExistsError,
+  TopicNotFoundError,
+  UnavailableError,
+} from "../core/errors.js";
+import type { Logger } from "./logger.js";
+
+/** A gRPC status error as grpc-js expects it from handlers. */
+export function statusError(code: status, details: string): ServiceError {
+  const err = new Error(details) as ServiceError;
+  err.code = code;
+  err.details = details;
+  err.metadata = new Metadata();
+  return err;
+}
+
+/**
+ * The one mapping from core errors to gRPC status. Unknown errors become INTERNAL and are
+ * logged; their text never reaches the client.
+ */
+export function toStatus(err: unknown, log?: Logger): ServiceError {
+  if (isServiceError(err)) return err;
+  if (err instanceof BrokerError) return statusError(codeOf(err), err.message);
+  log?.error("internal error", { err: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  return statusError(status.INTERNAL, "internal broker error (logged on the broker)");
+}
+
+function codeOf(err: BrokerError): status {
+  if (err instanceof TopicNotFoundError || err instanceof SubscriptionNotFoundError) return status.NOT_FOUND;
+  if (err instanceof TopicExistsError || err instanceof SubscriptionExistsError) return status.ALREADY_EXISTS;
+  if (err instanceof InvalidArgumentError || err instanceof InvalidTopicNameError) return status.INVALID_ARGUMENT;
+  if (err instanceof ResourceExhaustedError) return status.RESOURCE_EXHAUSTED;
+  if (err instanceof FailedPreconditionError) return status.FAILED_PRECONDITION;
+  if (err instanceof UnavailableError) return status.UNAVAILABLE;
+  return status.INTERNAL;
+}
+
+function isServiceError(err: unknown): err is ServiceError {
+  return err instanceof Error && typeof (err as Partial<ServiceError>).code === "number" && "metadata" in err;
+}
