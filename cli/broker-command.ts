@@ -1,11 +1,153 @@
-import type { CommandModule } from "yargs";
+import type { Argv, CommandModule } from "yargs";
+import { DEFAULT_CONFIG, type BrokerServerConfig } from "../broker/server/config.js";
+import { createLogger, type LogLevel } from "../broker/server/logger.js";
+import { startBroker, type RunningBroker } from "../broker/server/server.js";
 
-// Placeholder until its issue lands.
+// `ratatoskr broker`: every setting comes from a flag, else from its RATATOSKR_* variable,
+// else from DEFAULT_CONFIG. The values are validated here, once; nothing deeper reads the
+// environment.
+
+const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
+
+interface Setting {
+  key: keyof BrokerServerConfig;
+  flag: string;
+  env: string;
+  kind: "string" | "integer" | "boolean" | "level";
+  min?: number;
+  max?: number;
+  describe: string;
+}
+
+/** The flags of `ratatoskr broker` and the environment variables behind them. */
+export const BROKER_SETTINGS: readonly Setting[] = [
+  { key: "host", flag: "host", env: "RATATOSKR_HOST", kind: "string", describe: "address to listen on" },
+  { key: "port", flag: "port", env: "RATATOSKR_PORT", kind: "integer", min: 0, max: 65535, describe: "port to listen on; 0 picks a free one" },
+  { key: "maxMessageBytes", flag: "max-message-bytes", env: "RATATOSKR_MAX_MESSAGE_BYTES", kind: "integer", min: 1, describe: "largest gRPC message accepted or sent" },
+  { key: "logLevel", flag: "log-level", env: "RATATOSKR_LOG_LEVEL", kind: "level", describe: "debug | info | warn | error | silent" },
+  { key: "dataDir", flag: "data-dir", env: "RATATOSKR_DATA_DIR", kind: "string", describe: "durable store (LMDB) in this directory; unset = memory" },
+  { key: "fsync", flag: "fsync", env: "RATATOSKR_FSYNC", kind: "boolean", describe: "durable store: flush each commit to disk before acknowledging" },
+  { key: "memoryBudgetBytes", flag: "memory-budget-bytes", env: "RATATOSKR_MEMORY_BUDGET_BYTES", kind: "integer", min: 0, describe: "memory store: refuse publishes past this many retained bytes (0 = unlimited)" },
+  { key: "diskBudgetBytes", flag: "disk-budget-bytes", env: "RATATOSKR_DISK_BUDGET_BYTES", kind: "integer", min: 0, describe: "durable store: refuse publishes past this data size (0 = unlimited)" },
+  { key: "v1SubscriberBufferBytes", flag: "v1-subscriber-buffer-bytes", env: "RATATOSKR_V1_SUBSCRIBER_BUFFER_BYTES", kind: "integer", min: 1, describe: "v1 Subscribe: bytes queued per subscriber before it is cut off as a slow consumer" },
+  { key: "shutdownGraceMs", flag: "shutdown-grace-ms", env: "RATATOSKR_SHUTDOWN_GRACE_MS", kind: "integer", min: 0, describe: "on SIGTERM/SIGINT: how long open calls get before they are cancelled" },
+];
+
+/** Resolves flags over environment over defaults; throws a readable Error on a bad value. */
+export function resolveBrokerConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): BrokerServerConfig {
+  const config: Record<string, unknown> = { ...DEFAULT_CONFIG };
+  for (const s of BROKER_SETTINGS) {
+    const fromFlag = flags[s.flag];
+    const fromEnv = env[s.env];
+    if (fromFlag !== undefined) config[s.key] = parse(s, fromFlag, `--${s.flag}`);
+    else if (fromEnv !== undefined && fromEnv !== "") config[s.key] = parse(s, fromEnv, s.env);
+  }
+  return config as unknown as BrokerServerConfig;
+}
+
+function parse(s: Setting, raw: unknown, source: string): unknown {
+  const text = String(raw).trim();
+  switch (s.kind) {
+    case "string":
+      if (text === "") throw new Error(`${source} must not be empty`);
+      return text;
+    case "level":
+      if (!(LOG_LEVELS as readonly string[]).includes(text)) throw new Error(`${source} must be one of ${LOG_LEVELS.join(", ")}; got ${JSON.stringify(text)}`);
+      return text as LogLevel;
+    case "boolean":
+      if (typeof raw === "boolean") return raw;
+      if (/^(true|1|yes|on)$/i.test(text)) return true;
+      if (/^(false|0|no|off)$/i.test(text)) return false;
+      throw new Error(`${source} must be true or false; got ${JSON.stringify(text)}`);
+    case "integer": {
+      const n = /^-?\d+$/.test(text) ? Number(text) : NaN;
+      const range = `${s.min ?? "-∞"}..${s.max ?? Number.MAX_SAFE_INTEGER}`;
+      if (!Number.isSafeInteger(n) || (s.min !== undefined && n < s.min) || (s.max !== undefined && n > s.max)) {
+        throw new Error(`${source} must be an integer in ${range}; got ${JSON.stringify(text)}`);
+      }
+      return n;
+    }
+  }
+}
+
 export const brokerCommand: CommandModule = {
   command: "broker",
-  describe: "not implemented yet",
-  handler: () => {
-    process.stderr.write("ratatoskr broker: not implemented yet\n");
-    process.exitCode = 2;
+  describe: "run the reference broker (v1 + v2 gRPC, health, reflection)",
+  builder: (y: Argv) => {
+    let out = y;
+    for (const s of BROKER_SETTINGS) {
+      out = out.option(s.flag, {
+        // Strings for everything but --fsync, so the one validation above sees the raw text.
+        type: s.kind === "boolean" ? "boolean" : "string",
+        describe: `${s.describe} [env ${s.env}] (default: ${String(DEFAULT_CONFIG[s.key] ?? "unset")})`,
+      });
+    }
+    return out.example("$0 broker --port 0", "listen on a free port on 127.0.0.1");
+  },
+  handler: async (argv) => {
+    let config: BrokerServerConfig;
+    try {
+      config = resolveBrokerConfig(argv as Record<string, unknown>, process.env);
+    } catch (err) {
+      fail(`invalid configuration: ${(err as Error).message}`);
+      return;
+    }
+    await runBroker(config);
   },
 };
+
+async function runBroker(config: BrokerServerConfig): Promise<void> {
+  const log = createLogger(config.logLevel);
+  let running: RunningBroker;
+  try {
+    running = await startBroker(config, log);
+  } catch (err) {
+    fail(`cannot start on ${config.host}:${config.port}: ${describeStartupError(err)}`);
+    return;
+  }
+  // Other tools wait for exactly this line.
+  log.info("listening", { address: running.address, store: config.dataDir === undefined ? "memory" : "durable" });
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log.warn("second signal: exiting now", { signal });
+      process.exit(1);
+    }
+    stopping = true;
+    log.info("shutting down", { signal });
+    // A close that hangs past the grace period (plus slack for the store) must not keep the
+    // process alive: report it and exit non-zero.
+    const deadline = setTimeout(() => {
+      log.error("shutdown did not finish in time; exiting", { graceMs: config.shutdownGraceMs });
+      process.exit(1);
+    }, config.shutdownGraceMs + 5_000);
+    deadline.unref();
+    running.close().then(
+      () => {
+        log.info("stopped");
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error("shutdown failed", { err: err instanceof Error ? err.message : String(err) });
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+function describeStartupError(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  // grpc-js reports a taken port as "No address added out of total 1 resolved" plus the
+  // errno text; say it plainly.
+  if (/EADDRINUSE|address already in use/i.test(message)) return "the address is already in use";
+  return message.replace(/\s+/g, " ").trim();
+}
+
+/** One clear line on stderr and a non-zero exit. */
+function fail(message: string): void {
+  process.stderr.write(`ratatoskr broker: ${message}\n`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,156 @@
+// Test support for the v1 service (not a test file itself): a real gRPC server on
+// 127.0.0.1:0 with the v1 service, a generated-code client, and small promise helpers.
+import { randomUUID } from "node:crypto";
+import { credentials, Metadata, Server, ServerCredentials, status, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { Broker } from "../core/broker.js";
+import { MemoryStore } from "../store/store-memory.js";
+import {
+  MessageBrokerClient,
+  type CreateTopicRequest,
+  type CreateTopicResponse,
+  type DeleteTopicRequest,
+  type DeleteTopicResponse,
+  type GetStatsRequest,
+  type GetStatsResponse,
+  type ListTopicsRequest,
+  type ListTopicsResponse,
+  type Message,
+  type PublishBatchRequest,
+  type PublishBatchResponse,
+  type PublishRequest,
+  type PublishResponse,
+  type TopicExistsRequest,
+  type TopicExistsResponse,
+  type UnsubscribeRequest,
+  type UnsubscribeResponse,
+} from "../../proto/gen/ratatoskr.js";
+import { DEFAULT_CONFIG, type BrokerServerConfig } from "./config.js";
+import { silentLogger } from "./logger.js";
+import { addV1Service, type V1Service } from "./v1-service.js";
+import type { V1SubscribeOptions } from "./v1-subscribe.js";
+import { SUBSCRIPTION_REF_HEADER } from "./v1-wire.js";
+
+export interface V1TestServer {
+  address: string;
+  broker: Broker;
+  v1: V1Service;
+  client: MessageBrokerClient;
+  api: V1Api;
+  close(): Promise<void>;
+}
+
+export async function startV1TestServer(
+  options: { config?: Partial<BrokerServerConfig>; v1?: Partial<V1SubscribeOptions> } = {},
+): Promise<V1TestServer> {
+  const config: BrokerServerConfig = { ...DEFAULT_CONFIG, port: 0, logLevel: "silent", ...options.config };
+  const broker = new Broker({ store: new MemoryStore(), memoryBudgetBytes: config.memoryBudgetBytes });
+  const server = new Server({
+    "grpc.max_receive_message_length": config.maxMessageBytes,
+    "grpc.max_send_message_length": config.maxMessageBytes,
+  });
+  const v1 = addV1Service(server, broker, config, silentLogger, options.v1);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  const address = `127.0.0.1:${port}`;
+  const client = newClient(address);
+  return {
+    address,
+    broker,
+    v1,
+    client,
+    api: v1Api(client),
+    close: async () => {
+      client.close();
+      await broker.close();
+      server.forceShutdown();
+    },
+  };
+}
+
+export function newClient(address: string): MessageBrokerClient {
+  return new MessageBrokerClient(address, credentials.createInsecure(), {
+    "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    "grpc.max_send_message_length": 64 * 1024 * 1024,
+  });
+}
+
+type Unary<Req, Res> = (req: Req, cb: (err: ServiceError | null, res: Res) => void) => unknown;
+const promised =
+  <Req, Res>(client: MessageBrokerClient, method: Unary<Req, Res>) =>
+  (request: Req): Promise<Res> =>
+    new Promise((resolve, reject) => method.call(client, request, (err, res) => (err ? reject(err) : resolve(res))));
+
+/** Promise forms of the unary v1 RPCs on a generated client. */
+export function v1Api(client: MessageBrokerClient) {
+  return {
+    createTopic: promised<CreateTopicRequest, CreateTopicResponse>(client, client.createTopic),
+    deleteTopic: promised<DeleteTopicRequest, DeleteTopicResponse>(client, client.deleteTopic),
+    listTopics: promised<ListTopicsRequest, ListTopicsResponse>(client, client.listTopics),
+    topicExists: promised<TopicExistsRequest, TopicExistsResponse>(client, client.topicExists),
+    getStats: promised<GetStatsRequest, GetStatsResponse>(client, client.getStats),
+    publish: promised<PublishRequest, PublishResponse>(client, client.publish),
+    publishBatch: promised<PublishBatchRequest, PublishBatchResponse>(client, client.publishBatch),
+    unsubscribe: promised<UnsubscribeRequest, UnsubscribeResponse>(client, client.unsubscribe),
+  };
+}
+export type V1Api = ReturnType<typeof v1Api>;
+
+/** A topic name no other test uses. */
+export function uniqueTopic(prefix = "t"): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+/** An open Subscribe stream with its collected messages and its end. */
+export interface OpenSubscription {
+  stream: ClientReadableStream<Message>;
+  ref: string;
+  messages: Message[];
+  /** Resolves with the status code and details the stream ended with. */
+  ended: Promise<{ code: status; details: string }>;
+  /** Resolves once `n` messages have arrived. */
+  received(n: number): Promise<void>;
+}
+
+/**
+ * Subscribes and waits for the response headers (the ref). `collect: false` leaves the stream
+ * unread (paused), which is how a stalled consumer looks to the server.
+ */
+export async function subscribe(client: MessageBrokerClient, topic: string, subscriberId = "", collect = true): Promise<OpenSubscription> {
+  const stream = client.subscribe({ topic, subscriberId });
+  const messages: Message[] = [];
+  const waiters: Array<{ n: number; resolve: () => void }> = [];
+  const ended = new Promise<{ code: status; details: string }>((resolve) => {
+    stream.on("status", (s: { code: status; details: string }) => resolve({ code: s.code, details: s.details }));
+    stream.on("error", () => undefined); // the status event carries the outcome
+  });
+  if (collect) {
+    stream.on("data", (m: Message) => {
+      messages.push(m);
+      for (const w of waiters.filter((x) => messages.length >= x.n)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    });
+  }
+  const ref = await new Promise<string>((resolve, reject) => {
+    stream.once("metadata", (md: Metadata) => resolve(String(md.get(SUBSCRIPTION_REF_HEADER)[0] ?? "")));
+    void ended.then((s) => reject(Object.assign(new Error(s.details), { code: s.code })));
+  });
+  return {
+    stream,
+    ref,
+    messages,
+    ended,
+    received: (n) => (messages.length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve }))),
+  };
+}
+
+/** Resolves once `predicate` holds, checking every few milliseconds; rejects after `timeoutMs`. */
+export async function until(predicate: () => boolean, timeoutMs = 10_000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
