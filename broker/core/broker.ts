@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Store } from "../store/store.js";
+import type { RecoveredState, Store } from "../store/store.js";
 import { systemClock, type Clock } from "./clock.js";
 import {
   InvalidTopicNameError,
@@ -63,15 +63,19 @@ export class Broker {
   private closed = false;
   private totalPublished = 0;
   private liveCount = 0;
+  /** Subscriptions the store recovered; the subscription registry picks them up. */
+  readonly recoveredSubscriptions: RecoveredState["subscriptions"];
 
   constructor(options: BrokerOptions) {
     this.store = options.store;
     this.clock = options.clock ?? systemClock;
     this.memoryBudgetBytes = options.memoryBudgetBytes ?? 0;
     this.diskBudgetBytes = options.diskBudgetBytes ?? 0;
-    for (const record of this.store.recover().topics) {
+    const recovered = this.store.recover();
+    for (const record of recovered.topics) {
       this.topics.set(record.name, new Topic(record, this.store.bounds(record.name).last));
     }
+    this.recoveredSubscriptions = recovered.subscriptions;
   }
 
   // ------------------------------------------------------------------ topics

@@ -80,6 +80,8 @@ export interface SubscriptionRecord {
   createdAtMs: number;
   /** First sequence this subscription is interested in (resolved start position). */
   startSequence: number;
+  /** The start position as requested (for describing the subscription); optional for older records. */
+  start?: StartPosition;
 }
 
 /** Durable ack state of a subscription: everything <= floor is acked, plus sparse acks above it. */

@@ -1,9 +1,90 @@
-import type { Server } from "@grpc/grpc-js";
+import type { Server, ServiceDefinition, UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { Broker } from "../core/broker.js";
+import { collectBrokerStats } from "../core/broker-stats.js";
+import { SubscriptionRegistry } from "../core/subscription-registry.js";
+import { BrokerService, type PublishResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
 import type { BrokerServerConfig } from "./config.js";
+import { encodeConsumeResponse } from "./consume-codec.js";
+import { unary } from "./handlers.js";
 import type { Logger } from "./logger.js";
+import { consumeHandler } from "./v2-consume.js";
+import {
+  brokerStatsToWire,
+  paginate,
+  subscriptionRequestFromWire,
+  subscriptionToWire,
+  topicConfigFromWire,
+  topicToWire,
+} from "./v2-wire.js";
 
-// Placeholder: the v2 service is being written. Returns a shutdown hook.
-export function addV2Service(_server: Server, _broker: Broker, _config: BrokerServerConfig, _log: Logger): () => void {
-  return () => undefined;
+/** How often leases expire, backoffs end, ack state is persisted and interest retention runs. */
+export const V2_TICK_MS = 20;
+
+/**
+ * Registers `ratatoskr.v2.Broker` on the shared core. Returns the shutdown hook: it ends
+ * every Consume stream with UNAVAILABLE and persists ack state (before the store closes).
+ */
+export function addV2Service(server: Server, broker: Broker, _config: BrokerServerConfig, log: Logger): () => void {
+  const registry = new SubscriptionRegistry(broker);
+  const startedAtMs = broker.clock.nowMs();
+  const openStreams = new Set<() => void>();
+  const timer = setInterval(() => {
+    try {
+      registry.tick();
+    } catch (err) {
+      log.error("v2 tick failed", { err: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    }
+  }, V2_TICK_MS);
+  timer.unref();
+
+  const handlers: UntypedServiceImplementation = {
+    createTopic: unary(log, async (req: { name: string; config?: Parameters<typeof topicConfigFromWire>[0] }) =>
+      topicToWire(await broker.createTopic(req.name, topicConfigFromWire(req.config))),
+    ),
+    getTopic: unary(log, (req: { name: string }) => topicToWire(broker.topicInfo(req.name))),
+    listTopics: unary(log, (req: { pageSize: number; pageToken: string }) => {
+      const page = paginate(broker.listTopics(), req.pageSize, req.pageToken);
+      return { topics: page.names.filter((n) => broker.hasTopic(n)).map((n) => topicToWire(broker.topicInfo(n))), nextPageToken: page.nextPageToken };
+    }),
+    deleteTopic: unary(log, async (req: { name: string }) => {
+      await broker.deleteTopic(req.name);
+      return {};
+    }),
+    publish: unary(log, async (req: { topic: string; messages: Array<{ payload: Buffer; attributes: Record<string, string>; messageId: string }> }): Promise<PublishResponse> => {
+      const outcomes = await broker.publish(req.topic, req.messages);
+      return {
+        results: outcomes.map((o) => ({ messageId: o.id, sequence: o.sequence, duplicate: o.duplicate })),
+        publishTimeMs: outcomes[0]?.publishTimeMs ?? broker.clock.nowMs(),
+      };
+    }),
+    createSubscription: unary(log, async (req: { name: string; topic: string; config?: Parameters<typeof subscriptionRequestFromWire>[0] }) =>
+      subscriptionToWire(await registry.create(req.name, req.topic, subscriptionRequestFromWire(req.config))),
+    ),
+    getSubscription: unary(log, (req: { name: string }) => subscriptionToWire(registry.get(req.name))),
+    listSubscriptions: unary(log, (req: { topic: string; pageSize: number; pageToken: string }) => {
+      if (req.topic !== "") broker.requireTopic(req.topic);
+      const page = paginate(registry.list(req.topic === "" ? undefined : req.topic), req.pageSize, req.pageToken);
+      return { subscriptions: page.names.map((n) => subscriptionToWire(registry.get(n))), nextPageToken: page.nextPageToken };
+    }),
+    deleteSubscription: unary(log, async (req: { name: string }) => {
+      await registry.delete(req.name);
+      return {};
+    }),
+    consume: consumeHandler(registry, log, openStreams),
+    getBrokerStats: unary(log, () => brokerStatsToWire(collectBrokerStats(broker, registry, startedAtMs))),
+  };
+
+  // Consume frames are written from the core's leases by a hand-rolled encoder (one encode
+  // per message, shared across subscriptions) instead of building ConsumeResponse objects.
+  const definition = {
+    ...BrokerService,
+    consume: { ...BrokerService.consume, responseSerialize: encodeConsumeResponse },
+  } as unknown as ServiceDefinition;
+  server.addService(definition, handlers);
+
+  return () => {
+    clearInterval(timer);
+    registry.close();
+    for (const end of [...openStreams]) end();
+  };
 }

@@ -1,0 +1,180 @@
+import type { Clock } from "./clock.js";
+import { InvalidArgumentError } from "./errors.js";
+import { FlowControl, type FlowLimits } from "./flow-control.js";
+import type { Lease, LeaseHolder, LeaseTable } from "./lease-table.js";
+import { MAX_DEADLINE_MS } from "./subscription-config.js";
+import type { StoredMessage } from "./types.js";
+
+/** Why the broker ended a consumer. */
+export type ConsumerEndReason = "subscription_deleted" | "topic_deleted" | "shutdown";
+
+/**
+ * Where a consumer's deliveries go: the server implements it over a Consume stream.
+ * `send` gets a batch of fresh leases (one frame) and returns false when the transport's
+ * buffer is full; the server then calls `Consumer.resume()` once it drains.
+ */
+export interface ConsumerSink {
+  send(batch: Lease[]): boolean;
+  end(reason: ConsumerEndReason): void;
+}
+
+/** The part of a subscription a consumer talks to. */
+export interface ConsumerParent {
+  readonly name: string;
+  onAcked(lease: Lease): void;
+  /** The lease ended without an ack: nack (`nacked`), expiry or the consumer leaving. */
+  onUnacked(lease: Lease, nacked: boolean): void;
+  requestPump(): void;
+  detach(consumer: Consumer): void;
+}
+
+/** What one client frame asks for; ids it does not hold (unknown, expired, acked) are ignored. */
+export interface ConsumerCommands {
+  ackIds?: readonly number[];
+  nackIds?: readonly number[];
+  extend?: { ackIds: readonly number[]; extendMs: number };
+}
+
+/**
+ * One Consume stream's share of a subscription: its leases (looked up by ack id, which is
+ * only valid on the stream that received it), its flow control and its outgoing batch.
+ */
+export class Consumer implements LeaseHolder {
+  readonly leases = new Map<number, Lease>();
+  readonly flow: FlowControl;
+  private outbox: Lease[] = [];
+  private paused = false;
+  private closed = false;
+
+  constructor(
+    readonly parent: ConsumerParent,
+    readonly name: string,
+    limits: FlowLimits,
+    private readonly sink: ConsumerSink,
+    private readonly table: LeaseTable,
+    private readonly clock: Clock,
+  ) {
+    this.flow = new FlowControl(limits);
+  }
+
+  /** May take another delivery now (open, transport not backed up, limits not reached). */
+  get ready(): boolean {
+    return !this.paused && !this.closed && !this.flow.full;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Leases one message to this consumer; it goes out with the next `flush`. */
+  deliver(message: StoredMessage, attempt: number, bytes: number, deadlineMs: number): void {
+    const lease = this.table.lease(message, attempt, bytes, this, deadlineMs);
+    this.leases.set(lease.ackId, lease);
+    this.flow.take(bytes);
+    this.outbox.push(lease);
+  }
+
+  /** Sends what `deliver` collected as one frame. */
+  flush(): void {
+    if (this.outbox.length === 0 || this.closed) return;
+    const batch = this.outbox;
+    this.outbox = [];
+    if (!this.sink.send(batch)) this.paused = true;
+  }
+
+  /** The transport drained: deliveries may flow again. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.parent.requestPump();
+  }
+
+  /** Applies one client frame. Throws InvalidArgumentError for a bad extension. */
+  handle(commands: ConsumerCommands): void {
+    if (this.closed) return;
+    let released = false;
+    if (commands.ackIds) {
+      for (const id of commands.ackIds) {
+        const lease = this.take(id);
+        if (lease) {
+          this.parent.onAcked(lease);
+          released = true;
+        }
+      }
+    }
+    if (commands.nackIds) {
+      for (const id of commands.nackIds) {
+        const lease = this.take(id);
+        if (lease) {
+          this.parent.onUnacked(lease, true);
+          released = true;
+        }
+      }
+    }
+    if (commands.extend && commands.extend.ackIds.length > 0) {
+      const ms = commands.extend.extendMs;
+      if (!Number.isSafeInteger(ms) || ms < 0 || ms > MAX_DEADLINE_MS) {
+        throw new InvalidArgumentError("extend.extend_ms", `must be between 0 and ${MAX_DEADLINE_MS}, got ${ms}`);
+      }
+      const deadline = this.clock.nowMs() + ms;
+      for (const id of commands.extend.ackIds) {
+        const lease = this.leases.get(id);
+        if (!lease) continue;
+        if (ms === 0) {
+          // A zero extension gives the message back at once (no backoff), as Pub/Sub's modAck 0.
+          this.take(id);
+          this.parent.onUnacked(lease, false);
+          released = true;
+        } else {
+          this.table.extend(lease, deadline);
+        }
+      }
+    }
+    if (released) this.parent.requestPump();
+  }
+
+  onLeaseExpired(lease: Lease): void {
+    if (this.leases.delete(lease.ackId)) {
+      this.flow.release(lease.bytes);
+      this.parent.onUnacked(lease, false);
+      this.parent.requestPump();
+    }
+  }
+
+  /** The client went away: its leases go back to the subscription for redelivery. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.outbox = [];
+    this.parent.detach(this);
+  }
+
+  /** The broker ends this consumer (the subscription or topic went away, or shutdown). */
+  end(reason: ConsumerEndReason): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.outbox = [];
+    for (const lease of this.leases.values()) this.table.release(lease);
+    this.leases.clear();
+    this.flow.reset();
+    this.sink.end(reason);
+  }
+
+  /** Hands every lease back (used by detach); the caller redelivers them. */
+  drainLeases(): Lease[] {
+    const leases = [...this.leases.values()];
+    for (const lease of leases) this.table.release(lease);
+    this.leases.clear();
+    this.flow.reset();
+    return leases;
+  }
+
+  private take(id: number): Lease | undefined {
+    const lease = this.leases.get(id);
+    if (!lease) return undefined;
+    this.leases.delete(id);
+    this.table.release(lease);
+    this.flow.release(lease.bytes);
+    return lease;
+  }
+}

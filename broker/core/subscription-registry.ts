@@ -1,0 +1,237 @@
+import type { Broker } from "./broker.js";
+import { systemClock, type Clock } from "./clock.js";
+import type { Consumer, ConsumerSink } from "./consumer.js";
+import { InvalidArgumentError, SubscriptionExistsError, SubscriptionNotFoundError, TopicNotFoundError, UnavailableError } from "./errors.js";
+import { DEFAULT_MAX_OUTSTANDING_BYTES, DEFAULT_MAX_OUTSTANDING_MESSAGES, type FlowLimits } from "./flow-control.js";
+import { DEFAULT_LEASE_TICK_MS, LeaseTable } from "./lease-table.js";
+import { deadLetterAttributes } from "./dead-letter.js";
+import { normalizeSubscription, resolveStart, type SubscriptionRequest } from "./subscription-config.js";
+import { Subscription, type DeliveryTotals, type SubscriptionHost, type SubscriptionStatsSnapshot } from "./subscription.js";
+import type { StartPosition, StoredMessage, SubscriptionConfig, SubscriptionRecord } from "./types.js";
+
+export interface SubscriptionInfo {
+  name: string;
+  topic: string;
+  start: StartPosition;
+  config: SubscriptionConfig;
+  createdAtMs: number;
+  stats: SubscriptionStatsSnapshot;
+}
+
+export interface RegistryOptions {
+  clock?: Clock;
+  /** Granularity of lease deadlines and nack backoff. */
+  leaseTickMs?: number;
+  /** Defer a pump; default queueMicrotask, so every ack of one frame is handled before the next batch. */
+  defer?: (fn: () => void) => void;
+}
+
+/** The consumer-limit defaults of ConsumeStart (0 = default). */
+export function resolveFlowLimits(messages: number, bytes: number): FlowLimits {
+  if (!Number.isSafeInteger(messages) || messages < 0) throw new InvalidArgumentError("start.max_outstanding_messages", `must be >= 0, got ${messages}`);
+  if (!Number.isSafeInteger(bytes) || bytes < 0) throw new InvalidArgumentError("start.max_outstanding_bytes", `must be >= 0, got ${bytes}`);
+  return {
+    maxOutstandingMessages: messages || DEFAULT_MAX_OUTSTANDING_MESSAGES,
+    maxOutstandingBytes: bytes || DEFAULT_MAX_OUTSTANDING_BYTES,
+  };
+}
+
+/**
+ * Durable subscriptions of the broker: create/get/list/delete, recovery from the store,
+ * consumers joining and leaving, and the periodic `tick()` that expires leases, ends nack
+ * backoffs, persists ack state (coalesced: once per tick, not once per ack) and applies
+ * interest retention on topics whose ack floors moved.
+ */
+export class SubscriptionRegistry {
+  readonly leases: LeaseTable;
+  readonly totals: DeliveryTotals = { delivered: 0, redelivered: 0, acked: 0, deadLettered: 0 };
+  private readonly clock: Clock;
+  private readonly subscriptions = new Map<string, Subscription>();
+  private readonly host: SubscriptionHost;
+  private dirty: Subscription[] = [];
+  private pumps: Subscription[] = [];
+  private pumpScheduled = false;
+  private readonly defer: (fn: () => void) => void;
+  private closed = false;
+
+  constructor(
+    private readonly broker: Broker,
+    options: RegistryOptions = {},
+  ) {
+    this.clock = options.clock ?? broker.clock ?? systemClock;
+    this.leases = new LeaseTable(options.leaseTickMs ?? DEFAULT_LEASE_TICK_MS);
+    this.defer = options.defer ?? queueMicrotask;
+    const store = broker.store;
+    this.host = {
+      clock: this.clock,
+      leases: this.leases,
+      totals: this.totals,
+      get: (topic, sequence) => store.get(topic, sequence),
+      firstRetained: (topic) => store.bounds(topic).first,
+      schedulePump: (sub) => this.queuePump(sub),
+      ackStateDirty: (sub) => this.dirty.push(sub),
+      deadLetter: (sub, message, attempts) => this.deadLetter(sub, message, attempts),
+      topicDeleted: (sub) => this.remove(sub, "topic_deleted", false),
+    };
+    for (const { record, acks } of broker.recoveredSubscriptions) {
+      if (!broker.hasTopic(record.topic)) continue;
+      const topic = broker.requireTopic(record.topic);
+      const sub = new Subscription(record, acks, topic.lastCommitted, this.host);
+      this.subscriptions.set(record.name, sub);
+      topic.subscribers.set(record.name, sub);
+    }
+  }
+
+  async create(name: string, topicName: string, request: SubscriptionRequest): Promise<SubscriptionInfo> {
+    this.ensureOpen();
+    const { start, config } = normalizeSubscription(name, topicName, request);
+    const topic = this.broker.requireTopic(topicName);
+    if (this.subscriptions.has(name)) throw new SubscriptionExistsError(name);
+    if (config.deadLetterTopic !== "" && !this.broker.hasTopic(config.deadLetterTopic)) {
+      throw new TopicNotFoundError(config.deadLetterTopic);
+    }
+    const store = this.broker.store;
+    const startSequence = resolveStart(start, {
+      bounds: () => store.bounds(topicName),
+      sequenceAtTime: (ts) => store.sequenceAtTime(topicName, ts),
+      lastAssigned: () => topic.lastAssigned,
+    });
+    const record: SubscriptionRecord = { name, topic: topicName, config, createdAtMs: this.clock.nowMs(), startSequence, start };
+    const sub = new Subscription(record, { floor: startSequence - 1, above: [] }, topic.lastCommitted, this.host);
+    // Registered before the store write resolves, so a publish racing with creation is kept.
+    this.subscriptions.set(name, sub);
+    topic.subscribers.set(name, sub);
+    try {
+      await store.putSubscription(record);
+    } catch (err) {
+      this.remove(sub, "subscription_deleted", false);
+      throw err;
+    }
+    return this.describe(sub);
+  }
+
+  get(name: string): SubscriptionInfo {
+    return this.describe(this.require(name));
+  }
+
+  /** Names, sorted; only those of `topic` when given. */
+  list(topic?: string): string[] {
+    const names: string[] = [];
+    for (const sub of this.subscriptions.values()) if (topic === undefined || sub.topic === topic) names.push(sub.name);
+    return names.sort();
+  }
+
+  has(name: string): boolean {
+    return this.subscriptions.has(name);
+  }
+
+  async delete(name: string): Promise<void> {
+    this.ensureOpen();
+    const sub = this.require(name);
+    this.remove(sub, "subscription_deleted", true);
+    await this.broker.store.deleteSubscription(name);
+  }
+
+  /** A consumer joins `name`; deliveries start flowing to `sink`. */
+  attach(name: string, limits: FlowLimits, sink: ConsumerSink, consumerName = ""): Consumer {
+    this.ensureOpen();
+    return this.require(name).attach(consumerName, limits, sink);
+  }
+
+  /**
+   * The periodic duty: expire leases, release backoffs, persist ack state, apply retention
+   * where ack floors moved. The server calls it every few milliseconds; tests call it after
+   * moving a fake clock.
+   */
+  tick(): void {
+    this.leases.sweep(this.clock.nowMs());
+    this.flushAcks();
+  }
+
+  /** Statistics over all subscriptions. */
+  summary(): { subscriptions: number; consumers: number; backlog: number; inFlight: number } {
+    let consumers = 0;
+    let backlog = 0;
+    let inFlight = 0;
+    for (const sub of this.subscriptions.values()) {
+      const s = sub.stats();
+      consumers += s.consumerCount;
+      backlog += s.backlog;
+      inFlight += s.inFlight;
+    }
+    return { subscriptions: this.subscriptions.size, consumers, backlog, inFlight };
+  }
+
+  /** Shutdown: ends every consumer (their leases are redelivered after restart) and persists ack state. */
+  close(): void {
+    if (this.closed) return;
+    this.flushAcks();
+    this.closed = true;
+    for (const sub of this.subscriptions.values()) sub.close("shutdown");
+  }
+
+  private flushAcks(): void {
+    if (this.dirty.length === 0) return;
+    const dirty = this.dirty;
+    this.dirty = [];
+    const topics = new Set<string>();
+    for (const sub of dirty) {
+      if (!this.subscriptions.has(sub.name) || this.subscriptions.get(sub.name) !== sub) continue;
+      const { state, floorMoved } = sub.takeAckChanges();
+      this.broker.store.putAckState(sub.name, state);
+      if (floorMoved) topics.add(sub.topic);
+    }
+    for (const name of topics) {
+      if (this.broker.hasTopic(name)) this.broker.applyRetention(this.broker.requireTopic(name));
+    }
+  }
+
+  private queuePump(sub: Subscription): void {
+    this.pumps.push(sub);
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    this.defer(() => {
+      this.pumpScheduled = false;
+      const pumps = this.pumps;
+      this.pumps = [];
+      for (const s of pumps) s.pump();
+    });
+  }
+
+  private async deadLetter(sub: Subscription, message: StoredMessage, attempts: number): Promise<void> {
+    await this.broker.publish(sub.config.deadLetterTopic, [
+      { payload: message.payload, attributes: deadLetterAttributes(message, sub.name, attempts) },
+    ]);
+  }
+
+  private remove(sub: Subscription, reason: "subscription_deleted" | "topic_deleted", applyRetention: boolean): void {
+    if (this.subscriptions.get(sub.name) !== sub) return;
+    this.subscriptions.delete(sub.name);
+    sub.close(reason);
+    if (reason === "topic_deleted") {
+      // The topic already dropped its subscribers; the record goes with it.
+      void this.broker.store.deleteSubscription(sub.name).catch(() => undefined);
+      return;
+    }
+    if (this.broker.hasTopic(sub.topic)) {
+      const topic = this.broker.requireTopic(sub.topic);
+      topic.subscribers.delete(sub.name);
+      if (applyRetention) this.broker.applyRetention(topic);
+    }
+  }
+
+  private require(name: string): Subscription {
+    const sub = this.subscriptions.get(name);
+    if (!sub) throw new SubscriptionNotFoundError(name);
+    return sub;
+  }
+
+  private describe(sub: Subscription): SubscriptionInfo {
+    const r = sub.record;
+    return { name: r.name, topic: r.topic, start: r.start ?? { kind: "sequence", sequence: r.startSequence }, config: r.config, createdAtMs: r.createdAtMs, stats: sub.stats() };
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new UnavailableError("the broker is shutting down");
+  }
+}

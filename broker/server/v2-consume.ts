@@ -1,0 +1,102 @@
+import { status, type ServerDuplexStream } from "@grpc/grpc-js";
+import type { Consumer, ConsumerEndReason, ConsumerSink } from "../core/consumer.js";
+import { InvalidArgumentError } from "../core/errors.js";
+import type { Lease } from "../core/lease-table.js";
+import { resolveFlowLimits, type SubscriptionRegistry } from "../core/subscription-registry.js";
+import type { ConsumeRequest } from "../../proto/gen/ratatoskr/v2/broker.js";
+import { bidiStream } from "./handlers.js";
+import type { Logger } from "./logger.js";
+import { statusError, toStatus } from "./status.js";
+
+/** The Consume stream as the handler sees it: requests in, batches of leases out (see consume-codec). */
+export type ConsumeCall = ServerDuplexStream<ConsumeRequest, Lease[]>;
+
+/**
+ * Consume: the first frame must carry `start` (else INVALID_ARGUMENT); the stream then
+ * becomes one consumer of the subscription. Later frames carry acks, nacks and extensions.
+ * When the client goes away (cancel, half-close, error) its leases are redelivered.
+ * `open` tracks live streams so shutdown can end even those that never sent `start`.
+ */
+export function consumeHandler(registry: SubscriptionRegistry, log: Logger, open: Set<() => void>) {
+  return bidiStream<ConsumeRequest, Lease[]>(log, (call: ConsumeCall) => {
+    let consumer: Consumer | undefined;
+    let finished = false;
+
+    const release = (): void => {
+      open.delete(shutdown);
+      consumer?.close();
+    };
+    const fail = (err: unknown): void => {
+      if (finished) return;
+      finished = true;
+      release();
+      if (!call.cancelled && !call.writableEnded) call.emit("error", toStatus(err, log));
+    };
+    function shutdown(): void {
+      fail(statusError(status.UNAVAILABLE, "the broker is shutting down"));
+    }
+    open.add(shutdown);
+
+    const sink: ConsumerSink = {
+      send(batch: Lease[]): boolean {
+        if (finished) return true;
+        const writable = call.write(batch);
+        if (!writable) call.once("drain", () => consumer?.resume());
+        return writable;
+      },
+      end(reason: ConsumerEndReason): void {
+        if (finished) return;
+        finished = true;
+        open.delete(shutdown);
+        if (call.cancelled || call.writableEnded) return;
+        call.emit("error", endStatus(reason, consumer?.parent.name ?? ""));
+      },
+    };
+
+    call.on("data", (request: ConsumeRequest) => {
+      if (finished) return;
+      try {
+        if (!consumer) {
+          const start = request.start;
+          if (!start) throw new InvalidArgumentError("start", "the first ConsumeRequest must carry start (subscription and flow-control limits)");
+          if (start.subscription === "") throw new InvalidArgumentError("start.subscription", "is empty");
+          const limits = resolveFlowLimits(start.maxOutstandingMessages, start.maxOutstandingBytes);
+          consumer = registry.attach(start.subscription, limits, sink, start.consumerName);
+          if (request.ackIds.length > 0 || request.nackIds.length > 0) consumer.handle(request);
+          return;
+        }
+        if (request.start) throw new InvalidArgumentError("start", "may only be sent in the first ConsumeRequest");
+        consumer.handle(request);
+      } catch (err) {
+        fail(err);
+      }
+    });
+    // Half-close: the client will send no more acks; end cleanly and redeliver what it held.
+    call.on("end", () => {
+      if (finished) return;
+      finished = true;
+      release();
+      if (!call.cancelled && !call.writableEnded) call.end();
+    });
+    call.on("cancelled", () => {
+      finished = true;
+      release();
+    });
+    call.on("error", () => {
+      finished = true;
+      release();
+    });
+    call.on("close", release);
+  });
+}
+
+function endStatus(reason: ConsumerEndReason, subscription: string) {
+  switch (reason) {
+    case "shutdown":
+      return statusError(status.UNAVAILABLE, "the broker is shutting down");
+    case "subscription_deleted":
+      return statusError(status.NOT_FOUND, `subscription ${JSON.stringify(subscription)} was deleted`);
+    case "topic_deleted":
+      return statusError(status.NOT_FOUND, `the topic of subscription ${JSON.stringify(subscription)} was deleted`);
+  }
+}
