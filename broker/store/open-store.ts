@@ -1,9 +1,23 @@
-import type { BrokerServerConfig } from "../server/config.js";
+import { LmdbStore } from "./store-lmdb.js";
 import { MemoryStore } from "./store-memory.js";
 import type { Store } from "./store.js";
 
-/** Picks the store from the configuration: memory unless a data directory is given. */
-export async function openStore(config: Pick<BrokerServerConfig, "dataDir" | "fsync">): Promise<Store> {
-  if (config.dataDir !== undefined) throw new Error("durable store not implemented yet");
-  return new MemoryStore();
+export { StoreOpenError } from "./store-errors.js";
+
+/** The part of the broker configuration the store reads (structurally BrokerServerConfig's fields). */
+export interface StoreConfig {
+  /** Set: durable LMDB store in this directory. Unset: memory store. */
+  dataDir: string | undefined;
+  /** Durable store: flush each commit to disk before acknowledging. */
+  fsync: boolean;
+}
+
+/**
+ * Picks the store from the configuration: memory unless a data directory is given, then the
+ * durable LMDB store (`fsync`: flush each commit before acknowledging). Throws StoreOpenError
+ * (one readable line in `message`) when the data directory cannot be used.
+ */
+export async function openStore(config: StoreConfig): Promise<Store> {
+  if (config.dataDir === undefined) return new MemoryStore();
+  return LmdbStore.open({ dataDir: config.dataDir, fsync: config.fsync });
 }

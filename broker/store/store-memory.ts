@@ -1,5 +1,5 @@
 import { messageBytes, type AckState, type StoredMessage, type SubscriptionRecord, type TopicRecord } from "../core/types.js";
-import type { LogBounds, RecoveredState, Store } from "./store.js";
+import type { DedupRecord, LogBounds, RecoveredState, Store } from "./store.js";
 
 /** One topic's retained messages: a deque indexed by sequence. */
 class MemoryLog {
@@ -10,10 +10,13 @@ class MemoryLog {
   bytes = 0;
 
   append(messages: readonly StoredMessage[]): void {
-    for (const m of messages) {
-      if (m.sequence !== this.last + 1) {
-        throw new Error(`append out of order: got sequence ${m.sequence}, expected ${this.last + 1}`);
+    // All or nothing: check the whole batch before storing any of it.
+    messages.forEach((m, i) => {
+      if (m.sequence !== this.last + 1 + i) {
+        throw new Error(`append out of order: got sequence ${m.sequence}, expected ${this.last + 1 + i}`);
       }
+    });
+    for (const m of messages) {
       this.items.push(m);
       this.last = m.sequence;
       this.bytes += messageBytes(m);
@@ -55,6 +58,18 @@ class MemoryLog {
   }
 }
 
+/** Retained messages with producer ids, within the window measured back from the newest. */
+function retainedProducerIds(topic: string, log: MemoryLog, windowMs: number): DedupRecord[] {
+  const newest = log.get(log.last);
+  if (!newest) return [];
+  const out: DedupRecord[] = [];
+  for (let seq = log.sequenceAtTime(newest.publishTimeMs - windowMs); seq <= log.last; seq++) {
+    const m = log.get(seq);
+    if (m?.producerId) out.push({ topic, id: m.id, sequence: m.sequence, publishTimeMs: m.publishTimeMs });
+  }
+  return out;
+}
+
 /**
  * Memory store: the default. Everything lives in process memory and is gone at exit;
  * `recover()` returns what this instance holds (useful for tests of restart logic).
@@ -69,6 +84,7 @@ export class MemoryStore implements Store {
     return {
       topics: [...this.topics.values()].map((t) => t.record),
       subscriptions: [...this.subscriptions.values()].map((s) => ({ record: s.record, acks: { floor: s.acks.floor, above: [...s.acks.above] } })),
+      dedup: [...this.topics.values()].flatMap((t) => retainedProducerIds(t.record.name, t.log, t.record.config.dedupWindowMs)),
     };
   }
 

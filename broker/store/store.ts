@@ -45,6 +45,19 @@ export interface Store {
 export interface RecoveredState {
   topics: TopicRecord[];
   subscriptions: Array<{ record: SubscriptionRecord; acks: AckState }>;
+  /**
+   * Producer-supplied message ids within each topic's de-duplication window (measured back
+   * from the topic's newest message), oldest first per topic: retained messages plus ids of
+   * messages retention already dropped. The core re-fills each topic's DedupWindow from them.
+   */
+  dedup: DedupRecord[];
+}
+
+export interface DedupRecord {
+  topic: string;
+  id: string;
+  sequence: number;
+  publishTimeMs: number;
 }
 
 export interface LogBounds {

@@ -1,0 +1,28 @@
+// Typed errors of the store package. Startup code (the CLI) prints `message` as its one error
+// line; nothing matches on the text.
+
+/** Why a data directory could not be opened. */
+export type StoreOpenProblem =
+  /** The path exists but is not a directory, or the data file is not an LMDB file / unreadable. */
+  | "corrupt"
+  /** The directory was written by an incompatible store format version. */
+  | "version"
+  /** The process may not create, read or write the directory or its files. */
+  | "permission"
+  /** Another live process (a broker) holds the directory's lock file. */
+  | "locked"
+  /** Anything else the operating system or LMDB reported. */
+  | "io";
+
+/** The durable store could not open its data directory. The broker must not start. */
+export class StoreOpenError extends Error {
+  override readonly name = "StoreOpenError";
+  constructor(
+    readonly dataDir: string,
+    readonly problem: StoreOpenProblem,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`cannot open data directory ${dataDir}: ${detail}`, options);
+  }
+}

@@ -1,0 +1,327 @@
+import { open } from "lmdb";
+import { messageBytes, type AckState, type StoredMessage, type SubscriptionRecord, type TopicRecord } from "../core/types.js";
+import { prepareDataDir, type DirLock } from "./data-dir.js";
+import { CorruptRecordError, decodeMessage, encodeMessage, messageKey, readMessageKey, readPublishTime, topicKeyRange } from "./lmdb-codec.js";
+import { checkFormat, FormatVersionError, keyAt, loadState, type LmdbDbs, type LoadedState, type TopicState } from "./lmdb-recovery.js";
+import type { LogBounds, RecoveredState, Store } from "./store.js";
+import { StoreOpenError } from "./store-errors.js";
+
+export interface LmdbStoreOptions {
+  /** Directory for the data file, LMDB's lock file and the broker lock file; created if missing. */
+  dataDir: string;
+  /**
+   * true: a write resolves only once its commit is flushed to the disk (survives power loss).
+   * false: it resolves once committed to the OS (survives a process crash); LMDB flushes behind.
+   */
+  fsync: boolean;
+  /** Ack states are coalesced and written at most this often per subscription. Default 5 ms. */
+  ackFlushIntervalMs?: number;
+}
+
+type Commit = Promise<boolean> & { flushed?: Promise<unknown> };
+
+/**
+ * The durable store on LMDB (lmdb-js). One environment holds named databases for topics,
+ * messages, retention marks, subscriptions, ack state and dropped producer ids.
+ *
+ * Writes go through lmdb-js's asynchronous batching: every put issued in one event turn lands
+ * in one transaction (group commit), committed on lmdb-js's writer thread. With overlapping
+ * sync, the flush of one commit overlaps the next transaction; `fsync` decides whether a
+ * write waits for its flush. Reads are synchronous LMDB gets against committed data, bounded
+ * by the in-memory per-topic bounds, which move only once a commit resolves.
+ */
+export class LmdbStore implements Store {
+  readonly kind = "durable" as const;
+  private readonly topics: Map<string, TopicState>;
+  private readonly subscriptions: Map<string, { record: SubscriptionRecord; acks: AckState }>;
+  private readonly dedup: RecoveredState["dedup"];
+  private nextTopicId: number;
+  private readonly pendingAcks = new Map<string, AckState>();
+  private ackTimer: NodeJS.Timeout | undefined;
+  private readonly ackFlushIntervalMs: number;
+  /** Every write not yet settled, so close() can wait for them. */
+  private readonly inflight = new Set<Promise<unknown>>();
+  private failure: Error | undefined;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly dbs: LmdbDbs,
+    private readonly lock: DirLock,
+    private readonly options: LmdbStoreOptions,
+    loaded: LoadedState,
+  ) {
+    this.topics = loaded.topics;
+    this.subscriptions = loaded.subscriptions;
+    this.dedup = loaded.dedup;
+    this.nextTopicId = loaded.nextTopicId;
+    this.ackFlushIntervalMs = options.ackFlushIntervalMs ?? 5;
+  }
+
+  /**
+   * Opens (or creates) the store in `options.dataDir` and reads back its state.
+   * Throws StoreOpenError when the directory cannot be used: not a directory or not an LMDB
+   * file ("corrupt"), another format version ("version"), no permission, held by another
+   * live process ("locked").
+   */
+  static async open(options: LmdbStoreOptions): Promise<LmdbStore> {
+    const dir = options.dataDir;
+    const lock = prepareDataDir(dir);
+    let root: LmdbDbs["root"] | undefined;
+    try {
+      root = open({ path: dir, maxDbs: 12, overlappingSync: true, separateFlushed: true, pageSize: 4096 });
+      const dbs: LmdbDbs = {
+        root,
+        meta: root.openDB("meta", { encoding: "json" }),
+        topics: root.openDB("topics", { encoding: "json" }),
+        marks: root.openDB("marks", { encoding: "json" }),
+        messages: root.openDB("messages", { encoding: "binary", keyEncoding: "binary" }),
+        subscriptions: root.openDB("subscriptions", { encoding: "json" }),
+        acks: root.openDB("acks", { encoding: "json" }),
+        dedup: root.openDB("dedup", { encoding: "json", keyEncoding: "binary" }),
+      };
+      checkFormat(dbs);
+      const loaded = loadState(dbs);
+      const store = new LmdbStore(dbs, lock, options, loaded);
+      await store.collectGarbage(loaded.garbage);
+      return store;
+    } catch (err) {
+      await root?.close().catch(() => undefined);
+      lock.release();
+      if (err instanceof StoreOpenError) throw err;
+      if (err instanceof FormatVersionError) throw new StoreOpenError(dir, "version", err.message, { cause: err });
+      if (err instanceof CorruptRecordError) throw new StoreOpenError(dir, "corrupt", `damaged data: ${err.message}`, { cause: err });
+      const detail = err instanceof Error ? err.message : String(err);
+      throw new StoreOpenError(dir, "io", `LMDB could not open it: ${detail}`, { cause: err });
+    }
+  }
+
+  recover(): RecoveredState {
+    return {
+      topics: [...this.topics.values()].map((t) => t.record),
+      subscriptions: [...this.subscriptions.values()].map((s) => ({ record: s.record, acks: { floor: s.acks.floor, above: [...s.acks.above] } })),
+      dedup: this.dedup,
+    };
+  }
+
+  // ------------------------------------------------------------------ topics
+
+  async putTopic(topic: TopicRecord): Promise<void> {
+    this.ensureWritable();
+    let t = this.topics.get(topic.name);
+    if (t) {
+      t.record = topic;
+    } else {
+      // Ids are never reused, so rows of a deleted topic can never surface under a new one.
+      const id = this.nextTopicId++;
+      t = { id, record: topic, first: 1, last: 0, bytes: 0, newestPublishMs: 0, queuedLast: 0, tail: Promise.resolve(), deleted: false };
+      this.topics.set(topic.name, t);
+      void this.track(this.dbs.meta.put("nextTopicId", this.nextTopicId));
+    }
+    const write = this.track(this.dbs.topics.put(topic.name, { id: t.id, record: topic }));
+    t.tail = write.catch(() => undefined);
+    await this.durable(write);
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    const t = this.topics.get(name);
+    if (!t) return;
+    this.topics.delete(name);
+    t.deleted = true;
+    await t.tail; // appends already queued must land first, so their rows are removed too
+    this.ensureWritable();
+    const { start, end } = topicKeyRange(t.id);
+    const { root, topics, messages, marks, dedup } = this.dbs;
+    const write = this.track(
+      root.transaction(() => {
+        // Collected first: removing while a cursor walks the same range would disturb it.
+        const messageKeys = [...messages.getKeys({ start, end })].map((k) => Buffer.from(k));
+        const dedupKeys = [...dedup.getKeys({ start, end })].map((k) => Buffer.from(k));
+        for (const key of messageKeys) void messages.remove(key);
+        for (const key of dedupKeys) void dedup.remove(key);
+        void marks.remove(t.id);
+        // A topic of the same name created meanwhile has another id: leave its row alone.
+        if (topics.get(name)?.id === t.id) void topics.remove(name);
+      }),
+    );
+    await this.durable(write);
+  }
+
+  // ------------------------------------------------------------------ the log
+
+  async append(topic: string, messages: readonly StoredMessage[]): Promise<void> {
+    this.ensureWritable();
+    const t = this.requireTopic(topic);
+    if (messages.length === 0) return;
+    // Encode everything before the first put, so a bad message cannot leave half a batch queued.
+    const values: Buffer[] = new Array(messages.length);
+    let bytes = 0;
+    let expected = t.queuedLast + 1;
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      if (m.sequence !== expected) throw new Error(`append out of order: got sequence ${m.sequence}, expected ${expected}`);
+      expected++;
+      values[i] = encodeMessage(m);
+      bytes += messageBytes(m);
+    }
+    let write: Commit | undefined;
+    for (let i = 0; i < messages.length; i++) write = this.dbs.messages.put(messageKey(t.id, messages[i]!.sequence), values[i]!);
+    t.queuedLast = expected - 1;
+    const last = messages[messages.length - 1]!;
+    const done = this.track(write!).then(async () => {
+      if (this.options.fsync) await write!.flushed;
+      if (t.deleted) return;
+      t.last = Math.max(t.last, last.sequence);
+      t.bytes += bytes;
+      t.newestPublishMs = Math.max(t.newestPublishMs, last.publishTimeMs);
+    });
+    t.tail = done.catch(() => undefined);
+    await done;
+  }
+
+  get(topic: string, sequence: number): StoredMessage | undefined {
+    const t = this.topics.get(topic);
+    if (!t || sequence < t.first || sequence > t.last) return undefined;
+    const value = this.dbs.messages.get(messageKey(t.id, sequence));
+    return value === undefined ? undefined : decodeMessage(topic, sequence, value);
+  }
+
+  bounds(topic: string): LogBounds {
+    const t = this.requireTopic(topic);
+    return { first: t.first, last: t.last, bytes: t.bytes };
+  }
+
+  sequenceAtTime(topic: string, timestampMs: number): number {
+    const t = this.requireTopic(topic);
+    // Publish times never decrease along the log: binary search on the stored headers.
+    let lo = t.first;
+    let hi = t.last + 1;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      const value = this.dbs.messages.get(messageKey(t.id, mid));
+      if (value !== undefined && readPublishTime(value) >= timestampMs) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+
+  truncateBefore(topic: string, sequence: number): void {
+    const t = this.topics.get(topic);
+    if (!t || this.failure) return;
+    const stop = Math.min(sequence, t.last + 1);
+    if (stop <= t.first) return;
+    const { messages, dedup, marks } = this.dbs;
+    const keepIdsSince = t.newestPublishMs - t.record.config.dedupWindowMs;
+    // All in one event turn, so the removals, the kept producer ids and the new mark commit together.
+    for (const { key, value } of messages.getRange({ start: keyAt(t, t.first), end: keyAt(t, stop) })) {
+      const m = decodeMessage(topic, readMessageKey(key).sequence, value);
+      t.bytes -= messageBytes(m);
+      void messages.remove(Buffer.from(key));
+      if (m.producerId && m.publishTimeMs >= keepIdsSince) void dedup.put(keyAt(t, m.sequence), [m.id, m.publishTimeMs]);
+    }
+    // Producer ids that fell out of the window are no longer needed.
+    for (const { key, value } of dedup.getRange({ start: keyAt(t, 0), end: keyAt(t, stop) })) {
+      if (value[1] >= keepIdsSince) break;
+      void dedup.remove(Buffer.from(key));
+    }
+    t.first = stop;
+    void this.track(marks.put(t.id, stop));
+  }
+
+  // ------------------------------------------------------------------ subscriptions
+
+  async putSubscription(subscription: SubscriptionRecord): Promise<void> {
+    this.ensureWritable();
+    const existing = this.subscriptions.get(subscription.name);
+    const acks = existing?.acks ?? { floor: subscription.startSequence - 1, above: [] };
+    this.subscriptions.set(subscription.name, { record: subscription, acks });
+    if (!existing) void this.track(this.dbs.acks.put(subscription.name, acks));
+    await this.durable(this.track(this.dbs.subscriptions.put(subscription.name, subscription)));
+  }
+
+  async deleteSubscription(name: string): Promise<void> {
+    this.ensureWritable();
+    this.subscriptions.delete(name);
+    this.pendingAcks.delete(name);
+    void this.track(this.dbs.acks.remove(name));
+    await this.durable(this.track(this.dbs.subscriptions.remove(name)));
+  }
+
+  putAckState(subscription: string, state: AckState): void {
+    const s = this.subscriptions.get(subscription);
+    if (!s || this.failure) return;
+    s.acks = state;
+    this.pendingAcks.set(subscription, state);
+    if (!this.ackTimer) this.ackTimer = setTimeout(() => this.flushAcks(), this.ackFlushIntervalMs);
+  }
+
+  private flushAcks(): void {
+    this.ackTimer = undefined;
+    for (const [name, state] of this.pendingAcks) {
+      void this.track(this.dbs.acks.put(name, { floor: state.floor, above: [...state.above] }));
+    }
+    this.pendingAcks.clear();
+  }
+
+  // ------------------------------------------------------------------ budget, lifecycle
+
+  /** Bytes in the B-tree pages LMDB uses for live data (freed pages are reused, so this falls after retention). */
+  usageBytes(): number {
+    let pages = 0;
+    let pageSize = 4096;
+    for (const db of [this.dbs.meta, this.dbs.topics, this.dbs.marks, this.dbs.messages, this.dbs.subscriptions, this.dbs.acks, this.dbs.dedup]) {
+      const s = db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+      pages += s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
+      pageSize = s.pageSize;
+    }
+    return pages * pageSize;
+  }
+
+  /** Writes pending ack states, waits for every write (and its flush), closes LMDB and releases the directory. */
+  close(): Promise<void> {
+    return (this.closing ??= (async () => {
+      if (this.ackTimer) clearTimeout(this.ackTimer);
+      if (!this.failure) this.flushAcks();
+      await Promise.allSettled([...this.inflight]);
+      await this.dbs.root.flushed;
+      await this.dbs.root.close();
+      this.lock.release();
+    })());
+  }
+
+  private async collectGarbage(garbage: LoadedState["garbage"]): Promise<void> {
+    if (garbage.messages.length + garbage.dedup.length + garbage.acks.length === 0) return;
+    for (const key of garbage.messages) void this.dbs.messages.remove(key);
+    for (const key of garbage.dedup) void this.dbs.dedup.remove(key);
+    for (const key of garbage.acks) void this.dbs.acks.remove(key);
+    await this.dbs.root.committed;
+  }
+
+  /** Remembers a write until it settles; a failed write poisons the store (no more writes). */
+  private track<T>(write: Promise<T>): Promise<T> {
+    this.inflight.add(write);
+    write.then(
+      () => this.inflight.delete(write),
+      (err: unknown) => {
+        this.inflight.delete(write);
+        this.failure ??= err instanceof Error ? err : new Error(String(err));
+      },
+    );
+    return write;
+  }
+
+  private async durable(write: Promise<unknown>): Promise<void> {
+    await write;
+    if (this.options.fsync) await (write as Commit).flushed;
+  }
+
+  private ensureWritable(): void {
+    if (this.closing) throw new Error("the store is closed");
+    if (this.failure) throw new Error(`the store stopped accepting writes after a failed commit: ${this.failure.message}`, { cause: this.failure });
+  }
+
+  private requireTopic(topic: string): TopicState {
+    const t = this.topics.get(topic);
+    if (!t) throw new Error(`store has no topic ${JSON.stringify(topic)}`);
+    return t;
+  }
+}
