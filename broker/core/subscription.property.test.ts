@@ -125,7 +125,7 @@ describe("subscription engine under random schedules", () => {
             } else if (a.kind === "nack") {
               h.nack(entry.consumer, picked(entry, a.pick));
               await h.settle();
-            } else {
+            } else if (a.kind === "extend") {
               const ids = a.pick.filter((i) => i < entry.outstanding.length).map((i) => entry.outstanding[i]!.ackId);
               entry.consumer.handle({ extend: { ackIds: ids, extendMs: ACK_DEADLINE_MS } });
             }

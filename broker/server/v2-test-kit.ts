@@ -238,3 +238,12 @@ let counter = 0;
 export function uniqueName(prefix: string): string {
   return `${prefix}-${process.pid}-${++counter}`;
 }
+
+/** Polls a condition over RPCs until it holds (bounded): waits for an outcome, not for a fixed time. */
+export async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise<void>((r) => setTimeout(r, 5));
+  }
+}

@@ -1,0 +1,99 @@
+import { describe, expect, it } from "vitest";
+import { AckSet } from "./ack-set.js";
+import { FlowControl } from "./flow-control.js";
+import { SeqHeap } from "./seq-heap.js";
+import { TimerWheel } from "./timer-wheel.js";
+
+describe("TimerWheel", () => {
+  const item = (id: number) => ({ id, tick: 0 });
+
+  it("fires items at or after their deadline, never before", () => {
+    const wheel = new TimerWheel<{ id: number; tick: number }>(10);
+    wheel.add(item(1), 1005);
+    wheel.add(item(2), 1010);
+    wheel.add(item(3), 1011);
+    const fired: number[] = [];
+    wheel.expire(1009, (i) => fired.push(i.id));
+    expect(fired).toEqual([]);
+    wheel.expire(1010, (i) => fired.push(i.id));
+    expect(fired).toEqual([1, 2]);
+    wheel.expire(1020, (i) => fired.push(i.id));
+    expect(fired).toEqual([1, 2, 3]);
+    expect(wheel.size).toBe(0);
+  });
+
+  it("does not fire removed items and moves rescheduled ones", () => {
+    const wheel = new TimerWheel<{ id: number; tick: number }>(10);
+    const a = item(1);
+    const b = item(2);
+    wheel.add(a, 100);
+    wheel.add(b, 100);
+    expect(wheel.remove(a)).toBe(true);
+    expect(wheel.remove(a)).toBe(false);
+    wheel.reschedule(b, 500);
+    const fired: number[] = [];
+    wheel.expire(400, (i) => fired.push(i.id));
+    expect(fired).toEqual([]);
+    wheel.expire(500, (i) => fired.push(i.id));
+    expect(fired).toEqual([2]);
+  });
+});
+
+describe("AckSet", () => {
+  it("advances the floor when gaps close and keeps sparse acks above it", () => {
+    const acks = new AckSet(0);
+    expect(acks.ack(2)).toBe(false);
+    expect(acks.ack(4)).toBe(false);
+    expect(acks.floor).toBe(0);
+    expect(acks.ack(1)).toBe(true);
+    expect(acks.floor).toBe(2);
+    expect(acks.snapshot()).toEqual({ floor: 2, above: [4] });
+    expect(acks.ack(3)).toBe(true);
+    expect(acks.floor).toBe(4);
+    expect(acks.sparseCount).toBe(0);
+  });
+
+  it("restores from a snapshot and skips past discarded sequences", () => {
+    const acks = new AckSet(5, [7, 9, 3]);
+    expect(acks.has(3)).toBe(true);
+    expect(acks.has(6)).toBe(false);
+    expect(acks.skipTo(6)).toBe(true);
+    expect(acks.floor).toBe(7);
+    expect(acks.snapshot()).toEqual({ floor: 7, above: [9] });
+    expect(acks.countAbove(100)).toBe(1);
+  });
+});
+
+describe("FlowControl", () => {
+  it("says full at the message limit and at the byte limit", () => {
+    const flow = new FlowControl({ maxOutstandingMessages: 2, maxOutstandingBytes: 100 });
+    expect(flow.fits(60)).toBe(true);
+    flow.take(60);
+    expect(flow.fits(50)).toBe(false);
+    expect(flow.fits(40)).toBe(true);
+    flow.take(40);
+    expect(flow.full).toBe(true);
+    flow.release(40);
+    flow.release(60);
+    expect(flow.full).toBe(false);
+    expect([flow.messages, flow.bytes]).toEqual([0, 0]);
+  });
+
+  it("lets one oversized message through only when nothing is outstanding", () => {
+    const flow = new FlowControl({ maxOutstandingMessages: 10, maxOutstandingBytes: 100 });
+    expect(flow.fits(500)).toBe(true);
+    flow.take(10);
+    expect(flow.fits(500)).toBe(false);
+  });
+});
+
+describe("SeqHeap", () => {
+  it("pops in ascending order", () => {
+    const heap = new SeqHeap();
+    for (const n of [5, 3, 9, 1, 7, 3]) heap.push(n);
+    const out: number[] = [];
+    while (heap.size > 0) out.push(heap.pop()!);
+    expect(out).toEqual([1, 3, 3, 5, 7, 9]);
+    expect(heap.pop()).toBeUndefined();
+  });
+});
