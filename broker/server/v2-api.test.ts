@@ -1,0 +1,228 @@
+import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MessageBrokerClient, type Message as V1Message, type PublishResponse as V1PublishResponse } from "../../proto/gen/ratatoskr.js";
+import { startV2TestServer, TestConsumer, uniqueName, waitFor, type V2TestServer } from "./v2-test-kit.js";
+
+const limits = (over: Partial<{ retention: number; maxMessages: number; maxBytes: number; maxAgeMs: number; dedupWindowMs: number }>) => ({
+  retention: 0,
+  maxMessages: 0,
+  maxBytes: 0,
+  maxAgeMs: 0,
+  dedupWindowMs: 0,
+  ...over,
+});
+
+async function expectStatus(p: Promise<unknown>, code: status, detail?: RegExp): Promise<void> {
+  const err = await p.then(
+    () => undefined,
+    (e: ServiceError) => e,
+  );
+  expect(err, "expected the call to fail").toBeDefined();
+  expect(err!.code).toBe(code);
+  if (detail) expect(err!.details).toMatch(detail);
+}
+
+describe("v2 topics, publish and subscriptions over gRPC", () => {
+  let srv: V2TestServer;
+  beforeAll(async () => {
+    srv = await startV2TestServer();
+  });
+  afterAll(async () => {
+    await srv.close();
+  });
+
+  it("creates, gets, lists and deletes topics with configuration and statistics", async () => {
+    const name = uniqueName("topic");
+    const created = await srv.api.createTopic({ name, config: limits({ retention: 2, maxMessages: 5 }) });
+    expect(created.config).toMatchObject({ retention: 2, maxMessages: 5, dedupWindowMs: 120_000 });
+    await srv.api.publishText(name, ["a", "b"]);
+    const got = await srv.api.getTopic(name);
+    expect(got.stats).toMatchObject({ published: 2, firstSequence: 1, lastSequence: 2, retainedMessages: 2, retainedBytes: 2 });
+    await srv.api.deleteTopic(name);
+    await expectStatus(srv.api.getTopic(name), status.NOT_FOUND, /does not exist/);
+  });
+
+  it("lists topics in pages with an opaque token", async () => {
+    const prefix = uniqueName("page");
+    const names = ["a", "b", "c", "d", "e"].map((s) => `${prefix}-${s}`);
+    for (const n of names) await srv.api.createTopic({ name: n });
+    const seen: string[] = [];
+    let token = "";
+    do {
+      const page = await srv.api.listTopics({ pageSize: 2, pageToken: token });
+      expect(page.topics.length).toBeLessThanOrEqual(2);
+      seen.push(...page.topics.map((t) => t.name));
+      token = page.nextPageToken;
+    } while (token !== "");
+    expect(seen.filter((n) => n.startsWith(prefix))).toEqual(names);
+    expect(new Set(seen).size).toBe(seen.length);
+  });
+
+  it("refuses bad topic input with the right status, naming the field", async () => {
+    const name = uniqueName("bad");
+    await srv.api.createTopic({ name });
+    await expectStatus(srv.api.createTopic({ name }), status.ALREADY_EXISTS);
+    await expectStatus(srv.api.createTopic({ name: "has space" }), status.INVALID_ARGUMENT);
+    await expectStatus(srv.api.createTopic({ name: uniqueName("x"), config: limits({ retention: 2, maxMessages: -1 }) }), status.INVALID_ARGUMENT, /config\.max_messages/);
+    await expectStatus(srv.api.createTopic({ name: uniqueName("x"), config: limits({ retention: 9 }) }), status.INVALID_ARGUMENT, /config\.retention/);
+    await expectStatus(srv.api.listTopics({ pageSize: -1 }), status.INVALID_ARGUMENT, /page_size/);
+    await expectStatus(srv.api.listTopics({ pageToken: "garbage!" }), status.INVALID_ARGUMENT, /page_token/);
+    await expectStatus(srv.api.deleteTopic(uniqueName("missing")), status.NOT_FOUND);
+  });
+
+  it("publishes batches with per-message sequences and refuses missing topics", async () => {
+    const name = uniqueName("pub");
+    await srv.api.createTopic({ name });
+    const res = await srv.api.publish(name, [{ payload: Buffer.from("1") }, { payload: Buffer.from("2") }, { payload: Buffer.from("3") }]);
+    expect(res.results.map((r) => r.sequence)).toEqual([1, 2, 3]);
+    expect(res.results.every((r) => /^[0-9a-f-]{36}$/.test(r.messageId) && !r.duplicate)).toBe(true);
+    expect(res.publishTimeMs).toBeGreaterThan(0);
+    await expectStatus(srv.api.publish(uniqueName("missing"), [{ payload: Buffer.from("x") }]), status.NOT_FOUND);
+  });
+
+  it("de-duplicates producer message ids within the window", async () => {
+    const name = uniqueName("dedup");
+    await srv.api.createTopic({ name, config: limits({ retention: 2 }) });
+    const first = await srv.api.publish(name, [{ payload: Buffer.from("a"), messageId: "order-1" }, { payload: Buffer.from("b"), messageId: "order-2" }]);
+    const retry = await srv.api.publish(name, [{ payload: Buffer.from("b"), messageId: "order-2" }, { payload: Buffer.from("c"), messageId: "order-3" }]);
+    expect(first.results.map((r) => [r.messageId, r.sequence, r.duplicate])).toEqual([
+      ["order-1", 1, false],
+      ["order-2", 2, false],
+    ]);
+    expect(retry.results.map((r) => [r.messageId, r.sequence, r.duplicate])).toEqual([
+      ["order-2", 2, true],
+      ["order-3", 3, false],
+    ]);
+    const topic = await srv.api.getTopic(name);
+    expect(topic.stats).toMatchObject({ published: 3, duplicates: 1, retainedMessages: 3 });
+  });
+
+  it("creates, gets, lists and deletes subscriptions", async () => {
+    const topic = uniqueName("subs");
+    await srv.api.createTopic({ name: topic });
+    const made = await srv.api.createSubscription({ name: `${topic}-b`, topic, config: { ackDeadlineMs: 5000, maxDeliveries: 4 } });
+    expect(made.config).toMatchObject({ start: 1, ackDeadlineMs: 5000, maxDeliveries: 4 });
+    await srv.api.createSubscription({ name: `${topic}-a`, topic });
+    const listed = await srv.api.listSubscriptions({ topic, pageSize: 1 });
+    expect(listed.subscriptions.map((s) => s.name)).toEqual([`${topic}-a`]);
+    const rest = await srv.api.listSubscriptions({ topic, pageSize: 1, pageToken: listed.nextPageToken });
+    expect(rest.subscriptions.map((s) => s.name)).toEqual([`${topic}-b`]);
+    expect(rest.nextPageToken).toBe("");
+    expect((await srv.api.getTopic(topic)).stats?.subscriptionCount).toBe(2);
+    await srv.api.deleteSubscription(`${topic}-a`);
+    await expectStatus(srv.api.getSubscription(`${topic}-a`), status.NOT_FOUND);
+    await expectStatus(srv.api.deleteSubscription(`${topic}-a`), status.NOT_FOUND);
+  });
+
+  it("refuses bad subscription input with the right status, naming the field", async () => {
+    const topic = uniqueName("badsub");
+    await srv.api.createTopic({ name: topic });
+    await srv.api.createSubscription({ name: `${topic}-s`, topic });
+    const sub = (config: object, name = uniqueName("s")) => srv.api.createSubscription({ name, topic, config });
+    await expectStatus(sub({}, `${topic}-s`), status.ALREADY_EXISTS);
+    await expectStatus(srv.api.createSubscription({ name: uniqueName("s"), topic: uniqueName("nope") }), status.NOT_FOUND);
+    await expectStatus(sub({ ackDeadlineMs: -1 }), status.INVALID_ARGUMENT, /config\.ack_deadline_ms/);
+    await expectStatus(sub({ maxDeliveries: -1 }), status.INVALID_ARGUMENT, /config\.max_deliveries/);
+    await expectStatus(sub({ start: 3, startSequence: -4 }), status.INVALID_ARGUMENT, /config\.start_sequence/);
+    await expectStatus(sub({ start: 42 }), status.INVALID_ARGUMENT, /config\.start/);
+    await expectStatus(sub({ deadLetterTopic: topic }), status.INVALID_ARGUMENT, /config\.dead_letter_topic/);
+    await expectStatus(sub({ deadLetterTopic: uniqueName("gone") }), status.NOT_FOUND);
+    await expectStatus(sub({ retryBackoffMinMs: 500, retryBackoffMaxMs: 100 }), status.INVALID_ARGUMENT, /config\.retry_backoff_max_ms/);
+    await expectStatus(sub({}, "bad name"), status.INVALID_ARGUMENT, /name/);
+    await expectStatus(srv.api.listSubscriptions({ topic: uniqueName("nope") }), status.NOT_FOUND);
+    await expectStatus(srv.api.listSubscriptions({ pageSize: -3 }), status.INVALID_ARGUMENT, /page_size/);
+  });
+
+  it("delivers v1-published messages to v2 consumers and v2-published ones to v1 subscribers", async () => {
+    const topic = uniqueName("interop");
+    await srv.api.createTopic({ name: topic });
+    await srv.api.createSubscription({ name: `${topic}-sub`, topic });
+    const v1 = new MessageBrokerClient(srv.running.address, credentials.createInsecure());
+    try {
+      const consumer = new TestConsumer(srv.client, `${topic}-sub`, { autoAck: true });
+      await waitFor(async () => (await srv.api.getSubscription(`${topic}-sub`)).stats?.consumerCount === 1, "consumer");
+      const published = await new Promise<V1PublishResponse>((resolve, reject) =>
+        v1.publish({ topic, payload: Buffer.from("from v1"), metadata: { k: "v" } }, (err, res) => (err ? reject(err) : resolve(res))),
+      );
+      expect(published.success).toBe(true);
+      await consumer.waitForDeliveries(1);
+      const m = consumer.deliveries[0]!.message!;
+      expect([m.id, m.payload.toString(), m.attributes]).toEqual([published.messageId, "from v1", { k: "v" }]);
+      consumer.cut();
+
+      const received: V1Message[] = [];
+      const stream = v1.subscribe({ topic, subscriberId: "" });
+      const gotOne = new Promise<void>((resolve) => stream.on("data", (msg: V1Message) => (received.push(msg), resolve())));
+      stream.on("error", () => undefined);
+      const metadataSeen = new Promise<void>((resolve) => stream.on("metadata", (_md: Metadata) => resolve()));
+      await metadataSeen;
+      await srv.api.publishText(topic, ["from v2"]);
+      await gotOne;
+      expect(received[0]!.payload.toString()).toBe("from v2");
+      stream.cancel();
+    } finally {
+      v1.close();
+    }
+  });
+
+  it("reports broker statistics for resource sampling", async () => {
+    const topic = uniqueName("stats");
+    await srv.api.createTopic({ name: topic });
+    await srv.api.createSubscription({ name: `${topic}-sub`, topic });
+    const before = await srv.api.brokerStats();
+    const c = new TestConsumer(srv.client, `${topic}-sub`, { autoAck: true });
+    await waitFor(async () => (await srv.api.getSubscription(`${topic}-sub`)).stats?.consumerCount === 1, "consumer");
+    await srv.api.publishText(topic, ["1", "2", "3"]);
+    await c.waitForDeliveries(3);
+    await waitFor(async () => (await srv.api.brokerStats()).acked >= before.acked + 3, "acks counted");
+    const after = await srv.api.brokerStats();
+    expect(after.storage).toBe("memory");
+    expect(after.published - before.published).toBe(3);
+    expect(after.delivered - before.delivered).toBe(3);
+    expect(after.topics).toBeGreaterThanOrEqual(1);
+    expect(after.subscriptions).toBeGreaterThanOrEqual(1);
+    expect(after.consumers).toBeGreaterThanOrEqual(1);
+    expect(after.rssBytes).toBeGreaterThan(0);
+    expect(after.heapUsedBytes).toBeGreaterThan(0);
+    expect(after.cpuUserSeconds).toBeGreaterThan(0);
+    expect(after.memoryBudgetBytes).toBe(1024 * 1024 * 1024);
+    c.cut();
+  });
+});
+
+describe("v2 memory budget and shutdown", () => {
+  it("refuses publishes with RESOURCE_EXHAUSTED when the budget is full and accepts them once consumers ack", async () => {
+    const srv = await startV2TestServer({ memoryBudgetBytes: 2000 });
+    try {
+      const topic = uniqueName("budget");
+      await srv.api.createTopic({ name: topic });
+      await srv.api.createSubscription({ name: `${topic}-sub`, topic });
+      const fill = Array.from({ length: 10 }, () => "x".repeat(150));
+      await srv.api.publishText(topic, fill);
+      await expectStatus(srv.api.publishText(topic, fill), status.RESOURCE_EXHAUSTED, /budget/);
+      const c = new TestConsumer(srv.client, `${topic}-sub`, { autoAck: true });
+      await c.waitForDeliveries(10);
+      await waitFor(async () => (await srv.api.brokerStats()).retainedBytes === 0, "acked messages freed");
+      const again = await srv.api.publishText(topic, fill);
+      expect(again).toEqual([11, 12, 13, 14, 15, 16, 17, 18, 19, 20]);
+      c.cut();
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it("ends open Consume streams with UNAVAILABLE on shutdown", async () => {
+    const srv = await startV2TestServer();
+    const topic = uniqueName("shutdown");
+    await srv.api.createTopic({ name: topic });
+    await srv.api.createSubscription({ name: `${topic}-sub`, topic });
+    const attached = new TestConsumer(srv.client, `${topic}-sub`);
+    const idle = new TestConsumer(srv.client, undefined);
+    await waitFor(async () => (await srv.api.getSubscription(`${topic}-sub`)).stats?.consumerCount === 1, "consumer");
+    await srv.close();
+    await attached.waitForEnd();
+    await idle.waitForEnd();
+    expect(attached.error?.code).toBe(status.UNAVAILABLE);
+    expect(idle.error?.code).toBe(status.UNAVAILABLE);
+  });
+});
