@@ -84,7 +84,7 @@ describe("v1 Subscribe", () => {
   it("ends the stream when unsubscribed by its non-empty subscriber_id", async () => {
     const topic = uniqueTopic();
     await create(topic);
-    const sub = await subscribe(s.client, topic, "worker-7");
+    const sub = await subscribe(s.client, topic, { subscriberId: "worker-7" });
     expect(await unsubscribe(topic, "worker-7")).toEqual({ success: true, error: "" });
     expect(await sub.ended).toMatchObject({ code: status.OK });
     expect(await unsubscribe(topic, "worker-7")).toEqual({ success: false, error: "subscription_not_found" });
@@ -111,7 +111,7 @@ describe("v1 Subscribe", () => {
   it("refuses a malformed subscriber_id with INVALID_ARGUMENT", async () => {
     const topic = uniqueTopic();
     await create(topic);
-    await expect(subscribe(s.client, topic, "x".repeat(256))).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
-    await expect(subscribe(s.client, topic, "bad\nid")).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
+    await expect(subscribe(s.client, topic, { subscriberId: "x".repeat(256) })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
+    await expect(subscribe(s.client, topic, { subscriberId: "bad\nid" })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
   });
 });

@@ -26,6 +26,8 @@ export interface V1SubscribeOptions {
 export class V1Subscribers {
   readonly active = new Set<V1StreamSink>();
   cutOffCount = 0;
+  /** Cut-off streams reset because the client had not read their status within the grace. */
+  resetCount = 0;
   /** Highest bytes ever queued for a single subscriber. */
   peakQueuedBytes = 0;
 
@@ -142,7 +144,9 @@ export class V1StreamSink implements LiveSink {
     const stream = inner.stream;
     if (stream && !stream.closed) {
       this.resetTimer = setTimeout(() => {
-        if (!stream.closed && !stream.destroyed) stream.close(http2.NGHTTP2_ENHANCE_YOUR_CALM);
+        if (stream.closed || stream.destroyed) return;
+        this.registry.resetCount++;
+        stream.close(http2.NGHTTP2_ENHANCE_YOUR_CALM);
       }, this.options.resetGraceMs);
       this.resetTimer.unref();
     }

@@ -68,8 +68,14 @@ export async function startV1TestServer(
   };
 }
 
+/**
+ * A client on its own HTTP/2 connection. Streams sharing a connection share its flow-control
+ * window, so a stalled stream would also stall its neighbours on the client side; a slow
+ * consumer test needs the stalled subscriber on a connection of its own, as in real life.
+ */
 export function newClient(address: string): MessageBrokerClient {
   return new MessageBrokerClient(address, credentials.createInsecure(), {
+    "grpc.use_local_subchannel_pool": 1,
     "grpc.max_receive_message_length": 64 * 1024 * 1024,
     "grpc.max_send_message_length": 64 * 1024 * 1024,
   });
@@ -108,31 +114,42 @@ export interface OpenSubscription {
   messages: Message[];
   /** Resolves with the status code and details the stream ended with. */
   ended: Promise<{ code: status; details: string }>;
+  /** Starts reading a stream opened with mode "stall". */
+  resume(): void;
   /** Resolves once `n` messages have arrived. */
   received(n: number): Promise<void>;
 }
 
-/**
- * Subscribes and waits for the response headers (the ref). `collect: false` leaves the stream
- * unread (paused), which is how a stalled consumer looks to the server.
- */
-export async function subscribe(client: MessageBrokerClient, topic: string, subscriberId = "", collect = true): Promise<OpenSubscription> {
-  const stream = client.subscribe({ topic, subscriberId });
+export interface SubscribeOptions {
+  subscriberId?: string;
+  /**
+   * collect: keep every message; light: keep messages without their payload (bulk tests that
+   * must not hold payload memory); stall: never read, which is how a stalled consumer looks
+   * to the server (call `resume()` to start reading).
+   */
+  mode?: "collect" | "light" | "stall";
+}
+
+/** Subscribes and waits for the response headers (the ref); rejects if the call fails first. */
+export async function subscribe(client: MessageBrokerClient, topic: string, options: SubscribeOptions = {}): Promise<OpenSubscription> {
+  const stream = client.subscribe({ topic, subscriberId: options.subscriberId ?? "" });
   const messages: Message[] = [];
   const waiters: Array<{ n: number; resolve: () => void }> = [];
   const ended = new Promise<{ code: status; details: string }>((resolve) => {
     stream.on("status", (s: { code: status; details: string }) => resolve({ code: s.code, details: s.details }));
     stream.on("error", () => undefined); // the status event carries the outcome
   });
-  if (collect) {
+  const light = options.mode === "light";
+  const resume = (): void => {
     stream.on("data", (m: Message) => {
-      messages.push(m);
+      messages.push(light ? { ...m, payload: Buffer.alloc(0) } : m);
       for (const w of waiters.filter((x) => messages.length >= x.n)) {
         waiters.splice(waiters.indexOf(w), 1);
         w.resolve();
       }
     });
-  }
+  };
+  if (options.mode !== "stall") resume();
   const ref = await new Promise<string>((resolve, reject) => {
     stream.once("metadata", (md: Metadata) => resolve(String(md.get(SUBSCRIPTION_REF_HEADER)[0] ?? "")));
     void ended.then((s) => reject(Object.assign(new Error(s.details), { code: s.code })));
@@ -142,6 +159,7 @@ export async function subscribe(client: MessageBrokerClient, topic: string, subs
     ref,
     messages,
     ended,
+    resume,
     received: (n) => (messages.length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve }))),
   };
 }
