@@ -1,0 +1,108 @@
+/**
+ * `ratatoskr bench`: load the scenario, reach (or start) the broker, run, write the report,
+ * judge the gates. Returns the exit code: 0 pass, 1 a gate failed, 2 could not run.
+ */
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { startEmbeddedBroker, procSample, type EmbeddedBroker } from "./broker-process.js";
+import { monotonicClock } from "./clock.js";
+import { createDriver, type DriverName } from "./drivers/index.js";
+import { captureEnvironment } from "./environment.js";
+import { EXIT_GATE_FAILED, EXIT_OK, exitCodeFor, UsageError } from "./errors.js";
+import { buildPlan, parseShard } from "./plan.js";
+import { Progress, fmtUs } from "./progress.js";
+import { writeReport } from "./report-files.js";
+import { SEED_HEADER, seedRow } from "./report-md.js";
+import { buildResult, type RunResult } from "./result.js";
+import { runScenario } from "./runner.js";
+import { loadScenario } from "./scenario.js";
+
+export interface BenchArgs {
+  scenario: string;
+  target?: string;
+  driver?: DriverName;
+  out?: string;
+  set: string[];
+  shard?: string;
+  runId?: string;
+  startAt?: number;
+  quiet: boolean;
+}
+
+export function timestamp(d = new Date()): string {
+  return d.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+}
+
+export async function runBench(args: BenchArgs, log: (s: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<number> {
+  let embedded: EmbeddedBroker | undefined;
+  try {
+    const scenario = loadScenario(args.scenario, args.set);
+    const shard = parseShard(args.shard);
+    const driverName: DriverName = args.driver ?? scenario.driver;
+    if (args.target !== undefined && !/^[^\s:]+:\d+$/.test(args.target)) throw new UsageError(`--target expects host:port, got "${args.target}"`);
+    const runId = args.runId ?? (shard.count > 1 ? "shared" : randomBytes(3).toString("hex"));
+    const plan = buildPlan(scenario, runId, shard);
+    const progress = new Progress(process.stderr, args.quiet);
+
+    let target = args.target ?? "in-process";
+    if (args.target === undefined && driverName !== "fake") {
+      progress.log(`starting embedded broker (${scenario.broker.storage})`);
+      embedded = await startEmbeddedBroker(scenario.broker);
+      target = embedded.address;
+      progress.log(`embedded broker pid ${embedded.pid} at ${target}`);
+    }
+    const driver = createDriver(driverName, {
+      target,
+      connections: scenario.connections,
+      maxOutstandingMessages: scenario.maxOutstandingMessages,
+      connectTimeoutMs: 10_000,
+    });
+    const pid = embedded?.pid;
+    const sampleBroker = async () => {
+      const viaRpc = await driver.brokerStats().catch(() => undefined);
+      return viaRpc ?? (pid !== undefined ? procSample(pid) : undefined);
+    };
+    const outcome = await runScenario(scenario, plan, driver, {
+      clock: monotonicClock,
+      progress,
+      sampleBroker,
+      cleanup: args.target !== undefined,
+      ...(args.startAt !== undefined ? { startAtMs: args.startAt } : {}),
+    });
+    const result = buildResult(scenario, plan, outcome, {
+      runId,
+      driver: driverName,
+      environment: captureEnvironment(),
+      broker: {
+        embedded: embedded !== undefined,
+        target,
+        args: embedded?.args ?? [],
+        storage: scenario.broker.storage,
+        fsync: scenario.broker.fsync,
+      },
+    });
+    const dir = args.out ?? join("reports", `${scenario.name}-${timestamp()}${shard.count > 1 ? `-shard${shard.index}of${shard.count}` : ""}`);
+    writeReport(dir, result);
+    printSummary(result, dir, log);
+    return result.passed ? EXIT_OK : EXIT_GATE_FAILED;
+  } catch (err) {
+    process.stderr.write(`ratatoskr bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    return exitCodeFor(err);
+  } finally {
+    await embedded?.stop();
+  }
+}
+
+export function printSummary(r: RunResult, dir: string, log: (s: string) => void): void {
+  const l = r.latency;
+  log(SEED_HEADER);
+  log(seedRow(r));
+  log(
+    `e2e (corrected) p50 ${fmtUs(l.e2e.p50Us)} p99 ${fmtUs(l.e2e.p99Us)} p99.9 ${fmtUs(l.e2e.p999Us)} max ${fmtUs(l.e2e.maxUs)}; ` +
+      `uncorrected p99 ${fmtUs(l.e2eUncorrected.p99Us)}; publish p99 ${fmtUs(l.publish.p99Us)}`,
+  );
+  const c = r.counts;
+  log(`delivered ${c.delivered}/${c.expected}, lost ${c.lost}, duplicates ${c.duplicates}, out of order ${c.outOfOrder}, publish errors ${c.publishErrors}, stream errors ${c.streamErrors}`);
+  for (const g of r.gates) log(`gate ${g.passed ? "PASS" : "FAIL"}: ${g.detail}`);
+  log(`${r.passed ? "PASS" : "FAIL"}: report in ${dir}/ (report.md, report.html, result.json)`);
+}

@@ -1,0 +1,108 @@
+/**
+ * Driver `fake`: an in-process broker for the runner's tests and for dry runs of a scenario.
+ * Publishes fan out to every subscription of the topic; deliveries are handed over in batches
+ * on a later turn of the event loop. Optional faults make the accounting observable: drop,
+ * duplicate or swap every n-th delivery.
+ */
+import type { BrokerStatsSample, Consumer, DeliverySink, Driver, SubscriptionSpec } from "./driver.js";
+import { DriverError } from "../errors.js";
+
+export interface FakeFaults {
+  /** Drop every n-th delivery (per subscription). */
+  dropEvery?: number;
+  /** Deliver every n-th delivery twice. */
+  duplicateEvery?: number;
+  /** Swap every n-th delivery with the one after it. */
+  swapEvery?: number;
+}
+
+interface FakeSubscription {
+  name: string;
+  consumers: { slot: number; sink: DeliverySink }[];
+  pending: Buffer[];
+  counter: number;
+  next: number;
+}
+
+export class FakeDriver implements Driver {
+  readonly name = "fake";
+  readonly acks = true;
+  private readonly topics = new Map<string, FakeSubscription[]>();
+  private readonly subscriptions = new Map<string, FakeSubscription>();
+  private flushScheduled = false;
+  published = 0;
+
+  constructor(private readonly faults: FakeFaults = {}, private readonly batchSize = 256) {}
+
+  async connect(): Promise<void> {}
+
+  async createTopics(names: readonly string[]): Promise<void> {
+    for (const n of names) if (!this.topics.has(n)) this.topics.set(n, []);
+  }
+
+  async createSubscription(spec: SubscriptionSpec): Promise<void> {
+    const subs = this.topics.get(spec.topic);
+    if (!subs) throw new DriverError(this.name, `no topic ${spec.topic}`);
+    if (this.subscriptions.has(spec.name)) return;
+    const s: FakeSubscription = { name: spec.name, consumers: [], pending: [], counter: 0, next: 0 };
+    this.subscriptions.set(spec.name, s);
+    subs.push(s);
+  }
+
+  async openConsumer(spec: SubscriptionSpec, _consumerIndex: number, sink: DeliverySink): Promise<Consumer> {
+    const s = this.subscriptions.get(spec.name);
+    if (!s) throw new DriverError(this.name, `no subscription ${spec.name}`);
+    const c = { slot: spec.slot, sink };
+    s.consumers.push(c);
+    return { close: () => s.consumers.splice(s.consumers.indexOf(c), 1) };
+  }
+
+  async publish(topic: string, payloads: readonly Buffer[]): Promise<number> {
+    const subs = this.topics.get(topic);
+    if (!subs) throw new DriverError(this.name, `no topic ${topic}`);
+    for (const p of payloads) {
+      const copy = Buffer.from(p); // the caller reuses its buffers
+      for (const s of subs) this.enqueue(s, copy);
+    }
+    this.published += payloads.length;
+    this.scheduleFlush();
+    return payloads.length;
+  }
+
+  private enqueue(s: FakeSubscription, p: Buffer): void {
+    const n = ++s.counter;
+    const f = this.faults;
+    if (f.dropEvery && n % f.dropEvery === 0) return;
+    s.pending.push(p);
+    if (f.duplicateEvery && n % f.duplicateEvery === 0) s.pending.push(p);
+    if (f.swapEvery && n % f.swapEvery === 0) s.pending.push(s.pending.splice(s.pending.length - 2, 1)[0]!);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      for (const s of this.subscriptions.values()) {
+        while (s.pending.length > 0 && s.consumers.length > 0) {
+          const batch = s.pending.splice(0, this.batchSize);
+          const c = s.consumers[s.next++ % s.consumers.length]!;
+          c.sink.onDeliveries(c.slot, batch, undefined, batch.length);
+        }
+      }
+    });
+  }
+
+  async brokerStats(): Promise<BrokerStatsSample | undefined> {
+    const m = process.memoryUsage();
+    const cpu = process.cpuUsage();
+    return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, cpuUserSeconds: cpu.user / 1e6, cpuSystemSeconds: cpu.system / 1e6 };
+  }
+
+  async cleanup(topics: readonly string[], subscriptions: readonly string[]): Promise<void> {
+    for (const s of subscriptions) this.subscriptions.delete(s);
+    for (const t of topics) this.topics.delete(t);
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,53 @@
+/**
+ * A pool of gRPC clients, each on its own HTTP/2 connection (`grpc.use_local_subchannel_pool`:
+ * grpc-js otherwise shares one connection per target). Streams and publishers are spread over
+ * the pool by index.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { BrokerUnreachableError } from "../errors.js";
+
+export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  "grpc.use_local_subchannel_pool": 1,
+  "grpc.max_receive_message_length": 64 * 1024 * 1024,
+  "grpc.max_send_message_length": 64 * 1024 * 1024,
+  "grpc.keepalive_permit_without_calls": 0,
+};
+
+export class ClientPool<C extends grpc.Client> {
+  readonly clients: C[];
+  constructor(make: (options: grpc.ChannelOptions) => C, size: number) {
+    this.clients = Array.from({ length: Math.max(1, size) }, () => make({ ...CHANNEL_OPTIONS }));
+  }
+
+  at(i: number): C {
+    return this.clients[i % this.clients.length]!;
+  }
+
+  /** Wait until every channel is connected, or throw BrokerUnreachableError. */
+  async ready(target: string, timeoutMs: number): Promise<void> {
+    const deadline = new Date(Date.now() + timeoutMs);
+    await Promise.all(
+      this.clients.map(
+        (c) =>
+          new Promise<void>((resolve, reject) =>
+            c.waitForReady(deadline, (err) => (err ? reject(new BrokerUnreachableError(target, err.message, { cause: err })) : resolve())),
+          ),
+      ),
+    );
+  }
+
+  close(): void {
+    for (const c of this.clients) c.close();
+  }
+}
+
+/** Promise wrapper for a callback-style unary call. */
+export function unary<Res>(fn: (cb: (err: grpc.ServiceError | null, res: Res) => void) => unknown): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    fn((err, res) => (err ? reject(err) : resolve(res)));
+  });
+}
+
+export function isStatus(err: unknown, code: grpc.status): boolean {
+  return typeof err === "object" && err !== null && "code" in err && (err as grpc.ServiceError).code === code;
+}

@@ -1,0 +1,184 @@
+/**
+ * Hand-rolled protobuf for the generator's hot paths: publish requests are encoded straight
+ * from payload views into one Buffer, and deliveries are decoded to payload views (no copy, no
+ * per-message objects beyond the view). Only the fields the generator reads are decoded; the
+ * rest are skipped. Cold paths use the generated ts-proto code.
+ *
+ * Layouts (field numbers from proto/):
+ *  v2 PublishRequest     { 1: topic string, 2: repeated PublishMessage { 1: payload bytes } }
+ *  v2 ConsumeResponse    { 1: repeated Delivery { 1: ack_id int64, 2: attempt int32,
+ *                          3: Message { 4: payload bytes } } }
+ *  v1 PublishBatchRequest{ 1: topic string, 2: repeated PublishRequest { 1: topic, 2: payload } }
+ *  v1 Message            { 3: payload bytes }
+ */
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+function writeVarint(buf: Buffer, o: number, n: number): number {
+  while (n >= 0x80) {
+    buf[o++] = (n & 0x7f) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  buf[o++] = n;
+  return o;
+}
+
+function writeLenField(buf: Buffer, o: number, tag: number, len: number): number {
+  buf[o++] = tag;
+  return writeVarint(buf, o, len);
+}
+
+/**
+ * Encode `{topic, messages: payloads.map(p => ({payload: p}))}`. Works for both v2
+ * PublishRequest (inner field 1 = payload) and, with `innerPayloadField = 2` and the topic
+ * repeated per item, v1 PublishBatchRequest.
+ */
+function encodeBatch(topic: string, payloads: readonly Uint8Array[], innerPayloadField: 1 | 2, itemTopic: boolean): Buffer {
+  const topicBytes = Buffer.from(topic, "utf8");
+  const innerTopicLen = itemTopic ? 1 + varintSize(topicBytes.length) + topicBytes.length : 0;
+  let total = 1 + varintSize(topicBytes.length) + topicBytes.length;
+  for (const p of payloads) {
+    const inner = innerTopicLen + 1 + varintSize(p.length) + p.length;
+    total += 1 + varintSize(inner) + inner;
+  }
+  const buf = Buffer.allocUnsafe(total);
+  let o = writeLenField(buf, 0, (1 << 3) | 2, topicBytes.length);
+  o += topicBytes.copy(buf, o);
+  const payloadTag = (innerPayloadField << 3) | 2;
+  for (const p of payloads) {
+    const inner = innerTopicLen + 1 + varintSize(p.length) + p.length;
+    o = writeLenField(buf, o, (2 << 3) | 2, inner);
+    if (itemTopic) {
+      o = writeLenField(buf, o, (1 << 3) | 2, topicBytes.length);
+      o += topicBytes.copy(buf, o);
+    }
+    o = writeLenField(buf, o, payloadTag, p.length);
+    buf.set(p, o);
+    o += p.length;
+  }
+  return buf;
+}
+
+export function encodeV2Publish(topic: string, payloads: readonly Uint8Array[]): Buffer {
+  return encodeBatch(topic, payloads, 1, false);
+}
+
+export function encodeV1PublishBatch(topic: string, payloads: readonly Uint8Array[]): Buffer {
+  // Items leave their own topic empty: the request's topic applies (DESIGN §2.1).
+  return encodeBatch(topic, payloads, 2, false);
+}
+
+/** Reader state, reused; decoding never allocates besides the payload views. */
+class Reader {
+  buf: Buffer = Buffer.alloc(0);
+  pos = 0;
+  varint(): number {
+    const b = this.buf;
+    let result = 0;
+    let mul = 1;
+    for (;;) {
+      const byte = b[this.pos++]!;
+      result += (byte & 0x7f) * mul;
+      if (byte < 0x80) return result;
+      mul *= 128;
+    }
+  }
+  skip(wireType: number): void {
+    switch (wireType) {
+      case 0:
+        this.varint();
+        return;
+      case 1:
+        this.pos += 8;
+        return;
+      case 2: {
+        const len = this.varint();
+        this.pos += len;
+        return;
+      }
+      case 5:
+        this.pos += 4;
+        return;
+      default:
+        throw new Error(`unsupported wire type ${wireType}`);
+    }
+  }
+}
+
+/** A decoded batch of deliveries; arrays are reused by the next decode of the same object. */
+export interface DeliveryBatch {
+  count: number;
+  ackIds: number[];
+  attempts: number[];
+  payloads: Buffer[];
+}
+
+const reader = new Reader();
+
+export function decodeConsumeResponse(buf: Buffer): DeliveryBatch {
+  const out: DeliveryBatch = { count: 0, ackIds: [], attempts: [], payloads: [] };
+  const r = reader;
+  r.buf = buf;
+  r.pos = 0;
+  while (r.pos < buf.length) {
+    const tag = r.varint();
+    if (tag !== ((1 << 3) | 2)) {
+      r.skip(tag & 7);
+      continue;
+    }
+    const dLen = r.varint();
+    const end = r.pos + dLen;
+    let ackId = 0;
+    let attempt = 1;
+    let payload: Buffer = EMPTY;
+    while (r.pos < end) {
+      const t = r.varint();
+      const field = t >>> 3;
+      if (field === 1 && (t & 7) === 0) ackId = r.varint();
+      else if (field === 2 && (t & 7) === 0) attempt = r.varint();
+      else if (field === 3 && (t & 7) === 2) {
+        const mLen = r.varint();
+        const mEnd = r.pos + mLen;
+        while (r.pos < mEnd) {
+          const mt = r.varint();
+          if (mt === ((4 << 3) | 2)) {
+            const len = r.varint();
+            payload = buf.subarray(r.pos, r.pos + len);
+            r.pos += len;
+          } else r.skip(mt & 7);
+        }
+      } else r.skip(t & 7);
+    }
+    out.ackIds.push(ackId);
+    out.attempts.push(attempt);
+    out.payloads.push(payload);
+    out.count++;
+  }
+  return out;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** v1 `Message` → its payload (a view into the frame). */
+export function decodeV1MessagePayload(buf: Buffer): Buffer {
+  const r = reader;
+  r.buf = buf;
+  r.pos = 0;
+  let payload: Buffer = EMPTY;
+  while (r.pos < buf.length) {
+    const t = r.varint();
+    if (t === ((3 << 3) | 2)) {
+      const len = r.varint();
+      payload = buf.subarray(r.pos, r.pos + len);
+      r.pos += len;
+    } else r.skip(t & 7);
+  }
+  return payload;
+}

@@ -1,0 +1,69 @@
+/**
+ * Typed errors of the load generator. The CLI maps them to exit codes in one place
+ * (`exitCodeFor`): a bad scenario or an unreachable broker is exit 2, a failed gate is 1.
+ */
+
+export class LoadgenError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** One problem found while validating a scenario. */
+export interface ScenarioIssue {
+  /** Dotted field path, e.g. `rate.perSecond`; empty for the document root. */
+  path: string;
+  expected: string;
+  got: string;
+}
+
+/** The scenario file cannot be read, parsed or validated. */
+export class ScenarioError extends LoadgenError {
+  readonly file: string;
+  readonly issues: ScenarioIssue[];
+  constructor(file: string, issues: ScenarioIssue[], options?: { cause?: unknown }) {
+    const lines = issues.map((i) => `  at ${i.path || "(root)"}: expected ${i.expected}, got ${i.got}`);
+    super(`invalid scenario ${file}:\n${lines.join("\n")}`, options);
+    this.file = file;
+    this.issues = issues;
+  }
+}
+
+/** Bad command-line usage (e.g. a malformed `--set` or `--shard`). */
+export class UsageError extends LoadgenError {}
+
+/** The broker could not be started or reached. */
+export class BrokerUnreachableError extends LoadgenError {
+  readonly target: string;
+  constructor(target: string, message: string, options?: { cause?: unknown }) {
+    super(`broker at ${target} unreachable: ${message}`, options);
+    this.target = target;
+  }
+}
+
+/** The driver reported a failure that stops the run (setup RPCs failing, streams refused). */
+export class DriverError extends LoadgenError {
+  readonly driver: string;
+  constructor(driver: string, message: string, options?: { cause?: unknown }) {
+    super(`${driver}: ${message}`, options);
+    this.driver = driver;
+  }
+}
+
+/** A report file is missing or not a result this version understands. */
+export class ReportError extends LoadgenError {}
+
+/** Exit codes of `ratatoskr bench` / `ratatoskr report`. */
+export const EXIT_OK = 0;
+export const EXIT_GATE_FAILED = 1;
+export const EXIT_BAD_INPUT = 2;
+
+/**
+ * Any error that ends a run before gates could be judged (bad scenario, usage, unreachable
+ * broker, driver failure, unreadable report, or an unexpected bug) is exit 2: the run says
+ * nothing about the broker's promises. Exit 1 is reserved for gates, decided in gates.ts.
+ */
+export function exitCodeFor(_err: unknown): number {
+  return EXIT_BAD_INPUT;
+}

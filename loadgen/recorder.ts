@@ -1,0 +1,133 @@
+/**
+ * The run's measurements: whole-run HDR histograms (publish latency, end-to-end latency from
+ * the intended send time = corrected, from the actual send time = uncorrected, producer
+ * lateness) and, each second, an interval snapshot (counts, rates, interval percentiles, the
+ * encoded interval histogram of corrected e2e for the .hlog).
+ *
+ * Hot-path methods only call recordValue; the per-second work happens in `closeInterval`.
+ */
+import { clampUs, encodeHistogram, newHistogram, type Histogram } from "./histogram.js";
+
+export type Phase = "connect" | "warmup" | "measure" | "drain" | "teardown";
+
+export interface IntervalPoint {
+  /** Seconds since the start of the run (end of the interval). */
+  t: number;
+  phase: Phase;
+  published: number;
+  delivered: number;
+  publishRate: number;
+  deliveryRate: number;
+  e2eP50Us: number;
+  e2eP99Us: number;
+  e2eP999Us: number;
+  e2eMaxUs: number;
+  publishP99Us: number;
+  latenessP99Us: number;
+  brokerCpuPercent?: number;
+  brokerRssBytes?: number;
+}
+
+export interface EncodedInterval {
+  startMs: number;
+  endMs: number;
+  histogram: string;
+}
+
+export class Recorder {
+  readonly publishLatency: Histogram = newHistogram();
+  readonly e2e: Histogram = newHistogram();
+  readonly e2eUncorrected: Histogram = newHistogram();
+  readonly lateness: Histogram = newHistogram();
+
+  private readonly ivE2e: Histogram = newHistogram();
+  private readonly ivPublish: Histogram = newHistogram();
+  private readonly ivLateness: Histogram = newHistogram();
+  private ivPublished = 0;
+  private ivDelivered = 0;
+
+  /** Totals over all phases. */
+  published = 0;
+  delivered = 0;
+  publishErrors = 0;
+  /** Totals over the measure phase (the throughput figures). */
+  measuredPublished = 0;
+  measuredDelivered = 0;
+
+  readonly series: IntervalPoint[] = [];
+  readonly intervals: EncodedInterval[] = [];
+  /** Whether histograms record now (measure and drain phases). */
+  measuring = false;
+  phase: Phase = "connect";
+
+  /**
+   * A publish batch of `count` messages was acknowledged `latencyUs` after it was sent (the
+   * broker's service time; the wait before sending is in `lateness`).
+   */
+  recordPublish(count: number, latencyUs: number): void {
+    this.published += count;
+    this.ivPublished += count;
+    if (this.phase === "measure") this.measuredPublished += count;
+    if (!this.measuring || count === 0) return;
+    const v = clampUs(latencyUs);
+    this.publishLatency.recordValueWithCount(v, count);
+    this.ivPublish.recordValueWithCount(v, count);
+  }
+
+  /** How late a (non-warmup) message left relative to its intended send time. */
+  recordLateness(latenessUs: number): void {
+    if (!this.measuring) return;
+    const l = clampUs(latenessUs);
+    this.lateness.recordValue(l);
+    this.ivLateness.recordValue(l);
+  }
+
+  recordPublishError(count: number): void {
+    this.publishErrors += count;
+  }
+
+  /** A first delivery; `warmup` messages count as delivered but are not timed. */
+  recordDelivery(correctedUs: number, uncorrectedUs: number, warmup: boolean): void {
+    this.delivered++;
+    this.ivDelivered++;
+    if (this.phase === "measure") this.measuredDelivered++;
+    if (warmup || !this.measuring) return;
+    const c = clampUs(correctedUs);
+    this.e2e.recordValue(c);
+    this.ivE2e.recordValue(c);
+    this.e2eUncorrected.recordValue(clampUs(uncorrectedUs));
+  }
+
+  /** Close the current interval: append a series point and the encoded e2e interval histogram. */
+  closeInterval(tSec: number, startMs: number, endMs: number, extra: Partial<IntervalPoint> = {}): IntervalPoint {
+    const secs = Math.max(1e-3, (endMs - startMs) / 1000);
+    const point: IntervalPoint = {
+      t: Math.round(tSec * 1000) / 1000,
+      phase: this.phase,
+      published: this.ivPublished,
+      delivered: this.ivDelivered,
+      publishRate: Math.round(this.ivPublished / secs),
+      deliveryRate: Math.round(this.ivDelivered / secs),
+      e2eP50Us: this.ivE2e.getValueAtPercentile(50),
+      e2eP99Us: this.ivE2e.getValueAtPercentile(99),
+      e2eP999Us: this.ivE2e.getValueAtPercentile(99.9),
+      e2eMaxUs: this.ivE2e.totalCount ? this.ivE2e.maxValue : 0,
+      publishP99Us: this.ivPublish.getValueAtPercentile(99),
+      latenessP99Us: this.ivLateness.getValueAtPercentile(99),
+      ...extra,
+    };
+    this.series.push(point);
+    if (this.ivE2e.totalCount > 0) this.intervals.push({ startMs, endMs, histogram: encodeHistogram(this.ivE2e) });
+    this.ivE2e.reset();
+    this.ivPublish.reset();
+    this.ivLateness.reset();
+    this.ivPublished = 0;
+    this.ivDelivered = 0;
+    return point;
+  }
+
+  /** p99 of corrected e2e so far (for the progress line). */
+  e2eP99SoFarUs(): number {
+    return this.e2e.getValueAtPercentile(99);
+  }
+}
