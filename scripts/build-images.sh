@@ -42,7 +42,7 @@ ctx=build/image
 rm -rf "$ctx"
 mkdir -p "$ctx/node_modules"
 cp -r dist proto package.json package-lock.json "$ctx/"
-cp docker/Dockerfile "$ctx/Dockerfile"
+cp docker/Dockerfile docker/healthcheck.mjs "$ctx/"
 # Production dependencies only, read from npm's own tree (read-only: nothing in the shared
 # node_modules is touched). Hard links keep the copy instant and free; each package is copied
 # without its nested node_modules, which npm lists separately when they are needed.
