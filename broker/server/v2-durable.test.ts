@@ -1,0 +1,46 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { startV2TestServer, TestConsumer, waitFor, type V2TestServer } from "./v2-test-kit.js";
+
+describe("v2 on the durable store", () => {
+  const dirs: string[] = [];
+  const servers: V2TestServer[] = [];
+  afterEach(async () => {
+    for (const s of servers.splice(0)) await s.close().catch(() => undefined);
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  it("keeps subscriptions and ack state across a restart and redelivers only what was not acked", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "ratatoskr-v2-"));
+    dirs.push(dataDir);
+    const first = await startV2TestServer({ dataDir });
+    servers.push(first);
+    await first.api.createTopic({ name: "orders" });
+    await first.api.createSubscription({ name: "billing", topic: "orders", config: { ackDeadlineMs: 60_000 } });
+    const c = new TestConsumer(first.client, "billing");
+    await waitFor(async () => (await first.api.getSubscription("billing")).stats?.consumerCount === 1, "consumer");
+    await first.api.publishText("orders", ["o1", "o2", "o3", "o4", "o5"]);
+    await c.waitForDeliveries(5);
+    const ids = c.deliveries.map((d) => d.ackId);
+    c.ack([ids[0]!, ids[1]!, ids[3]!]);
+    await waitFor(async () => (await first.api.getSubscription("billing")).stats?.ackFloor === 2, "acks applied");
+    await first.close();
+    servers.pop();
+
+    const second = await startV2TestServer({ dataDir });
+    servers.push(second);
+    const sub = await second.api.getSubscription("billing");
+    expect(sub.config?.ackDeadlineMs).toBe(60_000);
+    expect(sub.stats?.ackFloor).toBe(2);
+    const again = new TestConsumer(second.client, "billing", { autoAck: true });
+    await again.waitForDeliveries(2);
+    expect(again.texts()).toEqual(["o3", "o5"]);
+    expect(again.deliveries.map((d) => d.message!.sequence)).toEqual([3, 5]);
+    const seqs = await second.api.publishText("orders", ["o6"]);
+    expect(seqs).toEqual([6]);
+    await again.waitForDeliveries(3);
+    again.cut();
+  });
+});
