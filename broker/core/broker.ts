@@ -138,17 +138,23 @@ export class Broker {
     const now = this.clock.nowMs();
     const outcomes: PublishOutcome[] = new Array(inputs.length);
     const fresh: StoredMessage[] = [];
+    // A producer id repeated inside one batch is a duplicate of its first occurrence.
+    let batchIds: Map<string, number> | undefined;
+    let repeats: Array<[index: number, first: number]> | undefined;
     let incomingBytes = 0;
     for (let i = 0; i < inputs.length; i++) {
       const input = inputs[i]!;
       const attributes = input.attributes ?? {};
       if (input.messageId !== undefined && input.messageId !== "") {
         const seen = topic.dedup.lookup(input.messageId, now);
-        if (seen !== undefined) {
+        const firstInBatch = batchIds?.get(input.messageId);
+        if (seen !== undefined || firstInBatch !== undefined) {
           topic.duplicates++;
-          outcomes[i] = { id: input.messageId, sequence: seen, publishTimeMs: now, duplicate: true };
+          outcomes[i] = { id: input.messageId, sequence: seen ?? 0, publishTimeMs: now, duplicate: true };
+          if (seen === undefined) (repeats ??= []).push([i, firstInBatch!]);
           continue;
         }
+        (batchIds ??= new Map()).set(input.messageId, i);
       }
       const message: StoredMessage = {
         id: input.messageId || randomUUID(),
@@ -174,6 +180,7 @@ export class Broker {
       outcomes[outcomeIndex]!.sequence = message.sequence;
       outcomeIndex++;
     }
+    if (repeats) for (const [index, first] of repeats) outcomes[index]!.sequence = outcomes[first]!.sequence;
     this.totalPublished += fresh.length;
     if (fresh.length > 0) await this.commit(topic, fresh);
     return outcomes;

@@ -93,8 +93,13 @@ describe("v2 topics, publish and subscriptions over gRPC", () => {
       ["order-2", 2, true],
       ["order-3", 3, false],
     ]);
+    const inBatch = await srv.api.publish(name, [{ payload: Buffer.from("d"), messageId: "order-4" }, { payload: Buffer.from("d"), messageId: "order-4" }]);
+    expect(inBatch.results.map((r) => [r.sequence, r.duplicate])).toEqual([
+      [4, false],
+      [4, true],
+    ]);
     const topic = await srv.api.getTopic(name);
-    expect(topic.stats).toMatchObject({ published: 3, duplicates: 1, retainedMessages: 3 });
+    expect(topic.stats).toMatchObject({ published: 4, duplicates: 2, retainedMessages: 4 });
   });
 
   it("creates, gets, lists and deletes subscriptions", async () => {
