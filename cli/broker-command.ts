@@ -1,3 +1,4 @@
+import { logVerbosity, setLogger, setLogVerbosity } from "@grpc/grpc-js";
 import type { Argv, CommandModule } from "yargs";
 import { DEFAULT_CONFIG, type BrokerServerConfig } from "../broker/server/config.js";
 import { createLogger, type LogLevel } from "../broker/server/logger.js";
@@ -98,6 +99,10 @@ export const brokerCommand: CommandModule = {
 
 async function runBroker(config: BrokerServerConfig): Promise<void> {
   const log = createLogger(config.logLevel);
+  // grpc-js prints its own "E …" lines on stderr (e.g. a second copy of a bind failure);
+  // route them into the JSON log instead, so stderr carries only our one startup error line.
+  setLogger({ error: (...args: unknown[]) => log.debug("grpc-js", { message: args.map(String).join(" ") }) });
+  setLogVerbosity(config.logLevel === "debug" ? logVerbosity.DEBUG : logVerbosity.ERROR);
   let running: RunningBroker;
   try {
     running = await startBroker(config, log);
