@@ -1,11 +1,82 @@
-import type { CommandModule } from "yargs";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Argv, CommandModule } from "yargs";
+import { exitCodeFor, EXIT_GATE_FAILED, EXIT_OK } from "../loadgen/errors.js";
+import { compareMarkdown } from "../loadgen/report-compare.js";
+import { readResult, renderReport, writeReport } from "../loadgen/report-files.js";
+import { mergeResults } from "../loadgen/report-merge.js";
+import { printSummary } from "../loadgen/bench.js";
 
-// Placeholder until its issue lands.
+interface ReportArgs {
+  results: string[];
+  out?: string;
+}
+
+const out = (s: string) => process.stdout.write(`${s}\n`);
+
+async function guarded(fn: () => number): Promise<void> {
+  try {
+    process.exitCode = fn();
+  } catch (err) {
+    process.stderr.write(`ratatoskr report: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = exitCodeFor(err);
+  }
+}
+
+const merge: CommandModule<object, ReportArgs> = {
+  command: "merge <results..>",
+  describe: "merge the result.json files (or report dirs) of a run's shards into one report",
+  builder: (y: Argv) =>
+    y
+      .positional("results", { type: "string", array: true, demandOption: true })
+      .option("out", { type: "string", demandOption: true, describe: "directory for the merged report" }) as unknown as Argv<ReportArgs>,
+  handler: (args) =>
+    guarded(() => {
+      const merged = mergeResults(args.results.map(readResult));
+      writeReport(args.out!, merged);
+      printSummary(merged, args.out!, out);
+      return merged.passed ? EXIT_OK : EXIT_GATE_FAILED;
+    }),
+};
+
+const compare: CommandModule<object, ReportArgs> = {
+  command: "compare <results..>",
+  describe: "put runs side by side (the first is the baseline); markdown on stdout",
+  builder: (y: Argv) =>
+    y
+      .positional("results", { type: "string", array: true, demandOption: true })
+      .option("out", { type: "string", describe: "also write the comparison to this .md file" }) as unknown as Argv<ReportArgs>,
+  handler: (args) =>
+    guarded(() => {
+      const md = compareMarkdown(args.results.map(readResult));
+      if (args.out) writeFileSync(args.out, md);
+      out(md);
+      return EXIT_OK;
+    }),
+};
+
+const render: CommandModule<object, ReportArgs> = {
+  command: "render <results..>",
+  describe: "re-render report.md, report.html, .hgrm and .hlog from result.json",
+  builder: (y: Argv) =>
+    y
+      .positional("results", { type: "string", array: true, demandOption: true })
+      .option("out", { type: "string", describe: "output directory (default: beside each result.json)" }) as unknown as Argv<ReportArgs>,
+  handler: (args) =>
+    guarded(() => {
+      for (const p of args.results) {
+        const dir = args.out ?? (p.endsWith(".json") ? join(p, "..") : p);
+        const files = renderReport(dir, readResult(p));
+        out(`rendered ${files.length} files in ${dir}/`);
+      }
+      return EXIT_OK;
+    }),
+};
+
+// `ratatoskr report merge|compare|render`.
 export const reportCommand: CommandModule = {
   command: "report",
-  describe: "not implemented yet",
-  handler: () => {
-    process.stderr.write("ratatoskr report: not implemented yet\n");
-    process.exitCode = 2;
-  },
+  describe: "work with bench reports: merge shards, compare runs, re-render",
+  builder: (y: Argv) => y.command(merge).command(compare).command(render).demandCommand(1, "Name a report command: merge, compare or render."),
+  handler: () => undefined,
 };

@@ -46,8 +46,10 @@ export class PublisherGroup {
   private spec: PhaseSpec | undefined;
   private scheduled: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private scheduledIsTimer = false;
+  private scheduledAtUs = 0;
   private phaseDone: (() => void) | undefined;
   private stopped = false;
+  private readonly lingerUs: number;
 
   constructor(
     producers: readonly ProducerPlan[],
@@ -56,8 +58,9 @@ export class PublisherGroup {
     private readonly clock: Clock,
     private readonly recorder: Recorder,
     private readonly listener: PublishListener,
-    private readonly opts: { batchSize: number; maxInFlightBatches: number; messageSizeBytes: number; payload: "random" | "zeros" },
+    private readonly opts: { batchSize: number; lingerMs: number; maxInFlightBatches: number; messageSizeBytes: number; payload: "random" | "zeros" },
   ) {
+    this.lingerUs = opts.lingerMs * 1000;
     this.states = producers.map((plan) => ({
       plan,
       limiter: new RateLimiter(clock, Infinity, 0, 0),
@@ -108,8 +111,10 @@ export class PublisherGroup {
 
   private schedule(waitUs: number): void {
     if (this.stopped) return;
+    const deadline = this.clock.nowUs() + waitUs;
     if (this.scheduled !== undefined) {
-      if (!this.scheduledIsTimer || waitUs >= 1000) return;
+      // An immediate runs first anyway; a timer is replaced only by an earlier deadline.
+      if (!this.scheduledIsTimer || deadline >= this.scheduledAtUs) return;
       this.cancelSchedule();
     }
     // Sub-millisecond waits spin on setImmediate (on time); longer ones use a timer.
@@ -121,6 +126,7 @@ export class PublisherGroup {
       });
     } else {
       this.scheduledIsTimer = true;
+      this.scheduledAtUs = deadline;
       this.scheduled = setTimeout(() => {
         this.scheduled = undefined;
         this.tick();
@@ -146,6 +152,17 @@ export class PublisherGroup {
         if (due <= 0) {
           minWait = Math.min(minWait, s.limiter.waitUs(now));
           break;
+        }
+        // Linger: hold a partial batch until it fills or its oldest message waited lingerMs.
+        if (due < this.opts.batchSize && !s.limiter.unthrottled && !s.limiter.finalDue(due)) {
+          const oldest = s.limiter.nextIntendedUs(now);
+          const lingerLeft = oldest + this.lingerUs - now;
+          const untilEnd = spec.endUs - now;
+          if (lingerLeft > 0 && untilEnd > 0) {
+            const untilFull = s.limiter.waitUs(now) + ((this.opts.batchSize - due - 1) * 1e6) / s.limiter.ratePerSecond;
+            minWait = Math.min(minWait, lingerLeft, Math.max(0, untilFull), untilEnd);
+            break;
+          }
         }
         this.sendBatch(s, Math.min(due, this.opts.batchSize), now, spec);
         now = this.clock.nowUs();

@@ -48,6 +48,11 @@ export class RateLimiter {
     return Math.max(0, Math.min(remaining, dueTotal - this.issued));
   }
 
+  /** True when `due` messages are all this limiter has left to issue. */
+  finalDue(due: number): boolean {
+    return this.issued + due >= this.limit;
+  }
+
   /** Intended time of the next message to be taken. */
   nextIntendedUs(nowUs = this.clock.nowUs()): number {
     return this.intervalUs === 0 ? nowUs : this.startUs + this.issued * this.intervalUs;

@@ -58,6 +58,11 @@ export const scenarioSchema = z
     producers: positiveInt,
     messageSizeBytes: z.number().int().min(40).max(4 * 1024 * 1024).default(128),
     batchSize: positiveInt.default(100),
+    /**
+     * Fixed rate: how long a producer may hold due messages to fill a batch before sending a
+     * partial one. The wait counts in e2e latency (it is measured from the intended time).
+     */
+    lingerMs: nonNegative.default(5),
     /** Offered rate in messages per second over all producers, or `unthrottled`. */
     rate: z.union([z.literal("unthrottled"), z.number().positive()]).default("unthrottled"),
     /** Measured messages (excludes warmup). Exactly one of messages / durationSeconds. */

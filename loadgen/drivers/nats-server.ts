@@ -1,0 +1,128 @@
+/**
+ * The embedded peer: a `nats-server` from PATH as a child process, bound to 127.0.0.1 with a
+ * server-chosen free port (`-p -1`: the server binds port 0 itself, so no probe-then-bind race),
+ * JetStream enabled with a temporary store directory. Ready once it logs "Server is ready";
+ * stopped with SIGTERM by PID (SIGKILL after a grace period), its store directory removed.
+ * Its CPU and RSS are sampled from /proc/<pid> like the embedded reference broker's.
+ */
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import { BrokerUnreachableError } from "../errors.js";
+import type { EmbeddedBroker } from "../broker-process.js";
+
+export const NATS_INSTALL_HINT = "install it with `apt-get install -y nats-server` (Debian package nats-server), or pass --target host:port of a running server";
+
+/** Raised when no nats-server binary is found. */
+export class NatsServerMissingError extends BrokerUnreachableError {
+  constructor(searched: string[]) {
+    super("embedded nats-server", `nats-server was not found on PATH (looked in ${searched.join(", ")}); ${NATS_INSTALL_HINT}`);
+  }
+}
+
+export interface NatsServerOptions {
+  /** PATH to search (default process.env.PATH). /usr/sbin is searched too: Debian installs there. */
+  path?: string;
+  /** Deadline for the "Server is ready" line. */
+  timeoutMs?: number;
+}
+
+export interface EmbeddedNatsServer extends EmbeddedBroker {
+  /** `nats-server --version`, e.g. "v2.9.10". */
+  version: string;
+  storeDir: string;
+}
+
+/** Absolute path of nats-server, or throws NatsServerMissingError. */
+export function findNatsServer(path = process.env.PATH ?? ""): string {
+  const dirs = [...path.split(delimiter).filter((d) => d !== ""), "/usr/sbin", "/usr/local/sbin"];
+  const searched = [...new Set(dirs)];
+  for (const d of searched) {
+    const candidate = join(d, "nats-server");
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  throw new NatsServerMissingError(searched);
+}
+
+export function natsServerVersion(binary: string): string {
+  try {
+    const out = execFileSync(binary, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    return /v\d+\.\d+\.\d+\S*/.exec(out)?.[0] ?? out.trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+export async function startNatsServer(options: NatsServerOptions = {}): Promise<EmbeddedNatsServer> {
+  const binary = findNatsServer(options.path);
+  const version = natsServerVersion(binary);
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  const storeDir = mkdtempSync(join(tmpdir(), "ratatoskr-nats-"));
+  const args = ["-a", "127.0.0.1", "-p", "-1", "-js", "-sd", storeDir];
+  const child = spawn(binary, args, { stdio: ["ignore", "ignore", "pipe"] });
+  const cleanupDir = () => rmSync(storeDir, { recursive: true, force: true });
+  let log = "";
+
+  const port = await new Promise<number>((resolve, reject) => {
+    let listening: number | undefined;
+    let buffered = "";
+    const timer = setTimeout(() => fail(`no "Server is ready" line within ${timeoutMs} ms`), timeoutMs);
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      child.kill("SIGKILL");
+      cleanupDir();
+      reject(new BrokerUnreachableError("embedded nats-server", `${why}${log ? `; log: ${log.trim()}` : ""}`));
+    };
+    child.on("exit", (code, signal) => fail(`exited early (code ${code}, signal ${signal})`));
+    child.on("error", (err) => fail(err.message));
+    child.stderr!.on("data", function onData(d: Buffer) {
+      const text = d.toString("utf8");
+      log = (log + text).slice(-4000);
+      buffered += text;
+      let nl: number;
+      while ((nl = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        const m = /Listening for client connections on 127\.0\.0\.1:(\d+)/.exec(line);
+        if (m) listening = Number(m[1]);
+        if (line.includes("Server is ready") && listening !== undefined) {
+          clearTimeout(timer);
+          child.removeAllListeners("exit");
+          child.stderr!.off("data", onData);
+          // Keep draining its log so a full pipe never blocks the server.
+          child.stderr!.on("data", (more: Buffer) => (log = (log + more.toString("utf8")).slice(-4000)));
+          resolve(listening);
+          return;
+        }
+      }
+    });
+  });
+
+  return {
+    address: `127.0.0.1:${port}`,
+    pid: child.pid!,
+    args: [binary, ...args],
+    dataDir: storeDir,
+    storeDir,
+    version,
+    stop: () => stopChild(child).finally(cleanupDir),
+  };
+}
+
+function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill("SIGTERM");
+  });
+}
