@@ -74,7 +74,11 @@ export class SubscriptionRegistry {
       topicDeleted: (sub) => this.remove(sub, "topic_deleted", false),
     };
     for (const { record, acks } of broker.recoveredSubscriptions) {
-      if (!broker.hasTopic(record.topic)) continue;
+      if (!broker.hasTopic(record.topic)) {
+        // The topic was deleted but the process died before its subscriptions were removed.
+        void broker.store.deleteSubscription(record.name).catch(() => undefined);
+        continue;
+      }
       const topic = broker.requireTopic(record.topic);
       const sub = new Subscription(record, acks, topic.lastCommitted, this.host);
       this.subscriptions.set(record.name, sub);
