@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { ConsumeResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
 import { Lease, type LeaseHolder } from "../core/lease-table.js";
 import type { StoredMessage } from "../core/types.js";
-import { encodeConsumeResponse } from "./consume-codec.js";
+import { deliverySize, encodeConsumeResponse, splitFrames } from "./consume-codec.js";
 
 const holder: LeaseHolder = { onLeaseExpired: () => undefined };
 
@@ -43,5 +43,22 @@ describe("ConsumeResponse encoder", () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("frame splitting", () => {
+  const lease = (bytes: number, ackId: number): Lease =>
+    new Lease(ackId, { id: "id", topic: "t", sequence: ackId, payload: Buffer.alloc(bytes), attributes: {}, publishTimeMs: 1, producerId: false }, 1, bytes, holder, 0);
+
+  it("keeps every frame within the limit, in order, and sends an oversized delivery alone", () => {
+    const batch = [100, 200, 300, 5000, 100, 100, 100].map((b, i) => lease(b, i + 1));
+    const frames = splitFrames(batch, 700);
+    expect(frames.flat()).toEqual(batch);
+    for (const frame of frames) {
+      const size = encodeConsumeResponse(frame).length;
+      expect(size === frame.map(deliverySize).reduce((a, b) => a + b, 0)).toBe(true);
+      if (frame.length > 1) expect(size).toBeLessThanOrEqual(700);
+    }
+    expect(frames.map((f) => f.map((l) => l.ackId))).toEqual([[1, 2, 3], [4], [5, 6, 7]]);
   });
 });

@@ -112,6 +112,35 @@ function writeMessage(buf: Buffer, pos: number, m: StoredMessage): number {
   return pos;
 }
 
+/** Encoded size of one lease inside a ConsumeResponse (tag and length included). */
+export function deliverySize(lease: Lease): number {
+  const msg = messageSize(lease.message);
+  const delivery = 1 + varintSize(lease.ackId) + 1 + varintSize(lease.attempt) + 1 + varintSize(msg) + msg;
+  return 1 + varintSize(delivery) + delivery;
+}
+
+/**
+ * Cuts a batch into runs whose frames stay within `maxFrameBytes` (gRPC refuses to send a
+ * message above its max send size). A single delivery larger than that goes alone.
+ */
+export function splitFrames(batch: Lease[], maxFrameBytes: number): Lease[][] {
+  let total = 0;
+  let start = 0;
+  let frames: Lease[][] | undefined;
+  for (let i = 0; i < batch.length; i++) {
+    const size = deliverySize(batch[i]!);
+    if (i > start && total + size > maxFrameBytes) {
+      (frames ??= []).push(batch.slice(start, i));
+      start = i;
+      total = 0;
+    }
+    total += size;
+  }
+  if (!frames) return [batch];
+  frames.push(batch.slice(start));
+  return frames;
+}
+
 let sizes = new Float64Array(1024);
 
 /** Serializes a batch of leases as a `ratatoskr.v2.ConsumeResponse`. */

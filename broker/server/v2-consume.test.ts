@@ -155,6 +155,23 @@ describe("v2 Consume over gRPC", () => {
     expect(c.maxOutstandingBytes).toBe(900);
   });
 
+  it("stops writing to a consumer that does not read and catches up once it reads again", async () => {
+    const { topic, sub } = await topicWithSub();
+    const c = consume(sub, { autoAck: true, maxOutstandingMessages: 100_000, maxOutstandingBytes: 1 << 30 });
+    await waitForConsumers(sub, 1);
+    c.pause();
+    const payload = Buffer.alloc(4096, 1);
+    const batches = 60;
+    for (let i = 0; i < batches; i++) await srv.api.publish(topic, Array.from({ length: 50 }, () => ({ payload })));
+    // Every publish has been fanned out by now; a broker ignoring write() → false would have
+    // leased all of them into the stalled stream.
+    const stalled = await srv.api.getSubscription(sub);
+    expect(stalled.stats!.nextSequence).toBeLessThan(batches * 50);
+    c.resume();
+    await c.waitForDeliveries(batches * 50);
+    expect(c.deliveries.map((d) => d.message!.sequence)).toEqual(Array.from({ length: batches * 50 }, (_, i) => i + 1));
+  });
+
   it("ends a Consume stream whose first frame lacks start with INVALID_ARGUMENT, leaving others alone", async () => {
     const { topic, sub } = await topicWithSub();
     const healthy = consume(sub, { autoAck: true });

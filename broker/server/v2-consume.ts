@@ -4,6 +4,7 @@ import { InvalidArgumentError } from "../core/errors.js";
 import type { Lease } from "../core/lease-table.js";
 import { resolveFlowLimits, type SubscriptionRegistry } from "../core/subscription-registry.js";
 import type { ConsumeRequest } from "../../proto/gen/ratatoskr/v2/broker.js";
+import { splitFrames } from "./consume-codec.js";
 import { bidiStream } from "./handlers.js";
 import type { Logger } from "./logger.js";
 import { statusError, toStatus } from "./status.js";
@@ -17,7 +18,7 @@ export type ConsumeCall = ServerDuplexStream<ConsumeRequest, Lease[]>;
  * When the client goes away (cancel, half-close, error) its leases are redelivered.
  * `open` tracks live streams so shutdown can end even those that never sent `start`.
  */
-export function consumeHandler(registry: SubscriptionRegistry, log: Logger, open: Set<() => void>) {
+export function consumeHandler(registry: SubscriptionRegistry, log: Logger, open: Set<() => void>, maxFrameBytes: number) {
   return bidiStream<ConsumeRequest, Lease[]>(log, (call: ConsumeCall) => {
     let consumer: Consumer | undefined;
     let finished = false;
@@ -40,7 +41,10 @@ export function consumeHandler(registry: SubscriptionRegistry, log: Logger, open
     const sink: ConsumerSink = {
       send(batch: Lease[]): boolean {
         if (finished) return true;
-        const writable = call.write(batch);
+        // The leases are taken already, so every frame is written; the return value only
+        // stops the next pump until the transport drains.
+        let writable = true;
+        for (const frame of splitFrames(batch, maxFrameBytes)) writable = call.write(frame) && writable;
         if (!writable) call.once("drain", () => consumer?.resume());
         return writable;
       },

@@ -17,6 +17,11 @@ import {
   topicToWire,
 } from "./v2-wire.js";
 
+/** Consume frames stay well under the max send size; 1 MiB already batches thousands of small messages. */
+export function maxFrameBytes(maxMessageBytes: number): number {
+  return Math.max(1024, Math.min(1 << 20, maxMessageBytes - 4096));
+}
+
 /** How often leases expire, backoffs end, ack state is persisted and interest retention runs. */
 export const V2_TICK_MS = 20;
 
@@ -24,7 +29,7 @@ export const V2_TICK_MS = 20;
  * Registers `ratatoskr.v2.Broker` on the shared core. Returns the shutdown hook: it ends
  * every Consume stream with UNAVAILABLE and persists ack state (before the store closes).
  */
-export function addV2Service(server: Server, broker: Broker, _config: BrokerServerConfig, log: Logger): () => void {
+export function addV2Service(server: Server, broker: Broker, config: BrokerServerConfig, log: Logger): () => void {
   const registry = new SubscriptionRegistry(broker);
   const startedAtMs = broker.clock.nowMs();
   const openStreams = new Set<() => void>();
@@ -70,7 +75,7 @@ export function addV2Service(server: Server, broker: Broker, _config: BrokerServ
       await registry.delete(req.name);
       return {};
     }),
-    consume: consumeHandler(registry, log, openStreams),
+    consume: consumeHandler(registry, log, openStreams, maxFrameBytes(config.maxMessageBytes)),
     getBrokerStats: unary(log, () => brokerStatsToWire(collectBrokerStats(broker, registry, startedAtMs))),
   };
 

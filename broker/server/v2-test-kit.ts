@@ -183,6 +183,15 @@ export class TestConsumer {
     return this.deliveries.map((d) => d.message!.payload.toString());
   }
 
+  /** Stops reading from the stream (the transport's flow control then pushes back on the server). */
+  pause(): void {
+    this.stream.pause();
+  }
+
+  resume(): void {
+    this.stream.resume();
+  }
+
   /** Cuts the stream abruptly (as a crashed client would). */
   cut(): void {
     this.stream.cancel();
