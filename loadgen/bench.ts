@@ -27,6 +27,8 @@ export interface BenchArgs {
   runId?: string;
   startAt?: number;
   quiet: boolean;
+  /** How long to wait for the broker's channels at connect (default 10 s). */
+  connectTimeoutMs?: number;
 }
 
 export function timestamp(d = new Date()): string {
@@ -55,7 +57,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
       target,
       connections: scenario.connections,
       maxOutstandingMessages: scenario.maxOutstandingMessages,
-      connectTimeoutMs: 10_000,
+      connectTimeoutMs: args.connectTimeoutMs ?? 10_000,
     });
     const pid = embedded?.pid;
     const sampleBroker = async () => {

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { extname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { BrokerUnreachableError } from "./errors.js";
 import type { Scenario } from "./scenario.js";
 
@@ -26,6 +26,20 @@ export function cliEntry(): string {
   return join(here, "..", "..", "cli", `main${extname(here)}`);
 }
 
+/**
+ * Node flags for the child: ours, plus the tsx loader when running from TypeScript sources
+ * without it in execArgv (e.g. under vitest, which transforms in-process).
+ */
+function nodeArgs(): string[] {
+  const args = [...process.execArgv];
+  const fromSource = cliEntry().endsWith(".ts");
+  if (fromSource && !args.some((a) => a.includes("tsx"))) {
+    const loader = join(fileURLToPath(import.meta.url), "..", "..", "node_modules", "tsx", "dist", "loader.mjs");
+    args.push("--import", pathToFileURL(loader).href);
+  }
+  return args;
+}
+
 export function brokerArgs(broker: Scenario["broker"], dataDir: string | undefined): string[] {
   const args = ["broker", "--host", "127.0.0.1", "--port", "0", "--log-level", "info"];
   if (dataDir) args.push("--data-dir", dataDir);
@@ -38,7 +52,7 @@ export function brokerArgs(broker: Scenario["broker"], dataDir: string | undefin
 export async function startEmbeddedBroker(broker: Scenario["broker"], timeoutMs = 20_000): Promise<EmbeddedBroker> {
   const dataDir = broker.storage === "durable" ? mkdtempSync(join(tmpdir(), "ratatoskr-bench-")) : undefined;
   const args = brokerArgs(broker, dataDir);
-  const child = spawn(process.execPath, [...process.execArgv, cliEntry(), ...args], {
+  const child = spawn(process.execPath, [...nodeArgs(), cliEntry(), ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NODE_OPTIONS: process.env.NODE_OPTIONS ?? "" },
   });

@@ -6,7 +6,7 @@
  */
 import type { Environment } from "./environment.js";
 import { evaluateGates, allPassed, type GateResult } from "./gates.js";
-import { encodeHistogram, summarize, type LatencySummary } from "./histogram.js";
+import { decodeHistogram, encodeHistogram, summarize, type LatencySummary } from "./histogram.js";
 import type { Plan } from "./plan.js";
 import type { EncodedInterval, IntervalPoint } from "./recorder.js";
 import type { PhaseTiming, RunOutcome, StreamErrorInfo } from "./runner.js";
@@ -128,11 +128,18 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
     offeredRate: offered,
     achievedRateRatio: offered === null ? null : round3(publishRate / offered),
   };
+  const histograms = {
+    e2e: encodeHistogram(r.e2e),
+    e2eUncorrected: encodeHistogram(r.e2eUncorrected),
+    publish: encodeHistogram(r.publishLatency),
+    lateness: encodeHistogram(r.lateness),
+  };
+  // Derived from the stored (encoded) form, so that a merge of shards reproduces them exactly.
   const latency = {
-    e2e: summarize(r.e2e),
-    e2eUncorrected: summarize(r.e2eUncorrected),
-    publish: summarize(r.publishLatency),
-    lateness: summarize(r.lateness),
+    e2e: summarize(decodeHistogram(histograms.e2e)),
+    e2eUncorrected: summarize(decodeHistogram(histograms.e2eUncorrected)),
+    publish: summarize(decodeHistogram(histograms.publish)),
+    lateness: summarize(decodeHistogram(histograms.lateness)),
   };
   const result: RunResult = {
     schemaVersion: RESULT_SCHEMA_VERSION,
@@ -159,12 +166,7 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
     counts,
     throughput,
     latency,
-    histograms: {
-      e2e: encodeHistogram(r.e2e),
-      e2eUncorrected: encodeHistogram(r.e2eUncorrected),
-      publish: encodeHistogram(r.publishLatency),
-      lateness: encodeHistogram(r.lateness),
-    },
+    histograms,
     series: r.series,
     intervalHistograms: r.intervals,
     gates: [],

@@ -13,10 +13,10 @@ const nonNegativeInt = z.number().int().nonnegative();
 const nonNegative = z.number().nonnegative();
 const ratio = z.number().min(0).max(1);
 
-const subscriptionsSchema = z.union([
-  z.strictObject({ perTopic: positiveInt }),
-  z.strictObject({ total: positiveInt }),
-]);
+const subscriptionsSchema = z.union(
+  [z.strictObject({ perTopic: positiveInt }), z.strictObject({ total: positiveInt })],
+  { error: "{ perTopic: n } or { total: n }" },
+);
 
 const brokerSchema = z.strictObject({
   /** `memory` (default) or `durable` (the embedded broker gets a temporary --data-dir). */
@@ -64,7 +64,7 @@ export const scenarioSchema = z
      */
     lingerMs: nonNegative.default(5),
     /** Offered rate in messages per second over all producers, or `unthrottled`. */
-    rate: z.union([z.literal("unthrottled"), z.number().positive()]).default("unthrottled"),
+    rate: z.union([z.literal("unthrottled"), z.number().positive()], { error: 'a positive number (messages/s) or "unthrottled"' }).default("unthrottled"),
     /** Measured messages (excludes warmup). Exactly one of messages / durationSeconds. */
     messages: positiveInt.optional(),
     durationSeconds: z.number().positive().optional(),
@@ -165,6 +165,7 @@ function describeIssue(issue: Issue, raw: unknown, prefix: (string | number)[] =
       const branches = issue.errors;
       const deep = branches.filter((b) => b.every((i) => i.path.length > 0 || i.code === "unrecognized_keys"));
       if (deep.length === 1) return deep[0]!.flatMap((i) => describeIssue(i, raw, path));
+      if (issue.message && issue.message !== "Invalid input") return [{ path: at, expected: issue.message, got }];
       const alts = branches.map((b) => b.map((i) => altName(i)).join(" and ")).join(", or ");
       return [{ path: at, expected: alts, got }];
     }
