@@ -98,3 +98,32 @@ describe("v1 limits", () => {
     expect((await s.api.topicExists({ name: "anything" })).exists).toBe(false);
   });
 });
+
+describe("v1 memory budget", () => {
+  it("refuses a Publish past the budget with RESOURCE_EXHAUSTED and marks such batch items resource_exhausted", async () => {
+    const small = await startV1TestServer({ config: { memoryBudgetBytes: 1_000 } });
+    try {
+      const topic = uniqueTopic("budget");
+      await expect(small.api.publish({ topic, payload: Buffer.alloc(2_000), metadata: {} })).rejects.toMatchObject({
+        code: status.RESOURCE_EXHAUSTED,
+        details: expect.stringMatching(/budget/),
+      });
+      const res = await small.api.publishBatch({
+        topic,
+        messages: [
+          { topic: "", payload: Buffer.alloc(10), metadata: {} },
+          { topic: uniqueTopic("budget-big"), payload: Buffer.alloc(2_000), metadata: {} },
+          { topic: "", payload: Buffer.alloc(10), metadata: {} },
+        ],
+      });
+      expect(res.results.map((r) => [r.success, r.error])).toEqual([
+        [true, ""],
+        [false, "resource_exhausted"],
+        [true, ""],
+      ]);
+      expect([res.successCount, res.errorCount]).toEqual([2, 1]);
+    } finally {
+      await small.close();
+    }
+  });
+});
