@@ -1,6 +1,7 @@
 // The broker image under test, started the house way: host networking (all traffic on
 // 127.0.0.1), a free port chosen here and passed by RATATOSKR_PORT, readiness from the broker's
 // "listening" log line, never withExposedPorts (host mode has no port mappings).
+import { randomUUID } from "node:crypto";
 import { createServer } from "node:net";
 import { GenericContainer, getContainerRuntimeClient, Wait, type StartedTestContainer } from "testcontainers";
 import { BROKER_IMAGE } from "./docker-engine.js";
@@ -67,7 +68,8 @@ const LISTENING = /"msg":"listening"/;
 export async function startBrokerContainer(options: BrokerContainerOptions = {}): Promise<BrokerContainer> {
   const port = options.port ?? (await freePort());
   const c = new HostNetContainer(BROKER_IMAGE)
-    .withEnvironment({ RATATOSKR_LOG_LEVEL: "info", ...options.env, RATATOSKR_HOST: "127.0.0.1", RATATOSKR_PORT: String(port) })
+    // Log level info at least: readiness is the "listening" line.
+    .withEnvironment({ ...options.env, RATATOSKR_LOG_LEVEL: "info", RATATOSKR_HOST: "127.0.0.1", RATATOSKR_PORT: String(port) })
     .withWaitStrategy(Wait.forLogMessage(LISTENING))
     .withStartupTimeout(options.startupTimeoutMs ?? 30_000);
   if (options.volume !== undefined) c.withNamedVolume(options.volume, "/data");
@@ -76,9 +78,25 @@ export async function startBrokerContainer(options: BrokerContainerOptions = {})
   if (options.healthIntervalMs !== undefined) {
     c.withHealthCheck({ test: ["CMD", "/usr/bin/node", "/app/healthcheck.mjs"], interval: options.healthIntervalMs, timeout: 3_000, retries: 3 });
   }
+  // A label of our own, so a container whose start failed (testcontainers stops it but leaves it
+  // behind) can be found and removed by this call, and by nothing else.
+  const startId = randomUUID();
+  c.withLabels({ "ratatoskr.e2e.start": startId });
   const t0 = performance.now();
-  const container = await c.start();
+  let container: StartedTestContainer;
+  try {
+    container = await c.start();
+  } catch (err) {
+    await removeByStartLabel(startId);
+    throw err;
+  }
   return { container, id: container.getId(), port, address: `127.0.0.1:${port}`, startMs: Math.round(performance.now() - t0) };
+}
+
+async function removeByStartLabel(startId: string): Promise<void> {
+  const client = await getContainerRuntimeClient();
+  const found = await client.container.dockerode.listContainers({ all: true, filters: { label: [`ratatoskr.e2e.start=${startId}`] } });
+  for (const info of found) await client.container.dockerode.getContainer(info.Id).remove({ force: true, v: true }).catch(() => undefined);
 }
 
 /** The dockerode handle of a container (kill with a signal, inspect, snapshot logs). */
