@@ -71,6 +71,7 @@ async function main(): Promise<void> {
   stream.write({ start: { subscription: "bench-sub", maxOutstandingMessages: 10_000, maxOutstandingBytes: 0, consumerName: "bench" }, ackIds: [], nackIds: [], extend: undefined });
   while ((await api.getSubscription("bench-sub")).stats?.consumerCount !== 1) await new Promise((r) => setTimeout(r, 5));
 
+  const before = await api.brokerStats();
   const started = process.hrtime.bigint();
   // The publisher runs in its own process so this one only consumes and acks.
   const publisher = fork(new URL(import.meta.url).pathname, ["--publish", address, String(total), String(batch), String(payloadBytes)], { execArgv: ["--import", "tsx"] });
@@ -94,6 +95,9 @@ async function main(): Promise<void> {
       consumedAndAckedPerSecond: Math.round(total / steadySeconds),
       includingPublisherStartPerSecond: Math.round(total / seconds),
       retainedBytesAfter: stats.retainedBytes,
+      // Broker CPU per message (publish + deliver + ack): stable even when the box is shared.
+      brokerCpuSeconds: +(stats.cpuUserSeconds + stats.cpuSystemSeconds - before.cpuUserSeconds - before.cpuSystemSeconds).toFixed(3),
+      messagesPerBrokerCpuSecond: Math.round(total / (stats.cpuUserSeconds + stats.cpuSystemSeconds - before.cpuUserSeconds - before.cpuSystemSeconds)),
       brokerRssMiB: Math.round(stats.rssBytes / 2 ** 20),
     }),
   );
