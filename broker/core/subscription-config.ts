@@ -41,6 +41,8 @@ export function normalizeSubscription(name: string, topic: string, request: Subs
     const problem = checkName(deadLetterTopic);
     if (problem) throw new InvalidArgumentError("config.dead_letter_topic", describeNameProblem(problem));
     if (deadLetterTopic === topic) throw new InvalidArgumentError("config.dead_letter_topic", "must not be the subscription's own topic");
+    // Without a delivery limit nothing would ever be dead-lettered: surely a mistake.
+    if (maxDeliveries === 0) throw new InvalidArgumentError("config.max_deliveries", "must be > 0 when dead_letter_topic is set");
   }
   return { start, config: { ackDeadlineMs, maxDeliveries, deadLetterTopic, retryBackoffMinMs, retryBackoffMaxMs } };
 }

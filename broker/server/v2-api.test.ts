@@ -130,8 +130,9 @@ describe("v2 topics, publish and subscriptions over gRPC", () => {
     await expectStatus(sub({ maxDeliveries: -1 }), status.INVALID_ARGUMENT, /config\.max_deliveries/);
     await expectStatus(sub({ start: 3, startSequence: -4 }), status.INVALID_ARGUMENT, /config\.start_sequence/);
     await expectStatus(sub({ start: 42 }), status.INVALID_ARGUMENT, /config\.start/);
-    await expectStatus(sub({ deadLetterTopic: topic }), status.INVALID_ARGUMENT, /config\.dead_letter_topic/);
-    await expectStatus(sub({ deadLetterTopic: uniqueName("gone") }), status.NOT_FOUND);
+    await expectStatus(sub({ maxDeliveries: 3, deadLetterTopic: topic }), status.INVALID_ARGUMENT, /config\.dead_letter_topic/);
+    await expectStatus(sub({ maxDeliveries: 3, deadLetterTopic: uniqueName("gone") }), status.NOT_FOUND);
+    await expectStatus(sub({ deadLetterTopic: `${topic}-dlq` }), status.INVALID_ARGUMENT, /config\.max_deliveries/);
     await expectStatus(sub({ retryBackoffMinMs: 500, retryBackoffMaxMs: 100 }), status.INVALID_ARGUMENT, /config\.retry_backoff_max_ms/);
     await expectStatus(sub({}, "bad name"), status.INVALID_ARGUMENT, /name/);
     await expectStatus(srv.api.listSubscriptions({ topic: uniqueName("nope") }), status.NOT_FOUND);
