@@ -75,6 +75,8 @@ export class Broker {
     for (const record of recovered.topics) {
       this.topics.set(record.name, new Topic(record, this.store.bounds(record.name).last));
     }
+    // De-duplication windows survive a restart: re-fill them with the producer ids the store kept.
+    for (const d of recovered.dedup) this.topics.get(d.topic)?.dedup.remember(d.id, d.sequence, d.publishTimeMs);
     this.recoveredSubscriptions = recovered.subscriptions;
   }
 
