@@ -86,6 +86,12 @@ describe("subscription engine under random schedules", () => {
               }
               // Flow control: a consumer never holds more than its limit.
               expect(entry.consumer.flow.messages).toBeLessThanOrEqual(specs[slot >> 1]!.limit);
+              // No overlap: the competing consumer holds no lease on a message just delivered here.
+              const other = slots[slot ^ 1];
+              if (other) {
+                const held = new Set([...other.consumer.leases.values()].map((l) => l.sequence));
+                for (const lease of batch) expect(held.has(lease.sequence)).toBe(false);
+              }
               return true;
             },
             end: () => undefined,
