@@ -50,14 +50,6 @@ export class AckSet {
     return true;
   }
 
-  /** Acked sequences in (floor, last]: used for backlog statistics. */
-  countAbove(last: number): number {
-    if (this.above.size === 0) return 0;
-    let n = 0;
-    for (const s of this.above) if (s <= last) n++;
-    return n;
-  }
-
   snapshot(): AckState {
     return { floor: this.currentFloor, above: [...this.above].sort((a, b) => a - b) };
   }

@@ -190,18 +190,26 @@ export class Subscription implements TopicSubscriber, ConsumerParent, RetryOwner
   }
 
   stats(): SubscriptionStatsSnapshot {
-    const first = this.host.firstRetained(this.topic);
-    const base = Math.max(this.acks.floor, first - 1);
-    let inFlight = 0;
-    for (const c of this.consumers) inFlight += c.leases.size;
     return {
-      backlog: Math.max(0, this.lastCommitted - base - this.acks.countAbove(this.lastCommitted)),
-      inFlight,
+      backlog: this.backlog(this.host.firstRetained(this.topic)),
+      inFlight: this.inFlight(),
       ...this.counts,
       consumerCount: this.consumers.length,
       ackFloor: this.acks.floor,
       nextSequence: this.nextSequence,
     };
+  }
+
+  /** Retained messages not yet acked, given the topic's oldest retained sequence. */
+  backlog(firstRetained: number): number {
+    // Sparse acks are always of committed messages, so all of them count against the backlog.
+    return Math.max(0, this.lastCommitted - Math.max(this.acks.floor, firstRetained - 1) - this.acks.sparseCount);
+  }
+
+  inFlight(): number {
+    let n = 0;
+    for (const c of this.consumers) n += c.leases.size;
+    return n;
   }
 
   /** Messages waiting for redelivery or backoff, or being dead-lettered (tests, stats). */
