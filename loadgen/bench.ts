@@ -83,6 +83,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
         fsync: scenario.broker.fsync,
       },
     });
+    outcome.recorder.destroy();
     const dir = args.out ?? join("reports", `${scenario.name}-${timestamp()}${shard.count > 1 ? `-shard${shard.index}of${shard.count}` : ""}`);
     writeReport(dir, result);
     printSummary(result, dir, log);

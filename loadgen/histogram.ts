@@ -10,6 +10,27 @@ export type Histogram = hdr.Histogram;
 export const HIGHEST_TRACKABLE_US = 3_600_000_000;
 export const SIGNIFICANT_DIGITS = 3;
 
+let wasmReady = false;
+
+/**
+ * A histogram for the hot path: the WebAssembly backend (about 5× faster to record than the
+ * JS one). It holds WASM memory: call `destroy()` when done.
+ */
+export function newFastHistogram(): Histogram {
+  if (!wasmReady) {
+    hdr.initWebAssemblySync();
+    wasmReady = true;
+  }
+  return hdr.build({
+    useWebAssembly: true,
+    bitBucketSize: 64,
+    numberOfSignificantValueDigits: SIGNIFICANT_DIGITS,
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: HIGHEST_TRACKABLE_US,
+    autoResize: false,
+  });
+}
+
 export function newHistogram(): Histogram {
   return hdr.build({
     bitBucketSize: 32,

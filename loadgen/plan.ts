@@ -93,10 +93,16 @@ export function buildPlan(s: Scenario, runId: string, shard: Shard = { index: 0,
       if (!mine(t)) continue;
       for (let j = 0; j < k; j++) subscriptions.push({ id: t * k + j, topic: t, name: `${topicNames[t]}-s${j}` });
     }
-  } else {
+  } else if (S >= T) {
     for (let i = 0; i < S; i++) {
       const t = i % T;
       if (mine(t)) subscriptions.push({ id: i, topic: t, name: `${topicNames[t]}-s${Math.floor(i / T)}` });
+    }
+  } else {
+    // Fewer subscribers than topics: subscriber k reads the topics t ≡ k (mod S), one
+    // subscription per topic it covers, so that every topic is read exactly once.
+    for (let t = 0; t < T; t++) {
+      if (mine(t)) subscriptions.push({ id: t, topic: t, name: `${topicNames[t]}-sub${t % S}` });
     }
   }
 

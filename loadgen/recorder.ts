@@ -6,7 +6,7 @@
  *
  * Hot-path methods only call recordValue; the per-second work happens in `closeInterval`.
  */
-import { clampUs, encodeHistogram, newHistogram, type Histogram } from "./histogram.js";
+import { clampUs, encodeHistogram, newFastHistogram, type Histogram } from "./histogram.js";
 
 export type Phase = "connect" | "warmup" | "measure" | "drain" | "teardown";
 
@@ -26,6 +26,9 @@ export interface IntervalPoint {
   latenessP99Us: number;
   brokerCpuPercent?: number;
   brokerRssBytes?: number;
+  /** The load generator's own CPU (100 = one core) and worst event-loop delay this second. */
+  generatorCpuPercent?: number;
+  generatorLoopDelayMaxMs?: number;
 }
 
 export interface EncodedInterval {
@@ -35,14 +38,14 @@ export interface EncodedInterval {
 }
 
 export class Recorder {
-  readonly publishLatency: Histogram = newHistogram();
-  readonly e2e: Histogram = newHistogram();
-  readonly e2eUncorrected: Histogram = newHistogram();
-  readonly lateness: Histogram = newHistogram();
+  readonly publishLatency: Histogram = newFastHistogram();
+  readonly e2e: Histogram = newFastHistogram();
+  readonly e2eUncorrected: Histogram = newFastHistogram();
+  readonly lateness: Histogram = newFastHistogram();
 
-  private readonly ivE2e: Histogram = newHistogram();
-  private readonly ivPublish: Histogram = newHistogram();
-  private readonly ivLateness: Histogram = newHistogram();
+  private readonly ivE2e: Histogram = newFastHistogram();
+  private readonly ivPublish: Histogram = newFastHistogram();
+  private readonly ivLateness: Histogram = newFastHistogram();
   private ivPublished = 0;
   private ivDelivered = 0;
 
@@ -124,6 +127,11 @@ export class Recorder {
     this.ivPublished = 0;
     this.ivDelivered = 0;
     return point;
+  }
+
+  /** Free the histograms' WASM memory; the recorder must not be used afterwards. */
+  destroy(): void {
+    for (const h of [this.publishLatency, this.e2e, this.e2eUncorrected, this.lateness, this.ivE2e, this.ivPublish, this.ivLateness]) h.destroy();
   }
 
   /** p99 of corrected e2e so far (for the progress line). */

@@ -35,12 +35,12 @@ function phaseAreas(r: RunResult): unknown {
   };
 }
 
-const baseGrid = { left: 70, right: 70, top: 50, bottom: 50 };
+const baseGrid = { left: 70, right: 70, top: 75, bottom: 50 };
 
 export function throughputChart(r: RunResult): string {
   return renderChart({
     title: { text: "Throughput (messages per second)", left: "center", textStyle: { fontSize: 14 } },
-    legend: { top: 24 },
+    legend: { top: 30 },
     grid: baseGrid,
     xAxis: { type: "value", name: "s", min: 0 },
     yAxis: { type: "value", name: "msg/s" },
@@ -56,7 +56,7 @@ export function latencyOverTimeChart(r: RunResult): string {
   const timed = r.series.filter((p) => p.e2eMaxUs > 0);
   return renderChart({
     title: { text: "End-to-end latency per second (from intended send time)", left: "center", textStyle: { fontSize: 14 } },
-    legend: { top: 24 },
+    legend: { top: 30 },
     grid: baseGrid,
     xAxis: { type: "value", name: "s", min: 0 },
     yAxis: { type: "log", name: "ms", logBase: 10 },
@@ -81,7 +81,7 @@ export function percentileChart(r: RunResult): string {
   };
   return renderChart({
     title: { text: "Latency by percentile", left: "center", textStyle: { fontSize: 14 } },
-    legend: { top: 24 },
+    legend: { top: 30 },
     grid: baseGrid,
     xAxis: { type: "log", logBase: 10, name: "percentile", min: 1, axisLabel: { formatter: label } },
     yAxis: { type: "log", logBase: 10, name: "ms" },
@@ -97,8 +97,8 @@ export function brokerChart(r: RunResult): string {
   const withCpu = r.series.filter((p) => p.brokerCpuPercent !== undefined);
   const withRss = r.series.filter((p) => p.brokerRssBytes !== undefined);
   return renderChart({
-    title: { text: "Broker CPU and memory", left: "center", textStyle: { fontSize: 14 } },
-    legend: { top: 24 },
+    title: { text: "Broker CPU and memory (generator CPU dashed)", left: "center", textStyle: { fontSize: 14 } },
+    legend: { top: 30 },
     grid: baseGrid,
     xAxis: { type: "value", name: "s", min: 0 },
     yAxis: [
@@ -108,6 +108,7 @@ export function brokerChart(r: RunResult): string {
     series: [
       { name: "CPU %", type: "line", showSymbol: false, data: withCpu.map((p) => [p.t, p.brokerCpuPercent]), markArea: phaseAreas(r) },
       { name: "RSS MiB", type: "line", showSymbol: false, yAxisIndex: 1, data: withRss.map((p) => [p.t, Math.round((p.brokerRssBytes! / 1048576) * 10) / 10]) },
+      { name: "generator CPU %", type: "line", showSymbol: false, lineStyle: { type: "dashed" }, data: r.series.filter((p) => p.generatorCpuPercent !== undefined).map((p) => [p.t, p.generatorCpuPercent]) },
     ],
   });
 }

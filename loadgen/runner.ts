@@ -16,7 +16,8 @@ import { HEADER_BYTES, PAYLOAD_MAGIC, FLAG_WARMUP } from "./payload.js";
 import type { Plan } from "./plan.js";
 import { PublisherGroup } from "./producer.js";
 import { Progress } from "./progress.js";
-import { Recorder, type Phase } from "./recorder.js";
+import { Recorder, type IntervalPoint, type Phase } from "./recorder.js";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Scenario } from "./scenario.js";
 import { DriverError } from "./errors.js";
 
@@ -140,9 +141,18 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     recorder.measuring = phase === "measure" || phase === "drain";
     progress.log(`phase ${phase} at ${now.toFixed(1)}s`);
   };
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  let cpuBase = process.cpuUsage();
   const onTick = () => {
     const endMs = Date.now();
-    const extra: { brokerCpuPercent?: number; brokerRssBytes?: number } = {};
+    const cpu = process.cpuUsage(cpuBase);
+    cpuBase = process.cpuUsage();
+    const extra: Partial<IntervalPoint> = {
+      generatorCpuPercent: Math.round(((cpu.user + cpu.system) / 1000 / Math.max(1, endMs - intervalStartMs)) * 1000) / 10,
+      generatorLoopDelayMaxMs: Math.round(loopDelay.max / 1e4) / 100,
+    };
+    loopDelay.reset();
     if (lastSample) {
       extra.brokerRssBytes = lastSample.rssBytes;
       if (prevSample && lastSample.t > prevSample.t) {
@@ -237,6 +247,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     for (const c of consumers) c.close();
     clearInterval(ticker);
     onTick();
+    loopDelay.disable();
     if (options.cleanup) {
       await driver
         .cleanup(

@@ -51,7 +51,11 @@ export const scenarioSchema = z
     /** Default driver; `--driver` overrides. */
     driver: z.enum(["ratatoskr", "ratatoskr-v1", "fake"]).default("ratatoskr"),
     topics: positiveInt,
-    /** Subscriptions per topic, or a total spread round-robin over the topics. */
+    /**
+     * Subscriptions per topic, or a total of subscribers spread round-robin over the topics
+     * (the seed's tables count total subscribers). With fewer subscribers than topics, each
+     * subscriber covers several topics (one subscription per topic), so every topic is read.
+     */
     subscriptions: subscriptionsSchema,
     /** Competing consumers per subscription (v2); v1 has one stream per subscriber. */
     consumersPerSubscription: positiveInt.default(1),
@@ -94,6 +98,11 @@ export type Slo = Scenario["slo"];
 /** Total subscriptions in the scenario (all shards). */
 export function totalSubscriptions(s: Scenario): number {
   return "perTopic" in s.subscriptions ? s.subscriptions.perTopic * s.topics : s.subscriptions.total;
+}
+
+/** Subscriptions (one per subscriber and topic read) the run creates over all shards. */
+export function subscriptionCount(s: Scenario): number {
+  return "perTopic" in s.subscriptions ? s.subscriptions.perTopic * s.topics : Math.max(s.subscriptions.total, s.topics);
 }
 
 /** Read, apply `--set` overrides, validate. Throws ScenarioError. */
