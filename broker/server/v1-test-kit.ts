@@ -69,9 +69,8 @@ export async function startV1TestServer(
 }
 
 /**
- * A client on its own HTTP/2 connection. Streams sharing a connection share its flow-control
- * window, so a stalled stream would also stall its neighbours on the client side; a slow
- * consumer test needs the stalled subscriber on a connection of its own, as in real life.
+ * A client on its own HTTP/2 connection (grpc-js otherwise shares one connection per target
+ * across clients), so each test client behaves like a separate process would.
  */
 export function newClient(address: string): MessageBrokerClient {
   return new MessageBrokerClient(address, credentials.createInsecure(), {
@@ -114,8 +113,6 @@ export interface OpenSubscription {
   messages: Message[];
   /** Resolves with the status code and details the stream ended with. */
   ended: Promise<{ code: status; details: string }>;
-  /** Starts reading a stream opened with mode "stall". */
-  resume(): void;
   /** Resolves once `n` messages have arrived. */
   received(n: number): Promise<void>;
 }
@@ -124,10 +121,12 @@ export interface SubscribeOptions {
   subscriberId?: string;
   /**
    * collect: keep every message; light: keep messages without their payload (bulk tests that
-   * must not hold payload memory); stall: never read, which is how a stalled consumer looks
-   * to the server (call `resume()` to start reading).
+   * must not hold payload memory). There is deliberately no "don't read" mode: a grpc-js
+   * stream left unread in this process is still drained by Node's HTTP/2 session, so the
+   * server never sees it as slow. Slow-consumer tests SIGSTOP a child process instead
+   * (v1-stall-child.ts).
    */
-  mode?: "collect" | "light" | "stall";
+  mode?: "collect" | "light";
 }
 
 /** Subscribes and waits for the response headers (the ref); rejects if the call fails first. */
@@ -140,16 +139,13 @@ export async function subscribe(client: MessageBrokerClient, topic: string, opti
     stream.on("error", () => undefined); // the status event carries the outcome
   });
   const light = options.mode === "light";
-  const resume = (): void => {
-    stream.on("data", (m: Message) => {
-      messages.push(light ? { ...m, payload: Buffer.alloc(0) } : m);
-      for (const w of waiters.filter((x) => messages.length >= x.n)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve();
-      }
-    });
-  };
-  if (options.mode !== "stall") resume();
+  stream.on("data", (m: Message) => {
+    messages.push(light ? { ...m, payload: Buffer.alloc(0) } : m);
+    for (const w of waiters.filter((x) => messages.length >= x.n)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
+    }
+  });
   const ref = await new Promise<string>((resolve, reject) => {
     stream.once("metadata", (md: Metadata) => resolve(String(md.get(SUBSCRIPTION_REF_HEADER)[0] ?? "")));
     void ended.then((s) => reject(Object.assign(new Error(s.details), { code: s.code })));
@@ -159,7 +155,6 @@ export async function subscribe(client: MessageBrokerClient, topic: string, opti
     ref,
     messages,
     ended,
-    resume,
     received: (n) => (messages.length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve }))),
   };
 }
