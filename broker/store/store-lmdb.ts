@@ -16,9 +16,17 @@ export interface LmdbStoreOptions {
   fsync: boolean;
   /** Ack states are coalesced and written at most this often per subscription. Default 5 ms. */
   ackFlushIntervalMs?: number;
+  /** fsync off: how often the data file is flushed in the background. Default 1000 ms. */
+  backgroundSyncMs?: number;
 }
 
 type Commit = Promise<boolean> & { flushed?: Promise<unknown> };
+
+/** mdb_env_sync(force) on lmdb-js's worker thread (the method exists, its typings lack it). */
+function syncToDisk(root: LmdbDbs["root"]): Promise<void> {
+  const env = root as unknown as { sync(callback: (error?: unknown) => void): void };
+  return new Promise((resolve, reject) => env.sync((error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve())));
+}
 
 /**
  * The durable store on LMDB (lmdb-js). One environment holds named databases for topics,
@@ -38,6 +46,7 @@ export class LmdbStore implements Store {
   private nextTopicId: number;
   private readonly pendingAcks = new Map<string, AckState>();
   private ackTimer: NodeJS.Timeout | undefined;
+  private syncTimer: NodeJS.Timeout | undefined;
   private readonly ackFlushIntervalMs: number;
   /** Every write not yet settled, so close() can wait for them. */
   private readonly inflight = new Set<Promise<unknown>>();
@@ -55,6 +64,10 @@ export class LmdbStore implements Store {
     this.dedup = loaded.dedup;
     this.nextTopicId = loaded.nextTopicId;
     this.ackFlushIntervalMs = options.ackFlushIntervalMs ?? 5;
+    if (!options.fsync) {
+      this.syncTimer = setInterval(() => void syncToDisk(dbs.root).catch(() => undefined), options.backgroundSyncMs ?? 1_000);
+      this.syncTimer.unref();
+    }
   }
 
   /**
@@ -68,7 +81,14 @@ export class LmdbStore implements Store {
     const lock = prepareDataDir(dir);
     let root: LmdbDbs["root"] | undefined;
     try {
-      root = open({ path: dir, maxDbs: 12, overlappingSync: true, separateFlushed: true, pageSize: 4096 });
+      // fsync on: overlapping sync, and each write waits for its commit's flush.
+      // fsync off: LMDB never flushes in the commit path (a commit is done once written to the
+      // OS); a background sync every `backgroundSyncMs` bounds what a power loss can take.
+      root = open(
+        options.fsync
+          ? { path: dir, maxDbs: 12, pageSize: 4096, overlappingSync: true, separateFlushed: true }
+          : { path: dir, maxDbs: 12, pageSize: 4096, noSync: true },
+      );
       const dbs: LmdbDbs = {
         root,
         meta: root.openDB("meta", { encoding: "json" }),
@@ -280,9 +300,12 @@ export class LmdbStore implements Store {
   close(): Promise<void> {
     return (this.closing ??= (async () => {
       if (this.ackTimer) clearTimeout(this.ackTimer);
+      if (this.syncTimer) clearInterval(this.syncTimer);
       if (!this.failure) this.flushAcks();
       await Promise.allSettled([...this.inflight]);
-      await this.dbs.root.flushed;
+      await this.dbs.root.committed;
+      // A clean stop leaves everything on the disk, whatever the flush setting.
+      await syncToDisk(this.dbs.root);
       await this.dbs.root.close();
       this.lock.release();
     })());

@@ -20,7 +20,7 @@ import {
 
 const KILLS = 6;
 const PRODUCERS = 3;
-const BATCH = 20;
+const BATCH = 50;
 /** An ack written this long before a crash must have been persisted (tick 20 ms + store coalescing 5 ms + commit). */
 const ACK_PERSIST_BOUND_MS = 1_000;
 const TOPIC = "crash";
@@ -55,7 +55,7 @@ describe("durable broker under crashes", () => {
     for (const p of producers) p.start();
 
     for (let k = 0; k < KILLS; k++) {
-      const target = ackedCount() + 3_000 + Math.floor(Math.random() * 12_000);
+      const target = ackedCount() + 1_500 + Math.floor(Math.random() * 6_000);
       await progress.until(() => ackedCount() >= target, `${target} acknowledged publishes`, 120_000);
       await b.stop("SIGKILL");
       await b.start();
