@@ -99,6 +99,31 @@ describe("v2 Consume over gRPC", () => {
     await waitFor(async () => (await srv.api.getSubscription(sub)).stats?.ackFloor === 1, "ack");
   });
 
+  it("waits out the nack backoff before redelivering", async () => {
+    const { topic, sub } = await topicWithSub({ retryBackoffMinMs: 150, retryBackoffMaxMs: 150 });
+    const c = consume(sub);
+    await waitForConsumers(sub, 1);
+    await srv.api.publishText(topic, ["retry me"]);
+    await c.waitForDeliveries(1);
+    const nackedAt = performance.now();
+    c.nack([c.deliveries[0]!.ackId]);
+    await c.waitForDeliveries(2);
+    expect(performance.now() - nackedAt).toBeGreaterThanOrEqual(150);
+    expect(c.deliveries[1]!.attempt).toBe(2);
+  });
+
+  it("honours a deadline extension", async () => {
+    const { topic, sub } = await topicWithSub({ ackDeadlineMs: 100 });
+    const c = consume(sub);
+    await waitForConsumers(sub, 1);
+    await srv.api.publishText(topic, ["extend me"]);
+    await c.waitForDeliveries(1);
+    const extendedAt = performance.now();
+    c.send({ extend: { ackIds: [c.deliveries[0]!.ackId], extendMs: 400 } });
+    await c.waitForDeliveries(2);
+    expect(performance.now() - extendedAt).toBeGreaterThanOrEqual(400);
+  });
+
   it("dead-letters a message after max deliveries, with attempts and origin attributes", async () => {
     const dlq = uniqueName("dlq");
     await srv.api.createTopic({ name: dlq });
