@@ -47,7 +47,8 @@ export interface SubscriptionStatsSnapshot {
   nextSequence: number;
 }
 
-/** A consumer that joins with 0 limits would never get anything; callers pass resolved limits. */
+/** Competing consumers take turns in runs of this many messages, so one fast consumer with
+ * large limits cannot take a whole backlog while the others sit idle. */
 const CHUNK_PER_CONSUMER = 64;
 
 /**
