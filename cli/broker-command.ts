@@ -83,7 +83,7 @@ export const brokerCommand: CommandModule = {
         describe: `${s.describe} [env ${s.env}] (default: ${String(DEFAULT_CONFIG[s.key] ?? "unset")})`,
       });
     }
-    return out.example("$0 broker --port 0", "listen on a free port on 127.0.0.1");
+    return out;
   },
   handler: async (argv) => {
     let config: BrokerServerConfig;

@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
-import { resolveBrokerConfig } from "../../cli/broker-command.js";
+import yargs, { type Argv } from "yargs";
+import { brokerCommand, resolveBrokerConfig } from "../../cli/broker-command.js";
 import { DEFAULT_CONFIG } from "./config.js";
 import { newClient, subscribe, uniqueTopic, v1Api } from "./v1-test-kit.js";
 
@@ -147,6 +148,13 @@ describe("resolveBrokerConfig", () => {
       v1SubscriberBufferBytes: 65536,
       shutdownGraceMs: 100,
     });
+  });
+
+  it("sees unset flags as unset after yargs parsing, so the environment applies (including --fsync)", async () => {
+    const builder = brokerCommand.builder as (y: Argv) => Argv;
+    const argv = (await builder(yargs(["--port", "0"])).parseAsync()) as Record<string, unknown>;
+    const config = resolveBrokerConfig(argv, { RATATOSKR_FSYNC: "true", RATATOSKR_PORT: "9", RATATOSKR_DATA_DIR: "/d" });
+    expect(config).toMatchObject({ fsync: true, port: 0, dataDir: "/d" });
   });
 
   it("lets flags win over the environment", () => {
