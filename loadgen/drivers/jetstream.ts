@@ -1,0 +1,156 @@
+/**
+ * Driver `jetstream`: NATS JetStream, at-least-once. A topic is a stream of its own (subject =
+ * stream name = topic name) with interest retention (a message is kept until every consumer
+ * acked it, like ratatoskr's default); `broker.storage: memory` gives a memory stream, `durable`
+ * a file stream. A subscription is a durable pull consumer (deliver new, explicit acks); each
+ * runner consumer is one `consume()` loop on it, pulling up to `maxOutstandingMessages`, so
+ * several consumers of one subscription compete. Every delivery is acked (`+ACK`, one per
+ * message: explicit ack policy has no batched form) right after the runner accounted it.
+ *
+ * Publishing is a core PUB with a reply subject per batch (see jetstream-publisher.ts); a batch
+ * resolves when every message has its PubAck, so `maxInFlightBatches × batchSize` is the
+ * publish window.
+ *
+ * Not the same work as ratatoskr durable + fsync: nats-server 2.9's file store acknowledges
+ * before syncing and syncs in the background (every 2 minutes by default), so `broker.fsync:
+ * true` is refused here; run JetStream file storage with `broker.fsync: false` and say so.
+ */
+import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from "nats";
+import { DriverError } from "../errors.js";
+import type { Scenario } from "../scenario.js";
+import type { BrokerStatsSample, Consumer, DeliverySink, Driver, DriverOptions, SubscriptionSpec } from "./driver.js";
+import { NatsPool, asBuffer } from "./nats-pool.js";
+import { PubAckMux } from "./jetstream-publisher.js";
+import { inBatches, message } from "./ratatoskr-v2.js";
+
+/** Scenario fields JetStream cannot honour; an empty list means the scenario may run. */
+export function jetStreamRefusals(s: Scenario): string[] {
+  const out: string[] = [];
+  if (s.broker.fsync) {
+    out.push(
+      "broker.fsync=true: nats-server 2.9's file store acks before it syncs (background sync every 2 minutes), so it cannot flush before acking; " +
+        "run JetStream with broker.fsync=false (set entry `set: [broker.fsync=false]`) and disclose it",
+    );
+  }
+  if (s.broker.memoryBudgetBytes !== undefined) out.push("broker.memoryBudgetBytes: a ratatoskr broker option (JetStream limits are per stream)");
+  if (s.broker.args.length > 0) out.push("broker.args: ratatoskr broker command-line arguments cannot be passed to nats-server");
+  return out;
+}
+
+export class JetStreamDriver implements Driver {
+  readonly name = "jetstream";
+  readonly acks = true;
+  private readonly pool: NatsPool;
+  private jsm: JetStreamManager | undefined;
+  private readonly js: JetStreamClient[] = [];
+  private readonly publishers: PubAckMux[] = [];
+  private readonly consumers = new Set<ConsumerMessages>();
+
+  constructor(
+    private readonly options: DriverOptions,
+    private readonly storage: "memory" | "file" = "memory",
+  ) {
+    this.pool = new NatsPool(options.target, options.connections, "ratatoskr-bench-jetstream");
+  }
+
+  async connect(): Promise<void> {
+    await this.pool.open(this.options.connectTimeoutMs);
+    try {
+      this.jsm = await this.pool.at(0).jetstreamManager({ timeout: 10_000 });
+    } catch (err) {
+      throw new DriverError(this.name, `JetStream is not enabled on ${this.options.target} (start nats-server with -js): ${message(err)}`, { cause: err });
+    }
+    for (let i = 0; i < this.pool.length; i++) {
+      this.js.push(this.pool.at(i).jetstream({ timeout: 10_000 }));
+      this.publishers.push(new PubAckMux(this.pool.at(i)));
+    }
+  }
+
+  private manager(): JetStreamManager {
+    if (!this.jsm) throw new DriverError(this.name, "not connected");
+    return this.jsm;
+  }
+
+  async createTopics(names: readonly string[]): Promise<void> {
+    const jsm = this.manager();
+    const storage = this.storage === "file" ? StorageType.File : StorageType.Memory;
+    await inBatches(names, 16, async (name) => {
+      try {
+        await jsm.streams.add({ name, subjects: [name], storage, retention: RetentionPolicy.Interest, num_replicas: 1 });
+      } catch (err) {
+        // "stream name already in use" with the same configuration is fine; anything else is not.
+        const existing = await jsm.streams.info(name).catch(() => undefined);
+        if (!existing) throw new DriverError(this.name, `add stream ${name}: ${message(err)}`, { cause: err });
+      }
+    });
+  }
+
+  async createSubscription(spec: SubscriptionSpec): Promise<void> {
+    try {
+      await this.manager().consumers.add(spec.topic, {
+        durable_name: spec.name,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.New,
+        // Outstanding deliveries are bounded per puller by max_messages (below).
+        max_ack_pending: -1,
+      });
+    } catch (err) {
+      throw new DriverError(this.name, `add consumer ${spec.name} on ${spec.topic}: ${message(err)}`, { cause: err });
+    }
+  }
+
+  async openConsumer(spec: SubscriptionSpec, consumerIndex: number, sink: DeliverySink): Promise<Consumer> {
+    const js = this.js[(spec.slot + consumerIndex) % this.js.length]!;
+    const consumer = await js.consumers.get(spec.topic, spec.name);
+    const one: Buffer[] = [Buffer.alloc(0)];
+    const attempts: number[] = [1];
+    let closing = false;
+    const messages = await consumer.consume({
+      max_messages: this.options.maxOutstandingMessages,
+      callback: (m) => {
+        one[0] = asBuffer(m.data);
+        attempts[0] = m.info.deliveryCount;
+        sink.onDeliveries(spec.slot, one, attempts, 1);
+        if (!closing) m.ack();
+      },
+    });
+    this.consumers.add(messages);
+    void messages.closed().then((err) => {
+      this.consumers.delete(messages);
+      if (err && !closing) sink.onStreamError(spec.slot, err);
+    });
+    return {
+      close: () => {
+        closing = true;
+        this.consumers.delete(messages);
+        void messages.close().catch(() => undefined);
+      },
+    };
+  }
+
+  publish(topic: string, payloads: readonly Buffer[], channelHint: number): Promise<number> {
+    const p = this.publishers[channelHint % this.publishers.length];
+    if (!p) return Promise.reject(new DriverError(this.name, "not connected"));
+    return p.publish(topic, payloads);
+  }
+
+  async brokerStats(): Promise<BrokerStatsSample | undefined> {
+    return undefined; // sampled from /proc/<pid> of the embedded nats-server
+  }
+
+  async cleanup(topics: readonly string[], subscriptions: readonly string[]): Promise<void> {
+    const jsm = this.manager();
+    const streamOf = new Map<string, string>();
+    for (const t of topics) for (const s of subscriptions) if (s.startsWith(`${t}-`)) streamOf.set(s, t);
+    await inBatches(subscriptions, 16, (s) => jsm.consumers.delete(streamOf.get(s) ?? "", s).catch(() => undefined));
+    await inBatches(topics, 16, (t) => jsm.streams.delete(t).catch(() => undefined));
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.consumers) await c.close().catch(() => undefined);
+    this.consumers.clear();
+    for (const p of this.publishers) p.close();
+    this.publishers.length = 0;
+    await this.pool.close();
+  }
+}

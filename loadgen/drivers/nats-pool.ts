@@ -1,0 +1,82 @@
+/**
+ * A fixed set of NATS connections shared by the `nats` and `jetstream` drivers: publishers pick
+ * one by their channel hint, consumers by slot, like the gRPC channel pool. Reconnect is off:
+ * a connection the server drops (slow consumer, shutdown) ends its subscriptions with an error
+ * the run reports, instead of silently resubscribing and hiding the gap.
+ */
+import { connect, type NatsConnection } from "nats";
+import { BrokerUnreachableError } from "../errors.js";
+
+export class NatsPool {
+  private readonly conns: NatsConnection[] = [];
+  private readonly closedListeners = new Set<(index: number, err: Error | undefined) => void>();
+  private closing = false;
+
+  constructor(
+    private readonly target: string,
+    private readonly size: number,
+    private readonly name: string,
+  ) {}
+
+  async open(timeoutMs: number): Promise<void> {
+    const [host, port] = splitTarget(this.target);
+    for (let i = 0; i < this.size; i++) {
+      let nc: NatsConnection;
+      try {
+        nc = await connect({
+          servers: `${host}:${port}`,
+          name: `${this.name}-${i}`,
+          timeout: timeoutMs,
+          reconnect: false,
+          // nats.js builds an Error per request for async stack traces unless told not to.
+          noAsyncTraces: true,
+          ignoreClusterUpdates: true,
+          pingInterval: 60_000,
+        });
+      } catch (err) {
+        throw new BrokerUnreachableError(this.target, err instanceof Error ? err.message : String(err), { cause: err });
+      }
+      const index = i;
+      this.conns.push(nc);
+      void nc.closed().then((err) => {
+        if (this.closing) return;
+        for (const l of this.closedListeners) l(index, err ?? new Error("connection closed by the server"));
+      });
+    }
+  }
+
+  at(hint: number): NatsConnection {
+    const nc = this.conns[hint % this.conns.length];
+    if (!nc) throw new Error("NATS pool is not open");
+    return nc;
+  }
+
+  indexOf(hint: number): number {
+    return hint % this.conns.length;
+  }
+
+  get length(): number {
+    return this.conns.length;
+  }
+
+  /** Called once per connection that closes while the pool is open. */
+  onClosed(listener: (index: number, err: Error | undefined) => void): void {
+    this.closedListeners.add(listener);
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all(this.conns.map((nc) => nc.close().catch(() => undefined)));
+    this.conns.length = 0;
+  }
+}
+
+export function splitTarget(target: string): [string, number] {
+  const i = target.lastIndexOf(":");
+  return [target.slice(0, i), Number(target.slice(i + 1))];
+}
+
+/** A Buffer view over a NATS payload (no copy); valid while the Uint8Array is. */
+export function asBuffer(data: Uint8Array): Buffer {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}

@@ -1,0 +1,120 @@
+/**
+ * Driver `nats`: NATS core, at-most-once. A topic is a subject; each subscription is one plain
+ * subscriber (no queue group) on one of the pool's connections, so a topic with k
+ * subscriptions gets k copies of every message, like ratatoskr fan-out. Nothing is stored and
+ * nothing is acked.
+ *
+ * Publishing: every message of a batch is a NATS PUB (nats.js coalesces them into socket
+ * writes). NATS core has no publish ack, so pacing comes from a fixed flush cadence: after every
+ * NATS_FLUSH_EVERY messages on a connection the driver flushes (a PING/PONG round trip) and the
+ * batch that crossed the mark resolves when the PONG arrives; other batches resolve at once.
+ * The publish latency of this driver is therefore "time to the client buffer, or to the PONG",
+ * not a broker ack. The cadence is fixed (not a scenario field) and disclosed in reports.
+ */
+import type { Subscription } from "nats";
+import type { Scenario } from "../scenario.js";
+import type { BrokerStatsSample, Consumer, DeliverySink, Driver, DriverOptions, SubscriptionSpec } from "./driver.js";
+import { NatsPool, asBuffer } from "./nats-pool.js";
+
+/** Messages per connection between flushes (PING/PONG). PEERS.md: 100 / 1,000 / 10,000 move NATS by ±20%. */
+export const NATS_FLUSH_EVERY = 1000;
+
+/** Scenario fields that NATS core cannot honour; an empty list means the scenario may run. */
+export function natsCoreRefusals(s: Scenario): string[] {
+  const out: string[] = [];
+  if (s.consumersPerSubscription !== 1) {
+    out.push(`consumersPerSubscription=${s.consumersPerSubscription}: a NATS core subscription is one subscriber (competing consumers would be a queue group, which this scenario set does not measure); use 1`);
+  }
+  if (s.broker.storage !== "memory") out.push(`broker.storage=${s.broker.storage}: NATS core stores nothing; use the jetstream driver for durable scenarios`);
+  if (s.broker.fsync) out.push("broker.fsync=true: NATS core stores nothing to flush");
+  if (s.broker.memoryBudgetBytes !== undefined) out.push("broker.memoryBudgetBytes: a ratatoskr broker option with no NATS core equivalent");
+  if (s.broker.args.length > 0) out.push("broker.args: ratatoskr broker command-line arguments cannot be passed to nats-server");
+  return out;
+}
+
+export class NatsCoreDriver implements Driver {
+  readonly name = "nats";
+  readonly acks = false;
+  private readonly pool: NatsPool;
+  private readonly sinceFlush: number[] = [];
+  private readonly subs = new Map<Subscription, { slot: number; sink: DeliverySink; conn: number }>();
+
+  constructor(private readonly options: DriverOptions) {
+    this.pool = new NatsPool(options.target, options.connections, "ratatoskr-bench-nats");
+  }
+
+  async connect(): Promise<void> {
+    await this.pool.open(this.options.connectTimeoutMs);
+    for (let i = 0; i < this.pool.length; i++) this.sinceFlush.push(0);
+    this.pool.onClosed((conn, err) => {
+      for (const [sub, s] of this.subs) {
+        if (s.conn !== conn) continue;
+        this.subs.delete(sub);
+        s.sink.onStreamError(s.slot, err ?? new Error("NATS connection closed"));
+      }
+    });
+  }
+
+  async createTopics(_names: readonly string[]): Promise<void> {
+    // Subjects need no creation.
+  }
+
+  async createSubscription(_spec: SubscriptionSpec): Promise<void> {
+    // The subscription is the subscriber opened in openConsumer.
+  }
+
+  async openConsumer(spec: SubscriptionSpec, consumerIndex: number, sink: DeliverySink): Promise<Consumer> {
+    const hint = spec.slot + consumerIndex;
+    const nc = this.pool.at(hint);
+    const one: Buffer[] = [Buffer.alloc(0)];
+    const sub = nc.subscribe(spec.topic, {
+      callback: (err, msg) => {
+        if (err) {
+          sink.onStreamError(spec.slot, err);
+          return;
+        }
+        one[0] = asBuffer(msg.data);
+        sink.onDeliveries(spec.slot, one, undefined, 1);
+      },
+    });
+    this.subs.set(sub, { slot: spec.slot, sink, conn: this.pool.indexOf(hint) });
+    // After the PONG the server has processed the SUB: it delivers from now on.
+    await nc.flush();
+    return {
+      close: () => {
+        this.subs.delete(sub);
+        sub.unsubscribe();
+      },
+    };
+  }
+
+  publish(topic: string, payloads: readonly Buffer[], channelHint: number): Promise<number> {
+    const conn = this.pool.indexOf(channelHint);
+    const nc = this.pool.at(channelHint);
+    const n = payloads.length;
+    // nats.js copies the bytes into its outbound buffer on a microtask queued before this
+    // promise settles, so the caller may reuse the payload buffers once it resolves.
+    for (let i = 0; i < n; i++) nc.publish(topic, payloads[i]!);
+    const since = (this.sinceFlush[conn] ?? 0) + n;
+    if (since < NATS_FLUSH_EVERY) {
+      this.sinceFlush[conn] = since;
+      return Promise.resolve(n);
+    }
+    this.sinceFlush[conn] = 0;
+    return nc.flush().then(() => n);
+  }
+
+  async brokerStats(): Promise<BrokerStatsSample | undefined> {
+    return undefined; // sampled from /proc/<pid> of the embedded nats-server
+  }
+
+  async cleanup(_topics: readonly string[], _subscriptions: readonly string[]): Promise<void> {
+    // Nothing persists on the server.
+  }
+
+  async close(): Promise<void> {
+    for (const sub of this.subs.keys()) sub.unsubscribe();
+    this.subs.clear();
+    await this.pool.close();
+  }
+}
