@@ -83,6 +83,7 @@ export class V1StreamSink implements LiveSink {
   /** The broker ended the subscription: send what is queued, then the status. */
   end(reason: LiveEndReason): void {
     if (this.done) return;
+    this.log.debug("v1 subscription ended", { topic: this.call.request.topic, ref: this.subscription?.ref, reason });
     this.finish();
     for (const bytes of this.queue) this.call.write(bytes);
     this.queue = [];
@@ -186,7 +187,11 @@ export function subscribeHandler(broker: Broker, registry: V1Subscribers, option
       throw err;
     }
     sink.attach(subscription);
-    call.on("cancelled", () => sink.onCancelled());
+    log.debug("v1 subscribed", { topic, ref: subscription.ref, subscriberId: subscription.subscriberId, peer: call.getPeer() });
+    call.on("cancelled", () => {
+      log.debug("v1 subscriber went away", { topic, ref: subscription.ref });
+      sink.onCancelled();
+    });
     const headers = new Metadata();
     headers.set(SUBSCRIPTION_REF_HEADER, subscription.ref);
     call.sendMetadata(headers);
