@@ -66,6 +66,27 @@ describe("v1 Subscribe", () => {
     for (const sub of [a, b, bystander]) sub.stream.cancel();
   });
 
+  it("keeps publish order through write back-pressure (batches far above the stream's write window)", async () => {
+    const topic = uniqueTopic("burst");
+    await create(topic);
+    const a = await subscribe(s.client, topic, { mode: "light" });
+    const b = await subscribe(s.client, topic, { mode: "light" });
+    const ids: string[] = [];
+    for (let batch = 0; batch < 20; batch++) {
+      // 500 messages fan out in one synchronous pass: most wait in the server's queue for 'drain'.
+      const messages = Array.from({ length: 500 }, (_, i) => ({ topic: "", payload: Buffer.alloc(100, i % 256), metadata: { n: String(batch * 500 + i) } }));
+      const res = await s.api.publishBatch({ topic, messages });
+      ids.push(...res.results.map((r) => r.messageId));
+    }
+    await Promise.all([a.received(10_000), b.received(10_000)]);
+    for (const sub of [a, b]) {
+      expect(sub.messages.map((m) => m.id)).toEqual(ids);
+      expect(sub.messages.every((m, i) => m.metadata["n"] === String(i))).toBe(true);
+    }
+    expect(s.v1.subscribers.cutOffCount).toBe(0);
+    for (const sub of [a, b]) sub.stream.cancel();
+  });
+
   it("ends the stream with OK when unsubscribed by the header ref", async () => {
     const topic = uniqueTopic();
     await create(topic);

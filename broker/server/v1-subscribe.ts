@@ -47,7 +47,10 @@ export class V1Subscribers {
  */
 export class V1StreamSink implements LiveSink {
   queuedBytes = 0;
-  private queue: Buffer[] = [];
+  // Waiting for 'drain'; `head` is the next to write (no Array.shift: the queue can hold
+  // many thousands of small messages).
+  private queue: (Buffer | undefined)[] = [];
+  private head = 0;
   private blocked = false;
   private done = false;
   private subscription: LiveSubscription | undefined;
@@ -85,8 +88,8 @@ export class V1StreamSink implements LiveSink {
     if (this.done) return;
     this.log.debug("v1 subscription ended", { topic: this.call.request.topic, ref: this.subscription?.ref, reason });
     this.finish();
-    for (const bytes of this.queue) this.call.write(bytes);
-    this.queue = [];
+    for (let i = this.head; i < this.queue.length; i++) this.call.write(this.queue[i]!);
+    this.dropQueue();
     if (reason === "unsubscribed") this.call.end();
     else if (reason === "topic_deleted") this.call.emit("error", statusError(status.NOT_FOUND, `topic ${JSON.stringify(this.call.request.topic)} was deleted`));
     else this.call.emit("error", statusError(status.UNAVAILABLE, "the broker is shutting down"));
@@ -96,7 +99,7 @@ export class V1StreamSink implements LiveSink {
   onCancelled(): void {
     if (this.subscription) this.subscription.cancel();
     this.finish();
-    this.queue = [];
+    this.dropQueue();
     if (this.resetTimer) clearTimeout(this.resetTimer);
   }
 
@@ -112,8 +115,22 @@ export class V1StreamSink implements LiveSink {
 
   private readonly onDrain = (): void => {
     this.blocked = false;
-    while (!this.done && !this.blocked && this.queue.length > 0) this.write(this.queue.shift()!);
+    while (!this.done && !this.blocked && this.head < this.queue.length) {
+      const bytes = this.queue[this.head]!;
+      this.queue[this.head++] = undefined; // written: only the call holds it now
+      this.write(bytes);
+    }
+    if (this.head === this.queue.length) this.dropQueue();
+    else if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
   };
+
+  private dropQueue(): void {
+    this.queue = [];
+    this.head = 0;
+  }
 
   private finish(): void {
     this.done = true;
@@ -125,7 +142,7 @@ export class V1StreamSink implements LiveSink {
     const queued = this.queuedBytes;
     this.subscription?.cancel();
     this.finish();
-    this.queue = [];
+    this.dropQueue();
     this.registry.cutOffCount++;
     const details =
       `slow consumer: more than ${this.options.bufferBytes} bytes were queued for this subscriber ` +
