@@ -4,7 +4,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { startEmbeddedBroker, procSample, type EmbeddedBroker } from "./broker-process.js";
+import { procSample, type EmbeddedBroker } from "./broker-process.js";
+import { assertDriverAccepts, embeddedServerKind, startServerFor } from "./drivers/driver-hooks.js";
 import { monotonicClock } from "./clock.js";
 import { createDriver, type DriverName } from "./drivers/index.js";
 import { captureEnvironment } from "./environment.js";
@@ -41,15 +42,17 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     const scenario = loadScenario(args.scenario, args.set);
     const shard = parseShard(args.shard);
     const driverName: DriverName = args.driver ?? scenario.driver;
+    assertDriverAccepts(driverName, scenario, args.scenario);
     if (args.target !== undefined && !/^[^\s:]+:\d+$/.test(args.target)) throw new UsageError(`--target expects host:port, got "${args.target}"`);
     const runId = args.runId ?? (shard.count > 1 ? "shared" : randomBytes(3).toString("hex"));
     const plan = buildPlan(scenario, runId, shard);
     const progress = new Progress(process.stderr, args.quiet);
 
     let target = args.target ?? "in-process";
-    if (args.target === undefined && driverName !== "fake") {
-      progress.log(`starting embedded broker (${scenario.broker.storage})`);
-      embedded = await startEmbeddedBroker(scenario.broker);
+    if (args.target === undefined && embeddedServerKind(driverName) !== undefined) {
+      // The driver decides what to start: the reference broker, or nats-server for nats/jetstream.
+      progress.log(`starting embedded ${embeddedServerKind(driverName)} (${scenario.broker.storage})`);
+      embedded = await startServerFor(driverName, scenario);
       target = embedded.address;
       progress.log(`embedded broker pid ${embedded.pid} at ${target}`);
     }
@@ -58,7 +61,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
       connections: scenario.connections,
       maxOutstandingMessages: scenario.maxOutstandingMessages,
       connectTimeoutMs: args.connectTimeoutMs ?? 10_000,
-    });
+    }, scenario.broker.storage);
     const pid = embedded?.pid;
     const sampleBroker = async () => {
       const viaRpc = await driver.brokerStats().catch(() => undefined);

@@ -64,7 +64,7 @@ export function captureEnvironment(): Environment {
     arch: process.arch,
     node: process.version,
     packages: Object.fromEntries(
-      ["ratatoskr", "@grpc/grpc-js", "hdr-histogram-js", "echarts", "yaml", "zod"].map((n) => [n, pkgVersion(n)]),
+      ["ratatoskr", "@grpc/grpc-js", "nats", "hdr-histogram-js", "echarts", "yaml", "zod"].map((n) => [n, pkgVersion(n)]),
     ),
     gitCommit: git(["rev-parse", "HEAD"]) ?? "unknown",
     gitDirty: (git(["status", "--porcelain", "--untracked-files=no"]) ?? "") !== "",

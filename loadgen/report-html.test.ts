@@ -38,6 +38,14 @@ describe("report files", () => {
     for (const f of REPORT_FILES) expect(existsSync(join(dir, f)), f).toBe(true);
     const r = readResult(dir);
     expect(r.counts.lost).toBe(0);
+    // result.json carries every field its JSON Schema requires, at the top and one level down.
+    const schema = JSON.parse(readFileSync(join(import.meta.dirname, "result.schema.json"), "utf8")) as {
+      required: string[];
+      properties: Record<string, { required?: string[] }>;
+    };
+    const record = r as unknown as Record<string, Record<string, unknown>>;
+    for (const key of schema.required) expect(record, key).toHaveProperty(key);
+    for (const [key, sub] of Object.entries(schema.properties)) for (const k of sub.required ?? []) expect(record[key], `${key}.${k}`).toHaveProperty(k);
     expect(readFileSync(join(dir, "e2e.hgrm"), "utf8")).toMatch(/Percentile/);
     expect(readFileSync(join(dir, "e2e.hlog"), "utf8")).toMatch(/^#\[Histogram log format version/m);
     const md = readFileSync(join(dir, "report.md"), "utf8");

@@ -5,7 +5,7 @@
  */
 import * as echarts from "echarts";
 import { decodeHistogram, percentileCurve } from "./histogram.js";
-import { renderMarkdownTables } from "./report-tables.js";
+import { renderHtmlTables } from "./report-tables.js";
 import type { RunResult } from "./result.js";
 
 const WIDTH = 900;
@@ -141,7 +141,7 @@ code { background: #f4f4f4; padding: 0 3px; }
 </head>
 <body>
 <h1>${esc(r.run.scenario)}: <span class="${r.passed ? "pass" : "fail"}">${r.passed ? "PASS" : "FAIL"}</span></h1>
-${renderMarkdownTables(r)}
+${renderHtmlTables(r)}
 ${charts.map(([id, svg]) => `<figure class="chart" id="chart-${id}">\n${svg}\n</figure>`).join("\n")}
 </body>
 </html>

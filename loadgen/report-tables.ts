@@ -16,7 +16,7 @@ function table(head: string[], rows: (string | number)[][]): string {
   return `<table><thead><tr>${th}</tr></thead><tbody>\n${tr}\n</tbody></table>`;
 }
 
-export function renderMarkdownTables(r: RunResult): string {
+export function renderHtmlTables(r: RunResult): string {
   const c = r.counts;
   const pct = c.expected === 0 ? 100 : (c.delivered / c.expected) * 100;
   const e = r.environment;

@@ -49,7 +49,7 @@ export const scenarioSchema = z
     name: z.string().regex(/^[A-Za-z0-9_-]+$/, "a name of [A-Za-z0-9_-]"),
     description: z.string().default(""),
     /** Default driver; `--driver` overrides. */
-    driver: z.enum(["ratatoskr", "ratatoskr-v1", "fake"]).default("ratatoskr"),
+    driver: z.enum(["ratatoskr", "ratatoskr-v1", "nats", "jetstream", "fake"]).default("ratatoskr"),
     topics: positiveInt,
     /**
      * Subscriptions per topic, or a total of subscribers spread round-robin over the topics
