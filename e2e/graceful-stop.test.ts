@@ -6,13 +6,14 @@ import { randomUUID } from "node:crypto";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  type BrokerContainer,
   brokerLogLines,
+  cleanUp,
   containerState,
   freePort,
   pollUntil,
-  removeVolume,
+  removeContainer,
   startBrokerContainer,
-  type BrokerContainer,
 } from "./support/broker-container.js";
 import { Consumer, uniqueName, v1Api, v1Client, v1Subscribe, v2Api, v2Client } from "./support/clients.js";
 import { requireDockerAndImage } from "./support/docker-engine.js";
@@ -29,8 +30,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const b of started) await b.container.stop().catch(() => undefined);
-  await removeVolume(volume).catch(() => undefined);
+  await cleanUp(started, volume);
 });
 
 describe("graceful stop (docker stop)", () => {
@@ -92,7 +92,7 @@ describe("graceful stop (docker stop)", () => {
     const msgs = (await brokerLogLines(first.id)).map((l) => l["msg"]);
     expect(msgs).toEqual(expect.arrayContaining(["listening", "shutting down", "stopped"]));
     expect(msgs.indexOf("stopped")).toBeGreaterThan(msgs.indexOf("shutting down"));
-    await first.container.stop(); // remove it; the volume stays
+    await removeContainer(first.id); // the volume stays
 
     const second = await startBrokerContainer({ port, env: DURABLE_ENV, volume });
     started.push(second);

@@ -6,14 +6,14 @@ import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StartPosition } from "../proto/gen/ratatoskr/v2/broker.js";
 import {
+  type BrokerContainer,
   brokerLogLines,
+  cleanUp,
   containerState,
   freePort,
   killContainer,
   pollUntil,
-  removeVolume,
   startBrokerContainer,
-  type BrokerContainer,
 } from "./support/broker-container.js";
 import { Consumer, uniqueName, v1Api, v1Client, v2Api, v2Client } from "./support/clients.js";
 import { requireDockerAndImage } from "./support/docker-engine.js";
@@ -36,8 +36,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const b of started) await b.container.stop().catch(() => undefined);
-  await removeVolume(volume).catch(() => undefined);
+  await cleanUp(started, volume);
 });
 
 describe("restart durability (SIGKILL on a volume)", () => {

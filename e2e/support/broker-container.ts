@@ -148,10 +148,28 @@ export async function killContainer(id: string): Promise<void> {
   await (await dockerContainer(id)).kill({ signal: "SIGKILL" });
 }
 
+/** Removes a container (stopped or not) and its anonymous volumes. */
+export async function removeContainer(id: string): Promise<void> {
+  await (await dockerContainer(id)).remove({ force: true, v: true });
+}
+
+/** Stops (no grace) and removes each container, then removes the named volume; for afterAll. */
+export async function cleanUp(containers: BrokerContainer[], volume?: string): Promise<void> {
+  for (const b of containers) {
+    await b.container.stop().catch(() => undefined);
+    await removeContainer(b.id).catch(() => undefined); // stop() after stop({ remove: false }) may leave it
+  }
+  if (volume !== undefined) await removeVolume(volume);
+}
+
 /** Removes a named volume (named volumes outlive stop({ removeVolumes: true })). */
 export async function removeVolume(name: string): Promise<void> {
   const client = await getContainerRuntimeClient();
-  await client.container.dockerode.getVolume(name).remove({ force: true });
+  try {
+    await client.container.dockerode.getVolume(name).remove({ force: true });
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode !== 404) throw err; // never created: nothing to remove
+  }
 }
 
 /** Resolves when `condition` holds, checking every `everyMs`; rejects after `timeoutMs`. */
