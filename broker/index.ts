@@ -27,4 +27,5 @@ export { checkName, MAX_NAME_LENGTH } from "./core/names.js";
 export type { LiveEndReason, LiveSink, LiveSubscription } from "./core/live-subscriber.js";
 export type { PublishInput, PublishOutcome, StoredMessage, TopicConfig, RetentionPolicy } from "./core/types.js";
 export type { Store } from "./store/store.js";
-export { openStore } from "./store/open-store.js";
+export { openStore, StoreOpenError, type StoreConfig } from "./store/open-store.js";
+export type { StoreOpenProblem } from "./store/store-errors.js";
