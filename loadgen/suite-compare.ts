@@ -1,0 +1,165 @@
+/**
+ * The side-by-side comparison of a suite run: per scenario, one row per run (driver or label)
+ * with throughput, e2e p50/p99/p99.9/max, delivered %, broker CPU and memory, and the ratio to
+ * the best peer (NATS core or JetStream) in the same scenario; then the set's targets, each
+ * judged as a ratio measured in the same run. Rendered as Markdown and as a self-contained HTML
+ * page (ECharts SVG, no scripts).
+ */
+import { z } from "zod";
+import type { RunResult } from "./result.js";
+
+const PEER_DRIVERS = new Set(["nats", "jetstream"]);
+
+export const METRICS = {
+  deliveryRate: { title: "deliveries/s", higherIsBetter: true },
+  publishRate: { title: "published msg/s", higherIsBetter: true },
+  e2eP99Us: { title: "e2e p99", higherIsBetter: false },
+} as const;
+export type MetricName = keyof typeof METRICS;
+
+export const targetSchema = z.strictObject({
+  name: z.string(),
+  scenario: z.string(),
+  metric: z.enum(["deliveryRate", "publishRate", "e2eP99Us"]),
+  /** Row label of our run. */
+  subject: z.string(),
+  /** Row labels of the peers; the best of them is the reference. */
+  peers: z.array(z.string()).min(1),
+  /** subject / best peer must be >= min (throughput) or <= max (latency). */
+  min: z.number().positive().optional(),
+  max: z.number().positive().optional(),
+  /** The scenario to look the peers up in, when it differs (e.g. durable vs at-least-once). */
+  peerScenario: z.string().optional(),
+});
+export type Target = z.output<typeof targetSchema>;
+
+/** One row of the comparison: the figures of one run. */
+export interface Row {
+  label: string;
+  driver: string;
+  scenario: string;
+  storage: string;
+  note: string | undefined;
+  ok: boolean;
+  exitCode: number;
+  publishRate: number;
+  deliveryRate: number;
+  e2e: { p50Us: number; p99Us: number; p999Us: number; maxUs: number };
+  deliveredPct: number;
+  brokerCpuPercent: number | null;
+  brokerCpuSeconds: number | null;
+  brokerPeakRssBytes: number | null;
+  /** This row's throughput / the best peer's (null without a peer). */
+  throughputVsBestPeer: number | null;
+  /** This row's p99 / the best peer's p99 (lower is better). */
+  p99VsBestPeer: number | null;
+  bestPeer: string | null;
+}
+
+export interface TargetVerdict extends Target {
+  subjectValue: number | null;
+  peerLabel: string | null;
+  peerValue: number | null;
+  ratio: number | null;
+  met: boolean | null;
+}
+
+/** Broker CPU over the measure and drain phases, from the cumulative samples. */
+export function brokerCpu(r: RunResult): { percent: number; seconds: number } | null {
+  const measure = r.run.phases.find((p) => p.phase === "measure");
+  const drain = r.run.phases.find((p) => p.phase === "drain");
+  if (!measure) return null;
+  const from = measure.startSec;
+  const to = (drain ?? measure).endSec;
+  const s = r.broker.samples;
+  const before = [...s].reverse().find((x) => x.t <= from) ?? s.find((x) => x.t >= from);
+  const after = [...s].reverse().find((x) => x.t <= to + 1);
+  if (!before || !after || after.t <= before.t) return null;
+  const cpu = (x: (typeof s)[number]) => x.cpuUserSeconds + x.cpuSystemSeconds;
+  const seconds = cpu(after) - cpu(before);
+  return { percent: (seconds / (after.t - before.t)) * 100, seconds };
+}
+
+export function rowOf(r: RunResult, meta: { label: string; note?: string | undefined; exitCode: number }): Row {
+  const c = r.counts;
+  const cpu = brokerCpu(r);
+  const b = r.broker;
+  return {
+    label: meta.label,
+    driver: r.run.driver,
+    scenario: r.run.scenario,
+    storage: storageLabel(r),
+    note: meta.note,
+    ok: meta.exitCode === 0,
+    exitCode: meta.exitCode,
+    publishRate: r.throughput.publishRate,
+    deliveryRate: r.throughput.deliveryRate,
+    e2e: { p50Us: r.latency.e2e.p50Us, p99Us: r.latency.e2e.p99Us, p999Us: r.latency.e2e.p999Us, maxUs: r.latency.e2e.maxUs },
+    deliveredPct: c.expected === 0 ? 100 : (c.delivered / c.expected) * 100,
+    brokerCpuPercent: cpu ? Math.round(cpu.percent) : null,
+    brokerCpuSeconds: cpu ? Math.round(cpu.seconds * 10) / 10 : null,
+    brokerPeakRssBytes: b.peakRssBytes,
+    throughputVsBestPeer: null,
+    p99VsBestPeer: null,
+    bestPeer: null,
+  };
+}
+
+function storageLabel(r: RunResult): string {
+  const d = r.run.driver;
+  const durable = r.broker.storage === "durable";
+  if (d === "nats") return "none (core)";
+  if (d === "jetstream") return durable ? "file (background sync)" : "memory";
+  if (d === "ratatoskr-v1") return "memory (at-most-once)";
+  return durable ? (r.broker.fsync ? "durable, fsync" : "durable, no fsync") : "memory";
+}
+
+/** Fill in the ratios to the best peer of each scenario (peers compared with each other too). */
+export function withPeerRatios(rows: readonly Row[]): Row[] {
+  const byScenario = groupBy(rows, (r) => r.scenario);
+  return rows.map((row) => {
+    const peers = (byScenario.get(row.scenario) ?? []).filter((r) => PEER_DRIVERS.has(r.driver) && r.deliveryRate > 0);
+    if (peers.length === 0) return row;
+    const best = peers.reduce((a, b) => (b.deliveryRate > a.deliveryRate ? b : a));
+    const bestP99 = peers.reduce((a, b) => (b.e2e.p99Us < a.e2e.p99Us ? b : a));
+    return {
+      ...row,
+      bestPeer: best.label,
+      throughputVsBestPeer: best.deliveryRate > 0 ? row.deliveryRate / best.deliveryRate : null,
+      p99VsBestPeer: bestP99.e2e.p99Us > 0 ? row.e2e.p99Us / bestP99.e2e.p99Us : null,
+    };
+  });
+}
+
+export function metricValue(row: Row, metric: MetricName): number {
+  return metric === "e2eP99Us" ? row.e2e.p99Us : row[metric];
+}
+
+export function judgeTargets(rows: readonly Row[], targets: readonly Target[]): TargetVerdict[] {
+  return targets.map((t) => {
+    const find = (scenario: string, label: string) => rows.find((r) => r.scenario === scenario && r.label === label && r.ok);
+    const subject = find(t.scenario, t.subject);
+    const higher = METRICS[t.metric].higherIsBetter;
+    const peers = t.peers.map((p) => find(t.peerScenario ?? t.scenario, p)).filter((r): r is Row => r !== undefined);
+    const best = peers.length
+      ? peers.reduce((a, b) => ((higher ? metricValue(b, t.metric) > metricValue(a, t.metric) : metricValue(b, t.metric) < metricValue(a, t.metric)) ? b : a))
+      : undefined;
+    const subjectValue = subject ? metricValue(subject, t.metric) : null;
+    const peerValue = best ? metricValue(best, t.metric) : null;
+    const ratio = subjectValue !== null && peerValue ? subjectValue / peerValue : null;
+    let met: boolean | null = null;
+    if (ratio !== null) met = (t.min === undefined || ratio >= t.min) && (t.max === undefined || ratio <= t.max);
+    return { ...t, subjectValue, peerLabel: best?.label ?? null, peerValue, ratio, met };
+  });
+}
+
+export function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
+  const m = new Map<string, T[]>();
+  for (const i of items) {
+    const k = key(i);
+    const list = m.get(k);
+    if (list) list.push(i);
+    else m.set(k, [i]);
+  }
+  return m;
+}

@@ -1,0 +1,208 @@
+/**
+ * `ratatoskr bench-suite <set.yaml>`: run a set of scenarios × drivers, one `ratatoskr bench`
+ * child process per run (each with its own embedded broker or nats-server, started and stopped
+ * by PID), then write the side-by-side comparison. A set file:
+ *
+ *   name: published
+ *   runs:
+ *     - scenario: latency.yaml                 # relative to the set file
+ *       drivers: [ratatoskr, ratatoskr-v1, nats, jetstream]
+ *     - scenario: at-least-once.yaml
+ *       drivers: [jetstream]
+ *       label: jetstream-file                  # row name (one driver only)
+ *       set: [broker.storage=durable]          # --set overrides for this entry
+ *       note: JetStream file storage           # shown under the row
+ *   targets: [...]                             # see suite-compare.ts
+ *
+ * Every entry is loaded and checked against its drivers' refusals before anything runs.
+ */
+import { spawn } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { parse } from "yaml";
+import { z } from "zod";
+import { cliEntry } from "./broker-process.js";
+import { driverRefusals, embeddedServerKind } from "./drivers/driver-hooks.js";
+import { DRIVER_NAMES, type DriverName } from "./drivers/index.js";
+import { findNatsServer, natsServerVersion } from "./drivers/nats-server.js";
+import { captureEnvironment } from "./environment.js";
+import { ScenarioError, UsageError } from "./errors.js";
+import { loadScenario, type Scenario } from "./scenario.js";
+import { targetSchema } from "./suite-compare.js";
+
+const entrySchema = z
+  .strictObject({
+    scenario: z.string().min(1),
+    drivers: z.array(z.enum(DRIVER_NAMES)).min(1),
+    label: z.string().regex(/^[A-Za-z0-9_.-]+$/).optional(),
+    set: z.array(z.string()).default([]),
+    note: z.string().optional(),
+  })
+  .refine((e) => e.label === undefined || e.drivers.length === 1, { message: "label names one row: give exactly one driver with it" });
+
+export const setSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_-]+$/),
+  description: z.string().default(""),
+  /** Disclosures printed at the top of the comparison. */
+  notes: z.array(z.string()).default([]),
+  runs: z.array(entrySchema).min(1),
+  targets: z.array(targetSchema).default([]),
+});
+
+export type SuiteSet = z.output<typeof setSchema>;
+
+/** One planned run: a scenario file with overrides, under one driver, named by its label. */
+export interface SuiteRun {
+  scenarioFile: string;
+  scenario: Scenario;
+  driver: DriverName;
+  label: string;
+  set: string[];
+  note: string | undefined;
+  /** Report directory relative to the suite's output directory. */
+  dir: string;
+}
+
+export function loadSet(file: string): { set: SuiteSet; runs: SuiteRun[] } {
+  let raw: unknown;
+  try {
+    raw = parse(readFileSync(file, "utf8"));
+  } catch (err) {
+    throw new ScenarioError(file, [{ path: "", expected: "a readable YAML set file", got: String(err) }], { cause: err });
+  }
+  const parsed = setSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ScenarioError(file, parsed.error.issues.map((i) => ({ path: i.path.join("."), expected: i.message, got: "see the set file" })));
+  }
+  const set = parsed.data;
+  const runs: SuiteRun[] = [];
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  for (const entry of set.runs) {
+    const scenarioFile = resolve(dirname(file), entry.scenario);
+    const scenario = loadScenario(scenarioFile, entry.set);
+    for (const driver of entry.drivers) {
+      const label = entry.label ?? driver;
+      const dir = join(scenario.name, label);
+      if (seen.has(dir)) problems.push(`${entry.scenario}: two runs named ${dir}; give one a label`);
+      seen.add(dir);
+      for (const p of driverRefusals(driver, scenario)) problems.push(`${entry.scenario} × ${label}: ${p}`);
+      runs.push({ scenarioFile, scenario, driver, label, set: entry.set, note: entry.note, dir });
+    }
+  }
+  if (problems.length > 0) throw new UsageError(`set ${file} cannot run:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+  return { set, runs };
+}
+
+export interface SuiteArgs {
+  set: string;
+  out: string;
+  /** Only these scenario names (default all). */
+  only?: string[];
+  keepHlog: boolean;
+  quiet: boolean;
+}
+
+export interface RunRecord {
+  label: string;
+  driver: string;
+  scenario: string;
+  scenarioFile: string;
+  set: string[];
+  dir: string;
+  command: string;
+  exitCode: number;
+  seconds: number;
+}
+
+export interface SuiteManifest {
+  kind: "ratatoskr-bench-suite";
+  set: string;
+  /** The set file, copied into the suite directory. */
+  setFile: string;
+  command: string;
+  startedAt: string;
+  finishedAt: string;
+  versions: Record<string, string>;
+  runs: RunRecord[];
+}
+
+export const MANIFEST_FILE = "suite.json";
+
+/** Run the set; returns 0 when every run completed with its gates held, 1 if a gate failed, 2 if a run could not run. */
+export async function runSuite(args: SuiteArgs, log: (s: string) => void): Promise<number> {
+  const { set, runs } = loadSet(args.set);
+  const selected = args.only?.length ? runs.filter((r) => args.only!.includes(r.scenario.name)) : runs;
+  if (selected.length === 0) throw new UsageError(`--only ${args.only?.join(",")} matches no scenario of ${args.set}`);
+  const out = resolve(args.out);
+  mkdirSync(join(out, "scenarios"), { recursive: true });
+  copyFileSync(args.set, join(out, basename(args.set)));
+  for (const f of new Set(selected.map((r) => r.scenarioFile))) copyFileSync(f, join(out, "scenarios", basename(f)));
+
+  const manifest: SuiteManifest = {
+    kind: "ratatoskr-bench-suite",
+    set: set.name,
+    setFile: basename(args.set),
+    command: ["ratatoskr", ...process.argv.slice(2)].join(" "),
+    startedAt: new Date().toISOString(),
+    finishedAt: "",
+    versions: versions(selected),
+    runs: [],
+  };
+  log(`bench-suite ${set.name}: ${selected.length} runs into ${out}`);
+  let worst = 0;
+  for (const [i, run] of selected.entries()) {
+    const dir = join(out, run.dir);
+    rmSync(dir, { recursive: true, force: true });
+    const benchArgs = ["bench", run.scenarioFile, "--driver", run.driver, "--out", dir, ...run.set.flatMap((s) => ["--set", s])];
+    if (args.quiet) benchArgs.push("--quiet");
+    log(`[${i + 1}/${selected.length}] ${run.scenario.name} × ${run.label}`);
+    const started = Date.now();
+    const exitCode = await runChild(benchArgs);
+    const seconds = Math.round((Date.now() - started) / 100) / 10;
+    if (!args.keepHlog && existsSync(dir)) for (const f of readdirSync(dir)) if (f.endsWith(".hlog")) rmSync(join(dir, f));
+    manifest.runs.push({
+      label: run.label,
+      driver: run.driver,
+      scenario: run.scenario.name,
+      scenarioFile: join("scenarios", basename(run.scenarioFile)),
+      set: run.set,
+      dir: run.dir,
+      command: ["ratatoskr", "bench", join("scenarios", basename(run.scenarioFile)), "--driver", run.driver, ...run.set.flatMap((s) => ["--set", s])].join(" "),
+      exitCode,
+      seconds,
+    });
+    log(`  exit ${exitCode} after ${seconds} s`);
+    worst = Math.max(worst, exitCode);
+    writeFileSync(join(out, MANIFEST_FILE), `${JSON.stringify(manifest, null, 1)}\n`);
+  }
+  manifest.finishedAt = new Date().toISOString();
+  writeFileSync(join(out, MANIFEST_FILE), `${JSON.stringify(manifest, null, 1)}\n`);
+  return worst;
+}
+
+function runChild(args: string[]): Promise<number> {
+  return new Promise((resolveExit) => {
+    const child = spawn(process.execPath, [...process.execArgv, cliEntry(), ...args], { stdio: ["ignore", "inherit", "inherit"] });
+    child.on("error", () => resolveExit(2));
+    child.on("exit", (code) => resolveExit(code ?? 2));
+  });
+}
+
+function versions(runs: readonly SuiteRun[]): Record<string, string> {
+  const env = captureEnvironment();
+  const v: Record<string, string> = {
+    node: env.node,
+    ...Object.fromEntries(Object.entries(env.packages).map(([k, val]) => [k === "ratatoskr" ? "ratatoskr" : `npm:${k}`, val])),
+    gitCommit: env.gitCommit + (env.gitDirty ? " (dirty)" : ""),
+    machine: `${env.cpuModel}, ${env.cpuCores} cores, ${Math.round(env.memoryBytes / 2 ** 30)} GiB, ${env.os}, kernel ${env.kernel}`,
+  };
+  if (runs.some((r) => embeddedServerKind(r.driver) === "nats-server")) {
+    try {
+      v["nats-server"] = natsServerVersion(findNatsServer());
+    } catch {
+      v["nats-server"] = "not installed";
+    }
+  }
+  return v;
+}
