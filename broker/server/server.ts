@@ -40,7 +40,7 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
       err ? reject(err) : resolve(bound),
     );
   });
-  const address = `${config.host}:${port}`;
+  const address = `${formatHost(config.host)}:${port}`;
   const retention = setInterval(() => broker.sweepRetention(), 1_000);
   retention.unref();
 
