@@ -54,7 +54,7 @@ describe("under limits (1 CPU pinned, 1 GiB)", () => {
     expect(info.HostConfig.NanoCpus).toBe(1e9);
     expect(info.HostConfig.CpusetCpus).toBe("1");
     expect(info.HostConfig.Memory).toBe(GiB);
-    const inside = await broker.container.exec(["/usr/bin/node", "-e", "console.log(require('os').availableParallelism())"]);
+    const inside = await broker.container.exec(["node", "-e", "console.log(require('os').availableParallelism())"]);
     expect(inside.output.trim()).toBe("1");
   });
 

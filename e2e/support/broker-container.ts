@@ -76,7 +76,7 @@ export async function startBrokerContainer(options: BrokerContainerOptions = {})
   if (options.quota !== undefined) c.withResourcesQuota(options.quota);
   if (options.cpuset !== undefined) c.withCpuset(options.cpuset);
   if (options.healthIntervalMs !== undefined) {
-    c.withHealthCheck({ test: ["CMD", "/usr/bin/node", "/app/healthcheck.mjs"], interval: options.healthIntervalMs, timeout: 3_000, retries: 3 });
+    c.withHealthCheck({ test: ["CMD", "node", "/app/healthcheck.mjs"], interval: options.healthIntervalMs, timeout: 3_000, retries: 3 });
   }
   // A label of our own, so a container whose start failed (testcontainers stops it but leaves it
   // behind) can be found and removed by this call, and by nothing else.
