@@ -35,8 +35,8 @@ export interface EmbeddedNatsServer extends EmbeddedBroker {
 }
 
 /** Absolute path of nats-server, or throws NatsServerMissingError. */
-export function findNatsServer(path = process.env.PATH ?? ""): string {
-  const dirs = [...path.split(delimiter).filter((d) => d !== ""), "/usr/sbin", "/usr/local/sbin"];
+export function findNatsServer(path = process.env.PATH ?? "", fallbacks: readonly string[] = ["/usr/sbin", "/usr/local/sbin"]): string {
+  const dirs = [...path.split(delimiter).filter((d) => d !== ""), ...fallbacks];
   const searched = [...new Set(dirs)];
   for (const d of searched) {
     const candidate = join(d, "nats-server");

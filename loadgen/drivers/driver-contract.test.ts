@@ -1,0 +1,195 @@
+/**
+ * One contract suite for every real driver, against real servers on loopback: the reference
+ * broker (ratatoskr v2 and v1 drivers) and a nats-server with JetStream (nats and jetstream
+ * drivers). No fakes. Needs `nats-server` on PATH (`apt-get install -y nats-server`).
+ */
+import { randomBytes } from "node:crypto";
+import * as grpc from "@grpc/grpc-js";
+import { connect, type NatsConnection } from "nats";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { BrokerClient, type Subscription } from "../../proto/gen/ratatoskr/v2/broker.js";
+import { procSample, startEmbeddedBroker, type EmbeddedBroker } from "../broker-process.js";
+import type { Consumer, DeliverySink, Driver } from "./driver.js";
+import { unary } from "./grpc-pool.js";
+import { createDriver, type DriverName } from "./index.js";
+import { startNatsServer, type EmbeddedNatsServer } from "./nats-server.js";
+
+interface Subject {
+  name: Exclude<DriverName, "fake">;
+  server: () => EmbeddedBroker;
+  acks: boolean;
+  statsViaProtocol: boolean;
+  /** Server-side count of acknowledged deliveries of a subscription (ack drivers). */
+  acked?: (topic: string, subscription: string) => Promise<number>;
+}
+
+let ratatoskr: EmbeddedBroker;
+let nats: EmbeddedNatsServer;
+let v2Admin: BrokerClient;
+let natsAdmin: NatsConnection;
+
+beforeAll(async () => {
+  [ratatoskr, nats] = await Promise.all([startEmbeddedBroker({ storage: "memory", fsync: false, args: [] }), startNatsServer()]);
+  v2Admin = new BrokerClient(ratatoskr.address, grpc.credentials.createInsecure());
+  natsAdmin = await connect({ servers: nats.address, reconnect: false });
+}, 60_000);
+
+afterAll(async () => {
+  v2Admin?.close();
+  await natsAdmin?.close();
+  await Promise.all([ratatoskr?.stop(), nats?.stop()]);
+});
+
+const subjects: Subject[] = [
+  {
+    name: "ratatoskr",
+    server: () => ratatoskr,
+    acks: true,
+    statsViaProtocol: true,
+    acked: async (_topic, name) => (await unary<Subscription>((cb) => v2Admin.getSubscription({ name }, cb))).stats?.acked ?? -1,
+  },
+  { name: "ratatoskr-v1", server: () => ratatoskr, acks: false, statsViaProtocol: false },
+  { name: "nats", server: () => nats, acks: false, statsViaProtocol: false },
+  {
+    name: "jetstream",
+    server: () => nats,
+    acks: true,
+    statsViaProtocol: false,
+    acked: async (topic, name) => {
+      const info = await (await natsAdmin.jetstreamManager()).consumers.info(topic, name);
+      return info.num_ack_pending === 0 ? info.ack_floor.stream_seq : -1;
+    },
+  },
+];
+
+/** A sink that keeps copies of what each slot received and wakes waiters at a count. */
+class Collector implements DeliverySink {
+  readonly got = new Map<number, string[]>();
+  readonly errors: Error[] = [];
+  private waiters: { slot: number; n: number; resolve: () => void }[] = [];
+  onDeliveries(slot: number, payloads: readonly Buffer[], _attempts: readonly number[] | undefined, count: number): void {
+    const list = this.got.get(slot) ?? [];
+    for (let i = 0; i < count; i++) list.push(Buffer.from(payloads[i]!).toString("hex"));
+    this.got.set(slot, list);
+    this.waiters = this.waiters.filter((w) => {
+      if ((this.got.get(w.slot)?.length ?? 0) < w.n) return true;
+      w.resolve();
+      return false;
+    });
+  }
+  onStreamError(_slot: number, err: Error): void {
+    this.errors.push(err);
+  }
+  /** Resolves once `slot` received at least `n` deliveries (the test timeout bounds the wait). */
+  until(slot: number, n: number): Promise<void> {
+    if ((this.got.get(slot)?.length ?? 0) >= n) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ slot, n, resolve }));
+  }
+}
+
+function payloads(n: number, tag: string): Buffer[] {
+  return Array.from({ length: n }, (_, i) => Buffer.concat([Buffer.from(`${tag}-${i}-`), randomBytes(48)]));
+}
+
+const unique = () => randomBytes(4).toString("hex");
+
+describe.each(subjects)("driver contract: $name", (subject) => {
+  let driver: Driver;
+  const consumers: Consumer[] = [];
+
+  const open = async () => {
+    driver = createDriver(subject.name, { target: subject.server().address, connections: 2, maxOutstandingMessages: 100, connectTimeoutMs: 5000 });
+    await driver.connect();
+  };
+  const close = async () => {
+    for (const c of consumers.splice(0)) c.close();
+    await driver?.close();
+  };
+
+  beforeAll(open, 30_000);
+  afterAll(close);
+
+  it("delivers every published message to a subscription with its bytes unchanged", async () => {
+    const topic = `ct-${unique()}`;
+    const spec = { slot: 0, name: `${topic}-s0`, topic };
+    const sink = new Collector();
+    await driver.createTopics([topic]);
+    await driver.createSubscription(spec);
+    consumers.push(await driver.openConsumer(spec, 0, sink));
+    const sent = [...payloads(10, "a"), ...payloads(10, "b"), ...payloads(10, "c")];
+    const accepted = await Promise.all([0, 10, 20].map((o, i) => driver.publish(topic, sent.slice(o, o + 10), i)));
+    expect(accepted).toEqual([10, 10, 10]);
+    await sink.until(0, 30);
+    expect([...(sink.got.get(0) ?? [])].sort()).toEqual(sent.map((b) => b.toString("hex")).sort());
+    expect(sink.errors).toEqual([]);
+  });
+
+  it("fans out: each of three subscriptions of a topic gets every message once", async () => {
+    const topic = `ct-${unique()}`;
+    const specs = [0, 1, 2].map((slot) => ({ slot, name: `${topic}-s${slot}`, topic }));
+    const sink = new Collector();
+    await driver.createTopics([topic]);
+    for (const s of specs) await driver.createSubscription(s);
+    for (const s of specs) consumers.push(await driver.openConsumer(s, 0, sink));
+    const sent = payloads(50, "f");
+    expect(await driver.publish(topic, sent, 0)).toBe(50);
+    await Promise.all(specs.map((s) => sink.until(s.slot, 50)));
+    for (const s of specs) {
+      const got = sink.got.get(s.slot)!;
+      expect(got).toHaveLength(50);
+      expect(new Set(got).size).toBe(50);
+    }
+  });
+
+  it.runIf(subject.acks)("acks every delivery: the server counts them all acknowledged", async () => {
+    const topic = `ct-${unique()}`;
+    const spec = { slot: 0, name: `${topic}-s0`, topic };
+    const sink = new Collector();
+    await driver.createTopics([topic]);
+    await driver.createSubscription(spec);
+    consumers.push(await driver.openConsumer(spec, 0, sink));
+    await driver.publish(topic, payloads(40, "k"), 0);
+    await sink.until(0, 40);
+    // Acks travel after the deliveries; wait until the server has counted them.
+    await vi.waitFor(async () => expect(await subject.acked!(topic, spec.name)).toBe(40), { timeout: 10_000, interval: 50 });
+  });
+
+  it.runIf(subject.acks)("competing consumers of one subscription share its messages without duplicates", async () => {
+    const topic = `ct-${unique()}`;
+    const spec = { slot: 0, name: `${topic}-s0`, topic };
+    const sink = new Collector();
+    await driver.createTopics([topic]);
+    await driver.createSubscription(spec);
+    consumers.push(await driver.openConsumer(spec, 0, sink), await driver.openConsumer(spec, 1, sink));
+    const sent = payloads(200, "q");
+    await Promise.all([driver.publish(topic, sent.slice(0, 100), 0), driver.publish(topic, sent.slice(100), 1)]);
+    await sink.until(0, 200);
+    expect(new Set(sink.got.get(0)).size).toBe(200);
+    expect(sink.got.get(0)).toHaveLength(200);
+  });
+
+  it("reports broker resources through its protocol or from /proc of the server process", async () => {
+    const viaProtocol = await driver.brokerStats();
+    expect(viaProtocol !== undefined).toBe(subject.statsViaProtocol);
+    const s = viaProtocol ?? procSample(subject.server().pid);
+    expect(s).toBeDefined();
+    expect(s!.rssBytes).toBeGreaterThan(1024 * 1024);
+    expect(Number.isFinite(s!.cpuUserSeconds + s!.cpuSystemSeconds)).toBe(true);
+    expect(s!.cpuUserSeconds + s!.cpuSystemSeconds).toBeGreaterThan(0);
+  });
+
+  it("cleans up what a run created, so the same names can be created again", async () => {
+    const topic = `ct-${unique()}`;
+    const spec = { slot: 0, name: `${topic}-s0`, topic };
+    await driver.createTopics([topic]);
+    await driver.createSubscription(spec);
+    await driver.cleanup([topic], [spec.name]);
+    await driver.createTopics([topic]);
+    await driver.createSubscription(spec);
+    const sink = new Collector();
+    consumers.push(await driver.openConsumer(spec, 0, sink));
+    expect(await driver.publish(topic, payloads(5, "c"), 0)).toBe(5);
+    await sink.until(0, 5);
+    expect(sink.got.get(0)).toHaveLength(5);
+  });
+});

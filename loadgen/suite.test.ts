@@ -1,0 +1,67 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadSet } from "./suite.js";
+import { judgeTargets, withPeerRatios, type Row } from "./suite-compare.js";
+
+const dir = mkdtempSync(join(tmpdir(), "rt-suite-"));
+writeFileSync(join(dir, "s.yaml"), "name: s\ntopics: 1\nsubscriptions: {perTopic: 1}\nproducers: 1\nmessages: 10\n");
+writeFileSync(join(dir, "d.yaml"), "name: d\ntopics: 1\nsubscriptions: {perTopic: 1}\nproducers: 1\nmessages: 10\nbroker: {storage: durable, fsync: true}\n");
+
+function setFile(body: string): string {
+  const f = join(dir, `set-${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(f, body);
+  return f;
+}
+
+describe("set files", () => {
+  it("expands scenarios × drivers into named runs, with labels and overrides", () => {
+    const { runs } = loadSet(setFile("name: x\nruns:\n  - scenario: s.yaml\n    drivers: [ratatoskr, nats]\n  - scenario: d.yaml\n    drivers: [jetstream]\n    label: jetstream-file\n    set: [broker.fsync=false]\n"));
+    expect(runs.map((r) => r.dir)).toEqual([join("s", "ratatoskr"), join("s", "nats"), join("d", "jetstream-file")]);
+    expect(runs[2]!.scenario.broker).toMatchObject({ storage: "durable", fsync: false });
+  });
+
+  it("refuses the whole set before running when a driver cannot honour a scenario", () => {
+    const f = setFile("name: x\nruns:\n  - scenario: d.yaml\n    drivers: [ratatoskr, nats, jetstream]\n");
+    expect(() => loadSet(f)).toThrow(/d\.yaml × nats: broker\.storage=durable[\s\S]*d\.yaml × jetstream: broker\.fsync=true/);
+  });
+
+  it("refuses two runs with the same name and a label on several drivers", () => {
+    expect(() => loadSet(setFile("name: x\nruns:\n  - scenario: s.yaml\n    drivers: [nats]\n  - scenario: s.yaml\n    drivers: [nats]\n"))).toThrow(/two runs named/);
+    expect(() => loadSet(setFile("name: x\nruns:\n  - scenario: s.yaml\n    drivers: [nats, jetstream]\n    label: both\n"))).toThrow();
+  });
+});
+
+function row(label: string, driver: string, deliveryRate: number, p99Us: number, scenario = "a"): Row {
+  return {
+    label, driver, scenario, storage: "memory", note: undefined, ok: true, exitCode: 0, publishRate: deliveryRate, deliveryRate,
+    e2e: { p50Us: 1, p99Us, p999Us: p99Us, maxUs: p99Us }, deliveredPct: 100, brokerCpuPercent: 50, brokerCpuSeconds: 1,
+    brokerPeakRssBytes: 1, throughputVsBestPeer: null, p99VsBestPeer: null, bestPeer: null,
+  };
+}
+
+describe("comparison ratios and targets", () => {
+  const rows = withPeerRatios([row("ratatoskr", "ratatoskr", 60_000, 2000), row("jetstream", "jetstream", 40_000, 1000), row("jetstream-file", "jetstream", 80_000, 4000)]);
+
+  it("divides by the best peer of the scenario: highest throughput, lowest p99", () => {
+    expect(rows[0]).toMatchObject({ bestPeer: "jetstream-file", throughputVsBestPeer: 0.75, p99VsBestPeer: 2 });
+    expect(rows[2]!.throughputVsBestPeer).toBe(1);
+  });
+
+  it("judges targets against the best of the named peers, in either direction", () => {
+    const [tp, lat] = judgeTargets(rows, [
+      { name: "tp", scenario: "a", metric: "deliveryRate", subject: "ratatoskr", peers: ["jetstream", "jetstream-file"], min: 1 },
+      { name: "lat", scenario: "a", metric: "e2eP99Us", subject: "ratatoskr", peers: ["jetstream"], max: 1 },
+    ]);
+    expect(tp).toMatchObject({ peerLabel: "jetstream-file", ratio: 0.75, met: false });
+    expect(lat).toMatchObject({ peerLabel: "jetstream", ratio: 2, met: false });
+    const [half] = judgeTargets(rows, [{ name: "h", scenario: "a", metric: "deliveryRate", subject: "ratatoskr", peers: ["jetstream"], min: 0.5 }]);
+    expect(half).toMatchObject({ ratio: 1.5, met: true });
+  });
+
+  it("marks a target not measured when a run is missing", () => {
+    const [t] = judgeTargets(rows, [{ name: "x", scenario: "b", metric: "deliveryRate", subject: "ratatoskr", peers: ["nats"], min: 1 }]);
+    expect(t).toMatchObject({ ratio: null, met: null });
+  });
+});
