@@ -39,6 +39,57 @@ describe("TimerWheel", () => {
   });
 });
 
+describe("TimerWheel under churn", () => {
+  type Item = { id: number; tick: number };
+  it("fires an item moved away and back exactly once, at its final deadline", () => {
+    const wheel = new TimerWheel<Item>(10);
+    const a: Item = { id: 1, tick: -1 };
+    wheel.add(a, 100);
+    wheel.reschedule(a, 500);
+    wheel.reschedule(a, 100);
+    const fired: number[] = [];
+    wheel.expire(1000, (i) => fired.push(i.id));
+    expect(fired).toEqual([1]);
+    expect(wheel.size).toBe(0);
+  });
+
+  it("matches a simple model under random adds, removes, reschedules and expiries", () => {
+    const wheel = new TimerWheel<Item>(10);
+    const model = new Map<Item, number>();
+    let seed = 42;
+    const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const items: Item[] = Array.from({ length: 200 }, (_, id) => ({ id, tick: -1 }));
+    let now = 0;
+    for (let step = 0; step < 20_000; step++) {
+      const item = items[rand(items.length)]!;
+      const op = rand(10);
+      if (op < 4 && !model.has(item)) {
+        const at = now + rand(300);
+        wheel.add(item, at);
+        model.set(item, Math.ceil(at / 10) * 10);
+      } else if (op < 6 && model.has(item)) {
+        expect(wheel.remove(item)).toBe(true);
+        model.delete(item);
+      } else if (op < 8 && model.has(item)) {
+        const at = now + rand(300);
+        wheel.reschedule(item, at);
+        model.set(item, Math.ceil(at / 10) * 10);
+      } else if (op === 9) {
+        now += rand(40);
+        const fired = new Set<Item>();
+        wheel.expire(now, (i) => {
+          expect(fired.has(i)).toBe(false);
+          fired.add(i);
+        });
+        const due = new Set([...model].filter(([, at]) => at <= now).map(([i]) => i));
+        expect(fired).toEqual(due);
+        for (const i of due) model.delete(i);
+      }
+      expect(wheel.size).toBe(model.size);
+    }
+  });
+});
+
 describe("AckSet", () => {
   it("advances the floor when gaps close and keeps sparse acks above it", () => {
     const acks = new AckSet(0);

@@ -8,7 +8,7 @@ export interface LeaseHolder {
 
 /** One delivery of one message to one consumer, awaiting ack until `deadlineMs`. */
 export class Lease {
-  tick = 0;
+  tick = -1;
   constructor(
     /** Unique per delivery, broker-wide. */
     readonly ackId: number,
@@ -33,7 +33,7 @@ export interface RetryOwner {
 
 /** A nacked message waiting out its backoff before it may be delivered again. */
 export class PendingRetry {
-  tick = 0;
+  tick = -1;
   constructor(
     readonly owner: RetryOwner,
     readonly sequence: number,

@@ -125,6 +125,13 @@ export class SubscriptionRegistry {
     return names.sort();
   }
 
+  /** Subscriptions on the topic of subscription `name` (fan-out width); 0 when unknown. */
+  topicSubscriptionCount(name: string): number {
+    const sub = this.subscriptions.get(name);
+    if (!sub || !this.broker.hasTopic(sub.topic)) return 0;
+    return this.broker.requireTopic(sub.topic).subscribers.size;
+  }
+
   has(name: string): boolean {
     return this.subscriptions.has(name);
   }

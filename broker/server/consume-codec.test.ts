@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { ConsumeResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
 import { Lease, type LeaseHolder } from "../core/lease-table.js";
 import type { StoredMessage } from "../core/types.js";
-import { deliverySize, encodeConsumeResponse, splitFrames } from "./consume-codec.js";
+import { EncodedMessages, encodeConsumeResponse, encodeFrames } from "./consume-codec.js";
 
 const holder: LeaseHolder = { onLeaseExpired: () => undefined };
 
@@ -24,7 +24,9 @@ describe("ConsumeResponse encoder", () => {
         fc.array(fc.tuple(message, fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.integer({ min: 1, max: 2 ** 31 - 1 })), { maxLength: 20 }),
         (items) => {
           const leases = items.map(([m, ackId, attempt]) => new Lease(ackId, m, attempt, 0, holder, 0));
-          const decoded = ConsumeResponse.decode(encodeConsumeResponse(leases));
+          const encoded = encodeConsumeResponse(leases);
+          expect(encodeFrames(leases, Number.POSITIVE_INFINITY, new EncodedMessages())[0]).toEqual(encoded);
+          const decoded = ConsumeResponse.decode(encoded);
           expect(decoded.deliveries).toHaveLength(leases.length);
           decoded.deliveries.forEach((d, i) => {
             const [m, ackId, attempt] = items[i]!;
@@ -46,19 +48,30 @@ describe("ConsumeResponse encoder", () => {
   });
 });
 
-describe("frame splitting", () => {
+describe("frame splitting and shared bodies", () => {
   const lease = (bytes: number, ackId: number): Lease =>
-    new Lease(ackId, { id: "id", topic: "t", sequence: ackId, payload: Buffer.alloc(bytes), attributes: {}, publishTimeMs: 1, producerId: false }, 1, bytes, holder, 0);
+    new Lease(ackId, { id: "id", topic: "t", sequence: ackId, payload: Buffer.alloc(bytes, ackId), attributes: { a: "b" }, publishTimeMs: 1, producerId: false }, 1, bytes, holder, 0);
 
   it("keeps every frame within the limit, in order, and sends an oversized delivery alone", () => {
     const batch = [100, 200, 300, 5000, 100, 100, 100].map((b, i) => lease(b, i + 1));
-    const frames = splitFrames(batch, 700);
-    expect(frames.flat()).toEqual(batch);
-    for (const frame of frames) {
-      const size = encodeConsumeResponse(frame).length;
-      expect(size === frame.map(deliverySize).reduce((a, b) => a + b, 0)).toBe(true);
-      if (frame.length > 1) expect(size).toBeLessThanOrEqual(700);
-    }
-    expect(frames.map((f) => f.map((l) => l.ackId))).toEqual([[1, 2, 3], [4], [5, 6, 7]]);
+    const frames = encodeFrames(batch, 700);
+    const decoded = frames.map((f) => ConsumeResponse.decode(f).deliveries.map((d) => d.ackId));
+    expect(decoded).toEqual([[1, 2, 3], [4], [5, 6, 7]]);
+    for (const [i, f] of frames.entries()) if (decoded[i]!.length > 1) expect(f.length).toBeLessThanOrEqual(700);
+  });
+
+  it("encodes a message body once for every subscription delivering it in the same turn", () => {
+    const shared = new EncodedMessages();
+    const m = lease(50, 1).message;
+    const a = encodeFrames([new Lease(10, m, 1, 50, holder, 0)], 1 << 20, shared)[0]!;
+    expect(shared.size).toBe(1);
+    const b = encodeFrames([new Lease(11, m, 2, 50, holder, 0)], 1 << 20, shared)[0]!;
+    expect(shared.size).toBe(1);
+    const [da, db] = [ConsumeResponse.decode(a).deliveries[0]!, ConsumeResponse.decode(b).deliveries[0]!];
+    expect([da.ackId, da.attempt, db.ackId, db.attempt]).toEqual([10, 1, 11, 2]);
+    expect(db.message).toEqual(da.message);
+    expect(db.message?.payload).toEqual(m.payload);
+    // Same bytes as without sharing.
+    expect(encodeFrames([new Lease(11, m, 2, 50, holder, 0)], 1 << 20)[0]).toEqual(b);
   });
 });

@@ -1,9 +1,10 @@
 import type { Lease } from "../core/lease-table.js";
 import type { StoredMessage } from "../core/types.js";
 
-// A ConsumeResponse frame written straight from the core's leases into one buffer: a size
-// pass, then a write pass, no intermediate objects or writer chunks (DESIGN §6: the consume
-// path is the hot one). Field numbers follow proto/ratatoskr/v2/broker.proto:
+// ConsumeResponse frames written straight from the core's leases: a size pass, then a write
+// pass into one buffer per frame, no intermediate objects or writer chunks (DESIGN §6: the
+// consume path is the hot one). The server writes these pre-encoded Buffers through a
+// pass-through serializer. Field numbers follow proto/ratatoskr/v2/broker.proto:
 //   ConsumeResponse { repeated Delivery deliveries = 1; }
 //   Delivery { int64 ack_id = 1; int32 attempt = 2; Message message = 3; }
 //   Message { string id = 1; string topic = 2; int64 sequence = 3; bytes payload = 4;
@@ -112,63 +113,102 @@ function writeMessage(buf: Buffer, pos: number, m: StoredMessage): number {
   return pos;
 }
 
-/** Encoded size of one lease inside a ConsumeResponse (tag and length included). */
-export function deliverySize(lease: Lease): number {
-  const msg = messageSize(lease.message);
-  const delivery = 1 + varintSize(lease.ackId) + 1 + varintSize(lease.attempt) + 1 + varintSize(msg) + msg;
-  return 1 + varintSize(delivery) + delivery;
+/**
+ * Encoded message bodies shared by every subscription that delivers the same message in the
+ * same event-loop turn (fan-out: one encode, many frames). Cleared after the turn, so it never
+ * holds more than one turn's deliveries and retained messages are not stored twice.
+ */
+export class EncodedMessages {
+  private readonly bodies = new Map<StoredMessage, Buffer>();
+  private clearScheduled = false;
+
+  get(m: StoredMessage): Buffer | undefined {
+    return this.bodies.get(m);
+  }
+
+  set(m: StoredMessage, body: Buffer): void {
+    this.bodies.set(m, body);
+    if (this.clearScheduled) return;
+    this.clearScheduled = true;
+    setImmediate(() => {
+      this.bodies.clear();
+      this.clearScheduled = false;
+    });
+  }
+
+  get size(): number {
+    return this.bodies.size;
+  }
 }
 
+let scratch = new Float64Array(2048);
+
 /**
- * Cuts a batch into runs whose frames stay within `maxFrameBytes` (gRPC refuses to send a
- * message above its max send size). A single delivery larger than that goes alone.
+ * Encodes a batch of leases as `ratatoskr.v2.ConsumeResponse` frames of at most
+ * `maxFrameBytes` each (gRPC refuses to send a message above its max send size; a single
+ * delivery larger than that goes alone). With `shared`, message bodies are encoded once and
+ * reused across subscriptions.
  */
-export function splitFrames(batch: Lease[], maxFrameBytes: number): Lease[][] {
+export function encodeFrames(batch: readonly Lease[], maxFrameBytes: number, shared?: EncodedMessages): Buffer[] {
+  const n = batch.length;
+  if (scratch.length < n * 2) scratch = new Float64Array(n * 2);
+  // Size pass: body and delivery lengths, and where frames are cut.
+  const cuts: number[] = [];
+  const totals: number[] = [];
   let total = 0;
-  let start = 0;
-  let frames: Lease[][] | undefined;
-  for (let i = 0; i < batch.length; i++) {
-    const size = deliverySize(batch[i]!);
-    if (i > start && total + size > maxFrameBytes) {
-      (frames ??= []).push(batch.slice(start, i));
-      start = i;
+  for (let i = 0; i < n; i++) {
+    const lease = batch[i]!;
+    const body = shared?.get(lease.message);
+    const msg = body ? body.length : messageSize(lease.message);
+    const delivery = 1 + varintSize(lease.ackId) + 1 + varintSize(lease.attempt) + 1 + varintSize(msg) + msg;
+    const entry = 1 + varintSize(delivery) + delivery;
+    if (i > 0 && total + entry > maxFrameBytes) {
+      cuts.push(i);
+      totals.push(total);
       total = 0;
     }
-    total += size;
+    scratch[2 * i] = msg;
+    scratch[2 * i + 1] = delivery;
+    total += entry;
   }
-  if (!frames) return [batch];
-  frames.push(batch.slice(start));
+  cuts.push(n);
+  totals.push(total);
+  // Write pass: one buffer per frame.
+  const frames: Buffer[] = new Array(cuts.length);
+  let i = 0;
+  for (let f = 0; f < cuts.length; f++) {
+    const buf = Buffer.allocUnsafe(totals[f]!);
+    let pos = 0;
+    for (const end = cuts[f]!; i < end; i++) {
+      const lease = batch[i]!;
+      buf[pos++] = TAG_DELIVERY;
+      pos = writeVarint(buf, pos, scratch[2 * i + 1]!);
+      buf[pos++] = TAG_ACK_ID;
+      pos = writeVarint(buf, pos, lease.ackId);
+      buf[pos++] = TAG_ATTEMPT;
+      pos = writeVarint(buf, pos, lease.attempt);
+      buf[pos++] = TAG_MESSAGE;
+      const msg = scratch[2 * i]!;
+      pos = writeVarint(buf, pos, msg);
+      if (shared) {
+        let body = shared.get(lease.message);
+        if (!body) {
+          body = Buffer.allocUnsafe(msg);
+          writeMessage(body, 0, lease.message);
+          shared.set(lease.message, body);
+        }
+        pos += body.copy(buf, pos);
+      } else {
+        pos = writeMessage(buf, pos, lease.message);
+      }
+    }
+    if (pos !== buf.length) throw new Error(`ConsumeResponse encoder wrote ${pos} bytes, sized ${buf.length}`);
+    frames[f] = buf;
+  }
   return frames;
 }
 
-let sizes = new Float64Array(1024);
-
-/** Serializes a batch of leases as a `ratatoskr.v2.ConsumeResponse`. */
+/** One ConsumeResponse holding every lease of `batch` (tests, small batches). */
 export function encodeConsumeResponse(batch: readonly Lease[]): Buffer {
-  if (sizes.length < batch.length * 2) sizes = new Float64Array(batch.length * 2);
-  let total = 0;
-  for (let i = 0; i < batch.length; i++) {
-    const lease = batch[i]!;
-    const msg = messageSize(lease.message);
-    const delivery = 1 + varintSize(lease.ackId) + 1 + varintSize(lease.attempt) + 1 + varintSize(msg) + msg;
-    sizes[2 * i] = msg;
-    sizes[2 * i + 1] = delivery;
-    total += 1 + varintSize(delivery) + delivery;
-  }
-  const buf = Buffer.allocUnsafe(total);
-  let pos = 0;
-  for (let i = 0; i < batch.length; i++) {
-    const lease = batch[i]!;
-    buf[pos++] = TAG_DELIVERY;
-    pos = writeVarint(buf, pos, sizes[2 * i + 1]!);
-    buf[pos++] = TAG_ACK_ID;
-    pos = writeVarint(buf, pos, lease.ackId);
-    buf[pos++] = TAG_ATTEMPT;
-    pos = writeVarint(buf, pos, lease.attempt);
-    buf[pos++] = TAG_MESSAGE;
-    pos = writeVarint(buf, pos, sizes[2 * i]!);
-    pos = writeMessage(buf, pos, lease.message);
-  }
-  if (pos !== total) throw new Error(`ConsumeResponse encoder wrote ${pos} bytes, sized ${total}`);
-  return buf;
+  return encodeFrames(batch, Number.POSITIVE_INFINITY)[0]!;
 }

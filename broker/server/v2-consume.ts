@@ -4,13 +4,13 @@ import { InvalidArgumentError } from "../core/errors.js";
 import type { Lease } from "../core/lease-table.js";
 import { resolveFlowLimits, type SubscriptionRegistry } from "../core/subscription-registry.js";
 import type { ConsumeRequest } from "../../proto/gen/ratatoskr/v2/broker.js";
-import { splitFrames } from "./consume-codec.js";
+import { encodeFrames, type EncodedMessages } from "./consume-codec.js";
 import { bidiStream } from "./handlers.js";
 import type { Logger } from "./logger.js";
 import { statusError, toStatus } from "./status.js";
 
-/** The Consume stream as the handler sees it: requests in, batches of leases out (see consume-codec). */
-export type ConsumeCall = ServerDuplexStream<ConsumeRequest, Lease[]>;
+/** The Consume stream as the handler sees it: requests in, pre-encoded ConsumeResponse frames out. */
+export type ConsumeCall = ServerDuplexStream<ConsumeRequest, Buffer>;
 
 /**
  * Consume: the first frame must carry `start` (else INVALID_ARGUMENT); the stream then
@@ -18,8 +18,8 @@ export type ConsumeCall = ServerDuplexStream<ConsumeRequest, Lease[]>;
  * When the client goes away (cancel, half-close, error) its leases are redelivered.
  * `open` tracks live streams so shutdown can end even those that never sent `start`.
  */
-export function consumeHandler(registry: SubscriptionRegistry, log: Logger, open: Set<() => void>, maxFrameBytes: number) {
-  return bidiStream<ConsumeRequest, Lease[]>(log, (call: ConsumeCall) => {
+export function consumeHandler(registry: SubscriptionRegistry, log: Logger, open: Set<() => void>, maxFrameBytes: number, shared: EncodedMessages) {
+  return bidiStream<ConsumeRequest, Buffer>(log, (call: ConsumeCall) => {
     let consumer: Consumer | undefined;
     let finished = false;
 
@@ -43,8 +43,10 @@ export function consumeHandler(registry: SubscriptionRegistry, log: Logger, open
         if (finished) return true;
         // The leases are taken already, so every frame is written; the return value only
         // stops the next pump until the transport drains.
+        // Bodies are worth sharing only when other subscriptions get the same messages.
+        const fanOut = consumer !== undefined && registry.topicSubscriptionCount(consumer.parent.name) > 1;
         let writable = true;
-        for (const frame of splitFrames(batch, maxFrameBytes)) writable = call.write(frame) && writable;
+        for (const frame of encodeFrames(batch, maxFrameBytes, fanOut ? shared : undefined)) writable = call.write(frame) && writable;
         if (!writable) call.once("drain", () => consumer?.resume());
         return writable;
       },

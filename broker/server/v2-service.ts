@@ -4,7 +4,7 @@ import { collectBrokerStats } from "../core/broker-stats.js";
 import { SubscriptionRegistry } from "../core/subscription-registry.js";
 import { BrokerService, type PublishResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
 import type { BrokerServerConfig } from "./config.js";
-import { encodeConsumeResponse } from "./consume-codec.js";
+import { EncodedMessages } from "./consume-codec.js";
 import { unary } from "./handlers.js";
 import type { Logger } from "./logger.js";
 import { consumeHandler } from "./v2-consume.js";
@@ -75,15 +75,15 @@ export function addV2Service(server: Server, broker: Broker, config: BrokerServe
       await registry.delete(req.name);
       return {};
     }),
-    consume: consumeHandler(registry, log, openStreams, maxFrameBytes(config.maxMessageBytes)),
+    consume: consumeHandler(registry, log, openStreams, maxFrameBytes(config.maxMessageBytes), new EncodedMessages()),
     getBrokerStats: unary(log, () => brokerStatsToWire(collectBrokerStats(broker, registry, startedAtMs))),
   };
 
-  // Consume frames are written from the core's leases by a hand-rolled encoder (one encode
-  // per message, shared across subscriptions) instead of building ConsumeResponse objects.
+  // Consume frames are encoded by the handler straight from the core's leases (consume-codec)
+  // and pass through the serializer as they are.
   const definition = {
     ...BrokerService,
-    consume: { ...BrokerService.consume, responseSerialize: encodeConsumeResponse },
+    consume: { ...BrokerService.consume, responseSerialize: (frame: Buffer): Buffer => frame },
   } as unknown as ServiceDefinition;
   server.addService(definition, handlers);
 
