@@ -49,8 +49,14 @@ cp docker/Dockerfile docker/healthcheck.mjs "$ctx/"
 node scripts/docker-stage-modules.mjs "$ctx/node_modules"
 t3=$(date +%s%N)
 
+previous=$(docker image inspect "$IMAGE" --format '{{.Id}}' 2>/dev/null || true)
 docker build -q -t "$IMAGE" "$ctx" >/dev/null
 t4=$(date +%s%N)
+# The image this build replaced is now untagged: remove it (and only it) unless a container uses it.
+current=$(docker image inspect "$IMAGE" --format '{{.Id}}')
+if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
+  docker image rm "$previous" >/dev/null 2>&1 || true
+fi
 
 ms() { echo $(( ($2 - $1) / 1000000 )); }
 size=$(docker image inspect "$IMAGE" --format '{{.Size}}')
