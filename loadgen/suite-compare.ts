@@ -62,6 +62,8 @@ export interface TargetVerdict extends Target {
   peerValue: number | null;
   ratio: number | null;
   met: boolean | null;
+  /** Runs involved that failed their own gates (their figures stand, with that caveat). */
+  caveats: string[];
 }
 
 /** Broker CPU over the measure and drain phases, from the cumulative samples. */
@@ -137,7 +139,7 @@ export function metricValue(row: Row, metric: MetricName): number {
 
 export function judgeTargets(rows: readonly Row[], targets: readonly Target[]): TargetVerdict[] {
   return targets.map((t) => {
-    const find = (scenario: string, label: string) => rows.find((r) => r.scenario === scenario && r.label === label && r.ok);
+    const find = (scenario: string, label: string) => rows.find((r) => r.scenario === scenario && r.label === label);
     const subject = find(t.scenario, t.subject);
     const higher = METRICS[t.metric].higherIsBetter;
     const peers = t.peers.map((p) => find(t.peerScenario ?? t.scenario, p)).filter((r): r is Row => r !== undefined);
@@ -148,8 +150,10 @@ export function judgeTargets(rows: readonly Row[], targets: readonly Target[]): 
     const peerValue = best ? metricValue(best, t.metric) : null;
     const ratio = subjectValue !== null && peerValue ? subjectValue / peerValue : null;
     let met: boolean | null = null;
-    if (ratio !== null) met = (t.min === undefined || ratio >= t.min) && (t.max === undefined || ratio <= t.max);
-    return { ...t, subjectValue, peerLabel: best?.label ?? null, peerValue, ratio, met };
+    // A run that failed its own gates (e.g. could not sustain the offered rate) misses the target.
+    if (ratio !== null) met = (t.min === undefined || ratio >= t.min) && (t.max === undefined || ratio <= t.max) && subject!.ok;
+    const caveats = [subject, ...peers].filter((r): r is Row => r !== undefined && !r.ok).map((r) => `${r.label} failed its scenario gates`);
+    return { ...t, subjectValue, peerLabel: best?.label ?? null, peerValue, ratio, met, caveats };
   });
 }
 

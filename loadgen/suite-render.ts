@@ -84,7 +84,7 @@ function targetCells(t: TargetVerdict): string[] {
     t.peerLabel ? `${t.peerLabel}: ${metricText(t.metric, t.peerValue)}` : "n/a",
     ratio(t.ratio),
     need,
-    t.met === null ? "not measured" : t.met ? "met" : "MISSED",
+    (t.met === null ? "not measured" : t.met ? "met" : "MISSED") + (t.caveats.length ? ` (${t.caveats.join("; ")})` : ""),
   ];
 }
 

@@ -65,3 +65,13 @@ describe("comparison ratios and targets", () => {
     expect(t).toMatchObject({ ratio: null, met: null });
   });
 });
+
+describe("targets and failed runs", () => {
+  it("judges a run that failed its own gates as missing the target, and says why", () => {
+    const failed = { ...row("ratatoskr", "ratatoskr", 500, 100), ok: false, exitCode: 1 };
+    const [t] = judgeTargets(withPeerRatios([failed, row("jetstream", "jetstream", 5000, 200)]), [
+      { name: "lat", scenario: "a", metric: "e2eP99Us", subject: "ratatoskr", peers: ["jetstream"], max: 1 },
+    ]);
+    expect(t).toMatchObject({ ratio: 0.5, met: false, caveats: ["ratatoskr failed its scenario gates"] });
+  });
+});
