@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { open } from "lmdb";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { UnavailableError } from "../core/errors.js";
 import { defaultTopicConfig, type StoredMessage } from "../core/types.js";
 import { LOCK_FILE } from "./data-dir.js";
 import { openStore, StoreOpenError } from "./open-store.js";
@@ -120,6 +121,20 @@ describe("LmdbStore: data directories it must refuse", () => {
       expect((await openError(data)).problem).toBe("permission");
       chmodSync(data, 0o700);
     }
+  });
+});
+
+describe("LmdbStore: lifecycle", () => {
+  it("refuses writes once closing has begun, and releases the directory when closed", async () => {
+    const data = join(dir, "data");
+    const store = await LmdbStore.open({ dataDir: data, fsync: false });
+    await store.putTopic({ name: "t", config: defaultTopicConfig(), createdAtMs: 0 });
+    const closed = store.close();
+    await expect(store.append("t", [producerMessage(1, "late", 1)])).rejects.toBeInstanceOf(UnavailableError);
+    await closed;
+    const again = await LmdbStore.open({ dataDir: data, fsync: false });
+    expect(again.bounds("t")).toEqual({ first: 1, last: 0, bytes: 0 });
+    await again.close();
   });
 });
 

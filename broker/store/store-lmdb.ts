@@ -1,4 +1,5 @@
 import { open } from "lmdb";
+import { UnavailableError } from "../core/errors.js";
 import { messageBytes, type AckState, type StoredMessage, type SubscriptionRecord, type TopicRecord } from "../core/types.js";
 import { prepareDataDir, type DirLock } from "./data-dir.js";
 import { CorruptRecordError, decodeMessage, encodeMessage, messageKey, readMessageKey, readPublishTime, topicKeyRange } from "./lmdb-codec.js";
@@ -338,8 +339,8 @@ export class LmdbStore implements Store {
   }
 
   private ensureWritable(): void {
-    if (this.closing) throw new Error("the store is closed");
-    if (this.failure) throw new Error(`the store stopped accepting writes after a failed commit: ${this.failure.message}`, { cause: this.failure });
+    if (this.closing) throw new UnavailableError("the store is closed");
+    if (this.failure) throw new UnavailableError(`the store stopped accepting writes after a failed commit: ${this.failure.message}`, { cause: this.failure });
   }
 
   private requireTopic(topic: string): TopicState {
