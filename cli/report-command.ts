@@ -6,6 +6,7 @@ import { compareMarkdown } from "../loadgen/report-compare.js";
 import { readResult, renderReport, writeReport } from "../loadgen/report-files.js";
 import { mergeResults } from "../loadgen/report-merge.js";
 import { printSummary } from "../loadgen/bench.js";
+import { isSuiteDir, renderSuiteMarkdown, writeSuiteComparison } from "../loadgen/suite-render.js";
 
 interface ReportArgs {
   results: string[];
@@ -41,13 +42,22 @@ const merge: CommandModule<object, ReportArgs> = {
 
 const compare: CommandModule<object, ReportArgs> = {
   command: "compare <results..>",
-  describe: "put runs side by side (the first is the baseline); markdown on stdout",
+  describe: "put runs side by side (the first is the baseline), or a bench-suite directory scenario by scenario with ratios to the best peer (writes its compare.md/html); markdown on stdout",
   builder: (y: Argv) =>
     y
       .positional("results", { type: "string", array: true, demandOption: true })
       .option("out", { type: "string", describe: "also write the comparison to this .md file" }) as unknown as Argv<ReportArgs>,
   handler: (args) =>
     guarded(() => {
+      // A bench-suite directory: the set side by side (per scenario, ratio to the best peer, targets).
+      if (args.results.length === 1 && isSuiteDir(args.results[0]!)) {
+        const { files, view } = writeSuiteComparison(args.results[0]!);
+        const suiteMd = renderSuiteMarkdown(view);
+        if (args.out) writeFileSync(args.out, suiteMd);
+        out(suiteMd);
+        out(`wrote ${files.join(", ")}`);
+        return EXIT_OK;
+      }
       const md = compareMarkdown(args.results.map(readResult));
       if (args.out) writeFileSync(args.out, md);
       out(md);

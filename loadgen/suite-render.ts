@@ -24,6 +24,11 @@ export interface SuiteView {
   descriptions: Map<string, string>;
 }
 
+/** Whether `dir` is a bench-suite output directory. */
+export function isSuiteDir(dir: string): boolean {
+  return existsSync(join(dir, MANIFEST_FILE));
+}
+
 export function readSuite(dir: string): SuiteView {
   const file = join(dir, MANIFEST_FILE);
   if (!existsSync(file)) throw new ReportError(`${dir} is not a bench-suite directory (no ${MANIFEST_FILE})`);
