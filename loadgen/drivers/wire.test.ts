@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { PublishBatchRequest } from "../../proto/gen/ratatoskr.js";
-import { ConsumeResponse, PublishRequest } from "../../proto/gen/ratatoskr/v2/broker.js";
+import { ConsumeRequest, ConsumeResponse, PublishRequest } from "../../proto/gen/ratatoskr/v2/broker.js";
 import { Message as V1Message } from "../../proto/gen/ratatoskr.js";
-import { decodeConsumeResponse, decodeV1MessagePayload, encodeV1PublishBatch, encodeV2Publish } from "./wire.js";
+import { decodeConsumeResponse, decodeV1MessagePayload, encodeAckRequest, encodeV1PublishBatch, encodeV2Publish } from "./wire.js";
 
 const payloads = [Buffer.from("a"), Buffer.alloc(300, 7), Buffer.alloc(0), Buffer.from("zz")];
 
@@ -34,6 +34,14 @@ describe("hand-rolled wire codec", () => {
     expect(batch.ackIds).toEqual([0, 1, 2, 3].map((i) => 2 ** 40 + i));
     expect(batch.attempts).toEqual([1, 2, 3, 4]);
     expect(batch.payloads).toEqual(payloads);
+  });
+
+  it("encodes acks as a ConsumeRequest the generated decoder reads back", () => {
+    const ids = [1, 127, 128, 300, 2 ** 40 + 5, 2 ** 52];
+    const req = ConsumeRequest.decode(encodeAckRequest(ids));
+    expect(req.ackIds).toEqual(ids);
+    expect(req.start).toBeUndefined();
+    expect(req.nackIds).toEqual([]);
   });
 
   it("decodes a v1 Message payload", () => {

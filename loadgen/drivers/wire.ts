@@ -75,6 +75,16 @@ export function encodeV1PublishBatch(topic: string, payloads: readonly Uint8Arra
   return encodeBatch(topic, payloads, 2, false);
 }
 
+/** v2 `ConsumeRequest { ack_ids: [...] }` (field 2, packed int64). */
+export function encodeAckRequest(ackIds: readonly number[]): Buffer {
+  let len = 0;
+  for (const id of ackIds) len += varintSize(id);
+  const buf = Buffer.allocUnsafe(1 + varintSize(len) + len);
+  let o = writeLenField(buf, 0, (2 << 3) | 2, len);
+  for (const id of ackIds) o = writeVarint(buf, o, id);
+  return buf;
+}
+
 /** Reader state, reused; decoding never allocates besides the payload views. */
 class Reader {
   buf: Buffer = Buffer.alloc(0);
