@@ -17,6 +17,8 @@ export default defineConfig({
         test: {
           name: "e2e",
           include: ["e2e/**/*.test.ts"],
+          // Fails the run at once, with one line, when no Docker engine or image is there.
+          globalSetup: ["e2e/global-setup.ts"],
           testTimeout: 180_000,
           hookTimeout: 180_000,
           fileParallelism: false,

@@ -15,7 +15,9 @@ import { requireDockerAndImage } from "./support/docker-engine.js";
 await requireDockerAndImage();
 
 const GiB = 1024 * 1024 * 1024;
-const MEMORY_BUDGET_BYTES = 256 * 1024 * 1024;
+// No RATATOSKR_MEMORY_BUDGET_BYTES: the default budget must follow the container's limit
+// (a quarter of it), so a broker with default settings refuses instead of being OOM-killed.
+const MEMORY_BUDGET_BYTES = GiB / 4;
 const REPO = join(import.meta.dirname, "..");
 
 let broker: BrokerContainer;
@@ -27,7 +29,6 @@ beforeAll(async () => {
   broker = await startBrokerContainer({
     quota: { cpu: 1, memory: 1 },
     cpuset: "1",
-    env: { RATATOSKR_MEMORY_BUDGET_BYTES: String(MEMORY_BUDGET_BYTES) },
   });
   api = v2Api(v2Client(broker.address));
 });
@@ -65,6 +66,7 @@ describe("under limits (1 CPU pinned, 1 GiB)", () => {
   });
 
   it("refuses a publish flood past the memory budget with RESOURCE_EXHAUSTED and is not OOM-killed", async () => {
+    expect((await api.brokerStats()).memoryBudgetBytes).toBe(MEMORY_BUDGET_BYTES);
     const topic = uniqueName("flood");
     await api.createTopic(topic);
     await api.createSubscription(`${topic}-sub`, topic); // interest retention: nothing is acked, all is kept

@@ -7,7 +7,7 @@
 #   3. waits for `docker info` (deadline 60 s) and records the PID it started in
 #      .tmp/dockerd.pid, which scripts/ci-e2e-teardown.sh stops;
 #   4. builds nodebase:local and ratatoskr-broker:local (scripts/build-images.sh).
-# Uses the compiled dist/ when present (.ci/run builds it first); compiles otherwise.
+# Compiles first, unless given --no-compile (.ci/run has just built dist/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .tmp
@@ -52,7 +52,8 @@ else
   echo "dockerd started (PID $pid, ready in $(ms_since "$t1") ms, log $LOG)"
 fi
 
-if [ -f dist/cli/main.js ]; then
+# .ci/run has just compiled and passes --no-compile; by hand, compile so the image is never stale.
+if [ "${1:-}" = "--no-compile" ] && [ -f dist/cli/main.js ]; then
   bash scripts/build-images.sh --no-compile
 else
   bash scripts/build-images.sh

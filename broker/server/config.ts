@@ -1,3 +1,4 @@
+import { totalmem } from "node:os";
 import type { LogLevel } from "./logger.js";
 
 /** Everything `ratatoskr broker` can be told, with units in the names. Validated once, at the edge. */
@@ -29,8 +30,20 @@ export const DEFAULT_CONFIG: BrokerServerConfig = {
   logLevel: "info",
   dataDir: undefined,
   fsync: false,
-  memoryBudgetBytes: 1024 * 1024 * 1024,
+  memoryBudgetBytes: defaultMemoryBudgetBytes(),
   diskBudgetBytes: 0,
   v1SubscriberBufferBytes: 8 * 1024 * 1024,
   shutdownGraceMs: 3_000,
 };
+
+/**
+ * A quarter of the memory this process may use (the container's limit when there is one),
+ * capped at 1 GiB. The budget counts retained message bytes only; objects, leases and
+ * socket buffers cost as much again, so a budget near the limit would get the broker
+ * OOM-killed instead of refusing publishes with RESOURCE_EXHAUSTED.
+ */
+export function defaultMemoryBudgetBytes(): number {
+  const constrained = process.constrainedMemory?.() ?? 0;
+  const available = constrained > 0 ? Math.min(constrained, totalmem()) : totalmem();
+  return Math.min(1024 * 1024 * 1024, Math.floor(available / 4));
+}
