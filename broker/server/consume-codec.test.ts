@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { ConsumeResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
 import { Lease, type LeaseHolder } from "../core/lease-table.js";
 import type { StoredMessage } from "../core/types.js";
@@ -73,5 +73,30 @@ describe("frame splitting and shared bodies", () => {
     expect(db.message?.payload).toEqual(m.payload);
     // Same bytes as without sharing.
     expect(encodeFrames([new Lease(11, m, 2, 50, holder, 0)], 1 << 20)[0]).toEqual(b);
+  });
+});
+
+describe("shared body cache", () => {
+  const msg = (n: number): StoredMessage => ({ id: `m${n}`, topic: "t", sequence: n, payload: Buffer.alloc(10), attributes: {}, publishTimeMs: 1, producerId: false });
+
+  it("keeps a body for one to two generations and never past its byte cap", () => {
+    vi.useFakeTimers();
+    try {
+      const cache = new EncodedMessages(50, 25);
+      const [a, b, c] = [msg(1), msg(2), msg(3)];
+      cache.set(a, Buffer.alloc(10));
+      cache.set(b, Buffer.alloc(10));
+      cache.set(c, Buffer.alloc(10)); // over the 25-byte cap: not kept
+      expect([cache.get(a), cache.get(b), cache.get(c)].map(Boolean)).toEqual([true, true, false]);
+      vi.advanceTimersByTime(50);
+      expect(cache.get(a)).toBeDefined(); // previous generation
+      cache.set(c, Buffer.alloc(10));
+      vi.advanceTimersByTime(50);
+      expect([cache.get(a), cache.get(c)].map(Boolean)).toEqual([false, true]);
+      vi.advanceTimersByTime(100);
+      expect(cache.size).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

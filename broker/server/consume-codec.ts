@@ -114,30 +114,59 @@ function writeMessage(buf: Buffer, pos: number, m: StoredMessage): number {
 }
 
 /**
- * Encoded message bodies shared by every subscription that delivers the same message in the
- * same event-loop turn (fan-out: one encode, many frames). Cleared after the turn, so it never
- * holds more than one turn's deliveries and retained messages are not stored twice.
+ * Encoded message bodies shared by the subscriptions that deliver the same message within a
+ * short time of each other (fan-out: one encode, many frames; subscriptions paced by their
+ * consumers' acks drift apart by some milliseconds). Two generations rotate every
+ * `generationMs`, so a body lives at most two generations, and a generation stops taking
+ * bodies past `maxBytes`: the cache never holds retained messages for long or without bound.
  */
 export class EncodedMessages {
-  private readonly bodies = new Map<StoredMessage, Buffer>();
-  private clearScheduled = false;
+  private current = new Map<StoredMessage, Buffer>();
+  private previous = new Map<StoredMessage, Buffer>();
+  private currentBytes = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly generationMs = 50,
+    private readonly maxBytes = 16 * 1024 * 1024,
+  ) {}
 
   get(m: StoredMessage): Buffer | undefined {
-    return this.bodies.get(m);
+    return this.current.get(m) ?? this.previous.get(m);
   }
 
   set(m: StoredMessage, body: Buffer): void {
-    this.bodies.set(m, body);
-    if (this.clearScheduled) return;
-    this.clearScheduled = true;
-    setImmediate(() => {
-      this.bodies.clear();
-      this.clearScheduled = false;
-    });
+    if (this.currentBytes + body.length > this.maxBytes) return;
+    this.current.set(m, body);
+    this.currentBytes += body.length;
+    if (!this.timer) {
+      this.timer = setTimeout(() => this.rotate(), this.generationMs);
+      this.timer.unref();
+    }
   }
 
   get size(): number {
-    return this.bodies.size;
+    return this.current.size + this.previous.size;
+  }
+
+  /** Drops everything (shutdown). */
+  clear(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.current = new Map();
+    this.previous = new Map();
+    this.currentBytes = 0;
+  }
+
+  private rotate(): void {
+    this.timer = undefined;
+    this.previous = this.current;
+    this.current = new Map();
+    this.currentBytes = 0;
+    if (this.previous.size > 0) {
+      this.timer = setTimeout(() => this.rotate(), this.generationMs);
+      this.timer.unref();
+    }
   }
 }
 

@@ -33,6 +33,7 @@ export function addV2Service(server: Server, broker: Broker, config: BrokerServe
   const registry = new SubscriptionRegistry(broker);
   const startedAtMs = broker.clock.nowMs();
   const openStreams = new Set<() => void>();
+  const sharedBodies = new EncodedMessages();
   const timer = setInterval(() => {
     try {
       registry.tick();
@@ -75,7 +76,7 @@ export function addV2Service(server: Server, broker: Broker, config: BrokerServe
       await registry.delete(req.name);
       return {};
     }),
-    consume: consumeHandler(registry, log, openStreams, maxFrameBytes(config.maxMessageBytes), new EncodedMessages()),
+    consume: consumeHandler(registry, log, openStreams, maxFrameBytes(config.maxMessageBytes), sharedBodies),
     getBrokerStats: unary(log, () => brokerStatsToWire(collectBrokerStats(broker, registry, startedAtMs))),
   };
 
@@ -90,6 +91,7 @@ export function addV2Service(server: Server, broker: Broker, config: BrokerServe
   return () => {
     clearInterval(timer);
     registry.close();
+    sharedBodies.clear();
     for (const end of [...openStreams]) end();
   };
 }
