@@ -8,8 +8,9 @@
  *  - outOfOrder receptions of a sequence lower than the highest already received on that stream
  *  - lost       expected − delivered, judged after the drain phase
  *
- * Competing consumers of one subscription share its streams; their interleaving can make
- * `outOfOrder` non-zero without any broker fault, so the gate on ordering is opt-in.
+ * Competing consumers of one subscription share its streams, and a producer's concurrent
+ * publish calls may be stored in another order than sent; both make `outOfOrder` non-zero
+ * without any broker fault, so the gate on ordering is opt-in.
  */
 
 class StreamBits {
