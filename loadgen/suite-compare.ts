@@ -40,6 +40,8 @@ export interface Row {
   scenario: string;
   storage: string;
   note: string | undefined;
+  /** A fixed offered rate: latency is the figure of merit, not throughput. */
+  fixedRate: boolean;
   ok: boolean;
   exitCode: number;
   publishRate: number;
@@ -92,6 +94,7 @@ export function rowOf(r: RunResult, meta: { label: string; note?: string | undef
     scenario: r.run.scenario,
     storage: storageLabel(r),
     note: meta.note,
+    fixedRate: r.scenario.rate !== "unthrottled",
     ok: meta.exitCode === 0,
     exitCode: meta.exitCode,
     publishRate: r.throughput.publishRate,
@@ -131,6 +134,10 @@ export function withPeerRatios(rows: readonly Row[]): Row[] {
       p99VsBestPeer: bestP99.e2e.p99Us > 0 ? row.e2e.p99Us / bestP99.e2e.p99Us : null,
     };
   });
+}
+
+export function isPeer(row: Row): boolean {
+  return PEER_DRIVERS.has(row.driver);
 }
 
 export function metricValue(row: Row, metric: MetricName): number {

@@ -12,7 +12,7 @@ import { fmtBytes, fmtCount, fmtUs } from "./progress.js";
 import { renderChart } from "./report-html.js";
 import { readResult } from "./report-files.js";
 import type { RunResult } from "./result.js";
-import { groupBy, judgeTargets, METRICS, rowOf, withPeerRatios, type Row, type TargetVerdict } from "./suite-compare.js";
+import { groupBy, isPeer, judgeTargets, METRICS, rowOf, withPeerRatios, type Row, type TargetVerdict } from "./suite-compare.js";
 import { MANIFEST_FILE, setSchema, type SuiteManifest, type SuiteSet } from "./suite.js";
 
 export interface SuiteView {
@@ -81,6 +81,25 @@ function cells(r: Row): string[] {
   ];
 }
 
+/** One line per (scenario, our run): the figure of merit against the best peer's. */
+export function headline(rows: readonly Row[]): string[][] {
+  const out: string[][] = [];
+  for (const [scenario, list] of groupBy(rows, (r) => r.scenario)) {
+    for (const r of list.filter((x) => !isPeer(x))) {
+      const peer = list.find((x) => x.label === r.bestPeer);
+      if (r.fixedRate) {
+        const best = list.filter(isPeer).reduce<Row | undefined>((a, b) => (!a || b.e2e.p99Us < a.e2e.p99Us ? b : a), undefined);
+        out.push([scenario, r.label, `e2e p99 ${fmtUs(r.e2e.p99Us)} at ${fmtCount(r.publishRate)} msg/s`, best ? `${best.label}: ${fmtUs(best.e2e.p99Us)} at ${fmtCount(best.publishRate)} msg/s` : "–", ratio(r.p99VsBestPeer) + " (lower is better)"]);
+      } else {
+        out.push([scenario, r.label, `${fmtCount(r.deliveryRate)} deliveries/s`, peer ? `${peer.label}: ${fmtCount(peer.deliveryRate)}/s` : "–", ratio(r.throughputVsBestPeer)]);
+      }
+    }
+  }
+  return out;
+}
+
+const HEADLINE_HEAD = ["scenario", "run", "figure", "best peer", "ratio"];
+
 function targetCells(t: TargetVerdict): string[] {
   const need = t.min !== undefined ? `≥ ${t.min}` : t.max !== undefined ? `≤ ${t.max}` : "";
   return [
@@ -100,6 +119,10 @@ export function renderSuiteMarkdown(v: SuiteView): string {
   out.push(`Measured ${m.startedAt} – ${m.finishedAt || "(unfinished)"} with:`, "", "```", m.command, "```", "");
   out.push("| component | version |", "|---|---|", ...Object.entries(m.versions).map(([k, val]) => `| ${k} | ${val} |`), "");
   if (v.set.notes.length) out.push("**Read this first:**", "", ...v.set.notes.map((n) => `- ${n}`), "");
+  const head = headline(v.rows);
+  if (head.length) {
+    out.push("## Headline", "", `| ${HEADLINE_HEAD.join(" | ")} |`, "|---|---|---:|---:|---:|", ...head.map((c) => `| ${c.join(" | ")} |`), "");
+  }
   for (const [scenario, rows] of groupBy(v.rows, (r) => r.scenario)) {
     out.push(`## ${scenario}`, "");
     const d = v.descriptions.get(scenario);
@@ -164,6 +187,8 @@ export function renderSuiteHtml(v: SuiteView): string {
     htmlTable(["component", "version"], Object.entries(m.versions)),
     v.set.notes.length ? `<h2>Read this first</h2><ul>${v.set.notes.map((n) => `<li>${esc(n)}</li>`).join("")}</ul>` : "",
   ];
+  const head = headline(v.rows);
+  if (head.length) parts.push("<h2>Headline</h2>", htmlTable(HEADLINE_HEAD, head));
   for (const [scenario, rows] of groupBy(v.rows, (r) => r.scenario)) {
     parts.push(`<h2>${esc(scenario)}</h2>`);
     const d = v.descriptions.get(scenario);
