@@ -185,10 +185,12 @@ export class LmdbStore implements Store {
       bytes += messageBytes(m);
     }
     let write: Commit | undefined;
-    for (let i = 0; i < messages.length; i++) write = this.dbs.messages.put(messageKey(t.id, messages[i]!.sequence), values[i]!);
+    const writes = new Set<Promise<unknown>>();
+    for (let i = 0; i < messages.length; i++) writes.add((write = this.dbs.messages.put(messageKey(t.id, messages[i]!.sequence), values[i]!)));
+    this.trackAll(writes); // a batch can straddle two transactions; the last commit resolves last
     t.queuedLast = expected - 1;
     const last = messages[messages.length - 1]!;
-    const done = this.track(write!).then(async () => {
+    const done = write!.then(async () => {
       if (this.options.fsync) await write!.flushed;
       if (t.deleted) return;
       t.last = Math.max(t.last, last.sequence);
@@ -232,20 +234,23 @@ export class LmdbStore implements Store {
     if (stop <= t.first) return;
     const { messages, dedup, marks } = this.dbs;
     const keepIdsSince = t.newestPublishMs - t.record.config.dedupWindowMs;
-    // All in one event turn, so the removals, the kept producer ids and the new mark commit together.
+    // One event turn, so one transaction. The mark goes first all the same: were the writes ever
+    // split, a committed prefix must never lose the log's position (rows left below a mark are
+    // deleted by recovery).
+    const writes = new Set<Promise<unknown>>([marks.put(t.id, stop)]);
     for (const { key, value } of messages.getRange({ start: keyAt(t, t.first), end: keyAt(t, stop) })) {
       const m = decodeMessage(topic, readMessageKey(key).sequence, value);
       t.bytes -= messageBytes(m);
-      void messages.remove(Buffer.from(key));
-      if (m.producerId && m.publishTimeMs >= keepIdsSince) void dedup.put(keyAt(t, m.sequence), [m.id, m.publishTimeMs]);
+      writes.add(messages.remove(Buffer.from(key)));
+      if (m.producerId && m.publishTimeMs >= keepIdsSince) writes.add(dedup.put(keyAt(t, m.sequence), [m.id, m.publishTimeMs]));
     }
     // Producer ids that fell out of the window are no longer needed.
     for (const { key, value } of dedup.getRange({ start: keyAt(t, 0), end: keyAt(t, stop) })) {
       if (value[1] >= keepIdsSince) break;
-      void dedup.remove(Buffer.from(key));
+      writes.add(dedup.remove(Buffer.from(key)));
     }
     t.first = stop;
-    void this.track(marks.put(t.id, stop));
+    this.trackAll(writes);
   }
 
   // ------------------------------------------------------------------ subscriptions
@@ -314,10 +319,16 @@ export class LmdbStore implements Store {
 
   private async collectGarbage(garbage: LoadedState["garbage"]): Promise<void> {
     if (garbage.messages.length + garbage.dedup.length + garbage.acks.length === 0) return;
-    for (const key of garbage.messages) void this.dbs.messages.remove(key);
-    for (const key of garbage.dedup) void this.dbs.dedup.remove(key);
-    for (const key of garbage.acks) void this.dbs.acks.remove(key);
-    await this.dbs.root.committed;
+    const writes = new Set<Promise<unknown>>();
+    for (const key of garbage.messages) writes.add(this.dbs.messages.remove(key));
+    for (const key of garbage.dedup) writes.add(this.dbs.dedup.remove(key));
+    for (const key of garbage.acks) writes.add(this.dbs.acks.remove(key));
+    await Promise.all(writes);
+  }
+
+  /** track() for each distinct promise (lmdb-js hands every write of one transaction the same one). */
+  private trackAll(writes: Iterable<Promise<unknown>>): void {
+    for (const w of writes) void this.track(w);
   }
 
   /** Remembers a write until it settles; a failed write poisons the store (no more writes). */
