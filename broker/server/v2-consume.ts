@@ -25,7 +25,10 @@ export function consumeHandler(registry: SubscriptionRegistry, log: Logger, open
 
     const release = (): void => {
       open.delete(shutdown);
-      consumer?.close();
+      if (consumer && !consumer.isClosed) {
+        log.debug("v2 consumer left", { subscription: consumer.parent.name, consumer: consumer.name, unacked: consumer.leases.size });
+        consumer.close();
+      }
     };
     const fail = (err: unknown): void => {
       if (finished) return;
@@ -68,6 +71,7 @@ export function consumeHandler(registry: SubscriptionRegistry, log: Logger, open
           if (start.subscription === "") throw new InvalidArgumentError("start.subscription", "is empty");
           const limits = resolveFlowLimits(start.maxOutstandingMessages, start.maxOutstandingBytes);
           consumer = registry.attach(start.subscription, limits, sink, start.consumerName);
+          log.debug("v2 consumer attached", { subscription: start.subscription, consumer: start.consumerName, ...limits });
           if (request.ackIds.length > 0 || request.nackIds.length > 0) consumer.handle(request);
           return;
         }
