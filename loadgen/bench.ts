@@ -9,7 +9,7 @@ import { assertDriverAccepts, embeddedServerKind, startServerFor } from "./drive
 import { monotonicClock } from "./clock.js";
 import { createDriver, type DriverName } from "./drivers/index.js";
 import { captureEnvironment } from "./environment.js";
-import { EXIT_GATE_FAILED, EXIT_OK, exitCodeFor, UsageError } from "./errors.js";
+import { EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_OK, exitCodeFor, UsageError } from "./errors.js";
 import { buildPlan, parseShard } from "./plan.js";
 import { Progress, fmtUs } from "./progress.js";
 import { writeReport } from "./report-files.js";
@@ -38,6 +38,7 @@ export function timestamp(d = new Date()): string {
 
 export async function runBench(args: BenchArgs, log: (s: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<number> {
   let embedded: EmbeddedBroker | undefined;
+  let stopOnSignal: (() => void) | undefined;
   try {
     const scenario = loadScenario(args.scenario, args.set);
     const shard = parseShard(args.shard);
@@ -53,6 +54,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
       // The driver decides what to start: the reference broker, or nats-server for nats/jetstream.
       progress.log(`starting embedded ${embeddedServerKind(driverName)} (${scenario.broker.storage})`);
       embedded = await startServerFor(driverName, scenario);
+      stopOnSignal = onSignalStop(embedded);
       target = embedded.address;
       progress.log(`embedded broker pid ${embedded.pid} at ${target}`);
     }
@@ -95,8 +97,26 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     process.stderr.write(`ratatoskr bench: ${err instanceof Error ? err.message : String(err)}\n`);
     return exitCodeFor(err);
   } finally {
+    stopOnSignal?.();
     await embedded?.stop();
   }
+}
+
+/**
+ * If the generator is interrupted (Ctrl-C, a CI timeout's SIGTERM), stop the embedded server
+ * it started before exiting, so no broker is left behind. Returns the unregister function.
+ */
+function onSignalStop(embedded: EmbeddedBroker): () => void {
+  const handler = (signal: NodeJS.Signals) => {
+    process.stderr.write(`ratatoskr bench: ${signal}: stopping the embedded server (pid ${embedded.pid})\n`);
+    void embedded.stop().finally(() => process.exit(EXIT_BAD_INPUT));
+  };
+  process.once("SIGINT", handler);
+  process.once("SIGTERM", handler);
+  return () => {
+    process.off("SIGINT", handler);
+    process.off("SIGTERM", handler);
+  };
 }
 
 export function printSummary(r: RunResult, dir: string, log: (s: string) => void): void {
