@@ -24,12 +24,14 @@ export function renderChart(option: Option, width = WIDTH, height = HEIGHT): str
 }
 
 function phaseAreas(r: RunResult): unknown {
+  const total = Math.max(1e-3, ...r.run.phases.map((p) => p.endSec));
   const colors: Record<string, string> = { connect: "#f3f3f3", warmup: "#fff5e0", measure: "#ffffff", drain: "#eef6ff", teardown: "#f3f3f3" };
   return {
     silent: true,
     label: { color: "#777", fontSize: 10 },
+    // Phases too short to hold their label (drain, teardown) stay unlabelled.
     data: r.run.phases.filter((p) => p.phase !== "measure").map((p) => [
-      { name: p.phase, xAxis: p.startSec, itemStyle: { color: colors[p.phase] ?? "#f3f3f3" } },
+      { name: p.endSec - p.startSec >= total * 0.04 ? p.phase : "", xAxis: p.startSec, itemStyle: { color: colors[p.phase] ?? "#f3f3f3" } },
       { xAxis: Math.max(p.endSec, p.startSec + 0.01) },
     ]),
   };
