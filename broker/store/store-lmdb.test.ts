@@ -138,6 +138,21 @@ describe("LmdbStore: lifecycle", () => {
   });
 });
 
+describe("LmdbStore: flush settings", () => {
+  it("opens a directory written with the other flush setting", async () => {
+    const data = join(dir, "data");
+    let next = 1;
+    for (const fsync of [true, false, true]) {
+      const store = await LmdbStore.open({ dataDir: data, fsync });
+      if (next === 1) await store.putTopic({ name: "t", config: defaultTopicConfig(), createdAtMs: 0 });
+      expect(store.bounds("t").last).toBe(next - 1);
+      await store.append("t", [producerMessage(next, `m${next}`, next)]);
+      next++;
+      await store.close();
+    }
+  });
+});
+
 describe("LmdbStore: producer ids for de-duplication", () => {
   it("keeps ids of messages retention dropped, within the window, across a restart", async () => {
     const data = join(dir, "data");
