@@ -93,9 +93,10 @@ describe("v2 Consume over gRPC", () => {
     await waitForConsumers(sub, 1);
     await srv.api.publishText(topic, ["slow"]);
     await c.waitForDeliveries(2);
-    expect(c.deliveries.map((d) => d.attempt)).toEqual([1, 2]);
+    expect(c.deliveries.slice(0, 2).map((d) => d.attempt)).toEqual([1, 2]);
     expect(c.deliveries[1]!.ackId).not.toBe(c.deliveries[0]!.ackId);
-    c.ack([c.deliveries[1]!.ackId]);
+    // On a loaded machine the ack may race the next expiry; ack whatever is current.
+    c.setAutoAck(true);
     await waitFor(async () => (await srv.api.getSubscription(sub)).stats?.ackFloor === 1, "ack");
   });
 
@@ -113,15 +114,16 @@ describe("v2 Consume over gRPC", () => {
   });
 
   it("honours a deadline extension", async () => {
-    const { topic, sub } = await topicWithSub({ ackDeadlineMs: 100 });
+    // The extension must reach the broker before the first deadline, even on a loaded machine.
+    const { topic, sub } = await topicWithSub({ ackDeadlineMs: 1000 });
     const c = consume(sub);
     await waitForConsumers(sub, 1);
     await srv.api.publishText(topic, ["extend me"]);
     await c.waitForDeliveries(1);
     const extendedAt = performance.now();
-    c.send({ extend: { ackIds: [c.deliveries[0]!.ackId], extendMs: 400 } });
+    c.send({ extend: { ackIds: [c.deliveries[0]!.ackId], extendMs: 1500 } });
     await c.waitForDeliveries(2);
-    expect(performance.now() - extendedAt).toBeGreaterThanOrEqual(400);
+    expect(performance.now() - extendedAt).toBeGreaterThanOrEqual(1500);
   });
 
   it("dead-letters a message after max deliveries, with attempts and origin attributes", async () => {

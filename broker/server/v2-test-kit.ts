@@ -125,7 +125,10 @@ export class TestConsumer {
   private readonly stream: ClientDuplexStream<ConsumeRequest, ConsumeResponse>;
   private waiters: Array<() => void> = [];
 
-  constructor(client: BrokerClient, subscription: string | undefined, private readonly options: ConsumeOptions = {}) {
+  private readonly options: ConsumeOptions;
+
+  constructor(client: BrokerClient, subscription: string | undefined, options: ConsumeOptions = {}) {
+    this.options = { ...options };
     this.stream = client.consume();
     this.stream.on("data", (res: ConsumeResponse) => {
       this.frames++;
@@ -135,7 +138,7 @@ export class TestConsumer {
       }
       this.maxOutstanding = Math.max(this.maxOutstanding, this.outstanding.size);
       this.maxOutstandingBytes = Math.max(this.maxOutstandingBytes, this.outstandingBytes());
-      if (options.autoAck) this.ack(res.deliveries.map((d) => d.ackId));
+      if (this.options.autoAck) this.ack(res.deliveries.map((d) => d.ackId));
       this.notify();
     });
     this.stream.on("error", (err: ServiceError) => {
@@ -157,6 +160,12 @@ export class TestConsumer {
         },
       });
     }
+  }
+
+  /** Switches acking of every delivery on or off; switching on acks what is outstanding. */
+  setAutoAck(on: boolean): void {
+    this.options.autoAck = on;
+    if (on) this.ackAll();
   }
 
   send(req: Partial<ConsumeRequest>): void {
