@@ -50,6 +50,7 @@ export class PublisherGroup {
   private phaseDone: (() => void) | undefined;
   private stopped = false;
   private readonly lingerUs: number;
+  private readonly spinBelowUs: number;
 
   constructor(
     producers: readonly ProducerPlan[],
@@ -58,9 +59,17 @@ export class PublisherGroup {
     private readonly clock: Clock,
     private readonly recorder: Recorder,
     private readonly listener: PublishListener,
-    private readonly opts: { batchSize: number; lingerMs: number; maxInFlightBatches: number; messageSizeBytes: number; payload: "random" | "zeros" },
+    private readonly opts: {
+      batchSize: number;
+      lingerMs: number;
+      maxInFlightBatches: number;
+      messageSizeBytes: number;
+      payload: "random" | "zeros";
+      pacing: "timer" | "spin";
+    },
   ) {
     this.lingerUs = opts.lingerMs * 1000;
+    this.spinBelowUs = opts.pacing === "spin" ? 1000 : 100;
     this.states = producers.map((plan) => ({
       plan,
       limiter: new RateLimiter(clock, Infinity, 0, 0),
@@ -117,8 +126,10 @@ export class PublisherGroup {
       if (!this.scheduledIsTimer || deadline >= this.scheduledAtUs) return;
       this.cancelSchedule();
     }
-    // Sub-millisecond waits spin on setImmediate (on time); longer ones use a timer.
-    if (waitUs < 1000) {
+    // `spin` pacing polls on setImmediate for sub-millisecond waits (on time, but burns a core
+    // the broker may need); `timer` pacing sleeps on a timer for anything over 100 µs (about
+    // 1 ms late, which shows in lateness and in corrected latency).
+    if (waitUs < this.spinBelowUs) {
       this.scheduledIsTimer = false;
       this.scheduled = setImmediate(() => {
         this.scheduled = undefined;

@@ -67,6 +67,12 @@ export const scenarioSchema = z
      * partial one. The wait counts in e2e latency (it is measured from the intended time).
      */
     lingerMs: nonNegative.default(5),
+    /**
+     * Fixed rate: how producers wait for the next intended time. `timer` (default) sleeps,
+     * costing about 1 ms of lateness; `spin` polls the event loop for sub-millisecond waits,
+     * on time but using a core that a co-located broker competes for.
+     */
+    pacing: z.enum(["timer", "spin"]).default("timer"),
     /** Offered rate in messages per second over all producers, or `unthrottled`. */
     rate: z.union([z.literal("unthrottled"), z.number().positive()], { error: 'a positive number (messages/s) or "unthrottled"' }).default("unthrottled"),
     /** Measured messages (excludes warmup). Exactly one of messages / durationSeconds. */
