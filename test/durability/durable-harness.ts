@@ -68,10 +68,10 @@ export class RestartableBroker {
     return code;
   }
 
-  /** The running incarnation, waiting for a restart if there is none. */
-  async ready(): Promise<Incarnation> {
-    await this.signal.until(() => this.current !== undefined, "a running broker", 60_000);
-    return this.current!;
+  /** The running incarnation, waiting for a restart if there is none; undefined once `cancelled()`. */
+  async ready(cancelled: () => boolean = () => false): Promise<Incarnation | undefined> {
+    await this.signal.until(() => this.current !== undefined || cancelled(), "a running broker", 60_000);
+    return cancelled() ? undefined : this.current;
   }
 
   async shutdown(): Promise<void> {
@@ -109,6 +109,8 @@ export class Producer {
   /** Payloads whose publish was acknowledged. */
   readonly acked: string[] = [];
   failedBatches = 0;
+  /** A publish has been sent and not answered yet. */
+  inFlight = false;
   private nextSeq = 1;
   private stopped = false;
   done: Promise<void> = Promise.resolve();
@@ -129,21 +131,25 @@ export class Producer {
 
   stop(): Promise<void> {
     this.stopped = true;
+    this.broker.signal.notify();
     return this.done;
   }
 
   private async run(): Promise<void> {
     while (!this.stopped) {
       await this.gate();
-      const inc = await this.broker.ready();
-      if (this.stopped) break;
+      const inc = await this.broker.ready(() => this.stopped);
+      if (!inc) break;
       const payloads = Array.from({ length: this.batchSize }, (_, i) => payloadOf(this.id, this.nextSeq + i));
       this.nextSeq += this.batchSize;
       try {
+        this.inFlight = true;
         await publish(inc.client, this.topic, payloads);
+        this.inFlight = false;
         this.acked.push(...payloads);
         this.onAck();
       } catch {
+        this.inFlight = false;
         // Not acknowledged: it may or may not have been stored; no promise was made. Move on.
         this.failedBatches++;
         await this.broker.signal.until(() => this.broker.current !== inc || this.stopped, "a restart", 60_000);
@@ -183,13 +189,14 @@ export class AckingConsumer {
   stop(): Promise<void> {
     this.stopped = true;
     this.stream?.cancel();
+    this.broker.signal.notify();
     return this.done;
   }
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      const inc = await this.broker.ready();
-      if (this.stopped) break;
+      const inc = await this.broker.ready(() => this.stopped);
+      if (!inc) break;
       await this.consumeUntilEnd(inc);
       if (!this.stopped) await this.broker.signal.until(() => this.broker.current !== inc || this.stopped, "a restart", 60_000);
     }

@@ -91,7 +91,8 @@ function lines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): v
 /** Starts `ratatoskr broker` on 127.0.0.1:0; resolves once it logged "listening" with its address. */
 export async function startCliBroker(args: string[]): Promise<{ child: Child; address: string }> {
   const child = spawnTs("cli/main.ts", ["broker", "--port", "0", "--log-level", "info", ...args]);
-  const line = await child.waitForLine((l) => l.includes('"listening"'), "the broker's listening line");
+  // Generous: tsx compiles the broker at every start, and test machines can be busy.
+  const line = await child.waitForLine((l) => l.includes('"listening"'), "the broker's listening line", 90_000);
   const address = (JSON.parse(line) as { address: string }).address;
   return { child, address };
 }
