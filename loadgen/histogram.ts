@@ -124,8 +124,11 @@ export function writeHlog(startTimeMs: number, intervals: readonly HlogInterval[
   const writer = new hdr.HistogramLogWriter((s: string) => {
     out += s;
   });
+  // Interval timestamps relative to the start time, as HdrHistogram's own tools write them.
+  writer.baseTime = startTimeMs;
   writer.outputLogFormatVersion();
   writer.outputStartTime(startTimeMs);
+  writer.outputComment(`[BaseTime: ${(startTimeMs / 1000).toFixed(3)} (seconds since epoch)]`);
   writer.outputLegend();
   for (const iv of intervals) {
     const h = hdr.decodeFromCompressedBase64(iv.histogram, 32, false);

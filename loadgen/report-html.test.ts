@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { HistogramLogReader } from "hdr-histogram-js";
 import { chromium } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { monotonicClock } from "./clock.js";
@@ -47,7 +48,18 @@ describe("report files", () => {
     for (const key of schema.required) expect(record, key).toHaveProperty(key);
     for (const [key, sub] of Object.entries(schema.properties)) for (const k of sub.required ?? []) expect(record[key], `${key}.${k}`).toHaveProperty(k);
     expect(readFileSync(join(dir, "e2e.hgrm"), "utf8")).toMatch(/Percentile/);
-    expect(readFileSync(join(dir, "e2e.hlog"), "utf8")).toMatch(/^#\[Histogram log format version/m);
+    const hlog = readFileSync(join(dir, "e2e.hlog"), "utf8");
+    expect(hlog).toMatch(/^#\[Histogram log format version/m);
+    // The interval log reads back: one histogram per interval, adding up to the whole-run e2e count.
+    const reader = new HistogramLogReader(hlog);
+    let intervals = 0;
+    let total = 0;
+    for (let h = reader.nextIntervalHistogram(); h !== null; h = reader.nextIntervalHistogram()) {
+      intervals++;
+      total += h.totalCount;
+    }
+    expect(intervals).toBe(r.intervalHistograms.length);
+    expect(total).toBe(r.latency.e2e.count);
     const md = readFileSync(join(dir, "report.md"), "utf8");
     expect(md).toContain("| configuration | messages | topics | subscribers | throughput | deliveries | broker memory |");
     const html = readFileSync(join(dir, "report.html"), "utf8");
