@@ -75,7 +75,7 @@ export class Accounting {
    */
   constructor(
     subscriptionTopics: readonly number[],
-    private readonly streamsPerTopic: (topic: number) => number,
+    streamsPerTopic: (topic: number) => number,
     topicCount: number,
     private readonly expectedBytesPerStream = 16,
   ) {
@@ -150,10 +150,5 @@ export class Accounting {
       completeSubscriptions: complete,
       subscriptions: this.topicOf.length,
     };
-  }
-
-  /** Streams per topic, as given (for callers mapping producers to slots). */
-  slotsOf(topic: number): number {
-    return this.streamsPerTopic(topic);
   }
 }

@@ -11,8 +11,14 @@ export const REPORT_FILES = ["result.json", "report.md", "report.html", "e2e.hgr
 
 export function writeReport(dir: string, r: RunResult): string[] {
   mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "result.json"), `${JSON.stringify(r, null, 1)}\n`);
+  return [join(dir, "result.json"), ...renderReport(dir, r)];
+}
+
+/** (Re)write the files derived from a result (md, html, hgrm, hlog); result.json is left alone. */
+export function renderReport(dir: string, r: RunResult): string[] {
+  mkdirSync(dir, { recursive: true });
   const files: [string, string][] = [
-    ["result.json", `${JSON.stringify(r, null, 1)}\n`],
     ["e2e.hgrm", percentileDistribution(decodeHistogram(r.histograms.e2e))],
     ["e2e-uncorrected.hgrm", percentileDistribution(decodeHistogram(r.histograms.e2eUncorrected))],
     ["publish.hgrm", percentileDistribution(decodeHistogram(r.histograms.publish))],
@@ -23,11 +29,6 @@ export function writeReport(dir: string, r: RunResult): string[] {
   ];
   for (const [name, text] of files) writeFileSync(join(dir, name), text);
   return files.map(([n]) => join(dir, n));
-}
-
-/** Re-render the derived files (md, html, hgrm, hlog) of a result.json. */
-export function renderReport(dir: string, r: RunResult): string[] {
-  return writeReport(dir, r);
 }
 
 export function readResult(pathOrDir: string): RunResult {

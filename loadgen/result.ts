@@ -10,7 +10,7 @@ import { decodeHistogram, encodeHistogram, summarize, type LatencySummary } from
 import type { Plan } from "./plan.js";
 import type { EncodedInterval, IntervalPoint } from "./recorder.js";
 import type { PhaseTiming, RunOutcome, StreamErrorInfo } from "./runner.js";
-import { totalSubscriptions, type Scenario } from "./scenario.js";
+import type { Scenario } from "./scenario.js";
 import type { BrokerStatsSample } from "./drivers/driver.js";
 
 export const RESULT_SCHEMA_VERSION = 1;
@@ -193,10 +193,6 @@ export function judge(result: RunResult): RunResult {
     achievedRateRatio: result.throughput.achievedRateRatio ?? undefined,
   });
   return { ...result, gates, passed: allPassed(gates) };
-}
-
-export function scenarioSubscribers(s: Scenario): number {
-  return totalSubscriptions(s);
 }
 
 function round3(v: number): number {
