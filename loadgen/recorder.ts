@@ -29,6 +29,7 @@ export interface IntervalPoint {
   /** The load generator's own CPU (100 = one core) and worst event-loop delay this second. */
   generatorCpuPercent?: number;
   generatorLoopDelayMaxMs?: number;
+  generatorRssBytes?: number;
 }
 
 export interface EncodedInterval {

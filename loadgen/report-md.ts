@@ -30,6 +30,10 @@ function latRow(name: string, s: LatencySummary): string {
   return `| ${name} | ${fmtCount(s.count)} | ${fmtUs(s.p50Us)} | ${fmtUs(s.p90Us)} | ${fmtUs(s.p99Us)} | ${fmtUs(s.p999Us)} | ${fmtUs(s.p9999Us)} | ${fmtUs(s.maxUs)} | ${fmtUs(s.meanUs)} |`;
 }
 
+function peak(values: (number | undefined)[]): number {
+  return values.reduce<number>((a, v) => (v !== undefined && v > a ? v : a), 0);
+}
+
 export function renderMarkdown(r: RunResult): string {
   const c = r.counts;
   const e = r.environment;
@@ -78,6 +82,7 @@ export function renderMarkdown(r: RunResult): string {
     `- OS: ${e.os} (kernel ${e.kernel}, ${e.arch}); Node ${e.node}`,
     `- Packages: ${Object.entries(e.packages).map(([k, v]) => `${k} ${v}`).join(", ")}`,
     `- Git commit: ${e.gitCommit}${e.gitDirty ? " (with uncommitted changes)" : ""}`,
+    `- Generator: peak CPU ${peak(r.series.map((p) => p.generatorCpuPercent))}% of a core, worst event-loop delay ${peak(r.series.map((p) => p.generatorLoopDelayMaxMs))} ms, peak RSS ${fmtBytes(peak(r.series.map((p) => p.generatorRssBytes)))}`,
     `- Broker: ${r.broker.embedded ? "embedded, " : ""}storage ${r.broker.storage}${r.broker.fsync ? " + fsync" : ""}; args \`${r.broker.args.join(" ")}\`; CPU ${r.broker.cpuSeconds ?? "n/a"} s over the run`,
     "",
     "Files: `result.json` (all figures, encoded histograms), `e2e.hgrm`, `e2e-uncorrected.hgrm`, `publish.hgrm`, `lateness.hgrm` (percentile distributions, ms), `e2e.hlog` (per-second interval histograms), `report.html` (charts).",

@@ -151,6 +151,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     const extra: Partial<IntervalPoint> = {
       generatorCpuPercent: Math.round(((cpu.user + cpu.system) / 1000 / Math.max(1, endMs - intervalStartMs)) * 1000) / 10,
       generatorLoopDelayMaxMs: Math.round(loopDelay.max / 1e4) / 100,
+      generatorRssBytes: process.memoryUsage.rss(),
     };
     loopDelay.reset();
     if (lastSample) {
