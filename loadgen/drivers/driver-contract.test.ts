@@ -141,7 +141,8 @@ describe.each(subjects)("driver contract: $name", (subject) => {
     }
   });
 
-  it.runIf(subject.acks)("acks every delivery: the server counts them all acknowledged", async () => {
+  // At-most-once drivers (v1, NATS core) have no acks and no competing consumers.
+  if (subject.acks) it("acks every delivery: the server counts them all acknowledged", async () => {
     const topic = `ct-${unique()}`;
     const spec = { slot: 0, name: `${topic}-s0`, topic };
     const sink = new Collector();
@@ -154,7 +155,7 @@ describe.each(subjects)("driver contract: $name", (subject) => {
     await vi.waitFor(async () => expect(await subject.acked!(topic, spec.name)).toBe(40), { timeout: 10_000, interval: 50 });
   });
 
-  it.runIf(subject.acks)("competing consumers of one subscription share its messages without duplicates", async () => {
+  if (subject.acks) it("competing consumers of one subscription share its messages without duplicates", async () => {
     const topic = `ct-${unique()}`;
     const spec = { slot: 0, name: `${topic}-s0`, topic };
     const sink = new Collector();
