@@ -176,7 +176,8 @@ describe.each(subjects)("driver contract: $name", (subject) => {
     expect(s).toBeDefined();
     expect(s!.rssBytes).toBeGreaterThan(1024 * 1024);
     expect(Number.isFinite(s!.cpuUserSeconds + s!.cpuSystemSeconds)).toBe(true);
-    expect(s!.cpuUserSeconds + s!.cpuSystemSeconds).toBeGreaterThan(0);
+    // CPU comes in 10 ms ticks: an idle nats-server may still read 0.
+    expect(s!.cpuUserSeconds + s!.cpuSystemSeconds).toBeGreaterThanOrEqual(0);
   });
 
   it("cleans up what a run created, so the same names can be created again", async () => {

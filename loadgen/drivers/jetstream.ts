@@ -15,7 +15,7 @@
  * before syncing and syncs in the background (every 2 minutes by default), so `broker.fsync:
  * true` is refused here; run JetStream file storage with `broker.fsync: false` and say so.
  */
-import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from "nats";
+import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "nats";
 import { DriverError } from "../errors.js";
 import type { Scenario } from "../scenario.js";
 import type { BrokerStatsSample, Consumer, DeliverySink, Driver, DriverOptions, SubscriptionSpec } from "./driver.js";
@@ -104,12 +104,17 @@ export class JetStreamDriver implements Driver {
     const consumer = await js.consumers.get(spec.topic, spec.name);
     const one: Buffer[] = [Buffer.alloc(0)];
     const attempts: number[] = [1];
+    // Reply subjects are `$JS.ACK.<stream>.<consumer>.<delivery count>.…`: read the count
+    // without nats.js's full parse (split + five parseInt per message).
+    const countAt = `$JS.ACK.${spec.topic}.${spec.name}.`.length;
     let closing = false;
     const messages = await consumer.consume({
       max_messages: this.options.maxOutstandingMessages,
       callback: (m) => {
         one[0] = asBuffer(m.data);
-        attempts[0] = m.info.deliveryCount;
+        // JsMsgImpl exposes `reply` (not in the JsMsg type); fall back to the full parse.
+        const reply = (m as JsMsg & { reply?: string }).reply;
+        attempts[0] = reply !== undefined && reply.charCodeAt(countAt + 1) === 46 ? reply.charCodeAt(countAt) - 48 : m.info.deliveryCount;
         sink.onDeliveries(spec.slot, one, attempts, 1);
         if (!closing) m.ack();
       },

@@ -50,7 +50,7 @@ describe("ratatoskr bench with the NATS drivers", () => {
       const out = join(dir, driver);
       const code = await runBench({ scenario, driver, out, set: [], quiet: true }, quiet);
       const r = readResult(out);
-      expect(r.counts).toMatchObject({ measuredPublished: 3000, expected: 6000, delivered: 6000, lost: 0, duplicates: 0, streamErrors: 0 });
+      expect(r.counts).toMatchObject({ measuredPublished: 3000, expected: 6000, delivered: 6000, lost: 0, duplicates: 0, redelivered: 0, streamErrors: 0 });
       expect(r.broker.embedded).toBe(true);
       expect(r.broker.args[0]).toMatch(/nats-server$/);
       expect(r.broker.peakRssBytes).toBeGreaterThan(0);
