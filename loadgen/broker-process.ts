@@ -30,7 +30,7 @@ export function cliEntry(): string {
  * Node flags for the child: ours, plus the tsx loader when running from TypeScript sources
  * without it in execArgv (e.g. under vitest, which transforms in-process).
  */
-function nodeArgs(): string[] {
+export function nodeArgs(): string[] {
   const args = [...process.execArgv];
   const fromSource = cliEntry().endsWith(".ts");
   if (fromSource && !args.some((a) => a.includes("tsx"))) {

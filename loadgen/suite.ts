@@ -21,7 +21,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync,
 import { basename, dirname, join, resolve } from "node:path";
 import { parse } from "yaml";
 import { z } from "zod";
-import { cliEntry } from "./broker-process.js";
+import { cliEntry, nodeArgs } from "./broker-process.js";
 import { driverRefusals, embeddedServerKind } from "./drivers/driver-hooks.js";
 import { DRIVER_NAMES, type DriverName } from "./drivers/index.js";
 import { findNatsServer, natsServerVersion } from "./drivers/nats-server.js";
@@ -183,7 +183,7 @@ export async function runSuite(args: SuiteArgs, log: (s: string) => void): Promi
 
 function runChild(args: string[]): Promise<number> {
   return new Promise((resolveExit) => {
-    const child = spawn(process.execPath, [...process.execArgv, cliEntry(), ...args], { stdio: ["ignore", "inherit", "inherit"] });
+    const child = spawn(process.execPath, [...nodeArgs(), cliEntry(), ...args], { stdio: ["ignore", "inherit", "inherit"] });
     child.on("error", () => resolveExit(2));
     child.on("exit", (code) => resolveExit(code ?? 2));
   });
