@@ -47,7 +47,10 @@ interface RunResult {
 async function runBroker(mode: Mode): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), "ratatoskr-measure-"));
   const args = mode === "memory" ? [] : ["--data-dir", dir, ...(mode === "fsync-on" ? ["--fsync"] : [])];
-  const started = values.target === undefined ? await startCliBroker(args) : undefined;
+  const started = values.target === undefined ? await startCliBroker(args).catch((err: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }) : undefined;
   const address = values.target ?? started!.address;
   const run = Math.random().toString(36).slice(2, 8);
   const topic = `measure-${run}`;
