@@ -16,6 +16,12 @@ export interface Child {
   kill(signal: NodeJS.Signals): void;
 }
 
+/** Children still running; killed when this process exits (a timed-out test never reaches its cleanup). */
+const live = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const proc of live) proc.kill("SIGKILL");
+});
+
 /** Runs a TypeScript file (or `cli/main.ts` with arguments) under tsx, in the repository root. */
 export function spawnTs(script: string, args: string[], options: { uid?: number; gid?: number } = {}): Child {
   const proc = spawn(process.execPath, ["--import", "tsx", script, ...args], {
@@ -23,6 +29,7 @@ export function spawnTs(script: string, args: string[], options: { uid?: number;
     stdio: ["ignore", "pipe", "pipe"],
     ...options,
   });
+  live.add(proc);
   const stdout: string[] = [];
   const stderr: string[] = [];
   let waiters: Array<() => void> = [];
@@ -37,6 +44,7 @@ export function spawnTs(script: string, args: string[], options: { uid?: number;
   lines(proc.stderr!, (l) => stderr.push(l));
   const exited = new Promise<number | string>((resolve) => {
     proc.on("exit", (code, signal) => {
+      live.delete(proc);
       exitedWith = code ?? signal ?? -1;
       resolve(exitedWith);
       notify();
@@ -92,7 +100,11 @@ function lines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): v
 export async function startCliBroker(args: string[]): Promise<{ child: Child; address: string }> {
   const child = spawnTs("cli/main.ts", ["broker", "--port", "0", "--log-level", "info", ...args]);
   // Generous: tsx compiles the broker at every start, and test machines can be busy.
-  const line = await child.waitForLine((l) => l.includes('"listening"'), "the broker's listening line", 90_000);
+  const line = await child.waitForLine((l) => l.includes('"listening"'), "the broker's listening line", 90_000).catch(async (err: unknown) => {
+    child.kill("SIGKILL"); // never leave a half-started broker behind
+    await child.exited;
+    throw err;
+  });
   const address = (JSON.parse(line) as { address: string }).address;
   return { child, address };
 }
