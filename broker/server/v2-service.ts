@@ -8,6 +8,7 @@ import { EncodedMessages } from "./consume-codec.js";
 import { unary } from "./handlers.js";
 import type { Logger } from "./logger.js";
 import { consumeHandler } from "./v2-consume.js";
+import { publishStreamHandler } from "./v2-publish-stream.js";
 import {
   brokerStatsToWire,
   paginate,
@@ -27,7 +28,7 @@ export const V2_TICK_MS = 20;
 
 /**
  * Registers `ratatoskr.v2.Broker` on the shared core. Returns the shutdown hook: it ends
- * every Consume stream with UNAVAILABLE and persists ack state (before the store closes).
+ * every Consume and PublishStream stream with UNAVAILABLE and persists ack state (before the store closes).
  */
 export function addV2Service(server: Server, broker: Broker, config: BrokerServerConfig, log: Logger): () => void {
   const registry = new SubscriptionRegistry(broker);
@@ -63,6 +64,7 @@ export function addV2Service(server: Server, broker: Broker, config: BrokerServe
         publishTimeMs: outcomes[0]?.publishTimeMs ?? broker.clock.nowMs(),
       };
     }),
+    publishStream: publishStreamHandler(broker, log, openStreams),
     createSubscription: unary(log, async (req: { name: string; topic: string; config?: Parameters<typeof subscriptionRequestFromWire>[0] }) =>
       subscriptionToWire(await registry.create(req.name, req.topic, subscriptionRequestFromWire(req.config))),
     ),

@@ -1,0 +1,165 @@
+import { status, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { PublishStreamRequest, PublishStreamResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
+import { PUBLISH_STREAM_WINDOW } from "./v2-publish-stream.js";
+import { startV2TestServer, TestConsumer, uniqueName, type V2TestServer } from "./v2-test-kit.js";
+
+/** A PublishStream call that records every response and how the stream ended. */
+class TestPublisher {
+  readonly responses: PublishStreamResponse[] = [];
+  error: ServiceError | undefined;
+  ended = false;
+  private readonly stream: ClientDuplexStream<PublishStreamRequest, PublishStreamResponse>;
+  private waiters: Array<() => void> = [];
+
+  constructor(srv: V2TestServer) {
+    this.stream = srv.client.publishStream();
+    this.stream.on("data", (r: PublishStreamResponse) => {
+      this.responses.push(r);
+      this.notify();
+    });
+    this.stream.on("error", (err: ServiceError) => {
+      this.error = err;
+      this.ended = true;
+      this.notify();
+    });
+    this.stream.on("end", () => {
+      this.ended = true;
+      this.notify();
+    });
+  }
+
+  send(requestId: number, topic: string, payloads: string[], messageId = ""): void {
+    this.stream.write({ requestId, topic, messages: payloads.map((p) => ({ payload: Buffer.from(p), attributes: {}, messageId })) });
+  }
+
+  finish(): void {
+    this.stream.end();
+  }
+
+  waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+    if (condition()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}: ${this.responses.length} responses, ended=${this.ended}`)), timeoutMs);
+      const check = (): void => {
+        if (!condition()) return void this.waiters.push(check);
+        clearTimeout(timer);
+        resolve();
+      };
+      this.waiters.push(check);
+    });
+  }
+
+  byId(requestId: number): PublishStreamResponse {
+    const r = this.responses.find((x) => x.requestId === requestId);
+    if (!r) throw new Error(`no response for request ${requestId}`);
+    return r;
+  }
+
+  private notify(): void {
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const w of waiting) w();
+  }
+}
+
+describe("v2 PublishStream over gRPC", () => {
+  let srv: V2TestServer;
+  beforeAll(async () => {
+    srv = await startV2TestServer();
+  });
+  afterAll(async () => {
+    await srv.close();
+  });
+
+  it("stores requests in arrival order and answers each once with its request id, past the in-flight window", async () => {
+    const topic = uniqueName("ps-order");
+    await srv.api.createTopic({ name: topic });
+    await srv.api.createSubscription({ name: `${topic}-sub`, topic });
+    const n = PUBLISH_STREAM_WINDOW * 4;
+    const pub = new TestPublisher(srv);
+    for (let i = 0; i < n; i++) pub.send(1000 + i, topic, [`m${i}`]);
+    await pub.waitFor(() => pub.responses.length === n, `${n} responses`);
+
+    expect(new Set(pub.responses.map((r) => r.requestId)).size).toBe(n);
+    for (let i = 0; i < n; i++) {
+      const r = pub.byId(1000 + i);
+      expect(r.errorCode).toBe(0);
+      expect(r.results).toHaveLength(1);
+      expect(r.results[0]!.sequence).toBe(i + 1);
+      expect(r.results[0]!.messageId).not.toBe("");
+    }
+    const consumer = new TestConsumer(srv.client, `${topic}-sub`, { autoAck: true });
+    await consumer.waitForDeliveries(n);
+    expect(consumer.texts()).toEqual(Array.from({ length: n }, (_, i) => `m${i}`));
+    consumer.finish();
+    pub.finish();
+    await pub.waitFor(() => pub.ended, "the stream to end");
+    expect(pub.error).toBeUndefined();
+  });
+
+  it("answers a failed request with its status and keeps the stream open", async () => {
+    const topic = uniqueName("ps-errors");
+    await srv.api.createTopic({ name: topic });
+    const pub = new TestPublisher(srv);
+    pub.send(1, uniqueName("missing"), ["x"]);
+    pub.send(2, "bad name!", ["x"]);
+    pub.send(3, topic, ["ok"]);
+    await pub.waitFor(() => pub.responses.length === 3, "3 responses");
+
+    expect(pub.byId(1)).toMatchObject({ errorCode: status.NOT_FOUND, results: [] });
+    expect(pub.byId(1).errorMessage).toMatch(/does not exist/);
+    expect(pub.byId(2).errorCode).toBe(status.INVALID_ARGUMENT);
+    expect(pub.byId(3)).toMatchObject({ errorCode: 0, errorMessage: "" });
+    expect(pub.byId(3).results[0]!.sequence).toBe(1);
+    expect(pub.ended).toBe(false);
+    pub.finish();
+    await pub.waitFor(() => pub.ended, "the stream to end");
+    expect(pub.error).toBeUndefined();
+  });
+
+  it("de-duplicates producer message ids as Publish does", async () => {
+    const topic = uniqueName("ps-dedup");
+    await srv.api.createTopic({ name: topic });
+    const pub = new TestPublisher(srv);
+    pub.send(1, topic, ["first"], "order-42");
+    pub.send(2, topic, ["retry"], "order-42");
+    await pub.waitFor(() => pub.responses.length === 2, "2 responses");
+    expect(pub.byId(1).results[0]).toMatchObject({ sequence: 1, duplicate: false });
+    expect(pub.byId(2).results[0]).toMatchObject({ sequence: 1, duplicate: true });
+    expect((await srv.api.getTopic(topic)).stats?.published).toBe(1);
+    pub.finish();
+  });
+
+  it("answers everything pending before it ends a half-closed stream with OK", async () => {
+    const topic = uniqueName("ps-halfclose");
+    await srv.api.createTopic({ name: topic });
+    const pub = new TestPublisher(srv);
+    for (let i = 0; i < 50; i++) pub.send(i, topic, [`m${i}`]);
+    pub.finish();
+    await pub.waitFor(() => pub.ended, "the stream to end");
+    expect(pub.error).toBeUndefined();
+    expect(pub.responses).toHaveLength(50);
+    expect((await srv.api.getTopic(topic)).stats?.published).toBe(50);
+  });
+});
+
+describe("v2 PublishStream at shutdown", () => {
+  it("ends an open stream with UNAVAILABLE", async () => {
+    const srv = await startV2TestServer({ shutdownGraceMs: 2000 });
+    try {
+      const topic = uniqueName("ps-shutdown");
+      await srv.api.createTopic({ name: topic });
+      const pub = new TestPublisher(srv);
+      pub.send(1, topic, ["before"]);
+      await pub.waitFor(() => pub.responses.length === 1, "the first response");
+      const closing = srv.running.close();
+      await pub.waitFor(() => pub.ended, "the stream to end");
+      await closing;
+      expect(pub.error?.code).toBe(status.UNAVAILABLE);
+      expect(pub.error?.details).toMatch(/shutting down/);
+    } finally {
+      srv.client.close();
+    }
+  });
+});
