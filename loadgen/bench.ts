@@ -62,6 +62,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
       target,
       connections: scenario.connections,
       maxOutstandingMessages: scenario.maxOutstandingMessages,
+      v2Publish: scenario.v2Publish,
       connectTimeoutMs: args.connectTimeoutMs ?? 10_000,
     }, scenario.broker.storage);
     const pid = embedded?.pid;

@@ -89,6 +89,12 @@ export const scenarioSchema = z
     maxInFlightBatches: positiveInt.default(4),
     /** v2 Consume flow control per consumer. */
     maxOutstandingMessages: positiveInt.default(1000),
+    /**
+     * How the `ratatoskr` (v2) driver publishes: `stream` sends each batch as one frame on a
+     * PublishStream per connection; `unary` makes one Publish call per batch. Other drivers
+     * refuse `unary`.
+     */
+    v2Publish: z.enum(["stream", "unary"]).default("stream"),
     broker: brokerSchema.default({ storage: "memory", fsync: false, args: [] }),
     slo: sloSchema.default({}),
   })

@@ -16,6 +16,9 @@ import { startNatsServer, type EmbeddedNatsServer } from "./nats-server.js";
 
 interface Subject {
   name: Exclude<DriverName, "fake">;
+  /** Test label when it differs from the driver name. */
+  label?: string;
+  v2Publish?: "stream" | "unary";
   server: () => EmbeddedBroker;
   acks: boolean;
   statsViaProtocol: boolean;
@@ -40,14 +43,12 @@ afterAll(async () => {
   await Promise.all([ratatoskr?.stop(), nats?.stop()]);
 });
 
+const v2Acked = async (_topic: string, name: string): Promise<number> =>
+  (await unary<Subscription>((cb) => v2Admin.getSubscription({ name }, cb))).stats?.acked ?? -1;
+
 const subjects: Subject[] = [
-  {
-    name: "ratatoskr",
-    server: () => ratatoskr,
-    acks: true,
-    statsViaProtocol: true,
-    acked: async (_topic, name) => (await unary<Subscription>((cb) => v2Admin.getSubscription({ name }, cb))).stats?.acked ?? -1,
-  },
+  { name: "ratatoskr", label: "ratatoskr (PublishStream)", v2Publish: "stream", server: () => ratatoskr, acks: true, statsViaProtocol: true, acked: v2Acked },
+  { name: "ratatoskr", label: "ratatoskr (unary Publish)", v2Publish: "unary", server: () => ratatoskr, acks: true, statsViaProtocol: true, acked: v2Acked },
   { name: "ratatoskr-v1", server: () => ratatoskr, acks: false, statsViaProtocol: false },
   { name: "nats", server: () => nats, acks: false, statsViaProtocol: false },
   {
@@ -93,12 +94,18 @@ function payloads(n: number, tag: string): Buffer[] {
 
 const unique = () => randomBytes(4).toString("hex");
 
-describe.each(subjects)("driver contract: $name", (subject) => {
+describe.each(subjects.map((s) => ({ ...s, label: s.label ?? s.name })))("driver contract: $label", (subject) => {
   let driver: Driver;
   const consumers: Consumer[] = [];
 
   const open = async () => {
-    driver = createDriver(subject.name, { target: subject.server().address, connections: 2, maxOutstandingMessages: 100, connectTimeoutMs: 5000 });
+    driver = createDriver(subject.name, {
+      target: subject.server().address,
+      connections: 2,
+      maxOutstandingMessages: 100,
+      connectTimeoutMs: 5000,
+      v2Publish: subject.v2Publish,
+    });
     await driver.connect();
   };
   const close = async () => {

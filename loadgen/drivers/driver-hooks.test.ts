@@ -26,6 +26,12 @@ describe("driver refusals", () => {
     expect(driverRefusals("ratatoskr", scenario("consumersPerSubscription: 2\nbroker: {storage: durable, fsync: true}\n"))).toEqual([]);
   });
 
+  it("only the ratatoskr (v2) driver takes v2Publish: unary", () => {
+    const s = scenario("v2Publish: unary\n");
+    expect(driverRefusals("ratatoskr", s)).toEqual([]);
+    for (const d of ["ratatoskr-v1", "nats", "jetstream"] as const) expect(driverRefusals(d, s).join()).toMatch(/^v2Publish=unary: /);
+  });
+
   it("assertDriverAccepts names the driver, the file and every reason", () => {
     expect(() => assertDriverAccepts("nats", scenario("broker: {storage: durable}\n"), "x.yaml")).toThrow(/driver nats refuses scenario x\.yaml:\n  - broker\.storage=durable/);
   });

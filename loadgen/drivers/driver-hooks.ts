@@ -14,6 +14,14 @@ import { startNatsServer } from "./nats-server.js";
 
 /** Why `driver` cannot run `scenario` (empty when it can). */
 export function driverRefusals(driver: DriverName, scenario: Scenario): string[] {
+  const out = driverSpecificRefusals(driver, scenario);
+  if (scenario.v2Publish !== "stream" && driver !== "ratatoskr" && driver !== "fake") {
+    out.push(`v2Publish=${scenario.v2Publish}: chooses how the ratatoskr (v2) driver publishes; it means nothing to ${driver}`);
+  }
+  return out;
+}
+
+function driverSpecificRefusals(driver: DriverName, scenario: Scenario): string[] {
   switch (driver) {
     case "nats":
       return natsCoreRefusals(scenario);

@@ -11,6 +11,8 @@ export interface DriverOptions {
   connections: number;
   /** v2 flow control per consumer stream. */
   maxOutstandingMessages: number;
+  /** v2 publish: one PublishStream per connection (default), or a unary Publish per batch. */
+  v2Publish?: "stream" | "unary";
   /** Deadline for reaching the broker at connect time. */
   connectTimeoutMs: number;
 }

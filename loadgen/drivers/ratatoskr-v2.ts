@@ -1,13 +1,22 @@
 /**
- * Driver `ratatoskr`: the v2 API. Batched Publish (pre-encoded requests), one Consume bidi
- * stream per consumer with flow control, acks sent once per received frame on the same stream.
+ * Driver `ratatoskr`: the v2 API. Batches published as pre-encoded frames on one PublishStream
+ * per connection (or, with `v2Publish: unary`, one Publish call each), one Consume bidi stream
+ * per consumer with flow control, acks sent once per received frame on the same stream.
  */
 import * as grpc from "@grpc/grpc-js";
 import { BrokerClient, BrokerService, ConsumeRequest, StartPosition, type BrokerStats } from "../../proto/gen/ratatoskr/v2/broker.js";
 import { DriverError } from "../errors.js";
 import type { BrokerStatsSample, Consumer, DeliverySink, Driver, DriverOptions, SubscriptionSpec } from "./driver.js";
 import { ClientPool, isStatus, unary } from "./grpc-pool.js";
-import { decodeConsumeResponse, encodeAckRequest, encodeV2Publish, type DeliveryBatch } from "./wire.js";
+import {
+  decodeConsumeResponse,
+  decodePublishStreamAck,
+  encodeAckRequest,
+  encodeV2Publish,
+  encodeV2PublishStream,
+  type DeliveryBatch,
+  type PublishStreamAck,
+} from "./wire.js";
 
 const identity = (b: Buffer): Buffer => b;
 const encodeConsumeRequest = (r: ConsumeRequest): Buffer => Buffer.from(ConsumeRequest.encode(r).finish());
@@ -17,9 +26,11 @@ export class RatatoskrV2Driver implements Driver {
   readonly acks = true;
   private readonly pool: ClientPool<BrokerClient>;
   private readonly streams = new Set<grpc.ClientDuplexStream<Buffer, DeliveryBatch>>();
+  private readonly publishers: StreamPublisher | undefined;
 
   constructor(private readonly options: DriverOptions) {
     this.pool = new ClientPool((o) => new BrokerClient(options.target, grpc.credentials.createInsecure(), o), options.connections);
+    if ((options.v2Publish ?? "stream") === "stream") this.publishers = new StreamPublisher(this.pool);
   }
 
   async connect(): Promise<void> {
@@ -100,6 +111,7 @@ export class RatatoskrV2Driver implements Driver {
   }
 
   publish(topic: string, payloads: readonly Buffer[], channelHint: number): Promise<number> {
+    if (this.publishers) return this.publishers.publish(topic, payloads, channelHint);
     const request = encodeV2Publish(topic, payloads);
     const n = payloads.length;
     return new Promise((resolve, reject) => {
@@ -127,7 +139,69 @@ export class RatatoskrV2Driver implements Driver {
   async close(): Promise<void> {
     for (const s of this.streams) s.cancel();
     this.streams.clear();
+    this.publishers?.close();
     this.pool.close();
+  }
+}
+
+interface PendingPublish {
+  resolve(n: number): void;
+  reject(err: Error): void;
+  n: number;
+  channel: number;
+}
+
+/**
+ * One PublishStream per connection, opened on first use. Requests carry increasing ids; each
+ * response settles its request. A request the broker refused rejects with its status code; a
+ * stream that ends rejects everything pending on it, and the next publish opens a new one.
+ */
+class StreamPublisher {
+  private readonly streams = new Map<number, grpc.ClientDuplexStream<Buffer, PublishStreamAck>>();
+  private readonly pending = new Map<number, PendingPublish>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(private readonly pool: ClientPool<BrokerClient>) {}
+
+  publish(topic: string, payloads: readonly Buffer[], channelHint: number): Promise<number> {
+    const channel = channelHint % this.pool.clients.length;
+    const requestId = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(requestId, { resolve, reject, n: payloads.length, channel });
+      this.stream(channel).write(encodeV2PublishStream(requestId, topic, payloads));
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const s of this.streams.values()) s.cancel();
+    this.streams.clear();
+  }
+
+  private stream(channel: number): grpc.ClientDuplexStream<Buffer, PublishStreamAck> {
+    const open = this.streams.get(channel);
+    if (open) return open;
+    const stream = this.pool.clients[channel]!.makeBidiStreamRequest(BrokerService.publishStream.path, identity, decodePublishStreamAck);
+    this.streams.set(channel, stream);
+    stream.on("data", (ack: PublishStreamAck) => {
+      const p = this.pending.get(ack.requestId);
+      if (!p) return;
+      this.pending.delete(ack.requestId);
+      if (ack.errorCode === 0) p.resolve(p.n);
+      else p.reject(Object.assign(new Error(`${ack.errorCode} ${grpc.status[ack.errorCode] ?? ""}: ${ack.errorMessage}`), { code: ack.errorCode, details: ack.errorMessage }));
+    });
+    const ended = (err: Error): void => {
+      if (this.streams.get(channel) === stream) this.streams.delete(channel);
+      for (const [id, p] of this.pending) {
+        if (p.channel !== channel) continue;
+        this.pending.delete(id);
+        p.reject(err);
+      }
+    };
+    stream.on("error", (err: grpc.ServiceError) => ended(this.closed ? new Error("driver closed") : err));
+    stream.on("end", () => ended(new Error("PublishStream ended by the broker")));
+    return stream;
   }
 }
 

@@ -1,8 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { PublishBatchRequest } from "../../proto/gen/ratatoskr.js";
-import { ConsumeRequest, ConsumeResponse, PublishRequest } from "../../proto/gen/ratatoskr/v2/broker.js";
+import { ConsumeRequest, ConsumeResponse, PublishRequest, PublishStreamRequest, PublishStreamResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
 import { Message as V1Message } from "../../proto/gen/ratatoskr.js";
-import { decodeConsumeResponse, decodeV1MessagePayload, encodeAckRequest, encodeV1PublishBatch, encodeV2Publish } from "./wire.js";
+import {
+  decodeConsumeResponse,
+  decodePublishStreamAck,
+  decodeV1MessagePayload,
+  encodeAckRequest,
+  encodeV1PublishBatch,
+  encodeV2Publish,
+  encodeV2PublishStream,
+} from "./wire.js";
 
 const payloads = [Buffer.from("a"), Buffer.alloc(300, 7), Buffer.alloc(0), Buffer.from("zz")];
 
@@ -11,6 +19,28 @@ describe("hand-rolled wire codec", () => {
     const req = PublishRequest.decode(encodeV2Publish("topic-é", payloads));
     expect(req.topic).toBe("topic-é");
     expect(req.messages.map((m) => Buffer.from(m.payload))).toEqual(payloads);
+  });
+
+  it("encodes a v2 PublishStream request the generated decoder reads back", () => {
+    for (const requestId of [0, 1, 127, 128, 2 ** 40 + 3]) {
+      const req = PublishStreamRequest.decode(encodeV2PublishStream(requestId, "t", payloads));
+      expect(req.requestId).toBe(requestId);
+      expect(req.topic).toBe("t");
+      expect(req.messages.map((m) => Buffer.from(m.payload))).toEqual(payloads);
+    }
+  });
+
+  it("reads request id and status from a generated PublishStreamResponse, skipping the results", () => {
+    const ok = PublishStreamResponse.encode({
+      requestId: 2 ** 33 + 1,
+      results: [{ messageId: "m", sequence: 2 ** 45, duplicate: true }],
+      publishTimeMs: 1_700_000_000_000,
+      errorCode: 0,
+      errorMessage: "",
+    }).finish();
+    expect(decodePublishStreamAck(Buffer.from(ok))).toEqual({ requestId: 2 ** 33 + 1, errorCode: 0, errorMessage: "" });
+    const failed = PublishStreamResponse.encode({ requestId: 7, results: [], publishTimeMs: 0, errorCode: 8, errorMessage: "budget é full" }).finish();
+    expect(decodePublishStreamAck(Buffer.from(failed))).toEqual({ requestId: 7, errorCode: 8, errorMessage: "budget é full" });
   });
 
   it("encodes a v1 PublishBatch the generated decoder reads back", () => {

@@ -6,6 +6,8 @@
  *
  * Layouts (field numbers from proto/):
  *  v2 PublishRequest     { 1: topic string, 2: repeated PublishMessage { 1: payload bytes } }
+ *  v2 PublishStreamRequest  PublishRequest + { 3: request_id uint64 }
+ *  v2 PublishStreamResponse { 3: request_id uint64, 4: error_code int32, 5: error_message string }
  *  v2 ConsumeResponse    { 1: repeated Delivery { 1: ack_id int64, 2: attempt int32,
  *                          3: Message { 4: payload bytes } } }
  *  v1 PublishBatchRequest{ 1: topic string, 2: repeated PublishRequest { 1: topic, 2: payload } }
@@ -40,10 +42,11 @@ function writeLenField(buf: Buffer, o: number, tag: number, len: number): number
  * PublishRequest (inner field 1 = payload) and, with `innerPayloadField = 2` and the topic
  * repeated per item, v1 PublishBatchRequest.
  */
-function encodeBatch(topic: string, payloads: readonly Uint8Array[], innerPayloadField: 1 | 2, itemTopic: boolean): Buffer {
+function encodeBatch(topic: string, payloads: readonly Uint8Array[], innerPayloadField: 1 | 2, itemTopic: boolean, requestId?: number): Buffer {
   const topicBytes = Buffer.from(topic, "utf8");
   const innerTopicLen = itemTopic ? 1 + varintSize(topicBytes.length) + topicBytes.length : 0;
   let total = 1 + varintSize(topicBytes.length) + topicBytes.length;
+  if (requestId !== undefined) total += 1 + varintSize(requestId);
   for (const p of payloads) {
     const inner = innerTopicLen + 1 + varintSize(p.length) + p.length;
     total += 1 + varintSize(inner) + inner;
@@ -63,11 +66,20 @@ function encodeBatch(topic: string, payloads: readonly Uint8Array[], innerPayloa
     buf.set(p, o);
     o += p.length;
   }
+  if (requestId !== undefined) {
+    buf[o++] = (3 << 3) | 0;
+    writeVarint(buf, o, requestId);
+  }
   return buf;
 }
 
 export function encodeV2Publish(topic: string, payloads: readonly Uint8Array[]): Buffer {
   return encodeBatch(topic, payloads, 1, false);
+}
+
+/** v2 `PublishStreamRequest`: a PublishRequest (same fields 1 and 2) plus `request_id` (field 3). */
+export function encodeV2PublishStream(requestId: number, topic: string, payloads: readonly Uint8Array[]): Buffer {
+  return encodeBatch(topic, payloads, 1, false, requestId);
 }
 
 export function encodeV1PublishBatch(topic: string, payloads: readonly Uint8Array[]): Buffer {
@@ -175,6 +187,32 @@ export function decodeConsumeResponse(buf: Buffer): DeliveryBatch {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** What the generator reads of a v2 `PublishStreamResponse`: the request it answers and its status. */
+export interface PublishStreamAck {
+  requestId: number;
+  /** gRPC status code; 0 = stored. */
+  errorCode: number;
+  errorMessage: string;
+}
+
+export function decodePublishStreamAck(buf: Buffer): PublishStreamAck {
+  const r = reader;
+  r.buf = buf;
+  r.pos = 0;
+  const out: PublishStreamAck = { requestId: 0, errorCode: 0, errorMessage: "" };
+  while (r.pos < buf.length) {
+    const t = r.varint();
+    if (t === ((3 << 3) | 0)) out.requestId = r.varint();
+    else if (t === ((4 << 3) | 0)) out.errorCode = r.varint();
+    else if (t === ((5 << 3) | 2)) {
+      const len = r.varint();
+      out.errorMessage = buf.toString("utf8", r.pos, r.pos + len);
+      r.pos += len;
+    } else r.skip(t & 7);
+  }
+  return out;
+}
 
 /** v1 `Message` → its payload (a view into the frame). */
 export function decodeV1MessagePayload(buf: Buffer): Buffer {
