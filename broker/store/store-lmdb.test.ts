@@ -138,6 +138,19 @@ describe("LmdbStore: lifecycle", () => {
   });
 });
 
+describe("LmdbStore: directory names", () => {
+  it("opens a data directory whose name has a dot in it, and finds its data there again", async () => {
+    const data = join(dir, "ratatoskr.d", "store.v1");
+    const first = await LmdbStore.open({ dataDir: data, fsync: false });
+    await first.putTopic({ name: "t", config: defaultTopicConfig(), createdAtMs: 0 });
+    await first.append("t", [producerMessage(1, "m1", 1)]);
+    await first.close();
+    const again = await LmdbStore.open({ dataDir: data, fsync: true });
+    expect(again.bounds("t").last).toBe(1);
+    await again.close();
+  });
+});
+
 describe("LmdbStore: flush settings", () => {
   it("opens a directory written with the other flush setting", async () => {
     const data = join(dir, "data");

@@ -85,11 +85,10 @@ export class LmdbStore implements Store {
       // fsync on: overlapping sync, and each write waits for its commit's flush.
       // fsync off: LMDB never flushes in the commit path (a commit is done once written to the
       // OS); a background sync every `backgroundSyncMs` bounds what a power loss can take.
-      root = open(
-        options.fsync
-          ? { path: dir, maxDbs: 12, pageSize: 4096, overlappingSync: true, separateFlushed: true }
-          : { path: dir, maxDbs: 12, pageSize: 4096, noSync: true },
-      );
+      // noSubdir: false always: lmdb-js would otherwise take a path with a dot in its last
+      // part (e.g. /var/lib/ratatoskr.d) for a file name.
+      const common = { path: dir, noSubdir: false, maxDbs: 12, pageSize: 4096 };
+      root = open(options.fsync ? { ...common, overlappingSync: true, separateFlushed: true } : { ...common, noSync: true });
       const dbs: LmdbDbs = {
         root,
         meta: root.openDB("meta", { encoding: "json" }),
