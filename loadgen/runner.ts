@@ -138,7 +138,8 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     if (open) open.endSec = now;
     phases.push({ phase, startSec: now, endSec: now });
     recorder.phase = phase;
-    recorder.measuring = phase === "measure" || phase === "drain";
+    if (phase === "measure") recorder.startMeasuring();
+    else recorder.measuring = phase === "drain";
     progress.log(`phase ${phase} at ${now.toFixed(1)}s`);
   };
   // monitorEventLoopDelay records the whole interval of its 10 ms timer (an idle loop reads
