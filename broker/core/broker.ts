@@ -208,10 +208,11 @@ export class Broker {
   }
 
   private checkBudget(incomingBytes: number): void {
-    if (incomingBytes === 0) return;
-    const used = this.store.usageBytes();
     const budget = this.store.kind === "memory" ? this.memoryBudgetBytes : this.diskBudgetBytes;
-    if (budget > 0 && used + incomingBytes > budget) {
+    // usageBytes is not free on LMDB (a stats read per database): only ask when there is a budget.
+    if (incomingBytes === 0 || budget <= 0) return;
+    const used = this.store.usageBytes();
+    if (used + incomingBytes > budget) {
       throw new ResourceExhaustedError(
         this.store.kind === "memory" ? "memory" : "disk",
         `${this.store.kind === "memory" ? "memory" : "disk"} budget full: ${used} of ${budget} bytes retained, ` +
