@@ -24,16 +24,19 @@ const harnesses: Record<string, () => Harness> = {
   }),
   "lmdb (fsync off)": () => lmdbHarness(false),
   "lmdb (fsync on)": () => lmdbHarness(true),
+  // Every read goes to LMDB, or only some do: the tail cache must never change an answer.
+  "lmdb (no tail cache)": () => lmdbHarness(false, 0),
+  "lmdb (tail cache of 300 bytes)": () => lmdbHarness(false, 300),
 };
 
-function lmdbHarness(fsync: boolean): Harness {
+function lmdbHarness(fsync: boolean, tailCacheBytes?: number): Harness {
   const dir = mkdtempSync(join(tmpdir(), "ratatoskr-contract-"));
   let current: Store | undefined;
   return {
-    open: async () => (current = await LmdbStore.open({ dataDir: dir, fsync })),
+    open: async () => (current = await LmdbStore.open({ dataDir: dir, fsync, tailCacheBytes })),
     reopen: async (store) => {
       await store.close();
-      return (current = await LmdbStore.open({ dataDir: dir, fsync }));
+      return (current = await LmdbStore.open({ dataDir: dir, fsync, tailCacheBytes }));
     },
     cleanup: async () => {
       await current?.close();

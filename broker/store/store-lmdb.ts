@@ -6,6 +6,7 @@ import { CorruptRecordError, decodeMessage, encodeMessage, messageKey, readMessa
 import { checkFormat, FormatVersionError, keyAt, loadState, type LmdbDbs, type LoadedState, type TopicState } from "./lmdb-recovery.js";
 import type { LogBounds, RecoveredState, Store } from "./store.js";
 import { StoreOpenError } from "./store-errors.js";
+import { TailCache } from "./tail-cache.js";
 
 export interface LmdbStoreOptions {
   /** Directory for the data file, LMDB's lock file and the broker lock file; created if missing. */
@@ -19,6 +20,8 @@ export interface LmdbStoreOptions {
   ackFlushIntervalMs?: number;
   /** fsync off: how often the data file is flushed in the background. Default 1000 ms. */
   backgroundSyncMs?: number;
+  /** Bytes of the newest messages kept in memory for delivery and retention (TailCache). Default 64 MiB; 0 = none. */
+  tailCacheBytes?: number;
 }
 
 type Commit = Promise<boolean> & { flushed?: Promise<unknown> };
@@ -53,6 +56,7 @@ export class LmdbStore implements Store {
   private readonly inflight = new Set<Promise<unknown>>();
   private failure: Error | undefined;
   private closing: Promise<void> | undefined;
+  private readonly cache: TailCache;
 
   private constructor(
     private readonly dbs: LmdbDbs,
@@ -65,6 +69,7 @@ export class LmdbStore implements Store {
     this.dedup = loaded.dedup;
     this.nextTopicId = loaded.nextTopicId;
     this.ackFlushIntervalMs = options.ackFlushIntervalMs ?? 5;
+    this.cache = new TailCache(options.tailCacheBytes ?? 64 * 1024 * 1024);
     if (!options.fsync) {
       this.syncTimer = setInterval(() => void syncToDisk(dbs.root).catch(() => undefined), options.backgroundSyncMs ?? 1_000);
       this.syncTimer.unref();
@@ -147,6 +152,7 @@ export class LmdbStore implements Store {
     if (!t) return;
     this.topics.delete(name);
     t.deleted = true;
+    this.cache.dropTopic(t.id);
     await t.tail; // appends already queued must land first, so their rows are removed too
     this.ensureWritable();
     const { start, end } = topicKeyRange(t.id);
@@ -175,14 +181,18 @@ export class LmdbStore implements Store {
     // Encode everything before the first put, so a bad message cannot leave half a batch queued.
     const values: Buffer[] = new Array(messages.length);
     let bytes = 0;
+    const sizes: number[] = new Array(messages.length);
     let expected = t.queuedLast + 1;
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i]!;
       if (m.sequence !== expected) throw new Error(`append out of order: got sequence ${m.sequence}, expected ${expected}`);
       expected++;
       values[i] = encodeMessage(m);
-      bytes += messageBytes(m);
+      sizes[i] = messageBytes(m);
+      bytes += sizes[i]!;
     }
+    // Readable only once committed: get() is bounded by t.last, which moves after the commit.
+    for (let i = 0; i < messages.length; i++) this.cache.add(t.id, messages[i]!, sizes[i]!);
     let write: Commit | undefined;
     const writes = new Set<Promise<unknown>>();
     for (let i = 0; i < messages.length; i++) writes.add((write = this.dbs.messages.put(messageKey(t.id, messages[i]!.sequence), values[i]!)));
@@ -203,6 +213,8 @@ export class LmdbStore implements Store {
   get(topic: string, sequence: number): StoredMessage | undefined {
     const t = this.topics.get(topic);
     if (!t || sequence < t.first || sequence > t.last) return undefined;
+    const cached = this.cache.get(t.id, sequence);
+    if (cached) return cached;
     const value = this.dbs.messages.get(messageKey(t.id, sequence));
     return value === undefined ? undefined : decodeMessage(topic, sequence, value);
   }
@@ -237,11 +249,30 @@ export class LmdbStore implements Store {
     // split, a committed prefix must never lose the log's position (rows left below a mark are
     // deleted by recovery).
     const writes = new Set<Promise<unknown>>([marks.put(t.id, stop)]);
-    for (const { key, value } of messages.getRange({ start: keyAt(t, t.first), end: keyAt(t, stop) })) {
-      const m = decodeMessage(topic, readMessageKey(key).sequence, value);
-      t.bytes -= messageBytes(m);
-      writes.add(messages.remove(Buffer.from(key)));
+    const dropped = (m: StoredMessage, bytes: number): void => {
+      t.bytes -= bytes;
       if (m.producerId && m.publishTimeMs >= keepIdsSince) writes.add(dedup.put(keyAt(t, m.sequence), [m.id, m.publishTimeMs]));
+    };
+    // The cache holds the newest run of the log: what lies below it is read from LMDB.
+    const readEnd = Math.min(stop, Math.max(t.first, this.cache.lowest(t.id) ?? stop));
+    for (const { key, value } of messages.getRange({ start: keyAt(t, t.first), end: keyAt(t, readEnd) })) {
+      const m = decodeMessage(topic, readMessageKey(key).sequence, value);
+      writes.add(messages.remove(Buffer.from(key)));
+      dropped(m, messageBytes(m));
+    }
+    for (let sequence = readEnd; sequence < stop; sequence++) {
+      const entry = this.cache.take(t.id, sequence);
+      const key = messageKey(t.id, sequence);
+      if (entry) {
+        writes.add(messages.remove(key));
+        dropped(entry.message, entry.bytes);
+        continue;
+      }
+      const value = messages.get(key);
+      if (value === undefined) continue;
+      const m = decodeMessage(topic, sequence, value);
+      writes.add(messages.remove(key));
+      dropped(m, messageBytes(m));
     }
     // Producer ids that fell out of the window are no longer needed.
     for (const { key, value } of dedup.getRange({ start: keyAt(t, 0), end: keyAt(t, stop) })) {

@@ -28,16 +28,17 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 describe("LmdbStore against the memory store", () => {
   it("agrees on every topic, bound and message over random schedules with restarts", { timeout: 120_000 }, async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 25 }), async (ops) => {
+      // Tail cache sizes: none, a few messages (hits and misses mixed), everything.
+      fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 25 }), fc.constantFrom(0, 200, 2_000, 64 << 20), async (ops, tailCacheBytes) => {
         const dir = mkdtempSync(join(tmpdir(), "ratatoskr-model-"));
         const model = new MemoryStore();
-        let lmdb = await LmdbStore.open({ dataDir: dir, fsync: false });
+        let lmdb = await LmdbStore.open({ dataDir: dir, fsync: false, tailCacheBytes });
         let clock = 1_000;
         try {
           for (const op of ops) {
             if (op.kind === "reopen") {
               await lmdb.close();
-              lmdb = await LmdbStore.open({ dataDir: dir, fsync: false });
+              lmdb = await LmdbStore.open({ dataDir: dir, fsync: false, tailCacheBytes });
             } else if (op.kind === "delete") {
               await model.deleteTopic(op.topic);
               await lmdb.deleteTopic(op.topic);
