@@ -21,6 +21,7 @@ export const suiteCommand: CommandModule<object, SuiteCommandArgs> = {
       .positional("set", { type: "string", demandOption: true, describe: "set file (e.g. scenarios/published/set.yaml)" })
       .option("out", { type: "string", demandOption: true, describe: "suite directory (e.g. reports/published/<date>-<machine>/)" })
       .option("only", { type: "string", array: true, describe: "run only these scenario names" })
+      .option("repeat", { type: "number", default: 1, describe: "passes over the set; the comparison shows each run's median pass" })
       .option("keep-hlog", { type: "boolean", default: false, describe: "keep the per-second .hlog files (large)" })
       .option("render-only", { type: "boolean", default: false, describe: "do not run; re-render compare.md/html from DIR" })
       .option("quiet", { type: "boolean", default: false, describe: "no progress output from the runs" }) as unknown as Argv<SuiteCommandArgs>,

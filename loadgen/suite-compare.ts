@@ -56,6 +56,8 @@ export interface Row {
   /** This row's p99 / the best peer's p99 (lower is better). */
   p99VsBestPeer: number | null;
   bestPeer: string | null;
+  /** With --repeat: this row is the median of `count` passes; the figure of merit ranged min..max. */
+  passes?: { count: number; min: number; max: number };
 }
 
 export interface TargetVerdict extends Target {
@@ -117,6 +119,31 @@ function storageLabel(r: RunResult): string {
   if (d === "jetstream") return durable ? "file (background sync)" : "memory";
   if (d === "ratatoskr-v1") return "memory (at-most-once)";
   return durable ? (r.broker.fsync ? "durable, fsync" : "durable, no fsync") : "memory";
+}
+
+/** The figure a row is judged by: e2e p99 at a fixed offered rate, deliveries/s otherwise. */
+export function meritOf(row: Row): number {
+  return row.fixedRate ? row.e2e.p99Us : row.deliveryRate;
+}
+
+/**
+ * Rows of several passes of one run (same scenario and label) → the median pass by its figure
+ * of merit, carrying the range over the passes. With an even count the worse middle pass is taken.
+ */
+export function medianPasses(rows: readonly Row[]): Row[] {
+  const out: Row[] = [];
+  for (const list of groupBy(rows, (r) => `${r.scenario}\u0000${r.label}`).values()) {
+    if (list.length === 1) {
+      out.push(list[0]!);
+      continue;
+    }
+    // Worst first: highest p99 at a fixed rate, lowest deliveries/s otherwise.
+    const sorted = [...list].sort((a, b) => (a.fixedRate ? meritOf(b) - meritOf(a) : meritOf(a) - meritOf(b)));
+    const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+    const values = sorted.map(meritOf);
+    out.push({ ...median, passes: { count: list.length, min: Math.min(...values), max: Math.max(...values) } });
+  }
+  return out;
 }
 
 /** Fill in the ratios to the best peer of each scenario (peers compared with each other too). */

@@ -12,7 +12,7 @@ import { fmtBytes, fmtCount, fmtUs } from "./progress.js";
 import { renderChart } from "./report-html.js";
 import { readResult } from "./report-files.js";
 import type { RunResult } from "./result.js";
-import { groupBy, isPeer, judgeTargets, METRICS, rowOf, withPeerRatios, type Row, type TargetVerdict } from "./suite-compare.js";
+import { groupBy, isPeer, judgeTargets, medianPasses, METRICS, rowOf, withPeerRatios, type Row, type TargetVerdict } from "./suite-compare.js";
 import { MANIFEST_FILE, setSchema, type SuiteManifest, type SuiteSet } from "./suite.js";
 
 export interface SuiteView {
@@ -47,7 +47,7 @@ export function readSuite(dir: string): SuiteView {
     descriptions.set(r.run.scenario, r.scenario.description.trim());
     rows.push(rowOf(r, { label: run.label, note: notes.get(run.label), exitCode: run.exitCode }));
   }
-  const withRatios = withPeerRatios(rows);
+  const withRatios = withPeerRatios(medianPasses(rows));
   return { manifest, set, rows: withRatios, results, targets: judgeTargets(withRatios, set.targets), descriptions };
 }
 
@@ -63,9 +63,16 @@ function metricText(metric: keyof typeof METRICS, v: number | null): string {
 
 const HEAD = ["run", "storage", "published msg/s", "deliveries/s", "e2e p50", "e2e p99", "e2e p99.9", "e2e max", "delivered", "broker CPU (avg, CPU-s)", "broker peak RSS", "throughput ÷ best peer", "p99 ÷ best peer"];
 
+/** "median of 3 passes: p99 2.1ms–8.3ms" (empty for a single pass). */
+function passesText(r: Row): string {
+  if (!r.passes) return "";
+  const f = (v: number) => (r.fixedRate ? fmtUs(v) : `${fmtCount(v)}/s`);
+  return `median of ${r.passes.count} passes (${r.fixedRate ? "e2e p99" : "deliveries/s"} ${f(r.passes.min)} – ${f(r.passes.max)})`;
+}
+
 function cells(r: Row): string[] {
   return [
-    r.ok ? r.label : `${r.label} (exit ${r.exitCode})`,
+    (r.ok ? r.label : `${r.label} (exit ${r.exitCode})`) + (r.passes ? ` ×${r.passes.count}` : ""),
     r.storage,
     fmtCount(r.publishRate),
     fmtCount(r.deliveryRate),
@@ -129,8 +136,8 @@ export function renderSuiteMarkdown(v: SuiteView): string {
     if (d) out.push(d, "");
     out.push(`| ${HEAD.join(" | ")} |`, `|${HEAD.map((_, i) => (i < 2 ? "---" : "---:")).join("|")}|`);
     for (const r of rows) out.push(`| ${cells(r).join(" | ")} |`);
-    const notes = rows.filter((r) => r.note);
-    if (notes.length) out.push("", ...notes.map((r) => `- ${r.label}: ${r.note}`));
+    const notes = rows.filter((r) => r.note || r.passes).map((r) => `- ${r.label}: ${[passesText(r), r.note ?? ""].filter(Boolean).join("; ")}`);
+    if (notes.length) out.push("", ...notes);
     out.push("");
   }
   if (v.targets.length) {
@@ -140,11 +147,14 @@ export function renderSuiteMarkdown(v: SuiteView): string {
   }
   const failed = m.runs.filter((r) => r.exitCode !== 0);
   out.push("## Runs", "", "| run | exit | seconds | command |", "|---|---:|---:|---|");
-  for (const r of m.runs) out.push(`| ${r.scenario} × ${r.label} | ${r.exitCode} | ${r.seconds} | \`${r.command}\` |`);
+  for (const r of m.runs) out.push(`| ${r.scenario} × ${r.label}${passTag(r)} | ${r.exitCode} | ${r.seconds} | \`${r.command}\` |`);
   if (failed.length) out.push("", `Exit 1 = a scenario gate failed (the figures stand, see the run's report.md); exit 2 = the run could not run.`);
-  out.push("", "Each run's own report (report.md, report.html, result.json, .hgrm) is in `<scenario>/<run>/`.", "");
+  out.push("", "Each run's own report (report.md, report.html, result.json, .hgrm) is in `<scenario>/<run>/` (`<scenario>/<run>/pass-<k>/` with --repeat).", "");
   return out.join("\n");
 }
+
+/** " (pass k)" for runs of a --repeat suite. */
+const passTag = (r: { dir: string; pass?: number }): string => (r.pass !== undefined && r.dir.endsWith(`pass-${r.pass}`) ? ` (pass ${r.pass})` : "");
 
 function esc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -194,14 +204,14 @@ export function renderSuiteHtml(v: SuiteView): string {
     const d = v.descriptions.get(scenario);
     if (d) parts.push(`<p>${esc(d)}</p>`);
     parts.push(htmlTable(HEAD, rows.map(cells)));
-    const notes = rows.filter((r) => r.note);
-    if (notes.length) parts.push(`<ul>${notes.map((r) => `<li>${esc(r.label)}: ${esc(r.note!)}</li>`).join("")}</ul>`);
+    const notes = rows.filter((r) => r.note || r.passes).map((r) => `${r.label}: ${[passesText(r), r.note ?? ""].filter(Boolean).join("; ")}`);
+    if (notes.length) parts.push(`<ul>${notes.map((n) => `<li>${esc(n)}</li>`).join("")}</ul>`);
     parts.push(`<div class="chart">${scenarioChart(scenario, rows)}</div>`);
   }
   if (v.targets.length) {
     parts.push("<h2>Targets (ratios within this run)</h2>", htmlTable(["target", "ours", "best peer", "ratio", "required", "result"], v.targets.map(targetCells)));
   }
-  parts.push("<h2>Runs</h2>", htmlTable(["run", "exit", "seconds", "command"], m.runs.map((r) => [`${r.scenario} × ${r.label}`, String(r.exitCode), String(r.seconds), r.command])));
+  parts.push("<h2>Runs</h2>", htmlTable(["run", "exit", "seconds", "command"], m.runs.map((r) => [`${r.scenario} × ${r.label}${passTag(r)}`, String(r.exitCode), String(r.seconds), r.command])));
   const css =
     "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0;font-size:13px}" +
     "th,td{border:1px solid #ccc;padding:4px 8px}th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}code{background:#f4f4f4;padding:1px 4px}";

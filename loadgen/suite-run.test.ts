@@ -36,4 +36,22 @@ describe("bench-suite", () => {
     expect(md).toMatch(/\| small vs big \| fake-small: [\d.K]+\/s \| fake: [\d.K]+\/s \| [\d.]+× \| ≥ 0\.000001 \| met \|/);
     expect(readFileSync(join(out, "compare.html"), "utf8")).toMatch(/<svg[\s\S]*<\/svg>/);
   }, 120_000);
+
+  it("with --repeat, runs the whole set pass after pass and compares each run's median pass", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rt-suite-repeat-"));
+    writeFileSync(join(dir, "tiny.yaml"), "name: tiny\ntopics: 1\nsubscriptions: {perTopic: 1}\nproducers: 1\nmessages: 500\nbatchSize: 50\n");
+    writeFileSync(join(dir, "set.yaml"), "name: t\nruns:\n  - scenario: tiny.yaml\n    drivers: [fake]\n  - scenario: tiny.yaml\n    drivers: [fake]\n    label: other\n");
+    const out = join(dir, "out");
+    const code = await runSuite({ set: join(dir, "set.yaml"), out, keepHlog: false, quiet: true, repeat: 3 }, () => undefined);
+    expect(code).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(out, "suite.json"), "utf8")) as SuiteManifest;
+    // Interleaved: every run of pass 1, then pass 2, then pass 3.
+    expect(manifest.runs.map((r) => [r.label, r.pass])).toEqual([["fake", 1], ["other", 1], ["fake", 2], ["other", 2], ["fake", 3], ["other", 3]]);
+    expect(manifest.runs[2]!.dir).toBe(join("tiny", "fake", "pass-2"));
+    const { view } = writeSuiteComparison(out);
+    expect(view.rows.map((r) => [r.label, r.passes?.count])).toEqual([["fake", 3], ["other", 3]]);
+    const md = readFileSync(join(out, "compare.md"), "utf8");
+    expect(md).toMatch(/- fake: median of 3 passes \(deliveries\/s [\d.K]+\/s – [\d.K]+\/s\)/);
+    expect(md).toContain("| tiny × other (pass 3) | 0 |");
+  }, 120_000);
 });

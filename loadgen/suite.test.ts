@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadSet } from "./suite.js";
-import { judgeTargets, withPeerRatios, type Row } from "./suite-compare.js";
+import { judgeTargets, medianPasses, withPeerRatios, type Row } from "./suite-compare.js";
 
 const dir = mkdtempSync(join(tmpdir(), "rt-suite-"));
 writeFileSync(join(dir, "s.yaml"), "name: s\ntopics: 1\nsubscriptions: {perTopic: 1}\nproducers: 1\nmessages: 10\n");
@@ -73,5 +73,26 @@ describe("targets and failed runs", () => {
       { name: "lat", scenario: "a", metric: "e2eP99Us", subject: "ratatoskr", peers: ["jetstream"], max: 1 },
     ]);
     expect(t).toMatchObject({ ratio: 0.5, met: false, caveats: ["ratatoskr failed its scenario gates"] });
+  });
+});
+
+describe("repeated passes", () => {
+  it("keeps the median pass of each run by its figure of merit, with the range over the passes", () => {
+    const fixed = (p99Us: number, rate: number): Row => ({ ...row("ratatoskr", "ratatoskr", rate, p99Us, "lat"), fixedRate: true });
+    const rows = medianPasses([
+      row("ratatoskr", "ratatoskr", 300, 9, "tp"),
+      row("ratatoskr", "ratatoskr", 100, 1, "tp"),
+      row("ratatoskr", "ratatoskr", 200, 5, "tp"),
+      fixed(8_000, 1),
+      fixed(2_000, 2),
+      fixed(9_000, 3),
+      fixed(3_000, 4),
+      row("nats", "nats", 500, 1, "tp"),
+    ]);
+    expect(rows.map((r) => [r.scenario, r.label])).toEqual([["tp", "ratatoskr"], ["lat", "ratatoskr"], ["tp", "nats"]]);
+    expect(rows[0]).toMatchObject({ deliveryRate: 200, passes: { count: 3, min: 100, max: 300 } });
+    // An even count takes the worse middle pass: for latency, the higher p99.
+    expect(rows[1]).toMatchObject({ e2e: { p99Us: 8_000 }, deliveryRate: 1, passes: { count: 4, min: 2_000, max: 9_000 } });
+    expect(rows[2]!.passes).toBeUndefined();
   });
 });

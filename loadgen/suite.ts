@@ -99,6 +99,12 @@ export interface SuiteArgs {
   out: string;
   /** Only these scenario names (default all). */
   only?: string[];
+  /**
+   * Passes over the set (default 1). Passes run one after another, each through every run, so
+   * drift on a shared machine spreads over all drivers alike; the comparison shows each run's
+   * median pass.
+   */
+  repeat?: number;
   keepHlog: boolean;
   quiet: boolean;
 }
@@ -110,6 +116,8 @@ export interface RunRecord {
   scenarioFile: string;
   set: string[];
   dir: string;
+  /** 1-based pass of a --repeat run. */
+  pass: number;
   command: string;
   exitCode: number;
   seconds: number;
@@ -134,6 +142,8 @@ export async function runSuite(args: SuiteArgs, log: (s: string) => void): Promi
   const { set, runs } = loadSet(args.set);
   const selected = args.only?.length ? runs.filter((r) => args.only!.includes(r.scenario.name)) : runs;
   if (selected.length === 0) throw new UsageError(`--only ${args.only?.join(",")} matches no scenario of ${args.set}`);
+  const passes = args.repeat ?? 1;
+  if (!Number.isInteger(passes) || passes < 1) throw new UsageError(`--repeat must be a positive integer; got ${String(args.repeat)}`);
   const out = resolve(args.out);
   mkdirSync(join(out, "scenarios"), { recursive: true });
   copyFileSync(args.set, join(out, basename(args.set)));
@@ -149,14 +159,17 @@ export async function runSuite(args: SuiteArgs, log: (s: string) => void): Promi
     versions: versions(selected),
     runs: [],
   };
-  log(`bench-suite ${set.name}: ${selected.length} runs into ${out}`);
+  const total = selected.length * passes;
+  log(`bench-suite ${set.name}: ${total} runs (${selected.length} × ${passes} pass${passes > 1 ? "es" : ""}) into ${out}`);
   let worst = 0;
-  for (const [i, run] of selected.entries()) {
-    const dir = join(out, run.dir);
+  const schedule = Array.from({ length: passes }, (_, p) => selected.map((run) => ({ run, pass: p + 1 }))).flat();
+  for (const [i, { run, pass }] of schedule.entries()) {
+    const runDir = passes > 1 ? join(run.dir, `pass-${pass}`) : run.dir;
+    const dir = join(out, runDir);
     rmSync(dir, { recursive: true, force: true });
     const benchArgs = ["bench", run.scenarioFile, "--driver", run.driver, "--out", dir, ...run.set.flatMap((s) => ["--set", s])];
     if (args.quiet) benchArgs.push("--quiet");
-    log(`[${i + 1}/${selected.length}] ${run.scenario.name} × ${run.label}`);
+    log(`[${i + 1}/${total}] ${run.scenario.name} × ${run.label}${passes > 1 ? ` (pass ${pass})` : ""}`);
     const started = Date.now();
     const exitCode = await runChild(benchArgs);
     const seconds = Math.round((Date.now() - started) / 100) / 10;
@@ -167,7 +180,8 @@ export async function runSuite(args: SuiteArgs, log: (s: string) => void): Promi
       scenario: run.scenario.name,
       scenarioFile: join("scenarios", basename(run.scenarioFile)),
       set: run.set,
-      dir: run.dir,
+      dir: runDir,
+      pass,
       command: ["ratatoskr", "bench", join("scenarios", basename(run.scenarioFile)), "--driver", run.driver, ...run.set.flatMap((s) => ["--set", s])].join(" "),
       exitCode,
       seconds,
