@@ -1,7 +1,7 @@
 /**
  * Driver `ratatoskr`: the v2 API. Batches published as pre-encoded frames on one PublishStream
  * per connection (or, with `v2Publish: unary`, one Publish call each), one Consume bidi stream
- * per consumer with flow control, acks sent once per received frame on the same stream.
+ * per consumer with flow control, acks batched on the same stream (see ACK_LINGER_MS).
  */
 import * as grpc from "@grpc/grpc-js";
 import { BrokerClient, BrokerService, ConsumeRequest, StartPosition, type BrokerStats } from "../../proto/gen/ratatoskr/v2/broker.js";
@@ -19,6 +19,14 @@ import {
 } from "./wire.js";
 
 const identity = (b: Buffer): Buffer => b;
+
+/**
+ * Acks of a consumer are sent together: at once when they reach half its flow-control window
+ * (so the broker never waits on them), otherwise within ACK_LINGER_MS. At low rates every
+ * delivery frame carries one message; an ack frame per delivery cost both processes more CPU
+ * than the deliveries themselves.
+ */
+export const ACK_LINGER_MS = 2;
 const encodeConsumeRequest = (r: ConsumeRequest): Buffer => Buffer.from(ConsumeRequest.encode(r).finish());
 
 export class RatatoskrV2Driver implements Driver {
@@ -79,15 +87,35 @@ export class RatatoskrV2Driver implements Driver {
     const stream = client.makeBidiStreamRequest(BrokerService.consume.path, identity, decodeConsumeResponse);
     this.streams.add(stream);
     let closing = false;
+    let ended = false;
+    let pending: number[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const flushNow = Math.max(1, Math.floor(this.options.maxOutstandingMessages / 2));
+    const flush = (): void => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      if (pending.length === 0 || closing || ended) return;
+      stream.write(encodeAckRequest(pending));
+      pending = [];
+    };
     stream.on("data", (batch: DeliveryBatch) => {
       sink.onDeliveries(spec.slot, batch.payloads, batch.attempts, batch.count);
-      if (batch.count > 0 && !closing) stream.write(encodeAckRequest(batch.ackIds));
+      if (batch.count === 0 || closing || ended) return;
+      for (let i = 0; i < batch.count; i++) pending.push(batch.ackIds[i]!);
+      if (pending.length >= flushNow) flush();
+      else timer ??= setTimeout(flush, ACK_LINGER_MS);
     });
     stream.on("error", (err: grpc.ServiceError) => {
+      ended = true;
+      if (timer) clearTimeout(timer);
       this.streams.delete(stream);
       if (!closing && err.code !== grpc.status.CANCELLED) sink.onStreamError(spec.slot, err);
     });
-    stream.on("end", () => this.streams.delete(stream));
+    stream.on("end", () => {
+      ended = true;
+      if (timer) clearTimeout(timer);
+      this.streams.delete(stream);
+    });
     stream.write(
       encodeConsumeRequest({
         start: {
@@ -104,6 +132,7 @@ export class RatatoskrV2Driver implements Driver {
     return {
       close: () => {
         closing = true;
+        if (timer) clearTimeout(timer);
         stream.cancel();
         this.streams.delete(stream);
       },
