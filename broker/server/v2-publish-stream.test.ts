@@ -1,67 +1,7 @@
-import { status, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { PublishStreamRequest, PublishStreamResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
 import { PUBLISH_STREAM_WINDOW } from "./v2-publish-stream.js";
-import { startV2TestServer, TestConsumer, uniqueName, type V2TestServer } from "./v2-test-kit.js";
-
-/** A PublishStream call that records every response and how the stream ended. */
-class TestPublisher {
-  readonly responses: PublishStreamResponse[] = [];
-  error: ServiceError | undefined;
-  ended = false;
-  private readonly stream: ClientDuplexStream<PublishStreamRequest, PublishStreamResponse>;
-  private waiters: Array<() => void> = [];
-
-  constructor(srv: V2TestServer) {
-    this.stream = srv.client.publishStream();
-    this.stream.on("data", (r: PublishStreamResponse) => {
-      this.responses.push(r);
-      this.notify();
-    });
-    this.stream.on("error", (err: ServiceError) => {
-      this.error = err;
-      this.ended = true;
-      this.notify();
-    });
-    this.stream.on("end", () => {
-      this.ended = true;
-      this.notify();
-    });
-  }
-
-  send(requestId: number, topic: string, payloads: string[], messageId = ""): void {
-    this.stream.write({ requestId, topic, messages: payloads.map((p) => ({ payload: Buffer.from(p), attributes: {}, messageId })) });
-  }
-
-  finish(): void {
-    this.stream.end();
-  }
-
-  waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-    if (condition()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}: ${this.responses.length} responses, ended=${this.ended}`)), timeoutMs);
-      const check = (): void => {
-        if (!condition()) return void this.waiters.push(check);
-        clearTimeout(timer);
-        resolve();
-      };
-      this.waiters.push(check);
-    });
-  }
-
-  byId(requestId: number): PublishStreamResponse {
-    const r = this.responses.find((x) => x.requestId === requestId);
-    if (!r) throw new Error(`no response for request ${requestId}`);
-    return r;
-  }
-
-  private notify(): void {
-    const waiting = this.waiters;
-    this.waiters = [];
-    for (const w of waiting) w();
-  }
-}
+import { startV2TestServer, TestConsumer, TestPublisher, uniqueName, type V2TestServer } from "./v2-test-kit.js";
 
 describe("v2 PublishStream over gRPC", () => {
   let srv: V2TestServer;
@@ -77,7 +17,7 @@ describe("v2 PublishStream over gRPC", () => {
     await srv.api.createTopic({ name: topic });
     await srv.api.createSubscription({ name: `${topic}-sub`, topic });
     const n = PUBLISH_STREAM_WINDOW * 4;
-    const pub = new TestPublisher(srv);
+    const pub = new TestPublisher(srv.client);
     for (let i = 0; i < n; i++) pub.send(1000 + i, topic, [`m${i}`]);
     await pub.waitFor(() => pub.responses.length === n, `${n} responses`);
 
@@ -101,7 +41,7 @@ describe("v2 PublishStream over gRPC", () => {
   it("answers a failed request with its status and keeps the stream open", async () => {
     const topic = uniqueName("ps-errors");
     await srv.api.createTopic({ name: topic });
-    const pub = new TestPublisher(srv);
+    const pub = new TestPublisher(srv.client);
     pub.send(1, uniqueName("missing"), ["x"]);
     pub.send(2, "bad name!", ["x"]);
     pub.send(3, topic, ["ok"]);
@@ -121,7 +61,7 @@ describe("v2 PublishStream over gRPC", () => {
   it("de-duplicates producer message ids as Publish does", async () => {
     const topic = uniqueName("ps-dedup");
     await srv.api.createTopic({ name: topic });
-    const pub = new TestPublisher(srv);
+    const pub = new TestPublisher(srv.client);
     pub.send(1, topic, ["first"], "order-42");
     pub.send(2, topic, ["retry"], "order-42");
     await pub.waitFor(() => pub.responses.length === 2, "2 responses");
@@ -134,7 +74,7 @@ describe("v2 PublishStream over gRPC", () => {
   it("answers everything pending before it ends a half-closed stream with OK", async () => {
     const topic = uniqueName("ps-halfclose");
     await srv.api.createTopic({ name: topic });
-    const pub = new TestPublisher(srv);
+    const pub = new TestPublisher(srv.client);
     for (let i = 0; i < 50; i++) pub.send(i, topic, [`m${i}`]);
     pub.finish();
     await pub.waitFor(() => pub.ended, "the stream to end");
@@ -150,7 +90,7 @@ describe("v2 PublishStream at shutdown", () => {
     try {
       const topic = uniqueName("ps-shutdown");
       await srv.api.createTopic({ name: topic });
-      const pub = new TestPublisher(srv);
+      const pub = new TestPublisher(srv.client);
       pub.send(1, topic, ["before"]);
       await pub.waitFor(() => pub.responses.length === 1, "the first response");
       const closing = srv.running.close();

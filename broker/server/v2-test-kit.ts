@@ -16,6 +16,8 @@ import {
   type ListTopicsResponse,
   type PublishMessage,
   type PublishResponse,
+  type PublishStreamRequest,
+  type PublishStreamResponse,
   type Subscription,
   type Topic,
 } from "../../proto/gen/ratatoskr/v2/broker.js";
@@ -123,7 +125,7 @@ export class TestConsumer {
   error: ServiceError | undefined;
   ended = false;
   private readonly stream: ClientDuplexStream<ConsumeRequest, ConsumeResponse>;
-  private waiters: Array<() => void> = [];
+  private readonly waiters = new Waiters();
 
   private readonly options: ConsumeOptions;
 
@@ -139,16 +141,16 @@ export class TestConsumer {
       this.maxOutstanding = Math.max(this.maxOutstanding, this.outstanding.size);
       this.maxOutstandingBytes = Math.max(this.maxOutstandingBytes, this.outstandingBytes());
       if (this.options.autoAck) this.ack(res.deliveries.map((d) => d.ackId));
-      this.notify();
+      this.waiters.notify();
     });
     this.stream.on("error", (err: ServiceError) => {
       this.error = err;
       this.ended = true;
-      this.notify();
+      this.waiters.notify();
     });
     this.stream.on("end", () => {
       this.ended = true;
-      this.notify();
+      this.waiters.notify();
     });
     if (subscription !== undefined) {
       this.send({
@@ -212,20 +214,7 @@ export class TestConsumer {
   }
 
   waitFor(condition: () => boolean, what = "condition", timeoutMs = 10_000): Promise<void> {
-    if (condition()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== check);
-        reject(new Error(`timed out waiting for ${what}; got ${this.deliveries.length} deliveries, error=${this.error?.message ?? "none"}`));
-      }, timeoutMs);
-      const check = (): void => {
-        if (!condition()) return;
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== check);
-        resolve();
-      };
-      this.waiters.push(check);
-    });
+    return this.waiters.until(condition, () => `${what}; got ${this.deliveries.length} deliveries, error=${this.error?.message ?? "none"}`, timeoutMs);
   }
 
   waitForDeliveries(n: number): Promise<void> {
@@ -246,9 +235,6 @@ export class TestConsumer {
     return n;
   }
 
-  private notify(): void {
-    for (const w of [...this.waiters]) w();
-  }
 }
 
 let counter = 0;
@@ -263,5 +249,76 @@ export async function waitFor(condition: () => Promise<boolean>, what: string, t
   while (!(await condition())) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise<void>((r) => setTimeout(r, 5));
+  }
+}
+
+/** Conditions waited on until an event makes them true: no polling, no sleeps. */
+export class Waiters {
+  private list: Array<() => void> = [];
+
+  /** Re-checks every pending condition; call after each event that may change one. */
+  notify(): void {
+    for (const w of [...this.list]) w();
+  }
+
+  until(condition: () => boolean, what: () => string, timeoutMs: number): Promise<void> {
+    if (condition()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.list = this.list.filter((w) => w !== check);
+        reject(new Error(`timed out waiting for ${what()}`));
+      }, timeoutMs);
+      const check = (): void => {
+        if (!condition()) return;
+        clearTimeout(timer);
+        this.list = this.list.filter((w) => w !== check);
+        resolve();
+      };
+      this.list.push(check);
+    });
+  }
+}
+
+/** A PublishStream call that records every response and how the stream ended. */
+export class TestPublisher {
+  readonly responses: PublishStreamResponse[] = [];
+  error: ServiceError | undefined;
+  ended = false;
+  private readonly stream: ClientDuplexStream<PublishStreamRequest, PublishStreamResponse>;
+  private readonly waiters = new Waiters();
+
+  constructor(client: BrokerClient) {
+    this.stream = client.publishStream();
+    this.stream.on("data", (r: PublishStreamResponse) => {
+      this.responses.push(r);
+      this.waiters.notify();
+    });
+    this.stream.on("error", (err: ServiceError) => {
+      this.error = err;
+      this.ended = true;
+      this.waiters.notify();
+    });
+    this.stream.on("end", () => {
+      this.ended = true;
+      this.waiters.notify();
+    });
+  }
+
+  send(requestId: number, topic: string, payloads: string[], messageId = ""): void {
+    this.stream.write({ requestId, topic, messages: payloads.map((p) => ({ payload: Buffer.from(p), attributes: {}, messageId })) });
+  }
+
+  finish(): void {
+    this.stream.end();
+  }
+
+  waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+    return this.waiters.until(condition, () => `${what}: ${this.responses.length} responses, ended=${this.ended}`, timeoutMs);
+  }
+
+  byId(requestId: number): PublishStreamResponse {
+    const r = this.responses.find((x) => x.requestId === requestId);
+    if (!r) throw new Error(`no response for request ${requestId}`);
+    return r;
   }
 }
