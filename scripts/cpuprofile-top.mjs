@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // Summarise a V8 .cpuprofile (from `node --cpu-prof`): self time by function and by package/file,
 // so "where does the time go" has an answer in a closing note or a report.
-// Usage: node scripts/cpuprofile-top.mjs <file.cpuprofile> [top=25]
+// Usage: node scripts/cpuprofile-top.mjs <file.cpuprofile> [top=25] [fromSec toSec]
+// (fromSec/toSec: only samples in that window of the profile, seconds from its start)
 import { readFileSync } from "node:fs";
 
-const [file, topArg] = process.argv.slice(2);
+const [file, topArg, fromArg, toArg] = process.argv.slice(2);
 if (!file) {
   console.error("usage: node scripts/cpuprofile-top.mjs <file.cpuprofile> [top]");
   process.exit(2);
@@ -14,7 +15,12 @@ const profile = JSON.parse(readFileSync(file, "utf8"));
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const selfUs = new Map();
 const dt = profile.timeDeltas;
+const fromUs = fromArg === undefined ? -Infinity : Number(fromArg) * 1e6;
+const toUs = toArg === undefined ? Infinity : Number(toArg) * 1e6;
+let atUs = 0;
 for (let i = 0; i < profile.samples.length; i++) {
+  atUs += dt[i] ?? 0;
+  if (atUs < fromUs || atUs > toUs) continue;
   const id = profile.samples[i];
   selfUs.set(id, (selfUs.get(id) ?? 0) + (dt[i] ?? 0));
 }
@@ -48,6 +54,18 @@ for (const [id, us] of selfUs) {
   fn.set(key, (fn.get(key) ?? 0) + us);
   const a = name === "(idle)" ? "(idle)" : name === "(garbage collector)" ? "(garbage collector)" : name === "(program)" ? "(program)" : area(c.url);
   areas.set(a, (areas.get(a) ?? 0) + us);
+}
+if (process.env.PER_SECOND) {
+  // Busy share of each second of the profile, to find an episode worth a closer look.
+  const idleIds = new Set(profile.nodes.filter((n) => n.callFrame.functionName === "(idle)").map((n) => n.id));
+  const busyPerSec = [];
+  let t = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    t += dt[i] ?? 0;
+    const sec = Math.floor(t / 1e6);
+    if (!idleIds.has(profile.samples[i])) busyPerSec[sec] = (busyPerSec[sec] ?? 0) + (dt[i] ?? 0);
+  }
+  console.log("busy % per second: " + Array.from(busyPerSec, (us, i) => `${i}:${Math.round((us ?? 0) / 1e4)}`).join(" "));
 }
 const pct = (us) => `${((100 * us) / total).toFixed(1).padStart(5)}%`;
 const busy = total - (areas.get("(idle)") ?? 0);
