@@ -12,7 +12,13 @@ const message: fc.Arbitrary<StoredMessage> = fc.record({
   topic: fc.string({ minLength: 1, maxLength: 40 }),
   sequence: fc.oneof(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER })),
   payload: fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
-  attributes: fc.dictionary(fc.string({ maxLength: 20 }), fc.string({ maxLength: 40 }), { maxKeys: 4 }),
+  // "__proto__" is left out: the generated (ts-proto) decoder this test reads back with builds map
+  // fields as plain objects, where that key cannot be an own property (README: attribute keys).
+  attributes: fc.dictionary(
+    fc.string({ maxLength: 20 }).filter((k) => k !== "__proto__"),
+    fc.string({ maxLength: 40 }),
+    { maxKeys: 4 },
+  ),
   publishTimeMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 2 ** 44 })),
   producerId: fc.boolean(),
 });
