@@ -4,6 +4,7 @@ import type { PublishStreamRequest, PublishStreamResponse } from "../../proto/ge
 import { bidiStream } from "./handlers.js";
 import type { Logger } from "./logger.js";
 import { statusError, toStatus } from "./status.js";
+import { publishResponseToWire } from "./v2-wire.js";
 
 /** Requests of one stream being stored at once; past this the stream stops reading until some are answered. */
 export const PUBLISH_STREAM_WINDOW = 256;
@@ -69,14 +70,7 @@ export function publishStreamHandler(broker: Broker, log: Logger, open: Set<() =
         stored = Promise.reject(err);
       }
       stored.then(
-        (outcomes) =>
-          answer({
-            requestId,
-            results: outcomes.map((o) => ({ messageId: o.id, sequence: o.sequence, duplicate: o.duplicate })),
-            publishTimeMs: outcomes[0]?.publishTimeMs ?? broker.clock.nowMs(),
-            errorCode: 0,
-            errorMessage: "",
-          }),
+        (outcomes) => answer({ requestId, ...publishResponseToWire(outcomes, broker.clock.nowMs()), errorCode: 0, errorMessage: "" }),
         (err: unknown) => {
           const s = toStatus(err, log);
           answer({ requestId, results: [], publishTimeMs: 0, errorCode: s.code, errorMessage: s.details });

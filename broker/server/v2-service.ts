@@ -12,6 +12,7 @@ import { publishStreamHandler } from "./v2-publish-stream.js";
 import {
   brokerStatsToWire,
   paginate,
+  publishResponseToWire,
   subscriptionRequestFromWire,
   subscriptionToWire,
   topicConfigFromWire,
@@ -57,13 +58,9 @@ export function addV2Service(server: Server, broker: Broker, config: BrokerServe
       await broker.deleteTopic(req.name);
       return {};
     }),
-    publish: unary(log, async (req: { topic: string; messages: Array<{ payload: Buffer; attributes: Record<string, string>; messageId: string }> }): Promise<PublishResponse> => {
-      const outcomes = await broker.publish(req.topic, req.messages);
-      return {
-        results: outcomes.map((o) => ({ messageId: o.id, sequence: o.sequence, duplicate: o.duplicate })),
-        publishTimeMs: outcomes[0]?.publishTimeMs ?? broker.clock.nowMs(),
-      };
-    }),
+    publish: unary(log, async (req: { topic: string; messages: Array<{ payload: Buffer; attributes: Record<string, string>; messageId: string }> }): Promise<PublishResponse> =>
+      publishResponseToWire(await broker.publish(req.topic, req.messages), broker.clock.nowMs()),
+    ),
     publishStream: publishStreamHandler(broker, log, openStreams),
     createSubscription: unary(log, async (req: { name: string; topic: string; config?: Parameters<typeof subscriptionRequestFromWire>[0] }) =>
       subscriptionToWire(await registry.create(req.name, req.topic, subscriptionRequestFromWire(req.config))),

@@ -5,11 +5,12 @@ import type { BrokerStatsSnapshot } from "../core/broker-stats.js";
 import type { TopicInfo } from "../core/broker.js";
 import type { SubscriptionInfo } from "../core/subscription-registry.js";
 import type { SubscriptionRequest } from "../core/subscription-config.js";
-import { DEFAULT_DEDUP_WINDOW_MS, type StartPosition, type TopicConfig } from "../core/types.js";
+import { DEFAULT_DEDUP_WINDOW_MS, type PublishOutcome, type StartPosition, type TopicConfig } from "../core/types.js";
 import {
   RetentionPolicy,
   StartPosition as WireStart,
   type BrokerStats,
+  type PublishResponse,
   type Subscription,
   type SubscriptionConfig as WireSubscriptionConfig,
   type Topic,
@@ -107,6 +108,14 @@ export function subscriptionToWire(info: SubscriptionInfo): Subscription {
     },
     stats: { ...info.stats },
     createdAtMs: info.createdAtMs,
+  };
+}
+
+/** A stored batch as Publish (and each PublishStream answer) reports it; `nowMs` stands in for an empty batch. */
+export function publishResponseToWire(outcomes: readonly PublishOutcome[], nowMs: number): PublishResponse {
+  return {
+    results: outcomes.map((o) => ({ messageId: o.id, sequence: o.sequence, duplicate: o.duplicate })),
+    publishTimeMs: outcomes[0]?.publishTimeMs ?? nowMs,
   };
 }
 
