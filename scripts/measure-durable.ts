@@ -11,11 +11,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { credentials, type ServiceError } from "@grpc/grpc-js";
 import { BrokerClient, type ConsumeResponse, type PublishMessage } from "../proto/gen/ratatoskr/v2/broker.js";
-import { startCliBroker } from "../broker/store/test-support/child-process.js";
-import { LmdbStore } from "../broker/store/store-lmdb.js";
-import { MemoryStore } from "../broker/store/store-memory.js";
-import type { Store } from "../broker/store/store.js";
-import { defaultTopicConfig, type StoredMessage } from "../broker/core/types.js";
+import { startCliBroker } from "../test/support/child-process.js";
+import { defaultTopicConfig, LmdbStore, MemoryStore, type Store, type StoredMessage } from "../broker/index.js";
 
 const { values } = parseArgs({
   options: {

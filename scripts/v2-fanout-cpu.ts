@@ -2,16 +2,14 @@
 // with consumers that ack each frame on the next turn. Compares body sharing across
 // subscriptions: none, per event-loop turn (1 ms generations), 50 ms generations (the server's).
 //   npx tsx scripts/v2-fanout-cpu.ts [none|turn|gen] [subscriptions=200] [messages=20000]
-import { Broker } from "../broker/core/broker.js";
-import { SubscriptionRegistry } from "../broker/core/subscription-registry.js";
-import { MemoryStore } from "../broker/store/store-memory.js";
+import { createBrokerCore, MemoryStore, type Consumer } from "../broker/index.js";
 import { EncodedMessages, encodeFrames } from "../broker/server/consume-codec.js";
-import type { Consumer } from "../broker/core/consumer.js";
 
 const mode = process.argv[2] ?? "gen";
 const subs = Number(process.argv[3] ?? 200);
-const broker = new Broker({ store: new MemoryStore() });
-const registry = new SubscriptionRegistry(broker);
+const core = createBrokerCore({ store: new MemoryStore() });
+const broker = core.topics;
+const registry = core.subscriptions;
 await broker.createTopic("t");
 const shared = mode === "none" ? undefined : new EncodedMessages(mode === "turn" ? 1 : 50);
 let bytes = 0;

@@ -1,4 +1,4 @@
-import type { Broker } from "./broker.js";
+import type { TopicRegistry } from "./topic-registry.js";
 import type { SubscriptionRegistry } from "./subscription-registry.js";
 
 /** A broker-wide sample for the load generator's resource series (BrokerStats on the wire). */
@@ -40,7 +40,7 @@ export const nodeProcessProbe: ProcessProbe = {
 };
 
 /** Counts, rates' raw counters, backlog and process memory/CPU, in one pass over topics and subscriptions. */
-export function collectBrokerStats(broker: Broker, registry: SubscriptionRegistry, startedAtMs: number, probe: ProcessProbe = nodeProcessProbe): BrokerStatsSnapshot {
+export function collectBrokerStats(broker: TopicRegistry, registry: SubscriptionRegistry, startedAtMs: number, probe: ProcessProbe = nodeProcessProbe): BrokerStatsSnapshot {
   const now = broker.clock.nowMs();
   const counters = broker.counters();
   const summary = registry.summary();

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { MemoryStore } from "../store/store-memory.js";
-import { Broker } from "./broker.js";
+import { MemoryStore } from "../store/index.js";
+import { createBrokerCore } from "./broker-core.js";
+import { FakeClock, ManualTimers } from "./clock.js";
+import type { TopicRegistry } from "./topic-registry.js";
 import { TopicNotFoundError } from "./errors.js";
 import type { LiveEndReason, LiveSink } from "./live-subscriber.js";
 import type { StoredMessage } from "./types.js";
@@ -22,8 +24,8 @@ class Recorder implements LiveSink {
 
 const msg = (text: string, attributes: Record<string, string> = {}) => ({ payload: Buffer.from(text), attributes });
 
-async function brokerWith(...topics: string[]): Promise<Broker> {
-  const broker = new Broker({ store: new MemoryStore() });
+async function brokerWith(...topics: string[]): Promise<TopicRegistry> {
+  const broker = createBrokerCore({ store: new MemoryStore(), clock: new FakeClock(), timers: new ManualTimers() }).topics;
   for (const t of topics) await broker.createTopic(t);
   return broker;
 }

@@ -1,5 +1,5 @@
-import type { Broker } from "./broker.js";
-import { systemClock, type Clock } from "./clock.js";
+import type { RecoveredState, Store } from "../store/index.js";
+import type { Clock } from "./clock.js";
 import type { Consumer, ConsumerSink } from "./consumer.js";
 import { InvalidArgumentError, SubscriptionExistsError, SubscriptionNotFoundError, TopicNotFoundError, UnavailableError } from "./errors.js";
 import { DEFAULT_MAX_OUTSTANDING_BYTES, DEFAULT_MAX_OUTSTANDING_MESSAGES, type FlowLimits } from "./flow-control.js";
@@ -7,7 +7,8 @@ import { DEFAULT_LEASE_TICK_MS, LeaseTable } from "./lease-table.js";
 import { deadLetterAttributes } from "./dead-letter.js";
 import { normalizeSubscription, resolveStart, type SubscriptionRequest } from "./subscription-config.js";
 import { Subscription, type DeliveryTotals, type SubscriptionHost, type SubscriptionStatsSnapshot } from "./subscription.js";
-import type { StartPosition, StoredMessage, SubscriptionConfig, SubscriptionRecord } from "./types.js";
+import type { TopicSubscriber } from "./topic.js";
+import type { PublishInput, PublishOutcome, StartPosition, StoredMessage, SubscriptionConfig, SubscriptionRecord } from "./types.js";
 
 export interface SubscriptionInfo {
   name: string;
@@ -18,8 +19,40 @@ export interface SubscriptionInfo {
   stats: SubscriptionStatsSnapshot;
 }
 
+export interface TopicPositions {
+  /** Highest sequence assigned to a message of the topic. */
+  lastAssigned: number;
+  /** Highest sequence committed and fanned out. */
+  lastCommitted: number;
+}
+
+/**
+ * What the subscription registry needs of the topics: nothing more. Topics change their own
+ * state; the registry asks and reports.
+ */
+export interface SubscriptionTopics {
+  hasTopic(topic: string): boolean;
+  /** Throws TopicNotFoundError. */
+  positions(topic: string): TopicPositions;
+  /** The subscription gets every committed message of the topic from now on (TopicNotFoundError). */
+  attachSubscriber(topic: string, subscriber: TopicSubscriber): void;
+  /** The subscription no longer holds the topic's messages (retention may now drop them). */
+  detachSubscriber(topic: string, subscriber: TopicSubscriber): void;
+  /** Subscriptions of the topic (0 when it is gone). */
+  subscriberCount(topic: string): number;
+  /** Ack floors of subscriptions of these topics moved (interest retention may now drop messages). */
+  ackFloorsMoved(topics: Iterable<string>): void;
+  /** The publish path, for dead letters. */
+  publish(topic: string, inputs: readonly PublishInput[]): Promise<PublishOutcome[]>;
+}
+
+/** The store operations the registry uses. */
+export type SubscriptionStore = Pick<Store, "get" | "bounds" | "sequenceAtTime" | "putSubscription" | "deleteSubscription" | "putAckState">;
+
 export interface RegistryOptions {
-  clock?: Clock;
+  topics: SubscriptionTopics;
+  store: SubscriptionStore;
+  clock: Clock;
   /** Granularity of lease deadlines and nack backoff. */
   leaseTickMs?: number;
   /** Defer a pump; default queueMicrotask, so every ack of one frame is handled before the next batch. */
@@ -46,6 +79,8 @@ export class SubscriptionRegistry {
   readonly leases: LeaseTable;
   readonly totals: DeliveryTotals = { delivered: 0, redelivered: 0, acked: 0, deadLettered: 0 };
   private readonly clock: Clock;
+  private readonly topics: SubscriptionTopics;
+  private readonly store: SubscriptionStore;
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly host: SubscriptionHost;
   private dirty: Subscription[] = [];
@@ -54,14 +89,14 @@ export class SubscriptionRegistry {
   private readonly defer: (fn: () => void) => void;
   private closed = false;
 
-  constructor(
-    private readonly broker: Broker,
-    options: RegistryOptions = {},
-  ) {
-    this.clock = options.clock ?? broker.clock ?? systemClock;
+  /** `recovered`: the subscriptions the store kept, with their ack state. */
+  constructor(options: RegistryOptions, recovered: RecoveredState["subscriptions"] = []) {
+    this.clock = options.clock;
+    this.topics = options.topics;
+    this.store = options.store;
     this.leases = new LeaseTable(options.leaseTickMs ?? DEFAULT_LEASE_TICK_MS);
     this.defer = options.defer ?? queueMicrotask;
-    const store = broker.store;
+    const store = this.store;
     this.host = {
       clock: this.clock,
       leases: this.leases,
@@ -71,44 +106,43 @@ export class SubscriptionRegistry {
       schedulePump: (sub) => this.queuePump(sub),
       ackStateDirty: (sub) => this.dirty.push(sub),
       deadLetter: (sub, message, attempts) => this.deadLetter(sub, message, attempts),
-      topicDeleted: (sub) => this.remove(sub, "topic_deleted", false),
+      topicDeleted: (sub) => this.remove(sub, "topic_deleted"),
     };
-    for (const { record, acks } of broker.recoveredSubscriptions) {
-      if (!broker.hasTopic(record.topic)) {
+    for (const { record, acks } of recovered) {
+      if (!this.topics.hasTopic(record.topic)) {
         // The topic was deleted but the process died before its subscriptions were removed.
-        void broker.store.deleteSubscription(record.name).catch(() => undefined);
+        void store.deleteSubscription(record.name).catch(() => undefined);
         continue;
       }
-      const topic = broker.requireTopic(record.topic);
-      const sub = new Subscription(record, acks, topic.lastCommitted, this.host);
+      const sub = new Subscription(record, acks, this.topics.positions(record.topic).lastCommitted, this.host);
       this.subscriptions.set(record.name, sub);
-      topic.subscribers.set(record.name, sub);
+      this.topics.attachSubscriber(record.topic, sub);
     }
   }
 
   async create(name: string, topicName: string, request: SubscriptionRequest): Promise<SubscriptionInfo> {
     this.ensureOpen();
     const { start, config } = normalizeSubscription(name, topicName, request);
-    const topic = this.broker.requireTopic(topicName);
+    const positions = this.topics.positions(topicName);
     if (this.subscriptions.has(name)) throw new SubscriptionExistsError(name);
-    if (config.deadLetterTopic !== "" && !this.broker.hasTopic(config.deadLetterTopic)) {
+    if (config.deadLetterTopic !== "" && !this.topics.hasTopic(config.deadLetterTopic)) {
       throw new TopicNotFoundError(config.deadLetterTopic);
     }
-    const store = this.broker.store;
+    const store = this.store;
     const startSequence = resolveStart(start, {
       bounds: () => store.bounds(topicName),
       sequenceAtTime: (ts) => store.sequenceAtTime(topicName, ts),
-      lastAssigned: () => topic.lastAssigned,
+      lastAssigned: () => positions.lastAssigned,
     });
     const record: SubscriptionRecord = { name, topic: topicName, config, createdAtMs: this.clock.nowMs(), startSequence, start };
-    const sub = new Subscription(record, { floor: startSequence - 1, above: [] }, topic.lastCommitted, this.host);
+    const sub = new Subscription(record, { floor: startSequence - 1, above: [] }, positions.lastCommitted, this.host);
     // Registered before the store write resolves, so a publish racing with creation is kept.
     this.subscriptions.set(name, sub);
-    topic.subscribers.set(name, sub);
+    this.topics.attachSubscriber(topicName, sub);
     try {
       await store.putSubscription(record);
     } catch (err) {
-      this.remove(sub, "subscription_deleted", false);
+      this.remove(sub, "subscription_deleted");
       throw err;
     }
     return this.describe(sub);
@@ -128,8 +162,7 @@ export class SubscriptionRegistry {
   /** Subscriptions on the topic of subscription `name` (fan-out width); 0 when unknown. */
   topicSubscriptionCount(name: string): number {
     const sub = this.subscriptions.get(name);
-    if (!sub || !this.broker.hasTopic(sub.topic)) return 0;
-    return this.broker.requireTopic(sub.topic).subscribers.size;
+    return sub ? this.topics.subscriberCount(sub.topic) : 0;
   }
 
   has(name: string): boolean {
@@ -139,8 +172,8 @@ export class SubscriptionRegistry {
   async delete(name: string): Promise<void> {
     this.ensureOpen();
     const sub = this.require(name);
-    this.remove(sub, "subscription_deleted", true);
-    await this.broker.store.deleteSubscription(name);
+    this.remove(sub, "subscription_deleted");
+    await this.store.deleteSubscription(name);
   }
 
   /** A consumer joins `name`; deliveries start flowing to `sink`. */
@@ -169,7 +202,7 @@ export class SubscriptionRegistry {
     for (const sub of this.subscriptions.values()) {
       let first = firstByTopic.get(sub.topic);
       if (first === undefined) {
-        first = this.broker.store.bounds(sub.topic).first;
+        first = this.store.bounds(sub.topic).first;
         firstByTopic.set(sub.topic, first);
       }
       consumers += sub.consumerCount;
@@ -194,12 +227,10 @@ export class SubscriptionRegistry {
     for (const sub of dirty) {
       if (!this.subscriptions.has(sub.name) || this.subscriptions.get(sub.name) !== sub) continue;
       const { state, floorMoved } = sub.takeAckChanges();
-      this.broker.store.putAckState(sub.name, state);
+      this.store.putAckState(sub.name, state);
       if (floorMoved) topics.add(sub.topic);
     }
-    for (const name of topics) {
-      if (this.broker.hasTopic(name)) this.broker.applyRetention(this.broker.requireTopic(name));
-    }
+    if (topics.size > 0) this.topics.ackFloorsMoved(topics);
   }
 
   private queuePump(sub: Subscription): void {
@@ -215,25 +246,21 @@ export class SubscriptionRegistry {
   }
 
   private async deadLetter(sub: Subscription, message: StoredMessage, attempts: number): Promise<void> {
-    await this.broker.publish(sub.config.deadLetterTopic, [
+    await this.topics.publish(sub.config.deadLetterTopic, [
       { payload: message.payload, attributes: deadLetterAttributes(message, sub.name, attempts) },
     ]);
   }
 
-  private remove(sub: Subscription, reason: "subscription_deleted" | "topic_deleted", applyRetention: boolean): void {
+  private remove(sub: Subscription, reason: "subscription_deleted" | "topic_deleted"): void {
     if (this.subscriptions.get(sub.name) !== sub) return;
     this.subscriptions.delete(sub.name);
     sub.close(reason);
     if (reason === "topic_deleted") {
       // The topic already dropped its subscribers; the record goes with it.
-      void this.broker.store.deleteSubscription(sub.name).catch(() => undefined);
+      void this.store.deleteSubscription(sub.name).catch(() => undefined);
       return;
     }
-    if (this.broker.hasTopic(sub.topic)) {
-      const topic = this.broker.requireTopic(sub.topic);
-      topic.subscribers.delete(sub.name);
-      if (applyRetention) this.broker.applyRetention(topic);
-    }
+    this.topics.detachSubscriber(sub.topic, sub);
   }
 
   private require(name: string): Subscription {

@@ -86,7 +86,7 @@ describe("limits retention", () => {
     h.clock.advance(600);
     await h.publish("t", ["m3"]);
     h.clock.advance(500);
-    h.broker.sweepRetention();
+    h.core.sweepRetention();
     expect(h.broker.store.bounds("t").first).toBe(3);
   });
 });

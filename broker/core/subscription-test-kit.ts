@@ -1,12 +1,13 @@
 // Test support for the subscription engine (not a test file itself): a broker on a memory
 // store with a fake clock, a registry whose pumps run when the test says so, and sinks that
 // record what a consumer was sent.
-import { MemoryStore } from "../store/store-memory.js";
-import { Broker } from "./broker.js";
-import { FakeClock } from "./clock.js";
+import { MemoryStore } from "../store/index.js";
+import { createBrokerCore, type BrokerCore } from "./broker-core.js";
+import { FakeClock, ManualTimers } from "./clock.js";
 import type { Consumer, ConsumerEndReason, ConsumerSink } from "./consumer.js";
 import type { Lease } from "./lease-table.js";
-import { SubscriptionRegistry } from "./subscription-registry.js";
+import type { SubscriptionRegistry } from "./subscription-registry.js";
+import type { TopicRegistry } from "./topic-registry.js";
 import type { SubscriptionRequest } from "./subscription-config.js";
 import { defaultTopicConfig, type TopicConfig } from "./types.js";
 
@@ -41,18 +42,25 @@ export class RecordingSink implements ConsumerSink {
 export class EngineHarness {
   readonly clock = new FakeClock();
   readonly store = new MemoryStore();
-  readonly broker: Broker;
+  readonly core: BrokerCore;
+  /** The core's topics and publish path. */
+  readonly broker: TopicRegistry;
   readonly registry: SubscriptionRegistry;
+  /** The core's periodic jobs; they run only through tick() and sweepRetention(). */
+  readonly timers = new ManualTimers();
   private deferred: Array<() => void> = [];
 
   constructor(options: { memoryBudgetBytes?: number; leaseTickMs?: number; store?: MemoryStore } = {}) {
     const store = options.store ?? this.store;
-    this.broker = new Broker({ store, clock: this.clock, memoryBudgetBytes: options.memoryBudgetBytes ?? 0 });
-    this.registry = new SubscriptionRegistry(this.broker, {
+    this.core = createBrokerCore({
+      store,
       clock: this.clock,
-      leaseTickMs: options.leaseTickMs ?? 10,
+      config: { memoryBudgetBytes: options.memoryBudgetBytes ?? 0, leaseTickMs: options.leaseTickMs ?? 10 },
+      timers: this.timers,
       defer: (fn) => this.deferred.push(fn),
     });
+    this.broker = this.core.topics;
+    this.registry = this.core.subscriptions;
   }
 
   async topic(name: string, config: Partial<TopicConfig> = {}): Promise<void> {
@@ -95,7 +103,7 @@ export class EngineHarness {
   }
 
   tick(): void {
-    this.registry.tick();
+    this.core.tick();
     this.run();
   }
 

@@ -1,11 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { MemoryStore } from "../store/store-memory.js";
-import { Broker } from "./broker.js";
-import { FakeClock } from "./clock.js";
+import { MemoryStore } from "../store/index.js";
+import { createBrokerCore } from "./broker-core.js";
+import { FakeClock, ManualTimers } from "./clock.js";
+import type { TopicRegistry } from "./topic-registry.js";
 import { InvalidTopicNameError, TopicExistsError, TopicNotFoundError, UnavailableError } from "./errors.js";
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-const newBroker = (clock = new FakeClock()) => new Broker({ store: new MemoryStore(), clock });
+const newBroker = (clock = new FakeClock()): TopicRegistry => createBrokerCore({ store: new MemoryStore(), clock, timers: new ManualTimers() }).topics;
 const msg = (text: string) => ({ payload: Buffer.from(text) });
 
 describe("topic registry", () => {

@@ -1,6 +1,6 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
-import { Broker } from "../core/broker.js";
-import { openStore } from "../store/open-store.js";
+import { createBrokerCore, type BrokerCore } from "../core/index.js";
+import { openStore } from "../store/index.js";
 import { DEFAULT_CONFIG, type BrokerServerConfig } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import { addHealthAndReflection } from "./discovery.js";
@@ -11,7 +11,8 @@ export interface RunningBroker {
   /** "host:port" actually bound. */
   readonly address: string;
   readonly port: number;
-  readonly broker: Broker;
+  /** The assembled core the services run on. */
+  readonly core: BrokerCore;
   /** Graceful stop: refuse new calls, end open streams with UNAVAILABLE, close the store. */
   close(): Promise<void>;
 }
@@ -21,18 +22,18 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
   const config: BrokerServerConfig = { ...DEFAULT_CONFIG, ...partial };
   const logger = log ?? createLogger(config.logLevel);
   const store = await openStore(config);
-  const broker = new Broker({
+  const core = createBrokerCore({
     store,
-    memoryBudgetBytes: config.memoryBudgetBytes,
-    diskBudgetBytes: config.diskBudgetBytes,
+    config: { memoryBudgetBytes: config.memoryBudgetBytes, diskBudgetBytes: config.diskBudgetBytes },
+    onTimerError: (job, err) => logger.error(`${job} failed`, { err: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
   });
   const server = new Server({
     "grpc.max_receive_message_length": config.maxMessageBytes,
     "grpc.max_send_message_length": config.maxMessageBytes,
   });
   const shutdownHooks: Array<() => void> = [];
-  addV1Service(server, broker, config, logger);
-  shutdownHooks.push(addV2Service(server, broker, config, logger));
+  addV1Service(server, core.topics, config, logger);
+  shutdownHooks.push(addV2Service(server, core, config, logger));
   const health = addHealthAndReflection(server);
 
   const port = await new Promise<number>((resolve, reject) => {
@@ -41,16 +42,15 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
     );
   });
   const address = `${formatHost(config.host)}:${port}`;
-  const retention = setInterval(() => broker.sweepRetention(), 1_000);
-  retention.unref();
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       health.setNotServing();
-      clearInterval(retention);
-      for (const hook of shutdownHooks) hook();
-      await broker.close(); // ends live streams with UNAVAILABLE, waits for commits, closes the store
+      for (const hook of shutdownHooks) hook(); // v2 streams end with UNAVAILABLE
+      // Stops the core's timers, persists ack state, ends live streams with UNAVAILABLE,
+      // waits for in-flight commits, closes the store.
+      await core.close();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => server.forceShutdown(), config.shutdownGraceMs);
         force.unref();
@@ -61,7 +61,7 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
       });
     })());
 
-  return { address, port, broker, close };
+  return { address, port, core, close };
 }
 
 function formatHost(host: string): string {

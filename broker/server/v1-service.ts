@@ -1,5 +1,5 @@
 import type { Server, UntypedServiceImplementation } from "@grpc/grpc-js";
-import type { Broker } from "../core/broker.js";
+import type { TopicRegistry } from "../core/index.js";
 import { InvalidTopicNameError, ResourceExhaustedError, TopicExistsError, TopicNotFoundError } from "../core/errors.js";
 import { checkName } from "../core/names.js";
 import type { TopicNameProblem } from "../core/errors.js";
@@ -53,7 +53,7 @@ export interface V1Service {
 
 export function addV1Service(
   server: Server,
-  broker: Broker,
+  broker: TopicRegistry,
   config: BrokerServerConfig,
   log: Logger,
   options: Partial<V1SubscribeOptions> = {},
@@ -123,7 +123,7 @@ export function addV1Service(
  * topic go to the core as one publish (one commit, one fan-out pass); groups run one after
  * another so a topic's messages keep batch order. Not atomic: each item has its own result.
  */
-async function publishBatch(broker: Broker, request: PublishBatchRequest): Promise<PublishBatchResponse> {
+async function publishBatch(broker: TopicRegistry, request: PublishBatchRequest): Promise<PublishBatchResponse> {
   const items = request.messages;
   const results: PublishResponse[] = new Array(items.length);
   let i = 0;

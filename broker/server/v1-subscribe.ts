@@ -1,6 +1,6 @@
 import { constants as http2 } from "node:http2";
 import { Metadata, status, type ServerWritableStream, type handleServerStreamingCall } from "@grpc/grpc-js";
-import type { Broker } from "../core/broker.js";
+import type { TopicRegistry } from "../core/index.js";
 import type { LiveEndReason, LiveSink, LiveSubscription } from "../core/live-subscriber.js";
 import type { StoredMessage } from "../core/types.js";
 import type { SubscribeRequest } from "../../proto/gen/ratatoskr.js";
@@ -188,7 +188,7 @@ function internals(call: SubscribeCall): UnderlyingCall {
 }
 
 /** The v1 Subscribe handler: NOT_FOUND on a missing topic, the ref header at once, then messages. */
-export function subscribeHandler(broker: Broker, registry: V1Subscribers, options: V1SubscribeOptions, log: Logger): handleServerStreamingCall<SubscribeRequest, Buffer> {
+export function subscribeHandler(broker: TopicRegistry, registry: V1Subscribers, options: V1SubscribeOptions, log: Logger): handleServerStreamingCall<SubscribeRequest, Buffer> {
   return serverStream<SubscribeRequest, Buffer>(log, (call) => {
     const { topic, subscriberId } = call.request;
     if (subscriberId !== "" && !isWellFormedRef(subscriberId)) {

@@ -2,8 +2,8 @@
 // 127.0.0.1:0 with the v1 service, a generated-code client, and small promise helpers.
 import { randomUUID } from "node:crypto";
 import { credentials, Metadata, Server, ServerCredentials, status, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
-import { Broker } from "../core/broker.js";
-import { MemoryStore } from "../store/store-memory.js";
+import { createBrokerCore, type TopicRegistry } from "../core/index.js";
+import { MemoryStore } from "../store/index.js";
 import {
   MessageBrokerClient,
   type CreateTopicRequest,
@@ -32,7 +32,7 @@ import { SUBSCRIPTION_REF_HEADER } from "./v1-wire.js";
 
 export interface V1TestServer {
   address: string;
-  broker: Broker;
+  broker: TopicRegistry;
   v1: V1Service;
   client: MessageBrokerClient;
   api: V1Api;
@@ -43,7 +43,8 @@ export async function startV1TestServer(
   options: { config?: Partial<BrokerServerConfig>; v1?: Partial<V1SubscribeOptions> } = {},
 ): Promise<V1TestServer> {
   const config: BrokerServerConfig = { ...DEFAULT_CONFIG, port: 0, logLevel: "silent", ...options.config };
-  const broker = new Broker({ store: new MemoryStore(), memoryBudgetBytes: config.memoryBudgetBytes });
+  const core = createBrokerCore({ store: new MemoryStore(), config: { memoryBudgetBytes: config.memoryBudgetBytes } });
+  const broker = core.topics;
   const server = new Server({
     "grpc.max_receive_message_length": config.maxMessageBytes,
     "grpc.max_send_message_length": config.maxMessageBytes,
@@ -62,7 +63,7 @@ export async function startV1TestServer(
     api: v1Api(client),
     close: async () => {
       client.close();
-      await broker.close();
+      await core.close();
       server.forceShutdown();
     },
   };

@@ -1,5 +1,5 @@
 import { status, type ServerDuplexStream } from "@grpc/grpc-js";
-import type { Broker } from "../core/broker.js";
+import type { TopicRegistry } from "../core/index.js";
 import type { PublishStreamRequest, PublishStreamResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
 import { bidiStream } from "./handlers.js";
 import type { Logger } from "./logger.js";
@@ -17,7 +17,7 @@ export const PUBLISH_STREAM_WINDOW = 256;
  * back by HTTP/2 flow control instead of piling up work in the broker.
  * `open` tracks live streams so shutdown can end them with UNAVAILABLE.
  */
-export function publishStreamHandler(broker: Broker, log: Logger, open: Set<() => void>) {
+export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: Set<() => void>) {
   return bidiStream<PublishStreamRequest, PublishStreamResponse>(log, (call: ServerDuplexStream<PublishStreamRequest, PublishStreamResponse>) => {
     let pending = 0;
     let blocked = false; // the last write returned false; waiting for "drain"
@@ -63,7 +63,7 @@ export function publishStreamHandler(broker: Broker, log: Logger, open: Set<() =
       const requestId = request.requestId;
       pending++;
       flowControl();
-      let stored: ReturnType<Broker["publish"]>;
+      let stored: ReturnType<TopicRegistry["publish"]>;
       try {
         stored = broker.publish(request.topic, request.messages);
       } catch (err) {

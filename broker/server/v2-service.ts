@@ -1,7 +1,5 @@
 import type { Server, ServiceDefinition, UntypedServiceImplementation } from "@grpc/grpc-js";
-import type { Broker } from "../core/broker.js";
-import { collectBrokerStats } from "../core/broker-stats.js";
-import { SubscriptionRegistry } from "../core/subscription-registry.js";
+import { TopicNotFoundError, type BrokerCore } from "../core/index.js";
 import { BrokerService, type PublishResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
 import type { BrokerServerConfig } from "./config.js";
 import { EncodedMessages } from "./consume-codec.js";
@@ -24,26 +22,15 @@ export function maxFrameBytes(maxMessageBytes: number): number {
   return Math.max(1024, Math.min(1 << 20, maxMessageBytes - 4096));
 }
 
-/** How often leases expire, backoffs end, ack state is persisted and interest retention runs. */
-export const V2_TICK_MS = 20;
-
 /**
  * Registers `ratatoskr.v2.Broker` on the shared core. Returns the shutdown hook: it ends
- * every Consume and PublishStream stream with UNAVAILABLE and persists ack state (before the store closes).
+ * every Consume and PublishStream stream with UNAVAILABLE (before the core closes).
  */
-export function addV2Service(server: Server, broker: Broker, config: BrokerServerConfig, log: Logger): () => void {
-  const registry = new SubscriptionRegistry(broker);
-  const startedAtMs = broker.clock.nowMs();
+export function addV2Service(server: Server, core: BrokerCore, config: BrokerServerConfig, log: Logger): () => void {
+  const broker = core.topics;
+  const registry = core.subscriptions;
   const openStreams = new Set<() => void>();
   const sharedBodies = new EncodedMessages();
-  const timer = setInterval(() => {
-    try {
-      registry.tick();
-    } catch (err) {
-      log.error("v2 tick failed", { err: err instanceof Error ? (err.stack ?? err.message) : String(err) });
-    }
-  }, V2_TICK_MS);
-  timer.unref();
 
   const handlers: UntypedServiceImplementation = {
     createTopic: unary(log, async (req: { name: string; config?: Parameters<typeof topicConfigFromWire>[0] }) =>
@@ -67,7 +54,7 @@ export function addV2Service(server: Server, broker: Broker, config: BrokerServe
     ),
     getSubscription: unary(log, (req: { name: string }) => subscriptionToWire(registry.get(req.name))),
     listSubscriptions: unary(log, (req: { topic: string; pageSize: number; pageToken: string }) => {
-      if (req.topic !== "") broker.requireTopic(req.topic);
+      if (req.topic !== "" && !broker.hasTopic(req.topic)) throw new TopicNotFoundError(req.topic);
       const page = paginate(registry.list(req.topic === "" ? undefined : req.topic), req.pageSize, req.pageToken);
       return { subscriptions: page.names.map((n) => subscriptionToWire(registry.get(n))), nextPageToken: page.nextPageToken };
     }),
@@ -76,7 +63,7 @@ export function addV2Service(server: Server, broker: Broker, config: BrokerServe
       return {};
     }),
     consume: consumeHandler(registry, log, openStreams, maxFrameBytes(config.maxMessageBytes), sharedBodies),
-    getBrokerStats: unary(log, () => brokerStatsToWire(collectBrokerStats(broker, registry, startedAtMs))),
+    getBrokerStats: unary(log, () => brokerStatsToWire(core.stats())),
   };
 
   // Consume frames are encoded by the handler straight from the core's leases (consume-codec)
@@ -88,8 +75,6 @@ export function addV2Service(server: Server, broker: Broker, config: BrokerServe
   server.addService(definition, handlers);
 
   return () => {
-    clearInterval(timer);
-    registry.close();
     sharedBodies.clear();
     for (const end of [...openStreams]) end();
   };

@@ -2,7 +2,7 @@
 // lives here; everything else is validated by the core, with the same proto field names.
 import { InvalidArgumentError } from "../core/errors.js";
 import type { BrokerStatsSnapshot } from "../core/broker-stats.js";
-import type { TopicInfo } from "../core/broker.js";
+import type { TopicInfo } from "../core/index.js";
 import type { SubscriptionInfo } from "../core/subscription-registry.js";
 import type { SubscriptionRequest } from "../core/subscription-config.js";
 import { DEFAULT_DEDUP_WINDOW_MS, type PublishOutcome, type StartPosition, type TopicConfig } from "../core/types.js";

@@ -1,4 +1,4 @@
-import type { StoredMessage } from "../core/types.js";
+import type { StoredMessage } from "./records.js";
 
 // Compact binary encodings for the LMDB store. Keys are big-endian so LMDB's byte order is
 // numeric order: a topic's messages are one contiguous, sequence-ordered key range.

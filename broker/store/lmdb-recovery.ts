@@ -1,5 +1,5 @@
 import type { Database, RootDatabase } from "lmdb";
-import { messageBytes, type AckState, type SubscriptionRecord, type TopicRecord } from "../core/types.js";
+import { messageBytes, type AckState, type SubscriptionRecord, type TopicRecord } from "./records.js";
 import { CorruptRecordError, decodeMessage, messageKey, readMessageKey } from "./lmdb-codec.js";
 import type { DedupRecord } from "./store.js";
 

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { defaultTopicConfig, messageBytes, type StoredMessage, type SubscriptionRecord, type TopicRecord } from "../core/types.js";
+import { messageBytes, type StoredMessage, type SubscriptionRecord, type TopicRecord } from "./records.js";
+import { plainTopicConfig } from "../../test/support/store-records.js";
 import { LmdbStore } from "./store-lmdb.js";
 import { MemoryStore } from "./store-memory.js";
 import type { Store } from "./store.js";
@@ -46,7 +47,7 @@ function lmdbHarness(fsync: boolean, tailCacheBytes?: number): Harness {
 }
 
 function topicRecord(name: string, overrides: Partial<TopicRecord["config"]> = {}): TopicRecord {
-  return { name, config: { ...defaultTopicConfig(), ...overrides }, createdAtMs: 1_700_000_000_000 };
+  return { name, config: { ...plainTopicConfig(), ...overrides }, createdAtMs: 1_700_000_000_000 };
 }
 
 function msg(topic: string, sequence: number, extra: Partial<StoredMessage> = {}): StoredMessage {

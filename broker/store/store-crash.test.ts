@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { LmdbStore } from "./store-lmdb.js";
-import { payloadFor } from "./test-support/append-child.js";
-import { spawnTs, type Child } from "./test-support/child-process.js";
+import { payloadFor } from "../../test/support/store-append-child.js";
+import { spawnTs, type Child } from "../../test/support/child-process.js";
 
 // The store alone under SIGKILL: a child appends (several batches in flight, ack state and
 // retention writes interleaved) and is killed at a random point; every append it saw resolve
@@ -26,7 +26,7 @@ describe("LmdbStore under SIGKILL", () => {
     let acknowledged = 0;
     let lastFloor = 0;
     for (let k = 0; k < KILLS; k++) {
-      child = spawnTs("broker/store/test-support/append-child.ts", [dir, fsync]);
+      child = spawnTs("test/support/store-append-child.ts", [dir, fsync]);
       const ready = await child.waitForLine((l) => l.startsWith("ready "), "the child to open the store");
       expect(Number(ready.split(" ")[1])).toBeGreaterThanOrEqual(acknowledged);
       const seen = child.stdout.length;

@@ -26,3 +26,11 @@ export class StoreOpenError extends Error {
     super(`cannot open data directory ${dataDir}: ${detail}`, options);
   }
 }
+
+/**
+ * The store takes no more writes: it is closed, or a commit failed and it stopped accepting
+ * writes so that nothing is acknowledged that was not stored. The server answers UNAVAILABLE.
+ */
+export class StoreUnavailableError extends Error {
+  override readonly name = "StoreUnavailableError";
+}

@@ -4,12 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { open } from "lmdb";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { UnavailableError } from "../core/errors.js";
-import { defaultTopicConfig, type StoredMessage } from "../core/types.js";
+import { StoreUnavailableError } from "./store-errors.js";
+import { type StoredMessage } from "./records.js";
+import { plainTopicConfig } from "../../test/support/store-records.js";
 import { LOCK_FILE } from "./data-dir.js";
 import { openStore, StoreOpenError } from "./open-store.js";
 import { LmdbStore } from "./store-lmdb.js";
-import { spawnTs, startCliBroker, type Child } from "./test-support/child-process.js";
+import { spawnTs, startCliBroker, type Child } from "../../test/support/child-process.js";
 
 let dir: string;
 const children: Child[] = [];
@@ -128,9 +129,9 @@ describe("LmdbStore: lifecycle", () => {
   it("refuses writes once closing has begun, and releases the directory when closed", async () => {
     const data = join(dir, "data");
     const store = await LmdbStore.open({ dataDir: data, fsync: false });
-    await store.putTopic({ name: "t", config: defaultTopicConfig(), createdAtMs: 0 });
+    await store.putTopic({ name: "t", config: plainTopicConfig(), createdAtMs: 0 });
     const closed = store.close();
-    await expect(store.append("t", [producerMessage(1, "late", 1)])).rejects.toBeInstanceOf(UnavailableError);
+    await expect(store.append("t", [producerMessage(1, "late", 1)])).rejects.toBeInstanceOf(StoreUnavailableError);
     await closed;
     const again = await LmdbStore.open({ dataDir: data, fsync: false });
     expect(again.bounds("t")).toEqual({ first: 1, last: 0, bytes: 0 });
@@ -142,7 +143,7 @@ describe("LmdbStore: directory names", () => {
   it("opens a data directory whose name has a dot in it, and finds its data there again", async () => {
     const data = join(dir, "ratatoskr.d", "store.v1");
     const first = await LmdbStore.open({ dataDir: data, fsync: false });
-    await first.putTopic({ name: "t", config: defaultTopicConfig(), createdAtMs: 0 });
+    await first.putTopic({ name: "t", config: plainTopicConfig(), createdAtMs: 0 });
     await first.append("t", [producerMessage(1, "m1", 1)]);
     await first.close();
     const again = await LmdbStore.open({ dataDir: data, fsync: true });
@@ -157,7 +158,7 @@ describe("LmdbStore: flush settings", () => {
     let next = 1;
     for (const fsync of [true, false, true]) {
       const store = await LmdbStore.open({ dataDir: data, fsync });
-      if (next === 1) await store.putTopic({ name: "t", config: defaultTopicConfig(), createdAtMs: 0 });
+      if (next === 1) await store.putTopic({ name: "t", config: plainTopicConfig(), createdAtMs: 0 });
       expect(store.bounds("t").last).toBe(next - 1);
       await store.append("t", [producerMessage(next, `m${next}`, next)]);
       next++;
@@ -170,7 +171,7 @@ describe("LmdbStore: producer ids for de-duplication", () => {
   it("keeps ids of messages retention dropped, within the window, across a restart", async () => {
     const data = join(dir, "data");
     let store = await LmdbStore.open({ dataDir: data, fsync: false });
-    await store.putTopic({ name: "t", config: { ...defaultTopicConfig(), dedupWindowMs: 1_000 }, createdAtMs: 0 });
+    await store.putTopic({ name: "t", config: { ...plainTopicConfig(), dedupWindowMs: 1_000 }, createdAtMs: 0 });
     await store.append("t", [producerMessage(1, "a", 10_000), producerMessage(2, "b", 10_800), producerMessage(3, "c", 11_500)]);
     store.truncateBefore("t", 3); // drops a (outside the window of 11_500) and b (inside)
     await store.close();

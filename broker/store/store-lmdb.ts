@@ -1,6 +1,6 @@
 import { open } from "lmdb";
-import { UnavailableError } from "../core/errors.js";
-import { messageBytes, type AckState, type StoredMessage, type SubscriptionRecord, type TopicRecord } from "../core/types.js";
+import { StoreUnavailableError } from "./store-errors.js";
+import { messageBytes, type AckState, type StoredMessage, type SubscriptionRecord, type TopicRecord } from "./records.js";
 import { prepareDataDir, type DirLock } from "./data-dir.js";
 import { CorruptRecordError, decodeMessage, encodeMessage, messageKey, readMessageKey, readPublishTime, topicKeyRange } from "./lmdb-codec.js";
 import { checkFormat, FormatVersionError, keyAt, loadState, type LmdbDbs, type LoadedState, type TopicState } from "./lmdb-recovery.js";
@@ -380,8 +380,8 @@ export class LmdbStore implements Store {
   }
 
   private ensureWritable(): void {
-    if (this.closing) throw new UnavailableError("the store is closed");
-    if (this.failure) throw new UnavailableError(`the store stopped accepting writes after a failed commit: ${this.failure.message}`, { cause: this.failure });
+    if (this.closing) throw new StoreUnavailableError("the store is closed");
+    if (this.failure) throw new StoreUnavailableError(`the store stopped accepting writes after a failed commit: ${this.failure.message}`, { cause: this.failure });
   }
 
   private requireTopic(topic: string): TopicState {

@@ -1,4 +1,4 @@
-import { messageBytes, type AckState, type StoredMessage, type SubscriptionRecord, type TopicRecord } from "../core/types.js";
+import { messageBytes, type AckState, type StoredMessage, type SubscriptionRecord, type TopicRecord } from "./records.js";
 import type { DedupRecord, LogBounds, RecoveredState, Store } from "./store.js";
 
 /** One topic's retained messages: a deque indexed by sequence. */

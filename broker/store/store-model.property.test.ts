@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { defaultTopicConfig, type StoredMessage } from "../core/types.js";
+import { type StoredMessage } from "./records.js";
+import { plainTopicConfig } from "../../test/support/store-records.js";
 import { LmdbStore } from "./store-lmdb.js";
 import { MemoryStore } from "./store-memory.js";
 
@@ -44,7 +45,7 @@ describe("LmdbStore against the memory store", () => {
               await lmdb.deleteTopic(op.topic);
             } else {
               if (!model.recover().topics.some((t) => t.name === op.topic)) {
-                const record = { name: op.topic, config: defaultTopicConfig(), createdAtMs: clock };
+                const record = { name: op.topic, config: plainTopicConfig(), createdAtMs: clock };
                 await model.putTopic(record);
                 await lmdb.putTopic(record);
               }

@@ -1,4 +1,4 @@
-import type { AckState, StoredMessage, SubscriptionRecord, TopicRecord } from "../core/types.js";
+import type { AckState, StoredMessage, SubscriptionRecord, TopicRecord } from "./records.js";
 
 /**
  * The storage interface: one narrow contract, two implementations (memory, LMDB), one

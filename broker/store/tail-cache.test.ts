@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { StoredMessage } from "../core/types.js";
+import type { StoredMessage } from "./records.js";
 import { TailCache } from "./tail-cache.js";
 
 const msg = (sequence: number): StoredMessage => ({ id: `m${sequence}`, topic: "t", sequence, payload: Buffer.alloc(10), attributes: {}, publishTimeMs: sequence, producerId: false });

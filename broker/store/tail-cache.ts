@@ -1,4 +1,4 @@
-import type { StoredMessage } from "../core/types.js";
+import type { StoredMessage } from "./records.js";
 
 /**
  * The newest appended messages of each topic, kept in memory up to a byte budget, so that

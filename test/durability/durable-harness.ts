@@ -3,7 +3,7 @@
 // that follow it across restarts and record everything for the delivery checks.
 import { credentials, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import { BrokerClient, type ConsumeRequest, type ConsumeResponse, type PublishMessage, type PublishResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
-import { startCliBroker, type Child } from "../../broker/store/test-support/child-process.js";
+import { startCliBroker, type Child } from "../support/child-process.js";
 
 /** Condition waiting: callers `notify()` after every event; `until` re-checks then. */
 export class Signal {

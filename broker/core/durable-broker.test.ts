@@ -2,36 +2,39 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Broker } from "../core/broker.js";
-import { ResourceExhaustedError } from "../core/errors.js";
-import { defaultTopicConfig, type PublishInput } from "../core/types.js";
-import { LmdbStore } from "./store-lmdb.js";
+import { LmdbStore } from "../store/index.js";
+import { createBrokerCore, type BrokerCore } from "./broker-core.js";
+import { ManualTimers } from "./clock.js";
+import { ResourceExhaustedError } from "./errors.js";
+import type { TopicRegistry } from "./topic-registry.js";
+import { defaultTopicConfig, type PublishInput } from "./types.js";
 
 // The broker core on the LMDB store: what a restart must keep (sequences, de-duplication),
 // retention on disk, and the disk budget.
 
 let dir: string;
-let broker: Broker | undefined;
+let core: BrokerCore | undefined;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "ratatoskr-durable-broker-"));
 });
 afterEach(async () => {
-  await broker?.close();
-  broker = undefined;
+  await core?.close();
+  core = undefined;
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function start(diskBudgetBytes = 0): Promise<Broker> {
-  await broker?.close();
-  broker = new Broker({ store: await LmdbStore.open({ dataDir: dir, fsync: false }), diskBudgetBytes });
-  return broker;
+/** (Re)starts the core on the data directory; returns its topics. */
+async function start(diskBudgetBytes = 0): Promise<TopicRegistry> {
+  await core?.close();
+  core = createBrokerCore({ store: await LmdbStore.open({ dataDir: dir, fsync: false }), config: { diskBudgetBytes }, timers: new ManualTimers() });
+  return core.topics;
 }
 
 function batch(n: number, size = 128, id?: (i: number) => string): PublishInput[] {
   return Array.from({ length: n }, (_, i) => ({ payload: Buffer.alloc(size, 0x62), ...(id ? { messageId: id(i) } : {}) }));
 }
 
-describe("Broker on the durable store", () => {
+describe("the broker core on the durable store", () => {
   it("continues sequences after a restart, even when retention emptied the log", async () => {
     let b = await start();
     await b.createTopic("seq"); // interest retention, no subscriptions: nothing is kept

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 
-export const REPO_ROOT = join(import.meta.dirname, "..", "..", "..");
+export const REPO_ROOT = join(import.meta.dirname, "..", "..");
 
 export interface Child {
   readonly proc: ChildProcess;

@@ -2,9 +2,9 @@
 // it can, the way the broker does (sequences assigned synchronously, several batches in flight),
 // and prints "acked <last sequence>" once each append has resolved. Also writes ack state and
 // applies retention, so those writes are in flight when the parent kills it.
-//   node --import tsx append-child.ts <dataDir> <fsync: on|off>
-import { defaultTopicConfig, type StoredMessage } from "../../core/types.js";
-import { LmdbStore } from "../store-lmdb.js";
+//   node --import tsx test/support/store-append-child.ts <dataDir> <fsync: on|off>
+import { LmdbStore, type StoredMessage } from "../../broker/store/index.js";
+import { plainTopicConfig } from "./store-records.js";
 
 export function payloadFor(sequence: number): Buffer {
   return Buffer.from(`${sequence}:`.padEnd(20 + (sequence % 200), "x"));
@@ -14,7 +14,7 @@ const [dataDir, fsync] = process.argv.slice(2);
 if (dataDir && import.meta.url === `file://${process.argv[1]}`) {
   const store = await LmdbStore.open({ dataDir, fsync: fsync === "on" });
   const { topics, subscriptions } = store.recover();
-  if (!topics.some((t) => t.name === "t")) await store.putTopic({ name: "t", config: defaultTopicConfig(), createdAtMs: Date.now() });
+  if (!topics.some((t) => t.name === "t")) await store.putTopic({ name: "t", config: plainTopicConfig(), createdAtMs: Date.now() });
   if (!subscriptions.some((s) => s.record.name === "s")) {
     await store.putSubscription({
       name: "s",

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import type { RecoveredState, Store } from "../store/store.js";
-import { systemClock, type Clock } from "./clock.js";
+import type { RecoveredState, Store } from "../store/index.js";
+import type { Clock } from "./clock.js";
 import {
   InvalidTopicNameError,
   ResourceExhaustedError,
@@ -10,7 +10,9 @@ import {
 } from "./errors.js";
 import type { LiveSink, LiveSubscription } from "./live-subscriber.js";
 import { checkName } from "./names.js";
-import { Topic } from "./topic.js";
+import type { Retention } from "./retention.js";
+import type { SubscriptionTopics, TopicPositions } from "./subscription-registry.js";
+import { Topic, type TopicSubscriber } from "./topic.js";
 import {
   defaultTopicConfig,
   messageBytes,
@@ -20,13 +22,14 @@ import {
   type TopicConfig,
 } from "./types.js";
 
-export interface BrokerOptions {
+export interface TopicRegistryOptions {
   store: Store;
-  clock?: Clock;
+  clock: Clock;
+  retention: Retention;
   /** Memory store: refuse publishes once retained message bytes would pass this. 0 = unlimited. */
-  memoryBudgetBytes?: number;
+  memoryBudgetBytes: number;
   /** Durable store: refuse publishes once the data file would pass this. 0 = unlimited. */
-  diskBudgetBytes?: number;
+  diskBudgetBytes: number;
 }
 
 export interface TopicStats {
@@ -51,33 +54,34 @@ export interface TopicInfo {
 export type UnsubscribeResult = "ok" | "topic_not_found" | "subscription_not_found";
 
 /**
- * The broker core: topics, the publish path, fan-out to live (v1) subscriptions and to
- * durable (v2) subscriptions. No gRPC here; the server layer maps wire types onto this.
+ * Topics and the publish path: create/delete/list, publish with de-duplication and sequences,
+ * fan-out to live (v1) subscriptions and to the durable (v2) subscriptions attached to each
+ * topic. Built by createBrokerCore (broker-core.ts), which also owns the subscription registry,
+ * retention and the timers. No gRPC here; the server layer maps wire types onto this.
  */
-export class Broker {
+export class TopicRegistry implements SubscriptionTopics {
   readonly store: Store;
   readonly clock: Clock;
   private readonly topics = new Map<string, Topic>();
+  private readonly retention: Retention;
   private readonly memoryBudgetBytes: number;
   private readonly diskBudgetBytes: number;
   private closed = false;
   private totalPublished = 0;
   private liveCount = 0;
-  /** Subscriptions the store recovered; the subscription registry picks them up. */
-  readonly recoveredSubscriptions: RecoveredState["subscriptions"];
 
-  constructor(options: BrokerOptions) {
+  /** `recovered`: what the store kept (topics and de-duplication ids; subscriptions go to the registry). */
+  constructor(options: TopicRegistryOptions, recovered: Pick<RecoveredState, "topics" | "dedup">) {
     this.store = options.store;
-    this.clock = options.clock ?? systemClock;
-    this.memoryBudgetBytes = options.memoryBudgetBytes ?? 0;
-    this.diskBudgetBytes = options.diskBudgetBytes ?? 0;
-    const recovered = this.store.recover();
+    this.clock = options.clock;
+    this.retention = options.retention;
+    this.memoryBudgetBytes = options.memoryBudgetBytes;
+    this.diskBudgetBytes = options.diskBudgetBytes;
     for (const record of recovered.topics) {
       this.topics.set(record.name, new Topic(record, this.store.bounds(record.name).last));
     }
     // De-duplication windows survive a restart: re-fill them with the producer ids the store kept.
     for (const d of recovered.dedup) this.topics.get(d.topic)?.dedup.remember(d.id, d.sequence, d.publishTimeMs);
-    this.recoveredSubscriptions = recovered.subscriptions;
   }
 
   // ------------------------------------------------------------------ topics
@@ -115,11 +119,39 @@ export class Broker {
     return this.describe(this.requireTopic(name));
   }
 
-  /** The live topic object, for the subscription engine. */
-  requireTopic(name: string): Topic {
+  private requireTopic(name: string): Topic {
     const topic = this.topics.get(name);
     if (!topic) throw new TopicNotFoundError(name);
     return topic;
+  }
+
+  // ------------------------------------------------------------------ for the subscription registry
+
+  positions(name: string): TopicPositions {
+    const topic = this.requireTopic(name);
+    return { lastAssigned: topic.lastAssigned, lastCommitted: topic.lastCommitted };
+  }
+
+  attachSubscriber(name: string, subscriber: TopicSubscriber): void {
+    this.requireTopic(name).subscribers.set(subscriber.name, subscriber);
+  }
+
+  detachSubscriber(name: string, subscriber: TopicSubscriber): void {
+    const topic = this.topics.get(name);
+    if (!topic || topic.subscribers.get(subscriber.name) !== subscriber) return;
+    topic.subscribers.delete(subscriber.name);
+    this.retention.interestChanged(topic);
+  }
+
+  subscriberCount(name: string): number {
+    return this.topics.get(name)?.subscribers.size ?? 0;
+  }
+
+  ackFloorsMoved(names: Iterable<string>): void {
+    for (const name of names) {
+      const topic = this.topics.get(name);
+      if (topic) this.retention.interestChanged(topic);
+    }
   }
 
   // ------------------------------------------------------------------ publish
@@ -201,7 +233,7 @@ export class Broker {
         for (const m of messages) entry.sink.deliver(m);
       }
       for (const s of topic.subscribers.values()) s.onAppend(last);
-      this.applyRetention(topic);
+      this.retention.committed(topic);
     });
     topic.commitTail = done.catch(() => undefined);
     return done;
@@ -219,52 +251,6 @@ export class Broker {
           `${incomingBytes} more refused; consumers must ack (or retention discard) before publishing again`,
       );
     }
-  }
-
-  // ------------------------------------------------------------------ retention
-
-  /**
-   * Drops what no subscription needs any more: under `interest`, everything at or below the
-   * lowest ack floor; under `limits`, the oldest messages past max messages / bytes / age.
-   */
-  applyRetention(topic: Topic): void {
-    const { first, last } = this.store.bounds(topic.name);
-    if (last < first) return;
-    let cut = first; // drop every sequence < cut
-    const config = topic.config;
-    if (config.retention === "interest") {
-      cut = Math.max(cut, topic.interestFloor() + 1);
-    } else {
-      if (config.maxMessages > 0) cut = Math.max(cut, last - config.maxMessages + 1);
-      if (config.maxAgeMs > 0) {
-        cut = Math.max(cut, this.store.sequenceAtTime(topic.name, this.clock.nowMs() - config.maxAgeMs));
-      }
-      if (config.maxBytes > 0) cut = Math.max(cut, this.cutForBytes(topic.name, cut, last, config.maxBytes));
-      cut = Math.min(cut, topic.lastCommitted + 1);
-      // Count what is dropped before every subscription had acked it.
-      if (topic.subscribers.size > 0) topic.discarded += Math.max(0, cut - 1 - Math.max(topic.interestFloor(), first - 1));
-    }
-    cut = Math.min(cut, topic.lastCommitted + 1);
-    if (cut > first) this.store.truncateBefore(topic.name, cut);
-  }
-
-  /** Runs age-based retention on every topic; the server calls it on a periodic sweep. */
-  sweepRetention(): void {
-    for (const topic of this.topics.values()) {
-      if (topic.config.retention === "limits" && topic.config.maxAgeMs > 0) this.applyRetention(topic);
-    }
-  }
-
-  private cutForBytes(topic: string, from: number, last: number, maxBytes: number): number {
-    // Walk back from the newest until the budget is used up.
-    let bytes = 0;
-    for (let seq = last; seq >= from; seq--) {
-      const m = this.store.get(topic, seq);
-      if (!m) continue;
-      bytes += messageBytes(m);
-      if (bytes > maxBytes) return seq + 1;
-    }
-    return from;
   }
 
   // ------------------------------------------------------------------ live (v1) subscriptions
@@ -307,7 +293,7 @@ export class Broker {
     return { topics: this.topics.size, published: this.totalPublished, liveSubscribers: this.liveCount, retainedBytes: this.store.usageBytes() };
   }
 
-  /** All topics, for the subscription engine and statistics. */
+  /** All topics, for statistics and the retention sweep. */
   allTopics(): IterableIterator<Topic> {
     return this.topics.values();
   }
