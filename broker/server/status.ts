@@ -10,7 +10,8 @@ import {
   TopicExistsError,
   TopicNotFoundError,
   UnavailableError,
-} from "../core/errors.js";
+} from "../core/index.js";
+import { StoreUnavailableError } from "../store/index.js";
 import type { Logger } from "./logger.js";
 
 /** A gRPC status error as grpc-js expects it from handlers. */
@@ -29,6 +30,7 @@ export function statusError(code: status, details: string): ServiceError {
 export function toStatus(err: unknown, log?: Logger): ServiceError {
   if (isServiceError(err)) return err;
   if (err instanceof BrokerError) return statusError(codeOf(err), err.message);
+  if (err instanceof StoreUnavailableError) return statusError(status.UNAVAILABLE, err.message);
   log?.error("internal error", { err: err instanceof Error ? (err.stack ?? err.message) : String(err) });
   return statusError(status.INTERNAL, "internal broker error (logged on the broker)");
 }
