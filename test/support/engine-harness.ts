@@ -1,15 +1,22 @@
 // Test support for the subscription engine (not a test file itself): a broker on a memory
 // store with a fake clock, a registry whose pumps run when the test says so, and sinks that
 // record what a consumer was sent.
-import { MemoryStore } from "../store/index.js";
-import { createBrokerCore, type BrokerCore } from "./broker-core.js";
-import { FakeClock, ManualTimers } from "./clock.js";
-import type { Consumer, ConsumerEndReason, ConsumerSink } from "./consumer.js";
-import type { Lease } from "./lease-table.js";
-import type { SubscriptionRegistry } from "./subscription-registry.js";
-import type { TopicRegistry } from "./topic-registry.js";
-import type { SubscriptionRequest } from "./subscription-config.js";
-import { defaultTopicConfig, type TopicConfig } from "./types.js";
+import {
+  createBrokerCore,
+  defaultTopicConfig,
+  FakeClock,
+  ManualTimers,
+  type BrokerCore,
+  type Consumer,
+  type ConsumerEndReason,
+  type ConsumerSink,
+  type Lease,
+  type SubscriptionRegistry,
+  type SubscriptionRequest,
+  type TopicConfig,
+  type TopicRegistry,
+} from "../../broker/core/index.js";
+import { MemoryStore } from "../../broker/store/index.js";
 
 export class RecordingSink implements ConsumerSink {
   readonly batches: Lease[][] = [];
