@@ -1,4 +1,4 @@
-// Conformance, v1: the original Ratatoskr contract (DESIGN §2.1), checked from outside
+// Conformance, v1: the original Ratatoskr contract (docs/design.md, "v1 wire contract"), checked from outside
 // against the broker image running in a container.
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

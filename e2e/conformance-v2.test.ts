@@ -1,6 +1,6 @@
 // Conformance, v2: topics, batched publish with sequences and de-duplication, subscriptions
 // (fan-out, competing consumers, replay), Consume with acks/nacks/leases, dead-lettering, flow
-// control and broker stats (DESIGN §2.2), checked from outside against the broker image.
+// control and broker stats (docs/design.md, "v2 semantics"), checked from outside against the broker image.
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RetentionPolicy, StartPosition, type BrokerClient } from "../proto/gen/ratatoskr/v2/broker.js";

@@ -1,6 +1,6 @@
 // Restart durability: a durable broker on a named volume is SIGKILLed while a producer is
 // publishing; a new container on the same volume delivers every acknowledged message again
-// (acks lost in the crash may cause redelivery, never loss). DESIGN §3.
+// (acks lost in the crash may cause redelivery, never loss; docs/design.md, "Storage and durability").
 import { randomUUID } from "node:crypto";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -1,6 +1,6 @@
 /**
  * Deadlines bucketed into ticks, swept from one periodic timer: nothing here creates a timer
- * per item (DESIGN §6). Items fire at or after their deadline, never before: a deadline is
+ * per item (docs/design.md, "Timer wheel"). Items fire at or after their deadline, never before: a deadline is
  * rounded up to its tick.
  *
  * Buckets are plain arrays with lazy deletion, because adding and removing are on the hot

@@ -2,7 +2,7 @@ import type { Lease } from "../core/lease-table.js";
 import type { StoredMessage } from "../core/types.js";
 
 // ConsumeResponse frames written straight from the core's leases: a size pass, then a write
-// pass into one buffer per frame, no intermediate objects or writer chunks (DESIGN §6: the
+// pass into one buffer per frame, no intermediate objects or writer chunks (docs/design.md, "Encode once": the
 // consume path is the hot one). The server writes these pre-encoded Buffers through a
 // pass-through serializer. Field numbers follow proto/ratatoskr/v2/broker.proto:
 //   ConsumeResponse { repeated Delivery deliveries = 1; }

@@ -86,7 +86,7 @@ export class RatatoskrV1Driver implements Driver {
         if (err || !res) return reject(err ?? new Error("empty response"));
         const decoded = PublishBatchResponse.decode(res);
         if (decoded.errorCount > 0) {
-          // Results are in order; accepted = the successes (not atomic, DESIGN §2.1).
+          // Results are in order; accepted = the successes (not atomic: docs/design.md, "v1 wire contract").
           return resolve(decoded.successCount);
         }
         resolve(payloads.length);

@@ -83,7 +83,7 @@ export function encodeV2PublishStream(requestId: number, topic: string, payloads
 }
 
 export function encodeV1PublishBatch(topic: string, payloads: readonly Uint8Array[]): Buffer {
-  // Items leave their own topic empty: the request's topic applies (DESIGN §2.1).
+  // Items leave their own topic empty: the request's topic applies (docs/design.md, "v1 wire contract").
   return encodeBatch(topic, payloads, 2, false);
 }
 
