@@ -160,3 +160,62 @@ describe("documentation links", () => {
     expect([...repeated]).toEqual(["notes", "notes-1"]);
   });
 });
+
+// Code cites the design by heading: `docs/design.md, "Publish path"`. Every citation in the
+// sources names a heading that exists, and no citation of the old "DESIGN §" numbers is left.
+const CITED_FOLDERS = ["broker", "loadgen", "cli", "test", "e2e", "scripts", "scenarios", ".ci"];
+const PUBLISHED_AS_RUN = join(root, "reports"); // committed reports keep the text they were run with
+
+function citingFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return name === "node_modules" || name === "gen" ? [] : citingFiles(path);
+    return /\.(ts|mjs|sh|yaml|yml)$/.test(name) || name === "run" ? [path] : [];
+  });
+}
+
+/** `file:line: problem` for each citation of a design heading that does not exist, and each "DESIGN §". */
+export function badCitations(files: readonly string[], headings: ReadonlySet<string>): string[] {
+  const problems: string[] = [];
+  for (const file of files) {
+    readFileSync(file, "utf8")
+      .split("\n")
+      .forEach((line, i) => {
+        const where = `${relative(root, file)}:${i + 1}`;
+        if (/DESIGN\s*§/.test(line)) problems.push(`${where}: cites "DESIGN §", which is not in the repository`);
+        for (const m of line.matchAll(/docs\/design\.md,\s*\\?"([^"\\]+)\\?"/g)) {
+          if (!headings.has(m[1]!)) problems.push(`${where}: cites docs/design.md "${m[1]}", which has no such heading`);
+        }
+      });
+  }
+  return problems;
+}
+
+describe("citations of the design", () => {
+  const design = readFileSync(join(root, "docs/design.md"), "utf8");
+  const headings = new Set([...design.matchAll(/^#{1,6}\s+(.+?)\s*$/gm)].map((m) => m[1]!));
+
+  it("name headings that exist in docs/design.md", () => {
+    const self = join(root, "test", "docs-links.test.ts"); // its own examples of bad citations
+    const files = CITED_FOLDERS.flatMap((d) => citingFiles(join(root, d))).filter((f) => !f.startsWith(PUBLISHED_AS_RUN) && f !== self);
+    const cited = files.filter((f) => readFileSync(f, "utf8").includes("docs/design.md"));
+    expect(cited.length).toBeGreaterThan(5); // not vacuous
+    const problems = badCitations(files, headings);
+    expect(problems, problems.join("\n")).toEqual([]);
+  });
+
+  it("catches a missing heading and an old section number", () => {
+    const dir = mkdtempSync(join(tmpdir(), "design-cites-"));
+    const file = join(dir, "x.ts");
+    writeFileSync(file, `// ok (docs/design.md, "Publish path")\n// bad (docs/design.md, "Nowhere")\n// old (DESIGN §2.1)\n`);
+    try {
+      const problems = badCitations([file], new Set(["Publish path"]));
+      expect(problems).toHaveLength(2);
+      expect(problems[0]).toContain(`"Nowhere", which has no such heading`);
+      expect(problems[1]).toContain(`"DESIGN §"`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
