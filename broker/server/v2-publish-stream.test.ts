@@ -18,15 +18,15 @@ describe("v2 PublishStream over gRPC", () => {
     await srv.api.createSubscription({ name: `${topic}-sub`, topic });
     const n = PUBLISH_STREAM_WINDOW * 4;
     const pub = new TestPublisher(srv.client);
-    for (let i = 0; i < n; i++) pub.send(1000 + i, topic, [`m${i}`]);
+    for (let i = 0; i < n; i++) pub.send(BigInt(1000 + i), topic, [`m${i}`]);
     await pub.waitFor(() => pub.responses.length === n, `${n} responses`);
 
     expect(new Set(pub.responses.map((r) => r.requestId)).size).toBe(n);
     for (let i = 0; i < n; i++) {
-      const r = pub.byId(1000 + i);
+      const r = pub.byId(BigInt(1000 + i));
       expect(r.errorCode).toBe(0);
       expect(r.results).toHaveLength(1);
-      expect(r.results[0]!.sequence).toBe(i + 1);
+      expect(r.results[0]!.sequence).toBe(BigInt(i + 1));
       expect(r.results[0]!.messageId).not.toBe("");
     }
     const consumer = new TestConsumer(srv.client, `${topic}-sub`, { autoAck: true });
@@ -42,16 +42,16 @@ describe("v2 PublishStream over gRPC", () => {
     const topic = uniqueName("ps-errors");
     await srv.api.createTopic({ name: topic });
     const pub = new TestPublisher(srv.client);
-    pub.send(1, uniqueName("missing"), ["x"]);
-    pub.send(2, "bad name!", ["x"]);
-    pub.send(3, topic, ["ok"]);
+    pub.send(1n, uniqueName("missing"), ["x"]);
+    pub.send(2n, "bad name!", ["x"]);
+    pub.send(3n, topic, ["ok"]);
     await pub.waitFor(() => pub.responses.length === 3, "3 responses");
 
-    expect(pub.byId(1)).toMatchObject({ errorCode: status.NOT_FOUND, results: [] });
-    expect(pub.byId(1).errorMessage).toMatch(/does not exist/);
-    expect(pub.byId(2).errorCode).toBe(status.INVALID_ARGUMENT);
-    expect(pub.byId(3)).toMatchObject({ errorCode: 0, errorMessage: "" });
-    expect(pub.byId(3).results[0]!.sequence).toBe(1);
+    expect(pub.byId(1n)).toMatchObject({ errorCode: status.NOT_FOUND, results: [] });
+    expect(pub.byId(1n).errorMessage).toMatch(/does not exist/);
+    expect(pub.byId(2n).errorCode).toBe(status.INVALID_ARGUMENT);
+    expect(pub.byId(3n)).toMatchObject({ errorCode: 0, errorMessage: "" });
+    expect(pub.byId(3n).results[0]!.sequence).toBe(1n);
     expect(pub.ended).toBe(false);
     pub.finish();
     await pub.waitFor(() => pub.ended, "the stream to end");
@@ -62,12 +62,12 @@ describe("v2 PublishStream over gRPC", () => {
     const topic = uniqueName("ps-dedup");
     await srv.api.createTopic({ name: topic });
     const pub = new TestPublisher(srv.client);
-    pub.send(1, topic, ["first"], "order-42");
-    pub.send(2, topic, ["retry"], "order-42");
+    pub.send(1n, topic, ["first"], "order-42");
+    pub.send(2n, topic, ["retry"], "order-42");
     await pub.waitFor(() => pub.responses.length === 2, "2 responses");
-    expect(pub.byId(1).results[0]).toMatchObject({ sequence: 1, duplicate: false });
-    expect(pub.byId(2).results[0]).toMatchObject({ sequence: 1, duplicate: true });
-    expect((await srv.api.getTopic(topic)).stats?.published).toBe(1);
+    expect(pub.byId(1n).results[0]).toMatchObject({ sequence: 1n, duplicate: false });
+    expect(pub.byId(2n).results[0]).toMatchObject({ sequence: 1n, duplicate: true });
+    expect((await srv.api.getTopic(topic)).stats?.published).toBe(1n);
     pub.finish();
   });
 
@@ -75,12 +75,12 @@ describe("v2 PublishStream over gRPC", () => {
     const topic = uniqueName("ps-halfclose");
     await srv.api.createTopic({ name: topic });
     const pub = new TestPublisher(srv.client);
-    for (let i = 0; i < 50; i++) pub.send(i, topic, [`m${i}`]);
+    for (let i = 0; i < 50; i++) pub.send(BigInt(i), topic, [`m${i}`]);
     pub.finish();
     await pub.waitFor(() => pub.ended, "the stream to end");
     expect(pub.error).toBeUndefined();
     expect(pub.responses).toHaveLength(50);
-    expect((await srv.api.getTopic(topic)).stats?.published).toBe(50);
+    expect((await srv.api.getTopic(topic)).stats?.published).toBe(50n);
   });
 });
 
@@ -91,7 +91,7 @@ describe("v2 PublishStream at shutdown", () => {
       const topic = uniqueName("ps-shutdown");
       await srv.api.createTopic({ name: topic });
       const pub = new TestPublisher(srv.client);
-      pub.send(1, topic, ["before"]);
+      pub.send(1n, topic, ["before"]);
       await pub.waitFor(() => pub.responses.length === 1, "the first response");
       const closing = srv.running.close();
       await pub.waitFor(() => pub.ended, "the stream to end");

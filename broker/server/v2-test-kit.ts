@@ -71,15 +71,15 @@ export class V2Api {
     return call(this.client.publish as Unary<{ topic: string; messages: PublishMessage[] }, PublishResponse>, this.client, { topic, messages: full });
   }
   /** Publishes `payloads` (strings) in one batch; returns the sequences. */
-  async publishText(topic: string, payloads: string[]): Promise<number[]> {
+  async publishText(topic: string, payloads: string[]): Promise<bigint[]> {
     const res = await this.publish(topic, payloads.map((p) => ({ payload: Buffer.from(p) })));
     return res.results.map((r) => r.sequence);
   }
   createSubscription(req: { name: string; topic: string; config?: Partial<NonNullable<CreateSubscriptionRequest["config"]>> }): Promise<Subscription> {
     const config = {
       start: 0,
-      startSequence: 0,
-      startTimestampMs: 0,
+      startSequence: 0n,
+      startTimestampMs: 0n,
       ackDeadlineMs: 0,
       maxDeliveries: 0,
       deadLetterTopic: "",
@@ -105,7 +105,8 @@ export class V2Api {
 
 export interface ConsumeOptions {
   maxOutstandingMessages?: number;
-  maxOutstandingBytes?: number;
+  /** int64 on the wire; a number is converted. */
+  maxOutstandingBytes?: number | bigint;
   /** Ack every delivery as it arrives. */
   autoAck?: boolean;
 }
@@ -117,7 +118,7 @@ export interface ConsumeOptions {
 export class TestConsumer {
   readonly deliveries: Delivery[] = [];
   /** Ack ids delivered and neither acked nor nacked by this consumer. */
-  readonly outstanding = new Map<number, Delivery>();
+  readonly outstanding = new Map<bigint, Delivery>();
   /** Largest number of outstanding deliveries (and bytes) seen after any frame. */
   maxOutstanding = 0;
   maxOutstandingBytes = 0;
@@ -157,7 +158,7 @@ export class TestConsumer {
         start: {
           subscription,
           maxOutstandingMessages: options.maxOutstandingMessages ?? 0,
-          maxOutstandingBytes: options.maxOutstandingBytes ?? 0,
+          maxOutstandingBytes: BigInt(options.maxOutstandingBytes ?? 0),
           consumerName: "test",
         },
       });
@@ -174,13 +175,13 @@ export class TestConsumer {
     this.stream.write({ start: undefined, ackIds: [], nackIds: [], extend: undefined, ...req });
   }
 
-  ack(ids: number[]): void {
+  ack(ids: bigint[]): void {
     if (ids.length === 0) return;
     for (const id of ids) this.outstanding.delete(id);
     this.send({ ackIds: ids });
   }
 
-  nack(ids: number[]): void {
+  nack(ids: bigint[]): void {
     for (const id of ids) this.outstanding.delete(id);
     this.send({ nackIds: ids });
   }
@@ -304,7 +305,7 @@ export class TestPublisher {
     });
   }
 
-  send(requestId: number, topic: string, payloads: string[], messageId = ""): void {
+  send(requestId: bigint, topic: string, payloads: string[], messageId = ""): void {
     this.stream.write({ requestId, topic, messages: payloads.map((p) => ({ payload: Buffer.from(p), attributes: {}, messageId })) });
   }
 
@@ -316,7 +317,7 @@ export class TestPublisher {
     return this.waiters.until(condition, () => `${what}: ${this.responses.length} responses, ended=${this.ended}`, timeoutMs);
   }
 
-  byId(requestId: number): PublishStreamResponse {
+  byId(requestId: bigint): PublishStreamResponse {
     const r = this.responses.find((x) => x.requestId === requestId);
     if (!r) throw new Error(`no response for request ${requestId}`);
     return r;
