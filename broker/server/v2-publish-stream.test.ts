@@ -1,7 +1,14 @@
-import { status } from "@grpc/grpc-js";
+import { credentials, Server, ServerCredentials, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BrokerClient, PublishStreamRequest } from "../../proto/gen/ratatoskr/v2/broker.js";
+import { Broker } from "../core/broker.js";
+import type { StoredMessage } from "../core/types.js";
+import { MemoryStore } from "../store/store-memory.js";
+import { DEFAULT_CONFIG } from "./config.js";
+import { silentLogger } from "./logger.js";
 import { PUBLISH_STREAM_WINDOW } from "./v2-publish-stream.js";
-import { startV2TestServer, TestConsumer, TestPublisher, uniqueName, type V2TestServer } from "./v2-test-kit.js";
+import { addV2Service } from "./v2-service.js";
+import { startV2TestServer, TestConsumer, TestPublisher, uniqueName, V2Api, waitFor, type V2TestServer } from "./v2-test-kit.js";
 
 describe("v2 PublishStream over gRPC", () => {
   let srv: V2TestServer;
@@ -81,6 +88,89 @@ describe("v2 PublishStream over gRPC", () => {
     expect(pub.error).toBeUndefined();
     expect(pub.responses).toHaveLength(50);
     expect((await srv.api.getTopic(topic)).stats?.published).toBe(50n);
+  });
+});
+
+/** A memory store whose commits wait until the test opens the gate, so requests are provably still being stored. */
+class GatedStore extends MemoryStore {
+  appends = 0;
+  private gate: Promise<void> | undefined;
+  private openGate: (() => void) | undefined;
+
+  hold(): void {
+    this.gate = new Promise((resolve) => (this.openGate = resolve));
+  }
+  open(): void {
+    this.openGate?.();
+    this.gate = undefined;
+  }
+  override async append(topic: string, messages: readonly StoredMessage[]): Promise<void> {
+    this.appends++;
+    const gate = this.gate;
+    if (gate) await gate;
+    return super.append(topic, messages);
+  }
+}
+
+describe("v2 PublishStream and a malformed frame", () => {
+  const store = new GatedStore();
+  const broker = new Broker({ store });
+  const server = new Server();
+  let client: BrokerClient;
+  let api: V2Api;
+  let stopV2: () => void;
+  beforeAll(async () => {
+    stopV2 = addV2Service(server, broker, { ...DEFAULT_CONFIG, logLevel: "silent" }, silentLogger);
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    client = new BrokerClient(`127.0.0.1:${port}`, credentials.createInsecure());
+    api = new V2Api(client);
+  });
+  afterAll(async () => {
+    store.open();
+    client.close();
+    stopV2();
+    await broker.close();
+    server.forceShutdown();
+  });
+
+  const encoded = (requestId: bigint, topic: string, text: string): Buffer =>
+    Buffer.from(PublishStreamRequest.encode({ requestId, topic, messages: [{ payload: Buffer.from(text), attributes: {}, messageId: "" }] }).finish());
+
+  it.each([
+    ["a truncated length-delimited field", [0x12, 0x7f, 0x01]],
+    ["an invalid wire type", [0x0f]],
+    ["a truncated varint", [0x18, 0xff]],
+    ["an 11-byte varint request_id", [0x18, ...Array<number>(10).fill(0xff), 0x01]],
+  ])("answers every request stored before %s, then ends the stream with INVALID_ARGUMENT and serves on", async (_kind, bytes) => {
+    const topic = uniqueName("ps-malformed");
+    await api.createTopic({ name: topic });
+    const n = 40;
+    const pub = new TestPublisher(client);
+    // Raw bytes throughout, as a client of another language would send them. The commits are
+    // held until all n requests are being stored, so the bad frame arrives while they are pending.
+    store.appends = 0;
+    store.hold();
+    for (let i = 1; i <= n; i++) pub.sendRaw(encoded(BigInt(i), topic, `m${i}`));
+    pub.sendRaw(Buffer.from(bytes));
+    pub.sendRaw(encoded(999n, topic, "after the bad frame"));
+    await waitFor(async () => store.appends === n, `${n} requests being stored`);
+    expect(pub.responses).toHaveLength(0);
+    store.open();
+    await pub.waitFor(() => pub.ended, "the stream to end");
+
+    expect(pub.error?.code).toBe(status.INVALID_ARGUMENT);
+    expect(pub.error?.details).toMatch(/^malformed PublishStreamRequest: /);
+    // Every request before the bad frame was answered (before the status) and stored; nothing after it.
+    expect(pub.responses.map((r) => r.requestId).sort((a, b) => (a < b ? -1 : 1))).toEqual(Array.from({ length: n }, (_, i) => BigInt(i + 1)));
+    expect(pub.responses.every((r) => r.errorCode === 0)).toBe(true);
+    expect((await api.getTopic(topic)).stats?.published).toBe(BigInt(n));
+    expect(store.appends).toBe(n);
+
+    const next = new TestPublisher(client);
+    next.send(1n, topic, ["served on"]);
+    await next.waitFor(() => next.responses.length === 1, "a response on a new stream");
+    expect(next.byId(1n)).toMatchObject({ errorCode: 0, results: [{ sequence: BigInt(n + 1) }] });
+    next.finish();
   });
 });
 

@@ -4,8 +4,10 @@
 import { credentials, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import {
   BrokerClient,
+  BrokerService,
+  ConsumeRequest,
+  PublishStreamRequest,
   type BrokerStats,
-  type ConsumeRequest,
   type ConsumeResponse,
   type CreateSubscriptionRequest,
   type CreateTopicRequest,
@@ -16,7 +18,6 @@ import {
   type ListTopicsResponse,
   type PublishMessage,
   type PublishResponse,
-  type PublishStreamRequest,
   type PublishStreamResponse,
   type Subscription,
   type Topic,
@@ -125,14 +126,15 @@ export class TestConsumer {
   frames = 0;
   error: ServiceError | undefined;
   ended = false;
-  private readonly stream: ClientDuplexStream<ConsumeRequest, ConsumeResponse>;
+  private readonly stream: ClientDuplexStream<ConsumeRequest | Buffer, ConsumeResponse>;
   private readonly waiters = new Waiters();
 
   private readonly options: ConsumeOptions;
 
   constructor(client: BrokerClient, subscription: string | undefined, options: ConsumeOptions = {}) {
     this.options = { ...options };
-    this.stream = client.consume();
+    const c = BrokerService.consume;
+    this.stream = client.makeBidiStreamRequest(c.path, encodeOrPass(c.requestSerialize), c.responseDeserialize);
     this.stream.on("data", (res: ConsumeResponse) => {
       this.frames++;
       for (const d of res.deliveries) {
@@ -173,6 +175,11 @@ export class TestConsumer {
 
   send(req: Partial<ConsumeRequest>): void {
     this.stream.write({ start: undefined, ackIds: [], nackIds: [], extend: undefined, ...req });
+  }
+
+  /** Writes `frame` as one ConsumeRequest message, byte for byte (values or garbage the generated encoder would refuse). */
+  sendRaw(frame: Buffer): void {
+    this.stream.write(frame);
   }
 
   ack(ids: bigint[]): void {
@@ -285,11 +292,12 @@ export class TestPublisher {
   readonly responses: PublishStreamResponse[] = [];
   error: ServiceError | undefined;
   ended = false;
-  private readonly stream: ClientDuplexStream<PublishStreamRequest, PublishStreamResponse>;
+  private readonly stream: ClientDuplexStream<PublishStreamRequest | Buffer, PublishStreamResponse>;
   private readonly waiters = new Waiters();
 
   constructor(client: BrokerClient) {
-    this.stream = client.publishStream();
+    const p = BrokerService.publishStream;
+    this.stream = client.makeBidiStreamRequest(p.path, encodeOrPass(p.requestSerialize), p.responseDeserialize);
     this.stream.on("data", (r: PublishStreamResponse) => {
       this.responses.push(r);
       this.waiters.notify();
@@ -309,6 +317,11 @@ export class TestPublisher {
     this.stream.write({ requestId, topic, messages: payloads.map((p) => ({ payload: Buffer.from(p), attributes: {}, messageId })) });
   }
 
+  /** Writes `frame` as one PublishStreamRequest message, byte for byte (e.g. a malformed one). */
+  sendRaw(frame: Buffer): void {
+    this.stream.write(frame);
+  }
+
   finish(): void {
     this.stream.end();
   }
@@ -322,4 +335,9 @@ export class TestPublisher {
     if (!r) throw new Error(`no response for request ${requestId}`);
     return r;
   }
+}
+
+/** A request serializer that encodes messages with the generated code and writes Buffers as they are. */
+function encodeOrPass<T>(encode: (value: T) => Buffer): (value: T | Buffer) => Buffer {
+  return (value) => (Buffer.isBuffer(value) ? value : encode(value));
 }
