@@ -34,7 +34,7 @@ beforeAll(async () => {
   // Data stored before the abuse, checked at the end.
   const rnd = prng(SEED);
   precious.payloads = Array.from({ length: 100 }, (_, i) => rnd.bytes(i * 10));
-  await v2.createTopic(precious.v2Topic, { retention: RetentionPolicy.RETENTION_POLICY_LIMITS, maxMessages: 0, maxBytes: 0, maxAgeMs: 0, dedupWindowMs: 0 });
+  await v2.createTopic(precious.v2Topic, { retention: RetentionPolicy.RETENTION_POLICY_LIMITS, maxMessages: 0n, maxBytes: 0n, maxAgeMs: 0n, dedupWindowMs: 0n });
   await v2.publish(precious.v2Topic, precious.payloads.map((payload, i) => ({ payload, attributes: { i: String(i) } })));
   for (let i = 0; i < 10; i++) await v1.publish({ topic: precious.v1Topic, payload: Buffer.from(`v1-${i}`), metadata: {} });
 });
@@ -107,7 +107,7 @@ describe("bad input over raw HTTP/2 to every RPC path", () => {
     expect(await healthCheck(broker.address)).toBe("SERVING");
     const meanwhile = uniqueName("meanwhile");
     await v2.createTopic(meanwhile);
-    expect(await v2.publishText(meanwhile, ["served"])).toEqual([1]);
+    expect(await v2.publishText(meanwhile, ["served"])).toEqual([1n]);
     hanging.destroy();
     await Promise.all(pending);
     expect(await healthCheck(broker.address)).toBe("SERVING");
@@ -136,8 +136,8 @@ describe("oversized messages", () => {
     expect(await codeOf(v2.publish(topic, [{ payload: half }, { payload: half }]))).toBe(status.RESOURCE_EXHAUSTED);
     expect(await codeOf(v1.publish({ topic, payload: Buffer.alloc(16), metadata: { big: "m".repeat(MAX_MESSAGE_BYTES) } }))).toBe(status.RESOURCE_EXHAUSTED);
     const under = Buffer.alloc(MAX_MESSAGE_BYTES - 4096, 3);
-    expect(await v2.publish(topic, [{ payload: under }])).toMatchObject({ results: [{ sequence: 1 }] });
-    expect((await v2.getTopic(topic)).stats!.published).toBe(1);
+    expect(await v2.publish(topic, [{ payload: under }])).toMatchObject({ results: [{ sequence: 1n }] });
+    expect((await v2.getTopic(topic)).stats!.published).toBe(1n);
   });
 
   it("refuses a raw frame that declares more than the limit", async () => {
@@ -207,15 +207,15 @@ describe("after the abuse", () => {
     expect(await containerState(broker.id)).toMatchObject({ Running: true, RestartCount: 0, OOMKilled: false });
     expect((await brokerLogLines(broker.id)).filter((l) => l["msg"] === "listening")).toHaveLength(1);
 
-    expect((await v1.getStats({ topic: precious.v1Topic })).messageCount).toBe(10);
+    expect((await v1.getStats({ topic: precious.v1Topic })).messageCount).toBe(10n);
     const topic = await v2.getTopic(precious.v2Topic);
-    expect(topic.stats).toMatchObject({ published: 100, retainedMessages: 100 });
+    expect(topic.stats).toMatchObject({ published: 100n, retainedMessages: 100n });
     const sub = `${precious.v2Topic}-check`;
     await v2.createSubscription(sub, precious.v2Topic, { start: StartPosition.START_POSITION_EARLIEST });
     const c = new Consumer(v2Client(broker.address), sub, { autoAck: true });
     await c.waitForDeliveries(100);
     c.deliveries.forEach((d, i) => {
-      expect(d.message!.sequence).toBe(i + 1);
+      expect(d.message!.sequence).toBe(BigInt(i + 1));
       expect(Buffer.compare(Buffer.from(d.message!.payload), precious.payloads[i]!), `payload ${i}`).toBe(0);
       expect(d.message!.attributes).toEqual({ i: String(i) });
     });

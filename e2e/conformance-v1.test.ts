@@ -78,10 +78,10 @@ describe("v1 in a container: publish", () => {
     expect(res).toMatchObject({ success: true, error: "" });
     expect(res.messageId).toMatch(UUID_V4);
     // Container and host share the clock; allow a little skew between the two sides.
-    expect(res.timestamp).toBeGreaterThanOrEqual(before - 1_000);
-    expect(res.timestamp).toBeLessThanOrEqual(after + 1_000);
+    expect(res.timestamp).toBeGreaterThanOrEqual(BigInt(before - 1_000));
+    expect(res.timestamp).toBeLessThanOrEqual(BigInt(after + 1_000));
     expect(await api.topicExists({ name: topic })).toEqual({ exists: true });
-    expect(await api.getStats({ topic })).toEqual({ topic, messageCount: 1, subscriberCount: 0, error: "" });
+    expect(await api.getStats({ topic })).toEqual({ topic, messageCount: 1n, subscriberCount: 0, error: "" });
   });
 
   it("reports Publish name errors with the original strings", async () => {
@@ -112,8 +112,8 @@ describe("v1 in a container: publish", () => {
     expect(res.successCount).toBe(3);
     expect(res.errorCount).toBe(1);
     expect(new Set(res.results.filter((r) => r.success).map((r) => r.messageId)).size).toBe(3);
-    expect((await api.getStats({ topic: main })).messageCount).toBe(2);
-    expect((await api.getStats({ topic: side })).messageCount).toBe(1);
+    expect((await api.getStats({ topic: main })).messageCount).toBe(2n);
+    expect((await api.getStats({ topic: side })).messageCount).toBe(1n);
   });
 });
 
@@ -150,7 +150,7 @@ describe("v1 in a container: subscribe", () => {
       });
       expect(sub.messages[200]!.id).toBe(batch.results[0]!.messageId);
     }
-    expect((await api.getStats({ topic })).messageCount).toBe(201);
+    expect((await api.getStats({ topic })).messageCount).toBe(201n);
     a.stream.cancel();
     b.stream.cancel();
   });

@@ -11,7 +11,8 @@ import { requireDockerAndImage } from "./support/docker-engine.js";
 await requireDockerAndImage();
 
 const texts = (n: number, prefix = "m"): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);
-const LIMITS = { retention: RetentionPolicy.RETENTION_POLICY_LIMITS, maxMessages: 0, maxBytes: 0, maxAgeMs: 0, dedupWindowMs: 0 };
+const LIMITS = { retention: RetentionPolicy.RETENTION_POLICY_LIMITS, maxMessages: 0n, maxBytes: 0n, maxAgeMs: 0n, dedupWindowMs: 0n };
+const byValue = (x: bigint, y: bigint): number => (x < y ? -1 : x > y ? 1 : 0);
 
 let broker: BrokerContainer;
 let client: BrokerClient;
@@ -52,8 +53,8 @@ async function consumersAttached(sub: string, n: number): Promise<void> {
 describe("v2 in a container: topics", () => {
   it("creates, gets, lists and deletes topics with status-code errors", async () => {
     const name = uniqueName("topic");
-    const created = await api.createTopic(name, { ...LIMITS, maxMessages: 100 });
-    expect(created).toMatchObject({ name, config: { retention: RetentionPolicy.RETENTION_POLICY_LIMITS, maxMessages: 100 } });
+    const created = await api.createTopic(name, { ...LIMITS, maxMessages: 100n });
+    expect(created).toMatchObject({ name, config: { retention: RetentionPolicy.RETENTION_POLICY_LIMITS, maxMessages: 100n } });
     expect(await codeOf(api.createTopic(name))).toBe(status.ALREADY_EXISTS);
     expect((await api.getTopic(name)).name).toBe(name);
     expect((await api.listTopics()).topics.map((t) => t.name)).toContain(name);
@@ -77,10 +78,10 @@ describe("v2 in a container: publish", () => {
   it("assigns gap-free sequences from 1 across batches and counts them in the topic stats", async () => {
     const topic = uniqueName("seq");
     await api.createTopic(topic, LIMITS);
-    expect(await api.publishText(topic, texts(3))).toEqual([1, 2, 3]);
-    expect(await api.publishText(topic, texts(2))).toEqual([4, 5]);
+    expect(await api.publishText(topic, texts(3))).toEqual([1n, 2n, 3n]);
+    expect(await api.publishText(topic, texts(2))).toEqual([4n, 5n]);
     const { stats } = await api.getTopic(topic);
-    expect(stats).toMatchObject({ published: 5, firstSequence: 1, lastSequence: 5, retainedMessages: 5 });
+    expect(stats).toMatchObject({ published: 5n, firstSequence: 1n, lastSequence: 5n, retainedMessages: 5n });
   });
 
   it("de-duplicates producer message ids: a retry repeats the first sequence and is not stored again", async () => {
@@ -89,11 +90,11 @@ describe("v2 in a container: publish", () => {
     const first = await api.publish(topic, [{ payload: Buffer.from("a"), messageId: "order-1" }, { payload: Buffer.from("b"), messageId: "order-2" }]);
     const retry = await api.publish(topic, [{ payload: Buffer.from("a"), messageId: "order-1" }]);
     expect(first.results.map((r) => [r.messageId, r.sequence, r.duplicate])).toEqual([
-      ["order-1", 1, false],
-      ["order-2", 2, false],
+      ["order-1", 1n, false],
+      ["order-2", 2n, false],
     ]);
-    expect(retry.results.map((r) => [r.messageId, r.sequence, r.duplicate])).toEqual([["order-1", 1, true]]);
-    expect((await api.getTopic(topic)).stats).toMatchObject({ published: 2, duplicates: 1 });
+    expect(retry.results.map((r) => [r.messageId, r.sequence, r.duplicate])).toEqual([["order-1", 1n, true]]);
+    expect((await api.getTopic(topic)).stats).toMatchObject({ published: 2n, duplicates: 1n });
   });
 });
 
@@ -112,12 +113,12 @@ describe("v2 in a container: subscriptions and Consume", () => {
     await a.waitForDeliveries(100);
     await b.waitForDeliveries(100);
     for (const c of [a, b]) {
-      expect(c.deliveries.map((d) => d.message!.sequence)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+      expect(c.deliveries.map((d) => d.message!.sequence)).toEqual(Array.from({ length: 100 }, (_, i) => BigInt(i + 1)));
       expect(Buffer.compare(Buffer.from(c.deliveries[0]!.message!.payload), payload)).toBe(0);
       expect(c.deliveries[0]!.message!.attributes).toEqual({ k: "v", "ü": "✓" });
       expect(c.deliveries.every((d) => d.attempt === 1)).toBe(true);
     }
-    await pollUntil(async () => (await api.getSubscription(`${topic}-a`)).stats?.ackFloor === 100, "all acks recorded");
+    await pollUntil(async () => (await api.getSubscription(`${topic}-a`)).stats?.ackFloor === 100n, "all acks recorded");
   });
 
   it("splits one subscription between competing consumers without overlap or loss", async () => {
@@ -128,8 +129,8 @@ describe("v2 in a container: subscriptions and Consume", () => {
     for (let i = 0; i < 5; i++) await api.publishText(topic, texts(100, `b${i}-`));
     // A consumer's waitFor only re-checks on its own events, so poll the sum of both.
     await pollUntil(() => a.deliveries.length + b.deliveries.length >= 500, "500 deliveries in total");
-    const seqs = [...a.deliveries, ...b.deliveries].map((d) => d.message!.sequence).sort((x, y) => x - y);
-    expect(seqs).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
+    const seqs = [...a.deliveries, ...b.deliveries].map((d) => d.message!.sequence).sort(byValue);
+    expect(seqs).toEqual(Array.from({ length: 500 }, (_, i) => BigInt(i + 1)));
     expect(a.deliveries.length).toBeGreaterThan(0);
     expect(b.deliveries.length).toBeGreaterThan(0);
   });
@@ -139,7 +140,7 @@ describe("v2 in a container: subscriptions and Consume", () => {
     await api.createTopic(topic, LIMITS);
     await api.publishText(topic, texts(10));
     await api.createSubscription(`${topic}-earliest`, topic, { start: StartPosition.START_POSITION_EARLIEST });
-    await api.createSubscription(`${topic}-seq`, topic, { start: StartPosition.START_POSITION_SEQUENCE, startSequence: 7 });
+    await api.createSubscription(`${topic}-seq`, topic, { start: StartPosition.START_POSITION_SEQUENCE, startSequence: 7n });
     await api.createSubscription(`${topic}-latest`, topic, { start: StartPosition.START_POSITION_LATEST });
     const earliest = consume(`${topic}-earliest`, { autoAck: true });
     const fromSeq = consume(`${topic}-seq`, { autoAck: true });
@@ -150,7 +151,7 @@ describe("v2 in a container: subscriptions and Consume", () => {
     await api.publishText(topic, ["new"]);
     await latest.waitForDeliveries(1);
     expect(earliest.texts().slice(0, 10)).toEqual(texts(10));
-    expect(fromSeq.deliveries.slice(0, 4).map((d) => d.message!.sequence)).toEqual([7, 8, 9, 10]);
+    expect(fromSeq.deliveries.slice(0, 4).map((d) => d.message!.sequence)).toEqual([7n, 8n, 9n, 10n]);
     expect(latest.texts()).toEqual(["new"]);
   });
 
@@ -163,15 +164,15 @@ describe("v2 in a container: subscriptions and Consume", () => {
     first.ack([first.deliveries[0]!.ackId, first.deliveries[1]!.ackId]);
     first.nack([first.deliveries[2]!.ackId]);
     await first.waitForDeliveries(6);
-    expect([first.deliveries[5]!.message!.sequence, first.deliveries[5]!.attempt]).toEqual([3, 2]);
-    await pollUntil(async () => (await api.getSubscription(sub)).stats?.ackFloor === 2, "acks of 1 and 2");
+    expect([first.deliveries[5]!.message!.sequence, first.deliveries[5]!.attempt]).toEqual([3n, 2]);
+    await pollUntil(async () => (await api.getSubscription(sub)).stats?.ackFloor === 2n, "acks of 1 and 2");
     first.cut();
     const second = consume(sub, { autoAck: true });
     await second.waitForDeliveries(3);
-    expect(second.deliveries.map((d) => [d.message!.sequence, d.attempt]).sort((x, y) => x[0]! - y[0]!)).toEqual([
-      [3, 3],
-      [4, 2],
-      [5, 2],
+    expect(second.deliveries.map((d) => [d.message!.sequence, d.attempt] as const).sort((x, y) => byValue(x[0], y[0]))).toEqual([
+      [3n, 3],
+      [4n, 2],
+      [5n, 2],
     ]);
   });
 
@@ -183,7 +184,7 @@ describe("v2 in a container: subscriptions and Consume", () => {
     await c.waitForDeliveries(2);
     expect(c.deliveries.map((d) => d.attempt)).toEqual([1, 2]);
     c.ack([c.deliveries[1]!.ackId]);
-    await pollUntil(async () => (await api.getSubscription(sub)).stats?.ackFloor === 1, "the ack");
+    await pollUntil(async () => (await api.getSubscription(sub)).stats?.ackFloor === 1n, "the ack");
   });
 
   it("dead-letters a message after max deliveries", async () => {
@@ -203,7 +204,7 @@ describe("v2 in a container: subscriptions and Consume", () => {
     await dead.waitForDeliveries(1);
     expect(Buffer.from(dead.deliveries[0]!.message!.payload).toString()).toBe("poison");
     expect(dead.deliveries[0]!.message!.attributes).toMatchObject({ origin: "e2e" });
-    await pollUntil(async () => (await api.getSubscription(sub)).stats?.deadLettered === 1, "the dead-letter count");
+    await pollUntil(async () => (await api.getSubscription(sub)).stats?.deadLettered === 1n, "the dead-letter count");
   });
 
   it("never exceeds the consumer's max outstanding messages", async () => {
@@ -231,12 +232,12 @@ describe("v2 in a container: broker stats", () => {
   it("reports memory storage and counts that grow with traffic", async () => {
     const before = await api.brokerStats();
     expect(before.storage).toBe("memory");
-    expect(before.rssBytes).toBeGreaterThan(0);
+    expect(before.rssBytes).toBeGreaterThan(0n);
     const topic = uniqueName("stats");
     await api.createTopic(topic);
     await api.publishText(topic, texts(7));
     const after = await api.brokerStats();
-    expect(after.published - before.published).toBe(7);
+    expect(after.published - before.published).toBe(7n);
     expect(after.topics).toBe(before.topics + 1);
     expect(after.uptimeMs).toBeGreaterThanOrEqual(before.uptimeMs);
   });

@@ -52,7 +52,7 @@ describe("graceful stop (docker stop)", () => {
     const consumer = new Consumer(v2Client(first.address), sub, { autoAck: true });
     await pollUntil(async () => (await api.getSubscription(sub)).stats?.consumerCount === 1, "the consumer to attach");
 
-    const acked = new Map<number, string>();
+    const acked = new Map<bigint, string>();
     let producerError: ServiceError | undefined;
     let v1Acked = 0;
     const producer = (async () => {
@@ -99,10 +99,10 @@ describe("graceful stop (docker stop)", () => {
     const api2 = v2Api(v2Client(second.address));
     // Ack state recorded before the stop survived it.
     expect((await api2.getSubscription(sub)).stats!.ackFloor).toBeGreaterThanOrEqual(floorBeforeStop);
-    expect((await v1Api(v1Client(second.address)).getStats({ topic: v1Topic })).messageCount).toBeGreaterThanOrEqual(v1Acked);
+    expect((await v1Api(v1Client(second.address)).getStats({ topic: v1Topic })).messageCount).toBeGreaterThanOrEqual(BigInt(v1Acked));
     // Every acknowledged publish is still there, payload intact.
     const reader = new Consumer(v2Client(second.address), audit, { autoAck: true, maxOutstandingMessages: 500 });
-    const seen = new Map<number, string>();
+    const seen = new Map<bigint, string>();
     await reader.waitFor(
       () => {
         for (let i = seen.size; i < reader.deliveries.length; i++) {

@@ -60,13 +60,13 @@ describe("restart durability (SIGKILL on a volume)", () => {
     await api.publish(topic, Array.from({ length: 300 }, (_, i) => ({ payload: Buffer.from(`pre-${i}`) })));
     const early = new Consumer(v2Client(first.address), sub, { autoAck: true });
     await early.waitForDeliveries(300);
-    await pollUntil(async () => (await api.getSubscription(sub)).stats?.ackFloor === 300, "the broker to record 300 acks");
+    await pollUntil(async () => (await api.getSubscription(sub)).stats?.ackFloor === 300n, "the broker to record 300 acks");
     early.cut();
     await pollUntil(async () => (await api.getSubscription(sub)).stats?.consumerCount === 0, "the consumer to detach");
 
     // A producer publishing batches as fast as the broker acknowledges them; SIGKILL lands mid-stream.
-    const acked = new Map<number, string>(); // sequence -> payload, for every acknowledged publish
-    for (let i = 0; i < 300; i++) acked.set(i + 1, `pre-${i}`);
+    const acked = new Map<bigint, string>(); // sequence -> payload, for every acknowledged publish
+    for (let i = 0; i < 300; i++) acked.set(BigInt(i + 1), `pre-${i}`);
     let producerError: ServiceError | undefined;
     let batch = 0;
     const producer = (async () => {
@@ -96,17 +96,17 @@ describe("restart durability (SIGKILL on a volume)", () => {
     const api2 = v2Api(v2Client(second.address));
     expect((await api2.brokerStats()).storage).toBe("durable");
     // The recovered topic continues its sequence after the last acknowledged one.
-    const lastAcked = Math.max(...acked.keys());
+    const lastAcked = [...acked.keys()].reduce((a, b) => (b > a ? b : a));
     const topicAfter = await api2.getTopic(topic);
     expect(topicAfter.stats!.lastSequence).toBeGreaterThanOrEqual(lastAcked);
-    expect((await v1Api(v1Client(second.address)).getStats({ topic: v1Topic })).messageCount).toBe(5);
+    expect((await v1Api(v1Client(second.address)).getStats({ topic: v1Topic })).messageCount).toBe(5n);
 
-    await api2.createSubscription(replay, topic, { start: StartPosition.START_POSITION_SEQUENCE, startSequence: 301 });
+    await api2.createSubscription(replay, topic, { start: StartPosition.START_POSITION_SEQUENCE, startSequence: 301n });
 
     // Every acknowledged message not acked by a consumer comes again, payload intact.
     const consumer = new Consumer(v2Client(second.address), sub, { autoAck: true, maxOutstandingMessages: 500 });
-    const want = [...acked.keys()].filter((s) => s > 300);
-    const seen = new Map<number, string>();
+    const want = [...acked.keys()].filter((s) => s > 300n);
+    const seen = new Map<bigint, string>();
     await consumer.waitFor(
       () => {
         for (let i = seen.size; i < consumer.deliveries.length; i++) {
@@ -128,8 +128,9 @@ describe("restart durability (SIGKILL on a volume)", () => {
     const replayer = new Consumer(v2Client(second.address), replay, { autoAck: true, maxOutstandingMessages: 500 });
     await replayer.waitFor(() => replayer.deliveries.length >= want.length, `${want.length} replayed messages`, 60_000);
     const replayed = replayer.deliveries.map((d) => d.message!.sequence);
-    expect(replayed).toEqual([...replayed].sort((a, b) => a - b));
-    expect(replayed.slice(0, want.length)).toEqual(want.sort((a, b) => a - b));
+    const byValue = (a: bigint, b: bigint): number => (a < b ? -1 : a > b ? 1 : 0);
+    expect(replayed).toEqual([...replayed].sort(byValue));
+    expect(replayed.slice(0, want.length)).toEqual(want.sort(byValue));
     replayer.cut();
 
     // The new container started once, from the recovered store.

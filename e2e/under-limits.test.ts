@@ -66,7 +66,7 @@ describe("under limits (1 CPU pinned, 1 GiB)", () => {
   });
 
   it("refuses a publish flood past the memory budget with RESOURCE_EXHAUSTED and is not OOM-killed", async () => {
-    expect((await api.brokerStats()).memoryBudgetBytes).toBe(MEMORY_BUDGET_BYTES);
+    expect((await api.brokerStats()).memoryBudgetBytes).toBe(BigInt(MEMORY_BUDGET_BYTES));
     const topic = uniqueName("flood");
     await api.createTopic(topic);
     await api.createSubscription(`${topic}-sub`, topic); // interest retention: nothing is acked, all is kept
@@ -88,20 +88,20 @@ describe("under limits (1 CPU pinned, 1 GiB)", () => {
 
     // Refused, not dropped: nothing accepted was discarded, and v1 publishes are refused too.
     const { stats } = await api.getTopic(topic);
-    expect(stats!.retainedBytes).toBeGreaterThanOrEqual(accepted);
-    expect(stats!.discarded).toBe(0);
+    expect(stats!.retainedBytes).toBeGreaterThanOrEqual(BigInt(accepted));
+    expect(stats!.discarded).toBe(0n);
     expect(await codeOf(v1Api(v1Client(broker.address)).publish({ topic, payload, metadata: {} }))).toBe(status.RESOURCE_EXHAUSTED);
 
     const state = await containerState(broker.id);
     expect(state).toMatchObject({ Running: true, OOMKilled: false, RestartCount: 0 });
     const brokerStats = await api.brokerStats();
-    expect(brokerStats.rssBytes).toBeLessThan(GiB);
+    expect(brokerStats.rssBytes).toBeLessThan(BigInt(GiB));
     expect(await healthCheck(broker.address)).toBe("SERVING");
 
     // Freeing the topic frees the budget: publishing works again.
     await api.deleteTopic(topic);
     const again = uniqueName("after-flood");
     await api.createTopic(again);
-    expect(await api.publishText(again, ["ok"])).toEqual([1]);
+    expect(await api.publishText(again, ["ok"])).toEqual([1n]);
   });
 });

@@ -61,7 +61,7 @@ async function runBroker(mode: Mode): Promise<RunResult> {
     await call("createSubscription", {
       name: `${topic}-sub`,
       topic,
-      config: { start: 1, startSequence: 0, startTimestampMs: 0, ackDeadlineMs: 0, maxDeliveries: 0, deadLetterTopic: "", retryBackoffMinMs: 0, retryBackoffMaxMs: 0 },
+      config: { start: 1, startSequence: 0n, startTimestampMs: 0n, ackDeadlineMs: 0, maxDeliveries: 0, deadLetterTopic: "", retryBackoffMinMs: 0, retryBackoffMaxMs: 0 },
     });
     let received = 0;
     let allReceived: () => void = () => {};
@@ -73,7 +73,7 @@ async function runBroker(mode: Mode): Promise<RunResult> {
       if (received >= MESSAGES) allReceived();
     });
     stream.on("error", () => undefined);
-    stream.write({ start: { subscription: `${topic}-sub`, maxOutstandingMessages: 10_000, maxOutstandingBytes: 0, consumerName: "measure" }, ackIds: [], nackIds: [], extend: undefined });
+    stream.write({ start: { subscription: `${topic}-sub`, maxOutstandingMessages: 10_000, maxOutstandingBytes: 0n, consumerName: "measure" }, ackIds: [], nackIds: [], extend: undefined });
 
     const payload = Buffer.alloc(SIZE, 0x61);
     const batch: PublishMessage[] = Array.from({ length: BATCH }, () => ({ payload, attributes: {}, messageId: "" }));

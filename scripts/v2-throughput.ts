@@ -68,7 +68,7 @@ async function main(): Promise<void> {
       if (received >= total) resolve();
     });
   });
-  stream.write({ start: { subscription: "bench-sub", maxOutstandingMessages: 10_000, maxOutstandingBytes: 0, consumerName: "bench" }, ackIds: [], nackIds: [], extend: undefined });
+  stream.write({ start: { subscription: "bench-sub", maxOutstandingMessages: 10_000, maxOutstandingBytes: 0n, consumerName: "bench" }, ackIds: [], nackIds: [], extend: undefined });
   while ((await api.getSubscription("bench-sub")).stats?.consumerCount !== 1) await new Promise((r) => setTimeout(r, 5));
 
   const before = await api.brokerStats();
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
   const publishedS = Number(process.hrtime.bigint() - started) / 1e9;
   await done;
   // Wait until the broker has processed the acks too.
-  while ((await api.getSubscription("bench-sub")).stats?.ackFloor !== total) await new Promise((r) => setTimeout(r, 2));
+  while ((await api.getSubscription("bench-sub")).stats?.ackFloor !== BigInt(total)) await new Promise((r) => setTimeout(r, 2));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   // Steady state: from the first delivery (publisher process started) to the last ack processed.
   const steadySeconds = Number(process.hrtime.bigint() - firstDelivery) / 1e9;
@@ -94,11 +94,11 @@ async function main(): Promise<void> {
       seconds: +seconds.toFixed(3),
       consumedAndAckedPerSecond: Math.round(total / steadySeconds),
       includingPublisherStartPerSecond: Math.round(total / seconds),
-      retainedBytesAfter: stats.retainedBytes,
+      retainedBytesAfter: Number(stats.retainedBytes),
       // Broker CPU per message (publish + deliver + ack): stable even when the box is shared.
       brokerCpuSeconds: +(stats.cpuUserSeconds + stats.cpuSystemSeconds - before.cpuUserSeconds - before.cpuSystemSeconds).toFixed(3),
       messagesPerBrokerCpuSecond: Math.round(total / (stats.cpuUserSeconds + stats.cpuSystemSeconds - before.cpuUserSeconds - before.cpuSystemSeconds)),
-      brokerRssMiB: Math.round(stats.rssBytes / 2 ** 20),
+      brokerRssMiB: Math.round(Number(stats.rssBytes) / 2 ** 20),
     }),
   );
   stream.cancel();

@@ -179,7 +179,7 @@ export class TopicRegistry implements SubscriptionTopics {
     for (let i = 0; i < inputs.length; i++) {
       const input = inputs[i]!;
       const attributes = input.attributes ?? {};
-      if (input.messageId !== undefined && input.messageId !== "") {
+      if (input.messageId !== undefined) {
         const seen = topic.dedup.lookup(input.messageId, now);
         const firstInBatch = batchIds?.get(input.messageId);
         if (seen !== undefined || firstInBatch !== undefined) {
@@ -191,13 +191,13 @@ export class TopicRegistry implements SubscriptionTopics {
         (batchIds ??= new Map()).set(input.messageId, i);
       }
       const message: StoredMessage = {
-        id: input.messageId || randomUUID(),
+        id: input.messageId ?? randomUUID(),
         topic: topicName,
         sequence: 0, // assigned below, once the whole batch is accepted
         payload: input.payload,
         attributes,
         publishTimeMs: now,
-        producerId: Boolean(input.messageId),
+        producerId: input.messageId !== undefined,
       };
       incomingBytes += messageBytes(message);
       fresh.push(message);

@@ -18,7 +18,10 @@ import type { TopicConfig } from "../store/index.js";
 export interface PublishInput {
   payload: Buffer;
   attributes?: Record<string, string>;
-  /** Optional producer-supplied id, de-duplicated within the topic's window. */
+  /**
+   * Producer-supplied id, de-duplicated within the topic's window; undefined: the broker makes
+   * one. (Any string is an id here, the empty one too: the wire edge decides what "unset" is.)
+   */
   messageId?: string;
 }
 

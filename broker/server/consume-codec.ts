@@ -9,7 +9,9 @@ import type { StoredMessage } from "../core/types.js";
 //   Delivery { int64 ack_id = 1; int32 attempt = 2; Message message = 3; }
 //   Message { string id = 1; string topic = 2; int64 sequence = 3; bytes payload = 4;
 //             map<string,string> attributes = 5; int64 publish_time_ms = 6; }
-// consume-codec.test.ts checks the output against the generated decoder.
+// consume-codec.test.ts checks the output against the generated decoder. The int64 fields are
+// written from core numbers, which are non-negative safe integers (< 2^53), so the number varint
+// writers below are exact for every value that can occur.
 
 const TAG_DELIVERY = 0x0a; // field 1, length-delimited
 const TAG_ACK_ID = 0x08; // field 1, varint

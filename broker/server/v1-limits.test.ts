@@ -46,7 +46,7 @@ describe("v1 limits", () => {
     );
     expect(results.every((r) => r.success && r.error === "")).toBe(true);
     expect(new Set(results.map((r) => r.messageId)).size).toBe(1_000);
-    expect((await s.api.getStats({ topic })).messageCount).toBe(1_000);
+    expect((await s.api.getStats({ topic })).messageCount).toBe(1_000n);
   });
 
   it("answers a request that is not valid protobuf with an error status and keeps serving", async () => {
@@ -121,6 +121,9 @@ describe("v1 memory budget", () => {
         [false, "resource_exhausted"],
         [true, ""],
       ]);
+      // A refused item carries the broker's time too, as the original's PublishResponse did.
+      expect(res.results[1]!.timestamp).toBeGreaterThan(0n);
+      expect(res.results[1]!.messageId).toBe("");
       expect([res.successCount, res.errorCount]).toEqual([2, 1]);
     } finally {
       await small.close();

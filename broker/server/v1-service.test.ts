@@ -75,8 +75,8 @@ describe("v1 Publish", () => {
     expect(res.success).toBe(true);
     expect(res.error).toBe("");
     expect(res.messageId).toMatch(UUID_V4);
-    expect(res.timestamp).toBeGreaterThanOrEqual(before);
-    expect(res.timestamp).toBeLessThanOrEqual(Date.now());
+    expect(res.timestamp).toBeGreaterThanOrEqual(BigInt(before));
+    expect(res.timestamp).toBeLessThanOrEqual(BigInt(Date.now()));
     expect(await s.api.topicExists({ name: topic })).toEqual({ exists: true });
   });
 
@@ -95,8 +95,14 @@ describe("v1 Publish", () => {
     ["", "empty_topic"],
     ["y".repeat(256), "topic_too_long"],
     ["a/b", "invalid_topic_format"],
-  ])("refuses the topic %j with %s and creates nothing", async (topic, error) => {
-    expect(await s.api.publish({ topic, payload: payload("x"), metadata: {} })).toEqual({ messageId: "", timestamp: 0, success: false, error });
+  ])("refuses the topic %j with %s, stamped with the broker's current time as the original did, and creates nothing", async (topic, error) => {
+    const before = BigInt(Date.now());
+    const res = await s.api.publish({ topic, payload: payload("x"), metadata: {} });
+    const after = BigInt(Date.now());
+    expect(res).toMatchObject({ messageId: "", success: false, error });
+    // The broker runs in this process on the system clock, so its "now" lies between ours.
+    expect(res.timestamp).toBeGreaterThanOrEqual(before);
+    expect(res.timestamp).toBeLessThanOrEqual(after);
     expect(await s.api.topicExists({ name: topic })).toEqual({ exists: false });
   });
 });
@@ -128,13 +134,35 @@ describe("v1 PublishBatch", () => {
     expect(res.errorCount).toBe(2);
     for (const r of res.results.filter((x) => x.success)) expect(r.messageId).toMatch(UUID_V4);
     expect(new Set(res.results.filter((x) => x.success).map((r) => r.messageId)).size).toBe(4);
-    expect((await s.api.getStats({ topic: main })).messageCount).toBe(3);
-    expect((await s.api.getStats({ topic: side })).messageCount).toBe(1);
+    expect((await s.api.getStats({ topic: main })).messageCount).toBe(3n);
+    expect((await s.api.getStats({ topic: side })).messageCount).toBe(1n);
   });
 
   it("reports empty_topic for an item when neither it nor the request names a topic", async () => {
     const res = await s.api.publishBatch({ topic: "", messages: [{ topic: "", payload: payload("x"), metadata: {} }] });
-    expect(res).toEqual({ results: [{ messageId: "", timestamp: 0, success: false, error: "empty_topic" }], successCount: 0, errorCount: 1 });
+    expect(res).toMatchObject({ results: [{ messageId: "", success: false, error: "empty_topic" }], successCount: 0, errorCount: 1 });
+  });
+
+  it("stamps every refused item with the broker's current time, as the original did", async () => {
+    const before = BigInt(Date.now());
+    const res = await s.api.publishBatch({
+      topic: uniqueTopic("stamp"),
+      messages: [
+        { topic: "bad topic", payload: payload("0"), metadata: {} },
+        { topic: "", payload: payload("1"), metadata: {} },
+        { topic: "y".repeat(256), payload: payload("2"), metadata: {} },
+      ],
+    });
+    const after = BigInt(Date.now());
+    expect(res.results.map((r) => [r.success, r.error, r.messageId === ""])).toEqual([
+      [false, "invalid_topic_format", true],
+      [true, "", false],
+      [false, "topic_too_long", true],
+    ]);
+    for (const r of res.results) {
+      expect(r.timestamp).toBeGreaterThanOrEqual(before);
+      expect(r.timestamp).toBeLessThanOrEqual(after);
+    }
   });
 
   it("delivers a batch that alternates topics in item order on each topic", async () => {
@@ -160,19 +188,19 @@ describe("v1 GetStats", () => {
   it("counts messages since the topic was (re)created and live subscribers", async () => {
     const topic = uniqueTopic();
     await s.api.createTopic({ name: topic });
-    expect(await s.api.getStats({ topic })).toEqual({ topic, messageCount: 0, subscriberCount: 0, error: "" });
+    expect(await s.api.getStats({ topic })).toEqual({ topic, messageCount: 0n, subscriberCount: 0, error: "" });
     const sub = await subscribe(s.client, topic);
     for (let i = 0; i < 3; i++) await s.api.publish({ topic, payload: payload(String(i)), metadata: {} });
-    expect(await s.api.getStats({ topic })).toEqual({ topic, messageCount: 3, subscriberCount: 1, error: "" });
+    expect(await s.api.getStats({ topic })).toEqual({ topic, messageCount: 3n, subscriberCount: 1, error: "" });
     await s.api.deleteTopic({ name: topic });
     await sub.ended;
     await s.api.createTopic({ name: topic });
-    expect(await s.api.getStats({ topic })).toEqual({ topic, messageCount: 0, subscriberCount: 0, error: "" });
+    expect(await s.api.getStats({ topic })).toEqual({ topic, messageCount: 0n, subscriberCount: 0, error: "" });
   });
 
   it("answers topic_not_found for a missing topic", async () => {
     const topic = uniqueTopic("nope");
-    expect(await s.api.getStats({ topic })).toEqual({ topic, messageCount: 0, subscriberCount: 0, error: "topic_not_found" });
+    expect(await s.api.getStats({ topic })).toEqual({ topic, messageCount: 0n, subscriberCount: 0, error: "topic_not_found" });
   });
 });
 

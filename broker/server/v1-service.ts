@@ -1,36 +1,20 @@
-import type { Server, UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { Server } from "@grpc/grpc-js";
 import type { TopicRegistry } from "../core/index.js";
 import { InvalidTopicNameError, ResourceExhaustedError, TopicExistsError, TopicNotFoundError } from "../core/errors.js";
 import { checkName } from "../core/names.js";
 import type { TopicNameProblem } from "../core/errors.js";
-import type {
-  CreateTopicRequest,
-  CreateTopicResponse,
-  DeleteTopicRequest,
-  DeleteTopicResponse,
-  GetStatsRequest,
-  GetStatsResponse,
-  ListTopicsRequest,
-  ListTopicsResponse,
-  PublishBatchRequest,
-  PublishBatchResponse,
-  PublishRequest,
-  PublishResponse,
-  TopicExistsRequest,
-  TopicExistsResponse,
-  UnsubscribeRequest,
-  UnsubscribeResponse,
-} from "../../proto/gen/ratatoskr.js";
+import type { PublishBatchRequest, PublishBatchResponse, PublishResponse } from "../../proto/gen/ratatoskr.js";
 import type { BrokerServerConfig } from "./config.js";
-import { unary } from "./handlers.js";
+import { unary, type ServedHandlers } from "./handlers.js";
 import type { Logger } from "./logger.js";
 import { subscribeHandler, V1Subscribers, type V1SubscribeOptions } from "./v1-subscribe.js";
 import { isWellFormedRef, V1_SERVICE_DEFINITION } from "./v1-wire.js";
 
 // v1 (`ratatoskr.MessageBroker`): the original broker's contract. Domain errors are status OK
-// with an exact string in the response's `error` field (docs/design.md, "v1 wire contract"); only failures the
+// with an exact string in the response's `error` field (DESIGN §2.1); only failures the
 // original had no string for (shutdown, internal errors, budgets on single Publish) become
-// gRPC status codes through toStatus.
+// gRPC status codes through toStatus. As in the original, every PublishResponse carries a
+// Unix-ms `timestamp`, a failed one too (the time of the refusal); its `message_id` is empty.
 
 const CREATE_ERRORS: Record<TopicNameProblem, string> = {
   empty: "empty_topic_name",
@@ -64,8 +48,8 @@ export function addV1Service(
     resetGraceMs: options.resetGraceMs ?? 1_000,
   };
 
-  const implementation: UntypedServiceImplementation = {
-    createTopic: unary<CreateTopicRequest, CreateTopicResponse>(log, async ({ name }) => {
+  const implementation = {
+    createTopic: unary(log, async ({ name }) => {
       try {
         await broker.createTopic(name);
         return { topic: name, created: true, error: "" };
@@ -76,7 +60,7 @@ export function addV1Service(
       }
     }),
 
-    deleteTopic: unary<DeleteTopicRequest, DeleteTopicResponse>(log, async ({ name }) => {
+    deleteTopic: unary(log, async ({ name }) => {
       try {
         await broker.deleteTopic(name);
         return { success: true, error: "" };
@@ -86,33 +70,33 @@ export function addV1Service(
       }
     }),
 
-    listTopics: unary<ListTopicsRequest, ListTopicsResponse>(log, () => ({ topics: broker.listTopics() })),
+    listTopics: unary(log, () => ({ topics: broker.listTopics() })),
 
-    topicExists: unary<TopicExistsRequest, TopicExistsResponse>(log, ({ name }) => ({ exists: broker.hasTopic(name) })),
+    topicExists: unary(log, ({ name }) => ({ exists: broker.hasTopic(name) })),
 
-    getStats: unary<GetStatsRequest, GetStatsResponse>(log, ({ topic }) => {
-      if (!broker.hasTopic(topic)) return { topic, messageCount: 0, subscriberCount: 0, error: "topic_not_found" };
+    getStats: unary(log, ({ topic }) => {
+      if (!broker.hasTopic(topic)) return { topic, messageCount: 0n, subscriberCount: 0, error: "topic_not_found" };
       const { stats } = broker.topicInfo(topic);
-      return { topic, messageCount: stats.published, subscriberCount: stats.liveSubscriberCount, error: "" };
+      return { topic, messageCount: BigInt(stats.published), subscriberCount: stats.liveSubscriberCount, error: "" };
     }),
 
-    publish: unary<PublishRequest, PublishResponse>(log, async ({ topic, payload, metadata }) => {
+    publish: unary(log, async ({ topic, payload, metadata }) => {
       const problem = checkName(topic);
-      if (problem) return { messageId: "", timestamp: 0, success: false, error: PUBLISH_ERRORS[problem] };
+      if (problem) return failed(broker, PUBLISH_ERRORS[problem]);
       const [outcome] = await broker.publish(topic, [{ payload, attributes: metadata }], { autoCreate: true });
-      return { messageId: outcome!.id, timestamp: outcome!.publishTimeMs, success: true, error: "" };
+      return { messageId: outcome!.id, timestamp: BigInt(outcome!.publishTimeMs), success: true, error: "" };
     }),
 
-    publishBatch: unary<PublishBatchRequest, PublishBatchResponse>(log, (request) => publishBatch(broker, request)),
+    publishBatch: unary(log, (request) => publishBatch(broker, request)),
 
     subscribe: subscribeHandler(broker, subscribers, subscribeOptions, log),
 
-    unsubscribe: unary<UnsubscribeRequest, UnsubscribeResponse>(log, ({ topic, subscriptionRef }) => {
+    unsubscribe: unary(log, ({ topic, subscriptionRef }) => {
       if (!isWellFormedRef(subscriptionRef)) return { success: false, error: INVALID_REF };
       const result = broker.unsubscribeLive(topic, subscriptionRef);
       return result === "ok" ? { success: true, error: "" } : { success: false, error: result };
     }),
-  };
+  } satisfies ServedHandlers<typeof V1_SERVICE_DEFINITION>;
 
   server.addService(V1_SERVICE_DEFINITION, implementation);
   return { subscribers };
@@ -131,7 +115,7 @@ async function publishBatch(broker: TopicRegistry, request: PublishBatchRequest)
     const topic = items[i]!.topic || request.topic;
     const problem = checkName(topic);
     if (problem) {
-      results[i] = { messageId: "", timestamp: 0, success: false, error: PUBLISH_ERRORS[problem] };
+      results[i] = failed(broker, PUBLISH_ERRORS[problem]);
       i++;
       continue;
     }
@@ -140,12 +124,18 @@ async function publishBatch(broker: TopicRegistry, request: PublishBatchRequest)
     const group = items.slice(start, i);
     try {
       const outcomes = await broker.publish(topic, group.map((m) => ({ payload: m.payload, attributes: m.metadata })), { autoCreate: true });
-      outcomes.forEach((o, k) => (results[start + k] = { messageId: o.id, timestamp: o.publishTimeMs, success: true, error: "" }));
+      outcomes.forEach((o, k) => (results[start + k] = { messageId: o.id, timestamp: BigInt(o.publishTimeMs), success: true, error: "" }));
     } catch (err) {
       if (!(err instanceof ResourceExhaustedError)) throw err;
-      for (let k = start; k < i; k++) results[k] = { messageId: "", timestamp: 0, success: false, error: BATCH_ITEM_BUDGET_ERROR };
+      const refused = failed(broker, BATCH_ITEM_BUDGET_ERROR);
+      for (let k = start; k < i; k++) results[k] = { ...refused };
     }
   }
   const successCount = results.filter((r) => r.success).length;
   return { results, successCount, errorCount: results.length - successCount };
+}
+
+/** A refused publish as the original answered it: no id, the error string, and the broker's current Unix-ms time. */
+function failed(broker: TopicRegistry, error: string): PublishResponse {
+  return { messageId: "", timestamp: BigInt(broker.clock.nowMs()), success: false, error };
 }

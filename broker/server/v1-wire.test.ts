@@ -18,16 +18,21 @@ describe("v1 wire helpers", () => {
     const m = stored("6f1c2a52-0d7e-4f6b-9a55-2b9a1c1d3e4f");
     const first = encodeV1Message(m);
     expect(encodeV1Message(m)).toBe(first); // same Buffer object: not re-encoded
-    expect(Message.decode(first)).toEqual({ id: m.id, topic: "orders", payload: m.payload, metadata: { k: "v", empty: "" }, timestamp: 1_750_000_000_123 });
+    expect(Message.decode(first)).toEqual({ id: m.id, topic: "orders", payload: m.payload, metadata: { k: "v", empty: "" }, timestamp: 1_750_000_000_123n });
     // A different message object gets its own encoding.
     expect(encodeV1Message(stored("other"))).not.toBe(first);
+  });
+
+  it("carries the timestamp as int64 over the core's whole range", () => {
+    const m = { ...stored("late"), publishTimeMs: Number.MAX_SAFE_INTEGER };
+    expect(Message.decode(encodeV1Message(m)).timestamp).toBe(BigInt(Number.MAX_SAFE_INTEGER));
   });
 
   it("serves Subscribe with a pass-through serializer and keeps the generated codecs elsewhere", () => {
     const bytes = Buffer.from([1, 2, 3]);
     expect(V1_SERVICE_DEFINITION.subscribe.responseSerialize(bytes)).toBe(bytes);
     expect(V1_SERVICE_DEFINITION.subscribe.path).toBe("/ratatoskr.MessageBroker/Subscribe");
-    expect(V1_SERVICE_DEFINITION.publish.responseSerialize({ messageId: "x", timestamp: 1, success: true, error: "" }).length).toBeGreaterThan(0);
+    expect(V1_SERVICE_DEFINITION.publish.responseSerialize({ messageId: "x", timestamp: 1n, success: true, error: "" }).length).toBeGreaterThan(0);
   });
 
   it.each([

@@ -28,7 +28,7 @@ export function encodeV1Message(message: StoredMessage): Buffer {
       topic: message.topic,
       payload: message.payload,
       metadata: message.attributes as Record<string, string>,
-      timestamp: message.publishTimeMs,
+      timestamp: BigInt(message.publishTimeMs),
     }).finish();
     bytes = Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
     encoded.set(message, bytes);

@@ -3,12 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MessageBrokerClient, type Message as V1Message, type PublishResponse as V1PublishResponse } from "../../proto/gen/ratatoskr.js";
 import { startV2TestServer, TestConsumer, uniqueName, waitFor, type V2TestServer } from "./v2-test-kit.js";
 
-const limits = (over: Partial<{ retention: number; maxMessages: number; maxBytes: number; maxAgeMs: number; dedupWindowMs: number }>) => ({
+const limits = (over: Partial<{ retention: number; maxMessages: bigint; maxBytes: bigint; maxAgeMs: bigint; dedupWindowMs: bigint }>) => ({
   retention: 0,
-  maxMessages: 0,
-  maxBytes: 0,
-  maxAgeMs: 0,
-  dedupWindowMs: 0,
+  maxMessages: 0n,
+  maxBytes: 0n,
+  maxAgeMs: 0n,
+  dedupWindowMs: 0n,
   ...over,
 });
 
@@ -33,11 +33,11 @@ describe("v2 topics, publish and subscriptions over gRPC", () => {
 
   it("creates, gets, lists and deletes topics with configuration and statistics", async () => {
     const name = uniqueName("topic");
-    const created = await srv.api.createTopic({ name, config: limits({ retention: 2, maxMessages: 5 }) });
-    expect(created.config).toMatchObject({ retention: 2, maxMessages: 5, dedupWindowMs: 120_000 });
+    const created = await srv.api.createTopic({ name, config: limits({ retention: 2, maxMessages: 5n }) });
+    expect(created.config).toMatchObject({ retention: 2, maxMessages: 5n, dedupWindowMs: 120_000n });
     await srv.api.publishText(name, ["a", "b"]);
     const got = await srv.api.getTopic(name);
-    expect(got.stats).toMatchObject({ published: 2, firstSequence: 1, lastSequence: 2, retainedMessages: 2, retainedBytes: 2 });
+    expect(got.stats).toMatchObject({ published: 2n, firstSequence: 1n, lastSequence: 2n, retainedMessages: 2n, retainedBytes: 2n });
     await srv.api.deleteTopic(name);
     await expectStatus(srv.api.getTopic(name), status.NOT_FOUND, /does not exist/);
   });
@@ -63,7 +63,7 @@ describe("v2 topics, publish and subscriptions over gRPC", () => {
     await srv.api.createTopic({ name });
     await expectStatus(srv.api.createTopic({ name }), status.ALREADY_EXISTS);
     await expectStatus(srv.api.createTopic({ name: "has space" }), status.INVALID_ARGUMENT);
-    await expectStatus(srv.api.createTopic({ name: uniqueName("x"), config: limits({ retention: 2, maxMessages: -1 }) }), status.INVALID_ARGUMENT, /config\.max_messages/);
+    await expectStatus(srv.api.createTopic({ name: uniqueName("x"), config: limits({ retention: 2, maxMessages: -1n }) }), status.INVALID_ARGUMENT, /config\.max_messages/);
     await expectStatus(srv.api.createTopic({ name: uniqueName("x"), config: limits({ retention: 9 }) }), status.INVALID_ARGUMENT, /config\.retention/);
     await expectStatus(srv.api.listTopics({ pageSize: -1 }), status.INVALID_ARGUMENT, /page_size/);
     await expectStatus(srv.api.listTopics({ pageToken: "garbage!" }), status.INVALID_ARGUMENT, /page_token/);
@@ -74,7 +74,7 @@ describe("v2 topics, publish and subscriptions over gRPC", () => {
     const name = uniqueName("pub");
     await srv.api.createTopic({ name });
     const res = await srv.api.publish(name, [{ payload: Buffer.from("1") }, { payload: Buffer.from("2") }, { payload: Buffer.from("3") }]);
-    expect(res.results.map((r) => r.sequence)).toEqual([1, 2, 3]);
+    expect(res.results.map((r) => r.sequence)).toEqual([1n, 2n, 3n]);
     expect(res.results.every((r) => /^[0-9a-f-]{36}$/.test(r.messageId) && !r.duplicate)).toBe(true);
     expect(res.publishTimeMs).toBeGreaterThan(0);
     await expectStatus(srv.api.publish(uniqueName("missing"), [{ payload: Buffer.from("x") }]), status.NOT_FOUND);
@@ -86,20 +86,20 @@ describe("v2 topics, publish and subscriptions over gRPC", () => {
     const first = await srv.api.publish(name, [{ payload: Buffer.from("a"), messageId: "order-1" }, { payload: Buffer.from("b"), messageId: "order-2" }]);
     const retry = await srv.api.publish(name, [{ payload: Buffer.from("b"), messageId: "order-2" }, { payload: Buffer.from("c"), messageId: "order-3" }]);
     expect(first.results.map((r) => [r.messageId, r.sequence, r.duplicate])).toEqual([
-      ["order-1", 1, false],
-      ["order-2", 2, false],
+      ["order-1", 1n, false],
+      ["order-2", 2n, false],
     ]);
     expect(retry.results.map((r) => [r.messageId, r.sequence, r.duplicate])).toEqual([
-      ["order-2", 2, true],
-      ["order-3", 3, false],
+      ["order-2", 2n, true],
+      ["order-3", 3n, false],
     ]);
     const inBatch = await srv.api.publish(name, [{ payload: Buffer.from("d"), messageId: "order-4" }, { payload: Buffer.from("d"), messageId: "order-4" }]);
     expect(inBatch.results.map((r) => [r.sequence, r.duplicate])).toEqual([
-      [4, false],
-      [4, true],
+      [4n, false],
+      [4n, true],
     ]);
     const topic = await srv.api.getTopic(name);
-    expect(topic.stats).toMatchObject({ published: 4, duplicates: 2, retainedMessages: 4 });
+    expect(topic.stats).toMatchObject({ published: 4n, duplicates: 2n, retainedMessages: 4n });
   });
 
   it("creates, gets, lists and deletes subscriptions", async () => {
@@ -128,7 +128,7 @@ describe("v2 topics, publish and subscriptions over gRPC", () => {
     await expectStatus(srv.api.createSubscription({ name: uniqueName("s"), topic: uniqueName("nope") }), status.NOT_FOUND);
     await expectStatus(sub({ ackDeadlineMs: -1 }), status.INVALID_ARGUMENT, /config\.ack_deadline_ms/);
     await expectStatus(sub({ maxDeliveries: -1 }), status.INVALID_ARGUMENT, /config\.max_deliveries/);
-    await expectStatus(sub({ start: 3, startSequence: -4 }), status.INVALID_ARGUMENT, /config\.start_sequence/);
+    await expectStatus(sub({ start: 3, startSequence: -4n }), status.INVALID_ARGUMENT, /config\.start_sequence/);
     await expectStatus(sub({ start: 42 }), status.INVALID_ARGUMENT, /config\.start/);
     await expectStatus(sub({ maxDeliveries: 3, deadLetterTopic: topic }), status.INVALID_ARGUMENT, /config\.dead_letter_topic/);
     await expectStatus(sub({ maxDeliveries: 3, deadLetterTopic: uniqueName("gone") }), status.NOT_FOUND);
@@ -180,18 +180,18 @@ describe("v2 topics, publish and subscriptions over gRPC", () => {
     await waitFor(async () => (await srv.api.getSubscription(`${topic}-sub`)).stats?.consumerCount === 1, "consumer");
     await srv.api.publishText(topic, ["1", "2", "3"]);
     await c.waitForDeliveries(3);
-    await waitFor(async () => (await srv.api.brokerStats()).acked >= before.acked + 3, "acks counted");
+    await waitFor(async () => (await srv.api.brokerStats()).acked >= before.acked + 3n, "acks counted");
     const after = await srv.api.brokerStats();
     expect(after.storage).toBe("memory");
-    expect(after.published - before.published).toBe(3);
-    expect(after.delivered - before.delivered).toBe(3);
+    expect(after.published - before.published).toBe(3n);
+    expect(after.delivered - before.delivered).toBe(3n);
     expect(after.topics).toBeGreaterThanOrEqual(1);
     expect(after.subscriptions).toBeGreaterThanOrEqual(1);
     expect(after.consumers).toBeGreaterThanOrEqual(1);
     expect(after.rssBytes).toBeGreaterThan(0);
     expect(after.heapUsedBytes).toBeGreaterThan(0);
     expect(after.cpuUserSeconds).toBeGreaterThan(0);
-    expect(after.memoryBudgetBytes).toBe(1024 * 1024 * 1024);
+    expect(after.memoryBudgetBytes).toBe(1024n * 1024n * 1024n);
     c.cut();
   });
 });
@@ -208,9 +208,9 @@ describe("v2 memory budget and shutdown", () => {
       await expectStatus(srv.api.publishText(topic, fill), status.RESOURCE_EXHAUSTED, /budget/);
       const c = new TestConsumer(srv.client, `${topic}-sub`, { autoAck: true });
       await c.waitForDeliveries(10);
-      await waitFor(async () => (await srv.api.brokerStats()).retainedBytes === 0, "acked messages freed");
+      await waitFor(async () => (await srv.api.brokerStats()).retainedBytes === 0n, "acked messages freed");
       const again = await srv.api.publishText(topic, fill);
-      expect(again).toEqual([11, 12, 13, 14, 15, 16, 17, 18, 19, 20]);
+      expect(again).toEqual([11n, 12n, 13n, 14n, 15n, 16n, 17n, 18n, 19n, 20n]);
       c.cut();
     } finally {
       await srv.close();

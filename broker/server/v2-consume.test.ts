@@ -32,21 +32,21 @@ describe("v2 Consume over gRPC", () => {
 
   it("replays from a sequence number", async () => {
     const topic = uniqueName("replay-seq");
-    await srv.api.createTopic({ name: topic, config: { retention: 2, maxMessages: 0, maxBytes: 0, maxAgeMs: 0, dedupWindowMs: 0 } });
+    await srv.api.createTopic({ name: topic, config: { retention: 2, maxMessages: 0n, maxBytes: 0n, maxAgeMs: 0n, dedupWindowMs: 0n } });
     await srv.api.publishText(topic, texts(10));
-    await srv.api.createSubscription({ name: `${topic}-sub`, topic, config: { start: StartPosition.START_POSITION_SEQUENCE, startSequence: 7 } });
+    await srv.api.createSubscription({ name: `${topic}-sub`, topic, config: { start: StartPosition.START_POSITION_SEQUENCE, startSequence: 7n } });
     const c = consume(`${topic}-sub`, { autoAck: true });
     await c.waitForDeliveries(4);
-    expect(c.deliveries.map((d) => d.message!.sequence)).toEqual([7, 8, 9, 10]);
+    expect(c.deliveries.map((d) => d.message!.sequence)).toEqual([7n, 8n, 9n, 10n]);
   });
 
   it("replays from a timestamp", async () => {
     const topic = uniqueName("replay-ts");
-    await srv.api.createTopic({ name: topic, config: { retention: 2, maxMessages: 0, maxBytes: 0, maxAgeMs: 0, dedupWindowMs: 0 } });
+    await srv.api.createTopic({ name: topic, config: { retention: 2, maxMessages: 0n, maxBytes: 0n, maxAgeMs: 0n, dedupWindowMs: 0n } });
     const early = await srv.api.publish(topic, texts(3).map((p) => ({ payload: Buffer.from(p) })));
     // Wait until the broker's clock has moved past the first batch's publish time.
-    const cutoff = early.publishTimeMs + 1;
-    while (Date.now() < cutoff + 1) await new Promise<void>((r) => setImmediate(r));
+    const cutoff = early.publishTimeMs + 1n;
+    while (Date.now() < Number(cutoff) + 1) await new Promise<void>((r) => setImmediate(r));
     const late = await srv.api.publishText(topic, ["late1", "late2"]);
     await srv.api.createSubscription({ name: `${topic}-sub`, topic, config: { start: StartPosition.START_POSITION_TIMESTAMP, startTimestampMs: cutoff } });
     const c = consume(`${topic}-sub`, { autoAck: true });
@@ -63,8 +63,8 @@ describe("v2 Consume over gRPC", () => {
     await waitForConsumers(sub, 2);
     for (let i = 0; i < 10; i++) await srv.api.publishText(topic, texts(100, `b${i}-`));
     await a.waitFor(() => a.deliveries.length + b.deliveries.length >= 1000, "1000 deliveries in total");
-    const seqs = [...a.deliveries, ...b.deliveries].map((d) => d.message!.sequence).sort((x, y) => x - y);
-    expect(seqs).toEqual(Array.from({ length: 1000 }, (_, i) => i + 1));
+    const seqs = [...a.deliveries, ...b.deliveries].map((d) => d.message!.sequence).sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+    expect(seqs).toEqual(Array.from({ length: 1000 }, (_, i) => BigInt(i + 1)));
     expect(a.deliveries.length).toBeGreaterThan(0);
     expect(b.deliveries.length).toBeGreaterThan(0);
   });
@@ -76,14 +76,14 @@ describe("v2 Consume over gRPC", () => {
     await srv.api.publishText(topic, texts(5));
     await first.waitForDeliveries(5);
     first.ack([first.deliveries[0]!.ackId, first.deliveries[1]!.ackId]);
-    await waitFor(async () => (await srv.api.getSubscription(sub)).stats?.ackFloor === 2, "acks of 1 and 2");
+    await waitFor(async () => (await srv.api.getSubscription(sub)).stats?.ackFloor === 2n, "acks of 1 and 2");
     first.cut();
     const second = consume(sub, { autoAck: true });
     await second.waitForDeliveries(3);
     expect(second.deliveries.map((d) => [d.message!.sequence, d.attempt])).toEqual([
-      [3, 2],
-      [4, 2],
-      [5, 2],
+      [3n, 2],
+      [4n, 2],
+      [5n, 2],
     ]);
   });
 
@@ -97,7 +97,7 @@ describe("v2 Consume over gRPC", () => {
     expect(c.deliveries[1]!.ackId).not.toBe(c.deliveries[0]!.ackId);
     // On a loaded machine the ack may race the next expiry; ack whatever is current.
     c.setAutoAck(true);
-    await waitFor(async () => (await srv.api.getSubscription(sub)).stats?.ackFloor === 1, "ack");
+    await waitFor(async () => (await srv.api.getSubscription(sub)).stats?.ackFloor === 1n, "ack");
   });
 
   it("waits out the nack backoff before redelivering", async () => {
@@ -149,7 +149,7 @@ describe("v2 Consume over gRPC", () => {
       [DEAD_LETTER_ATTRIBUTES.subscription]: sub,
     });
     expect(c.deliveries.map((d) => d.attempt)).toEqual([1, 2, 3]);
-    await waitFor(async () => (await srv.api.getSubscription(sub)).stats?.deadLettered === 1, "dead-letter count");
+    await waitFor(async () => (await srv.api.getSubscription(sub)).stats?.deadLettered === 1n, "dead-letter count");
   });
 
   it("never exceeds the consumer's max outstanding messages", async () => {
@@ -196,7 +196,7 @@ describe("v2 Consume over gRPC", () => {
     expect(stalled.stats!.nextSequence).toBeLessThan(batches * 50);
     c.resume();
     await c.waitForDeliveries(batches * 50);
-    expect(c.deliveries.map((d) => d.message!.sequence)).toEqual(Array.from({ length: batches * 50 }, (_, i) => i + 1));
+    expect(c.deliveries.map((d) => d.message!.sequence)).toEqual(Array.from({ length: batches * 50 }, (_, i) => BigInt(i + 1)));
   });
 
   it("ends a Consume stream whose first frame lacks start with INVALID_ARGUMENT, leaving others alone", async () => {
@@ -204,7 +204,7 @@ describe("v2 Consume over gRPC", () => {
     const healthy = consume(sub, { autoAck: true });
     await waitForConsumers(sub, 1);
     const bad = consume(undefined as unknown as string);
-    bad.send({ ackIds: [1] });
+    bad.send({ ackIds: [1n] });
     await bad.waitForEnd();
     expect(bad.error?.code).toBe(status.INVALID_ARGUMENT);
     expect(bad.error?.details).toMatch(/start/);

@@ -2,24 +2,26 @@ import { status, type ServerDuplexStream } from "@grpc/grpc-js";
 import type { Consumer, ConsumerEndReason, ConsumerSink } from "../core/consumer.js";
 import { InvalidArgumentError } from "../core/errors.js";
 import type { Lease } from "../core/lease-table.js";
-import { resolveFlowLimits, type SubscriptionRegistry } from "../core/subscription-registry.js";
-import type { ConsumeRequest } from "../../proto/gen/ratatoskr/v2/broker.js";
+import type { SubscriptionRegistry } from "../core/subscription-registry.js";
+import { ConsumeRequest } from "../../proto/gen/ratatoskr/v2/broker.js";
 import { encodeFrames, type EncodedMessages } from "./consume-codec.js";
 import { bidiStream } from "./handlers.js";
 import type { Logger } from "./logger.js";
 import { statusError, toStatus } from "./status.js";
+import { consumeCommandsFromWire, flowLimitsFromWire } from "./v2-wire.js";
 
-/** The Consume stream as the handler sees it: requests in, pre-encoded ConsumeResponse frames out. */
-export type ConsumeCall = ServerDuplexStream<ConsumeRequest, Buffer>;
+/** The Consume stream as the handler sees it: ConsumeRequest bytes in (decoded here), pre-encoded ConsumeResponse frames out. */
+export type ConsumeCall = ServerDuplexStream<Buffer, Buffer>;
 
 /**
  * Consume: the first frame must carry `start` (else INVALID_ARGUMENT); the stream then
  * becomes one consumer of the subscription. Later frames carry acks, nacks and extensions.
+ * A frame that is not a ConsumeRequest ends the stream with INVALID_ARGUMENT.
  * When the client goes away (cancel, half-close, error) its leases are redelivered.
  * `open` tracks live streams so shutdown can end even those that never sent `start`.
  */
 export function consumeHandler(registry: SubscriptionRegistry, log: Logger, open: Set<() => void>, maxFrameBytes: number, shared: EncodedMessages) {
-  return bidiStream<ConsumeRequest, Buffer>(log, (call: ConsumeCall) => {
+  return bidiStream<Buffer, Buffer>(log, (call: ConsumeCall) => {
     let consumer: Consumer | undefined;
     let finished = false;
 
@@ -62,21 +64,22 @@ export function consumeHandler(registry: SubscriptionRegistry, log: Logger, open
       },
     };
 
-    call.on("data", (request: ConsumeRequest) => {
+    call.on("data", (frame: Buffer) => {
       if (finished) return;
       try {
+        const request = decodeConsumeRequest(frame);
         if (!consumer) {
           const start = request.start;
           if (!start) throw new InvalidArgumentError("start", "the first ConsumeRequest must carry start (subscription and flow-control limits)");
           if (start.subscription === "") throw new InvalidArgumentError("start.subscription", "is empty");
-          const limits = resolveFlowLimits(start.maxOutstandingMessages, start.maxOutstandingBytes);
+          const limits = flowLimitsFromWire(start);
           consumer = registry.attach(start.subscription, limits, sink, start.consumerName);
           log.debug("v2 consumer attached", { subscription: start.subscription, consumer: start.consumerName, ...limits });
-          if (request.ackIds.length > 0 || request.nackIds.length > 0) consumer.handle(request);
+          if (request.ackIds.length > 0 || request.nackIds.length > 0) consumer.handle(consumeCommandsFromWire(request));
           return;
         }
         if (request.start) throw new InvalidArgumentError("start", "may only be sent in the first ConsumeRequest");
-        consumer.handle(request);
+        consumer.handle(consumeCommandsFromWire(request));
       } catch (err) {
         fail(err);
       }
@@ -98,6 +101,14 @@ export function consumeHandler(registry: SubscriptionRegistry, log: Logger, open
     });
     call.on("close", release);
   });
+}
+
+function decodeConsumeRequest(frame: Buffer): ConsumeRequest {
+  try {
+    return ConsumeRequest.decode(frame);
+  } catch (err) {
+    throw new InvalidArgumentError("ConsumeRequest", `malformed frame: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 function endStatus(reason: ConsumerEndReason, subscription: string) {

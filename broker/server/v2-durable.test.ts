@@ -25,7 +25,7 @@ describe("v2 on the durable store", () => {
     await c.waitForDeliveries(5);
     const ids = c.deliveries.map((d) => d.ackId);
     c.ack([ids[0]!, ids[1]!, ids[3]!]);
-    await waitFor(async () => (await first.api.getSubscription("billing")).stats?.ackFloor === 2, "acks applied");
+    await waitFor(async () => (await first.api.getSubscription("billing")).stats?.ackFloor === 2n, "acks applied");
     await first.close();
     servers.pop();
 
@@ -33,13 +33,13 @@ describe("v2 on the durable store", () => {
     servers.push(second);
     const sub = await second.api.getSubscription("billing");
     expect(sub.config?.ackDeadlineMs).toBe(60_000);
-    expect(sub.stats?.ackFloor).toBe(2);
+    expect(sub.stats?.ackFloor).toBe(2n);
     const again = new TestConsumer(second.client, "billing", { autoAck: true });
     await again.waitForDeliveries(2);
     expect(again.texts()).toEqual(["o3", "o5"]);
-    expect(again.deliveries.map((d) => d.message!.sequence)).toEqual([3, 5]);
+    expect(again.deliveries.map((d) => d.message!.sequence)).toEqual([3n, 5n]);
     const seqs = await second.api.publishText("orders", ["o6"]);
-    expect(seqs).toEqual([6]);
+    expect(seqs).toEqual([6n]);
     await again.waitForDeliveries(3);
     again.cut();
   });

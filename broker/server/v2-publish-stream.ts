@@ -1,10 +1,10 @@
 import { status, type ServerDuplexStream } from "@grpc/grpc-js";
 import type { TopicRegistry } from "../core/index.js";
-import type { PublishStreamRequest, PublishStreamResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
+import { PublishStreamRequest, type PublishStreamResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
 import { bidiStream } from "./handlers.js";
 import type { Logger } from "./logger.js";
 import { statusError, toStatus } from "./status.js";
-import { publishResponseToWire } from "./v2-wire.js";
+import { publishRequestFromWire, publishResponseToWire } from "./v2-wire.js";
 
 /** Requests of one stream being stored at once; past this the stream stops reading until some are answered. */
 export const PUBLISH_STREAM_WINDOW = 256;
@@ -15,14 +15,30 @@ export const PUBLISH_STREAM_WINDOW = 256;
  * answered with its status; the stream goes on. Reading pauses while PUBLISH_STREAM_WINDOW
  * requests are pending or the transport refuses more responses, so a fast client is held
  * back by HTTP/2 flow control instead of piling up work in the broker.
+ * Requests arrive as bytes (a pass-through deserializer) and are decoded here: a frame that is
+ * not a PublishStreamRequest stops reading, and once every request before it is answered the
+ * stream ends with INVALID_ARGUMENT. Nothing after that frame is stored.
  * `open` tracks live streams so shutdown can end them with UNAVAILABLE.
  */
 export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: Set<() => void>) {
-  return bidiStream<PublishStreamRequest, PublishStreamResponse>(log, (call: ServerDuplexStream<PublishStreamRequest, PublishStreamResponse>) => {
+  return bidiStream<Buffer, PublishStreamResponse>(log, (call: ServerDuplexStream<Buffer, PublishStreamResponse>) => {
     let pending = 0;
     let blocked = false; // the last write returned false; waiting for "drain"
     let clientDone = false; // the client half-closed
     let finished = false;
+    let malformed: string | undefined; // why a frame could not be decoded; reading has stopped
+
+    /** Ends the stream once nothing is pending: INVALID_ARGUMENT after a malformed frame, else OK after a half-close. */
+    const endIfSettled = (): void => {
+      if (finished || pending > 0) return;
+      if (malformed !== undefined) {
+        done();
+        if (!call.cancelled && !call.writableEnded) call.emit("error", statusError(status.INVALID_ARGUMENT, `malformed PublishStreamRequest: ${malformed}`));
+      } else if (clientDone) {
+        done();
+        if (!call.cancelled && !call.writableEnded) call.end();
+      }
+    };
 
     const done = (): void => {
       finished = true;
@@ -36,7 +52,7 @@ export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: S
     open.add(shutdown);
 
     const flowControl = (): void => {
-      if (finished) return;
+      if (finished || malformed !== undefined) return;
       if (pending >= PUBLISH_STREAM_WINDOW || blocked) call.pause();
       else call.resume();
     };
@@ -50,22 +66,28 @@ export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: S
           flowControl();
         });
       }
-      if (clientDone && pending === 0) {
-        done();
-        call.end();
-        return;
-      }
+      endIfSettled();
       flowControl();
     };
 
-    call.on("data", (request: PublishStreamRequest) => {
-      if (finished) return;
+    call.on("data", (frame: Buffer) => {
+      if (finished || malformed !== undefined) return;
+      let request: PublishStreamRequest;
+      try {
+        request = PublishStreamRequest.decode(frame);
+      } catch (err) {
+        malformed = err instanceof Error ? err.message : String(err);
+        call.pause();
+        endIfSettled();
+        return;
+      }
       const requestId = request.requestId;
       pending++;
       flowControl();
       let stored: ReturnType<TopicRegistry["publish"]>;
       try {
-        stored = broker.publish(request.topic, request.messages);
+        const { topic, messages } = publishRequestFromWire(request);
+        stored = broker.publish(topic, messages);
       } catch (err) {
         stored = Promise.reject(err);
       }
@@ -73,17 +95,14 @@ export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: S
         (outcomes) => answer({ requestId, ...publishResponseToWire(outcomes, broker.clock.nowMs()), errorCode: 0, errorMessage: "" }),
         (err: unknown) => {
           const s = toStatus(err, log);
-          answer({ requestId, results: [], publishTimeMs: 0, errorCode: s.code, errorMessage: s.details });
+          answer({ requestId, results: [], publishTimeMs: 0n, errorCode: s.code, errorMessage: s.details });
         },
       );
     });
-    // Half-close: answer what is pending, then end with OK.
+    // Half-close: answer what is pending, then end with OK (or INVALID_ARGUMENT after a malformed frame).
     call.on("end", () => {
       clientDone = true;
-      if (pending === 0 && !finished) {
-        done();
-        if (!call.cancelled && !call.writableEnded) call.end();
-      }
+      endIfSettled();
     });
     call.on("cancelled", done);
     call.on("error", done);

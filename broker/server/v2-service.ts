@@ -1,15 +1,16 @@
-import type { Server, ServiceDefinition, UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { Server, ServiceDefinition } from "@grpc/grpc-js";
 import { TopicNotFoundError, type BrokerCore } from "../core/index.js";
-import { BrokerService, type PublishResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
+import { BrokerService } from "../../proto/gen/ratatoskr/v2/broker.js";
 import type { BrokerServerConfig } from "./config.js";
 import { EncodedMessages } from "./consume-codec.js";
-import { unary } from "./handlers.js";
+import { unary, type ServedHandlers } from "./handlers.js";
 import type { Logger } from "./logger.js";
 import { consumeHandler } from "./v2-consume.js";
 import { publishStreamHandler } from "./v2-publish-stream.js";
 import {
   brokerStatsToWire,
   paginate,
+  publishRequestFromWire,
   publishResponseToWire,
   subscriptionRequestFromWire,
   subscriptionToWire,
@@ -22,6 +23,21 @@ export function maxFrameBytes(maxMessageBytes: number): number {
   return Math.max(1024, Math.min(1 << 20, maxMessageBytes - 4096));
 }
 
+const passThrough = (bytes: Buffer): Buffer => bytes;
+
+/**
+ * `ratatoskr.v2.Broker` as served: the generated definition, except that Consume and
+ * PublishStream requests reach their handlers as bytes and are decoded there (grpc-js answers a
+ * request its deserializer refuses with INTERNAL and, on a stream, at once: the handler decides
+ * instead, INVALID_ARGUMENT after answering what came before), and Consume frames are encoded by
+ * the handler straight from the core's leases (consume-codec) and pass through as they are.
+ */
+export const V2_SERVICE_DEFINITION = {
+  ...BrokerService,
+  publishStream: { ...BrokerService.publishStream, requestDeserialize: passThrough },
+  consume: { ...BrokerService.consume, requestDeserialize: passThrough, responseSerialize: passThrough },
+} satisfies ServiceDefinition;
+
 /**
  * Registers `ratatoskr.v2.Broker` on the shared core. Returns the shutdown hook: it ends
  * every Consume and PublishStream stream with UNAVAILABLE (before the core closes).
@@ -32,47 +48,38 @@ export function addV2Service(server: Server, core: BrokerCore, config: BrokerSer
   const openStreams = new Set<() => void>();
   const sharedBodies = new EncodedMessages();
 
-  const handlers: UntypedServiceImplementation = {
-    createTopic: unary(log, async (req: { name: string; config?: Parameters<typeof topicConfigFromWire>[0] }) =>
-      topicToWire(await broker.createTopic(req.name, topicConfigFromWire(req.config))),
-    ),
-    getTopic: unary(log, (req: { name: string }) => topicToWire(broker.topicInfo(req.name))),
-    listTopics: unary(log, (req: { pageSize: number; pageToken: string }) => {
+  const handlers = {
+    createTopic: unary(log, async (req) => topicToWire(await broker.createTopic(req.name, topicConfigFromWire(req.config)))),
+    getTopic: unary(log, (req) => topicToWire(broker.topicInfo(req.name))),
+    listTopics: unary(log, (req) => {
       const page = paginate(broker.listTopics(), req.pageSize, req.pageToken);
       return { topics: page.names.filter((n) => broker.hasTopic(n)).map((n) => topicToWire(broker.topicInfo(n))), nextPageToken: page.nextPageToken };
     }),
-    deleteTopic: unary(log, async (req: { name: string }) => {
+    deleteTopic: unary(log, async (req) => {
       await broker.deleteTopic(req.name);
       return {};
     }),
-    publish: unary(log, async (req: { topic: string; messages: Array<{ payload: Buffer; attributes: Record<string, string>; messageId: string }> }): Promise<PublishResponse> =>
-      publishResponseToWire(await broker.publish(req.topic, req.messages), broker.clock.nowMs()),
-    ),
+    publish: unary(log, async (req) => {
+      const { topic, messages } = publishRequestFromWire(req);
+      return publishResponseToWire(await broker.publish(topic, messages), broker.clock.nowMs());
+    }),
     publishStream: publishStreamHandler(broker, log, openStreams),
-    createSubscription: unary(log, async (req: { name: string; topic: string; config?: Parameters<typeof subscriptionRequestFromWire>[0] }) =>
-      subscriptionToWire(await registry.create(req.name, req.topic, subscriptionRequestFromWire(req.config))),
-    ),
-    getSubscription: unary(log, (req: { name: string }) => subscriptionToWire(registry.get(req.name))),
-    listSubscriptions: unary(log, (req: { topic: string; pageSize: number; pageToken: string }) => {
+    createSubscription: unary(log, async (req) => subscriptionToWire(await registry.create(req.name, req.topic, subscriptionRequestFromWire(req.config)))),
+    getSubscription: unary(log, (req) => subscriptionToWire(registry.get(req.name))),
+    listSubscriptions: unary(log, (req) => {
       if (req.topic !== "" && !broker.hasTopic(req.topic)) throw new TopicNotFoundError(req.topic);
       const page = paginate(registry.list(req.topic === "" ? undefined : req.topic), req.pageSize, req.pageToken);
       return { subscriptions: page.names.map((n) => subscriptionToWire(registry.get(n))), nextPageToken: page.nextPageToken };
     }),
-    deleteSubscription: unary(log, async (req: { name: string }) => {
+    deleteSubscription: unary(log, async (req) => {
       await registry.delete(req.name);
       return {};
     }),
     consume: consumeHandler(registry, log, openStreams, maxFrameBytes(config.maxMessageBytes), sharedBodies),
     getBrokerStats: unary(log, () => brokerStatsToWire(core.stats())),
-  };
+  } satisfies ServedHandlers<typeof V2_SERVICE_DEFINITION>;
 
-  // Consume frames are encoded by the handler straight from the core's leases (consume-codec)
-  // and pass through the serializer as they are.
-  const definition = {
-    ...BrokerService,
-    consume: { ...BrokerService.consume, responseSerialize: (frame: Buffer): Buffer => frame },
-  } as unknown as ServiceDefinition;
-  server.addService(definition, handlers);
+  server.addService(V2_SERVICE_DEFINITION, handlers);
 
   return () => {
     sharedBodies.clear();

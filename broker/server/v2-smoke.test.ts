@@ -16,13 +16,13 @@ describe("v2 publish → subscribe → consume → ack", () => {
     await srv.api.createSubscription({ name: `${topic}-sub`, topic });
     const c = new TestConsumer(srv.client, `${topic}-sub`, { autoAck: true });
     const seqs = await srv.api.publishText(topic, ["a", "b", "c"]);
-    expect(seqs).toEqual([1, 2, 3]);
+    expect(seqs).toEqual([1n, 2n, 3n]);
     await c.waitForDeliveries(3);
     expect(c.texts()).toEqual(["a", "b", "c"]);
     expect(c.deliveries.map((d) => d.attempt)).toEqual([1, 1, 1]);
     const sub = await srv.api.getSubscription(`${topic}-sub`);
     await c.waitFor(() => c.outstanding.size === 0);
     c.cut();
-    expect(sub.stats?.delivered).toBe(3);
+    expect(sub.stats?.delivered).toBe(3n);
   });
 });

@@ -4,8 +4,10 @@
 import { credentials, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import {
   BrokerClient,
+  BrokerService,
+  ConsumeRequest,
+  PublishStreamRequest,
   type BrokerStats,
-  type ConsumeRequest,
   type ConsumeResponse,
   type CreateSubscriptionRequest,
   type CreateTopicRequest,
@@ -16,7 +18,6 @@ import {
   type ListTopicsResponse,
   type PublishMessage,
   type PublishResponse,
-  type PublishStreamRequest,
   type PublishStreamResponse,
   type Subscription,
   type Topic,
@@ -71,15 +72,15 @@ export class V2Api {
     return call(this.client.publish as Unary<{ topic: string; messages: PublishMessage[] }, PublishResponse>, this.client, { topic, messages: full });
   }
   /** Publishes `payloads` (strings) in one batch; returns the sequences. */
-  async publishText(topic: string, payloads: string[]): Promise<number[]> {
+  async publishText(topic: string, payloads: string[]): Promise<bigint[]> {
     const res = await this.publish(topic, payloads.map((p) => ({ payload: Buffer.from(p) })));
     return res.results.map((r) => r.sequence);
   }
   createSubscription(req: { name: string; topic: string; config?: Partial<NonNullable<CreateSubscriptionRequest["config"]>> }): Promise<Subscription> {
     const config = {
       start: 0,
-      startSequence: 0,
-      startTimestampMs: 0,
+      startSequence: 0n,
+      startTimestampMs: 0n,
       ackDeadlineMs: 0,
       maxDeliveries: 0,
       deadLetterTopic: "",
@@ -105,7 +106,8 @@ export class V2Api {
 
 export interface ConsumeOptions {
   maxOutstandingMessages?: number;
-  maxOutstandingBytes?: number;
+  /** int64 on the wire; a number is converted. */
+  maxOutstandingBytes?: number | bigint;
   /** Ack every delivery as it arrives. */
   autoAck?: boolean;
 }
@@ -117,21 +119,22 @@ export interface ConsumeOptions {
 export class TestConsumer {
   readonly deliveries: Delivery[] = [];
   /** Ack ids delivered and neither acked nor nacked by this consumer. */
-  readonly outstanding = new Map<number, Delivery>();
+  readonly outstanding = new Map<bigint, Delivery>();
   /** Largest number of outstanding deliveries (and bytes) seen after any frame. */
   maxOutstanding = 0;
   maxOutstandingBytes = 0;
   frames = 0;
   error: ServiceError | undefined;
   ended = false;
-  private readonly stream: ClientDuplexStream<ConsumeRequest, ConsumeResponse>;
+  private readonly stream: ClientDuplexStream<ConsumeRequest | Buffer, ConsumeResponse>;
   private readonly waiters = new Waiters();
 
   private readonly options: ConsumeOptions;
 
   constructor(client: BrokerClient, subscription: string | undefined, options: ConsumeOptions = {}) {
     this.options = { ...options };
-    this.stream = client.consume();
+    const c = BrokerService.consume;
+    this.stream = client.makeBidiStreamRequest(c.path, encodeOrPass(c.requestSerialize), c.responseDeserialize);
     this.stream.on("data", (res: ConsumeResponse) => {
       this.frames++;
       for (const d of res.deliveries) {
@@ -157,7 +160,7 @@ export class TestConsumer {
         start: {
           subscription,
           maxOutstandingMessages: options.maxOutstandingMessages ?? 0,
-          maxOutstandingBytes: options.maxOutstandingBytes ?? 0,
+          maxOutstandingBytes: BigInt(options.maxOutstandingBytes ?? 0),
           consumerName: "test",
         },
       });
@@ -174,13 +177,18 @@ export class TestConsumer {
     this.stream.write({ start: undefined, ackIds: [], nackIds: [], extend: undefined, ...req });
   }
 
-  ack(ids: number[]): void {
+  /** Writes `frame` as one ConsumeRequest message, byte for byte (values or garbage the generated encoder would refuse). */
+  sendRaw(frame: Buffer): void {
+    this.stream.write(frame);
+  }
+
+  ack(ids: bigint[]): void {
     if (ids.length === 0) return;
     for (const id of ids) this.outstanding.delete(id);
     this.send({ ackIds: ids });
   }
 
-  nack(ids: number[]): void {
+  nack(ids: bigint[]): void {
     for (const id of ids) this.outstanding.delete(id);
     this.send({ nackIds: ids });
   }
@@ -284,11 +292,12 @@ export class TestPublisher {
   readonly responses: PublishStreamResponse[] = [];
   error: ServiceError | undefined;
   ended = false;
-  private readonly stream: ClientDuplexStream<PublishStreamRequest, PublishStreamResponse>;
+  private readonly stream: ClientDuplexStream<PublishStreamRequest | Buffer, PublishStreamResponse>;
   private readonly waiters = new Waiters();
 
   constructor(client: BrokerClient) {
-    this.stream = client.publishStream();
+    const p = BrokerService.publishStream;
+    this.stream = client.makeBidiStreamRequest(p.path, encodeOrPass(p.requestSerialize), p.responseDeserialize);
     this.stream.on("data", (r: PublishStreamResponse) => {
       this.responses.push(r);
       this.waiters.notify();
@@ -304,8 +313,13 @@ export class TestPublisher {
     });
   }
 
-  send(requestId: number, topic: string, payloads: string[], messageId = ""): void {
+  send(requestId: bigint, topic: string, payloads: string[], messageId = ""): void {
     this.stream.write({ requestId, topic, messages: payloads.map((p) => ({ payload: Buffer.from(p), attributes: {}, messageId })) });
+  }
+
+  /** Writes `frame` as one PublishStreamRequest message, byte for byte (e.g. a malformed one). */
+  sendRaw(frame: Buffer): void {
+    this.stream.write(frame);
   }
 
   finish(): void {
@@ -316,9 +330,14 @@ export class TestPublisher {
     return this.waiters.until(condition, () => `${what}: ${this.responses.length} responses, ended=${this.ended}`, timeoutMs);
   }
 
-  byId(requestId: number): PublishStreamResponse {
+  byId(requestId: bigint): PublishStreamResponse {
     const r = this.responses.find((x) => x.requestId === requestId);
     if (!r) throw new Error(`no response for request ${requestId}`);
     return r;
   }
+}
+
+/** A request serializer that encodes messages with the generated code and writes Buffers as they are. */
+function encodeOrPass<T>(encode: (value: T) => Buffer): (value: T | Buffer) => Buffer {
+  return (value) => (Buffer.isBuffer(value) ? value : encode(value));
 }

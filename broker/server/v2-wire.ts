@@ -1,15 +1,27 @@
-// Wire ↔ core mapping for the v2 API. Validation of wire-only concerns (enums, page tokens)
-// lives here; everything else is validated by the core, with the same proto field names.
+// Wire ↔ core mapping for the v2 API. Validation of wire-only concerns (enums, page tokens,
+// proto3 "empty = unset", 64-bit ranges) lives here; everything else is validated by the core,
+// with the same proto field names.
+//
+// 64-bit fields are bigint on the wire side (ts-proto forceLong=bigint) and JS numbers in the
+// core. Inbound, a value the core cannot hold exactly (beyond Number.MAX_SAFE_INTEGER) is
+// INVALID_ARGUMENT naming the field, except ack ids, where such a value cannot name a lease and
+// is ignored like any unknown id. Outbound, core numbers are safe integers and convert exactly.
 import { InvalidArgumentError } from "../core/errors.js";
 import type { BrokerStatsSnapshot } from "../core/broker-stats.js";
 import type { TopicInfo } from "../core/index.js";
+import type { ConsumerCommands } from "../core/consumer.js";
+import type { FlowLimits } from "../core/flow-control.js";
+import { resolveFlowLimits } from "../core/subscription-registry.js";
 import type { SubscriptionInfo } from "../core/subscription-registry.js";
 import type { SubscriptionRequest } from "../core/subscription-config.js";
-import { DEFAULT_DEDUP_WINDOW_MS, type PublishOutcome, type StartPosition, type TopicConfig } from "../core/types.js";
+import { DEFAULT_DEDUP_WINDOW_MS, type PublishInput, type PublishOutcome, type StartPosition, type TopicConfig } from "../core/types.js";
 import {
   RetentionPolicy,
   StartPosition as WireStart,
   type BrokerStats,
+  type ConsumeRequest,
+  type ConsumeStart,
+  type PublishRequest,
   type PublishResponse,
   type Subscription,
   type SubscriptionConfig as WireSubscriptionConfig,
@@ -21,15 +33,15 @@ export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
 
 export function topicConfigFromWire(wire: WireTopicConfig | undefined): TopicConfig {
-  const w = wire ?? { retention: 0, maxMessages: 0, maxBytes: 0, maxAgeMs: 0, dedupWindowMs: 0 };
+  const w = wire ?? { retention: 0, maxMessages: 0n, maxBytes: 0n, maxAgeMs: 0n, dedupWindowMs: 0n };
   let retention: TopicConfig["retention"];
   if (w.retention === RetentionPolicy.RETENTION_POLICY_UNSPECIFIED || w.retention === RetentionPolicy.RETENTION_POLICY_INTEREST) retention = "interest";
   else if (w.retention === RetentionPolicy.RETENTION_POLICY_LIMITS) retention = "limits";
   else throw new InvalidArgumentError("config.retention", `unknown retention policy ${w.retention}`);
-  const maxMessages = nonNegative("config.max_messages", w.maxMessages);
-  const maxBytes = nonNegative("config.max_bytes", w.maxBytes);
-  const maxAgeMs = nonNegative("config.max_age_ms", w.maxAgeMs);
-  const dedupWindowMs = nonNegative("config.dedup_window_ms", w.dedupWindowMs) || DEFAULT_DEDUP_WINDOW_MS;
+  const maxMessages = int64FromWire("config.max_messages", w.maxMessages);
+  const maxBytes = int64FromWire("config.max_bytes", w.maxBytes);
+  const maxAgeMs = int64FromWire("config.max_age_ms", w.maxAgeMs);
+  const dedupWindowMs = int64FromWire("config.dedup_window_ms", w.dedupWindowMs) || DEFAULT_DEDUP_WINDOW_MS;
   if (retention === "interest") {
     for (const [field, value] of [["config.max_messages", maxMessages], ["config.max_bytes", maxBytes], ["config.max_age_ms", maxAgeMs]] as const) {
       if (value !== 0) throw new InvalidArgumentError(field, "only applies to RETENTION_POLICY_LIMITS");
@@ -40,17 +52,28 @@ export function topicConfigFromWire(wire: WireTopicConfig | undefined): TopicCon
 
 export function topicToWire(info: TopicInfo): Topic {
   const c = info.config;
+  const t = info.stats;
   return {
     name: info.name,
     config: {
       retention: c.retention === "limits" ? RetentionPolicy.RETENTION_POLICY_LIMITS : RetentionPolicy.RETENTION_POLICY_INTEREST,
-      maxMessages: c.maxMessages,
-      maxBytes: c.maxBytes,
-      maxAgeMs: c.maxAgeMs,
-      dedupWindowMs: c.dedupWindowMs,
+      maxMessages: BigInt(c.maxMessages),
+      maxBytes: BigInt(c.maxBytes),
+      maxAgeMs: BigInt(c.maxAgeMs),
+      dedupWindowMs: BigInt(c.dedupWindowMs),
     },
-    stats: { ...info.stats },
-    createdAtMs: info.createdAtMs,
+    stats: {
+      published: BigInt(t.published),
+      firstSequence: BigInt(t.firstSequence),
+      lastSequence: BigInt(t.lastSequence),
+      retainedMessages: BigInt(t.retainedMessages),
+      retainedBytes: BigInt(t.retainedBytes),
+      discarded: BigInt(t.discarded),
+      subscriptionCount: t.subscriptionCount,
+      liveSubscriberCount: t.liveSubscriberCount,
+      duplicates: BigInt(t.duplicates),
+    },
+    createdAtMs: BigInt(info.createdAtMs),
   };
 }
 
@@ -66,10 +89,10 @@ export function subscriptionRequestFromWire(wire: WireSubscriptionConfig | undef
       start = { kind: "earliest" };
       break;
     case WireStart.START_POSITION_SEQUENCE:
-      start = { kind: "sequence", sequence: wire.startSequence };
+      start = { kind: "sequence", sequence: int64FromWire("config.start_sequence", wire.startSequence) };
       break;
     case WireStart.START_POSITION_TIMESTAMP:
-      start = { kind: "timestamp", timestampMs: wire.startTimestampMs };
+      start = { kind: "timestamp", timestampMs: int64FromWire("config.start_timestamp_ms", wire.startTimestampMs) };
       break;
     default:
       throw new InvalidArgumentError("config.start", `unknown start position ${wire.start}`);
@@ -86,6 +109,7 @@ export function subscriptionRequestFromWire(wire: WireSubscriptionConfig | undef
 
 export function subscriptionToWire(info: SubscriptionInfo): Subscription {
   const s = info.start;
+  const t = info.stats;
   return {
     name: info.name,
     topic: info.topic,
@@ -98,29 +122,97 @@ export function subscriptionToWire(info: SubscriptionInfo): Subscription {
             : s.kind === "sequence"
               ? WireStart.START_POSITION_SEQUENCE
               : WireStart.START_POSITION_TIMESTAMP,
-      startSequence: s.kind === "sequence" ? s.sequence : 0,
-      startTimestampMs: s.kind === "timestamp" ? s.timestampMs : 0,
+      startSequence: BigInt(s.kind === "sequence" ? s.sequence : 0),
+      startTimestampMs: BigInt(s.kind === "timestamp" ? s.timestampMs : 0),
       ackDeadlineMs: info.config.ackDeadlineMs,
       maxDeliveries: info.config.maxDeliveries,
       deadLetterTopic: info.config.deadLetterTopic,
       retryBackoffMinMs: info.config.retryBackoffMinMs,
       retryBackoffMaxMs: info.config.retryBackoffMaxMs,
     },
-    stats: { ...info.stats },
-    createdAtMs: info.createdAtMs,
+    stats: {
+      backlog: BigInt(t.backlog),
+      inFlight: BigInt(t.inFlight),
+      delivered: BigInt(t.delivered),
+      redelivered: BigInt(t.redelivered),
+      acked: BigInt(t.acked),
+      deadLettered: BigInt(t.deadLettered),
+      consumerCount: t.consumerCount,
+      ackFloor: BigInt(t.ackFloor),
+      nextSequence: BigInt(t.nextSequence),
+    },
+    createdAtMs: BigInt(info.createdAtMs),
+  };
+}
+
+/** A Publish (or PublishStream) request as the core takes it: an empty `message_id` is no producer id. */
+export function publishRequestFromWire(wire: Pick<PublishRequest, "topic" | "messages">): { topic: string; messages: PublishInput[] } {
+  return {
+    topic: wire.topic,
+    messages: wire.messages.map((m) => (m.messageId === "" ? { payload: m.payload, attributes: m.attributes } : { payload: m.payload, attributes: m.attributes, messageId: m.messageId })),
   };
 }
 
 /** A stored batch as Publish (and each PublishStream answer) reports it; `nowMs` stands in for an empty batch. */
 export function publishResponseToWire(outcomes: readonly PublishOutcome[], nowMs: number): PublishResponse {
   return {
-    results: outcomes.map((o) => ({ messageId: o.id, sequence: o.sequence, duplicate: o.duplicate })),
-    publishTimeMs: outcomes[0]?.publishTimeMs ?? nowMs,
+    results: outcomes.map((o) => ({ messageId: o.id, sequence: BigInt(o.sequence), duplicate: o.duplicate })),
+    publishTimeMs: BigInt(outcomes[0]?.publishTimeMs ?? nowMs),
   };
 }
 
+/** Consume flow-control limits (zeros = defaults), validated by the core once the 64-bit byte limit fits a number. */
+export function flowLimitsFromWire(start: ConsumeStart): FlowLimits {
+  return resolveFlowLimits(start.maxOutstandingMessages, int64FromWire("start.max_outstanding_bytes", start.maxOutstandingBytes));
+}
+
+/**
+ * The acks, nacks and extensions of one ConsumeRequest as core commands. Ack ids are int64 on
+ * the wire; the core's are safe integers, so an id outside that range names no lease and is
+ * dropped here, exactly as the core ignores any other unknown id.
+ */
+export function consumeCommandsFromWire(wire: ConsumeRequest): ConsumerCommands {
+  const commands: ConsumerCommands = {};
+  if (wire.ackIds.length > 0) commands.ackIds = ackIdsFromWire(wire.ackIds);
+  if (wire.nackIds.length > 0) commands.nackIds = ackIdsFromWire(wire.nackIds);
+  if (wire.extend) commands.extend = { ackIds: ackIdsFromWire(wire.extend.ackIds), extendMs: wire.extend.extendMs };
+  return commands;
+}
+
+function ackIdsFromWire(ids: readonly bigint[]): number[] {
+  const out: number[] = [];
+  for (const id of ids) {
+    if (id >= MIN_SAFE && id <= MAX_SAFE) out.push(Number(id));
+  }
+  return out;
+}
+
 export function brokerStatsToWire(s: BrokerStatsSnapshot): BrokerStats {
-  return { ...s };
+  return {
+    timestampMs: BigInt(s.timestampMs),
+    uptimeMs: BigInt(s.uptimeMs),
+    storage: s.storage,
+    topics: s.topics,
+    subscriptions: s.subscriptions,
+    consumers: s.consumers,
+    v1Subscribers: s.v1Subscribers,
+    published: BigInt(s.published),
+    delivered: BigInt(s.delivered),
+    acked: BigInt(s.acked),
+    redelivered: BigInt(s.redelivered),
+    deadLettered: BigInt(s.deadLettered),
+    backlog: BigInt(s.backlog),
+    inFlight: BigInt(s.inFlight),
+    retainedMessages: BigInt(s.retainedMessages),
+    retainedBytes: BigInt(s.retainedBytes),
+    memoryBudgetBytes: BigInt(s.memoryBudgetBytes),
+    rssBytes: BigInt(s.rssBytes),
+    heapUsedBytes: BigInt(s.heapUsedBytes),
+    cpuUserSeconds: s.cpuUserSeconds,
+    cpuSystemSeconds: s.cpuSystemSeconds,
+    diskBytes: BigInt(s.diskBytes),
+    diskBudgetBytes: BigInt(s.diskBudgetBytes),
+  };
 }
 
 /**
@@ -144,7 +236,15 @@ export function paginate(sortedNames: readonly string[], pageSize: number, pageT
   return { names, nextPageToken: more ? Buffer.from(`after:${names[names.length - 1]!}`, "utf8").toString("base64url") : "" };
 }
 
-function nonNegative(field: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(field, `must be >= 0, got ${value}`);
-  return value;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
+
+/**
+ * A non-negative 64-bit field as a core number. Negative values and values beyond
+ * Number.MAX_SAFE_INTEGER (which the core could not hold exactly) are INVALID_ARGUMENT naming `field`.
+ */
+export function int64FromWire(field: string, value: bigint): number {
+  if (value < 0n) throw new InvalidArgumentError(field, `must be >= 0, got ${value}`);
+  if (value > MAX_SAFE) throw new InvalidArgumentError(field, `must be at most ${Number.MAX_SAFE_INTEGER}, got ${value}`);
+  return Number(value);
 }

@@ -175,7 +175,7 @@ export function v2Api(c: BrokerClient) {
     publish: (topic: string, messages: Array<Partial<PublishMessage>>) =>
       publish({ topic, messages: messages.map((m) => ({ payload: Buffer.alloc(0), attributes: {}, messageId: "", ...m })) }),
     /** Publishes text payloads in one batch; resolves with their sequences. */
-    publishText: async (topic: string, texts: string[]): Promise<number[]> =>
+    publishText: async (topic: string, texts: string[]): Promise<bigint[]> =>
       (await publish({ topic, messages: texts.map((t) => ({ payload: Buffer.from(t), attributes: {}, messageId: "" })) })).results.map((r) => r.sequence),
     createSubscription: (name: string, topic: string, config: SubscriptionConfigInput = {}) =>
       createSubscription({
@@ -183,8 +183,8 @@ export function v2Api(c: BrokerClient) {
         topic,
         config: {
           start: 0,
-          startSequence: 0,
-          startTimestampMs: 0,
+          startSequence: 0n,
+          startTimestampMs: 0n,
           ackDeadlineMs: 0,
           maxDeliveries: 0,
           deadLetterTopic: "",
@@ -203,7 +203,8 @@ export type V2Api = ReturnType<typeof v2Api>;
 
 export interface ConsumerOptions {
   maxOutstandingMessages?: number;
-  maxOutstandingBytes?: number;
+  /** int64 on the wire; a number is converted. */
+  maxOutstandingBytes?: number | bigint;
   /** Ack each delivery as it arrives. */
   autoAck?: boolean;
 }
@@ -211,7 +212,7 @@ export interface ConsumerOptions {
 /** One v2 Consume stream: records deliveries and its end; waits on conditions, never on time. */
 export class Consumer {
   readonly deliveries: Delivery[] = [];
-  readonly outstanding = new Map<number, Delivery>();
+  readonly outstanding = new Map<bigint, Delivery>();
   maxOutstanding = 0;
   error: ServiceError | undefined;
   ended = false;
@@ -242,7 +243,7 @@ export class Consumer {
       start: {
         subscription,
         maxOutstandingMessages: options.maxOutstandingMessages ?? 0,
-        maxOutstandingBytes: options.maxOutstandingBytes ?? 0,
+        maxOutstandingBytes: BigInt(options.maxOutstandingBytes ?? 0),
         consumerName: "e2e",
       },
     });
@@ -253,13 +254,13 @@ export class Consumer {
     this.stream.write({ start: undefined, ackIds: [], nackIds: [], extend: undefined, ...req });
   }
 
-  ack(ids: number[]): void {
+  ack(ids: bigint[]): void {
     if (ids.length === 0) return;
     for (const id of ids) this.outstanding.delete(id);
     this.send({ ackIds: ids });
   }
 
-  nack(ids: number[]): void {
+  nack(ids: bigint[]): void {
     for (const id of ids) this.outstanding.delete(id);
     this.send({ nackIds: ids });
   }

@@ -44,7 +44,7 @@ afterAll(async () => {
 });
 
 const v2Acked = async (_topic: string, name: string): Promise<number> =>
-  (await unary<Subscription>((cb) => v2Admin.getSubscription({ name }, cb))).stats?.acked ?? -1;
+  Number((await unary<Subscription>((cb) => v2Admin.getSubscription({ name }, cb))).stats?.acked ?? -1n);
 
 const subjects: Subject[] = [
   { name: "ratatoskr", label: "ratatoskr (PublishStream)", v2Publish: "stream", server: () => ratatoskr, acks: true, statsViaProtocol: true, acked: v2Acked },

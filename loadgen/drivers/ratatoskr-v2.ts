@@ -64,8 +64,8 @@ export class RatatoskrV2Driver implements Driver {
             topic: spec.topic,
             config: {
               start: StartPosition.START_POSITION_LATEST,
-              startSequence: 0,
-              startTimestampMs: 0,
+              startSequence: 0n,
+              startTimestampMs: 0n,
               ackDeadlineMs: 0,
               maxDeliveries: 0,
               deadLetterTopic: "",
@@ -88,7 +88,7 @@ export class RatatoskrV2Driver implements Driver {
     this.streams.add(stream);
     let closing = false;
     let ended = false;
-    let pending: number[] = [];
+    let pending: bigint[] = [];
     let timer: NodeJS.Timeout | undefined;
     const flushNow = Math.max(1, Math.floor(this.options.maxOutstandingMessages / 2));
     const flush = (): void => {
@@ -121,7 +121,7 @@ export class RatatoskrV2Driver implements Driver {
         start: {
           subscription: spec.name,
           maxOutstandingMessages: this.options.maxOutstandingMessages,
-          maxOutstandingBytes: 0,
+          maxOutstandingBytes: 0n,
           consumerName: `bench-${consumerIndex}`,
         },
         ackIds: [],
@@ -151,12 +151,12 @@ export class RatatoskrV2Driver implements Driver {
   async brokerStats(): Promise<BrokerStatsSample | undefined> {
     const s = await unary<BrokerStats>((cb) => this.pool.at(0).getBrokerStats({}, new grpc.Metadata(), { deadline: Date.now() + 2000 }, cb));
     return {
-      rssBytes: s.rssBytes,
+      rssBytes: Number(s.rssBytes),
       cpuUserSeconds: s.cpuUserSeconds,
       cpuSystemSeconds: s.cpuSystemSeconds,
-      heapUsedBytes: s.heapUsedBytes,
-      retainedMessages: s.retainedMessages,
-      backlog: s.backlog,
+      heapUsedBytes: Number(s.heapUsedBytes),
+      retainedMessages: Number(s.retainedMessages),
+      backlog: Number(s.backlog),
     };
   }
 
@@ -187,8 +187,8 @@ interface PendingPublish {
  */
 class StreamPublisher {
   private readonly streams = new Map<number, grpc.ClientDuplexStream<Buffer, PublishStreamAck>>();
-  private readonly pending = new Map<number, PendingPublish>();
-  private nextId = 1;
+  private readonly pending = new Map<bigint, PendingPublish>();
+  private nextId = 1n;
   private closed = false;
 
   constructor(private readonly pool: ClientPool<BrokerClient>) {}

@@ -12,6 +12,9 @@
  *                          3: Message { 4: payload bytes } } }
  *  v1 PublishBatchRequest{ 1: topic string, 2: repeated PublishRequest { 1: topic, 2: payload } }
  *  v1 Message            { 3: payload bytes }
+ *
+ * 64-bit fields (request_id, ack_id) are bigint, as in the generated code (forceLong=bigint),
+ * and round-trip their whole range; values up to 2^53 take a number fast path.
  */
 
 function varintSize(n: number): number {
@@ -32,6 +35,31 @@ function writeVarint(buf: Buffer, o: number, n: number): number {
   return o;
 }
 
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** Bytes of a 64-bit varint; a negative int64 is its two's complement (10 bytes), as protobuf writes it. */
+function varint64Size(v: bigint): number {
+  if (v >= 0n && v <= MAX_SAFE) return varintSize(Number(v));
+  let u = BigInt.asUintN(64, v);
+  let size = 1;
+  while (u >= 0x80n) {
+    u >>= 7n;
+    size++;
+  }
+  return size;
+}
+
+function writeVarint64(buf: Buffer, o: number, v: bigint): number {
+  if (v >= 0n && v <= MAX_SAFE) return writeVarint(buf, o, Number(v));
+  let u = BigInt.asUintN(64, v);
+  while (u >= 0x80n) {
+    buf[o++] = Number(u & 0x7fn) | 0x80;
+    u >>= 7n;
+  }
+  buf[o++] = Number(u);
+  return o;
+}
+
 function writeLenField(buf: Buffer, o: number, tag: number, len: number): number {
   buf[o++] = tag;
   return writeVarint(buf, o, len);
@@ -42,11 +70,11 @@ function writeLenField(buf: Buffer, o: number, tag: number, len: number): number
  * PublishRequest (inner field 1 = payload) and, with `innerPayloadField = 2` and the topic
  * repeated per item, v1 PublishBatchRequest.
  */
-function encodeBatch(topic: string, payloads: readonly Uint8Array[], innerPayloadField: 1 | 2, itemTopic: boolean, requestId?: number): Buffer {
+function encodeBatch(topic: string, payloads: readonly Uint8Array[], innerPayloadField: 1 | 2, itemTopic: boolean, requestId?: bigint): Buffer {
   const topicBytes = Buffer.from(topic, "utf8");
   const innerTopicLen = itemTopic ? 1 + varintSize(topicBytes.length) + topicBytes.length : 0;
   let total = 1 + varintSize(topicBytes.length) + topicBytes.length;
-  if (requestId !== undefined) total += 1 + varintSize(requestId);
+  if (requestId !== undefined) total += 1 + varint64Size(requestId);
   for (const p of payloads) {
     const inner = innerTopicLen + 1 + varintSize(p.length) + p.length;
     total += 1 + varintSize(inner) + inner;
@@ -68,7 +96,7 @@ function encodeBatch(topic: string, payloads: readonly Uint8Array[], innerPayloa
   }
   if (requestId !== undefined) {
     buf[o++] = (3 << 3) | 0;
-    writeVarint(buf, o, requestId);
+    writeVarint64(buf, o, requestId);
   }
   return buf;
 }
@@ -78,7 +106,7 @@ export function encodeV2Publish(topic: string, payloads: readonly Uint8Array[]):
 }
 
 /** v2 `PublishStreamRequest`: a PublishRequest (same fields 1 and 2) plus `request_id` (field 3). */
-export function encodeV2PublishStream(requestId: number, topic: string, payloads: readonly Uint8Array[]): Buffer {
+export function encodeV2PublishStream(requestId: bigint, topic: string, payloads: readonly Uint8Array[]): Buffer {
   return encodeBatch(topic, payloads, 1, false, requestId);
 }
 
@@ -88,12 +116,12 @@ export function encodeV1PublishBatch(topic: string, payloads: readonly Uint8Arra
 }
 
 /** v2 `ConsumeRequest { ack_ids: [...] }` (field 2, packed int64). */
-export function encodeAckRequest(ackIds: readonly number[]): Buffer {
+export function encodeAckRequest(ackIds: readonly bigint[]): Buffer {
   let len = 0;
-  for (const id of ackIds) len += varintSize(id);
+  for (const id of ackIds) len += varint64Size(id);
   const buf = Buffer.allocUnsafe(1 + varintSize(len) + len);
   let o = writeLenField(buf, 0, (2 << 3) | 2, len);
-  for (const id of ackIds) o = writeVarint(buf, o, id);
+  for (const id of ackIds) o = writeVarint64(buf, o, id);
   return buf;
 }
 
@@ -111,6 +139,30 @@ class Reader {
       if (byte < 0x80) return result;
       mul *= 128;
     }
+  }
+  /** A 64-bit varint, exact over the whole range: int64 (`signed`) or uint64. */
+  varint64(signed: boolean): bigint {
+    const b = this.buf;
+    const start = this.pos;
+    // Up to 7 bytes (49 bits) fit a number exactly.
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 7; i++) {
+      const byte = b[this.pos++]!;
+      result += (byte & 0x7f) * mul;
+      if (byte < 0x80) return BigInt(result);
+      mul *= 128;
+    }
+    this.pos = start;
+    let big = 0n;
+    let shift = 0n;
+    for (;;) {
+      const byte = b[this.pos++]!;
+      big |= BigInt(byte & 0x7f) << shift;
+      if (byte < 0x80) break;
+      shift += 7n;
+    }
+    return signed ? BigInt.asIntN(64, big) : BigInt.asUintN(64, big);
   }
   skip(wireType: number): void {
     switch (wireType) {
@@ -137,7 +189,7 @@ class Reader {
 /** A decoded batch of deliveries; arrays are reused by the next decode of the same object. */
 export interface DeliveryBatch {
   count: number;
-  ackIds: number[];
+  ackIds: bigint[];
   attempts: number[];
   payloads: Buffer[];
 }
@@ -157,13 +209,13 @@ export function decodeConsumeResponse(buf: Buffer): DeliveryBatch {
     }
     const dLen = r.varint();
     const end = r.pos + dLen;
-    let ackId = 0;
+    let ackId = 0n;
     let attempt = 1;
     let payload: Buffer = EMPTY;
     while (r.pos < end) {
       const t = r.varint();
       const field = t >>> 3;
-      if (field === 1 && (t & 7) === 0) ackId = r.varint();
+      if (field === 1 && (t & 7) === 0) ackId = r.varint64(true);
       else if (field === 2 && (t & 7) === 0) attempt = r.varint();
       else if (field === 3 && (t & 7) === 2) {
         const mLen = r.varint();
@@ -190,7 +242,7 @@ const EMPTY = Buffer.alloc(0);
 
 /** What the generator reads of a v2 `PublishStreamResponse`: the request it answers and its status. */
 export interface PublishStreamAck {
-  requestId: number;
+  requestId: bigint;
   /** gRPC status code; 0 = stored. */
   errorCode: number;
   errorMessage: string;
@@ -200,10 +252,10 @@ export function decodePublishStreamAck(buf: Buffer): PublishStreamAck {
   const r = reader;
   r.buf = buf;
   r.pos = 0;
-  const out: PublishStreamAck = { requestId: 0, errorCode: 0, errorMessage: "" };
+  const out: PublishStreamAck = { requestId: 0n, errorCode: 0, errorMessage: "" };
   while (r.pos < buf.length) {
     const t = r.varint();
-    if (t === ((3 << 3) | 0)) out.requestId = r.varint();
+    if (t === ((3 << 3) | 0)) out.requestId = r.varint64(false);
     else if (t === ((4 << 3) | 0)) out.errorCode = r.varint();
     else if (t === ((5 << 3) | 2)) {
       const len = r.varint();

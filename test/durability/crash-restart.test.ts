@@ -194,7 +194,7 @@ async function consume(
   };
   let ended = false;
   stream.on("data", (res: ConsumeResponse) => {
-    const ids: number[] = [];
+    const ids: bigint[] = [];
     for (const d of res.deliveries) {
       const p = d.message!.payload.toString();
       got.push(p);
@@ -207,7 +207,7 @@ async function consume(
     ended = true;
     signal.notify();
   });
-  write({ start: { subscription, maxOutstandingMessages: 5_000, maxOutstandingBytes: 0, consumerName: "graceful" } });
+  write({ start: { subscription, maxOutstandingMessages: 5_000, maxOutstandingBytes: 0n, consumerName: "graceful" } });
   await signal.until(() => done(got) || ended, "deliveries", 30_000);
   return { got, close: () => stream.cancel() };
 }

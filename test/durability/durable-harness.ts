@@ -90,7 +90,7 @@ export function publish(client: BrokerClient, topic: string, payloads: string[])
 }
 
 export async function createSubscription(client: BrokerClient, name: string, topic: string): Promise<void> {
-  const config = { start: 2, startSequence: 0, startTimestampMs: 0, ackDeadlineMs: 0, maxDeliveries: 0, deadLetterTopic: "", retryBackoffMinMs: 0, retryBackoffMaxMs: 0 };
+  const config = { start: 2, startSequence: 0n, startTimestampMs: 0n, ackDeadlineMs: 0, maxDeliveries: 0, deadLetterTopic: "", retryBackoffMinMs: 0, retryBackoffMaxMs: 0 };
   await unary(client, "createSubscription", { name, topic, config });
 }
 
@@ -226,7 +226,7 @@ export class AckingConsumer {
       });
       stream.on("error", () => resolve());
       stream.on("end", () => resolve());
-      write({ start: { subscription: this.subscription, maxOutstandingMessages: 500, maxOutstandingBytes: 0, consumerName: this.subscription } });
+      write({ start: { subscription: this.subscription, maxOutstandingMessages: 500, maxOutstandingBytes: 0n, consumerName: this.subscription } });
     });
   }
 }
