@@ -11,7 +11,7 @@ import { subscribeHandler, V1Subscribers, type V1SubscribeOptions } from "./v1-s
 import { isWellFormedRef, V1_SERVICE_DEFINITION } from "./v1-wire.js";
 
 // v1 (`ratatoskr.MessageBroker`): the original broker's contract. Domain errors are status OK
-// with an exact string in the response's `error` field (DESIGN §2.1); only failures the
+// with an exact string in the response's `error` field (docs/design.md, "v1 wire contract"); only failures the
 // original had no string for (shutdown, internal errors, budgets on single Publish) become
 // gRPC status codes through toStatus. As in the original, every PublishResponse carries a
 // Unix-ms `timestamp`, a failed one too (the time of the refusal); its `message_id` is empty.
