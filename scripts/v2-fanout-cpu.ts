@@ -3,7 +3,7 @@
 // subscriptions: none, per event-loop turn (1 ms generations), 50 ms generations (the server's).
 //   npx tsx scripts/v2-fanout-cpu.ts [none|turn|gen] [subscriptions=200] [messages=20000]
 import { createBrokerCore, MemoryStore, type Consumer } from "../broker/index.js";
-import { EncodedMessages, encodeFrames } from "../broker/server/consume-codec.js";
+import { EncodedMessages, encodeFrames } from "../broker/server/v2/consume-codec.js";
 
 const mode = process.argv[2] ?? "gen";
 const subs = Number(process.argv[3] ?? 200);

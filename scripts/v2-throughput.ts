@@ -7,8 +7,8 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { credentials } from "@grpc/grpc-js";
 import { BrokerClient, type ConsumeResponse } from "../proto/gen/ratatoskr/v2/broker.js";
-import { startBroker } from "../broker/server/server.js";
-import { V2Api } from "../broker/server/v2-test-kit.js";
+import { startBroker } from "../broker/index.js";
+import { V2Api } from "../test/support/v2-test-kit.js";
 
 if (process.argv[2] === "--publish") {
   // Publisher process: keeps a few batched publishes in flight until `total` are stored.

@@ -110,6 +110,16 @@ describe("module boundaries", () => {
     expect(offenders).toEqual([]);
   });
 
+  it("keeps the test kit out of production code (test/support is not built into dist/ or the image)", () => {
+    const support = join(root, "test", "support");
+    const offenders = edges("broker", "loadgen", "cli")
+      .filter((e) => !isTest(e.from) && e.to !== undefined && inside(e.to, support))
+      .map(show);
+    expect(offenders).toEqual([]);
+    const build = JSON.parse(readFileSync(join(root, "tsconfig.build.json"), "utf8")) as { include: string[] };
+    expect(build.include.filter((dir) => dir === "test" || dir.startsWith("test/"))).toEqual([]);
+  });
+
   it("runs no periodic timers in broker/server: the core owns them", () => {
     const offenders = sources(join(root, "broker/server"))
       .filter((f) => !isTest(f) && /\bsetInterval\s*\(/.test(readFileSync(f, "utf8")))

@@ -13,7 +13,7 @@ export {
 } from "./subscription-registry.js";
 export type { BrokerStatsSnapshot, ProcessProbe } from "./broker-stats.js";
 export { FakeClock, ManualTimers, systemClock, systemTimers, type Clock, type Timers } from "./clock.js";
-export type { Consumer, ConsumerEndReason, ConsumerSink } from "./consumer.js";
+export type { Consumer, ConsumerCommands, ConsumerEndReason, ConsumerSink } from "./consumer.js";
 export { DEAD_LETTER_ATTRIBUTES } from "./dead-letter.js";
 export {
   BrokerError,

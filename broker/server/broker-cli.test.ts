@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import yargs, { type Argv } from "yargs";
 import { brokerCommand, resolveBrokerConfig } from "../../cli/broker-command.js";
 import { DEFAULT_CONFIG } from "./config.js";
-import { newClient, subscribe, uniqueTopic, v1Api } from "./v1-test-kit.js";
+import { newClient, subscribe, uniqueTopic, v1Api } from "../../test/support/v1-test-kit.js";
 
 // `ratatoskr broker` as other tools use it: a child process that prints the listening line,
 // takes its settings from flags and RATATOSKR_* variables, and stops cleanly on SIGTERM.

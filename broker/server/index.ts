@@ -5,4 +5,4 @@ export { startBroker, type RunningBroker } from "./server.js";
 export { DEFAULT_CONFIG, type BrokerServerConfig } from "./config.js";
 export { createLogger, silentLogger, type Logger, type LogLevel } from "./logger.js";
 export { SERVICE_NAMES } from "./discovery.js";
-export { SUBSCRIPTION_REF_HEADER } from "./v1-wire.js";
+export { SUBSCRIPTION_REF_HEADER } from "./v1/index.js";

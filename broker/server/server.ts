@@ -4,8 +4,8 @@ import { openStore } from "../store/index.js";
 import { DEFAULT_CONFIG, type BrokerServerConfig } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import { addHealthAndReflection } from "./discovery.js";
-import { addV1Service } from "./v1-service.js";
-import { addV2Service } from "./v2-service.js";
+import { addV1Service } from "./v1/index.js";
+import { addV2Service } from "./v2/index.js";
 
 export interface RunningBroker {
   /** "host:port" actually bound. */

@@ -2,8 +2,8 @@
 // 127.0.0.1:0 with the v1 service, a generated-code client, and small promise helpers.
 import { randomUUID } from "node:crypto";
 import { credentials, Metadata, Server, ServerCredentials, status, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
-import { createBrokerCore, type TopicRegistry } from "../core/index.js";
-import { MemoryStore } from "../store/index.js";
+import { createBrokerCore, type TopicRegistry } from "../../broker/core/index.js";
+import { MemoryStore } from "../../broker/store/index.js";
 import {
   MessageBrokerClient,
   type CreateTopicRequest,
@@ -24,11 +24,9 @@ import {
   type UnsubscribeRequest,
   type UnsubscribeResponse,
 } from "../../proto/gen/ratatoskr.js";
-import { DEFAULT_CONFIG, type BrokerServerConfig } from "./config.js";
-import { silentLogger } from "./logger.js";
-import { addV1Service, type V1Service } from "./v1-service.js";
-import type { V1SubscribeOptions } from "./v1-subscribe.js";
-import { SUBSCRIPTION_REF_HEADER } from "./v1-wire.js";
+import { DEFAULT_CONFIG, type BrokerServerConfig } from "../../broker/server/index.js";
+import { silentLogger } from "../../broker/server/index.js";
+import { addV1Service, SUBSCRIPTION_REF_HEADER, type V1Service, type V1SubscribeOptions } from "../../broker/server/v1/index.js";
 
 export interface V1TestServer {
   address: string;

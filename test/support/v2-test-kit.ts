@@ -22,8 +22,8 @@ import {
   type Subscription,
   type Topic,
 } from "../../proto/gen/ratatoskr/v2/broker.js";
-import type { BrokerServerConfig } from "./config.js";
-import { startBroker, type RunningBroker } from "./server.js";
+import type { BrokerServerConfig } from "../../broker/server/index.js";
+import { startBroker, type RunningBroker } from "../../broker/server/index.js";
 
 export interface V2TestServer {
   running: RunningBroker;

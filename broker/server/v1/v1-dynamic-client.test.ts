@@ -2,15 +2,15 @@ import { join } from "node:path";
 import { credentials, loadPackageDefinition, Metadata, status, type Client, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBroker, type RunningBroker } from "./server.js";
-import { silentLogger } from "./logger.js";
-import { uniqueTopic } from "./v1-test-kit.js";
+import { startBroker, type RunningBroker } from "../server.js";
+import { silentLogger } from "../logger.js";
+import { uniqueTopic } from "../../../test/support/v1-test-kit.js";
 
 // Wire compatibility without our generated code: a client built at runtime from
 // proto/ratatoskr.proto by @grpc/proto-loader, with snake_case fields as the original's
 // Node clients use them, drives the full broker (startBroker).
 
-const protoFile = join(import.meta.dirname, "..", "..", "proto", "ratatoskr.proto");
+const protoFile = join(import.meta.dirname, "..", "..", "..", "proto", "ratatoskr.proto");
 const definition = loadSync(protoFile, { keepCase: true, longs: Number, defaults: true });
 const ratatoskr = loadPackageDefinition(definition)["ratatoskr"] as unknown as {
   MessageBroker: new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => Client & Record<string, Function>;

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { connect, constants as h2 } from "node:http2";
 import { credentials, makeGenericClientConstructor, status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startV1TestServer, subscribe, uniqueTopic, type V1TestServer } from "./v1-test-kit.js";
+import { startV1TestServer, subscribe, uniqueTopic, type V1TestServer } from "../../../test/support/v1-test-kit.js";
 
 const MAX_MESSAGE_BYTES = 2 * 1024 * 1024;
 let s: V1TestServer;

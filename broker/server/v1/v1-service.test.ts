@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startV1TestServer, subscribe, uniqueTopic, type V1TestServer } from "./v1-test-kit.js";
+import { startV1TestServer, subscribe, uniqueTopic, type V1TestServer } from "../../../test/support/v1-test-kit.js";
 
 let s: V1TestServer;
 beforeAll(async () => {

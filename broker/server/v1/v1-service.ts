@@ -1,12 +1,9 @@
 import type { Server } from "@grpc/grpc-js";
-import type { TopicRegistry } from "../core/index.js";
-import { InvalidTopicNameError, ResourceExhaustedError, TopicExistsError, TopicNotFoundError } from "../core/errors.js";
-import { checkName } from "../core/names.js";
-import type { TopicNameProblem } from "../core/errors.js";
-import type { PublishBatchRequest, PublishBatchResponse, PublishResponse } from "../../proto/gen/ratatoskr.js";
-import type { BrokerServerConfig } from "./config.js";
-import { unary, type ServedHandlers } from "./handlers.js";
-import type { Logger } from "./logger.js";
+import { checkName, InvalidTopicNameError, ResourceExhaustedError, TopicExistsError, type TopicNameProblem, TopicNotFoundError, type TopicRegistry } from "../../core/index.js";
+import type { PublishBatchRequest, PublishBatchResponse, PublishResponse } from "../../../proto/gen/ratatoskr.js";
+import type { BrokerServerConfig } from "../config.js";
+import { unary, type ServedHandlers } from "../handlers.js";
+import type { Logger } from "../logger.js";
 import { subscribeHandler, V1Subscribers, type V1SubscribeOptions } from "./v1-subscribe.js";
 import { isWellFormedRef, V1_SERVICE_DEFINITION } from "./v1-wire.js";
 

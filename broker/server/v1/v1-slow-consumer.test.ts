@@ -5,7 +5,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
-import { startV1TestServer, subscribe, uniqueTopic, until, type V1TestServer } from "./v1-test-kit.js";
+import { startV1TestServer, subscribe, uniqueTopic, until, type V1TestServer } from "../../../test/support/v1-test-kit.js";
 
 // A v1 subscriber that stops reading must be cut off with RESOURCE_EXHAUSTED once its queue
 // passes the buffer limit, without slowing the publisher or the other subscribers, and
@@ -14,7 +14,7 @@ import { startV1TestServer, subscribe, uniqueTopic, until, type V1TestServer } f
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
-const repo = join(import.meta.dirname, "..", "..");
+const repo = join(import.meta.dirname, "..", "..", "..");
 
 interface ChildEnd {
   code: status;
@@ -37,7 +37,7 @@ afterEach(async () => {
 
 /** Starts the subscriber child; resolves once its subscription is registered. */
 async function spawnSubscriber(address: string, topic: string): Promise<{ pid: number; ended: Promise<ChildEnd> }> {
-  const proc = spawn(process.execPath, ["--import", "tsx", join("broker", "server", "v1-stall-child.ts"), address, topic], {
+  const proc = spawn(process.execPath, ["--import", "tsx", join("test", "support", "v1-stall-child.ts"), address, topic], {
     cwd: repo,
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -1,7 +1,7 @@
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { PublishResponse } from "../../proto/gen/ratatoskr.js";
-import { startV1TestServer, subscribe, uniqueTopic, until, type V1TestServer } from "./v1-test-kit.js";
+import type { PublishResponse } from "../../../proto/gen/ratatoskr.js";
+import { startV1TestServer, subscribe, uniqueTopic, until, type V1TestServer } from "../../../test/support/v1-test-kit.js";
 
 let s: V1TestServer;
 beforeAll(async () => {

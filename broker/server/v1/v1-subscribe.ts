@@ -1,12 +1,10 @@
 import { constants as http2 } from "node:http2";
 import { Metadata, status, type ServerWritableStream, type handleServerStreamingCall } from "@grpc/grpc-js";
-import type { TopicRegistry } from "../core/index.js";
-import type { LiveEndReason, LiveSink, LiveSubscription } from "../core/live-subscriber.js";
-import type { StoredMessage } from "../core/types.js";
-import type { SubscribeRequest } from "../../proto/gen/ratatoskr.js";
-import { serverStream } from "./handlers.js";
-import type { Logger } from "./logger.js";
-import { statusError } from "./status.js";
+import type { LiveEndReason, LiveSink, LiveSubscription, StoredMessage, TopicRegistry } from "../../core/index.js";
+import type { SubscribeRequest } from "../../../proto/gen/ratatoskr.js";
+import { serverStream } from "../handlers.js";
+import type { Logger } from "../logger.js";
+import { statusError } from "../status.js";
 import { encodeV1Message, isWellFormedRef, SUBSCRIPTION_REF_HEADER } from "./v1-wire.js";
 
 type SubscribeCall = ServerWritableStream<SubscribeRequest, Buffer>;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { Message } from "../../proto/gen/ratatoskr.js";
-import type { StoredMessage } from "../core/types.js";
+import { Message } from "../../../proto/gen/ratatoskr.js";
+import type { StoredMessage } from "../../core/types.js";
 import { encodeV1Message, isWellFormedRef, V1_SERVICE_DEFINITION } from "./v1-wire.js";
 
 const stored = (id: string): StoredMessage => ({

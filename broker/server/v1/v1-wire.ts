@@ -1,6 +1,6 @@
 import type { ServiceDefinition } from "@grpc/grpc-js";
-import type { StoredMessage } from "../core/types.js";
-import { Message, MessageBrokerService } from "../../proto/gen/ratatoskr.js";
+import type { StoredMessage } from "../../core/index.js";
+import { Message, MessageBrokerService } from "../../../proto/gen/ratatoskr.js";
 
 /**
  * The v1 service definition as served: the generated one, except that Subscribe's response

@@ -1,8 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it, vi } from "vitest";
-import { ConsumeResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
-import { Lease, type LeaseHolder } from "../core/lease-table.js";
-import type { StoredMessage } from "../core/types.js";
+import { ConsumeResponse } from "../../../proto/gen/ratatoskr/v2/broker.js";
+import { Lease, type LeaseHolder } from "../../core/lease-table.js";
+import type { StoredMessage } from "../../core/types.js";
 import { EncodedMessages, encodeConsumeResponse, encodeFrames } from "./consume-codec.js";
 
 const holder: LeaseHolder = { onLeaseExpired: () => undefined };

@@ -1,5 +1,4 @@
-import type { Lease } from "../core/lease-table.js";
-import type { StoredMessage } from "../core/types.js";
+import type { Lease, StoredMessage } from "../../core/index.js";
 
 // ConsumeResponse frames written straight from the core's leases: a size pass, then a write
 // pass into one buffer per frame, no intermediate objects or writer chunks (docs/design.md, "Encode once": the

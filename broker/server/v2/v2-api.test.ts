@@ -1,7 +1,7 @@
 import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MessageBrokerClient, type Message as V1Message, type PublishResponse as V1PublishResponse } from "../../proto/gen/ratatoskr.js";
-import { startV2TestServer, TestConsumer, uniqueName, waitFor, type V2TestServer } from "./v2-test-kit.js";
+import { MessageBrokerClient, type Message as V1Message, type PublishResponse as V1PublishResponse } from "../../../proto/gen/ratatoskr.js";
+import { startV2TestServer, TestConsumer, uniqueName, waitFor, type V2TestServer } from "../../../test/support/v2-test-kit.js";
 
 const limits = (over: Partial<{ retention: number; maxMessages: bigint; maxBytes: bigint; maxAgeMs: bigint; dedupWindowMs: bigint }>) => ({
   retention: 0,

@@ -1,8 +1,8 @@
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { StartPosition } from "../../proto/gen/ratatoskr/v2/broker.js";
-import { DEAD_LETTER_ATTRIBUTES } from "../core/dead-letter.js";
-import { startV2TestServer, TestConsumer, uniqueName, waitFor, type V2TestServer } from "./v2-test-kit.js";
+import { StartPosition } from "../../../proto/gen/ratatoskr/v2/broker.js";
+import { DEAD_LETTER_ATTRIBUTES } from "../../core/dead-letter.js";
+import { startV2TestServer, TestConsumer, uniqueName, waitFor, type V2TestServer } from "../../../test/support/v2-test-kit.js";
 
 const texts = (n: number, prefix = "m"): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);
 

@@ -1,13 +1,10 @@
 import { status, type ServerDuplexStream } from "@grpc/grpc-js";
-import type { Consumer, ConsumerEndReason, ConsumerSink } from "../core/consumer.js";
-import { InvalidArgumentError } from "../core/errors.js";
-import type { Lease } from "../core/lease-table.js";
-import type { SubscriptionRegistry } from "../core/subscription-registry.js";
-import { ConsumeRequest } from "../../proto/gen/ratatoskr/v2/broker.js";
+import { type Consumer, type ConsumerEndReason, type ConsumerSink, InvalidArgumentError, type Lease, type SubscriptionRegistry } from "../../core/index.js";
+import { ConsumeRequest } from "../../../proto/gen/ratatoskr/v2/broker.js";
 import { encodeFrames, type EncodedMessages } from "./consume-codec.js";
-import { bidiStream } from "./handlers.js";
-import type { Logger } from "./logger.js";
-import { statusError, toStatus } from "./status.js";
+import { bidiStream } from "../handlers.js";
+import type { Logger } from "../logger.js";
+import { statusError, toStatus } from "../status.js";
 import { consumeCommandsFromWire, flowLimitsFromWire } from "./v2-wire.js";
 
 /** The Consume stream as the handler sees it: ConsumeRequest bytes in (decoded here), pre-encoded ConsumeResponse frames out. */

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { startV2TestServer, TestConsumer, waitFor, type V2TestServer } from "./v2-test-kit.js";
+import { startV2TestServer, TestConsumer, waitFor, type V2TestServer } from "../../../test/support/v2-test-kit.js";
 
 describe("v2 on the durable store", () => {
   const dirs: string[] = [];

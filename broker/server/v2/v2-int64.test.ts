@@ -3,8 +3,8 @@
 // round-trip. Values beyond 2^53 used to end the stream with INTERNAL "Error deserializing request".
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RetentionPolicy, StartPosition, type TopicConfig } from "../../proto/gen/ratatoskr/v2/broker.js";
-import { startV2TestServer, TestConsumer, TestPublisher, uniqueName, waitFor, type V2TestServer } from "./v2-test-kit.js";
+import { RetentionPolicy, StartPosition, type TopicConfig } from "../../../proto/gen/ratatoskr/v2/broker.js";
+import { startV2TestServer, TestConsumer, TestPublisher, uniqueName, waitFor, type V2TestServer } from "../../../test/support/v2-test-kit.js";
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 /** 2^53+1 (the first integer a double cannot hold), 2^63−1 (the int64 maximum), 2^64−1 (the uint64 maximum). */

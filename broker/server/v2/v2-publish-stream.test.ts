@@ -1,13 +1,13 @@
 import { credentials, Server, ServerCredentials, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BrokerClient, PublishStreamRequest } from "../../proto/gen/ratatoskr/v2/broker.js";
-import { createBrokerCore, type StoredMessage } from "../core/index.js";
-import { MemoryStore } from "../store/store-memory.js";
-import { DEFAULT_CONFIG } from "./config.js";
-import { silentLogger } from "./logger.js";
+import { BrokerClient, PublishStreamRequest } from "../../../proto/gen/ratatoskr/v2/broker.js";
+import { createBrokerCore, type StoredMessage } from "../../core/index.js";
+import { MemoryStore } from "../../store/store-memory.js";
+import { DEFAULT_CONFIG } from "../config.js";
+import { silentLogger } from "../logger.js";
 import { PUBLISH_STREAM_WINDOW } from "./v2-publish-stream.js";
 import { addV2Service } from "./v2-service.js";
-import { startV2TestServer, TestConsumer, TestPublisher, uniqueName, V2Api, waitFor, type V2TestServer } from "./v2-test-kit.js";
+import { startV2TestServer, TestConsumer, TestPublisher, uniqueName, V2Api, waitFor, type V2TestServer } from "../../../test/support/v2-test-kit.js";
 
 describe("v2 PublishStream over gRPC", () => {
   let srv: V2TestServer;

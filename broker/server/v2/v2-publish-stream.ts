@@ -1,9 +1,9 @@
 import { status, type ServerDuplexStream } from "@grpc/grpc-js";
-import type { TopicRegistry } from "../core/index.js";
-import { PublishStreamRequest, type PublishStreamResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
-import { bidiStream } from "./handlers.js";
-import type { Logger } from "./logger.js";
-import { statusError, toStatus } from "./status.js";
+import type { TopicRegistry } from "../../core/index.js";
+import { PublishStreamRequest, type PublishStreamResponse } from "../../../proto/gen/ratatoskr/v2/broker.js";
+import { bidiStream } from "../handlers.js";
+import type { Logger } from "../logger.js";
+import { statusError, toStatus } from "../status.js";
 import { publishRequestFromWire, publishResponseToWire } from "./v2-wire.js";
 
 /** Requests of one stream being stored at once; past this the stream stops reading until some are answered. */

@@ -1,10 +1,10 @@
 import type { Server, ServiceDefinition } from "@grpc/grpc-js";
-import { TopicNotFoundError, type BrokerCore } from "../core/index.js";
-import { BrokerService } from "../../proto/gen/ratatoskr/v2/broker.js";
-import type { BrokerServerConfig } from "./config.js";
+import { TopicNotFoundError, type BrokerCore } from "../../core/index.js";
+import { BrokerService } from "../../../proto/gen/ratatoskr/v2/broker.js";
+import type { BrokerServerConfig } from "../config.js";
 import { EncodedMessages } from "./consume-codec.js";
-import { unary, type ServedHandlers } from "./handlers.js";
-import type { Logger } from "./logger.js";
+import { unary, type ServedHandlers } from "../handlers.js";
+import type { Logger } from "../logger.js";
 import { consumeHandler } from "./v2-consume.js";
 import { publishStreamHandler } from "./v2-publish-stream.js";
 import {

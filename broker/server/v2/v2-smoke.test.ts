@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startV2TestServer, TestConsumer, uniqueName, type V2TestServer } from "./v2-test-kit.js";
+import { startV2TestServer, TestConsumer, uniqueName, type V2TestServer } from "../../../test/support/v2-test-kit.js";
 
 describe("v2 publish → subscribe → consume → ack", () => {
   let srv: V2TestServer;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { InvalidArgumentError } from "../core/errors.js";
+import { InvalidArgumentError } from "../../core/errors.js";
 import { consumeCommandsFromWire, int64FromWire, publishRequestFromWire } from "./v2-wire.js";
 
 describe("v2 wire → core mapping", () => {

@@ -6,15 +6,7 @@
 // core. Inbound, a value the core cannot hold exactly (beyond Number.MAX_SAFE_INTEGER) is
 // INVALID_ARGUMENT naming the field, except ack ids, where such a value cannot name a lease and
 // is ignored like any unknown id. Outbound, core numbers are safe integers and convert exactly.
-import { InvalidArgumentError } from "../core/errors.js";
-import type { BrokerStatsSnapshot } from "../core/broker-stats.js";
-import type { TopicInfo } from "../core/index.js";
-import type { ConsumerCommands } from "../core/consumer.js";
-import type { FlowLimits } from "../core/flow-control.js";
-import { resolveFlowLimits } from "../core/subscription-registry.js";
-import type { SubscriptionInfo } from "../core/subscription-registry.js";
-import type { SubscriptionRequest } from "../core/subscription-config.js";
-import { DEFAULT_DEDUP_WINDOW_MS, type PublishInput, type PublishOutcome, type StartPosition, type TopicConfig } from "../core/types.js";
+import { type BrokerStatsSnapshot, type ConsumerCommands, DEFAULT_DEDUP_WINDOW_MS, type FlowLimits, InvalidArgumentError, type PublishInput, type PublishOutcome, resolveFlowLimits, type StartPosition, type SubscriptionInfo, type SubscriptionRequest, type TopicConfig, type TopicInfo } from "../../core/index.js";
 import {
   RetentionPolicy,
   StartPosition as WireStart,
@@ -27,7 +19,7 @@ import {
   type SubscriptionConfig as WireSubscriptionConfig,
   type Topic,
   type TopicConfig as WireTopicConfig,
-} from "../../proto/gen/ratatoskr/v2/broker.js";
+} from "../../../proto/gen/ratatoskr/v2/broker.js";
 
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
