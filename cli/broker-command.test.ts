@@ -4,14 +4,14 @@ import { createInterface } from "node:readline";
 import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import yargs, { type Argv } from "yargs";
-import { brokerCommand, resolveBrokerConfig } from "../../cli/broker-command.js";
-import { DEFAULT_CONFIG } from "./config.js";
-import { newClient, subscribe, uniqueTopic, v1Api } from "./v1-test-kit.js";
+import { DEFAULT_CONFIG } from "../broker/index.js";
+import { newClient, subscribe, uniqueTopic, v1Api } from "../broker/server/v1-test-kit.js";
+import { brokerCommand, resolveBrokerConfig } from "./broker-command.js";
 
 // `ratatoskr broker` as other tools use it: a child process that prints the listening line,
 // takes its settings from flags and RATATOSKR_* variables, and stops cleanly on SIGTERM.
 
-const repo = join(import.meta.dirname, "..", "..");
+const repo = join(import.meta.dirname, "..");
 const children: ChildProcess[] = [];
 afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");

@@ -1,8 +1,6 @@
 import { logVerbosity, setLogger, setLogVerbosity } from "@grpc/grpc-js";
 import type { Argv, CommandModule } from "yargs";
-import { DEFAULT_CONFIG, type BrokerServerConfig } from "../broker/server/config.js";
-import { createLogger, type LogLevel } from "../broker/server/logger.js";
-import { startBroker, type RunningBroker } from "../broker/server/server.js";
+import { createLogger, DEFAULT_CONFIG, startBroker, type BrokerServerConfig, type LogLevel, type RunningBroker } from "../broker/index.js";
 
 // `ratatoskr broker`: every setting comes from a flag, else from its RATATOSKR_* variable,
 // else from DEFAULT_CONFIG. The values are validated here, once; nothing deeper reads the

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runBench } from "./bench.js";
-import { readResult } from "./report-files.js";
+import { readResult } from "./report/index.js";
 
 // End to end through `runBench`: the embedded reference broker as a child process on
 // 127.0.0.1:0, real gRPC, both drivers. Small on purpose; figures are not asserted.

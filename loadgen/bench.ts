@@ -4,19 +4,11 @@
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { procSample, type EmbeddedBroker } from "./broker-process.js";
-import { assertDriverAccepts, embeddedServerKind, startServerFor } from "./drivers/driver-hooks.js";
 import { monotonicClock } from "./clock.js";
-import { createDriver, type DriverName } from "./drivers/index.js";
-import { captureEnvironment } from "./environment.js";
+import { assertDriverAccepts, createDriver, embeddedServerKind, procSample, startServerFor, type DriverName, type EmbeddedBroker } from "./drivers/index.js";
 import { EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_OK, exitCodeFor, UsageError } from "./errors.js";
-import { buildPlan, parseShard } from "./plan.js";
-import { Progress, fmtUs } from "./progress.js";
-import { writeReport } from "./report-files.js";
-import { SEED_HEADER, seedRow } from "./report-md.js";
-import { buildResult, type RunResult } from "./result.js";
-import { runScenario } from "./runner.js";
-import { loadScenario } from "./scenario.js";
+import { buildResult, captureEnvironment, SEED_HEADER, seedRow, writeReport, type RunResult } from "./report/index.js";
+import { buildPlan, fmtUs, loadScenario, parseShard, Progress, runScenario } from "./run/index.js";
 
 export interface BenchArgs {
   scenario: string;

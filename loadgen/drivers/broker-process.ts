@@ -1,15 +1,15 @@
 /**
  * The embedded broker: `ratatoskr broker` as a child process on 127.0.0.1 with a free port,
- * started with the same Node runtime and loader flags as this process (so it works under tsx
- * and compiled). Stopped with SIGTERM, by PID, at teardown.
+ * started with the same Node runtime and loader flags as this process (cli-entry.ts, so it works
+ * under tsx and compiled). Stopped with SIGTERM, by PID, at teardown.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { extname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import { BrokerUnreachableError } from "./errors.js";
-import type { Scenario } from "./scenario.js";
+import { join } from "node:path";
+import { cliEntry, nodeArgs } from "../cli-entry.js";
+import { BrokerUnreachableError } from "../errors.js";
+import type { BrokerSettings } from "./driver.js";
 
 export interface EmbeddedBroker {
   address: string;
@@ -20,27 +20,7 @@ export interface EmbeddedBroker {
   stop(): Promise<void>;
 }
 
-/** cli/main.ts beside loadgen/ (tsx) or dist/cli/main.js beside dist/loadgen/ (compiled). */
-export function cliEntry(): string {
-  const here = fileURLToPath(import.meta.url);
-  return join(here, "..", "..", "cli", `main${extname(here)}`);
-}
-
-/**
- * Node flags for the child: ours, plus the tsx loader when running from TypeScript sources
- * without it in execArgv (e.g. under vitest, which transforms in-process).
- */
-export function nodeArgs(): string[] {
-  const args = [...process.execArgv];
-  const fromSource = cliEntry().endsWith(".ts");
-  if (fromSource && !args.some((a) => a.includes("tsx"))) {
-    const loader = join(fileURLToPath(import.meta.url), "..", "..", "node_modules", "tsx", "dist", "loader.mjs");
-    args.push("--import", pathToFileURL(loader).href);
-  }
-  return args;
-}
-
-export function brokerArgs(broker: Scenario["broker"], dataDir: string | undefined): string[] {
+export function brokerArgs(broker: BrokerSettings, dataDir: string | undefined): string[] {
   const args = ["broker", "--host", "127.0.0.1", "--port", "0", "--log-level", "info"];
   if (dataDir) args.push("--data-dir", dataDir);
   if (dataDir && broker.fsync) args.push("--fsync");
@@ -49,7 +29,7 @@ export function brokerArgs(broker: Scenario["broker"], dataDir: string | undefin
   return args;
 }
 
-export async function startEmbeddedBroker(broker: Scenario["broker"], timeoutMs = 20_000): Promise<EmbeddedBroker> {
+export async function startEmbeddedBroker(broker: BrokerSettings, timeoutMs = 20_000): Promise<EmbeddedBroker> {
   const dataDir = broker.storage === "durable" ? mkdtempSync(join(tmpdir(), "ratatoskr-bench-")) : undefined;
   const args = brokerArgs(broker, dataDir);
   const child = spawn(process.execPath, [...nodeArgs(), cliEntry(), ...args], {

@@ -8,10 +8,10 @@ import * as grpc from "@grpc/grpc-js";
 import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { BrokerClient, type Subscription } from "../../proto/gen/ratatoskr/v2/broker.js";
-import { procSample, startEmbeddedBroker, type EmbeddedBroker } from "../broker-process.js";
+import { procSample, startEmbeddedBroker, type EmbeddedBroker } from "./broker-process.js";
 import type { Consumer, DeliverySink, Driver } from "./driver.js";
 import { unary } from "./grpc-pool.js";
-import { createDriver, type DriverName } from "./index.js";
+import { createDriver, type DriverName } from "./registry.js";
 import { startNatsServer, type EmbeddedNatsServer } from "./nats-server.js";
 
 interface Subject {

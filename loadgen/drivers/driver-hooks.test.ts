@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseScenario } from "../scenario.js";
+import { parseScenario } from "../run/index.js";
 import { assertDriverAccepts, driverRefusals, embeddedServerKind } from "./driver-hooks.js";
 
 const base = "name: t\ntopics: 1\nsubscriptions: {perTopic: 1}\nproducers: 1\nmessages: 10\n";

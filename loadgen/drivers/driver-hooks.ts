@@ -4,13 +4,15 @@
  * differently), and, with no --target, which server to start: the reference broker for the
  * ratatoskr drivers, a nats-server for nats and jetstream.
  */
-import { startEmbeddedBroker, type EmbeddedBroker } from "../broker-process.js";
+import { startEmbeddedBroker, type EmbeddedBroker } from "./broker-process.js";
 import { UsageError } from "../errors.js";
-import type { Scenario } from "../scenario.js";
-import type { DriverName } from "./index.js";
+import type { DriverScenario } from "./driver.js";
+import type { DriverName } from "./registry.js";
 import { jetStreamRefusals } from "./jetstream.js";
 import { natsCoreRefusals } from "./nats.js";
 import { startNatsServer } from "./nats-server.js";
+
+type Scenario = DriverScenario & { name: string; v2Publish: "stream" | "unary" };
 
 /** Why `driver` cannot run `scenario` (empty when it can). */
 export function driverRefusals(driver: DriverName, scenario: Scenario): string[] {

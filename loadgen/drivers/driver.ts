@@ -4,6 +4,23 @@
  * received frame), never per message.
  */
 
+/** The scenario's `broker:` block: how an embedded server is set up (scenario.ts validates it). */
+export interface BrokerSettings {
+  /** `durable`: the embedded broker gets a temporary --data-dir (JetStream: file storage). */
+  storage: "memory" | "durable";
+  /** Durable only: flush commits to disk before acknowledging a publish. */
+  fsync: boolean;
+  memoryBudgetBytes?: number | undefined;
+  /** Extra arguments for the embedded reference broker. */
+  args: string[];
+}
+
+/** What a driver reads of a scenario to decide whether it can run it (a Scenario is one). */
+export interface DriverScenario {
+  consumersPerSubscription: number;
+  broker: BrokerSettings;
+}
+
 export interface DriverOptions {
   /** host:port of the broker. */
   target: string;

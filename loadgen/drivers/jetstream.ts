@@ -17,14 +17,13 @@
  */
 import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "nats";
 import { DriverError } from "../errors.js";
-import type { Scenario } from "../scenario.js";
-import type { BrokerStatsSample, Consumer, DeliverySink, Driver, DriverOptions, SubscriptionSpec } from "./driver.js";
+import type { BrokerStatsSample, Consumer, DeliverySink, Driver, DriverOptions, DriverScenario, SubscriptionSpec } from "./driver.js";
 import { NatsPool, asBuffer } from "./nats-pool.js";
 import { PubAckMux } from "./jetstream-publisher.js";
 import { inBatches, message } from "./ratatoskr-v2.js";
 
 /** Scenario fields JetStream cannot honour; an empty list means the scenario may run. */
-export function jetStreamRefusals(s: Scenario): string[] {
+export function jetStreamRefusals(s: DriverScenario): string[] {
   const out: string[] = [];
   if (s.broker.fsync) {
     out.push(

@@ -10,7 +10,7 @@ import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { BrokerUnreachableError } from "../errors.js";
-import type { EmbeddedBroker } from "../broker-process.js";
+import type { EmbeddedBroker } from "./broker-process.js";
 
 export const NATS_INSTALL_HINT = "install it with `apt-get install -y nats-server` (Debian package nats-server), or pass --target host:port of a running server";
 

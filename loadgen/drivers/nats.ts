@@ -12,15 +12,14 @@
  * not a broker ack. The cadence is fixed (not a scenario field) and disclosed in reports.
  */
 import type { Subscription } from "nats";
-import type { Scenario } from "../scenario.js";
-import type { BrokerStatsSample, Consumer, DeliverySink, Driver, DriverOptions, SubscriptionSpec } from "./driver.js";
+import type { BrokerStatsSample, Consumer, DeliverySink, Driver, DriverOptions, DriverScenario, SubscriptionSpec } from "./driver.js";
 import { NatsPool, asBuffer } from "./nats-pool.js";
 
 /** Messages per connection between flushes (PING/PONG). PEERS.md: 100 / 1,000 / 10,000 move NATS by ±20%. */
 export const NATS_FLUSH_EVERY = 1000;
 
 /** Scenario fields that NATS core cannot honour; an empty list means the scenario may run. */
-export function natsCoreRefusals(s: Scenario): string[] {
+export function natsCoreRefusals(s: DriverScenario): string[] {
   const out: string[] = [];
   if (s.consumersPerSubscription !== 1) {
     out.push(`consumersPerSubscription=${s.consumersPerSubscription}: a NATS core subscription is one subscriber (competing consumers would be a queue group, which this scenario set does not measure); use 1`);

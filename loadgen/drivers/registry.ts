@@ -25,4 +25,3 @@ export function createDriver(name: DriverName, options: DriverOptions, storage: 
   }
 }
 
-export type { Driver, DriverOptions, DeliverySink, BrokerStatsSample, SubscriptionSpec, Consumer } from "./driver.js";

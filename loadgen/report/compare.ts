@@ -2,8 +2,8 @@
  * `report compare`: runs side by side. The seed-shaped table for every run, then latency and
  * throughput with the change relative to the first run (the baseline).
  */
-import { fmtCount, fmtUs } from "./progress.js";
-import { SEED_HEADER, seedRow, configurationLabel } from "./report-md.js";
+import { fmtCount, fmtUs } from "../run/index.js";
+import { SEED_HEADER, seedRow, configurationLabel } from "./md.js";
 import type { RunResult } from "./result.js";
 
 function delta(base: number, v: number, lowerIsBetter: boolean): string {

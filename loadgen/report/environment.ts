@@ -19,7 +19,7 @@ export interface Environment {
   gitDirty: boolean;
 }
 
-const repoRoot = join(fileURLToPath(import.meta.url), "..", "..");
+const repoRoot = join(fileURLToPath(import.meta.url), "..", "..", "..");
 
 function pkgVersion(name: string): string {
   for (const base of [repoRoot, join(repoRoot, "..")]) {

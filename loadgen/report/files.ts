@@ -1,10 +1,10 @@
 /** Writing and reading a report directory. */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ReportError } from "./errors.js";
-import { decodeHistogram, percentileDistribution, writeHlog } from "./histogram.js";
-import { renderHtml } from "./report-html.js";
-import { renderMarkdown } from "./report-md.js";
+import { ReportError } from "../errors.js";
+import { decodeHistogram, percentileDistribution, writeHlog } from "../run/index.js";
+import { renderHtml } from "./html.js";
+import { renderMarkdown } from "./md.js";
 import { RESULT_KIND, RESULT_SCHEMA_VERSION, type RunResult } from "./result.js";
 
 export const REPORT_FILES = ["result.json", "report.md", "report.html", "e2e.hgrm", "e2e-uncorrected.hgrm", "publish.hgrm", "lateness.hgrm", "e2e.hlog"] as const;

@@ -2,7 +2,7 @@
  * SLO gates: each `slo:` field of the scenario becomes one gate judged against the result.
  * A failed gate says which and by how much; exit code 1 when any gate fails.
  */
-import type { Slo } from "./scenario.js";
+import type { Slo } from "../run/index.js";
 
 export interface GateInput {
   expected: number;

@@ -5,14 +5,12 @@ import { pathToFileURL } from "node:url";
 import { HistogramLogReader } from "hdr-histogram-js";
 import { chromium } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { monotonicClock } from "./clock.js";
-import { FakeDriver } from "./drivers/fake.js";
+import { monotonicClock } from "../clock.js";
+import { FakeDriver } from "../drivers/index.js";
+import { buildPlan, parseScenario, runScenario } from "../run/index.js";
 import { captureEnvironment } from "./environment.js";
-import { buildPlan } from "./plan.js";
-import { readResult, REPORT_FILES, writeReport } from "./report-files.js";
+import { readResult, REPORT_FILES, writeReport } from "./files.js";
 import { buildResult } from "./result.js";
-import { runScenario } from "./runner.js";
-import { parseScenario } from "./scenario.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const hasChromium = existsSync(CHROMIUM);

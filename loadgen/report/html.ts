@@ -4,8 +4,8 @@
  * percentile distribution on a 1/(1−p) log axis, broker CPU and memory.
  */
 import * as echarts from "echarts";
-import { decodeHistogram, percentileCurve } from "./histogram.js";
-import { renderHtmlTables } from "./report-tables.js";
+import { decodeHistogram, percentileCurve } from "../run/index.js";
+import { renderHtmlTables } from "./tables.js";
 import type { RunResult } from "./result.js";
 
 const WIDTH = 900;

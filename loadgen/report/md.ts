@@ -1,8 +1,6 @@
 /** report.md: the seed-shaped summary table, latency percentiles, gates, counts, environment. */
-import { fmtBytes, fmtCount, fmtUs } from "./progress.js";
 import type { RunResult } from "./result.js";
-import { totalSubscriptions } from "./scenario.js";
-import type { LatencySummary } from "./histogram.js";
+import { fmtBytes, fmtCount, fmtUs, totalSubscriptions, type LatencySummary } from "../run/index.js";
 
 export const SEED_HEADER = "| configuration | messages | topics | subscribers | throughput | deliveries | broker memory |\n|---|---:|---:|---:|---:|---:|---:|";
 

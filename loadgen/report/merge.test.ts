@@ -1,14 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { monotonicClock } from "./clock.js";
-import { FakeDriver } from "./drivers/fake.js";
+import { monotonicClock } from "../clock.js";
+import { FakeDriver } from "../drivers/index.js";
+import { ReportError } from "../errors.js";
+import { buildPlan, decodeHistogram, mergeEncoded, parseScenario, runScenario } from "../run/index.js";
 import { captureEnvironment } from "./environment.js";
-import { ReportError } from "./errors.js";
-import { decodeHistogram, mergeEncoded } from "./histogram.js";
-import { buildPlan } from "./plan.js";
-import { mergeResults } from "./report-merge.js";
+import { mergeResults } from "./merge.js";
 import { buildResult, type RunResult } from "./result.js";
-import { runScenario } from "./runner.js";
-import { parseScenario } from "./scenario.js";
 
 const scenario = parseScenario(
   "name: merge-test\ntopics: 6\nsubscriptions: {perTopic: 2}\nproducers: 3\nmessages: 6000\nbatchSize: 50\nslo: {deliveredRatioMin: 1, lostMax: 0}\n",

@@ -4,9 +4,8 @@
  * start second), and every percentile is derived again from the merged histograms. Gates are
  * judged again on the merged figures.
  */
-import { ReportError } from "./errors.js";
-import { encodeHistogram, mergeEncoded, summarize } from "./histogram.js";
-import type { EncodedInterval, IntervalPoint } from "./recorder.js";
+import { ReportError } from "../errors.js";
+import { encodeHistogram, mergeEncoded, summarize, type EncodedInterval, type IntervalPoint } from "../run/index.js";
 import { judge, type Counts, type RunResult } from "./result.js";
 
 export function mergeResults(results: readonly RunResult[]): RunResult {

@@ -6,12 +6,20 @@
  */
 import type { Environment } from "./environment.js";
 import { evaluateGates, allPassed, type GateResult } from "./gates.js";
-import { decodeHistogram, encodeHistogram, summarize, type LatencySummary } from "./histogram.js";
-import type { Plan } from "./plan.js";
-import type { EncodedInterval, IntervalPoint } from "./recorder.js";
-import type { PhaseTiming, RunOutcome, StreamErrorInfo } from "./runner.js";
-import type { Scenario } from "./scenario.js";
-import type { BrokerStatsSample } from "./drivers/driver.js";
+import type { BrokerStatsSample } from "../drivers/index.js";
+import {
+  decodeHistogram,
+  encodeHistogram,
+  summarize,
+  type EncodedInterval,
+  type IntervalPoint,
+  type LatencySummary,
+  type PhaseTiming,
+  type Plan,
+  type RunOutcome,
+  type Scenario,
+  type StreamErrorInfo,
+} from "../run/index.js";
 
 export const RESULT_SCHEMA_VERSION = 1;
 export const RESULT_KIND = "ratatoskr-bench-result";

@@ -1,8 +1,7 @@
 /** HTML tables for report.html (summary, latency, gates, accounting, environment). */
-import { fmtBytes, fmtCount, fmtUs } from "./progress.js";
-import { configurationLabel } from "./report-md.js";
+import { configurationLabel } from "./md.js";
 import type { RunResult } from "./result.js";
-import { totalSubscriptions } from "./scenario.js";
+import { fmtBytes, fmtCount, fmtUs, totalSubscriptions } from "../run/index.js";
 
 function esc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");

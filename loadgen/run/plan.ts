@@ -12,7 +12,7 @@
  */
 import type { Scenario } from "./scenario.js";
 import { totalSubscriptions } from "./scenario.js";
-import { UsageError } from "./errors.js";
+import { UsageError } from "../errors.js";
 
 export interface Shard {
   index: number;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { monotonicClock } from "./clock.js";
-import type { Driver } from "./drivers/driver.js";
+import { monotonicClock } from "../clock.js";
+import type { Driver } from "../drivers/index.js";
 import { decodeHeader, type DecodedHeader } from "./payload.js";
 import { buildPlan, expectedPerTopic } from "./plan.js";
 import { PublisherGroup } from "./producer.js";

@@ -5,8 +5,8 @@
  * window slot. A producer serves its topics round-robin, one topic per batch; in count mode
  * each topic has a fixed quota so that every shard derives the same expectations.
  */
-import type { Clock } from "./clock.js";
-import type { Driver } from "./drivers/driver.js";
+import type { Clock } from "../clock.js";
+import type { Driver } from "../drivers/index.js";
 import { FLAG_WARMUP, PayloadBatch } from "./payload.js";
 import type { ProducerPlan } from "./plan.js";
 import { RateLimiter } from "./rate-limiter.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { FakeClock } from "./clock.js";
+import { FakeClock } from "../clock.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { Recorder } from "./recorder.js";
 

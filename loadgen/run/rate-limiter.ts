@@ -5,7 +5,7 @@
  * sends them late, and latency is measured from the intended time, so the stall is counted
  * (coordinated-omission-safe). No timer per message: the caller polls `due()` from one loop.
  */
-import type { Clock } from "./clock.js";
+import type { Clock } from "../clock.js";
 
 export class RateLimiter {
   private readonly intervalUs: number;

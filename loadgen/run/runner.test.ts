@@ -1,9 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { monotonicClock } from "./clock.js";
-import { FakeDriver, type FakeFaults } from "./drivers/fake.js";
-import { captureEnvironment } from "./environment.js";
+import { monotonicClock } from "../clock.js";
+import { FakeDriver, type FakeFaults } from "../drivers/index.js";
 import { buildPlan, expectedPerTopic } from "./plan.js";
-import { buildResult } from "./result.js";
+import { buildResult, captureEnvironment } from "../report/index.js";
 import { runScenario } from "./runner.js";
 import { parseScenario } from "./scenario.js";
 

@@ -9,9 +9,9 @@
  *
  * Every second one interval closes: rates, interval percentiles, broker CPU/RSS.
  */
-import type { Clock } from "./clock.js";
+import type { Clock } from "../clock.js";
 import { Accounting, type AccountingTotals } from "./accounting.js";
-import type { BrokerStatsSample, Consumer, DeliverySink, Driver, SubscriptionSpec } from "./drivers/driver.js";
+import type { BrokerStatsSample, Consumer, DeliverySink, Driver, SubscriptionSpec } from "../drivers/index.js";
 import { HEADER_BYTES, PAYLOAD_MAGIC, FLAG_WARMUP } from "./payload.js";
 import type { Plan } from "./plan.js";
 import { PublisherGroup } from "./producer.js";
@@ -19,7 +19,7 @@ import { Progress } from "./progress.js";
 import { Recorder, type IntervalPoint, type Phase } from "./recorder.js";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Scenario } from "./scenario.js";
-import { DriverError } from "./errors.js";
+import { DriverError } from "../errors.js";
 
 export interface RunOptions {
   clock: Clock;

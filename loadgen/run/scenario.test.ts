@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ScenarioError, UsageError } from "./errors.js";
+import { ScenarioError, UsageError } from "../errors.js";
 import { loadScenario, parseScenario, totalSubscriptions } from "./scenario.js";
 
 const base = "name: t\ntopics: 4\nsubscriptions: {perTopic: 2}\nproducers: 2\nmessages: 100\n";
@@ -68,7 +68,7 @@ describe("scenario validation", () => {
   });
 
   it("accepts every scenario shipped in scenarios/", () => {
-    const dir = join(import.meta.dirname, "..", "scenarios");
+    const dir = join(import.meta.dirname, "..", "..", "scenarios");
     const files = readdirSync(dir).filter((f) => f.endsWith(".yaml"));
     expect(files.length).toBeGreaterThanOrEqual(9);
     for (const f of files) expect(loadScenario(join(dir, f)).name).toBe(f.replace(/\.yaml$/, ""));

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { parseDocument, parse as parseYamlScalar } from "yaml";
 import { z } from "zod";
-import { ScenarioError, UsageError, type ScenarioIssue } from "./errors.js";
+import { ScenarioError, UsageError, type ScenarioIssue } from "../errors.js";
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();

@@ -6,7 +6,7 @@
  * page (ECharts SVG, no scripts).
  */
 import { z } from "zod";
-import type { RunResult } from "./result.js";
+import type { RunResult } from "../report/index.js";
 
 const PEER_DRIVERS = new Set(["nats", "jetstream"]);
 

@@ -7,13 +7,11 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { ReportError } from "./errors.js";
-import { fmtBytes, fmtCount, fmtUs } from "./progress.js";
-import { renderChart } from "./report-html.js";
-import { readResult } from "./report-files.js";
-import type { RunResult } from "./result.js";
-import { groupBy, isPeer, judgeTargets, medianPasses, METRICS, rowOf, withPeerRatios, type Row, type TargetVerdict } from "./suite-compare.js";
-import { MANIFEST_FILE, setSchema, type SuiteManifest, type SuiteSet } from "./suite.js";
+import { ReportError } from "../errors.js";
+import { readResult, renderChart, type RunResult } from "../report/index.js";
+import { fmtBytes, fmtCount, fmtUs } from "../run/index.js";
+import { groupBy, isPeer, judgeTargets, medianPasses, METRICS, rowOf, withPeerRatios, type Row, type TargetVerdict } from "./compare.js";
+import { MANIFEST_FILE, setSchema, type SuiteManifest, type SuiteSet } from "./run.js";
 
 export interface SuiteView {
   manifest: SuiteManifest;

@@ -2,8 +2,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { runSuite, type SuiteManifest } from "./suite.js";
-import { writeSuiteComparison } from "./suite-render.js";
+import { runSuite, type SuiteManifest } from "./run.js";
+import { writeSuiteComparison } from "./render.js";
 
 // The one command end to end: a set of two runs (each a `ratatoskr bench` child process), then
 // the side-by-side comparison. The fake driver keeps it fast; the NATS drivers have their own

@@ -21,14 +21,12 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync,
 import { basename, dirname, join, resolve } from "node:path";
 import { parse } from "yaml";
 import { z } from "zod";
-import { cliEntry, nodeArgs } from "./broker-process.js";
-import { driverRefusals, embeddedServerKind } from "./drivers/driver-hooks.js";
-import { DRIVER_NAMES, type DriverName } from "./drivers/index.js";
-import { findNatsServer, natsServerVersion } from "./drivers/nats-server.js";
-import { captureEnvironment } from "./environment.js";
-import { ScenarioError, UsageError } from "./errors.js";
-import { loadScenario, type Scenario } from "./scenario.js";
-import { targetSchema } from "./suite-compare.js";
+import { cliEntry, nodeArgs } from "../cli-entry.js";
+import { DRIVER_NAMES, driverRefusals, embeddedServerKind, findNatsServer, natsServerVersion, type DriverName } from "../drivers/index.js";
+import { ScenarioError, UsageError } from "../errors.js";
+import { captureEnvironment } from "../report/index.js";
+import { loadScenario, type Scenario } from "../run/index.js";
+import { targetSchema } from "./compare.js";
 
 const entrySchema = z
   .strictObject({

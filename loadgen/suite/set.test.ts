@@ -2,8 +2,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadSet } from "./suite.js";
-import { judgeTargets, medianPasses, withPeerRatios, type Row } from "./suite-compare.js";
+import { loadSet } from "./run.js";
+import { judgeTargets, medianPasses, withPeerRatios, type Row } from "./compare.js";
 
 const dir = mkdtempSync(join(tmpdir(), "rt-suite-"));
 writeFileSync(join(dir, "s.yaml"), "name: s\ntopics: 1\nsubscriptions: {perTopic: 1}\nproducers: 1\nmessages: 10\n");
