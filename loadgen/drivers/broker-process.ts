@@ -9,15 +9,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cliEntry, nodeArgs } from "../cli-entry.js";
 import { BrokerUnreachableError } from "../errors.js";
-import type { BrokerSettings } from "./driver.js";
+import type { BrokerSettings, EmbeddedBroker, EmbeddedServerSpec } from "./driver.js";
 
-export interface EmbeddedBroker {
-  address: string;
-  pid: number;
-  /** The broker's command line (for the report's environment). */
-  args: string[];
-  dataDir?: string;
-  stop(): Promise<void>;
+/** The reference broker as the embedded server of the ratatoskr drivers (v2 and v1). */
+export const referenceBroker: EmbeddedServerSpec = {
+  name: "ratatoskr broker",
+  start: (scenario) => startEmbeddedBroker(scenario.broker),
+};
+
+/** The storage column for a run against the reference broker. */
+export function referenceBrokerStorage(broker: BrokerSettings): string {
+  if (broker.storage !== "durable") return "memory";
+  return broker.fsync ? "durable, fsync" : "durable, no fsync";
 }
 
 export function brokerArgs(broker: BrokerSettings, dataDir: string | undefined): string[] {

@@ -1,10 +1,22 @@
 /**
- * drivers/: everything that speaks to a broker. The registry lists the drivers; the driver
+ * drivers/: everything that speaks to a broker. The registry lists the drivers, each described
+ * by its own module (name, options, refusals, embedded server, report labels); the driver
  * interface is what the runner needs from one. Other folders enter here.
  */
-export { createDriver, DRIVER_NAMES, type DriverName } from "./registry.js";
-export { assertDriverAccepts, driverRefusals, embeddedServerKind, startServerFor } from "./driver-hooks.js";
+export { DRIVERS, DRIVER_NAMES, DEFAULT_DRIVER, findDriver, isDriverName, createDriver, assertDriverAccepts, movedScenarioFields, type DriverName } from "./registry.js";
 export { FakeDriver, type FakeFaults } from "./fake.js";
-export { startEmbeddedBroker, procSample, type EmbeddedBroker } from "./broker-process.js";
-export { findNatsServer, natsServerVersion } from "./nats-server.js";
-export type { Driver, DriverOptions, DeliverySink, BrokerStatsSample, SubscriptionSpec, Consumer } from "./driver.js";
+export { startEmbeddedBroker, procSample } from "./broker-process.js";
+export type {
+  BrokerSettings,
+  BrokerStatsSample,
+  Consumer,
+  DeliverySink,
+  Driver,
+  DriverContext,
+  DriverModule,
+  DriverOptions,
+  DriverScenario,
+  EmbeddedBroker,
+  EmbeddedServerSpec,
+  SubscriptionSpec,
+} from "./driver.js";

@@ -1,27 +1,51 @@
-/** Driver registry: name → constructor. */
-import type { Driver, DriverOptions } from "./driver.js";
-import { FakeDriver } from "./fake.js";
-import { JetStreamDriver } from "./jetstream.js";
-import { NatsCoreDriver } from "./nats.js";
-import { RatatoskrV1Driver } from "./ratatoskr-v1.js";
-import { RatatoskrV2Driver } from "./ratatoskr-v2.js";
+/**
+ * The driver registry: the one list of drivers. The scenario schema (`driver:` choices and the
+ * `driverOptions:` block), `--driver`, bench-suite set files and the comparison's labels all
+ * read it. A name that is not here is an error listing the names that are, never a fallback.
+ */
+import { UnknownDriverError, UsageError } from "../errors.js";
+import type { DriverContext, DriverModule, DriverScenario, Driver } from "./driver.js";
+import { fakeDriver } from "./fake.js";
+import { jetStreamDriver } from "./jetstream.js";
+import { natsDriver } from "./nats.js";
+import { ratatoskrV1Driver } from "./ratatoskr-v1.js";
+import { ratatoskrDriver } from "./ratatoskr-v2.js";
 
-export const DRIVER_NAMES = ["ratatoskr", "ratatoskr-v1", "nats", "jetstream", "fake"] as const;
-export type DriverName = (typeof DRIVER_NAMES)[number];
+export const DRIVERS = [ratatoskrDriver, ratatoskrV1Driver, natsDriver, jetStreamDriver, fakeDriver] as const;
 
-/** `storage` picks JetStream's stream storage (memory, or file for `durable`); others ignore it. */
-export function createDriver(name: DriverName, options: DriverOptions, storage: "memory" | "durable" = "memory"): Driver {
-  switch (name) {
-    case "ratatoskr":
-      return new RatatoskrV2Driver(options);
-    case "ratatoskr-v1":
-      return new RatatoskrV1Driver(options);
-    case "nats":
-      return new NatsCoreDriver(options);
-    case "jetstream":
-      return new JetStreamDriver(options, storage === "durable" ? "file" : "memory");
-    case "fake":
-      return new FakeDriver();
-  }
+export type DriverName = (typeof DRIVERS)[number]["name"];
+
+export const DRIVER_NAMES: readonly DriverName[] = DRIVERS.map((d) => d.name);
+
+/** The driver of a scenario that names none: the reference broker's own (v2) API. */
+export const DEFAULT_DRIVER: DriverName = "ratatoskr";
+
+export function isDriverName(name: string): name is DriverName {
+  return (DRIVER_NAMES as readonly string[]).includes(name);
 }
 
+/** The registered driver of that name; throws UnknownDriverError (listing the known names) otherwise. */
+export function findDriver(name: string): DriverModule<DriverName> {
+  const found = DRIVERS.find((d) => d.name === name);
+  if (!found) throw new UnknownDriverError(name, DRIVER_NAMES);
+  return found;
+}
+
+/** A driver for one run by name; `options` is its `driverOptions.<name>` block (default `{}`). */
+export function createDriver(name: string, context: DriverContext, options: unknown = {}): Driver {
+  return findDriver(name).create(context, options);
+}
+
+/** Throws a UsageError naming the driver, the scenario file and every refused field. */
+export function assertDriverAccepts(driver: DriverModule, scenario: DriverScenario, file: string): void {
+  const problems = driver.refusals(scenario);
+  if (problems.length === 0) return;
+  throw new UsageError(`driver ${driver.name} refuses scenario ${file}:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+}
+
+/** Top-level scenario fields that moved into a driver's options: field → its new path. */
+export function movedScenarioFields(): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const d of DRIVERS) for (const [from, to] of Object.entries(d.movedFields)) out.set(from, `driverOptions.${d.name}.${to}`);
+  return out;
+}

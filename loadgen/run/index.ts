@@ -3,7 +3,7 @@
  * the offered rate, the delivery sink accounts and times what arrives, the recorder keeps the
  * histograms, and the runner moves through the phases. Other folders enter here.
  */
-export { loadScenario, parseScenario, applyOverride, scenarioSchema, totalSubscriptions, subscriptionCount, type Scenario, type Slo } from "./scenario.js";
+export { loadScenario, parseScenario, applyOverride, scenarioSchema, scenarioForDriver, totalSubscriptions, subscriptionCount, type Scenario, type Slo } from "./scenario.js";
 export { buildPlan, parseShard, expectedPerTopic, type Plan, type Shard } from "./plan.js";
 export { runScenario, type RunOptions, type RunOutcome, type PhaseTiming, type StreamErrorInfo } from "./runner.js";
 export { RateLimiter } from "./rate-limiter.js";

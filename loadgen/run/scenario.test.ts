@@ -1,8 +1,9 @@
-import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ScenarioError, UsageError } from "../errors.js";
+import { loadSet } from "../suite/index.js";
 import { loadScenario, parseScenario, totalSubscriptions } from "./scenario.js";
 
 const base = "name: t\ntopics: 4\nsubscriptions: {perTopic: 2}\nproducers: 2\nmessages: 100\n";
@@ -20,7 +21,7 @@ function issuesOf(text: string, overrides: string[] = []) {
 describe("scenario validation", () => {
   it("fills defaults for a minimal scenario", () => {
     const s = parseScenario(base, "ok.yaml");
-    expect(s).toMatchObject({ rate: "unthrottled", batchSize: 100, messageSizeBytes: 128, broker: { storage: "memory", fsync: false } });
+    expect(s).toMatchObject({ rate: "unthrottled", batchSize: 100, messageSizeBytes: 128, broker: { storage: "memory", fsync: false }, driver: "ratatoskr", driverOptions: {} });
     expect(totalSubscriptions(s)).toBe(8);
   });
 
@@ -67,11 +68,28 @@ describe("scenario validation", () => {
     expect(issuesOf(`${base}topics: 5\n`)[0]!.expected).toBe("valid YAML");
   });
 
-  it("accepts every scenario shipped in scenarios/", () => {
-    const dir = join(import.meta.dirname, "..", "..", "scenarios");
-    const files = readdirSync(dir).filter((f) => f.endsWith(".yaml"));
-    expect(files.length).toBeGreaterThanOrEqual(9);
-    for (const f of files) expect(loadScenario(join(dir, f)).name).toBe(f.replace(/\.yaml$/, ""));
+  it("accepts every scenario shipped in scenarios/ and scenarios/published/, and the published set", () => {
+    const root = join(import.meta.dirname, "..", "..", "scenarios");
+    const dirs = [root, ...readdirSync(root).map((d) => join(root, d)).filter((d) => statSync(d).isDirectory())];
+    const files = dirs.flatMap((d) => readdirSync(d).filter((f) => f.endsWith(".yaml") && f !== "set.yaml").map((f) => join(d, f)));
+    expect(files.length).toBeGreaterThanOrEqual(15);
+    for (const f of files) expect(loadScenario(f).name).toBe(f.slice(f.lastIndexOf("/") + 1).replace(/\.yaml$/, ""));
+    expect(loadSet(join(root, "published", "set.yaml")).runs.length).toBeGreaterThanOrEqual(15);
+  });
+
+  it("refuses a top-level field that moved into driverOptions, naming where it went", () => {
+    const moved = { path: "v2Publish", expected: "no top-level v2Publish: it moved to driverOptions.ratatoskr.publish (write it there)", got: '"unary"' };
+    expect(issuesOf(`${base}v2Publish: unary\n`)).toEqual([moved]);
+    expect(issuesOf(base, ["v2Publish=unary"])).toEqual([moved]);
+    // Reported together with the scenario's other problems, not instead of them.
+    expect(issuesOf(`${base}v2Publish: unary\nbatchSize: 0\n`).map((i) => i.path)).toEqual(["v2Publish", "batchSize"]);
+    expect(parseScenario(`${base}driverOptions: {ratatoskr: {publish: unary}}\n`, "ok.yaml").driverOptions).toEqual({ ratatoskr: { publish: "unary" } });
+    expect(parseScenario(base, "ok.yaml", ["driverOptions.ratatoskr.publish=unary"]).driverOptions).toEqual({ ratatoskr: { publish: "unary" } });
+  });
+
+  it("validates a driver's options block with that driver's schema", () => {
+    expect(issuesOf(`${base}driverOptions: {ratatoskr: {publish: pigeon}}\n`)).toEqual([{ path: "driverOptions.ratatoskr.publish", expected: 'one of "stream" | "unary"', got: '"pigeon"' }]);
+    expect(issuesOf(`${base}driverOptions: {nats: {publish: unary}}\n`)).toEqual([{ path: "driverOptions.nats.publish", expected: "a known field (this one is unknown)", got: '"unary"' }]);
   });
 
   it("reads a scenario file from disk", () => {

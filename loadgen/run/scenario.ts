@@ -1,11 +1,13 @@
 /**
  * Scenario files: YAML validated into a typed `Scenario`. Vocabulary after OpenMessaging
  * Benchmark. Unknown fields are errors; every error names the file, the field path, what was
- * expected and what was found.
+ * expected and what was found. Which drivers exist and what each takes under `driverOptions:`
+ * comes from the driver registry.
  */
 import { readFileSync } from "node:fs";
 import { parseDocument, parse as parseYamlScalar } from "yaml";
 import { z } from "zod";
+import { DEFAULT_DRIVER, DRIVER_NAMES, DRIVERS, movedScenarioFields, type BrokerSettings, type DriverModule, type DriverName } from "../drivers/index.js";
 import { ScenarioError, UsageError, type ScenarioIssue } from "../errors.js";
 
 const positiveInt = z.number().int().positive();
@@ -18,7 +20,7 @@ const subscriptionsSchema = z.union(
   { error: "{ perTopic: n } or { total: n }" },
 );
 
-const brokerSchema = z.strictObject({
+const brokerSchema: z.ZodType<BrokerSettings, unknown> = z.strictObject({
   /** `memory` (default) or `durable` (the embedded broker gets a temporary --data-dir). */
   storage: z.enum(["memory", "durable"]).default("memory"),
   /** Durable only: flush commits to disk before acknowledging a publish. */
@@ -44,12 +46,21 @@ const sloSchema = z.strictObject({
   achievedRateRatioMin: ratio.optional(),
 });
 
+const driverOptionsSchema = z.strictObject(
+  Object.fromEntries(DRIVERS.map((d) => [d.name, d.options.optional()])) as Record<DriverName, z.ZodOptional<DriverModule["options"]>>,
+);
+
 export const scenarioSchema = z
   .strictObject({
     name: z.string().regex(/^[A-Za-z0-9_-]+$/, "a name of [A-Za-z0-9_-]"),
     description: z.string().default(""),
-    /** Default driver; `--driver` overrides. */
-    driver: z.enum(["ratatoskr", "ratatoskr-v1", "nats", "jetstream", "fake"]).default("ratatoskr"),
+    /** Default driver; `--driver` overrides. The registry's names. */
+    driver: z.enum(DRIVER_NAMES).default(DEFAULT_DRIVER),
+    /**
+     * Driver-specific settings, one block per driver name (`driverOptions: {ratatoskr: {publish:
+     * unary}}`); each driver validates its own block and reads only that one.
+     */
+    driverOptions: driverOptionsSchema.default({}),
     topics: positiveInt,
     /**
      * Subscriptions per topic, or a total of subscribers spread round-robin over the topics
@@ -87,14 +98,8 @@ export const scenarioSchema = z
     rampPerSecond: positiveInt.default(5000),
     /** Publish batches in flight per producer before it waits (unthrottled and fixed rate). */
     maxInFlightBatches: positiveInt.default(4),
-    /** v2 Consume flow control per consumer. */
+    /** Flow control per consumer: deliveries outstanding (unacked) at once (ratatoskr v2, JetStream). */
     maxOutstandingMessages: positiveInt.default(1000),
-    /**
-     * How the `ratatoskr` (v2) driver publishes: `stream` sends each batch as one frame on a
-     * PublishStream per connection; `unary` makes one Publish call per batch. Other drivers
-     * refuse `unary`.
-     */
-    v2Publish: z.enum(["stream", "unary"]).default("stream"),
     broker: brokerSchema.default({ storage: "memory", fsync: false, args: [] }),
     slo: sloSchema.default({}),
   })
@@ -106,6 +111,14 @@ export const scenarioSchema = z
 
 export type Scenario = z.output<typeof scenarioSchema>;
 export type Slo = Scenario["slo"];
+
+/**
+ * The scenario as `driver` runs it: `driver` set to it (so a `--driver` override shows in
+ * result.json), and its `driverOptions` block validated with defaults filled in.
+ */
+export function scenarioForDriver(s: Scenario, driver: DriverModule<DriverName>): Scenario {
+  return { ...s, driver: driver.name, driverOptions: { ...s.driverOptions, [driver.name]: driver.options.parse(s.driverOptions[driver.name] ?? {}) } };
+}
 
 /** Total subscriptions in the scenario (all shards). */
 export function totalSubscriptions(s: Scenario): number {
@@ -138,9 +151,29 @@ export function parseScenario(text: string, file: string, overrides: string[] = 
   }
   const raw: unknown = doc.toJS();
   for (const o of overrides) applyOverride(raw, o);
-  const result = scenarioSchema.safeParse(raw);
-  if (!result.success) throw new ScenarioError(file, result.error.issues.flatMap((i) => describeIssue(i, raw)));
+  const moved = movedFieldIssues(raw);
+  const result = scenarioSchema.safeParse(withoutMovedFields(raw));
+  const issues = [...moved, ...(result.success ? [] : result.error.issues.flatMap((i) => describeIssue(i, raw)))];
+  if (issues.length > 0 || !result.success) throw new ScenarioError(file, issues);
   return result.data;
+}
+
+/** A top-level field that moved into a driver's options is an error naming its new place. */
+function movedFieldIssues(raw: unknown): ScenarioIssue[] {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return [];
+  const out: ScenarioIssue[] = [];
+  for (const [from, to] of movedScenarioFields()) {
+    if (!(from in raw)) continue;
+    out.push({ path: from, expected: `no top-level ${from}: it moved to ${to} (write it there)`, got: describeValue((raw as Record<string, unknown>)[from]) });
+  }
+  return out;
+}
+
+function withoutMovedFields(raw: unknown): unknown {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return raw;
+  const copy = { ...(raw as Record<string, unknown>) };
+  for (const from of movedScenarioFields().keys()) delete copy[from];
+  return copy;
 }
 
 /** `key.path=value`; the value is read as a YAML scalar (numbers, booleans, strings). */
@@ -172,6 +205,9 @@ function describeIssue(issue: Issue, raw: unknown, prefix: (string | number)[] =
   const at = path.join(".");
   switch (issue.code) {
     case "unrecognized_keys":
+      if (at === "driverOptions") {
+        return issue.keys.map((k) => ({ path: `driverOptions.${k}`, expected: `a driver name (${DRIVER_NAMES.join(", ")})`, got: describeValue(valueAt(raw, [...path, k])) }));
+      }
       return issue.keys.map((k) => ({ path: [...path, k].join("."), expected: "a known field (this one is unknown)", got: describeValue(valueAt(raw, [...path, k])) }));
     case "invalid_type":
       return [{ path: at, expected: issue.expected, got }];

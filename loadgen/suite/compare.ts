@@ -6,9 +6,8 @@
  * page (ECharts SVG, no scripts).
  */
 import { z } from "zod";
+import { findDriver } from "../drivers/index.js";
 import type { RunResult } from "../report/index.js";
-
-const PEER_DRIVERS = new Set(["nats", "jetstream"]);
 
 export const METRICS = {
   deliveryRate: { title: "deliveries/s", higherIsBetter: true },
@@ -112,14 +111,12 @@ export function rowOf(r: RunResult, meta: { label: string; note?: string | undef
   };
 }
 
+/** The driver that ran says what its server did with the broker block. */
 function storageLabel(r: RunResult): string {
-  const d = r.run.driver;
-  const durable = r.broker.storage === "durable";
-  if (d === "nats") return "none (core)";
-  if (d === "jetstream") return durable ? "file (background sync)" : "memory";
-  if (d === "ratatoskr-v1") return "memory (at-most-once)";
-  return durable ? (r.broker.fsync ? "durable, fsync" : "durable, no fsync") : "memory";
+  return findDriver(r.run.driver).report.storage(r.broker);
 }
+
+const isPeerDriver = (name: string): boolean => findDriver(name).report.peer;
 
 /** The figure a row is judged by: e2e p99 at a fixed offered rate, deliveries/s otherwise. */
 export function meritOf(row: Row): number {
@@ -150,7 +147,7 @@ export function medianPasses(rows: readonly Row[]): Row[] {
 export function withPeerRatios(rows: readonly Row[]): Row[] {
   const byScenario = groupBy(rows, (r) => r.scenario);
   return rows.map((row) => {
-    const peers = (byScenario.get(row.scenario) ?? []).filter((r) => PEER_DRIVERS.has(r.driver) && r.deliveryRate > 0);
+    const peers = (byScenario.get(row.scenario) ?? []).filter((r) => isPeerDriver(r.driver) && r.deliveryRate > 0);
     if (peers.length === 0) return row;
     const best = peers.reduce((a, b) => (b.deliveryRate > a.deliveryRate ? b : a));
     const bestP99 = peers.reduce((a, b) => (b.e2e.p99Us < a.e2e.p99Us ? b : a));
@@ -164,7 +161,7 @@ export function withPeerRatios(rows: readonly Row[]): Row[] {
 }
 
 export function isPeer(row: Row): boolean {
-  return PEER_DRIVERS.has(row.driver);
+  return isPeerDriver(row.driver);
 }
 
 export function metricValue(row: Row, metric: MetricName): number {

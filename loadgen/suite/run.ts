@@ -22,7 +22,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { parse } from "yaml";
 import { z } from "zod";
 import { cliEntry, nodeArgs } from "../cli-entry.js";
-import { DRIVER_NAMES, driverRefusals, embeddedServerKind, findNatsServer, natsServerVersion, type DriverName } from "../drivers/index.js";
+import { DRIVER_NAMES, findDriver, type DriverName } from "../drivers/index.js";
 import { ScenarioError, UsageError } from "../errors.js";
 import { captureEnvironment } from "../report/index.js";
 import { loadScenario, type Scenario } from "../run/index.js";
@@ -84,7 +84,7 @@ export function loadSet(file: string): { set: SuiteSet; runs: SuiteRun[] } {
       const dir = join(scenario.name, label);
       if (seen.has(dir)) problems.push(`${entry.scenario}: two runs named ${dir}; give one a label`);
       seen.add(dir);
-      for (const p of driverRefusals(driver, scenario)) problems.push(`${entry.scenario} × ${label}: ${p}`);
+      for (const p of findDriver(driver).refusals(scenario)) problems.push(`${entry.scenario} × ${label}: ${p}`);
       runs.push({ scenarioFile, scenario, driver, label, set: entry.set, note: entry.note, dir });
     }
   }
@@ -209,12 +209,10 @@ function versions(runs: readonly SuiteRun[]): Record<string, string> {
     gitCommit: env.gitCommit + (env.gitDirty ? " (dirty)" : ""),
     machine: `${env.cpuModel}, ${env.cpuCores} cores, ${Math.round(env.memoryBytes / 2 ** 30)} GiB, ${env.os}, kernel ${env.kernel}`,
   };
-  if (runs.some((r) => embeddedServerKind(r.driver) === "nats-server")) {
-    try {
-      v["nats-server"] = natsServerVersion(findNatsServer());
-    } catch {
-      v["nats-server"] = "not installed";
-    }
+  // Servers other than the reference broker (whose version is the package's): nats-server.
+  for (const r of runs) {
+    const server = findDriver(r.driver).embeddedServer;
+    if (server?.version && v[server.name] === undefined) v[server.name] = server.version();
   }
   return v;
 }
