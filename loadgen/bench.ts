@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { monotonicClock } from "./clock.js";
+import { systemClock, type Clock } from "./clock.js";
 import { assertDriverAccepts, findDriver, procSample, type EmbeddedBroker } from "./drivers/index.js";
 import { EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_OK, exitCodeFor, UsageError } from "./errors.js";
 import { buildResult, captureEnvironment, SEED_HEADER, seedRow, writeReport, type RunResult } from "./report/index.js";
@@ -25,11 +25,12 @@ export interface BenchArgs {
   connectTimeoutMs?: number;
 }
 
-export function timestamp(d = new Date()): string {
-  return d.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+/** `20250101T120000Z` for report directory names. */
+export function timestamp(epochMs: number): string {
+  return new Date(epochMs).toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
 }
 
-export async function runBench(args: BenchArgs, log: (s: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<number> {
+export async function runBench(args: BenchArgs, log: (s: string) => void = (s) => process.stdout.write(`${s}\n`), clock: Clock = systemClock): Promise<number> {
   let embedded: EmbeddedBroker | undefined;
   let stopOnSignal: (() => void) | undefined;
   try {
@@ -61,6 +62,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
         maxOutstandingMessages: scenario.maxOutstandingMessages,
         connectTimeoutMs: args.connectTimeoutMs ?? 10_000,
         broker: scenario.broker,
+        clock,
       },
       scenario.driverOptions[driverModule.name],
     );
@@ -70,7 +72,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
       return viaRpc ?? (pid !== undefined ? procSample(pid) : undefined);
     };
     const outcome = await runScenario(scenario, plan, driver, {
-      clock: monotonicClock,
+      clock,
       progress,
       sampleBroker,
       cleanup: args.target !== undefined,
@@ -89,7 +91,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
       },
     });
     outcome.recorder.destroy();
-    const dir = args.out ?? join("reports", `${scenario.name}-${timestamp()}${shard.count > 1 ? `-shard${shard.index}of${shard.count}` : ""}`);
+    const dir = args.out ?? join("reports", `${scenario.name}-${timestamp(clock.wallMs())}${shard.count > 1 ? `-shard${shard.index}of${shard.count}` : ""}`);
     writeReport(dir, result);
     printSummary(result, dir, log);
     return result.passed ? EXIT_OK : EXIT_GATE_FAILED;

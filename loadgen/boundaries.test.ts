@@ -99,3 +99,20 @@ describe("loadgen folders", () => {
     expect(sources(join(root, "cli")).flatMap(imports)).toContain("loadgen/index.ts");
   });
 });
+
+describe("one clock", () => {
+  it("reads time only in clock.ts; everything else gets the injected Clock", () => {
+    const reads = /Date\.now\(|performance\.now\(|process\.hrtime|new Date\(\)/;
+    const offenders = sources(loadgen)
+      .filter((f) => !isTest(f) && rel(f) !== "loadgen/clock.ts")
+      .flatMap((f) =>
+        readFileSync(f, "utf8")
+          .split("\n")
+          .map((line, i) => [line, i + 1] as const)
+          .filter(([line]) => reads.test(line) && !/^\s*(\*|\/\/)/.test(line))
+          .map(([line, n]) => `${rel(f)}:${n}: ${line.trim()}`),
+      );
+    expect(offenders).toEqual([]);
+    expect(reads.test(readFileSync(join(loadgen, "clock.ts"), "utf8"))).toBe(true);
+  });
+});

@@ -3,7 +3,7 @@
  * groups (run/, drivers/, report/, suite/) are entered through their own index.ts.
  */
 export { runBench, printSummary, timestamp, type BenchArgs } from "./bench.js";
-export { monotonicClock, FakeClock, type Clock } from "./clock.js";
+export { systemClock, FakeClock, type Clock } from "./clock.js";
 export * from "./errors.js";
 export { loadScenario, parseScenario, scenarioSchema, totalSubscriptions, buildPlan, parseShard, runScenario, type Scenario, type Slo, type Plan, type Shard, type RunOptions, type RunOutcome } from "./run/index.js";
 export { createDriver, DRIVER_NAMES, startEmbeddedBroker, type DriverName, type EmbeddedBroker } from "./drivers/index.js";

@@ -8,6 +8,7 @@ import * as grpc from "@grpc/grpc-js";
 import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { BrokerClient, type Subscription } from "../../proto/gen/ratatoskr/v2/broker.js";
+import { systemClock } from "../clock.js";
 import { procSample, startEmbeddedBroker } from "./broker-process.js";
 import type { Consumer, DeliverySink, Driver, EmbeddedBroker } from "./driver.js";
 import { unary } from "./grpc-pool.js";
@@ -102,7 +103,7 @@ describe.each(subjects.map((s) => ({ ...s, label: s.label ?? s.name })))("driver
   const open = async () => {
     driver = createDriver(
       subject.name,
-      { target: subject.server().address, connections: 2, maxOutstandingMessages: 100, connectTimeoutMs: 5000, broker: { storage: "memory", fsync: false, args: [] } },
+      { target: subject.server().address, connections: 2, maxOutstandingMessages: 100, connectTimeoutMs: 5000, broker: { storage: "memory", fsync: false, args: [] }, clock: systemClock },
       subject.options,
     );
     await driver.connect();

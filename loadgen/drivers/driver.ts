@@ -7,6 +7,7 @@
  * registry lists them, and nothing else in loadgen names a driver.
  */
 import type { z } from "zod";
+import type { Clock } from "../clock.js";
 
 /** The scenario's `broker:` block: how an embedded server is set up (scenario.ts validates it). */
 export interface BrokerSettings {
@@ -34,6 +35,8 @@ export interface DriverOptions {
   maxOutstandingMessages: number;
   /** Deadline for reaching the broker at connect time. */
   connectTimeoutMs: number;
+  /** The run's clock: deadlines and timeouts are read from it. */
+  clock: Clock;
 }
 
 export interface SubscriptionSpec {

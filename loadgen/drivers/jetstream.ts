@@ -74,7 +74,7 @@ export class JetStreamDriver implements Driver {
     }
     for (let i = 0; i < this.pool.length; i++) {
       this.js.push(this.pool.at(i).jetstream({ timeout: 10_000 }));
-      this.publishers.push(new PubAckMux(this.pool.at(i)));
+      this.publishers.push(new PubAckMux(this.pool.at(i), this.options.clock));
     }
   }
 

@@ -43,7 +43,7 @@ export class RatatoskrV1Driver implements Driver {
   }
 
   async connect(): Promise<void> {
-    await this.pool.ready(this.options.target, this.options.connectTimeoutMs);
+    await this.pool.ready(this.options.target, this.options.connectTimeoutMs, this.options.clock);
   }
 
   async createTopics(names: readonly string[]): Promise<void> {

@@ -63,7 +63,7 @@ export class RatatoskrV2Driver implements Driver {
   }
 
   async connect(): Promise<void> {
-    await this.pool.ready(this.options.target, this.options.connectTimeoutMs);
+    await this.pool.ready(this.options.target, this.options.connectTimeoutMs, this.options.clock);
   }
 
   async createTopics(names: readonly string[]): Promise<void> {
@@ -170,7 +170,7 @@ export class RatatoskrV2Driver implements Driver {
   }
 
   async brokerStats(): Promise<BrokerStatsSample | undefined> {
-    const s = await unary<BrokerStats>((cb) => this.pool.at(0).getBrokerStats({}, new grpc.Metadata(), { deadline: Date.now() + 2000 }, cb));
+    const s = await unary<BrokerStats>((cb) => this.pool.at(0).getBrokerStats({}, new grpc.Metadata(), { deadline: this.options.clock.wallMs() + 2000 }, cb));
     return {
       rssBytes: s.rssBytes,
       cpuUserSeconds: s.cpuUserSeconds,

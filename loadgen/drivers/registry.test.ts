@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { systemClock } from "../clock.js";
 import { ScenarioError, UnknownDriverError, UsageError } from "../errors.js";
 import { parseScenario, scenarioForDriver } from "../run/index.js";
 import { loadSet } from "../suite/index.js";
@@ -14,7 +15,7 @@ const base = "name: t\ntopics: 1\nsubscriptions: {perTopic: 1}\nproducers: 1\nme
 const scenario = (extra = "") => parseScenario(base + extra, "t.yaml");
 const memory: BrokerSettings = { storage: "memory", fsync: false, args: [] };
 // Loopback port 1: nothing listens there, and creating a driver connects to nothing.
-const context: DriverContext = { target: "127.0.0.1:1", connections: 1, maxOutstandingMessages: 10, connectTimeoutMs: 1000, broker: memory };
+const context: DriverContext = { target: "127.0.0.1:1", connections: 1, maxOutstandingMessages: 10, connectTimeoutMs: 1000, broker: memory, clock: systemClock };
 
 function issuesOf(text: string) {
   try {

@@ -5,7 +5,7 @@ import { pathToFileURL } from "node:url";
 import { HistogramLogReader } from "hdr-histogram-js";
 import { chromium } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { monotonicClock } from "../clock.js";
+import { systemClock } from "../clock.js";
 import { FakeDriver } from "../drivers/index.js";
 import { buildPlan, parseScenario, runScenario } from "../run/index.js";
 import { captureEnvironment } from "./environment.js";
@@ -19,7 +19,7 @@ if (!hasChromium) console.warn(`report-html browser test skipped: ${CHROMIUM} is
 async function fakeReport(): Promise<string> {
   const s = parseScenario("name: html-test\ntopics: 2\nsubscriptions: {perTopic: 2}\nproducers: 2\nrate: 20000\nmessages: 20000\nwarmupSeconds: 0.3\nslo: {lostMax: 0}\n", "html-test.yaml");
   const plan = buildPlan(s, "h1");
-  const outcome = await runScenario(s, plan, new FakeDriver(), { clock: monotonicClock, intervalMs: 100, sampleBroker: () => new FakeDriver().brokerStats() });
+  const outcome = await runScenario(s, plan, new FakeDriver(), { clock: systemClock, intervalMs: 100, sampleBroker: () => new FakeDriver().brokerStats() });
   const result = buildResult(s, plan, outcome, {
     runId: "h1",
     driver: "fake",

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { monotonicClock } from "../clock.js";
+import { systemClock } from "../clock.js";
 import { FakeDriver } from "../drivers/index.js";
 import { ReportError } from "../errors.js";
 import { buildPlan, decodeHistogram, mergeEncoded, parseScenario, runScenario } from "../run/index.js";
@@ -15,7 +15,7 @@ const env = captureEnvironment();
 
 async function shard(index: number, count: number, dropEvery?: number): Promise<RunResult> {
   const plan = buildPlan(scenario, "m1", { index, count });
-  const outcome = await runScenario({ ...scenario, drainTimeoutSeconds: 1 }, plan, new FakeDriver(dropEvery ? { dropEvery } : {}), { clock: monotonicClock, intervalMs: 200 });
+  const outcome = await runScenario({ ...scenario, drainTimeoutSeconds: 1 }, plan, new FakeDriver(dropEvery ? { dropEvery } : {}), { clock: systemClock, intervalMs: 200 });
   const r = buildResult(scenario, plan, outcome, { runId: "m1", driver: "fake", environment: env, broker: { embedded: false, target: "x", args: [], storage: "memory", fsync: false } });
   outcome.recorder.destroy();
   return r;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { monotonicClock } from "../clock.js";
+import { systemClock } from "../clock.js";
 import type { Driver } from "../drivers/index.js";
 import { decodeHeader, type DecodedHeader } from "./payload.js";
 import { buildPlan, expectedPerTopic } from "./plan.js";
@@ -36,7 +36,7 @@ function group(overrides: string[]) {
   rec.measuring = true;
   const d = recordingDriver();
   const published = new Float64Array(5);
-  const g = new PublisherGroup(plan.producers, d.driver, plan.topicNames, monotonicClock, rec, { onPublished: (t, n) => (published[t] = published[t]! + n), onPublishError: () => undefined }, s);
+  const g = new PublisherGroup(plan.producers, d.driver, plan.topicNames, systemClock, rec, { onPublished: (t, n) => (published[t] = published[t]! + n), onPublishError: () => undefined }, s);
   return { s, plan, rec, d, g, published };
 }
 
@@ -72,7 +72,7 @@ describe("PublisherGroup", () => {
   it("flags warmup messages and does not time them", async () => {
     const { s, rec, d, g } = group(["producers=1", "topics=1"]);
     rec.measuring = false;
-    await g.runPhase({ warmup: true, totalRate: 20_000, totalProducers: s.producers, endUs: monotonicClock.nowUs() + 50_000, useQuotas: false });
+    await g.runPhase({ warmup: true, totalRate: 20_000, totalProducers: s.producers, endUs: systemClock.nowUs() + 50_000, useQuotas: false });
     expect(d.sent.length).toBeGreaterThan(0);
     expect(d.sent.every((b) => b.headers.every((h) => h.warmup))).toBe(true);
     expect(rec.publishLatency.totalCount).toBe(0);

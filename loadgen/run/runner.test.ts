@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { monotonicClock } from "../clock.js";
+import { systemClock } from "../clock.js";
 import { FakeDriver, type FakeFaults } from "../drivers/index.js";
 import { buildPlan, expectedPerTopic } from "./plan.js";
 import { buildResult, captureEnvironment } from "../report/index.js";
@@ -18,7 +18,7 @@ async function run(faults: FakeFaults, overrides: string[] = []) {
   const s = scenario(overrides);
   const plan = buildPlan(s, "r1");
   const driver = new FakeDriver(faults);
-  const outcome = await runScenario(s, plan, driver, { clock: monotonicClock, intervalMs: 200 });
+  const outcome = await runScenario(s, plan, driver, { clock: systemClock, intervalMs: 200 });
   const result = buildResult(s, plan, outcome, {
     runId: "r1",
     driver: "fake",

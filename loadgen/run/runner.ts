@@ -64,7 +64,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
   const clock = options.clock;
   const progress = options.progress ?? new Progress(process.stderr, true);
   const recorder = new Recorder();
-  const startedAtMs = Date.now();
+  const startedAtMs = clock.wallMs();
   const t0 = clock.nowUs();
   const sec = () => (clock.nowUs() - t0) / 1e6;
 
@@ -130,7 +130,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
   const brokerSamples: (BrokerStatsSample & { t: number })[] = [];
   let lastSample: (BrokerStatsSample & { t: number }) | undefined;
   let prevSample: (BrokerStatsSample & { t: number }) | undefined;
-  let intervalStartMs = Date.now();
+  let intervalStartMs = clock.wallMs();
   let sampling = false;
   const setPhase = (phase: Phase) => {
     const now = sec();
@@ -149,7 +149,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
   loopDelay.enable();
   let cpuBase = process.cpuUsage();
   const onTick = () => {
-    const endMs = Date.now();
+    const endMs = clock.wallMs();
     const cpu = process.cpuUsage(cpuBase);
     cpuBase = process.cpuUsage();
     const extra: Partial<IntervalPoint> = {
@@ -205,9 +205,9 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     await driver.createTopics(plan.topics.map((t) => plan.topicNames[t]!));
     const specs: SubscriptionSpec[] = subs.map((s, slot) => ({ slot, name: s.name, topic: plan.topicNames[s.topic]! }));
     const consumersPer = driver.acks ? scenario.consumersPerSubscription : 1;
-    await rampOpen(specs, consumersPer, scenario.rampPerSecond, driver, sink, consumers, progress, sec);
-    if (options.startAtMs !== undefined && options.startAtMs > Date.now()) {
-      await new Promise((r) => setTimeout(r, options.startAtMs! - Date.now()));
+    await rampOpen(specs, consumersPer, scenario.rampPerSecond, driver, sink, consumers, progress, clock, sec);
+    if (options.startAtMs !== undefined && options.startAtMs > clock.wallMs()) {
+      await new Promise((r) => setTimeout(r, options.startAtMs! - clock.wallMs()));
     }
 
     const rate = scenario.rate === "unthrottled" ? Infinity : scenario.rate;
@@ -293,6 +293,7 @@ async function rampOpen(
   sink: DeliverySink,
   out: Consumer[],
   progress: Progress,
+  clock: Clock,
   sec: () => number,
 ): Promise<void> {
   const work: [SubscriptionSpec, number][] = [];
@@ -301,7 +302,7 @@ async function rampOpen(
   let created = 0;
   let lastLog = sec();
   for (let i = 0; i < work.length; i += chunk) {
-    const started = Date.now();
+    const startedUs = clock.nowUs();
     const slice = work.slice(i, i + chunk);
     // Subscriptions first (they hold messages from now on), then the streams.
     await Promise.all(slice.filter(([, c]) => c === 0).map(([s]) => driver.createSubscription(s)));
@@ -312,7 +313,7 @@ async function rampOpen(
       lastLog = sec();
       progress.log(`connect: ${created}/${work.length} consumer streams open`);
     }
-    const wait = 100 - (Date.now() - started);
+    const wait = 100 - (clock.nowUs() - startedUs) / 1000;
     if (i + chunk < work.length && wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
   if (out.length !== work.length) throw new DriverError(driver.name, `opened ${out.length} of ${work.length} consumer streams`);

@@ -22,6 +22,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { parse } from "yaml";
 import { z } from "zod";
 import { cliEntry, nodeArgs } from "../cli-entry.js";
+import { systemClock, type Clock } from "../clock.js";
 import { DRIVER_NAMES, findDriver, type DriverName } from "../drivers/index.js";
 import { ScenarioError, UsageError } from "../errors.js";
 import { captureEnvironment } from "../report/index.js";
@@ -136,7 +137,7 @@ export interface SuiteManifest {
 export const MANIFEST_FILE = "suite.json";
 
 /** Run the set; returns 0 when every run completed with its gates held, 1 if a gate failed, 2 if a run could not run. */
-export async function runSuite(args: SuiteArgs, log: (s: string) => void): Promise<number> {
+export async function runSuite(args: SuiteArgs, log: (s: string) => void, clock: Clock = systemClock): Promise<number> {
   const { set, runs } = loadSet(args.set);
   const selected = args.only?.length ? runs.filter((r) => args.only!.includes(r.scenario.name)) : runs;
   if (selected.length === 0) throw new UsageError(`--only ${args.only?.join(",")} matches no scenario of ${args.set}`);
@@ -152,7 +153,7 @@ export async function runSuite(args: SuiteArgs, log: (s: string) => void): Promi
     set: set.name,
     setFile: basename(args.set),
     command: ["ratatoskr", ...process.argv.slice(2)].join(" "),
-    startedAt: new Date().toISOString(),
+    startedAt: new Date(clock.wallMs()).toISOString(),
     finishedAt: "",
     versions: versions(selected),
     runs: [],
@@ -168,9 +169,9 @@ export async function runSuite(args: SuiteArgs, log: (s: string) => void): Promi
     const benchArgs = ["bench", run.scenarioFile, "--driver", run.driver, "--out", dir, ...run.set.flatMap((s) => ["--set", s])];
     if (args.quiet) benchArgs.push("--quiet");
     log(`[${i + 1}/${total}] ${run.scenario.name} × ${run.label}${passes > 1 ? ` (pass ${pass})` : ""}`);
-    const started = Date.now();
+    const startedUs = clock.nowUs();
     const exitCode = await runChild(benchArgs);
-    const seconds = Math.round((Date.now() - started) / 100) / 10;
+    const seconds = Math.round((clock.nowUs() - startedUs) / 100_000) / 10;
     if (!args.keepHlog && existsSync(dir)) for (const f of readdirSync(dir)) if (f.endsWith(".hlog")) rmSync(join(dir, f));
     manifest.runs.push({
       label: run.label,
@@ -188,7 +189,7 @@ export async function runSuite(args: SuiteArgs, log: (s: string) => void): Promi
     worst = Math.max(worst, exitCode);
     writeFileSync(join(out, MANIFEST_FILE), `${JSON.stringify(manifest, null, 1)}\n`);
   }
-  manifest.finishedAt = new Date().toISOString();
+  manifest.finishedAt = new Date(clock.wallMs()).toISOString();
   writeFileSync(join(out, MANIFEST_FILE), `${JSON.stringify(manifest, null, 1)}\n`);
   return worst;
 }
