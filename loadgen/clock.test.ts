@@ -10,5 +10,4 @@ describe("clocks", () => {
     expect(c.wallMs()).toBe(Date.UTC(2025, 0, 1) + 1500);
     expect(c.nowUs()).toBe(6_500_000);
   });
-
 });

@@ -5,7 +5,9 @@
  */
 export { loadScenario, parseScenario, applyOverride, scenarioSchema, scenarioForDriver, totalSubscriptions, subscriptionCount, type Scenario, type Slo } from "./scenario.js";
 export { buildPlan, parseShard, expectedPerTopic, type Plan, type Shard } from "./plan.js";
-export { runScenario, type RunOptions, type RunOutcome, type PhaseTiming, type StreamErrorInfo } from "./runner.js";
+export { runScenario, type RunOptions, type RunOutcome, type PhaseTiming } from "./runner.js";
+export type { StreamErrorInfo } from "./delivery-sink.js";
+export type { BrokerSample, GeneratorProbe } from "./sampler.js";
 export { RateLimiter } from "./rate-limiter.js";
 export { Accounting, type AccountingTotals } from "./accounting.js";
 export { Recorder, type IntervalPoint, type EncodedInterval, type Phase } from "./recorder.js";

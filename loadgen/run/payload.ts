@@ -72,31 +72,30 @@ export class PayloadBatch {
   }
 }
 
-/** True when `b` looks like a generator payload. */
-export function isPayload(b: Uint8Array): boolean {
-  return b.length >= HEADER_BYTES && readU32(b, 0) === PAYLOAD_MAGIC;
+/** A new header to read into (`readHeader` reuses it for every message). */
+export function emptyHeader(): DecodedHeader {
+  return { producer: 0, topic: 0, seq: 0, intendedUs: 0, sentUs: 0, warmup: false };
 }
 
-export function readU32(b: Uint8Array, o: number): number {
-  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16)) + b[o + 3]! * 0x1000000;
+/**
+ * Read the header of a received payload into `into`, allocating nothing (the delivery hot
+ * path). Returns false, leaving `into` unspecified, when `b` is not a generator payload (too
+ * short or without the magic).
+ */
+export function readHeader(b: Buffer, into: DecodedHeader): boolean {
+  if (b.length < HEADER_BYTES || b.readUInt32LE(0) !== PAYLOAD_MAGIC) return false;
+  into.producer = b.readUInt32LE(4);
+  into.topic = b.readUInt32LE(8);
+  into.seq = b.readUInt32LE(12);
+  into.intendedUs = b.readDoubleLE(16);
+  into.sentUs = b.readDoubleLE(24);
+  into.warmup = (b[32]! & FLAG_WARMUP) !== 0;
+  return true;
 }
 
-const f64 = new Float64Array(1);
-const f64bytes = new Uint8Array(f64.buffer);
-
-/** Read a little-endian double from any Uint8Array without allocating. */
-export function readF64(b: Uint8Array, o: number): number {
-  for (let i = 0; i < 8; i++) f64bytes[i] = b[o + i]!;
-  return f64[0]!;
-}
-
-export function decodeHeader(b: Uint8Array): DecodedHeader {
-  return {
-    producer: readU32(b, 4),
-    topic: readU32(b, 8),
-    seq: readU32(b, 12),
-    intendedUs: readF64(b, 16),
-    sentUs: readF64(b, 24),
-    warmup: (b[32]! & FLAG_WARMUP) !== 0,
-  };
+/** The header of a generator payload as a new object; throws for anything else. */
+export function decodeHeader(b: Buffer): DecodedHeader {
+  const h = emptyHeader();
+  if (!readHeader(b, h)) throw new Error(`not a generator payload (${b.length} bytes)`);
+  return h;
 }
