@@ -11,7 +11,8 @@ import { ReportError } from "../errors.js";
 import { readResult, renderChart, type RunResult } from "../report/index.js";
 import { fmtBytes, fmtCount, fmtUs } from "../run/index.js";
 import { groupBy, isPeer, judgeTargets, medianPasses, METRICS, rowOf, withPeerRatios, type Row, type TargetVerdict } from "./compare.js";
-import { MANIFEST_FILE, setSchema, type SuiteManifest, type SuiteSet } from "./run.js";
+import { MANIFEST_FILE, type SuiteManifest } from "./run.js";
+import { setSchema, type SuiteSet } from "./set.js";
 
 export interface SuiteView {
   manifest: SuiteManifest;
