@@ -1,6 +1,5 @@
 import type { Argv, CommandModule } from "yargs";
-import { runBench, type BenchArgs } from "../loadgen/bench.js";
-import { DRIVER_NAMES } from "../loadgen/drivers/index.js";
+import { DRIVER_NAMES, runBench, type BenchArgs } from "../loadgen/index.js";
 
 // `ratatoskr bench <scenario.yaml>`: run a scenario and write a report. Exit 0 = every gate
 // held, 1 = a gate failed, 2 = bad scenario / usage / unreachable broker.

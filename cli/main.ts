@@ -6,6 +6,7 @@ import { brokerCommand } from "./broker-command.js";
 import { benchCommand } from "./bench-command.js";
 import { reportCommand } from "./report-command.js";
 import { suiteCommand } from "./suite-command.js";
+import { EXIT_BAD_INPUT } from "../loadgen/index.js";
 
 await yargs(hideBin(process.argv))
   .scriptName("ratatoskr")
@@ -16,4 +17,12 @@ await yargs(hideBin(process.argv))
   .demandCommand(1, "Name a command: broker, bench or report.")
   .strict()
   .help()
+  // A usage error (unknown flag, a --driver that is not registered, ...) exits 2 like every
+  // other could-not-run; exit 1 means a gate failed. Errors that are not usage errors surface.
+  .fail((msg, err, y) => {
+    if (err) throw err;
+    y.showHelp();
+    process.stderr.write(`\n${msg}\n`);
+    process.exit(EXIT_BAD_INPUT);
+  })
   .parseAsync();

@@ -1,12 +1,20 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Argv, CommandModule } from "yargs";
-import { exitCodeFor, EXIT_GATE_FAILED, EXIT_OK } from "../loadgen/errors.js";
-import { compareMarkdown } from "../loadgen/report-compare.js";
-import { readResult, renderReport, writeReport } from "../loadgen/report-files.js";
-import { mergeResults } from "../loadgen/report-merge.js";
-import { printSummary } from "../loadgen/bench.js";
-import { isSuiteDir, renderSuiteMarkdown, writeSuiteComparison } from "../loadgen/suite-render.js";
+import {
+  compareMarkdown,
+  exitCodeFor,
+  EXIT_GATE_FAILED,
+  EXIT_OK,
+  isSuiteDir,
+  mergeResults,
+  printSummary,
+  readResult,
+  renderReport,
+  renderSuiteMarkdown,
+  writeReport,
+  writeSuiteComparison,
+} from "../loadgen/index.js";
 
 interface ReportArgs {
   results: string[];

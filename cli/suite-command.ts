@@ -1,7 +1,5 @@
 import type { Argv, CommandModule } from "yargs";
-import { exitCodeFor } from "../loadgen/errors.js";
-import { runSuite, type SuiteArgs } from "../loadgen/suite.js";
-import { writeSuiteComparison } from "../loadgen/suite-render.js";
+import { exitCodeFor, runSuite, writeSuiteComparison, type SuiteArgs } from "../loadgen/index.js";
 
 interface SuiteCommandArgs extends SuiteArgs {
   renderOnly: boolean;

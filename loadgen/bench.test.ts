@@ -1,9 +1,10 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
-import { runBench } from "./bench.js";
-import { readResult } from "./report-files.js";
+import { describe, expect, it, vi } from "vitest";
+import { runBench, type BenchArgs } from "./bench.js";
+import { DRIVER_NAMES } from "./drivers/index.js";
+import { readResult } from "./report/index.js";
 
 // End to end through `runBench`: the embedded reference broker as a child process on
 // 127.0.0.1:0, real gRPC, both drivers. Small on purpose; figures are not asserted.
@@ -43,5 +44,40 @@ describe("ratatoskr bench against the embedded broker", () => {
     writeFileSync(bad, "name: bad\ntopics: 0\n");
     expect(await runBench({ scenario: bad, set: [], quiet: true }, quiet)).toBe(2);
     expect(await runBench({ scenario: scenarioFile, target: "127.0.0.1:1", set: [], quiet: true, out: join(dir, "x"), connectTimeoutMs: 1000 }, quiet)).toBe(2);
+  }, 60_000);
+
+  it("exits 2 for an unknown driver, from --driver or from the scenario, listing the known ones", async () => {
+    const bogusScenario = join(dir, "bogus.yaml");
+    writeFileSync(bogusScenario, "name: bogus\ndriver: bogus\ntopics: 1\nsubscriptions: {perTopic: 1}\nproducers: 1\nmessages: 10\n");
+    const run = async (args: BenchArgs) => {
+      const stderr: string[] = [];
+      const spy = vi.spyOn(process.stderr, "write").mockImplementation((s: string | Uint8Array) => stderr.push(String(s)) > 0);
+      try {
+        return { code: await runBench(args, quiet), stderr: stderr.join("") };
+      } finally {
+        spy.mockRestore();
+      }
+    };
+    const flag = await run({ scenario: scenarioFile, driver: "bogus", out: join(dir, "bogus-flag"), set: [], quiet: true });
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain(`unknown driver "bogus"; the known drivers are ${DRIVER_NAMES.join(", ")}`);
+    const field = await run({ scenario: bogusScenario, out: join(dir, "bogus-field"), set: [], quiet: true });
+    expect(field.code).toBe(2);
+    expect(field.stderr).toContain(`at driver: expected one of ${DRIVER_NAMES.map((n) => JSON.stringify(n)).join(" | ")}, got "bogus"`);
+    // Nothing ran: no report was written.
+    expect(existsSync(join(dir, "bogus-flag"))).toBe(false);
+    expect(existsSync(join(dir, "bogus-field"))).toBe(false);
+  });
+
+  it("records the driver that ran in the scenario of result.json, with its options filled in", async () => {
+    const out = join(dir, "v1-override");
+    expect(await runBench({ scenario: scenarioFile, driver: "ratatoskr-v1", out, set: ["messages=200"], quiet: true }, quiet)).toBe(0);
+    const r = readResult(out);
+    expect(r.run.driver).toBe("ratatoskr-v1");
+    expect(r.scenario.driver).toBe("ratatoskr-v1");
+    expect(r.scenario.driverOptions).toEqual({ "ratatoskr-v1": {} });
+    const v2 = join(dir, "v2-unary");
+    expect(await runBench({ scenario: scenarioFile, out: v2, set: ["messages=200", "driverOptions.ratatoskr.publish=unary"], quiet: true }, quiet)).toBe(0);
+    expect(readResult(v2).scenario).toMatchObject({ driver: "ratatoskr", driverOptions: { ratatoskr: { publish: "unary" } } });
   }, 60_000);
 });

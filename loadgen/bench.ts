@@ -4,24 +4,17 @@
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { procSample, type EmbeddedBroker } from "./broker-process.js";
-import { assertDriverAccepts, embeddedServerKind, startServerFor } from "./drivers/driver-hooks.js";
-import { monotonicClock } from "./clock.js";
-import { createDriver, type DriverName } from "./drivers/index.js";
-import { captureEnvironment } from "./environment.js";
+import { systemClock, type Clock } from "./clock.js";
+import { assertDriverAccepts, findDriver, procSample, type EmbeddedBroker } from "./drivers/index.js";
 import { EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_OK, exitCodeFor, UsageError } from "./errors.js";
-import { buildPlan, parseShard } from "./plan.js";
-import { Progress, fmtUs } from "./progress.js";
-import { writeReport } from "./report-files.js";
-import { SEED_HEADER, seedRow } from "./report-md.js";
-import { buildResult, type RunResult } from "./result.js";
-import { runScenario } from "./runner.js";
-import { loadScenario } from "./scenario.js";
+import { buildResult, captureEnvironment, SEED_HEADER, seedRow, writeReport, type RunResult } from "./report/index.js";
+import { buildPlan, fmtUs, loadScenario, parseShard, Progress, runScenario, scenarioForDriver } from "./run/index.js";
 
 export interface BenchArgs {
   scenario: string;
   target?: string;
-  driver?: DriverName;
+  /** A registered driver name; overrides the scenario's `driver`. */
+  driver?: string;
   out?: string;
   set: string[];
   shard?: string;
@@ -32,46 +25,54 @@ export interface BenchArgs {
   connectTimeoutMs?: number;
 }
 
-export function timestamp(d = new Date()): string {
-  return d.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+/** `20250101T120000Z` for report directory names. */
+export function timestamp(epochMs: number): string {
+  return new Date(epochMs).toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
 }
 
-export async function runBench(args: BenchArgs, log: (s: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<number> {
+export async function runBench(args: BenchArgs, log: (s: string) => void = (s) => process.stdout.write(`${s}\n`), clock: Clock = systemClock): Promise<number> {
   let embedded: EmbeddedBroker | undefined;
   let stopOnSignal: (() => void) | undefined;
   try {
-    const scenario = loadScenario(args.scenario, args.set);
+    const loaded = loadScenario(args.scenario, args.set);
     const shard = parseShard(args.shard);
-    const driverName: DriverName = args.driver ?? scenario.driver;
-    assertDriverAccepts(driverName, scenario, args.scenario);
+    const driverModule = findDriver(args.driver ?? loaded.driver);
+    const scenario = scenarioForDriver(loaded, driverModule);
+    assertDriverAccepts(driverModule, scenario, args.scenario);
     if (args.target !== undefined && !/^[^\s:]+:\d+$/.test(args.target)) throw new UsageError(`--target expects host:port, got "${args.target}"`);
     const runId = args.runId ?? (shard.count > 1 ? "shared" : randomBytes(3).toString("hex"));
     const plan = buildPlan(scenario, runId, shard);
     const progress = new Progress(process.stderr, args.quiet);
 
     let target = args.target ?? "in-process";
-    if (args.target === undefined && embeddedServerKind(driverName) !== undefined) {
+    const server = driverModule.embeddedServer;
+    if (args.target === undefined && server !== undefined) {
       // The driver decides what to start: the reference broker, or nats-server for nats/jetstream.
-      progress.log(`starting embedded ${embeddedServerKind(driverName)} (${scenario.broker.storage})`);
-      embedded = await startServerFor(driverName, scenario);
-      stopOnSignal = onSignalStop(embedded);
-      target = embedded.address;
-      progress.log(`embedded broker pid ${embedded.pid} at ${target}`);
+      progress.log(`starting embedded ${server.name} (${scenario.broker.storage})`);
+      const started = await server.start(scenario);
+      embedded = started;
+      stopOnSignal = onSignalStop(started);
+      target = started.address;
+      progress.log(`embedded ${server.name} pid ${started.pid} at ${target}`);
     }
-    const driver = createDriver(driverName, {
-      target,
-      connections: scenario.connections,
-      maxOutstandingMessages: scenario.maxOutstandingMessages,
-      v2Publish: scenario.v2Publish,
-      connectTimeoutMs: args.connectTimeoutMs ?? 10_000,
-    }, scenario.broker.storage);
+    const driver = driverModule.create(
+      {
+        target,
+        connections: scenario.connections,
+        maxOutstandingMessages: scenario.maxOutstandingMessages,
+        connectTimeoutMs: args.connectTimeoutMs ?? 10_000,
+        broker: scenario.broker,
+        clock,
+      },
+      scenario.driverOptions[driverModule.name],
+    );
     const pid = embedded?.pid;
     const sampleBroker = async () => {
       const viaRpc = await driver.brokerStats().catch(() => undefined);
       return viaRpc ?? (pid !== undefined ? procSample(pid) : undefined);
     };
     const outcome = await runScenario(scenario, plan, driver, {
-      clock: monotonicClock,
+      clock,
       progress,
       sampleBroker,
       cleanup: args.target !== undefined,
@@ -79,7 +80,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     });
     const result = buildResult(scenario, plan, outcome, {
       runId,
-      driver: driverName,
+      driver: driverModule.name,
       environment: captureEnvironment(),
       broker: {
         embedded: embedded !== undefined,
@@ -90,7 +91,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
       },
     });
     outcome.recorder.destroy();
-    const dir = args.out ?? join("reports", `${scenario.name}-${timestamp()}${shard.count > 1 ? `-shard${shard.index}of${shard.count}` : ""}`);
+    const dir = args.out ?? join("reports", `${scenario.name}-${timestamp(clock.wallMs())}${shard.count > 1 ? `-shard${shard.index}of${shard.count}` : ""}`);
     writeReport(dir, result);
     printSummary(result, dir, log);
     return result.passed ? EXIT_OK : EXIT_GATE_FAILED;

@@ -33,6 +33,17 @@ export class ScenarioError extends LoadgenError {
 /** Bad command-line usage (e.g. a malformed `--set` or `--shard`). */
 export class UsageError extends LoadgenError {}
 
+/** A driver name that is not registered (`--driver`, a set file's `drivers:`). */
+export class UnknownDriverError extends UsageError {
+  readonly driver: string;
+  readonly known: readonly string[];
+  constructor(driver: string, known: readonly string[]) {
+    super(`unknown driver ${JSON.stringify(driver)}; the known drivers are ${known.join(", ")}`);
+    this.driver = driver;
+    this.known = known;
+  }
+}
+
 /** The broker could not be started or reached. */
 export class BrokerUnreachableError extends LoadgenError {
   readonly target: string;

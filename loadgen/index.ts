@@ -1,21 +1,12 @@
 /**
- * The load generator's public surface. Everything else in loadgen/ is internal.
+ * The load generator's package door: what cli/ and other tools may use. Inside loadgen/, the
+ * groups (run/, drivers/, report/, suite/) are entered through their own index.ts.
  */
-export { runBench, printSummary, type BenchArgs } from "./bench.js";
-export { loadScenario, parseScenario, scenarioSchema, totalSubscriptions, type Scenario, type Slo } from "./scenario.js";
-export { buildPlan, parseShard, type Plan, type Shard } from "./plan.js";
-export { runScenario, type RunOptions, type RunOutcome } from "./runner.js";
-export { RateLimiter } from "./rate-limiter.js";
-export { Accounting, type AccountingTotals } from "./accounting.js";
-export { Recorder, type IntervalPoint } from "./recorder.js";
-export { monotonicClock, FakeClock, type Clock } from "./clock.js";
-export { createDriver, DRIVER_NAMES, type DriverName } from "./drivers/index.js";
-export type { Driver, DriverOptions, DeliverySink, SubscriptionSpec, Consumer, BrokerStatsSample } from "./drivers/index.js";
-export { startEmbeddedBroker, type EmbeddedBroker } from "./broker-process.js";
-export { buildResult, judge, RESULT_SCHEMA_VERSION, RESULT_KIND, type RunResult } from "./result.js";
-export { evaluateGates, allPassed, type GateResult } from "./gates.js";
-export { readResult, writeReport, renderReport, REPORT_FILES } from "./report-files.js";
-export { mergeResults } from "./report-merge.js";
-export { compareMarkdown } from "./report-compare.js";
-export { mergeEncoded, decodeHistogram, encodeHistogram, summarize, type LatencySummary } from "./histogram.js";
+export { runBench, printSummary, timestamp, type BenchArgs } from "./bench.js";
+export { systemClock, FakeClock, type Clock } from "./clock.js";
 export * from "./errors.js";
+export { loadScenario, parseScenario, scenarioSchema, totalSubscriptions, buildPlan, parseShard, runScenario, type Scenario, type Slo, type Plan, type Shard, type RunOptions, type RunOutcome } from "./run/index.js";
+export { createDriver, DRIVER_NAMES, startEmbeddedBroker, type DriverName, type EmbeddedBroker } from "./drivers/index.js";
+export type { Driver, DriverOptions, DeliverySink, SubscriptionSpec, Consumer, BrokerStatsSample } from "./drivers/index.js";
+export { buildResult, judge, RESULT_SCHEMA_VERSION, RESULT_KIND, evaluateGates, allPassed, readResult, writeReport, renderReport, REPORT_FILES, mergeResults, compareMarkdown, type RunResult, type GateResult } from "./report/index.js";
+export { runSuite, writeSuiteComparison, renderSuiteMarkdown, isSuiteDir, type SuiteArgs } from "./suite/index.js";

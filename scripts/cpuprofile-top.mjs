@@ -41,7 +41,7 @@ const area = (url) => {
     const rest = url.slice(nm + "node_modules/".length).split("/");
     return rest[0].startsWith("@") ? `${rest[0]}/${rest[1]}` : rest[0];
   }
-  const m = url.match(/\/(?:dist\/)?(broker\/[a-z]+|loadgen(?:\/drivers)?|cli|proto)\//);
+  const m = url.match(/\/(?:dist\/)?(broker\/[a-z]+|loadgen(?:\/[a-z]+(?=\/))?|cli|proto)\//);
   return m ? m[1] : "other";
 };
 

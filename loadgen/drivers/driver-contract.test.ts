@@ -8,17 +8,19 @@ import * as grpc from "@grpc/grpc-js";
 import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { BrokerClient, type Subscription } from "../../proto/gen/ratatoskr/v2/broker.js";
-import { procSample, startEmbeddedBroker, type EmbeddedBroker } from "../broker-process.js";
-import type { Consumer, DeliverySink, Driver } from "./driver.js";
+import { systemClock } from "../clock.js";
+import { procSample, startEmbeddedBroker } from "./broker-process.js";
+import type { Consumer, DeliverySink, Driver, EmbeddedBroker } from "./driver.js";
 import { unary } from "./grpc-pool.js";
-import { createDriver, type DriverName } from "./index.js";
+import { createDriver, type DriverName } from "./registry.js";
 import { startNatsServer, type EmbeddedNatsServer } from "./nats-server.js";
 
 interface Subject {
   name: Exclude<DriverName, "fake">;
   /** Test label when it differs from the driver name. */
   label?: string;
-  v2Publish?: "stream" | "unary";
+  /** The driver's `driverOptions` block. */
+  options?: Record<string, unknown>;
   server: () => EmbeddedBroker;
   acks: boolean;
   statsViaProtocol: boolean;
@@ -47,8 +49,8 @@ const v2Acked = async (_topic: string, name: string): Promise<number> =>
   Number((await unary<Subscription>((cb) => v2Admin.getSubscription({ name }, cb))).stats?.acked ?? -1n);
 
 const subjects: Subject[] = [
-  { name: "ratatoskr", label: "ratatoskr (PublishStream)", v2Publish: "stream", server: () => ratatoskr, acks: true, statsViaProtocol: true, acked: v2Acked },
-  { name: "ratatoskr", label: "ratatoskr (unary Publish)", v2Publish: "unary", server: () => ratatoskr, acks: true, statsViaProtocol: true, acked: v2Acked },
+  { name: "ratatoskr", label: "ratatoskr (PublishStream)", options: { publish: "stream" }, server: () => ratatoskr, acks: true, statsViaProtocol: true, acked: v2Acked },
+  { name: "ratatoskr", label: "ratatoskr (unary Publish)", options: { publish: "unary" }, server: () => ratatoskr, acks: true, statsViaProtocol: true, acked: v2Acked },
   { name: "ratatoskr-v1", server: () => ratatoskr, acks: false, statsViaProtocol: false },
   { name: "nats", server: () => nats, acks: false, statsViaProtocol: false },
   {
@@ -99,13 +101,11 @@ describe.each(subjects.map((s) => ({ ...s, label: s.label ?? s.name })))("driver
   const consumers: Consumer[] = [];
 
   const open = async () => {
-    driver = createDriver(subject.name, {
-      target: subject.server().address,
-      connections: 2,
-      maxOutstandingMessages: 100,
-      connectTimeoutMs: 5000,
-      v2Publish: subject.v2Publish,
-    });
+    driver = createDriver(
+      subject.name,
+      { target: subject.server().address, connections: 2, maxOutstandingMessages: 100, connectTimeoutMs: 5000, broker: { storage: "memory", fsync: false, args: [] }, clock: systemClock },
+      subject.options,
+    );
     await driver.connect();
   };
   const close = async () => {

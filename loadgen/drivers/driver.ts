@@ -2,19 +2,41 @@
  * The driver interface: everything the runner needs from a broker, nothing more. Drivers are
  * created per run, connect once, and hand deliveries to a sink in batches (one call per
  * received frame), never per message.
+ *
+ * And how a driver describes itself (`DriverModule`): each driver module exports one, the
+ * registry lists them, and nothing else in loadgen names a driver.
  */
+import type { z } from "zod";
+import type { Clock } from "../clock.js";
+
+/** The scenario's `broker:` block: how an embedded server is set up (scenario.ts validates it). */
+export interface BrokerSettings {
+  /** `durable`: the embedded broker gets a temporary --data-dir (JetStream: file storage). */
+  storage: "memory" | "durable";
+  /** Durable only: flush commits to disk before acknowledging a publish. */
+  fsync: boolean;
+  memoryBudgetBytes?: number | undefined;
+  /** Extra arguments for the embedded reference broker. */
+  args: string[];
+}
+
+/** What a driver reads of a scenario to decide whether it can run it (a Scenario is one). */
+export interface DriverScenario {
+  consumersPerSubscription: number;
+  broker: BrokerSettings;
+}
 
 export interface DriverOptions {
   /** host:port of the broker. */
   target: string;
-  /** gRPC channels (distinct HTTP/2 connections) in the pool. */
+  /** Connections in the pool (gRPC channels, each its own HTTP/2 connection; NATS connections). */
   connections: number;
-  /** v2 flow control per consumer stream. */
+  /** Flow control per consumer (ratatoskr v2 Consume, JetStream pull); at-most-once drivers have none. */
   maxOutstandingMessages: number;
-  /** v2 publish: one PublishStream per connection (default), or a unary Publish per batch. */
-  v2Publish?: "stream" | "unary";
   /** Deadline for reaching the broker at connect time. */
   connectTimeoutMs: number;
+  /** The run's clock: deadlines and timeouts are read from it. */
+  clock: Clock;
 }
 
 export interface SubscriptionSpec {
@@ -73,4 +95,79 @@ export interface Driver {
   /** Remove what this run created (subscriptions, topics); best effort. */
   cleanup(topics: readonly string[], subscriptions: readonly string[]): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A server this process started (the reference broker, nats-server); stop() ends it by PID. */
+export interface EmbeddedBroker {
+  address: string;
+  pid: number;
+  /** The server's command line (for the report's environment). */
+  args: string[];
+  dataDir?: string;
+  stop(): Promise<void>;
+}
+
+/** Everything a driver module gets to create a driver for one run. */
+export interface DriverContext extends DriverOptions {
+  /** The scenario's broker block (JetStream picks its stream storage from it). */
+  broker: BrokerSettings;
+}
+
+/** A server a driver can run against when no --target is given, started and stopped by PID. */
+export interface EmbeddedServerSpec {
+  /** What is started, for progress lines and the suite's version list (e.g. "nats-server"). */
+  readonly name: string;
+  start(scenario: DriverScenario): Promise<EmbeddedBroker>;
+  /** The server's version, when it is not the ratatoskr package itself (bench-suite records it). */
+  version?(): string;
+}
+
+/** How reports label a driver's runs. */
+export interface DriverReportLabels {
+  /** A peer broker that ratatoskr is compared against (the comparison's ratios divide by the best peer). */
+  readonly peer: boolean;
+  /** The storage column of the comparison: what this driver's server did with the broker block. */
+  storage(broker: BrokerSettings): string;
+}
+
+/**
+ * One driver, described in one place. The scenario schema (`driver:` and `driverOptions:`),
+ * `--driver`, bench-suite set files and the comparison all read the registry's list of these.
+ */
+export interface DriverModule<N extends string = string> {
+  /** The name in scenarios (`driver:`), on the command line (`--driver`) and in result.json. */
+  readonly name: N;
+  /** One line: protocol and delivery guarantee. */
+  readonly summary: string;
+  /**
+   * This driver's settings, under `driverOptions.<name>` in a scenario: a strict object whose
+   * fields all have defaults, so `{}` is valid.
+   */
+  readonly options: z.ZodType<Record<string, unknown>>;
+  /**
+   * Top-level scenario fields that moved into `driverOptions.<name>`: old field → option key. A
+   * scenario that still uses one is refused with a message naming the new place.
+   */
+  readonly movedFields: Readonly<Record<string, string>>;
+  /**
+   * Why this driver cannot run the scenario, one line per refused field (`field=value: why`);
+   * empty when it can. A field with no meaning for the driver refuses the scenario: it is never
+   * run differently from what it says.
+   */
+  refusals(scenario: DriverScenario): string[];
+  /** The server started when no --target is given; undefined for an in-process driver. */
+  readonly embeddedServer: EmbeddedServerSpec | undefined;
+  readonly report: DriverReportLabels;
+  /** A driver for one run; `options` is this driver's block of the scenario, validated here. */
+  create(context: DriverContext, options: unknown): Driver;
+}
+
+/** The description a driver module writes; `defineDriver` types its options from the schema. */
+export interface DriverSpec<N extends string, S extends z.ZodType<Record<string, unknown>>> extends Omit<DriverModule<N>, "options" | "create"> {
+  readonly options: S;
+  create(context: DriverContext, options: z.output<S>): Driver;
+}
+
+export function defineDriver<const N extends string, S extends z.ZodType<Record<string, unknown>>>(spec: DriverSpec<N, S>): DriverModule<N> {
+  return { ...spec, create: (context, options) => spec.create(context, spec.options.parse(options ?? {})) };
 }

@@ -4,8 +4,30 @@
  * on a later turn of the event loop. Optional faults make the accounting observable: drop,
  * duplicate or swap every n-th delivery.
  */
-import type { BrokerStatsSample, Consumer, DeliverySink, Driver, SubscriptionSpec } from "./driver.js";
+import { z } from "zod";
 import { DriverError } from "../errors.js";
+import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverScenario, type SubscriptionSpec } from "./driver.js";
+
+/** The broker block means nothing to an in-process fake: any setting of it refuses the scenario. */
+export function fakeRefusals(s: DriverScenario): string[] {
+  const out: string[] = [];
+  if (s.broker.storage !== "memory") out.push(`broker.storage=${s.broker.storage}: the fake driver is an in-process broker that stores nothing on disk`);
+  if (s.broker.fsync) out.push("broker.fsync=true: the fake driver stores nothing to flush");
+  if (s.broker.memoryBudgetBytes !== undefined) out.push("broker.memoryBudgetBytes: a ratatoskr broker option; the fake driver starts no broker");
+  if (s.broker.args.length > 0) out.push("broker.args: the fake driver starts no broker to pass them to");
+  return out;
+}
+
+export const fakeDriver = defineDriver({
+  name: "fake",
+  summary: "in-process fake broker (no server, no network): for tests and dry runs of a scenario",
+  options: z.strictObject({}),
+  movedFields: {},
+  refusals: fakeRefusals,
+  embeddedServer: undefined,
+  report: { peer: false, storage: () => "memory" },
+  create: () => new FakeDriver(),
+});
 
 export interface FakeFaults {
   /** Drop every n-th delivery (per subscription). */

@@ -4,6 +4,7 @@
  * the pool by index.
  */
 import * as grpc from "@grpc/grpc-js";
+import type { Clock } from "../clock.js";
 import { BrokerUnreachableError } from "../errors.js";
 
 export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
@@ -24,8 +25,8 @@ export class ClientPool<C extends grpc.Client> {
   }
 
   /** Wait until every channel is connected, or throw BrokerUnreachableError. */
-  async ready(target: string, timeoutMs: number): Promise<void> {
-    const deadline = new Date(Date.now() + timeoutMs);
+  async ready(target: string, timeoutMs: number, clock: Clock): Promise<void> {
+    const deadline = clock.wallMs() + timeoutMs;
     await Promise.all(
       this.clients.map(
         (c) =>

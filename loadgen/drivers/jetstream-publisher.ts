@@ -11,6 +11,7 @@
  * Outstanding batches older than the ack timeout are rejected by a once-a-second sweep.
  */
 import { createInbox, type Msg, type NatsConnection, type Subscription } from "nats";
+import type { Clock } from "../clock.js";
 
 export const PUB_ACK_TIMEOUT_MS = 30_000;
 
@@ -19,7 +20,7 @@ interface PendingBatch {
   ok: number;
   failed: number;
   firstError: string | undefined;
-  sentAtMs: number;
+  sentAtUs: number;
   resolve: (accepted: number) => void;
   reject: (err: Error) => void;
 }
@@ -37,6 +38,7 @@ export class PubAckMux {
 
   constructor(
     private readonly nc: NatsConnection,
+    private readonly clock: Clock,
     private readonly timeoutMs = PUB_ACK_TIMEOUT_MS,
   ) {
     this.prefix = createInbox();
@@ -50,7 +52,7 @@ export class PubAckMux {
     const id = this.nextId++;
     const reply = `${this.prefix}.${id}`;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { total: payloads.length, ok: 0, failed: 0, firstError: undefined, sentAtMs: Date.now(), resolve, reject });
+      this.pending.set(id, { total: payloads.length, ok: 0, failed: 0, firstError: undefined, sentAtUs: this.clock.nowUs(), resolve, reject });
       // nats.js copies payloads into its outbound buffer before any reply can arrive.
       for (let i = 0; i < payloads.length; i++) this.nc.publish(subject, payloads[i]!, { reply });
     });
@@ -84,9 +86,9 @@ export class PubAckMux {
   }
 
   private sweep(): void {
-    const cutoff = Date.now() - this.timeoutMs;
+    const cutoffUs = this.clock.nowUs() - this.timeoutMs * 1000;
     for (const [id, b] of this.pending) {
-      if (b.sentAtMs > cutoff) continue;
+      if (b.sentAtUs > cutoffUs) continue;
       this.pending.delete(id);
       if (b.ok > 0) b.resolve(b.ok);
       else b.reject(new JetStreamPublishError(`no PubAck within ${this.timeoutMs} ms (${b.total - b.ok - b.failed} of ${b.total} unanswered)`));

@@ -16,15 +16,16 @@
  * true` is refused here; run JetStream file storage with `broker.fsync: false` and say so.
  */
 import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "nats";
+import { z } from "zod";
 import { DriverError } from "../errors.js";
-import type { Scenario } from "../scenario.js";
-import type { BrokerStatsSample, Consumer, DeliverySink, Driver, DriverOptions, SubscriptionSpec } from "./driver.js";
+import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type DriverScenario, type SubscriptionSpec } from "./driver.js";
 import { NatsPool, asBuffer } from "./nats-pool.js";
+import { natsServer } from "./nats-server.js";
 import { PubAckMux } from "./jetstream-publisher.js";
-import { inBatches, message } from "./ratatoskr-v2.js";
+import { inBatches, message } from "./util.js";
 
 /** Scenario fields JetStream cannot honour; an empty list means the scenario may run. */
-export function jetStreamRefusals(s: Scenario): string[] {
+export function jetStreamRefusals(s: DriverScenario): string[] {
   const out: string[] = [];
   if (s.broker.fsync) {
     out.push(
@@ -36,6 +37,17 @@ export function jetStreamRefusals(s: Scenario): string[] {
   if (s.broker.args.length > 0) out.push("broker.args: ratatoskr broker command-line arguments cannot be passed to nats-server");
   return out;
 }
+
+export const jetStreamDriver = defineDriver({
+  name: "jetstream",
+  summary: "NATS JetStream: a stream per topic (interest retention), durable pull consumers, explicit acks; at-least-once",
+  options: z.strictObject({}),
+  movedFields: {},
+  refusals: jetStreamRefusals,
+  embeddedServer: natsServer,
+  report: { peer: true, storage: (broker) => (broker.storage === "durable" ? "file (background sync)" : "memory") },
+  create: (context) => new JetStreamDriver(context, context.broker.storage === "durable" ? "file" : "memory"),
+});
 
 export class JetStreamDriver implements Driver {
   readonly name = "jetstream";
@@ -62,7 +74,7 @@ export class JetStreamDriver implements Driver {
     }
     for (let i = 0; i < this.pool.length; i++) {
       this.js.push(this.pool.at(i).jetstream({ timeout: 10_000 }));
-      this.publishers.push(new PubAckMux(this.pool.at(i)));
+      this.publishers.push(new PubAckMux(this.pool.at(i), this.options.clock));
     }
   }
 

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runBench } from "../bench.js";
-import { readResult } from "../report-files.js";
+import { readResult } from "../report/index.js";
 import { startNatsServer, NatsServerMissingError, findNatsServer } from "./nats-server.js";
 
 function alive(pid: number): boolean {

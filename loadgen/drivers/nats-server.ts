@@ -10,7 +10,7 @@ import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { BrokerUnreachableError } from "../errors.js";
-import type { EmbeddedBroker } from "../broker-process.js";
+import type { EmbeddedBroker, EmbeddedServerSpec } from "./driver.js";
 
 export const NATS_INSTALL_HINT = "install it with `apt-get install -y nats-server` (Debian package nats-server), or pass --target host:port of a running server";
 
@@ -126,3 +126,16 @@ function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
     child.kill("SIGTERM");
   });
 }
+
+/** nats-server as the embedded server of the nats and jetstream drivers. */
+export const natsServer: EmbeddedServerSpec = {
+  name: "nats-server",
+  start: () => startNatsServer(),
+  version: () => {
+    try {
+      return natsServerVersion(findNatsServer());
+    } catch {
+      return "not installed";
+    }
+  },
+};

@@ -12,15 +12,16 @@
  * not a broker ack. The cadence is fixed (not a scenario field) and disclosed in reports.
  */
 import type { Subscription } from "nats";
-import type { Scenario } from "../scenario.js";
-import type { BrokerStatsSample, Consumer, DeliverySink, Driver, DriverOptions, SubscriptionSpec } from "./driver.js";
+import { z } from "zod";
+import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type DriverScenario, type SubscriptionSpec } from "./driver.js";
 import { NatsPool, asBuffer } from "./nats-pool.js";
+import { natsServer } from "./nats-server.js";
 
 /** Messages per connection between flushes (PING/PONG). PEERS.md: 100 / 1,000 / 10,000 move NATS by ±20%. */
 export const NATS_FLUSH_EVERY = 1000;
 
 /** Scenario fields that NATS core cannot honour; an empty list means the scenario may run. */
-export function natsCoreRefusals(s: Scenario): string[] {
+export function natsCoreRefusals(s: DriverScenario): string[] {
   const out: string[] = [];
   if (s.consumersPerSubscription !== 1) {
     out.push(`consumersPerSubscription=${s.consumersPerSubscription}: a NATS core subscription is one subscriber (competing consumers would be a queue group, which this scenario set does not measure); use 1`);
@@ -31,6 +32,17 @@ export function natsCoreRefusals(s: Scenario): string[] {
   if (s.broker.args.length > 0) out.push("broker.args: ratatoskr broker command-line arguments cannot be passed to nats-server");
   return out;
 }
+
+export const natsDriver = defineDriver({
+  name: "nats",
+  summary: "NATS core: a subject per topic, a plain subscriber per subscription; at-most-once, nothing stored",
+  options: z.strictObject({}),
+  movedFields: {},
+  refusals: natsCoreRefusals,
+  embeddedServer: natsServer,
+  report: { peer: true, storage: () => "none (core)" },
+  create: (context) => new NatsCoreDriver(context),
+});
 
 export class NatsCoreDriver implements Driver {
   readonly name = "nats";

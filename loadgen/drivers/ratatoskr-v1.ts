@@ -5,15 +5,31 @@
  * headers (with `x-subscription-ref`) arrive; from then on the broker delivers.
  */
 import * as grpc from "@grpc/grpc-js";
+import { z } from "zod";
 import { MessageBrokerClient, MessageBrokerService, PublishBatchResponse, SubscribeRequest } from "../../proto/gen/ratatoskr.js";
 import { DriverError } from "../errors.js";
-import type { BrokerStatsSample, Consumer, DeliverySink, Driver, DriverOptions, SubscriptionSpec } from "./driver.js";
+import { referenceBroker, referenceBrokerStorage } from "./broker-process.js";
+import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type SubscriptionSpec } from "./driver.js";
 import { ClientPool, unary } from "./grpc-pool.js";
-import { inBatches, message } from "./ratatoskr-v2.js";
+import { inBatches, message } from "./util.js";
 import { decodeV1MessagePayload, encodeV1PublishBatch } from "./wire.js";
 
 const identity = (b: Buffer): Buffer => b;
 const encodeSubscribe = (r: SubscribeRequest): Buffer => Buffer.from(SubscribeRequest.encode(r).finish());
+
+export const ratatoskrV1Driver = defineDriver({
+  name: "ratatoskr-v1",
+  summary: "ratatoskr v1 API: PublishBatch, one Subscribe stream per subscriber; at-most-once",
+  options: z.strictObject({}),
+  movedFields: {},
+  refusals: (s) =>
+    s.consumersPerSubscription === 1
+      ? []
+      : [`consumersPerSubscription=${s.consumersPerSubscription}: a v1 Subscribe stream is one at-most-once subscriber; v1 has no competing consumers`],
+  embeddedServer: referenceBroker,
+  report: { peer: false, storage: (broker) => `${referenceBrokerStorage(broker)} (at-most-once)` },
+  create: (context) => new RatatoskrV1Driver(context),
+});
 
 export class RatatoskrV1Driver implements Driver {
   readonly name = "ratatoskr-v1";
@@ -27,7 +43,7 @@ export class RatatoskrV1Driver implements Driver {
   }
 
   async connect(): Promise<void> {
-    await this.pool.ready(this.options.target, this.options.connectTimeoutMs);
+    await this.pool.ready(this.options.target, this.options.connectTimeoutMs, this.options.clock);
   }
 
   async createTopics(names: readonly string[]): Promise<void> {

@@ -1,13 +1,17 @@
 /**
  * Driver `ratatoskr`: the v2 API. Batches published as pre-encoded frames on one PublishStream
- * per connection (or, with `v2Publish: unary`, one Publish call each), one Consume bidi stream
- * per consumer with flow control, acks batched on the same stream (see ACK_LINGER_MS).
+ * per connection (or, with `driverOptions.ratatoskr.publish: unary`, one Publish call each), one
+ * Consume bidi stream per consumer with flow control, acks batched on the same stream (see
+ * ACK_LINGER_MS).
  */
 import * as grpc from "@grpc/grpc-js";
+import { z } from "zod";
 import { BrokerClient, BrokerService, ConsumeRequest, StartPosition, type BrokerStats } from "../../proto/gen/ratatoskr/v2/broker.js";
 import { DriverError } from "../errors.js";
-import type { BrokerStatsSample, Consumer, DeliverySink, Driver, DriverOptions, SubscriptionSpec } from "./driver.js";
+import { referenceBroker, referenceBrokerStorage } from "./broker-process.js";
+import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type SubscriptionSpec } from "./driver.js";
 import { ClientPool, isStatus, unary } from "./grpc-pool.js";
+import { inBatches, message } from "./util.js";
 import {
   decodeConsumeResponse,
   decodePublishStreamAck,
@@ -19,6 +23,23 @@ import {
 } from "./wire.js";
 
 const identity = (b: Buffer): Buffer => b;
+
+/** `stream`: each batch one frame on a PublishStream per connection; `unary`: one Publish call per batch. */
+export type V2PublishMode = "stream" | "unary";
+
+export const ratatoskrDriver = defineDriver({
+  name: "ratatoskr",
+  summary: "ratatoskr v2 API: PublishStream (or unary Publish), Consume streams with flow control and acks; at-least-once",
+  options: z.strictObject({
+    /** How batches are published; see V2PublishMode. */
+    publish: z.enum(["stream", "unary"]).default("stream"),
+  }),
+  movedFields: { v2Publish: "publish" },
+  refusals: () => [],
+  embeddedServer: referenceBroker,
+  report: { peer: false, storage: referenceBrokerStorage },
+  create: (context, options) => new RatatoskrV2Driver(context, options.publish),
+});
 
 /**
  * Acks of a consumer are sent together: at once when they reach half its flow-control window
@@ -36,13 +57,13 @@ export class RatatoskrV2Driver implements Driver {
   private readonly streams = new Set<grpc.ClientDuplexStream<Buffer, DeliveryBatch>>();
   private readonly publishers: StreamPublisher | undefined;
 
-  constructor(private readonly options: DriverOptions) {
+  constructor(private readonly options: DriverOptions, publish: V2PublishMode = "stream") {
     this.pool = new ClientPool((o) => new BrokerClient(options.target, grpc.credentials.createInsecure(), o), options.connections);
-    if ((options.v2Publish ?? "stream") === "stream") this.publishers = new StreamPublisher(this.pool);
+    if (publish === "stream") this.publishers = new StreamPublisher(this.pool);
   }
 
   async connect(): Promise<void> {
-    await this.pool.ready(this.options.target, this.options.connectTimeoutMs);
+    await this.pool.ready(this.options.target, this.options.connectTimeoutMs, this.options.clock);
   }
 
   async createTopics(names: readonly string[]): Promise<void> {
@@ -149,7 +170,7 @@ export class RatatoskrV2Driver implements Driver {
   }
 
   async brokerStats(): Promise<BrokerStatsSample | undefined> {
-    const s = await unary<BrokerStats>((cb) => this.pool.at(0).getBrokerStats({}, new grpc.Metadata(), { deadline: Date.now() + 2000 }, cb));
+    const s = await unary<BrokerStats>((cb) => this.pool.at(0).getBrokerStats({}, new grpc.Metadata(), { deadline: this.options.clock.wallMs() + 2000 }, cb));
     return {
       rssBytes: Number(s.rssBytes),
       cpuUserSeconds: s.cpuUserSeconds,
@@ -232,20 +253,4 @@ class StreamPublisher {
     stream.on("end", () => ended(new Error("PublishStream ended by the broker")));
     return stream;
   }
-}
-
-/** Run `fn` over items with at most `concurrency` in flight. */
-export async function inBatches<T>(items: readonly T[], concurrency: number, fn: (item: T, index: number) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
-}
-
-export function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

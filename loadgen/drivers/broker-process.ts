@@ -1,0 +1,126 @@
+/**
+ * The embedded broker: `ratatoskr broker` as a child process on 127.0.0.1 with a free port,
+ * started with the same Node runtime and loader flags as this process (cli-entry.ts, so it works
+ * under tsx and compiled). Stopped with SIGTERM, by PID, at teardown.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { cliEntry, nodeArgs } from "../cli-entry.js";
+import { BrokerUnreachableError } from "../errors.js";
+import type { BrokerSettings, EmbeddedBroker, EmbeddedServerSpec } from "./driver.js";
+
+/** The reference broker as the embedded server of the ratatoskr drivers (v2 and v1). */
+export const referenceBroker: EmbeddedServerSpec = {
+  name: "ratatoskr broker",
+  start: (scenario) => startEmbeddedBroker(scenario.broker),
+};
+
+/** The storage column for a run against the reference broker. */
+export function referenceBrokerStorage(broker: BrokerSettings): string {
+  if (broker.storage !== "durable") return "memory";
+  return broker.fsync ? "durable, fsync" : "durable, no fsync";
+}
+
+export function brokerArgs(broker: BrokerSettings, dataDir: string | undefined): string[] {
+  const args = ["broker", "--host", "127.0.0.1", "--port", "0", "--log-level", "info"];
+  if (dataDir) args.push("--data-dir", dataDir);
+  if (dataDir && broker.fsync) args.push("--fsync");
+  if (broker.memoryBudgetBytes !== undefined) args.push("--memory-budget-bytes", String(broker.memoryBudgetBytes));
+  args.push(...broker.args);
+  return args;
+}
+
+export async function startEmbeddedBroker(broker: BrokerSettings, timeoutMs = 20_000): Promise<EmbeddedBroker> {
+  const dataDir = broker.storage === "durable" ? mkdtempSync(join(tmpdir(), "ratatoskr-bench-")) : undefined;
+  const args = brokerArgs(broker, dataDir);
+  const child = spawn(process.execPath, [...nodeArgs(), cliEntry(), ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NODE_OPTIONS: process.env.NODE_OPTIONS ?? "" },
+  });
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => {
+    stderr = (stderr + d.toString("utf8")).slice(-4000);
+  });
+  const cleanupDir = () => dataDir && rmSync(dataDir, { recursive: true, force: true });
+
+  const address = await new Promise<string>((resolve, reject) => {
+    let buffered = "";
+    const timer = setTimeout(() => fail(`no "listening" line within ${timeoutMs} ms`), timeoutMs);
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      child.kill("SIGKILL");
+      cleanupDir();
+      reject(new BrokerUnreachableError("embedded broker", `${why}${stderr ? `; stderr: ${stderr.trim()}` : ""}`));
+    };
+    child.on("exit", (code, signal) => fail(`exited early (code ${code}, signal ${signal})`));
+    child.on("error", (err) => fail(err.message));
+    child.stdout!.on("data", function onData(d: Buffer) {
+      buffered += d.toString("utf8");
+      let nl: number;
+      while ((nl = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        const addr = listeningAddress(line);
+        if (addr) {
+          clearTimeout(timer);
+          child.removeAllListeners("exit");
+          child.stdout!.off("data", onData);
+          child.stdout!.resume(); // keep draining its log
+          resolve(addr);
+          return;
+        }
+      }
+    });
+  });
+
+  return {
+    address,
+    pid: child.pid!,
+    args,
+    ...(dataDir ? { dataDir } : {}),
+    stop: () => stopChild(child).finally(cleanupDir),
+  };
+}
+
+function listeningAddress(line: string): string | undefined {
+  if (!line.includes('"listening"')) return undefined;
+  try {
+    const rec = JSON.parse(line) as { msg?: unknown; address?: unknown };
+    return rec.msg === "listening" && typeof rec.address === "string" ? rec.address : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill("SIGTERM");
+  });
+}
+
+/** CPU seconds and RSS of a local process from /proc (Linux); undefined elsewhere. */
+export function procSample(pid: number): { cpuUserSeconds: number; cpuSystemSeconds: number; rssBytes: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ticks = 100; // USER_HZ on Linux
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const rss = /VmRSS:\s+(\d+) kB/.exec(status);
+    return {
+      cpuUserSeconds: Number(rest[11]) / ticks,
+      cpuSystemSeconds: Number(rest[12]) / ticks,
+      rssBytes: rss ? Number(rss[1]) * 1024 : 0,
+    };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,172 @@
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { systemClock } from "../clock.js";
+import { ScenarioError, UnknownDriverError, UsageError } from "../errors.js";
+import { parseScenario, scenarioForDriver } from "../run/index.js";
+import { loadSet } from "../suite/index.js";
+import { referenceBroker } from "./broker-process.js";
+import type { BrokerSettings, DriverContext } from "./driver.js";
+import { natsServer } from "./nats-server.js";
+import { assertDriverAccepts, createDriver, DEFAULT_DRIVER, DRIVER_NAMES, DRIVERS, findDriver, movedScenarioFields } from "./registry.js";
+
+const base = "name: t\ntopics: 1\nsubscriptions: {perTopic: 1}\nproducers: 1\nmessages: 10\n";
+const scenario = (extra = "") => parseScenario(base + extra, "t.yaml");
+const memory: BrokerSettings = { storage: "memory", fsync: false, args: [] };
+// Loopback port 1: nothing listens there, and creating a driver connects to nothing.
+const context: DriverContext = { target: "127.0.0.1:1", connections: 1, maxOutstandingMessages: 10, connectTimeoutMs: 1000, broker: memory, clock: systemClock };
+
+function issuesOf(text: string) {
+  try {
+    parseScenario(text, "bad.yaml");
+  } catch (err) {
+    expect(err).toBeInstanceOf(ScenarioError);
+    return (err as ScenarioError).issues;
+  }
+  throw new Error("expected a ScenarioError");
+}
+
+describe("driver registry", () => {
+  it("has every driver once, and each describes itself completely", async () => {
+    expect(new Set(DRIVER_NAMES).size).toBe(DRIVERS.length);
+    expect(DRIVER_NAMES).toContain(DEFAULT_DRIVER);
+    for (const d of DRIVERS) {
+      expect(d.name).toMatch(/^[a-z][a-z0-9-]*$/);
+      expect(d.summary.length, d.name).toBeGreaterThan(10);
+      // Options: every field has a default, and the block is strict.
+      expect(d.options.safeParse({}).success, d.name).toBe(true);
+      expect(d.options.safeParse({ noSuchOption: 1 }).success, d.name).toBe(false);
+      for (const to of Object.values(d.movedFields)) expect(Object.keys(d.options.parse({})), `${d.name}: moved field target ${to}`).toContain(to);
+      // Refusals: the plain memory scenario runs everywhere.
+      expect(d.refusals(scenario()), d.name).toEqual([]);
+      // Report labels for every storage the broker block can say.
+      for (const broker of [memory, { ...memory, storage: "durable" as const }, { ...memory, storage: "durable" as const, fsync: true }]) {
+        expect(d.report.storage(broker).length, d.name).toBeGreaterThan(0);
+      }
+      expect(typeof d.report.peer).toBe("boolean");
+      if (d.embeddedServer) {
+        expect(d.embeddedServer.name.length).toBeGreaterThan(0);
+        expect(typeof d.embeddedServer.start).toBe("function");
+      }
+      const driver = d.create(context, {});
+      expect(driver.name).toBe(d.name);
+      await driver.close();
+    }
+  });
+
+  it("refuses an unknown driver name with an error listing the known ones", () => {
+    expect(() => findDriver("bogus")).toThrow(UnknownDriverError);
+    expect(() => findDriver("bogus")).toThrow(`unknown driver "bogus"; the known drivers are ${DRIVER_NAMES.join(", ")}`);
+    expect(() => createDriver("bogus", context)).toThrow(UnknownDriverError);
+    expect(new UnknownDriverError("x", DRIVER_NAMES)).toBeInstanceOf(UsageError); // exit 2
+  });
+
+  it("validates a driver's own options when it creates one", () => {
+    expect(() => createDriver("ratatoskr", context, { publish: "carrier-pigeon" })).toThrow();
+    expect(() => createDriver("nats", context, { publish: "unary" })).toThrow();
+  });
+});
+
+describe("what reads the registry's list", () => {
+  const choices = DRIVER_NAMES.map((n) => JSON.stringify(n)).join(" | ");
+
+  it("scenario `driver:` takes exactly the registered names", () => {
+    for (const name of DRIVER_NAMES) expect(scenario(`driver: ${name}\n`).driver).toBe(name);
+    expect(scenario().driver).toBe(DEFAULT_DRIVER);
+    expect(issuesOf(`${base}driver: bogus\n`)).toEqual([{ path: "driver", expected: `one of ${choices}`, got: '"bogus"' }]);
+  });
+
+  it("scenario `driverOptions:` has one block per registered driver and no other", () => {
+    for (const name of DRIVER_NAMES) expect(Object.keys(scenario(`driverOptions: {${name}: {}}\n`).driverOptions)).toEqual([name]);
+    expect(issuesOf(`${base}driverOptions: {bogus: {}}\n`)).toEqual([{ path: "driverOptions.bogus", expected: `a driver name (${DRIVER_NAMES.join(", ")})`, got: "a mapping" }]);
+  });
+
+  it("set files take exactly the registered names", () => {
+    const dir = mkdtempSync(join(tmpdir(), "rt-registry-"));
+    writeFileSync(join(dir, "s.yaml"), base);
+    for (const name of DRIVER_NAMES) {
+      writeFileSync(join(dir, "set.yaml"), `name: x\nruns:\n  - scenario: s.yaml\n    drivers: [${name}]\n`);
+      expect(loadSet(join(dir, "set.yaml")).runs.map((r) => r.driver)).toEqual([name]);
+    }
+    writeFileSync(join(dir, "bad.yaml"), "name: x\nruns:\n  - scenario: s.yaml\n    drivers: [bogus]\n");
+    let message = "";
+    try {
+      loadSet(join(dir, "bad.yaml"));
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/runs\.0\.drivers\.0/);
+    for (const name of DRIVER_NAMES) expect(message).toContain(JSON.stringify(name));
+  });
+
+  it("result.schema.json documents exactly the registered names for run.driver", () => {
+    const schema = JSON.parse(readFileSync(join(import.meta.dirname, "..", "report", "result.schema.json"), "utf8")) as {
+      properties: { run: { properties: { driver: { enum: string[] } } } };
+    };
+    expect(schema.properties.run.properties.driver.enum).toEqual([...DRIVER_NAMES]);
+  });
+});
+
+describe("driver refusals", () => {
+  it("NATS core refuses storage, fsync, broker options and competing consumers", () => {
+    const s = scenario("consumersPerSubscription: 2\nbroker: {storage: durable, fsync: true, memoryBudgetBytes: 1000, args: [--x]}\n");
+    const r = findDriver("nats").refusals(s).join("\n");
+    for (const field of ["consumersPerSubscription=2", "broker.storage=durable", "broker.fsync=true", "broker.memoryBudgetBytes", "broker.args"]) expect(r).toContain(field);
+  });
+
+  it("JetStream takes durable storage (file) but refuses fsync, which it cannot do before acking", () => {
+    const js = findDriver("jetstream");
+    expect(js.refusals(scenario("broker: {storage: durable}\nconsumersPerSubscription: 3\n"))).toEqual([]);
+    expect(js.refusals(scenario("broker: {storage: durable, fsync: true}\n")).join()).toMatch(/broker\.fsync=true: .*acks before it syncs/);
+  });
+
+  it("ratatoskr-v1 refuses competing consumers; ratatoskr (v2) takes them", () => {
+    expect(findDriver("ratatoskr-v1").refusals(scenario("consumersPerSubscription: 2\n"))).toHaveLength(1);
+    expect(findDriver("ratatoskr").refusals(scenario("consumersPerSubscription: 2\nbroker: {storage: durable, fsync: true}\n"))).toEqual([]);
+  });
+
+  it("the in-process fake refuses every broker setting it cannot honour", () => {
+    const r = findDriver("fake").refusals(scenario("broker: {storage: durable, fsync: true, memoryBudgetBytes: 1000, args: [--x]}\n")).join("\n");
+    for (const field of ["broker.storage=durable", "broker.fsync=true", "broker.memoryBudgetBytes", "broker.args"]) expect(r).toContain(field);
+  });
+
+  it("assertDriverAccepts names the driver, the file and every reason", () => {
+    expect(() => assertDriverAccepts(findDriver("nats"), scenario("broker: {storage: durable}\n"), "x.yaml")).toThrow(/driver nats refuses scenario x\.yaml:\n  - broker\.storage=durable/);
+    expect(() => assertDriverAccepts(findDriver("ratatoskr"), scenario("broker: {storage: durable}\n"), "x.yaml")).not.toThrow();
+  });
+
+  it("each driver's own options block is read by it alone", () => {
+    const s = scenario("driverOptions: {ratatoskr: {publish: unary}}\n");
+    expect(scenarioForDriver(s, findDriver("ratatoskr")).driverOptions.ratatoskr).toEqual({ publish: "unary" });
+    expect(scenarioForDriver(scenario(), findDriver("ratatoskr")).driverOptions.ratatoskr).toEqual({ publish: "stream" });
+    const asNats = scenarioForDriver(s, findDriver("nats"));
+    expect(asNats.driver).toBe("nats");
+    expect(asNats.driverOptions.nats).toEqual({});
+    expect(findDriver("nats").refusals(asNats)).toEqual([]);
+  });
+});
+
+describe("embedded servers and report labels", () => {
+  it("the driver decides which server to embed", () => {
+    expect(findDriver("ratatoskr").embeddedServer).toBe(referenceBroker);
+    expect(findDriver("ratatoskr-v1").embeddedServer).toBe(referenceBroker);
+    expect(findDriver("nats").embeddedServer).toBe(natsServer);
+    expect(findDriver("jetstream").embeddedServer).toBe(natsServer);
+    expect(findDriver("fake").embeddedServer).toBeUndefined();
+  });
+
+  it("labels storage by what the driver's server did with the broker block", () => {
+    const durable: BrokerSettings = { ...memory, storage: "durable" };
+    expect(findDriver("ratatoskr").report.storage({ ...durable, fsync: true })).toBe("durable, fsync");
+    expect(findDriver("ratatoskr").report.storage(durable)).toBe("durable, no fsync");
+    expect(findDriver("ratatoskr-v1").report.storage(memory)).toBe("memory (at-most-once)");
+    expect(findDriver("nats").report.storage(memory)).toBe("none (core)");
+    expect(findDriver("jetstream").report.storage(durable)).toBe("file (background sync)");
+    expect(DRIVERS.filter((d) => d.report.peer).map((d) => d.name)).toEqual(["nats", "jetstream"]);
+  });
+
+  it("names where each moved top-level field went", () => {
+    expect([...movedScenarioFields()]).toEqual([["v2Publish", "driverOptions.ratatoskr.publish"]]);
+  });
+});

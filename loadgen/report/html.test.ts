@@ -1,0 +1,108 @@
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { HistogramLogReader } from "hdr-histogram-js";
+import { chromium } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { systemClock } from "../clock.js";
+import { FakeDriver } from "../drivers/index.js";
+import { buildPlan, parseScenario, runScenario } from "../run/index.js";
+import { captureEnvironment } from "./environment.js";
+import { readResult, REPORT_FILES, writeReport } from "./files.js";
+import { buildResult } from "./result.js";
+
+const CHROMIUM = "/usr/bin/chromium";
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium) console.warn(`report-html browser test skipped: ${CHROMIUM} is missing (apt-get install -y chromium)`);
+
+async function fakeReport(): Promise<string> {
+  const s = parseScenario("name: html-test\ntopics: 2\nsubscriptions: {perTopic: 2}\nproducers: 2\nrate: 20000\nmessages: 20000\nwarmupSeconds: 0.3\nslo: {lostMax: 0}\n", "html-test.yaml");
+  const plan = buildPlan(s, "h1");
+  const outcome = await runScenario(s, plan, new FakeDriver(), { clock: systemClock, intervalMs: 100, sampleBroker: () => new FakeDriver().brokerStats() });
+  const result = buildResult(s, plan, outcome, {
+    runId: "h1",
+    driver: "fake",
+    environment: captureEnvironment(),
+    broker: { embedded: false, target: "in-process", args: [], storage: "memory", fsync: false },
+  });
+  const dir = mkdtempSync(join(tmpdir(), "rt-report-"));
+  writeReport(dir, result);
+  return dir;
+}
+
+describe("report files", () => {
+  it("writes every report file and reads result.json back", async () => {
+    const dir = await fakeReport();
+    for (const f of REPORT_FILES) expect(existsSync(join(dir, f)), f).toBe(true);
+    const r = readResult(dir);
+    expect(r.counts.lost).toBe(0);
+    // result.json carries every field its JSON Schema requires, at the top and one level down.
+    const schema = JSON.parse(readFileSync(join(import.meta.dirname, "result.schema.json"), "utf8")) as {
+      required: string[];
+      properties: Record<string, { required?: string[] }>;
+    };
+    const record = r as unknown as Record<string, Record<string, unknown>>;
+    for (const key of schema.required) expect(record, key).toHaveProperty(key);
+    for (const [key, sub] of Object.entries(schema.properties)) for (const k of sub.required ?? []) expect(record[key], `${key}.${k}`).toHaveProperty(k);
+    expect(readFileSync(join(dir, "e2e.hgrm"), "utf8")).toMatch(/Percentile/);
+    const hlog = readFileSync(join(dir, "e2e.hlog"), "utf8");
+    expect(hlog).toMatch(/^#\[Histogram log format version/m);
+    // The interval log reads back: one histogram per interval, adding up to the whole-run e2e count.
+    const reader = new HistogramLogReader(hlog);
+    let intervals = 0;
+    let total = 0;
+    for (let h = reader.nextIntervalHistogram(); h !== null; h = reader.nextIntervalHistogram()) {
+      intervals++;
+      total += h.totalCount;
+    }
+    expect(intervals).toBe(r.intervalHistograms.length);
+    expect(total).toBe(r.latency.e2e.count);
+    const md = readFileSync(join(dir, "report.md"), "utf8");
+    expect(md).toContain("| configuration | messages | topics | subscribers | throughput | deliveries | broker memory |");
+    const html = readFileSync(join(dir, "report.html"), "utf8");
+    expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
+  });
+
+  it.skipIf(!hasChromium)("shows its four charts in headless chromium with no console errors", async () => {
+    const dir = await fakeReport();
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+    });
+    try {
+      const page = await browser.newPage();
+      const problems: string[] = [];
+      page.on("console", (m) => {
+        if (m.type() === "error" || m.type() === "warning") problems.push(m.text());
+      });
+      page.on("pageerror", (e) => problems.push(e.message));
+      page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()}`));
+      await page.goto(pathToFileURL(join(dir, "report.html")).href);
+      const charts = await page.$$eval("figure.chart", (figs) =>
+        figs.map((f) => {
+          const svg = f.querySelector("svg");
+          const box = svg?.getBoundingClientRect();
+          return {
+            id: f.id,
+            width: box?.width ?? 0,
+            height: box?.height ?? 0,
+            paths: svg ? svg.querySelectorAll("path").length : 0,
+            text: svg?.textContent ?? "",
+          };
+        }),
+      );
+      expect(charts.map((c) => c.id)).toEqual(["chart-throughput", "chart-latency-over-time", "chart-percentiles", "chart-broker"]);
+      for (const c of charts) {
+        expect(c.width, c.id).toBeGreaterThan(500);
+        expect(c.height, c.id).toBeGreaterThan(200);
+        expect(c.paths, c.id).toBeGreaterThan(3);
+      }
+      expect(charts[2]!.text).toContain("99%");
+      expect(await page.title()).toMatch(/html-test: PASS/);
+      expect(problems).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  });
+});

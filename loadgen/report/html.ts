@@ -1,0 +1,151 @@
+/**
+ * report.html: one self-contained page (no scripts, no CDN). Charts are rendered server-side by
+ * Apache ECharts to SVG and inlined: throughput over time, latency over time, the latency
+ * percentile distribution on a 1/(1−p) log axis, broker CPU and memory.
+ */
+import * as echarts from "echarts";
+import { decodeHistogram, percentileCurve } from "../run/index.js";
+import { renderHtmlTables } from "./tables.js";
+import type { RunResult } from "./result.js";
+
+const WIDTH = 900;
+const HEIGHT = 340;
+
+type Option = Record<string, unknown>;
+
+export function renderChart(option: Option, width = WIDTH, height = HEIGHT): string {
+  const chart = echarts.init(null, null, { renderer: "svg", ssr: true, width, height });
+  try {
+    chart.setOption({ animation: false, backgroundColor: "#ffffff", textStyle: { fontFamily: "sans-serif" }, ...option });
+    return chart.renderToSVGString();
+  } finally {
+    chart.dispose();
+  }
+}
+
+function phaseAreas(r: RunResult): unknown {
+  const total = Math.max(1e-3, ...r.run.phases.map((p) => p.endSec));
+  const colors: Record<string, string> = { connect: "#f3f3f3", warmup: "#fff5e0", measure: "#ffffff", drain: "#eef6ff", teardown: "#f3f3f3" };
+  return {
+    silent: true,
+    label: { color: "#777", fontSize: 10 },
+    // Phases too short to hold their label (drain, teardown) stay unlabelled.
+    data: r.run.phases.filter((p) => p.phase !== "measure").map((p) => [
+      { name: p.endSec - p.startSec >= total * 0.04 ? p.phase : "", xAxis: p.startSec, itemStyle: { color: colors[p.phase] ?? "#f3f3f3" } },
+      { xAxis: Math.max(p.endSec, p.startSec + 0.01) },
+    ]),
+  };
+}
+
+const baseGrid = { left: 70, right: 70, top: 75, bottom: 50 };
+
+export function throughputChart(r: RunResult): string {
+  return renderChart({
+    title: { text: "Throughput (messages per second)", left: "center", textStyle: { fontSize: 14 } },
+    legend: { top: 30 },
+    grid: baseGrid,
+    xAxis: { type: "value", name: "s", min: 0 },
+    yAxis: { type: "value", name: "msg/s" },
+    series: [
+      { name: "published", type: "line", showSymbol: false, data: r.series.map((p) => [p.t, p.publishRate]), markArea: phaseAreas(r) },
+      { name: "delivered", type: "line", showSymbol: false, data: r.series.map((p) => [p.t, p.deliveryRate]) },
+    ],
+  });
+}
+
+export function latencyOverTimeChart(r: RunResult): string {
+  const ms = (us: number) => Math.max(0.001, us / 1000);
+  const timed = r.series.filter((p) => p.e2eMaxUs > 0);
+  return renderChart({
+    title: { text: "End-to-end latency per second (from intended send time)", left: "center", textStyle: { fontSize: 14 } },
+    legend: { top: 30 },
+    grid: baseGrid,
+    xAxis: { type: "value", name: "s", min: 0 },
+    yAxis: { type: "log", name: "ms", logBase: 10 },
+    series: [
+      { name: "p50", type: "line", showSymbol: false, data: timed.map((p) => [p.t, ms(p.e2eP50Us)]), markArea: phaseAreas(r) },
+      { name: "p99", type: "line", showSymbol: false, data: timed.map((p) => [p.t, ms(p.e2eP99Us)]) },
+      { name: "p99.9", type: "line", showSymbol: false, data: timed.map((p) => [p.t, ms(p.e2eP999Us)]) },
+      { name: "max", type: "line", showSymbol: false, data: timed.map((p) => [p.t, ms(p.e2eMaxUs)]) },
+    ],
+  });
+}
+
+/** x = 1/(1−p) on a log axis, labelled with percentiles (90%, 99%, 99.9%, ...). */
+export function percentileChart(r: RunResult): string {
+  const curve = (b64: string) =>
+    percentileCurve(decodeHistogram(b64))
+      .filter(([p]) => p < 100)
+      .map(([p, us]) => [1 / (1 - p / 100), Math.max(0.001, us / 1000)]);
+  const label = (x: number) => {
+    const p = 100 * (1 - 1 / x);
+    return p === 0 ? "0%" : `${Number(p.toPrecision(6))}%`;
+  };
+  return renderChart({
+    title: { text: "Latency by percentile", left: "center", textStyle: { fontSize: 14 } },
+    legend: { top: 30 },
+    grid: baseGrid,
+    xAxis: { type: "log", logBase: 10, name: "percentile", min: 1, axisLabel: { formatter: label } },
+    yAxis: { type: "log", logBase: 10, name: "ms" },
+    series: [
+      { name: "e2e (corrected)", type: "line", showSymbol: false, data: curve(r.histograms.e2e) },
+      { name: "e2e (uncorrected)", type: "line", showSymbol: false, data: curve(r.histograms.e2eUncorrected) },
+      { name: "publish", type: "line", showSymbol: false, data: curve(r.histograms.publish) },
+    ],
+  });
+}
+
+export function brokerChart(r: RunResult): string {
+  const withCpu = r.series.filter((p) => p.brokerCpuPercent !== undefined);
+  const withRss = r.series.filter((p) => p.brokerRssBytes !== undefined);
+  return renderChart({
+    title: { text: "Broker CPU and memory (generator CPU dashed)", left: "center", textStyle: { fontSize: 14 } },
+    legend: { top: 30 },
+    grid: baseGrid,
+    xAxis: { type: "value", name: "s", min: 0 },
+    yAxis: [
+      { type: "value", name: "CPU %", min: 0 },
+      { type: "value", name: "RSS MiB", min: 0 },
+    ],
+    series: [
+      { name: "CPU %", type: "line", showSymbol: false, data: withCpu.map((p) => [p.t, p.brokerCpuPercent]), markArea: phaseAreas(r) },
+      { name: "RSS MiB", type: "line", showSymbol: false, yAxisIndex: 1, data: withRss.map((p) => [p.t, Math.round((p.brokerRssBytes! / 1048576) * 10) / 10]) },
+      { name: "generator CPU %", type: "line", showSymbol: false, lineStyle: { type: "dashed" }, data: r.series.filter((p) => p.generatorCpuPercent !== undefined).map((p) => [p.t, p.generatorCpuPercent]) },
+    ],
+  });
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+export function renderHtml(r: RunResult): string {
+  const charts: [string, string][] = [
+    ["throughput", throughputChart(r)],
+    ["latency-over-time", latencyOverTimeChart(r)],
+    ["percentiles", percentileChart(r)],
+    ["broker", brokerChart(r)],
+  ];
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>${esc(r.run.scenario)}: ${r.passed ? "PASS" : "FAIL"}: Ratatoskr bench report</title>
+<style>
+body { font-family: sans-serif; margin: 2em auto; max-width: 980px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; }
+td.num { text-align: right; }
+.pass { color: #17702b; } .fail { color: #b00020; font-weight: bold; }
+figure.chart { margin: 1.5em 0; }
+code { background: #f4f4f4; padding: 0 3px; }
+</style>
+</head>
+<body>
+<h1>${esc(r.run.scenario)}: <span class="${r.passed ? "pass" : "fail"}">${r.passed ? "PASS" : "FAIL"}</span></h1>
+${renderHtmlTables(r)}
+${charts.map(([id, svg]) => `<figure class="chart" id="chart-${id}">\n${svg}\n</figure>`).join("\n")}
+</body>
+</html>
+`;
+}

@@ -1,0 +1,13 @@
+/**
+ * report/: what a run leaves behind. result.json (the record, schema in result.schema.json),
+ * its gates, and the files rendered from it (report.md, report.html, .hgrm, .hlog); merging
+ * shards and comparing runs. Other folders enter here.
+ */
+export { buildResult, judge, RESULT_SCHEMA_VERSION, RESULT_KIND, type RunResult, type Counts, type BrokerInfo } from "./result.js";
+export { evaluateGates, allPassed, type GateResult } from "./gates.js";
+export { readResult, writeReport, renderReport, REPORT_FILES } from "./files.js";
+export { mergeResults } from "./merge.js";
+export { compareMarkdown } from "./compare.js";
+export { SEED_HEADER, seedRow, configurationLabel } from "./md.js";
+export { renderChart } from "./html.js";
+export { captureEnvironment, type Environment } from "./environment.js";

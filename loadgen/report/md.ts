@@ -1,0 +1,90 @@
+/** report.md: the seed-shaped summary table, latency percentiles, gates, counts, environment. */
+import type { RunResult } from "./result.js";
+import { fmtBytes, fmtCount, fmtUs, totalSubscriptions, type LatencySummary } from "../run/index.js";
+
+export const SEED_HEADER = "| configuration | messages | topics | subscribers | throughput | deliveries | broker memory |\n|---|---:|---:|---:|---:|---:|---:|";
+
+export function configurationLabel(r: RunResult): string {
+  const b = r.broker;
+  const storage = b.storage === "durable" ? `durable${b.fsync ? "+fsync" : ""}` : "memory";
+  return `${r.run.scenario} (${r.run.driver}, ${storage}${r.run.shardsMerged > 1 ? `, ${r.run.shardsMerged} shards` : ""})`;
+}
+
+export function seedRow(r: RunResult): string {
+  const c = r.counts;
+  const pct = c.expected === 0 ? 100 : (c.delivered / c.expected) * 100;
+  const subscribers = r.run.shard.count > 1 && r.run.shardsMerged === 1 ? c.subscriptions : totalSubscriptions(r.scenario);
+  return (
+    `| ${configurationLabel(r)} | ${fmtCount(c.measuredPublished)} | ${r.run.shard.count > 1 && r.run.shardsMerged === 1 ? c.topics : r.scenario.topics} | ${fmtCount(subscribers)}` +
+    ` | ${fmtCount(r.throughput.publishRate)} msg/s in, ${fmtCount(r.throughput.deliveryRate)} msg/s out` +
+    ` | ${fmtCount(c.delivered)} / ${fmtCount(c.expected)} (${pct.toFixed(pct === 100 ? 0 : 3)}%)` +
+    ` | ${r.broker.peakRssBytes === null ? "n/a" : `${fmtBytes(r.broker.peakRssBytes)} peak RSS`} |`
+  );
+}
+
+const LAT_HEADER = "| metric | count | p50 | p90 | p99 | p99.9 | p99.99 | max | mean |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|";
+
+function latRow(name: string, s: LatencySummary): string {
+  return `| ${name} | ${fmtCount(s.count)} | ${fmtUs(s.p50Us)} | ${fmtUs(s.p90Us)} | ${fmtUs(s.p99Us)} | ${fmtUs(s.p999Us)} | ${fmtUs(s.p9999Us)} | ${fmtUs(s.maxUs)} | ${fmtUs(s.meanUs)} |`;
+}
+
+function peak(values: (number | undefined)[]): number {
+  return values.reduce<number>((a, v) => (v !== undefined && v > a ? v : a), 0);
+}
+
+export function renderMarkdown(r: RunResult): string {
+  const c = r.counts;
+  const e = r.environment;
+  const s = r.scenario;
+  const lines: string[] = [];
+  lines.push(`# ${r.run.scenario}: ${r.passed ? "PASS" : "FAIL"}`, "");
+  if (s.description) lines.push(s.description.trim(), "");
+  lines.push(
+    `Run \`${r.run.id}\` started ${r.run.startedAt}, driver \`${r.run.driver}\`, broker ${r.broker.embedded ? "embedded" : "external"} at ${r.broker.target}` +
+      `${r.run.shard.count > 1 ? `, shard ${r.run.shard.index}/${r.run.shard.count}` : ""}${r.run.shardsMerged > 1 ? `, ${r.run.shardsMerged} shards merged` : ""}.`,
+    "",
+  );
+  lines.push(SEED_HEADER, seedRow(r), "");
+  lines.push(
+    `Offered rate: ${s.rate === "unthrottled" ? "unthrottled" : `${fmtCount(s.rate)} msg/s`}; measured ${r.throughput.measureSeconds.toFixed(1)} s` +
+      `${r.throughput.achievedRateRatio !== null ? ` (achieved ${(r.throughput.achievedRateRatio * 100).toFixed(1)}% of offered)` : ""};` +
+      ` ${s.producers} producers, batch ${s.batchSize}, ${s.messageSizeBytes} B messages, ${s.connections} connections.`,
+    "",
+  );
+  lines.push("## Latency", "", "End-to-end latency is measured from each message's *intended* send time (coordinated-omission corrected); the uncorrected figure is from the actual send time. Publish latency is the broker's acknowledgement time for a batch from when it was sent; lateness is how far behind schedule messages left.", "");
+  lines.push(LAT_HEADER);
+  lines.push(latRow("e2e (corrected)", r.latency.e2e), latRow("e2e (uncorrected)", r.latency.e2eUncorrected), latRow("publish", r.latency.publish), latRow("lateness", r.latency.lateness), "");
+  lines.push("## Gates", "");
+  if (r.gates.length === 0) lines.push("No `slo:` gates in this scenario.", "");
+  else {
+    lines.push("| gate | limit | actual | result |", "|---|---:|---:|---|");
+    for (const g of r.gates) lines.push(`| ${g.name} | ${g.op} ${g.limit}${g.unit === "ms" ? " ms" : ""} | ${g.actual ?? "n/a"}${g.unit === "ms" ? " ms" : ""} | ${g.passed ? "pass" : `**FAIL**: ${g.detail}`} |`);
+    lines.push("");
+  }
+  lines.push("## Delivery accounting", "");
+  lines.push("| published | publish errors | expected deliveries | delivered | lost | duplicates | out of order | redelivered | foreign | stream errors | complete subscriptions |");
+  lines.push("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+  lines.push(`| ${c.published} | ${c.publishErrors} | ${c.expected} | ${c.delivered} | ${c.lost} | ${c.duplicates} | ${c.outOfOrder} | ${c.redelivered} | ${c.foreign} | ${c.streamErrors} | ${c.completeSubscriptions}/${c.subscriptions} |`, "");
+  if (r.run.drainTimedOut) lines.push(`Drain timed out after ${s.drainTimeoutSeconds} s with deliveries missing.`, "");
+  if (r.errors.streams.length || r.errors.publishes.length) {
+    lines.push("Errors (first few):", "");
+    for (const x of r.errors.streams) lines.push(`- stream ${x.subscription}: ${x.message}`);
+    for (const x of r.errors.publishes) lines.push(`- publish ${x}`);
+    lines.push("");
+  }
+  lines.push("## Phases", "", "| phase | start | end |", "|---|---:|---:|");
+  for (const p of r.run.phases) lines.push(`| ${p.phase} | ${p.startSec.toFixed(1)} s | ${p.endSec.toFixed(1)} s |`);
+  lines.push("", "## Environment", "");
+  lines.push(
+    `- CPU: ${e.cpuModel}, ${e.cpuCores} cores; memory ${fmtBytes(e.memoryBytes)}`,
+    `- OS: ${e.os} (kernel ${e.kernel}, ${e.arch}); Node ${e.node}`,
+    `- Packages: ${Object.entries(e.packages).map(([k, v]) => `${k} ${v}`).join(", ")}`,
+    `- Git commit: ${e.gitCommit}${e.gitDirty ? " (with uncommitted changes)" : ""}`,
+    `- Generator: peak CPU ${peak(r.series.map((p) => p.generatorCpuPercent))}% of a core, worst event-loop delay ${peak(r.series.map((p) => p.generatorLoopDelayMaxMs))} ms, peak RSS ${fmtBytes(peak(r.series.map((p) => p.generatorRssBytes)))}`,
+    `- Broker: ${r.broker.embedded ? "embedded, " : ""}storage ${r.broker.storage}${r.broker.fsync ? " + fsync" : ""}; args \`${r.broker.args.join(" ")}\`; CPU ${r.broker.cpuSeconds ?? "n/a"} s over the run`,
+    "",
+    "Files: `result.json` (all figures, encoded histograms), `e2e.hgrm`, `e2e-uncorrected.hgrm`, `publish.hgrm`, `lateness.hgrm` (percentile distributions, ms), `e2e.hlog` (per-second interval histograms), `report.html` (charts).",
+    "",
+  );
+  return lines.join("\n");
+}

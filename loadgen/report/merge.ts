@@ -1,0 +1,122 @@
+/**
+ * `report merge`: combine the results of the shards of one run into one result. Counts add up,
+ * histograms merge losslessly (whole-run and per-second interval histograms, matched by their
+ * start second), and every percentile is derived again from the merged histograms. Gates are
+ * judged again on the merged figures.
+ */
+import { ReportError } from "../errors.js";
+import { encodeHistogram, mergeEncoded, summarize, type EncodedInterval, type IntervalPoint } from "../run/index.js";
+import { judge, type Counts, type RunResult } from "./result.js";
+
+export function mergeResults(results: readonly RunResult[]): RunResult {
+  const first = results[0];
+  if (!first) throw new ReportError("report merge needs at least one result");
+  for (const r of results) {
+    if (r.run.scenario !== first.run.scenario || r.run.id !== first.run.id) {
+      throw new ReportError(`cannot merge ${r.run.scenario}/${r.run.id} with ${first.run.scenario}/${first.run.id}: shards of one run share scenario and run id`);
+    }
+  }
+  const seen = new Set(results.map((r) => `${r.run.shard.index}/${r.run.shard.count}`));
+  if (seen.size !== results.length) throw new ReportError(`the same shard appears twice: ${results.map((r) => `${r.run.shard.index}/${r.run.shard.count}`).join(", ")}`);
+
+  const counts = Object.fromEntries(
+    (Object.keys(first.counts) as (keyof Counts)[]).map((k) => [k, results.reduce((a, r) => a + r.counts[k], 0)]),
+  ) as unknown as Counts;
+  const hist = (k: keyof RunResult["histograms"]) => mergeEncoded(results.map((r) => r.histograms[k]));
+  const e2e = hist("e2e");
+  const e2eUncorrected = hist("e2eUncorrected");
+  const publish = hist("publish");
+  const lateness = hist("lateness");
+
+  const publishRate = results.reduce((a, r) => a + r.throughput.publishRate, 0);
+  const offered = results.every((r) => r.throughput.offeredRate !== null) ? results.reduce((a, r) => a + (r.throughput.offeredRate ?? 0), 0) : null;
+  const { series, intervals } = mergeSeries(results);
+
+  const merged: RunResult = {
+    ...first,
+    run: {
+      ...first.run,
+      startedAt: results.map((r) => r.run.startedAt).sort()[0]!,
+      durationSeconds: Math.max(...results.map((r) => r.run.durationSeconds)),
+      shard: { index: 0, count: first.run.shard.count },
+      shardsMerged: results.reduce((a, r) => a + r.run.shardsMerged, 0),
+      drainTimedOut: results.some((r) => r.run.drainTimedOut),
+    },
+    broker: {
+      ...first.broker,
+      peakRssBytes: maxOrNull(results.map((r) => r.broker.peakRssBytes)),
+      cpuSeconds: maxOrNull(results.map((r) => r.broker.cpuSeconds)),
+    },
+    counts,
+    throughput: {
+      measureSeconds: Math.max(...results.map((r) => r.throughput.measureSeconds)),
+      deliverySeconds: Math.max(...results.map((r) => r.throughput.deliverySeconds)),
+      publishRate,
+      deliveryRate: results.reduce((a, r) => a + r.throughput.deliveryRate, 0),
+      offeredRate: offered,
+      achievedRateRatio: offered === null || offered === 0 ? null : Math.round((publishRate / offered) * 1000) / 1000,
+    },
+    latency: { e2e: summarize(e2e), e2eUncorrected: summarize(e2eUncorrected), publish: summarize(publish), lateness: summarize(lateness) },
+    histograms: {
+      e2e: encodeHistogram(e2e),
+      e2eUncorrected: encodeHistogram(e2eUncorrected),
+      publish: encodeHistogram(publish),
+      lateness: encodeHistogram(lateness),
+    },
+    series,
+    intervalHistograms: intervals,
+    errors: {
+      streams: results.flatMap((r) => r.errors.streams).slice(0, 20),
+      publishes: results.flatMap((r) => r.errors.publishes).slice(0, 20),
+    },
+  };
+  return judge(merged);
+}
+
+function maxOrNull(xs: (number | null)[]): number | null {
+  const v = xs.filter((x): x is number => x !== null);
+  return v.length ? Math.max(...v) : null;
+}
+
+/** Per-second points added up by second since each shard's start; percentiles from merged intervals. */
+function mergeSeries(results: readonly RunResult[]): { series: IntervalPoint[]; intervals: EncodedInterval[] } {
+  const bySecond = new Map<number, IntervalPoint>();
+  for (const r of results) {
+    for (const p of r.series) {
+      const k = Math.round(p.t);
+      const cur = bySecond.get(k);
+      if (!cur) {
+        bySecond.set(k, { ...p, t: k });
+        continue;
+      }
+      cur.published += p.published;
+      cur.delivered += p.delivered;
+      cur.publishRate += p.publishRate;
+      cur.deliveryRate += p.deliveryRate;
+      cur.e2eP50Us = Math.max(cur.e2eP50Us, p.e2eP50Us);
+      cur.e2eP99Us = Math.max(cur.e2eP99Us, p.e2eP99Us);
+      cur.e2eP999Us = Math.max(cur.e2eP999Us, p.e2eP999Us);
+      cur.e2eMaxUs = Math.max(cur.e2eMaxUs, p.e2eMaxUs);
+      cur.publishP99Us = Math.max(cur.publishP99Us, p.publishP99Us);
+      cur.latenessP99Us = Math.max(cur.latenessP99Us, p.latenessP99Us);
+    }
+  }
+  // Interval histograms: merge those starting in the same wall-clock second.
+  const ivBySecond = new Map<number, EncodedInterval[]>();
+  for (const r of results) {
+    for (const iv of r.intervalHistograms) {
+      const k = Math.round(iv.startMs / 1000);
+      const list = ivBySecond.get(k) ?? [];
+      list.push(iv);
+      ivBySecond.set(k, list);
+    }
+  }
+  const intervals = [...ivBySecond.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([, list]) => ({
+      startMs: Math.min(...list.map((i) => i.startMs)),
+      endMs: Math.max(...list.map((i) => i.endMs)),
+      histogram: list.length === 1 ? list[0]!.histogram : encodeHistogram(mergeEncoded(list.map((i) => i.histogram))),
+    }));
+  return { series: [...bySecond.values()].sort((a, b) => a.t - b.t), intervals };
+}

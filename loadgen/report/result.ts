@@ -1,0 +1,208 @@
+/**
+ * result.json: the one machine-readable record of a run (documented in result.schema.json).
+ * Histograms are stored encoded (HdrHistogram compressed base64, values in µs); every
+ * percentile in the file is derived from them. Bump RESULT_SCHEMA_VERSION on any
+ * incompatible change.
+ */
+import type { Environment } from "./environment.js";
+import { evaluateGates, allPassed, type GateResult } from "./gates.js";
+import type { BrokerStatsSample } from "../drivers/index.js";
+import {
+  decodeHistogram,
+  encodeHistogram,
+  summarize,
+  type EncodedInterval,
+  type IntervalPoint,
+  type LatencySummary,
+  type PhaseTiming,
+  type Plan,
+  type RunOutcome,
+  type Scenario,
+  type StreamErrorInfo,
+} from "../run/index.js";
+
+export const RESULT_SCHEMA_VERSION = 1;
+export const RESULT_KIND = "ratatoskr-bench-result";
+
+export interface BrokerInfo {
+  embedded: boolean;
+  target: string;
+  args: string[];
+  storage: "memory" | "durable";
+  fsync: boolean;
+  samples: (BrokerStatsSample & { t: number })[];
+  peakRssBytes: number | null;
+  cpuSeconds: number | null;
+}
+
+export interface Counts {
+  published: number;
+  measuredPublished: number;
+  publishErrors: number;
+  expected: number;
+  delivered: number;
+  lost: number;
+  duplicates: number;
+  outOfOrder: number;
+  redelivered: number;
+  foreign: number;
+  streamErrors: number;
+  topics: number;
+  subscriptions: number;
+  completeSubscriptions: number;
+  consumers: number;
+  producers: number;
+}
+
+export interface Throughput {
+  measureSeconds: number;
+  deliverySeconds: number;
+  /** Messages accepted per second during the measure phase. */
+  publishRate: number;
+  /** First deliveries per second from measure start to the last timed delivery. */
+  deliveryRate: number;
+  offeredRate: number | null;
+  achievedRateRatio: number | null;
+}
+
+export interface RunResult {
+  schemaVersion: number;
+  kind: string;
+  run: {
+    id: string;
+    scenario: string;
+    driver: string;
+    startedAt: string;
+    durationSeconds: number;
+    shard: { index: number; count: number };
+    /** Number of shard results merged into this one (1 for a single run). */
+    shardsMerged: number;
+    phases: PhaseTiming[];
+    drainTimedOut: boolean;
+  };
+  scenario: Scenario;
+  environment: Environment;
+  broker: BrokerInfo;
+  counts: Counts;
+  throughput: Throughput;
+  latency: { e2e: LatencySummary; e2eUncorrected: LatencySummary; publish: LatencySummary; lateness: LatencySummary };
+  histograms: { e2e: string; e2eUncorrected: string; publish: string; lateness: string };
+  series: IntervalPoint[];
+  intervalHistograms: EncodedInterval[];
+  gates: GateResult[];
+  passed: boolean;
+  errors: { streams: StreamErrorInfo[]; publishes: string[] };
+}
+
+export interface ResultMeta {
+  runId: string;
+  driver: string;
+  broker: Omit<BrokerInfo, "samples" | "peakRssBytes" | "cpuSeconds">;
+  environment: Environment;
+}
+
+export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome, meta: ResultMeta): RunResult {
+  const r = outcome.recorder;
+  const a = outcome.accounting;
+  const samples = outcome.brokerSamples;
+  const first = samples[0];
+  const last = samples[samples.length - 1];
+  const counts: Counts = {
+    published: r.published,
+    measuredPublished: r.measuredPublished,
+    publishErrors: r.publishErrors,
+    expected: a.expected,
+    delivered: a.delivered,
+    lost: a.lost,
+    duplicates: a.duplicates,
+    outOfOrder: a.outOfOrder,
+    redelivered: a.redelivered,
+    foreign: a.foreign,
+    streamErrors: outcome.streamErrors,
+    topics: plan.topics.length,
+    subscriptions: a.subscriptions,
+    completeSubscriptions: a.completeSubscriptions,
+    consumers: outcome.consumers,
+    producers: plan.producers.length,
+  };
+  const offered = scenario.rate === "unthrottled" ? null : (scenario.rate * plan.producers.length) / scenario.producers;
+  const publishRate = r.measuredPublished / outcome.measureSeconds;
+  const deliveredTimed = r.e2e.totalCount;
+  const throughput: Throughput = {
+    measureSeconds: round3(outcome.measureSeconds),
+    deliverySeconds: round3(outcome.deliverySeconds),
+    publishRate: Math.round(publishRate),
+    deliveryRate: Math.round(deliveredTimed / Math.max(1e-6, outcome.deliverySeconds)),
+    offeredRate: offered,
+    achievedRateRatio: offered === null ? null : round3(publishRate / offered),
+  };
+  const histograms = {
+    e2e: encodeHistogram(r.e2e),
+    e2eUncorrected: encodeHistogram(r.e2eUncorrected),
+    publish: encodeHistogram(r.publishLatency),
+    lateness: encodeHistogram(r.lateness),
+  };
+  // Derived from the stored (encoded) form, so that a merge of shards reproduces them exactly.
+  const latency = {
+    e2e: summarize(decodeHistogram(histograms.e2e)),
+    e2eUncorrected: summarize(decodeHistogram(histograms.e2eUncorrected)),
+    publish: summarize(decodeHistogram(histograms.publish)),
+    lateness: summarize(decodeHistogram(histograms.lateness)),
+  };
+  const result: RunResult = {
+    schemaVersion: RESULT_SCHEMA_VERSION,
+    kind: RESULT_KIND,
+    run: {
+      id: meta.runId,
+      scenario: scenario.name,
+      driver: meta.driver,
+      startedAt: new Date(outcome.startedAtMs).toISOString(),
+      durationSeconds: round3(outcome.phases.length ? outcome.phases[outcome.phases.length - 1]!.endSec : 0),
+      shard: plan.shard,
+      shardsMerged: 1,
+      phases: outcome.phases.map((p) => ({ ...p, startSec: round3(p.startSec), endSec: round3(p.endSec) })),
+      drainTimedOut: outcome.drainTimedOut,
+    },
+    scenario,
+    environment: meta.environment,
+    broker: {
+      ...meta.broker,
+      samples,
+      peakRssBytes: samples.length ? Math.max(...samples.map((s) => s.rssBytes)) : null,
+      cpuSeconds: first && last ? round3(last.cpuUserSeconds + last.cpuSystemSeconds) : null,
+    },
+    counts,
+    throughput,
+    latency,
+    histograms,
+    series: r.series,
+    intervalHistograms: r.intervals,
+    gates: [],
+    passed: true,
+    errors: { streams: outcome.streamErrorSamples, publishes: outcome.publishErrorSamples },
+  };
+  return judge(result);
+}
+
+/** (Re)evaluate the scenario's gates against the result's figures. */
+export function judge(result: RunResult): RunResult {
+  const c = result.counts;
+  const gates = evaluateGates(result.scenario.slo, {
+    expected: c.expected,
+    delivered: c.delivered,
+    lost: c.lost,
+    duplicates: c.duplicates,
+    outOfOrder: c.outOfOrder,
+    publishErrors: c.publishErrors,
+    e2eP50Us: result.latency.e2e.p50Us,
+    e2eP99Us: result.latency.e2e.p99Us,
+    e2eP999Us: result.latency.e2e.p999Us,
+    publishP99Us: result.latency.publish.p99Us,
+    achievedRateRatio: result.throughput.achievedRateRatio ?? undefined,
+  });
+  return { ...result, gates, passed: allPassed(gates) };
+}
+
+function round3(v: number): number {
+  return Math.round(v * 1000) / 1000;
+}

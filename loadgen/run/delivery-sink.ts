@@ -1,0 +1,97 @@
+/**
+ * The run's delivery sink: every frame a driver receives comes here. Each payload's header is
+ * read through payload.ts (the one place that knows the layout), the delivery is accounted per
+ * subscription and (producer, topic) stream, and first deliveries are timed: end to end from the
+ * intended send time (corrected) and from the actual send time. It also keeps what the run
+ * expects (published × subscriptions of the topic), so the drain phase knows when it is done.
+ */
+import type { Clock } from "../clock.js";
+import type { DeliverySink } from "../drivers/index.js";
+import type { Accounting } from "./accounting.js";
+import { emptyHeader, readHeader } from "./payload.js";
+import type { Plan } from "./plan.js";
+import type { Recorder } from "./recorder.js";
+
+export interface StreamErrorInfo {
+  subscription: string;
+  message: string;
+}
+
+/** Stream errors kept verbatim for the report (the count is exact, the samples are not). */
+const STREAM_ERROR_SAMPLES = 10;
+
+export class AccountingSink implements DeliverySink {
+  /** Deliveries expected so far: accepted publishes × subscriptions of their topic. */
+  expectedTotal = 0;
+  /** Monotonic µs of the last first delivery of a measured (not warmup) message; 0 if none. */
+  lastTimedDeliveryUs = 0;
+  streamErrors = 0;
+  readonly streamErrorSamples: StreamErrorInfo[] = [];
+
+  private readonly subTopic: Int32Array;
+  private readonly subsOnTopic: Float64Array;
+  private readonly header = emptyHeader();
+  private drainWaiter: (() => void) | undefined;
+
+  constructor(
+    private readonly plan: Pick<Plan, "subscriptions" | "producerSlot">,
+    topicCount: number,
+    private readonly accounting: Pick<Accounting, "record" | "recordForeign" | "addPublished" | "deliveredCount">,
+    private readonly recorder: Pick<Recorder, "recordDelivery">,
+    private readonly clock: Clock,
+  ) {
+    this.subTopic = Int32Array.from(plan.subscriptions.map((s) => s.topic));
+    this.subsOnTopic = new Float64Array(topicCount);
+    for (const s of plan.subscriptions) this.subsOnTopic[s.topic]! += 1;
+  }
+
+  onDeliveries(slot: number, payloads: readonly Buffer[], attempts: readonly number[] | undefined, count: number): void {
+    const now = this.clock.nowUs();
+    const topic = this.subTopic[slot]!;
+    const h = this.header;
+    for (let i = 0; i < count; i++) {
+      // Not ours, or not for this subscription's topic: counted, never accounted as a delivery.
+      if (!readHeader(payloads[i]!, h) || h.topic !== topic) {
+        this.accounting.recordForeign();
+        continue;
+      }
+      const fresh = this.accounting.record(slot, this.plan.producerSlot(h.producer, topic), h.seq, attempts ? attempts[i]! : 1);
+      if (!fresh) continue;
+      if (!h.warmup) this.lastTimedDeliveryUs = now;
+      this.recorder.recordDelivery(now - h.intendedUs, now - h.sentUs, h.warmup);
+    }
+    if (this.drainWaiter && this.accounting.deliveredCount >= this.expectedTotal) this.drainWaiter();
+  }
+
+  onStreamError(slot: number, err: Error): void {
+    this.streamErrors++;
+    if (this.streamErrorSamples.length < STREAM_ERROR_SAMPLES) {
+      this.streamErrorSamples.push({ subscription: this.plan.subscriptions[slot]?.name ?? String(slot), message: err.message });
+    }
+  }
+
+  /** The broker accepted `accepted` messages on `topic`: each subscription of it expects them. */
+  onPublished(topic: number, accepted: number): void {
+    this.accounting.addPublished(topic, accepted);
+    this.expectedTotal += accepted * this.subsOnTopic[topic]!;
+  }
+
+  /**
+   * Resolves once every expected delivery arrived (false), or after `timeoutMs` with some still
+   * missing (true: the drain timed out).
+   */
+  drained(timeoutMs: number): Promise<boolean> {
+    if (this.accounting.deliveredCount >= this.expectedTotal) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        this.drainWaiter = undefined;
+        resolve(true);
+      }, timeoutMs);
+      this.drainWaiter = () => {
+        clearTimeout(timer);
+        this.drainWaiter = undefined;
+        resolve(false);
+      };
+    });
+  }
+}

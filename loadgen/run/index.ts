@@ -1,0 +1,25 @@
+/**
+ * run/: what flows through one run. A scenario is validated and planned, producers publish at
+ * the offered rate, the delivery sink accounts and times what arrives, the recorder keeps the
+ * histograms, and the runner moves through the phases. Other folders enter here.
+ */
+export { loadScenario, parseScenario, applyOverride, scenarioSchema, scenarioForDriver, totalSubscriptions, subscriptionCount, type Scenario, type Slo } from "./scenario.js";
+export { buildPlan, parseShard, expectedPerTopic, type Plan, type Shard } from "./plan.js";
+export { runScenario, type RunOptions, type RunOutcome, type PhaseTiming } from "./runner.js";
+export type { StreamErrorInfo } from "./delivery-sink.js";
+export type { BrokerSample, GeneratorProbe } from "./sampler.js";
+export { RateLimiter } from "./rate-limiter.js";
+export { Accounting, type AccountingTotals } from "./accounting.js";
+export { Recorder, type IntervalPoint, type EncodedInterval, type Phase } from "./recorder.js";
+export { Progress, fmtBytes, fmtCount, fmtUs } from "./progress.js";
+export {
+  decodeHistogram,
+  encodeHistogram,
+  mergeEncoded,
+  percentileCurve,
+  percentileDistribution,
+  summarize,
+  writeHlog,
+  type Histogram,
+  type LatencySummary,
+} from "./histogram.js";

@@ -1,0 +1,101 @@
+/**
+ * Message payload layout (little endian). Every message carries who sent it, its place in its
+ * (producer, topic) stream and its timing, so consumers can account and time each delivery.
+ *
+ *   0  u32  magic 0x4b544152 ("RATK")
+ *   4  u32  producer id
+ *   8  u32  topic index
+ *  12  u32  sequence within (producer, topic), from 0, gap-free
+ *  16  f64  intended send time, monotonic µs
+ *  24  f64  actual send time, monotonic µs
+ *  32  u8   flags (bit 0: warmup)
+ *  33..     padding up to the message size (random or zeros)
+ */
+import { randomFillSync } from "node:crypto";
+
+export const PAYLOAD_MAGIC = 0x4b544152;
+export const HEADER_BYTES = 40;
+export const FLAG_WARMUP = 1;
+
+export interface DecodedHeader {
+  producer: number;
+  topic: number;
+  seq: number;
+  intendedUs: number;
+  sentUs: number;
+  warmup: boolean;
+}
+
+/**
+ * Builds a batch of payloads in one allocation. The padding is written once per buffer; a
+ * batch only rewrites the 40-byte headers, so a producer reuses its buffers between batches
+ * once the previous batch was serialized (serialization copies; see drivers).
+ */
+export class PayloadBatch {
+  readonly buffer: Buffer;
+  readonly views: Buffer[];
+  length = 0;
+
+  constructor(readonly messageSize: number, readonly capacity: number, kind: "random" | "zeros") {
+    this.buffer = Buffer.alloc(messageSize * capacity);
+    if (kind === "random") randomFillSync(this.buffer);
+    this.views = Array.from({ length: capacity }, (_, i) => this.buffer.subarray(i * messageSize, (i + 1) * messageSize));
+  }
+
+  reset(): void {
+    this.length = 0;
+  }
+
+  /** Append a message header; returns its index in the batch. */
+  push(producer: number, topic: number, seq: number, intendedUs: number, flags: number): number {
+    const i = this.length++;
+    const o = i * this.messageSize;
+    const b = this.buffer;
+    b.writeUInt32LE(PAYLOAD_MAGIC, o);
+    b.writeUInt32LE(producer, o + 4);
+    b.writeUInt32LE(topic, o + 8);
+    b.writeUInt32LE(seq, o + 12);
+    b.writeDoubleLE(intendedUs, o + 16);
+    b.writeDoubleLE(0, o + 24);
+    b[o + 32] = flags;
+    return i;
+  }
+
+  /** Stamp the actual send time into every message of the batch (just before sending). */
+  stampSent(sentUs: number): void {
+    for (let i = 0; i < this.length; i++) this.buffer.writeDoubleLE(sentUs, i * this.messageSize + 24);
+  }
+
+  /** The filled messages (views into the shared buffer). */
+  messages(): Buffer[] {
+    return this.length === this.capacity ? this.views : this.views.slice(0, this.length);
+  }
+}
+
+/** A new header to read into (`readHeader` reuses it for every message). */
+export function emptyHeader(): DecodedHeader {
+  return { producer: 0, topic: 0, seq: 0, intendedUs: 0, sentUs: 0, warmup: false };
+}
+
+/**
+ * Read the header of a received payload into `into`, allocating nothing (the delivery hot
+ * path). Returns false, leaving `into` unspecified, when `b` is not a generator payload (too
+ * short or without the magic).
+ */
+export function readHeader(b: Buffer, into: DecodedHeader): boolean {
+  if (b.length < HEADER_BYTES || b.readUInt32LE(0) !== PAYLOAD_MAGIC) return false;
+  into.producer = b.readUInt32LE(4);
+  into.topic = b.readUInt32LE(8);
+  into.seq = b.readUInt32LE(12);
+  into.intendedUs = b.readDoubleLE(16);
+  into.sentUs = b.readDoubleLE(24);
+  into.warmup = (b[32]! & FLAG_WARMUP) !== 0;
+  return true;
+}
+
+/** The header of a generator payload as a new object; throws for anything else. */
+export function decodeHeader(b: Buffer): DecodedHeader {
+  const h = emptyHeader();
+  if (!readHeader(b, h)) throw new Error(`not a generator payload (${b.length} bytes)`);
+  return h;
+}

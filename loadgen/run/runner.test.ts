@@ -1,0 +1,78 @@
+import { describe, expect, it } from "vitest";
+import { systemClock } from "../clock.js";
+import { FakeDriver, type FakeFaults } from "../drivers/index.js";
+import { buildPlan, expectedPerTopic } from "./plan.js";
+import { buildResult, captureEnvironment } from "../report/index.js";
+import { runScenario } from "./runner.js";
+import { parseScenario } from "./scenario.js";
+
+function scenario(overrides: string[] = []) {
+  return parseScenario(
+    "name: runner-test\ntopics: 3\nsubscriptions: {perTopic: 2}\nproducers: 2\nmessages: 3000\nbatchSize: 40\ndrainTimeoutSeconds: 2\nslo: {deliveredRatioMin: 1, lostMax: 0, duplicatesMax: 0}\n",
+    "runner-test.yaml",
+    overrides,
+  );
+}
+
+async function run(faults: FakeFaults, overrides: string[] = []) {
+  const s = scenario(overrides);
+  const plan = buildPlan(s, "r1");
+  const driver = new FakeDriver(faults);
+  const outcome = await runScenario(s, plan, driver, { clock: systemClock, intervalMs: 200 });
+  const result = buildResult(s, plan, outcome, {
+    runId: "r1",
+    driver: "fake",
+    environment: captureEnvironment(),
+    broker: { embedded: false, target: "in-process", args: [], storage: "memory", fsync: false },
+  });
+  return { s, plan, outcome, result, driver };
+}
+
+describe("runner against the fake driver", () => {
+  it("publishes every message and accounts every delivery", async () => {
+    const { outcome, result, driver } = await run({});
+    expect(driver.published).toBe(3000);
+    expect(outcome.accounting).toMatchObject({ expected: 6000, delivered: 6000, lost: 0, duplicates: 0, outOfOrder: 0, foreign: 0 });
+    expect(outcome.drainTimedOut).toBe(false);
+    expect(result.latency.e2e.count).toBe(6000);
+    expect(result.passed).toBe(true);
+    expect(result.run.phases.map((p) => p.phase)).toEqual(["connect", "measure", "drain", "teardown"]);
+  });
+
+  it("accounts streams of several producers per topic, with warmup excluded from timing", async () => {
+    const { outcome, result } = await run({}, ["producers=5", "rate=20000", "warmupSeconds=0.3"]);
+    const warm = outcome.recorder.published - 3000;
+    expect(warm).toBeGreaterThan(0);
+    expect(outcome.accounting.lost).toBe(0);
+    expect(outcome.accounting.delivered).toBe((3000 + warm) * 2);
+    expect(result.latency.e2e.count).toBe(6000); // warmup deliveries are not timed
+    expect(result.run.phases.map((p) => p.phase)).toContain("warmup");
+  });
+
+  it("counts exactly the deliveries a lossy broker dropped and fails the gates", async () => {
+    const { plan, outcome, result } = await run({ dropEvery: 100 });
+    const perTopic = expectedPerTopic(plan, 3);
+    const expectedLost = plan.subscriptions.reduce((a, sub) => a + Math.floor(perTopic[sub.topic]! / 100), 0);
+    expect(expectedLost).toBeGreaterThan(0);
+    expect(outcome.accounting.lost).toBe(expectedLost);
+    expect(outcome.drainTimedOut).toBe(true);
+    expect(result.passed).toBe(false);
+    const failed = result.gates.filter((g) => !g.passed).map((g) => g.name);
+    expect(failed).toEqual(["delivered ratio", "lost"]);
+    expect(result.gates.find((g) => g.name === "lost")!.detail).toContain(`off by ${expectedLost}`);
+  });
+
+  it("counts duplicates from a broker that delivers twice", async () => {
+    const { plan, outcome, result } = await run({ duplicateEvery: 50 });
+    const perTopic = expectedPerTopic(plan, 3);
+    const expectedDup = plan.subscriptions.reduce((a, sub) => a + Math.floor(perTopic[sub.topic]! / 50), 0);
+    expect(outcome.accounting).toMatchObject({ lost: 0, duplicates: expectedDup, delivered: 6000 });
+    expect(result.gates.filter((g) => !g.passed).map((g) => g.name)).toEqual(["duplicates"]);
+  });
+
+  it("notices reordering without calling it loss", async () => {
+    const { outcome } = await run({ swapEvery: 10 });
+    expect(outcome.accounting.outOfOrder).toBeGreaterThan(0);
+    expect(outcome.accounting).toMatchObject({ lost: 0, duplicates: 0, delivered: 6000 });
+  });
+});

@@ -1,0 +1,201 @@
+/**
+ * The run, phase by phase:
+ *
+ *   connect   topics, subscriptions, consumer streams opened at `rampPerSecond` (ramp.ts)
+ *   warmup    producers at the offered rate for `warmupSeconds`; delivered and accounted, not timed
+ *   measure   `messages` (or `durationSeconds`) at the offered rate; histograms record
+ *   drain     wait until every expected delivery arrived, or `drainTimeoutSeconds`
+ *   teardown  close streams, clean up (external broker), stop sampling (teardown.ts)
+ *
+ * This file is the phase machine; its parts are the delivery sink (delivery-sink.ts: accounts
+ * and times what arrives), the per-second sampler (sampler.ts) and teardown. Every reading of
+ * time comes from the injected clock.
+ */
+import type { Clock } from "../clock.js";
+import type { BrokerStatsSample, Consumer, Driver, SubscriptionSpec } from "../drivers/index.js";
+import { Accounting, type AccountingTotals } from "./accounting.js";
+import { AccountingSink, type StreamErrorInfo } from "./delivery-sink.js";
+import type { Plan } from "./plan.js";
+import { PublisherGroup } from "./producer.js";
+import { Progress } from "./progress.js";
+import { openConsumers } from "./ramp.js";
+import { Recorder, type Phase } from "./recorder.js";
+import { IntervalSampler, type BrokerSample, type GeneratorProbe } from "./sampler.js";
+import type { Scenario } from "./scenario.js";
+import { teardown } from "./teardown.js";
+
+export type { StreamErrorInfo } from "./delivery-sink.js";
+
+export interface RunOptions {
+  clock: Clock;
+  progress?: Progress;
+  /** Broker resource sampler (driver statistics or /proc of the embedded broker). */
+  sampleBroker?: () => Promise<BrokerStatsSample | undefined>;
+  /** Delete subscriptions and topics at teardown (external brokers). */
+  cleanup?: boolean;
+  intervalMs?: number;
+  /** Wall-clock epoch ms at which producers start (shards started together); optional. */
+  startAtMs?: number;
+  /** The generator's own CPU/loop/RSS figures (default: this process). */
+  probe?: GeneratorProbe;
+}
+
+export interface PhaseTiming {
+  phase: Phase;
+  startSec: number;
+  endSec: number;
+}
+
+export interface RunOutcome {
+  startedAtMs: number;
+  recorder: Recorder;
+  accounting: AccountingTotals;
+  phases: PhaseTiming[];
+  measureSeconds: number;
+  /** Seconds from measure start to the last timed delivery. */
+  deliverySeconds: number;
+  drainTimedOut: boolean;
+  streamErrors: number;
+  streamErrorSamples: StreamErrorInfo[];
+  publishErrorSamples: string[];
+  consumers: number;
+  brokerSamples: BrokerSample[];
+}
+
+/** Publish errors kept verbatim for the report. */
+const PUBLISH_ERROR_SAMPLES = 10;
+
+export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver, options: RunOptions): Promise<RunOutcome> {
+  const clock = options.clock;
+  const progress = options.progress ?? new Progress(process.stderr, true);
+  const recorder = new Recorder();
+  const startedAtMs = clock.wallMs();
+  const t0 = clock.nowUs();
+  const sec = () => (clock.nowUs() - t0) / 1e6;
+
+  const subs = plan.subscriptions;
+  const expectedHint = scenario.messages !== undefined ? scenario.messages / scenario.topics / 8 : 4096;
+  const accounting = new Accounting(
+    subs.map((s) => s.topic),
+    plan.producersPerTopic,
+    scenario.topics,
+    expectedHint,
+  );
+  const sink = new AccountingSink(plan, scenario.topics, accounting, recorder, clock);
+  const publishErrorSamples: string[] = [];
+  const publishers = new PublisherGroup(
+    plan.producers,
+    driver,
+    plan.topicNames,
+    clock,
+    recorder,
+    {
+      onPublished: (topic, accepted) => sink.onPublished(topic, accepted),
+      onPublishError(topic, count, err) {
+        if (publishErrorSamples.length < PUBLISH_ERROR_SAMPLES) publishErrorSamples.push(`${plan.topicNames[topic]} (${count} messages): ${err instanceof Error ? err.message : String(err)}`);
+      },
+    },
+    scenario,
+  );
+  const sampler = new IntervalSampler({
+    clock,
+    recorder,
+    progress,
+    elapsedSec: sec,
+    expected: () => sink.expectedTotal,
+    sampleBroker: options.sampleBroker,
+    intervalMs: options.intervalMs ?? 1000,
+    ...(options.probe ? { probe: options.probe } : {}),
+  });
+
+  const phases: PhaseTiming[] = [];
+  const setPhase = (phase: Phase) => {
+    const now = sec();
+    const open = phases[phases.length - 1];
+    if (open) open.endSec = now;
+    phases.push({ phase, startSec: now, endSec: now });
+    recorder.phase = phase;
+    if (phase === "measure") recorder.startMeasuring();
+    else recorder.measuring = phase === "drain";
+    progress.log(`phase ${phase} at ${now.toFixed(1)}s`);
+  };
+
+  sampler.start();
+  const consumers: Consumer[] = [];
+  let drainTimedOut = false;
+  let measureStartUs = 0;
+  let measureEndUs = 0;
+  try {
+    // ---- connect
+    setPhase("connect");
+    await driver.connect();
+    await driver.createTopics(plan.topics.map((t) => plan.topicNames[t]!));
+    const specs: SubscriptionSpec[] = subs.map((s, slot) => ({ slot, name: s.name, topic: plan.topicNames[s.topic]! }));
+    await openConsumers(specs, driver, sink, consumers, {
+      consumersPerSubscription: driver.acks ? scenario.consumersPerSubscription : 1,
+      rampPerSecond: scenario.rampPerSecond,
+      clock,
+      progress,
+      elapsedSec: sec,
+    });
+    const waitMs = options.startAtMs === undefined ? 0 : options.startAtMs - clock.wallMs();
+    if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+
+    const rate = scenario.rate === "unthrottled" ? Infinity : scenario.rate;
+    // ---- warmup
+    if (scenario.warmupSeconds > 0) {
+      setPhase("warmup");
+      await publishers.runPhase({
+        warmup: true,
+        totalRate: rate,
+        totalProducers: scenario.producers,
+        endUs: clock.nowUs() + scenario.warmupSeconds * 1e6,
+        useQuotas: false,
+      });
+    }
+    // ---- measure
+    setPhase("measure");
+    measureStartUs = clock.nowUs();
+    await publishers.runPhase({
+      warmup: false,
+      totalRate: rate,
+      totalProducers: scenario.producers,
+      endUs: scenario.durationSeconds !== undefined ? measureStartUs + scenario.durationSeconds * 1e6 : Infinity,
+      useQuotas: scenario.messages !== undefined,
+    });
+    measureEndUs = clock.nowUs();
+    // ---- drain
+    setPhase("drain");
+    drainTimedOut = await sink.drained(scenario.drainTimeoutSeconds * 1000);
+  } finally {
+    // ---- teardown
+    setPhase("teardown");
+    await teardown({
+      publishers,
+      consumers,
+      sampler,
+      driver,
+      cleanup: options.cleanup ? { topics: plan.topics.map((t) => plan.topicNames[t]!), subscriptions: subs.map((s) => s.name) } : undefined,
+    });
+    const last = phases[phases.length - 1];
+    if (last) last.endSec = sec();
+    progress.end();
+  }
+
+  const measureSeconds = Math.max(1e-6, (measureEndUs - measureStartUs) / 1e6);
+  const lastTimedUs = sink.lastTimedDeliveryUs;
+  return {
+    startedAtMs,
+    recorder,
+    accounting: accounting.totals(),
+    phases,
+    measureSeconds,
+    deliverySeconds: lastTimedUs > measureStartUs ? (lastTimedUs - measureStartUs) / 1e6 : measureSeconds,
+    drainTimedOut,
+    streamErrors: sink.streamErrors,
+    streamErrorSamples: sink.streamErrorSamples,
+    publishErrorSamples,
+    consumers: consumers.length,
+    brokerSamples: sampler.brokerSamples,
+  };
+}

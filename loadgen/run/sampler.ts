@@ -1,0 +1,144 @@
+/**
+ * The per-second sampler. Every interval it closes one point of the recorder's series (rates,
+ * interval percentiles), adds the load generator's own CPU, worst event-loop delay and RSS and
+ * the broker's CPU and RSS from the latest samples, updates the progress line, and asks the
+ * broker for a new sample (one request in flight at a time).
+ */
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import type { Clock } from "../clock.js";
+import type { BrokerStatsSample } from "../drivers/index.js";
+import type { Progress } from "./progress.js";
+import type { IntervalPoint, Recorder } from "./recorder.js";
+
+export type BrokerSample = BrokerStatsSample & { t: number };
+
+/** This process's own figures for one interval. */
+export interface GeneratorProbe {
+  /** CPU microseconds (user + system) used since the previous call (or since creation). */
+  cpuUsedUs(): number;
+  /** Worst event-loop delay since the previous call, ms beyond the probe's resolution. */
+  loopDelayMaxMs(): number;
+  rssBytes(): number;
+  close(): void;
+}
+
+/** The probe of this Node process: process.cpuUsage, monitorEventLoopDelay, memoryUsage.rss. */
+export function processProbe(): GeneratorProbe {
+  // monitorEventLoopDelay records the whole interval of its 10 ms timer (an idle loop reads
+  // ~10 ms), so the delay is what exceeds the resolution.
+  const resolutionMs = 10;
+  const loopDelay = monitorEventLoopDelay({ resolution: resolutionMs });
+  loopDelay.enable();
+  let base = process.cpuUsage();
+  return {
+    cpuUsedUs() {
+      const used = process.cpuUsage(base);
+      base = process.cpuUsage();
+      return used.user + used.system;
+    },
+    loopDelayMaxMs() {
+      const ms = Math.max(0, Math.round((loopDelay.max / 1e6 - resolutionMs) * 100) / 100);
+      loopDelay.reset();
+      return ms;
+    },
+    rssBytes: () => process.memoryUsage.rss(),
+    close: () => loopDelay.disable(),
+  };
+}
+
+export interface SamplerOptions {
+  clock: Clock;
+  recorder: Recorder;
+  progress: Pick<Progress, "update">;
+  /** Seconds since the start of the run. */
+  elapsedSec: () => number;
+  /** Deliveries expected so far (for the progress line). */
+  expected: () => number;
+  /** Broker resource sampler (driver statistics or /proc of the embedded broker). */
+  sampleBroker?: (() => Promise<BrokerStatsSample | undefined>) | undefined;
+  intervalMs: number;
+  probe?: GeneratorProbe;
+}
+
+export class IntervalSampler {
+  /** Every broker sample taken, with its time in seconds since the start of the run. */
+  readonly brokerSamples: BrokerSample[] = [];
+  private last: BrokerSample | undefined;
+  private prev: BrokerSample | undefined;
+  private sampling = false;
+  private intervalStartMs: number;
+  private ticker: NodeJS.Timeout | undefined;
+  private readonly probe: GeneratorProbe;
+
+  constructor(private readonly o: SamplerOptions) {
+    this.intervalStartMs = o.clock.wallMs();
+    this.probe = o.probe ?? processProbe();
+  }
+
+  /** Tick every `intervalMs` until stop(). */
+  start(): void {
+    this.ticker ??= setInterval(() => void this.tick(), this.o.intervalMs);
+  }
+
+  /** Close the last (partial) interval and stop. */
+  stop(): void {
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = undefined;
+    this.tick();
+    this.probe.close();
+  }
+
+  /**
+   * Close one interval. Returns the broker sample it started (resolved once stored), or
+   * undefined when none was started (no sampler, or the previous one is still out).
+   */
+  tick(): Promise<void> | undefined {
+    const { clock, recorder } = this.o;
+    const endMs = clock.wallMs();
+    const extra: Partial<IntervalPoint> = {
+      generatorCpuPercent: Math.round((this.probe.cpuUsedUs() / 1000 / Math.max(1, endMs - this.intervalStartMs)) * 1000) / 10,
+      generatorLoopDelayMaxMs: this.probe.loopDelayMaxMs(),
+      generatorRssBytes: this.probe.rssBytes(),
+    };
+    const last = this.last;
+    const prev = this.prev;
+    if (last) {
+      extra.brokerRssBytes = last.rssBytes;
+      if (prev && last.t > prev.t) {
+        const cpu = last.cpuUserSeconds + last.cpuSystemSeconds - prev.cpuUserSeconds - prev.cpuSystemSeconds;
+        extra.brokerCpuPercent = Math.round((cpu / (last.t - prev.t)) * 1000) / 10;
+      }
+    }
+    const point = recorder.closeInterval(this.o.elapsedSec(), this.intervalStartMs, endMs, extra);
+    this.intervalStartMs = endMs;
+    this.o.progress.update({
+      phase: recorder.phase,
+      elapsedSec: this.o.elapsedSec(),
+      published: recorder.published,
+      delivered: recorder.delivered,
+      expected: this.o.expected(),
+      publishRate: point.publishRate,
+      deliveryRate: point.deliveryRate,
+      p99Us: recorder.e2eP99SoFarUs(),
+    });
+    return this.sampleBroker();
+  }
+
+  private sampleBroker(): Promise<void> | undefined {
+    const sample = this.o.sampleBroker;
+    if (!sample || this.sampling) return undefined;
+    this.sampling = true;
+    const t = this.o.elapsedSec();
+    return sample()
+      .then((s) => {
+        if (!s) return;
+        this.prev = this.last;
+        this.last = { ...s, t };
+        this.brokerSamples.push(this.last);
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        this.sampling = false;
+      });
+  }
+}
