@@ -22,7 +22,7 @@ for arg in "$@"; do
 done
 
 if ! docker info >/dev/null 2>&1; then
-  echo "No Docker engine reachable: start one with 'sudo bash scripts/ci-e2e-setup.sh' (see e2e/README-section.md)" >&2
+  echo "No Docker engine reachable: start one with 'sudo bash scripts/ci-e2e-setup.sh' (see docs/testing.md, End-to-end tests)" >&2
   exit 1
 fi
 

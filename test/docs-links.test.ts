@@ -161,8 +161,8 @@ describe("documentation links", () => {
   });
 });
 
-// Code cites the design by heading: `docs/design.md, "Publish path"`. Every citation in the
-// sources names a heading that exists, and no citation of the old "DESIGN §" numbers is left.
+// Code cites the docs by heading: `docs/design.md, "Publish path"`. Every citation in the
+// sources names a page and heading that exist, and no citation of the old "DESIGN §" numbers is left.
 const CITED_FOLDERS = ["broker", "loadgen", "cli", "test", "e2e", "scripts", "scenarios", ".ci"];
 const PUBLISHED_AS_RUN = join(root, "reports"); // committed reports keep the text they were run with
 
@@ -175,8 +175,8 @@ function citingFiles(dir: string): string[] {
   });
 }
 
-/** `file:line: problem` for each citation of a design heading that does not exist, and each "DESIGN §". */
-export function badCitations(files: readonly string[], headings: ReadonlySet<string>): string[] {
+/** `file:line: problem` for each citation of a docs heading that does not exist, and each "DESIGN §". */
+export function badCitations(files: readonly string[], headingsOf: (page: string) => ReadonlySet<string> | undefined): string[] {
   const problems: string[] = [];
   for (const file of files) {
     readFileSync(file, "utf8")
@@ -184,36 +184,42 @@ export function badCitations(files: readonly string[], headings: ReadonlySet<str
       .forEach((line, i) => {
         const where = `${relative(root, file)}:${i + 1}`;
         if (/DESIGN\s*§/.test(line)) problems.push(`${where}: cites "DESIGN §", which is not in the repository`);
-        for (const m of line.matchAll(/docs\/design\.md,\s*\\?"([^"\\]+)\\?"/g)) {
-          if (!headings.has(m[1]!)) problems.push(`${where}: cites docs/design.md "${m[1]}", which has no such heading`);
+        for (const m of line.matchAll(/docs\/([a-z0-9-]+\.md),\s*\\?["']([^"'\\]+)\\?["']/g)) {
+          const headings = headingsOf(m[1]!);
+          if (!headings) problems.push(`${where}: cites docs/${m[1]}, which does not exist`);
+          else if (!headings.has(m[2]!)) problems.push(`${where}: cites docs/${m[1]} "${m[2]}", which has no such heading`);
         }
       });
   }
   return problems;
 }
 
-describe("citations of the design", () => {
-  const design = readFileSync(join(root, "docs/design.md"), "utf8");
-  const headings = new Set([...design.matchAll(/^#{1,6}\s+(.+?)\s*$/gm)].map((m) => m[1]!));
+describe("citations of the docs in the sources", () => {
+  const headingsOf = (page: string): Set<string> | undefined => {
+    const file = join(root, "docs", page);
+    if (!existsSync(file)) return undefined;
+    return new Set([...readFileSync(file, "utf8").matchAll(/^#{1,6}\s+(.+?)\s*$/gm)].map((m) => m[1]!));
+  };
 
-  it("name headings that exist in docs/design.md", () => {
+  it("name pages and headings that exist in docs/", () => {
     const self = join(root, "test", "docs-links.test.ts"); // its own examples of bad citations
     const files = CITED_FOLDERS.flatMap((d) => citingFiles(join(root, d))).filter((f) => !f.startsWith(PUBLISHED_AS_RUN) && f !== self);
     const cited = files.filter((f) => readFileSync(f, "utf8").includes("docs/design.md"));
     expect(cited.length).toBeGreaterThan(5); // not vacuous
-    const problems = badCitations(files, headings);
+    const problems = badCitations(files, headingsOf);
     expect(problems, problems.join("\n")).toEqual([]);
   });
 
   it("catches a missing heading and an old section number", () => {
     const dir = mkdtempSync(join(tmpdir(), "design-cites-"));
     const file = join(dir, "x.ts");
-    writeFileSync(file, `// ok (docs/design.md, "Publish path")\n// bad (docs/design.md, "Nowhere")\n// old (DESIGN §2.1)\n`);
+    writeFileSync(file, `// ok (docs/design.md, "Publish path")\n// bad (docs/design.md, "Nowhere")\n// old (DESIGN §2.1)\n// gone (docs/gone.md, 'X')\n`);
     try {
-      const problems = badCitations([file], new Set(["Publish path"]));
-      expect(problems).toHaveLength(2);
+      const problems = badCitations([file], (page) => (page === "design.md" ? new Set(["Publish path"]) : undefined));
+      expect(problems).toHaveLength(3);
       expect(problems[0]).toContain(`"Nowhere", which has no such heading`);
       expect(problems[1]).toContain(`"DESIGN §"`);
+      expect(problems[2]).toContain("docs/gone.md, which does not exist");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

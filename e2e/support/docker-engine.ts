@@ -7,7 +7,7 @@ import { request } from "node:http";
 export const BROKER_IMAGE = process.env["RATATOSKR_BROKER_IMAGE"] ?? "ratatoskr-broker:local";
 
 export const HOW_TO_START_DOCKER =
-  "start one with `sudo bash scripts/ci-e2e-setup.sh` (installs docker.io if needed, starts dockerd --bridge=none --iptables=false, builds the images), see README 'End-to-end tests'";
+  "start one with `sudo bash scripts/ci-e2e-setup.sh` (installs docker.io if needed, starts dockerd --bridge=none --iptables=false, builds the images), see docs/testing.md, 'End-to-end tests'";
 
 /** The engine's socket: DOCKER_HOST when it names a unix socket, else the default. */
 export function dockerSocketPath(): string {

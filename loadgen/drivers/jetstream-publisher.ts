@@ -3,7 +3,7 @@
  * core PUB to a stream subject with a reply subject; the server answers each message with a
  * PubAck (`{"stream":…,"seq":…}`) or an error (`{"error":{…}}`), or a 503 status when no stream
  * listens. `js.publish()` does exactly that, but builds two Error objects and a timer per
- * message (PEERS.md: 24.5K msg/s, 46K with noAsyncTraces, 181K like this), which would measure
+ * message (24.5K msg/s, 46K with noAsyncTraces, 181K like this on a 2-vCPU machine; docs/performance.md, "Peer driver notes"), which would measure
  * the client instead of the server.
  *
  * One wildcard inbox subscription per connection; every message of a batch carries the batch's

@@ -17,7 +17,7 @@ import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink,
 import { NatsPool, asBuffer } from "./nats-pool.js";
 import { natsServer } from "./nats-server.js";
 
-/** Messages per connection between flushes (PING/PONG). PEERS.md: 100 / 1,000 / 10,000 move NATS by ±20%. */
+/** Messages per connection between flushes (PING/PONG). 100 / 1,000 / 10,000 move NATS by about ±20% (docs/performance.md, "Peer driver notes"). */
 export const NATS_FLUSH_EVERY = 1000;
 
 /** Scenario fields that NATS core cannot honour; an empty list means the scenario may run. */

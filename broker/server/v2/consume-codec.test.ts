@@ -13,7 +13,7 @@ const message: fc.Arbitrary<StoredMessage> = fc.record({
   sequence: fc.oneof(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER })),
   payload: fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
   // "__proto__" is left out: the generated (ts-proto) decoder this test reads back with builds map
-  // fields as plain objects, where that key cannot be an own property (README: attribute keys).
+  // fields as plain objects, where that key cannot be an own property (docs/api-v2.md, "Attribute keys").
   attributes: fc.dictionary(
     fc.string({ maxLength: 20 }).filter((k) => k !== "__proto__"),
     fc.string({ maxLength: 40 }),
