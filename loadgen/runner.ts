@@ -196,8 +196,8 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
 
   const consumers: Consumer[] = [];
   let drainTimedOut = false;
-  let measureStartUs = 0;
-  let measureEndUs = 0;
+  let measureStartUs: number;
+  let measureEndUs: number;
   try {
     // ---- connect
     setPhase("connect");

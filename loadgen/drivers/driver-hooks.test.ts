@@ -33,7 +33,7 @@ describe("driver refusals", () => {
   });
 
   it("assertDriverAccepts names the driver, the file and every reason", () => {
-    expect(() => assertDriverAccepts("nats", scenario("broker: {storage: durable}\n"), "x.yaml")).toThrow(/driver nats refuses scenario x\.yaml:\n  - broker\.storage=durable/);
+    expect(() => assertDriverAccepts("nats", scenario("broker: {storage: durable}\n"), "x.yaml")).toThrow(/driver nats refuses scenario x\.yaml:\n {2}- broker\.storage=durable/);
   });
 
   it("the driver decides which server to embed", () => {
