@@ -10,21 +10,28 @@
 # RATATOSKR_TEST_DEPS=check reports what is missing without installing anything.
 set -uo pipefail
 
+# Executable on PATH or in the sbin folders, as findNatsServer() looks (bash's `command -v` also
+# reports a file that is not executable).
+on_path() {
+  local d IFS=:
+  for d in $PATH /usr/sbin /usr/local/sbin; do [ -f "$d/$1" ] && [ -x "$d/$1" ] && return 0; done
+  return 1
+}
+
 missing=()
-command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
+on_path nats-server || missing+=(nats-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 will_fail() {
-  local tests=()
+  local p out=""
   for p in "${missing[@]}"; do
     case $p in
-      nats-server) tests+=("loadgen/drivers/nats-server.test.ts" "loadgen/drivers/driver-contract.test.ts (nats, jetstream)") ;;
-      chromium) tests+=("loadgen/report-html.test.ts (headless chromium)") ;;
+      nats-server) out+="${out:+; }loadgen/drivers/nats-server.test.ts; loadgen/drivers/driver-contract.test.ts (nats, jetstream)" ;;
+      chromium) out+="${out:+; }loadgen/report-html.test.ts (headless chromium)" ;;
     esac
   done
-  local IFS=,
-  echo "${tests[*]}" | sed 's/,/, /g'
+  echo "$out"
 }
 
 if [ "${RATATOSKR_TEST_DEPS:-install}" = check ] || [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
