@@ -2,6 +2,8 @@
 // type-checked set) plus the module boundaries of STYLE.md. No stylistic rules: there is no
 // formatter step. `npm run lint`; generated code (proto/gen) is never linted.
 // @ts-check
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import js from "@eslint/js";
 import { defineConfig } from "eslint/config";
 import tseslint from "typescript-eslint";
@@ -10,6 +12,11 @@ import tseslint from "typescript-eslint";
 const grpc = { regex: "^@grpc/", message: "gRPC stays in broker/server (STYLE.md): it maps wire types to core types." };
 const generated = { regex: "(^|/)proto/gen(/|$)", message: "generated code stays in broker/server (STYLE.md): it maps wire types to core types." };
 const server = { regex: "(^|/)server/", message: "broker/server depends on this package, never the other way round." };
+
+// A boundary glob over a folder that has moved would silently check nothing: fail instead.
+for (const dir of ["broker/core", "broker/store", "broker/index.ts", "loadgen"]) {
+  if (!existsSync(join(import.meta.dirname, dir))) throw new Error(`eslint.config.js: ${dir} is gone; update the module boundaries below`);
+}
 
 export default defineConfig(
   { ignores: ["proto/gen/**", "dist/**", "build/**", "node_modules/**", "reports/**", ".tmp/**"] },
