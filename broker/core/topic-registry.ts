@@ -170,7 +170,7 @@ export class TopicRegistry implements SubscriptionTopics {
       topic = await this.addTopic(topicName, defaultTopicConfig());
     }
     const now = this.clock.nowMs();
-    const outcomes: PublishOutcome[] = new Array(inputs.length);
+    const outcomes = new Array<PublishOutcome>(inputs.length);
     const fresh: StoredMessage[] = [];
     // A producer id repeated inside one batch is a duplicate of its first occurrence.
     let batchIds: Map<string, number> | undefined;

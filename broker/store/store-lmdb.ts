@@ -29,7 +29,7 @@ type Commit = Promise<boolean> & { flushed?: Promise<unknown> };
 /** mdb_env_sync(force) on lmdb-js's worker thread (the method exists, its typings lack it). */
 function syncToDisk(root: LmdbDbs["root"]): Promise<void> {
   const env = root as unknown as { sync(callback: (error?: unknown) => void): void };
-  return new Promise((resolve, reject) => env.sync((error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve())));
+  return new Promise((resolve, reject) => env.sync((error) => (error ? reject(error instanceof Error ? error : new Error("LMDB sync failed", { cause: error })) : resolve())));
 }
 
 /**
@@ -179,9 +179,9 @@ export class LmdbStore implements Store {
     const t = this.requireTopic(topic);
     if (messages.length === 0) return;
     // Encode everything before the first put, so a bad message cannot leave half a batch queued.
-    const values: Buffer[] = new Array(messages.length);
+    const values = new Array<Buffer>(messages.length);
     let bytes = 0;
-    const sizes: number[] = new Array(messages.length);
+    const sizes = new Array<number>(messages.length);
     let expected = t.queuedLast + 1;
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i]!;

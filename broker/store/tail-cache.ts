@@ -19,7 +19,10 @@ export class TailCache {
   add(topicId: number, message: StoredMessage, bytes: number): void {
     if (this.maxBytes <= 0) return;
     let topic = this.byTopic.get(topicId);
-    if (!topic) this.byTopic.set(topicId, (topic = new Map()));
+    if (!topic) {
+      topic = new Map();
+      this.byTopic.set(topicId, topic);
+    }
     topic.set(message.sequence, { message, bytes });
     this.queue.push({ topicId, sequence: message.sequence });
     this.bytes += bytes;

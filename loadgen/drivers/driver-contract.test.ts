@@ -1,12 +1,13 @@
 /**
  * One contract suite for every real driver, against real servers on loopback: the reference
  * broker (ratatoskr v2 and v1 drivers) and a nats-server with JetStream (nats and jetstream
- * drivers). No fakes. Needs `nats-server` on PATH (`apt-get install -y nats-server`).
+ * drivers). No fakes. Needs `nats-server` on PATH (`apt-get install -y nats-server`; `npm test`
+ * installs it as root): without it the nats and jetstream tests fail, each with that reason.
  */
 import { randomBytes } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { connect, type NatsConnection } from "nats";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { BrokerClient, type Subscription } from "../../proto/gen/ratatoskr/v2/broker.js";
 import { systemClock } from "../clock.js";
 import { procSample, startEmbeddedBroker } from "./broker-process.js";
@@ -29,20 +30,33 @@ interface Subject {
 }
 
 let ratatoskr: EmbeddedBroker;
-let nats: EmbeddedNatsServer;
+let natsServer: EmbeddedNatsServer | undefined;
+let natsMissing: unknown;
 let v2Admin: BrokerClient;
 let natsAdmin: NatsConnection;
 
 beforeAll(async () => {
-  [ratatoskr, nats] = await Promise.all([startEmbeddedBroker({ storage: "memory", fsync: false, args: [] }), startNatsServer()]);
+  // A nats-server that cannot start fails the nats and jetstream tests (in nats()), not the
+  // whole file: a failing beforeAll would report every test here as skipped.
+  const natsStarted = startNatsServer().then(
+    (s) => (natsServer = s),
+    (err: unknown) => (natsMissing = err),
+  );
+  ratatoskr = await startEmbeddedBroker({ storage: "memory", fsync: false, args: [] });
   v2Admin = new BrokerClient(ratatoskr.address, grpc.credentials.createInsecure());
-  natsAdmin = await connect({ servers: nats.address, reconnect: false });
+  await natsStarted;
+  if (natsServer) natsAdmin = await connect({ servers: natsServer.address, reconnect: false });
 }, 60_000);
+
+function nats(): EmbeddedNatsServer {
+  if (!natsServer) throw natsMissing;
+  return natsServer;
+}
 
 afterAll(async () => {
   v2Admin?.close();
   await natsAdmin?.close();
-  await Promise.all([ratatoskr?.stop(), nats?.stop()]);
+  await Promise.all([ratatoskr?.stop(), natsServer?.stop()]);
 });
 
 const v2Acked = async (_topic: string, name: string): Promise<number> =>
@@ -52,10 +66,10 @@ const subjects: Subject[] = [
   { name: "ratatoskr", label: "ratatoskr (PublishStream)", options: { publish: "stream" }, server: () => ratatoskr, acks: true, statsViaProtocol: true, acked: v2Acked },
   { name: "ratatoskr", label: "ratatoskr (unary Publish)", options: { publish: "unary" }, server: () => ratatoskr, acks: true, statsViaProtocol: true, acked: v2Acked },
   { name: "ratatoskr-v1", server: () => ratatoskr, acks: false, statsViaProtocol: false },
-  { name: "nats", server: () => nats, acks: false, statsViaProtocol: false },
+  { name: "nats", server: nats, acks: false, statsViaProtocol: false },
   {
     name: "jetstream",
-    server: () => nats,
+    server: nats,
     acks: true,
     statsViaProtocol: false,
     acked: async (topic, name) => {
@@ -113,7 +127,13 @@ describe.each(subjects.map((s) => ({ ...s, label: s.label ?? s.name })))("driver
     await driver?.close();
   };
 
-  beforeAll(open, 30_000);
+  // An open that fails (no nats-server, say) fails each test with its reason; a failing
+  // beforeAll would report them all as skipped.
+  let openFailure: { err: unknown } | undefined;
+  beforeAll(() => open().catch((err: unknown) => void (openFailure = { err })), 30_000);
+  beforeEach(() => {
+    if (openFailure) throw openFailure.err;
+  });
   afterAll(close);
 
   it("delivers every published message to a subscription with its bytes unchanged", async () => {

@@ -48,6 +48,7 @@ describe("ratatoskr bench with the NATS drivers", () => {
   for (const driver of ["nats", "jetstream"] as const) {
     it(`runs a scenario through the ${driver} driver against an embedded nats-server, accounting every delivery`, async () => {
       const out = join(dir, driver);
+      findNatsServer(); // without nats-server, fail with how to install it rather than a missing result.json
       const code = await runBench({ scenario, driver, out, set: [], quiet: true }, quiet);
       const r = readResult(out);
       expect(r.counts).toMatchObject({ measuredPublished: 3000, expected: 6000, delivered: 6000, lost: 0, duplicates: 0, redelivered: 0, streamErrors: 0 });
@@ -60,6 +61,7 @@ describe("ratatoskr bench with the NATS drivers", () => {
 
   it("runs JetStream on file storage for a durable scenario without fsync", async () => {
     const out = join(dir, "js-file");
+    findNatsServer();
     const code = await runBench({ scenario, driver: "jetstream", out, set: ["broker.storage=durable", "messages=600"], quiet: true }, quiet);
     expect(code).toBe(0);
     expect(readResult(out).counts).toMatchObject({ expected: 1200, delivered: 1200, lost: 0 });

@@ -132,7 +132,7 @@ describe("driver refusals", () => {
   });
 
   it("assertDriverAccepts names the driver, the file and every reason", () => {
-    expect(() => assertDriverAccepts(findDriver("nats"), scenario("broker: {storage: durable}\n"), "x.yaml")).toThrow(/driver nats refuses scenario x\.yaml:\n  - broker\.storage=durable/);
+    expect(() => assertDriverAccepts(findDriver("nats"), scenario("broker: {storage: durable}\n"), "x.yaml")).toThrow(/driver nats refuses scenario x\.yaml:\n {2}- broker\.storage=durable/);
     expect(() => assertDriverAccepts(findDriver("ratatoskr"), scenario("broker: {storage: durable}\n"), "x.yaml")).not.toThrow();
   });
 

@@ -122,9 +122,9 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
 
   sampler.start();
   const consumers: Consumer[] = [];
-  let drainTimedOut = false;
-  let measureStartUs = 0;
-  let measureEndUs = 0;
+  let drainTimedOut: boolean;
+  let measureStartUs: number;
+  let measureEndUs: number;
   try {
     // ---- connect
     setPhase("connect");

@@ -35,7 +35,7 @@ describe("the per-second sampler", () => {
   it("closes one interval per tick with the generator's own figures", () => {
     const { recorder, updates, sampler, second } = setup();
     second();
-    sampler.tick();
+    void sampler.tick();
     expect(recorder.series).toHaveLength(1);
     expect(recorder.series[0]).toMatchObject({ t: 1, generatorCpuPercent: 25, generatorLoopDelayMaxMs: 3, generatorRssBytes: 100e6 });
     expect(updates[0]).toMatchObject({ elapsedSec: 1, expected: 42 });
@@ -51,7 +51,7 @@ describe("the per-second sampler", () => {
     second();
     await sampler.tick(); // 0.5 CPU-seconds over 1 s
     second();
-    sampler.tick(); // 2 CPU-seconds over 1 s
+    void sampler.tick(); // 2 CPU-seconds over 1 s
     expect(recorder.series.map((p) => p.brokerRssBytes)).toEqual([undefined, 10e6, 20e6, 30e6]);
     expect(recorder.series.map((p) => p.brokerCpuPercent)).toEqual([undefined, undefined, 50, 200]);
     expect(sampler.brokerSamples.map((s) => s.t)).toEqual([1, 2, 3]);

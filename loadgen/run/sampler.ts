@@ -84,7 +84,7 @@ export class IntervalSampler {
   stop(): void {
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = undefined;
-    this.tick();
+    void this.tick(); // the last interval; its broker sample, if any, lands on its own
     this.probe.close();
   }
 

@@ -106,7 +106,7 @@ export function addV1Service(
  */
 async function publishBatch(broker: TopicRegistry, request: PublishBatchRequest): Promise<PublishBatchResponse> {
   const items = request.messages;
-  const results: PublishResponse[] = new Array(items.length);
+  const results = new Array<PublishResponse>(items.length);
   let i = 0;
   while (i < items.length) {
     const topic = items[i]!.topic || request.topic;

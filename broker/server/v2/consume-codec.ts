@@ -204,7 +204,7 @@ export function encodeFrames(batch: readonly Lease[], maxFrameBytes: number, sha
   cuts.push(n);
   totals.push(total);
   // Write pass: one buffer per frame.
-  const frames: Buffer[] = new Array(cuts.length);
+  const frames = new Array<Buffer>(cuts.length);
   let i = 0;
   for (let f = 0; f < cuts.length; f++) {
     const buf = Buffer.allocUnsafe(totals[f]!);

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Provides the system packages the unit tier (`npm test`) needs, so that a fresh Debian machine
+# passes with nothing installed by hand:
+#   nats-server  loadgen/drivers/nats-server.test.ts, the nats and jetstream cases of
+#                loadgen/drivers/driver-contract.test.ts
+#   chromium     the browser case of loadgen/report-html.test.ts (/usr/bin/chromium)
+# A missing one is installed with apt-get when running as root where apt-get exists. Otherwise
+# (or if apt-get fails) it prints one line naming what is missing and which tests will fail, and
+# exits 0: those tests then fail with the reason, they are never skipped.
+# RATATOSKR_TEST_DEPS=check reports what is missing without installing anything.
+set -uo pipefail
+
+# Executable on PATH or in the sbin folders, as findNatsServer() looks (bash's `command -v` also
+# reports a file that is not executable).
+on_path() {
+  local d IFS=:
+  for d in $PATH /usr/sbin /usr/local/sbin; do [ -f "$d/$1" ] && [ -x "$d/$1" ] && return 0; done
+  return 1
+}
+
+missing=()
+on_path nats-server || missing+=(nats-server)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+will_fail() {
+  local p out=""
+  for p in "${missing[@]}"; do
+    case $p in
+      nats-server) out+="${out:+; }loadgen/drivers/nats-server.test.ts; loadgen/drivers/driver-contract.test.ts (nats, jetstream)" ;;
+      chromium) out+="${out:+; }loadgen/report-html.test.ts (headless chromium)" ;;
+    esac
+  done
+  echo "$out"
+}
+
+if [ "${RATATOSKR_TEST_DEPS:-install}" = check ] || [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "test-deps: missing ${missing[*]} (apt-get install -y ${missing[*]} as root); these tests will fail: $(will_fail)" >&2
+  exit 0
+fi
+
+echo "test-deps: installing ${missing[*]} with apt-get (for the tests that need them)"
+log=$(mktemp)
+t0=$(date +%s)
+if apt-get update -qq >"$log" 2>&1 &&
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
+  echo "test-deps: installed ${missing[*]} in $(($(date +%s) - t0)) s"
+  rm -f "$log"
+else
+  tail -n 5 "$log" >&2
+  echo "test-deps: could not install ${missing[*]} (apt-get output above, full log $log); these tests will fail: $(will_fail)" >&2
+fi
+exit 0
