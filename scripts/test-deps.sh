@@ -3,7 +3,7 @@
 # passes with nothing installed by hand:
 #   nats-server  loadgen/drivers/nats-server.test.ts, the nats and jetstream cases of
 #                loadgen/drivers/driver-contract.test.ts
-#   chromium     the browser case of loadgen/report-html.test.ts (/usr/bin/chromium)
+#   chromium     the browser case of loadgen/report/html.test.ts (/usr/bin/chromium)
 # A missing one is installed with apt-get when running as root where apt-get exists. Otherwise
 # (or if apt-get fails) it prints one line naming what is missing and which tests will fail, and
 # exits 0: those tests then fail with the reason, they are never skipped.
@@ -28,7 +28,7 @@ will_fail() {
   for p in "${missing[@]}"; do
     case $p in
       nats-server) out+="${out:+; }loadgen/drivers/nats-server.test.ts; loadgen/drivers/driver-contract.test.ts (nats, jetstream)" ;;
-      chromium) out+="${out:+; }loadgen/report-html.test.ts (headless chromium)" ;;
+      chromium) out+="${out:+; }loadgen/report/html.test.ts (headless chromium)" ;;
     esac
   done
   echo "$out"
