@@ -1,9 +1,7 @@
-// Test support for the v1 service (not a test file itself): a real gRPC server on
-// 127.0.0.1:0 with the v1 service, a generated-code client, and small promise helpers.
-import { randomUUID } from "node:crypto";
-import { credentials, Metadata, Server, ServerCredentials, status, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
-import { createBrokerCore, type TopicRegistry } from "../../broker/core/index.js";
-import { MemoryStore } from "../../broker/store/index.js";
+// A v1 (ratatoskr.MessageBroker) client over the wire: the generated client, promise forms of
+// the unary RPCs, and a Subscribe stream that collects its messages. Only grpc-js and
+// generated code, so unit tests (in-process server) and e2e tests (the image) share it.
+import { credentials, status, type ClientReadableStream, type Metadata } from "@grpc/grpc-js";
 import {
   MessageBrokerClient,
   type CreateTopicRequest,
@@ -24,99 +22,43 @@ import {
   type UnsubscribeRequest,
   type UnsubscribeResponse,
 } from "../../proto/gen/ratatoskr.js";
-import { DEFAULT_CONFIG, type BrokerServerConfig } from "../../broker/server/index.js";
-import { silentLogger } from "../../broker/server/index.js";
-import { addV1Service, SUBSCRIPTION_REF_HEADER, type V1Service, type V1SubscribeOptions } from "../../broker/server/v1/index.js";
+import { CHANNEL_OPTIONS, unary } from "./grpc-client.js";
 
-export interface V1TestServer {
-  address: string;
-  broker: TopicRegistry;
-  v1: V1Service;
-  client: MessageBrokerClient;
-  api: V1Api;
-  close(): Promise<void>;
+/** The response header Subscribe sends its reference in (docs/protocol-v1.md), spelled out here so the tests hold the server to the documented name. */
+const SUBSCRIPTION_REF_HEADER = "x-subscription-ref";
+
+/** A v1 client on its own HTTP/2 connection. */
+export function v1Client(address: string): MessageBrokerClient {
+  return new MessageBrokerClient(address, credentials.createInsecure(), CHANNEL_OPTIONS);
 }
-
-export async function startV1TestServer(
-  options: { config?: Partial<BrokerServerConfig>; v1?: Partial<V1SubscribeOptions> } = {},
-): Promise<V1TestServer> {
-  const config: BrokerServerConfig = { ...DEFAULT_CONFIG, port: 0, logLevel: "silent", ...options.config };
-  const core = createBrokerCore({ store: new MemoryStore(), config: { memoryBudgetBytes: config.memoryBudgetBytes } });
-  const broker = core.topics;
-  const server = new Server({
-    "grpc.max_receive_message_length": config.maxMessageBytes,
-    "grpc.max_send_message_length": config.maxMessageBytes,
-  });
-  const v1 = addV1Service(server, broker, config, silentLogger, options.v1);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  const address = `127.0.0.1:${port}`;
-  const client = newClient(address);
-  return {
-    address,
-    broker,
-    v1,
-    client,
-    api: v1Api(client),
-    close: async () => {
-      client.close();
-      await core.close();
-      server.forceShutdown();
-    },
-  };
-}
-
-/**
- * A client on its own HTTP/2 connection (grpc-js otherwise shares one connection per target
- * across clients), so each test client behaves like a separate process would.
- */
-export function newClient(address: string): MessageBrokerClient {
-  return new MessageBrokerClient(address, credentials.createInsecure(), {
-    "grpc.use_local_subchannel_pool": 1,
-    "grpc.max_receive_message_length": 64 * 1024 * 1024,
-    "grpc.max_send_message_length": 64 * 1024 * 1024,
-  });
-}
-
-type Unary<Req, Res> = (req: Req, cb: (err: ServiceError | null, res: Res) => void) => unknown;
-const promised =
-  <Req, Res>(client: MessageBrokerClient, method: Unary<Req, Res>) =>
-  (request: Req): Promise<Res> =>
-    new Promise((resolve, reject) => method.call(client, request, (err, res) => (err ? reject(err) : resolve(res))));
 
 /** Promise forms of the unary v1 RPCs on a generated client. */
-export function v1Api(client: MessageBrokerClient) {
+export function v1Api(c: MessageBrokerClient) {
   return {
-    createTopic: promised<CreateTopicRequest, CreateTopicResponse>(client, client.createTopic),
-    deleteTopic: promised<DeleteTopicRequest, DeleteTopicResponse>(client, client.deleteTopic),
-    listTopics: promised<ListTopicsRequest, ListTopicsResponse>(client, client.listTopics),
-    topicExists: promised<TopicExistsRequest, TopicExistsResponse>(client, client.topicExists),
-    getStats: promised<GetStatsRequest, GetStatsResponse>(client, client.getStats),
-    publish: promised<PublishRequest, PublishResponse>(client, client.publish),
-    publishBatch: promised<PublishBatchRequest, PublishBatchResponse>(client, client.publishBatch),
-    unsubscribe: promised<UnsubscribeRequest, UnsubscribeResponse>(client, client.unsubscribe),
+    createTopic: unary<CreateTopicRequest, CreateTopicResponse>(c, c.createTopic),
+    deleteTopic: unary<DeleteTopicRequest, DeleteTopicResponse>(c, c.deleteTopic),
+    listTopics: unary<ListTopicsRequest, ListTopicsResponse>(c, c.listTopics),
+    topicExists: unary<TopicExistsRequest, TopicExistsResponse>(c, c.topicExists),
+    getStats: unary<GetStatsRequest, GetStatsResponse>(c, c.getStats),
+    publish: unary<PublishRequest, PublishResponse>(c, c.publish),
+    publishBatch: unary<PublishBatchRequest, PublishBatchResponse>(c, c.publishBatch),
+    unsubscribe: unary<UnsubscribeRequest, UnsubscribeResponse>(c, c.unsubscribe),
   };
 }
 export type V1Api = ReturnType<typeof v1Api>;
 
-/** A topic name no other test uses. */
-export function uniqueTopic(prefix = "t"): string {
-  return `${prefix}-${randomUUID().slice(0, 8)}`;
-}
-
-/** An open Subscribe stream with its collected messages and its end. */
-export interface OpenSubscription {
+/** An open Subscribe stream: its ref, the messages so far, and how it ended. */
+export interface V1Subscription {
   stream: ClientReadableStream<Message>;
   ref: string;
   messages: Message[];
   /** Resolves with the status code and details the stream ended with. */
   ended: Promise<{ code: status; details: string }>;
-  /** Resolves once `n` messages have arrived. */
-  received(n: number): Promise<void>;
+  /** Resolves once `n` messages have arrived; rejects if the stream ends first or after `timeoutMs`. */
+  received(n: number, timeoutMs?: number): Promise<void>;
 }
 
-export interface SubscribeOptions {
+export interface V1SubscriptionOptions {
   subscriberId?: string;
   /**
    * collect: keep every message; light: keep messages without their payload (bulk tests that
@@ -128,41 +70,48 @@ export interface SubscribeOptions {
   mode?: "collect" | "light";
 }
 
-/** Subscribes and waits for the response headers (the ref); rejects if the call fails first. */
-export async function subscribe(client: MessageBrokerClient, topic: string, options: SubscribeOptions = {}): Promise<OpenSubscription> {
-  const stream = client.subscribe({ topic, subscriberId: options.subscriberId ?? "" });
+/** Subscribes and resolves once the response headers (with the ref) arrive; rejects if the call fails first. */
+export async function v1Subscribe(c: MessageBrokerClient, topic: string, options: V1SubscriptionOptions = {}): Promise<V1Subscription> {
+  const stream = c.subscribe({ topic, subscriberId: options.subscriberId ?? "" });
   const messages: Message[] = [];
-  const waiters: Array<{ n: number; resolve: () => void }> = [];
-  const ended = new Promise<{ code: status; details: string }>((resolve) => {
-    stream.on("status", (s: { code: status; details: string }) => resolve({ code: s.code, details: s.details }));
-    stream.on("error", () => undefined); // the status event carries the outcome
-  });
+  const changed = new Set<() => void>();
   const light = options.mode === "light";
   stream.on("data", (m: Message) => {
     messages.push(light ? { ...m, payload: Buffer.alloc(0) } : m);
-    for (const w of waiters.filter((x) => messages.length >= x.n)) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve();
-    }
+    for (const f of [...changed]) f();
   });
+  stream.on("error", () => undefined); // the status event carries the outcome
+  let done = false;
+  const ended = new Promise<{ code: status; details: string }>((resolve) =>
+    stream.on("status", (s: { code: status; details: string }) => {
+      done = true;
+      resolve({ code: s.code, details: s.details });
+      for (const f of [...changed]) f();
+    }),
+  );
   const ref = await new Promise<string>((resolve, reject) => {
     stream.once("metadata", (md: Metadata) => resolve(String(md.get(SUBSCRIPTION_REF_HEADER)[0] ?? "")));
     void ended.then((s) => reject(Object.assign(new Error(s.details), { code: s.code })));
   });
-  return {
-    stream,
-    ref,
-    messages,
-    ended,
-    received: (n) => (messages.length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve }))),
-  };
-}
-
-/** Resolves once `predicate` holds, checking every few milliseconds; rejects after `timeoutMs`. */
-export async function until(predicate: () => boolean, timeoutMs = 10_000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
+  const received = (n: number, timeoutMs = 10_000): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (messages.length >= n) {
+          changed.delete(check);
+          clearTimeout(timer);
+          resolve();
+        } else if (done) {
+          changed.delete(check);
+          clearTimeout(timer);
+          reject(new Error(`stream ended after ${messages.length} of ${n} messages`));
+        }
+      };
+      const timer = setTimeout(() => {
+        changed.delete(check);
+        reject(new Error(`timed out after ${timeoutMs} ms with ${messages.length} of ${n} messages`));
+      }, timeoutMs);
+      changed.add(check);
+      check();
+    });
+  return { stream, ref, messages, ended, received };
 }

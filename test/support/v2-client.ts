@@ -1,120 +1,114 @@
-// Test support for the v2 service (not a test file itself): a real broker from startBroker on
-// 127.0.0.1:0, a generated-code client with promise wrappers, and a Consume stream driver that
-// records deliveries and lets tests wait for conditions (events, never fixed sleeps).
+// A v2 (ratatoskr.v2.Broker) client over the wire: the generated client, promise forms of the
+// unary RPCs, a Consume stream driver and a PublishStream driver that record what they receive
+// and let tests wait on conditions (events, never fixed sleeps). Only grpc-js and generated
+// code, so unit tests (in-process server) and e2e tests (the image) share it.
 import { credentials, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import {
   BrokerClient,
   BrokerService,
-  ConsumeRequest,
-  PublishStreamRequest,
   type BrokerStats,
+  type ConsumeRequest,
   type ConsumeResponse,
   type CreateSubscriptionRequest,
   type CreateTopicRequest,
   type Delivery,
+  type DeleteSubscriptionRequest,
+  type DeleteSubscriptionResponse,
+  type DeleteTopicRequest,
+  type DeleteTopicResponse,
+  type GetBrokerStatsRequest,
+  type GetSubscriptionRequest,
+  type GetTopicRequest,
   type ListSubscriptionsRequest,
   type ListSubscriptionsResponse,
   type ListTopicsRequest,
   type ListTopicsResponse,
   type PublishMessage,
+  type PublishRequest,
   type PublishResponse,
+  type PublishStreamRequest,
   type PublishStreamResponse,
   type Subscription,
   type Topic,
 } from "../../proto/gen/ratatoskr/v2/broker.js";
-import type { BrokerServerConfig } from "../../broker/server/index.js";
-import { startBroker, type RunningBroker } from "../../broker/server/index.js";
+import { CHANNEL_OPTIONS, unary } from "./grpc-client.js";
+import { uniqueName } from "./names.js";
+import { pollUntil, Waiters } from "./waits.js";
 
-export interface V2TestServer {
-  running: RunningBroker;
-  client: BrokerClient;
-  api: V2Api;
-  close(): Promise<void>;
+/** A v2 client on its own HTTP/2 connection. */
+export function v2Client(address: string): BrokerClient {
+  return new BrokerClient(address, credentials.createInsecure(), CHANNEL_OPTIONS);
 }
 
-export async function startV2TestServer(config: Partial<BrokerServerConfig> = {}): Promise<V2TestServer> {
-  const running = await startBroker({ host: "127.0.0.1", port: 0, logLevel: "silent", ...config });
-  const client = new BrokerClient(running.address, credentials.createInsecure());
+/** A subscription's configuration; fields left out take their proto defaults. */
+export type SubscriptionConfigInput = Partial<NonNullable<CreateSubscriptionRequest["config"]>>;
+
+/** Promise forms of the unary v2 RPCs, with the proto defaults filled in for fields left out. */
+export function v2Api(c: BrokerClient) {
+  const publish = unary<PublishRequest, PublishResponse>(c, c.publish);
   return {
-    running,
-    client,
-    api: new V2Api(client),
-    close: async () => {
-      client.close();
-      await running.close();
-    },
+    createTopic: (req: Partial<CreateTopicRequest> & { name: string }) => unary<CreateTopicRequest, Topic>(c, c.createTopic)({ config: undefined, ...req }),
+    getTopic: (name: string) => unary<GetTopicRequest, Topic>(c, c.getTopic)({ name }),
+    listTopics: (req: Partial<ListTopicsRequest> = {}) => unary<ListTopicsRequest, ListTopicsResponse>(c, c.listTopics)({ pageSize: 0, pageToken: "", ...req }),
+    deleteTopic: (name: string) => unary<DeleteTopicRequest, DeleteTopicResponse>(c, c.deleteTopic)({ name }),
+    publish: (topic: string, messages: Array<Partial<PublishMessage>>) =>
+      publish({ topic, messages: messages.map((m) => ({ payload: Buffer.alloc(0), attributes: {}, messageId: "", ...m })) }),
+    /** Publishes text payloads in one batch; resolves with their sequences. */
+    publishText: async (topic: string, texts: string[]): Promise<bigint[]> =>
+      (await publish({ topic, messages: texts.map((t) => ({ payload: Buffer.from(t), attributes: {}, messageId: "" })) })).results.map((r) => r.sequence),
+    createSubscription: (req: { name: string; topic: string; config?: SubscriptionConfigInput }) =>
+      unary<CreateSubscriptionRequest, Subscription>(c, c.createSubscription)({
+        name: req.name,
+        topic: req.topic,
+        config: {
+          start: 0,
+          startSequence: 0n,
+          startTimestampMs: 0n,
+          ackDeadlineMs: 0,
+          maxDeliveries: 0,
+          deadLetterTopic: "",
+          retryBackoffMinMs: 0,
+          retryBackoffMaxMs: 0,
+          ...req.config,
+        },
+      }),
+    getSubscription: (name: string) => unary<GetSubscriptionRequest, Subscription>(c, c.getSubscription)({ name }),
+    listSubscriptions: (req: Partial<ListSubscriptionsRequest> = {}) =>
+      unary<ListSubscriptionsRequest, ListSubscriptionsResponse>(c, c.listSubscriptions)({ topic: "", pageSize: 0, pageToken: "", ...req }),
+    deleteSubscription: (name: string) => unary<DeleteSubscriptionRequest, DeleteSubscriptionResponse>(c, c.deleteSubscription)({ name }),
+    brokerStats: () => unary<GetBrokerStatsRequest, BrokerStats>(c, c.getBrokerStats)({}),
   };
 }
+export type V2Api = ReturnType<typeof v2Api>;
 
-type Unary<Req, Res> = (req: Req, cb: (err: ServiceError | null, res: Res) => void) => unknown;
-
-function call<Req, Res>(fn: Unary<Req, Res>, client: BrokerClient, req: Req): Promise<Res> {
-  return new Promise((resolve, reject) => fn.call(client, req, (err, res) => (err ? reject(err) : resolve(res))));
+/** A new topic (unique name) with one subscription on it, `<topic>-sub`, configured by `config` (by default it starts at the latest message). */
+export async function topicWithSubscription(api: V2Api, config: SubscriptionConfigInput = {}): Promise<{ topic: string; sub: string }> {
+  const topic = uniqueName("t");
+  const sub = `${topic}-sub`;
+  await api.createTopic({ name: topic });
+  await api.createSubscription({ name: sub, topic, config });
+  return { topic, sub };
 }
 
-/** Promise wrappers over the generated client. */
-export class V2Api {
-  constructor(readonly client: BrokerClient) {}
-  createTopic(req: Partial<CreateTopicRequest> & { name: string }): Promise<Topic> {
-    return call(this.client.createTopic as Unary<CreateTopicRequest, Topic>, this.client, { config: undefined, ...req });
-  }
-  getTopic(name: string): Promise<Topic> {
-    return call(this.client.getTopic as Unary<{ name: string }, Topic>, this.client, { name });
-  }
-  listTopics(req: Partial<ListTopicsRequest> = {}): Promise<ListTopicsResponse> {
-    return call(this.client.listTopics as Unary<ListTopicsRequest, ListTopicsResponse>, this.client, { pageSize: 0, pageToken: "", ...req });
-  }
-  deleteTopic(name: string): Promise<unknown> {
-    return call(this.client.deleteTopic as Unary<{ name: string }, unknown>, this.client, { name });
-  }
-  publish(topic: string, messages: Array<Partial<PublishMessage>>): Promise<PublishResponse> {
-    const full = messages.map((m) => ({ payload: Buffer.alloc(0), attributes: {}, messageId: "", ...m }));
-    return call(this.client.publish as Unary<{ topic: string; messages: PublishMessage[] }, PublishResponse>, this.client, { topic, messages: full });
-  }
-  /** Publishes `payloads` (strings) in one batch; returns the sequences. */
-  async publishText(topic: string, payloads: string[]): Promise<bigint[]> {
-    const res = await this.publish(topic, payloads.map((p) => ({ payload: Buffer.from(p) })));
-    return res.results.map((r) => r.sequence);
-  }
-  createSubscription(req: { name: string; topic: string; config?: Partial<NonNullable<CreateSubscriptionRequest["config"]>> }): Promise<Subscription> {
-    const config = {
-      start: 0,
-      startSequence: 0n,
-      startTimestampMs: 0n,
-      ackDeadlineMs: 0,
-      maxDeliveries: 0,
-      deadLetterTopic: "",
-      retryBackoffMinMs: 0,
-      retryBackoffMaxMs: 0,
-      ...req.config,
-    };
-    return call(this.client.createSubscription as Unary<CreateSubscriptionRequest, Subscription>, this.client, { name: req.name, topic: req.topic, config });
-  }
-  getSubscription(name: string): Promise<Subscription> {
-    return call(this.client.getSubscription as Unary<{ name: string }, Subscription>, this.client, { name });
-  }
-  listSubscriptions(req: Partial<ListSubscriptionsRequest> = {}): Promise<ListSubscriptionsResponse> {
-    return call(this.client.listSubscriptions as Unary<ListSubscriptionsRequest, ListSubscriptionsResponse>, this.client, { topic: "", pageSize: 0, pageToken: "", ...req });
-  }
-  deleteSubscription(name: string): Promise<unknown> {
-    return call(this.client.deleteSubscription as Unary<{ name: string }, unknown>, this.client, { name });
-  }
-  brokerStats(): Promise<BrokerStats> {
-    return call(this.client.getBrokerStats as Unary<object, BrokerStats>, this.client, {});
-  }
+/** Resolves once the broker reports `n` consumers attached to `subscription` (the count is in its statistics, not in any event the client sees). */
+export function consumersAttached(api: V2Api, subscription: string, n: number, timeoutMs?: number): Promise<void> {
+  return pollUntil(async () => (await api.getSubscription(subscription)).stats?.consumerCount === n, `${n} consumers on ${subscription}`, timeoutMs);
 }
 
 export interface ConsumeOptions {
   maxOutstandingMessages?: number;
   /** int64 on the wire; a number is converted. */
   maxOutstandingBytes?: number | bigint;
-  /** Ack every delivery as it arrives. */
-  autoAck?: boolean;
+  /** Ack every delivery (true), or those the function selects, as they arrive. */
+  autoAck?: boolean | ((d: Delivery) => boolean);
+  /** The consumer name sent in the start frame (default "test"). */
+  consumerName?: string;
 }
 
 /**
  * Drives one Consume stream. Records every delivery and the stream's end; `waitFor` resolves
- * when a condition over the recorded state holds (checked after every event).
+ * when a condition over the recorded state holds (checked after every event of this stream).
+ * Once the stream has ended, nothing more is written to it.
  */
 export class TestConsumer {
   readonly deliveries: Delivery[] = [];
@@ -124,13 +118,14 @@ export class TestConsumer {
   maxOutstanding = 0;
   maxOutstandingBytes = 0;
   frames = 0;
+  /** The error the stream ended with (the first one). */
   error: ServiceError | undefined;
   ended = false;
   private readonly stream: ClientDuplexStream<ConsumeRequest | Buffer, ConsumeResponse>;
   private readonly waiters = new Waiters();
-
   private readonly options: ConsumeOptions;
 
+  /** Opens the stream and, unless `subscription` is undefined, sends the start frame. */
   constructor(client: BrokerClient, subscription: string | undefined, options: ConsumeOptions = {}) {
     this.options = { ...options };
     const c = BrokerService.consume;
@@ -143,11 +138,12 @@ export class TestConsumer {
       }
       this.maxOutstanding = Math.max(this.maxOutstanding, this.outstanding.size);
       this.maxOutstandingBytes = Math.max(this.maxOutstandingBytes, this.outstandingBytes());
-      if (this.options.autoAck) this.ack(res.deliveries.map((d) => d.ackId));
+      const auto = this.options.autoAck;
+      if (auto) this.ack((auto === true ? res.deliveries : res.deliveries.filter(auto)).map((d) => d.ackId));
       this.waiters.notify();
     });
     this.stream.on("error", (err: ServiceError) => {
-      this.error = err;
+      this.error ??= err;
       this.ended = true;
       this.waiters.notify();
     });
@@ -161,7 +157,7 @@ export class TestConsumer {
           subscription,
           maxOutstandingMessages: options.maxOutstandingMessages ?? 0,
           maxOutstandingBytes: BigInt(options.maxOutstandingBytes ?? 0),
-          consumerName: "test",
+          consumerName: options.consumerName ?? "test",
         },
       });
     }
@@ -174,12 +170,12 @@ export class TestConsumer {
   }
 
   send(req: Partial<ConsumeRequest>): void {
-    this.stream.write({ start: undefined, ackIds: [], nackIds: [], extend: undefined, ...req });
+    this.write({ start: undefined, ackIds: [], nackIds: [], extend: undefined, ...req });
   }
 
   /** Writes `frame` as one ConsumeRequest message, byte for byte (values or garbage the generated encoder would refuse). */
   sendRaw(frame: Buffer): void {
-    this.stream.write(frame);
+    this.write(frame);
   }
 
   ack(ids: bigint[]): void {
@@ -199,7 +195,10 @@ export class TestConsumer {
 
   /** Payloads received, in order, as text. */
   texts(): string[] {
-    return this.deliveries.map((d) => d.message!.payload.toString());
+    return this.deliveries.map((d) => {
+      if (!d.message) throw new Error(`delivery ${d.ackId} carries no message`);
+      return Buffer.from(d.message.payload).toString();
+    });
   }
 
   /** Stops reading from the stream (the transport's flow control then pushes back on the server). */
@@ -221,16 +220,21 @@ export class TestConsumer {
     this.stream.end();
   }
 
-  waitFor(condition: () => boolean, what = "condition", timeoutMs = 10_000): Promise<void> {
+  waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
     return this.waiters.until(condition, () => `${what}; got ${this.deliveries.length} deliveries, error=${this.error?.message ?? "none"}`, timeoutMs);
   }
 
-  waitForDeliveries(n: number): Promise<void> {
-    return this.waitFor(() => this.deliveries.length >= n, `${n} deliveries`);
+  waitForDeliveries(n: number, timeoutMs?: number): Promise<void> {
+    return this.waitFor(() => this.deliveries.length >= n, `${n} deliveries`, timeoutMs);
   }
 
-  waitForEnd(): Promise<void> {
-    return this.waitFor(() => this.ended, "end of stream");
+  waitForEnd(timeoutMs?: number): Promise<void> {
+    return this.waitFor(() => this.ended, "the end of the stream", timeoutMs);
+  }
+
+  private write(frame: ConsumeRequest | Buffer): void {
+    if (this.ended) return;
+    this.stream.write(frame);
   }
 
   private outstandingBytes(): number {
@@ -242,54 +246,12 @@ export class TestConsumer {
     }
     return n;
   }
-
-}
-
-let counter = 0;
-/** A unique name per test (topics and subscriptions are global). */
-export function uniqueName(prefix: string): string {
-  return `${prefix}-${process.pid}-${++counter}`;
-}
-
-/** Polls a condition over RPCs until it holds (bounded): waits for an outcome, not for a fixed time. */
-export async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise<void>((r) => setTimeout(r, 5));
-  }
-}
-
-/** Conditions waited on until an event makes them true: no polling, no sleeps. */
-export class Waiters {
-  private list: Array<() => void> = [];
-
-  /** Re-checks every pending condition; call after each event that may change one. */
-  notify(): void {
-    for (const w of [...this.list]) w();
-  }
-
-  until(condition: () => boolean, what: () => string, timeoutMs: number): Promise<void> {
-    if (condition()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.list = this.list.filter((w) => w !== check);
-        reject(new Error(`timed out waiting for ${what()}`));
-      }, timeoutMs);
-      const check = (): void => {
-        if (!condition()) return;
-        clearTimeout(timer);
-        this.list = this.list.filter((w) => w !== check);
-        resolve();
-      };
-      this.list.push(check);
-    });
-  }
 }
 
 /** A PublishStream call that records every response and how the stream ended. */
 export class TestPublisher {
   readonly responses: PublishStreamResponse[] = [];
+  /** The error the stream ended with (the first one). */
   error: ServiceError | undefined;
   ended = false;
   private readonly stream: ClientDuplexStream<PublishStreamRequest | Buffer, PublishStreamResponse>;
@@ -303,7 +265,7 @@ export class TestPublisher {
       this.waiters.notify();
     });
     this.stream.on("error", (err: ServiceError) => {
-      this.error = err;
+      this.error ??= err;
       this.ended = true;
       this.waiters.notify();
     });
