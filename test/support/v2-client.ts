@@ -28,6 +28,7 @@ import {
   type PublishResponse,
   type PublishStreamRequest,
   type PublishStreamResponse,
+  SubscriptionConfig,
   type Subscription,
   type Topic,
 } from "../../proto/gen/ratatoskr/v2/broker.js";
@@ -57,21 +58,7 @@ export function v2Api(c: BrokerClient) {
     publishText: async (topic: string, texts: string[]): Promise<bigint[]> =>
       (await publish({ topic, messages: texts.map((t) => ({ payload: Buffer.from(t), attributes: {}, messageId: "" })) })).results.map((r) => r.sequence),
     createSubscription: (req: { name: string; topic: string; config?: SubscriptionConfigInput }) =>
-      unary<CreateSubscriptionRequest, Subscription>(c, c.createSubscription)({
-        name: req.name,
-        topic: req.topic,
-        config: {
-          start: 0,
-          startSequence: 0n,
-          startTimestampMs: 0n,
-          ackDeadlineMs: 0,
-          maxDeliveries: 0,
-          deadLetterTopic: "",
-          retryBackoffMinMs: 0,
-          retryBackoffMaxMs: 0,
-          ...req.config,
-        },
-      }),
+      unary<CreateSubscriptionRequest, Subscription>(c, c.createSubscription)({ name: req.name, topic: req.topic, config: SubscriptionConfig.fromPartial(req.config ?? {}) }),
     getSubscription: (name: string) => unary<GetSubscriptionRequest, Subscription>(c, c.getSubscription)({ name }),
     listSubscriptions: (req: Partial<ListSubscriptionsRequest> = {}) =>
       unary<ListSubscriptionsRequest, ListSubscriptionsResponse>(c, c.listSubscriptions)({ topic: "", pageSize: 0, pageToken: "", ...req }),
@@ -128,9 +115,7 @@ export class TestConsumer {
   /** Opens the stream and, unless `subscription` is undefined, sends the start frame. */
   constructor(client: BrokerClient, subscription: string | undefined, options: ConsumeOptions = {}) {
     this.options = { ...options };
-    const c = BrokerService.consume;
-    this.stream = client.makeBidiStreamRequest(c.path, encodeOrPass(c.requestSerialize), c.responseDeserialize);
-    this.stream.on("data", (res: ConsumeResponse) => {
+    this.stream = openRecorded(client, BrokerService.consume, this, this.waiters, (res) => {
       this.frames++;
       for (const d of res.deliveries) {
         this.deliveries.push(d);
@@ -140,16 +125,6 @@ export class TestConsumer {
       this.maxOutstandingBytes = Math.max(this.maxOutstandingBytes, this.outstandingBytes());
       const auto = this.options.autoAck;
       if (auto) this.ack((auto === true ? res.deliveries : res.deliveries.filter(auto)).map((d) => d.ackId));
-      this.waiters.notify();
-    });
-    this.stream.on("error", (err: ServiceError) => {
-      this.error ??= err;
-      this.ended = true;
-      this.waiters.notify();
-    });
-    this.stream.on("end", () => {
-      this.ended = true;
-      this.waiters.notify();
     });
     if (subscription !== undefined) {
       this.send({
@@ -258,21 +233,7 @@ export class TestPublisher {
   private readonly waiters = new Waiters();
 
   constructor(client: BrokerClient) {
-    const p = BrokerService.publishStream;
-    this.stream = client.makeBidiStreamRequest(p.path, encodeOrPass(p.requestSerialize), p.responseDeserialize);
-    this.stream.on("data", (r: PublishStreamResponse) => {
-      this.responses.push(r);
-      this.waiters.notify();
-    });
-    this.stream.on("error", (err: ServiceError) => {
-      this.error ??= err;
-      this.ended = true;
-      this.waiters.notify();
-    });
-    this.stream.on("end", () => {
-      this.ended = true;
-      this.waiters.notify();
-    });
+    this.stream = openRecorded(client, BrokerService.publishStream, this, this.waiters, (r) => this.responses.push(r));
   }
 
   send(requestId: bigint, topic: string, payloads: string[], messageId = ""): void {
@@ -299,7 +260,38 @@ export class TestPublisher {
   }
 }
 
-/** A request serializer that encodes messages with the generated code and writes Buffers as they are. */
-function encodeOrPass<T>(encode: (value: T) => Buffer): (value: T | Buffer) => Buffer {
-  return (value) => (Buffer.isBuffer(value) ? value : encode(value));
+/** How a recorded stream ended: the first error, and whether it has. */
+interface StreamEnd {
+  error: ServiceError | undefined;
+  ended: boolean;
+}
+
+/**
+ * Opens a bidi stream of `method` that writes requests (encoded by the generated code) or raw
+ * Buffers as they are. Hands every response to `onData`, records the end on `end`, and
+ * notifies `waiters` after each event.
+ */
+function openRecorded<Req, Res>(
+  client: BrokerClient,
+  method: { path: string; requestSerialize: (value: Req) => Buffer; responseDeserialize: (bytes: Buffer) => Res },
+  end: StreamEnd,
+  waiters: Waiters,
+  onData: (res: Res) => void,
+): ClientDuplexStream<Req | Buffer, Res> {
+  const encode = (value: Req | Buffer): Buffer => (Buffer.isBuffer(value) ? value : method.requestSerialize(value));
+  const stream = client.makeBidiStreamRequest(method.path, encode, method.responseDeserialize);
+  stream.on("data", (res: Res) => {
+    onData(res);
+    waiters.notify();
+  });
+  stream.on("error", (err: ServiceError) => {
+    end.error ??= err;
+    end.ended = true;
+    waiters.notify();
+  });
+  stream.on("end", () => {
+    end.ended = true;
+    waiters.notify();
+  });
+  return stream;
 }
