@@ -5,7 +5,7 @@ import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import yargs, { type Argv } from "yargs";
 import { DEFAULT_CONFIG } from "../broker/index.js";
-import { newClient, subscribe, uniqueTopic, v1Api } from "../test/support/v1-test-kit.js";
+import { uniqueName, v1Api, v1Client, v1Subscribe } from "../test/support/index.js";
 import { brokerCommand, resolveBrokerConfig } from "./broker-command.js";
 
 // `ratatoskr broker` as other tools use it: a child process that prints the listening line,
@@ -62,11 +62,11 @@ describe("ratatoskr broker (CLI)", { timeout: 60_000 }, () => {
     const address = await cli.listening;
     expect(address).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(address).not.toBe("127.0.0.1:0");
-    const client = newClient(address);
+    const client = v1Client(address);
     const api = v1Api(client);
-    const topic = uniqueTopic("cli");
+    const topic = uniqueName("cli");
     await api.createTopic({ name: topic });
-    const sub = await subscribe(client, topic);
+    const sub = await v1Subscribe(client, topic);
 
     cli.proc.kill("SIGTERM");
     const end = await sub.ended;
@@ -80,11 +80,11 @@ describe("ratatoskr broker (CLI)", { timeout: 60_000 }, () => {
   it("takes its settings from RATATOSKR_* variables, with flags winning", async () => {
     const cli = runCli(["--port", "0"], { RATATOSKR_PORT: "1", RATATOSKR_HOST: "127.0.0.1", RATATOSKR_MAX_MESSAGE_BYTES: "4096", RATATOSKR_LOG_LEVEL: "debug" });
     const address = await cli.listening; // port 1 from the environment lost to --port 0
-    const client = newClient(address);
+    const client = v1Client(address);
     const api = v1Api(client);
     // The environment's 4 KiB limit is in force.
-    expect((await api.publish({ topic: uniqueTopic(), payload: Buffer.alloc(1024), metadata: {} })).success).toBe(true);
-    await expect(api.publish({ topic: uniqueTopic(), payload: Buffer.alloc(8192), metadata: {} })).rejects.toMatchObject({ code: status.RESOURCE_EXHAUSTED });
+    expect((await api.publish({ topic: uniqueName(), payload: Buffer.alloc(1024), metadata: {} })).success).toBe(true);
+    await expect(api.publish({ topic: uniqueName(), payload: Buffer.alloc(8192), metadata: {} })).rejects.toMatchObject({ code: status.RESOURCE_EXHAUSTED });
     client.close();
     cli.proc.kill("SIGINT");
     expect(await cli.exit).toBe(0);

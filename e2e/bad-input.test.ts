@@ -7,10 +7,28 @@ import type { ClientHttp2Session } from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MessageBrokerService } from "../proto/gen/ratatoskr.js";
 import { BrokerService, RetentionPolicy, StartPosition } from "../proto/gen/ratatoskr/v2/broker.js";
-import { brokerLogLines, containerState, pollUntil, startBrokerContainer, type BrokerContainer } from "./support/broker-container.js";
-import { codeOf, Consumer, healthCheck, uniqueName, v1Api, v1Client, v1Subscribe, v2Api, v2Client, type V1Api, type V2Api } from "./support/clients.js";
+import {
+  codeOf,
+  frame,
+  healthCheck,
+  http2Session,
+  pollUntil,
+  prng,
+  rawCall,
+  rawTcp,
+  TestConsumer,
+  uniqueName,
+  v1Api,
+  v1Client,
+  v1Subscribe,
+  v2Api,
+  v2Client,
+  type RawOutcome,
+  type V1Api,
+  type V2Api,
+} from "../test/support/index.js";
+import { brokerLogLines, containerState, startBrokerContainer, type BrokerContainer } from "./support/broker-container.js";
 import { requireDockerAndImage } from "./support/docker-engine.js";
-import { frame, http2Session, prng, rawCall, rawTcp, type RawOutcome } from "./support/raw-grpc.js";
 
 await requireDockerAndImage();
 
@@ -34,7 +52,7 @@ beforeAll(async () => {
   // Data stored before the abuse, checked at the end.
   const rnd = prng(SEED);
   precious.payloads = Array.from({ length: 100 }, (_, i) => rnd.bytes(i * 10));
-  await v2.createTopic(precious.v2Topic, { retention: RetentionPolicy.RETENTION_POLICY_LIMITS, maxMessages: 0n, maxBytes: 0n, maxAgeMs: 0n, dedupWindowMs: 0n });
+  await v2.createTopic({ name: precious.v2Topic, config: { retention: RetentionPolicy.RETENTION_POLICY_LIMITS, maxMessages: 0n, maxBytes: 0n, maxAgeMs: 0n, dedupWindowMs: 0n } });
   await v2.publish(precious.v2Topic, precious.payloads.map((payload, i) => ({ payload, attributes: { i: String(i) } })));
   for (let i = 0; i < 10; i++) await v1.publish({ topic: precious.v1Topic, payload: Buffer.from(`v1-${i}`), metadata: {} });
 });
@@ -106,7 +124,7 @@ describe("bad input over raw HTTP/2 to every RPC path", () => {
     }
     expect(await healthCheck(broker.address)).toBe("SERVING");
     const meanwhile = uniqueName("meanwhile");
-    await v2.createTopic(meanwhile);
+    await v2.createTopic({ name: meanwhile });
     expect(await v2.publishText(meanwhile, ["served"])).toEqual([1n]);
     hanging.destroy();
     await Promise.all(pending);
@@ -131,7 +149,7 @@ describe("oversized messages", () => {
     const topic = uniqueName("big");
     const over = Buffer.alloc(MAX_MESSAGE_BYTES + 1024, 1);
     expect(await codeOf(v1.publish({ topic, payload: over, metadata: {} }))).toBe(status.RESOURCE_EXHAUSTED);
-    await v2.createTopic(topic);
+    await v2.createTopic({ name: topic });
     const half = Buffer.alloc(MAX_MESSAGE_BYTES / 2 + 1024, 2);
     expect(await codeOf(v2.publish(topic, [{ payload: half }, { payload: half }]))).toBe(status.RESOURCE_EXHAUSTED);
     expect(await codeOf(v1.publish({ topic, payload: Buffer.alloc(16), metadata: { big: "m".repeat(MAX_MESSAGE_BYTES) } }))).toBe(status.RESOURCE_EXHAUSTED);
@@ -170,15 +188,15 @@ describe("invalid names", () => {
 
   it("v2 refuses every invalid topic and subscription name with INVALID_ARGUMENT or NOT_FOUND", async () => {
     const topic = uniqueName("names");
-    await v2.createTopic(topic);
+    await v2.createTopic({ name: topic });
     const refused = [status.INVALID_ARGUMENT, status.NOT_FOUND];
     for (const name of BAD) {
-      expect(await codeOf(v2.createTopic(name)), JSON.stringify(name)).toBe(status.INVALID_ARGUMENT);
-      expect(await codeOf(v2.createSubscription(name, topic)), JSON.stringify(name)).toBe(status.INVALID_ARGUMENT);
-      expect(refused, JSON.stringify(name)).toContain(await codeOf(v2.createSubscription(uniqueName("s"), name)));
+      expect(await codeOf(v2.createTopic({ name })), JSON.stringify(name)).toBe(status.INVALID_ARGUMENT);
+      expect(await codeOf(v2.createSubscription({ name, topic })), JSON.stringify(name)).toBe(status.INVALID_ARGUMENT);
+      expect(refused, JSON.stringify(name)).toContain(await codeOf(v2.createSubscription({ name: uniqueName("s"), topic: name })));
       expect(refused, JSON.stringify(name)).toContain(await codeOf(v2.publishText(name, ["x"])));
       expect(refused, JSON.stringify(name)).toContain(await codeOf(v2.getTopic(name)));
-      const c = new Consumer(v2Client(broker.address), name);
+      const c = new TestConsumer(v2Client(broker.address), name);
       await c.waitForEnd();
       expect(refused, JSON.stringify(name)).toContain(c.error?.code);
     }
@@ -211,8 +229,8 @@ describe("after the abuse", () => {
     const topic = await v2.getTopic(precious.v2Topic);
     expect(topic.stats).toMatchObject({ published: 100n, retainedMessages: 100n });
     const sub = `${precious.v2Topic}-check`;
-    await v2.createSubscription(sub, precious.v2Topic, { start: StartPosition.START_POSITION_EARLIEST });
-    const c = new Consumer(v2Client(broker.address), sub, { autoAck: true });
+    await v2.createSubscription({ name: sub, topic: precious.v2Topic, config: { start: StartPosition.START_POSITION_EARLIEST } });
+    const c = new TestConsumer(v2Client(broker.address), sub, { autoAck: true });
     await c.waitForDeliveries(100);
     c.deliveries.forEach((d, i) => {
       expect(d.message!.sequence).toBe(BigInt(i + 1));

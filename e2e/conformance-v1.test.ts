@@ -4,7 +4,7 @@ import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MessageBrokerClient } from "../proto/gen/ratatoskr.js";
 import { startBrokerContainer, type BrokerContainer } from "./support/broker-container.js";
-import { healthCheck, uniqueName, v1Api, v1Client, v1Subscribe, type V1Api } from "./support/clients.js";
+import { healthCheck, uniqueName, v1Api, v1Client, v1Subscribe, type V1Api } from "../test/support/index.js";
 import { requireDockerAndImage } from "./support/docker-engine.js";
 
 await requireDockerAndImage();
@@ -159,7 +159,7 @@ describe("v1 in a container: subscribe", () => {
     const topic = uniqueName("unsub");
     await api.createTopic({ name: topic });
     const byRef = await v1Subscribe(client, topic);
-    const byId = await v1Subscribe(client, topic, "worker-7");
+    const byId = await v1Subscribe(client, topic, { subscriberId: "worker-7" });
     expect(await api.unsubscribe({ topic, subscriptionRef: byRef.ref })).toEqual({ success: true, error: "" });
     expect(await api.unsubscribe({ topic, subscriptionRef: "worker-7" })).toEqual({ success: true, error: "" });
     expect(await byRef.ended).toMatchObject({ code: status.OK });

@@ -4,8 +4,20 @@
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RetentionPolicy, StartPosition, type BrokerClient } from "../proto/gen/ratatoskr/v2/broker.js";
-import { pollUntil, startBrokerContainer, type BrokerContainer } from "./support/broker-container.js";
-import { codeOf, Consumer, uniqueName, v2Api, v2Client, type ConsumerOptions, type V2Api } from "./support/clients.js";
+import {
+  codeOf,
+  consumersAttached,
+  pollUntil,
+  TestConsumer,
+  topicWithSubscription,
+  uniqueName,
+  v2Api,
+  v2Client,
+  type ConsumeOptions,
+  type SubscriptionConfigInput,
+  type V2Api,
+} from "../test/support/index.js";
+import { startBrokerContainer, type BrokerContainer } from "./support/broker-container.js";
 import { requireDockerAndImage } from "./support/docker-engine.js";
 
 await requireDockerAndImage();
@@ -17,7 +29,7 @@ const byValue = (x: bigint, y: bigint): number => (x < y ? -1 : x > y ? 1 : 0);
 let broker: BrokerContainer;
 let client: BrokerClient;
 let api: V2Api;
-const consumers: Consumer[] = [];
+const consumers: TestConsumer[] = [];
 
 beforeAll(async () => {
   broker = await startBrokerContainer();
@@ -31,31 +43,21 @@ afterAll(async () => {
   await broker?.container.stop();
 });
 
-function consume(sub: string, options: ConsumerOptions = {}): Consumer {
+function consume(sub: string, options: ConsumeOptions = {}): TestConsumer {
   // Each consumer on its own connection, as separate client processes would be.
-  const c = new Consumer(v2Client(broker.address), sub, options);
+  const c = new TestConsumer(v2Client(broker.address), sub, options);
   consumers.push(c);
   return c;
 }
 
-async function topicWithSub(config: Parameters<V2Api["createSubscription"]>[2] = {}): Promise<{ topic: string; sub: string }> {
-  const topic = uniqueName("t");
-  const sub = `${topic}-sub`;
-  await api.createTopic(topic);
-  await api.createSubscription(sub, topic, config);
-  return { topic, sub };
-}
-
-async function consumersAttached(sub: string, n: number): Promise<void> {
-  await pollUntil(async () => (await api.getSubscription(sub)).stats?.consumerCount === n, `${n} consumers on ${sub}`);
-}
+const topicWithSub = (config?: SubscriptionConfigInput) => topicWithSubscription(api, config);
 
 describe("v2 in a container: topics", () => {
   it("creates, gets, lists and deletes topics with status-code errors", async () => {
     const name = uniqueName("topic");
-    const created = await api.createTopic(name, { ...LIMITS, maxMessages: 100n });
+    const created = await api.createTopic({ name, config: { ...LIMITS, maxMessages: 100n } });
     expect(created).toMatchObject({ name, config: { retention: RetentionPolicy.RETENTION_POLICY_LIMITS, maxMessages: 100n } });
-    expect(await codeOf(api.createTopic(name))).toBe(status.ALREADY_EXISTS);
+    expect(await codeOf(api.createTopic({ name }))).toBe(status.ALREADY_EXISTS);
     expect((await api.getTopic(name)).name).toBe(name);
     expect((await api.listTopics()).topics.map((t) => t.name)).toContain(name);
     await api.deleteTopic(name);
@@ -65,7 +67,7 @@ describe("v2 in a container: topics", () => {
 
   it("refuses invalid topic names with INVALID_ARGUMENT", async () => {
     for (const bad of ["", "a".repeat(256), "white space", "slash/name", "ünïcode"]) {
-      expect(await codeOf(api.createTopic(bad)), JSON.stringify(bad)).toBe(status.INVALID_ARGUMENT);
+      expect(await codeOf(api.createTopic({ name: bad })), JSON.stringify(bad)).toBe(status.INVALID_ARGUMENT);
     }
   });
 
@@ -77,7 +79,7 @@ describe("v2 in a container: topics", () => {
 describe("v2 in a container: publish", () => {
   it("assigns gap-free sequences from 1 across batches and counts them in the topic stats", async () => {
     const topic = uniqueName("seq");
-    await api.createTopic(topic, LIMITS);
+    await api.createTopic({ name: topic, config: LIMITS });
     expect(await api.publishText(topic, texts(3))).toEqual([1n, 2n, 3n]);
     expect(await api.publishText(topic, texts(2))).toEqual([4n, 5n]);
     const { stats } = await api.getTopic(topic);
@@ -86,7 +88,7 @@ describe("v2 in a container: publish", () => {
 
   it("de-duplicates producer message ids: a retry repeats the first sequence and is not stored again", async () => {
     const topic = uniqueName("dedup");
-    await api.createTopic(topic, LIMITS);
+    await api.createTopic({ name: topic, config: LIMITS });
     const first = await api.publish(topic, [{ payload: Buffer.from("a"), messageId: "order-1" }, { payload: Buffer.from("b"), messageId: "order-2" }]);
     const retry = await api.publish(topic, [{ payload: Buffer.from("a"), messageId: "order-1" }]);
     expect(first.results.map((r) => [r.messageId, r.sequence, r.duplicate])).toEqual([
@@ -101,13 +103,13 @@ describe("v2 in a container: publish", () => {
 describe("v2 in a container: subscriptions and Consume", () => {
   it("fans out: every subscription of a topic gets every message, with payload and attributes intact", async () => {
     const topic = uniqueName("fanout");
-    await api.createTopic(topic);
-    await api.createSubscription(`${topic}-a`, topic);
-    await api.createSubscription(`${topic}-b`, topic);
+    await api.createTopic({ name: topic });
+    await api.createSubscription({ name: `${topic}-a`, topic });
+    await api.createSubscription({ name: `${topic}-b`, topic });
     const a = consume(`${topic}-a`, { autoAck: true });
     const b = consume(`${topic}-b`, { autoAck: true });
-    await consumersAttached(`${topic}-a`, 1);
-    await consumersAttached(`${topic}-b`, 1);
+    await consumersAttached(api, `${topic}-a`, 1);
+    await consumersAttached(api, `${topic}-b`, 1);
     const payload = Buffer.from([0, 255, 1, 254]);
     await api.publish(topic, [{ payload, attributes: { k: "v", "ü": "✓" } }, ...texts(99).map((t) => ({ payload: Buffer.from(t) }))]);
     await a.waitForDeliveries(100);
@@ -125,7 +127,7 @@ describe("v2 in a container: subscriptions and Consume", () => {
     const { topic, sub } = await topicWithSub();
     const a = consume(sub, { autoAck: true, maxOutstandingMessages: 20 });
     const b = consume(sub, { autoAck: true, maxOutstandingMessages: 20 });
-    await consumersAttached(sub, 2);
+    await consumersAttached(api, sub, 2);
     for (let i = 0; i < 5; i++) await api.publishText(topic, texts(100, `b${i}-`));
     // A consumer's waitFor only re-checks on its own events, so poll the sum of both.
     await pollUntil(() => a.deliveries.length + b.deliveries.length >= 500, "500 deliveries in total");
@@ -137,17 +139,17 @@ describe("v2 in a container: subscriptions and Consume", () => {
 
   it("replays from the earliest retained message and from a sequence number", async () => {
     const topic = uniqueName("replay");
-    await api.createTopic(topic, LIMITS);
+    await api.createTopic({ name: topic, config: LIMITS });
     await api.publishText(topic, texts(10));
-    await api.createSubscription(`${topic}-earliest`, topic, { start: StartPosition.START_POSITION_EARLIEST });
-    await api.createSubscription(`${topic}-seq`, topic, { start: StartPosition.START_POSITION_SEQUENCE, startSequence: 7n });
-    await api.createSubscription(`${topic}-latest`, topic, { start: StartPosition.START_POSITION_LATEST });
+    await api.createSubscription({ name: `${topic}-earliest`, topic, config: { start: StartPosition.START_POSITION_EARLIEST } });
+    await api.createSubscription({ name: `${topic}-seq`, topic, config: { start: StartPosition.START_POSITION_SEQUENCE, startSequence: 7n } });
+    await api.createSubscription({ name: `${topic}-latest`, topic, config: { start: StartPosition.START_POSITION_LATEST } });
     const earliest = consume(`${topic}-earliest`, { autoAck: true });
     const fromSeq = consume(`${topic}-seq`, { autoAck: true });
     const latest = consume(`${topic}-latest`, { autoAck: true });
     await earliest.waitForDeliveries(10);
     await fromSeq.waitForDeliveries(4);
-    await consumersAttached(`${topic}-latest`, 1);
+    await consumersAttached(api, `${topic}-latest`, 1);
     await api.publishText(topic, ["new"]);
     await latest.waitForDeliveries(1);
     expect(earliest.texts().slice(0, 10)).toEqual(texts(10));
@@ -158,7 +160,7 @@ describe("v2 in a container: subscriptions and Consume", () => {
   it("redelivers nacked and cut-off messages with the attempt raised, and never an acked one", async () => {
     const { topic, sub } = await topicWithSub();
     const first = consume(sub);
-    await consumersAttached(sub, 1);
+    await consumersAttached(api, sub, 1);
     await api.publishText(topic, texts(5));
     await first.waitForDeliveries(5);
     first.ack([first.deliveries[0]!.ackId, first.deliveries[1]!.ackId]);
@@ -179,7 +181,7 @@ describe("v2 in a container: subscriptions and Consume", () => {
   it("redelivers after the ack deadline passes", async () => {
     const { topic, sub } = await topicWithSub({ ackDeadlineMs: 300 });
     const c = consume(sub);
-    await consumersAttached(sub, 1);
+    await consumersAttached(api, sub, 1);
     await api.publishText(topic, ["slow"]);
     await c.waitForDeliveries(2);
     expect(c.deliveries.map((d) => d.attempt)).toEqual([1, 2]);
@@ -189,13 +191,13 @@ describe("v2 in a container: subscriptions and Consume", () => {
 
   it("dead-letters a message after max deliveries", async () => {
     const dlq = uniqueName("dlq");
-    await api.createTopic(dlq);
-    await api.createSubscription(`${dlq}-sub`, dlq);
+    await api.createTopic({ name: dlq });
+    await api.createSubscription({ name: `${dlq}-sub`, topic: dlq });
     const { topic, sub } = await topicWithSub({ maxDeliveries: 2, deadLetterTopic: dlq });
     const c = consume(sub);
     const dead = consume(`${dlq}-sub`, { autoAck: true });
-    await consumersAttached(sub, 1);
-    await consumersAttached(`${dlq}-sub`, 1);
+    await consumersAttached(api, sub, 1);
+    await consumersAttached(api, `${dlq}-sub`, 1);
     await api.publish(topic, [{ payload: Buffer.from("poison"), attributes: { origin: "e2e" } }]);
     for (let attempt = 1; attempt <= 2; attempt++) {
       await c.waitForDeliveries(attempt);
@@ -210,7 +212,7 @@ describe("v2 in a container: subscriptions and Consume", () => {
   it("never exceeds the consumer's max outstanding messages", async () => {
     const { topic, sub } = await topicWithSub();
     const c = consume(sub, { maxOutstandingMessages: 5 });
-    await consumersAttached(sub, 1);
+    await consumersAttached(api, sub, 1);
     await api.publishText(topic, texts(40));
     await c.waitForDeliveries(5);
     while (c.deliveries.length < 40) {
@@ -234,7 +236,7 @@ describe("v2 in a container: broker stats", () => {
     expect(before.storage).toBe("memory");
     expect(before.rssBytes).toBeGreaterThan(0n);
     const topic = uniqueName("stats");
-    await api.createTopic(topic);
+    await api.createTopic({ name: topic });
     await api.publishText(topic, texts(7));
     const after = await api.brokerStats();
     expect(after.published - before.published).toBe(7n);

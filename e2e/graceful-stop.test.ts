@@ -2,25 +2,23 @@
 // broker ends open streams with UNAVAILABLE ("shutting down"), exits 0 well inside the grace
 // period, and a new container on the same volume has every acknowledged message and the
 // recorded ack state.
-import { randomUUID } from "node:crypto";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { consumersAttached, pollUntil, TestConsumer, uniqueName, v1Api, v1Client, v1Subscribe, v2Api, v2Client } from "../test/support/index.js";
 import {
   type BrokerContainer,
   brokerLogLines,
   cleanUp,
   containerState,
   freePort,
-  pollUntil,
   removeContainer,
   startBrokerContainer,
 } from "./support/broker-container.js";
-import { Consumer, uniqueName, v1Api, v1Client, v1Subscribe, v2Api, v2Client } from "./support/clients.js";
 import { requireDockerAndImage } from "./support/docker-engine.js";
 
 await requireDockerAndImage();
 
-const volume = `ratatoskr-e2e-stop-${randomUUID().slice(0, 8)}`;
+const volume = uniqueName("ratatoskr-e2e-stop");
 const DURABLE_ENV = { RATATOSKR_DATA_DIR: "/data", RATATOSKR_SHUTDOWN_GRACE_MS: "3000" };
 const started: BrokerContainer[] = [];
 let port: number;
@@ -43,14 +41,14 @@ describe("graceful stop (docker stop)", () => {
     const topic = uniqueName("stop");
     const sub = `${topic}-sub`;
     const audit = `${topic}-audit`; // never consumed before the stop: holds every message
-    await api.createTopic(topic);
-    await api.createSubscription(sub, topic);
-    await api.createSubscription(audit, topic);
+    await api.createTopic({ name: topic });
+    await api.createSubscription({ name: sub, topic });
+    await api.createSubscription({ name: audit, topic });
     const v1Topic = uniqueName("stop-v1");
     await v1.createTopic({ name: v1Topic });
     const v1Stream = await v1Subscribe(v1Client(first.address), v1Topic);
-    const consumer = new Consumer(v2Client(first.address), sub, { autoAck: true });
-    await pollUntil(async () => (await api.getSubscription(sub)).stats?.consumerCount === 1, "the consumer to attach");
+    const consumer = new TestConsumer(v2Client(first.address), sub, { autoAck: true });
+    await consumersAttached(api, sub, 1);
 
     const acked = new Map<bigint, string>();
     let producerError: ServiceError | undefined;
@@ -101,7 +99,7 @@ describe("graceful stop (docker stop)", () => {
     expect((await api2.getSubscription(sub)).stats!.ackFloor).toBeGreaterThanOrEqual(floorBeforeStop);
     expect((await v1Api(v1Client(second.address)).getStats({ topic: v1Topic })).messageCount).toBeGreaterThanOrEqual(BigInt(v1Acked));
     // Every acknowledged publish is still there, payload intact.
-    const reader = new Consumer(v2Client(second.address), audit, { autoAck: true, maxOutstandingMessages: 500 });
+    const reader = new TestConsumer(v2Client(second.address), audit, { autoAck: true, maxOutstandingMessages: 500 });
     const seen = new Map<bigint, string>();
     await reader.waitFor(
       () => {

@@ -1,10 +1,10 @@
 // Restart durability: a durable broker on a named volume is SIGKILLed while a producer is
 // publishing; a new container on the same volume delivers every acknowledged message again
 // (acks lost in the crash may cause redelivery, never loss; docs/design.md, "Storage and durability").
-import { randomUUID } from "node:crypto";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StartPosition } from "../proto/gen/ratatoskr/v2/broker.js";
+import { consumersAttached, pollUntil, TestConsumer, uniqueName, v1Api, v1Client, v2Api, v2Client } from "../test/support/index.js";
 import {
   type BrokerContainer,
   brokerLogLines,
@@ -12,15 +12,13 @@ import {
   containerState,
   freePort,
   killContainer,
-  pollUntil,
   startBrokerContainer,
 } from "./support/broker-container.js";
-import { Consumer, uniqueName, v1Api, v1Client, v2Api, v2Client } from "./support/clients.js";
 import { requireDockerAndImage } from "./support/docker-engine.js";
 
 await requireDockerAndImage();
 
-const volume = `ratatoskr-e2e-durable-${randomUUID().slice(0, 8)}`;
+const volume = uniqueName("ratatoskr-e2e-durable");
 const DURABLE_ENV = { RATATOSKR_DATA_DIR: "/data", RATATOSKR_FSYNC: "false" };
 const started: BrokerContainer[] = [];
 let port: number;
@@ -49,8 +47,8 @@ describe("restart durability (SIGKILL on a volume)", () => {
     const topic = uniqueName("durable");
     const sub = `${topic}-sub`;
     const replay = `${topic}-replay`;
-    await api.createTopic(topic);
-    await api.createSubscription(sub, topic);
+    await api.createTopic({ name: topic });
+    await api.createSubscription({ name: sub, topic });
     // v1 state lives in the same store: a v1 topic with a known message count.
     const v1Topic = uniqueName("durable-v1");
     const v1 = v1Api(v1Client(first.address));
@@ -58,11 +56,11 @@ describe("restart durability (SIGKILL on a volume)", () => {
 
     // Consume and ack the first part, so the restart has ack state to recover too.
     await api.publish(topic, Array.from({ length: 300 }, (_, i) => ({ payload: Buffer.from(`pre-${i}`) })));
-    const early = new Consumer(v2Client(first.address), sub, { autoAck: true });
+    const early = new TestConsumer(v2Client(first.address), sub, { autoAck: true });
     await early.waitForDeliveries(300);
     await pollUntil(async () => (await api.getSubscription(sub)).stats?.ackFloor === 300n, "the broker to record 300 acks");
     early.cut();
-    await pollUntil(async () => (await api.getSubscription(sub)).stats?.consumerCount === 0, "the consumer to detach");
+    await consumersAttached(api, sub, 0);
 
     // A producer publishing batches as fast as the broker acknowledges them; SIGKILL lands mid-stream.
     const acked = new Map<bigint, string>(); // sequence -> payload, for every acknowledged publish
@@ -101,10 +99,10 @@ describe("restart durability (SIGKILL on a volume)", () => {
     expect(topicAfter.stats!.lastSequence).toBeGreaterThanOrEqual(lastAcked);
     expect((await v1Api(v1Client(second.address)).getStats({ topic: v1Topic })).messageCount).toBe(5n);
 
-    await api2.createSubscription(replay, topic, { start: StartPosition.START_POSITION_SEQUENCE, startSequence: 301n });
+    await api2.createSubscription({ name: replay, topic, config: { start: StartPosition.START_POSITION_SEQUENCE, startSequence: 301n } });
 
     // Every acknowledged message not acked by a consumer comes again, payload intact.
-    const consumer = new Consumer(v2Client(second.address), sub, { autoAck: true, maxOutstandingMessages: 500 });
+    const consumer = new TestConsumer(v2Client(second.address), sub, { autoAck: true, maxOutstandingMessages: 500 });
     const want = [...acked.keys()].filter((s) => s > 300n);
     const seen = new Map<bigint, string>();
     await consumer.waitFor(
@@ -125,7 +123,7 @@ describe("restart durability (SIGKILL on a volume)", () => {
 
     // A second subscription, created before anything is acked again (interest retention keeps the
     // messages for it), replays the recovered history from sequence 301 in order.
-    const replayer = new Consumer(v2Client(second.address), replay, { autoAck: true, maxOutstandingMessages: 500 });
+    const replayer = new TestConsumer(v2Client(second.address), replay, { autoAck: true, maxOutstandingMessages: 500 });
     await replayer.waitFor(() => replayer.deliveries.length >= want.length, `${want.length} replayed messages`, 60_000);
     const replayed = replayer.deliveries.map((d) => d.message!.sequence);
     const byValue = (a: bigint, b: bigint): number => (a < b ? -1 : a > b ? 1 : 0);

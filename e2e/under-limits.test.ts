@@ -8,8 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { codeOf, healthCheck, uniqueName, v1Api, v1Client, v2Api, v2Client, type V2Api } from "../test/support/index.js";
 import { containerState, dockerContainer, startBrokerContainer, type BrokerContainer } from "./support/broker-container.js";
-import { codeOf, healthCheck, uniqueName, v1Api, v1Client, v2Api, v2Client, type V2Api } from "./support/clients.js";
 import { requireDockerAndImage } from "./support/docker-engine.js";
 
 await requireDockerAndImage();
@@ -68,8 +68,8 @@ describe("under limits (1 CPU pinned, 1 GiB)", () => {
   it("refuses a publish flood past the memory budget with RESOURCE_EXHAUSTED and is not OOM-killed", async () => {
     expect((await api.brokerStats()).memoryBudgetBytes).toBe(BigInt(MEMORY_BUDGET_BYTES));
     const topic = uniqueName("flood");
-    await api.createTopic(topic);
-    await api.createSubscription(`${topic}-sub`, topic); // interest retention: nothing is acked, all is kept
+    await api.createTopic({ name: topic });
+    await api.createSubscription({ name: `${topic}-sub`, topic }); // interest retention: nothing is acked, all is kept
     const payload = Buffer.alloc(16 * 1024, 7);
     const batch = Array.from({ length: 64 }, () => ({ payload })); // 1 MiB per request
     let accepted = 0;
@@ -101,7 +101,7 @@ describe("under limits (1 CPU pinned, 1 GiB)", () => {
     // Freeing the topic frees the budget: publishing works again.
     await api.deleteTopic(topic);
     const again = uniqueName("after-flood");
-    await api.createTopic(again);
+    await api.createTopic({ name: again });
     expect(await api.publishText(again, ["ok"])).toEqual([1n]);
   });
 });

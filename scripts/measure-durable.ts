@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { credentials, type ServiceError } from "@grpc/grpc-js";
 import { BrokerClient, type ConsumeResponse, type PublishMessage } from "../proto/gen/ratatoskr/v2/broker.js";
-import { startCliBroker } from "../test/support/child-process.js";
+import { startCliBroker } from "../test/support/index.js";
 import { defaultTopicConfig, LmdbStore, MemoryStore, type Store, type StoredMessage } from "../broker/index.js";
 
 const { values } = parseArgs({

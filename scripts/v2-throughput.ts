@@ -5,15 +5,14 @@
 // "split" runs the broker in a child process (two event loops, as in production); "same"
 // runs it in this process.
 import { fork, type ChildProcess } from "node:child_process";
-import { credentials } from "@grpc/grpc-js";
-import { BrokerClient, type ConsumeResponse } from "../proto/gen/ratatoskr/v2/broker.js";
+import type { ConsumeResponse } from "../proto/gen/ratatoskr/v2/broker.js";
 import { startBroker } from "../broker/index.js";
-import { V2Api } from "../test/support/v2-test-kit.js";
+import { v2Api, v2Client } from "../test/support/index.js";
 
 if (process.argv[2] === "--publish") {
   // Publisher process: keeps a few batched publishes in flight until `total` are stored.
   const [address, total, batch, payloadBytes] = [process.argv[3]!, Number(process.argv[4]), Number(process.argv[5]), Number(process.argv[6])];
-  const api = new V2Api(new BrokerClient(address, credentials.createInsecure()));
+  const api = v2Api(v2Client(address));
   const payload = Buffer.alloc(payloadBytes, 7);
   const messages = Array.from({ length: batch }, () => ({ payload, attributes: {}, messageId: "" }));
   let sent = 0;
@@ -50,8 +49,8 @@ async function main(): Promise<void> {
     address = running.address;
     closeLocal = running.close;
   }
-  const client = new BrokerClient(address, credentials.createInsecure());
-  const api = new V2Api(client);
+  const client = v2Client(address);
+  const api = v2Api(client);
   await api.createTopic({ name: "bench" });
   await api.createSubscription({ name: "bench-sub", topic: "bench" });
 

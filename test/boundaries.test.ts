@@ -120,6 +120,24 @@ describe("module boundaries", () => {
     expect(build.include.filter((dir) => dir === "test" || dir.startsWith("test/"))).toEqual([]);
   });
 
+  it("enters the test kit through test/support/index.ts", () => {
+    const support = join(root, "test", "support");
+    const door = join(support, "index.ts");
+    const uses = edges("broker", "loadgen", "cli", "scripts", "e2e", "test").filter((e) => !inside(e.from, support) && e.to !== undefined && inside(e.to, support));
+    expect(uses.length, "the scan found no import of the kit").toBeGreaterThan(0);
+    expect(uses.filter((e) => e.to !== door).map(show)).toEqual([]);
+  });
+
+  it("keeps the kit's clients and e2e/ off the broker's source: they reach a broker over the wire only", () => {
+    // The kit files that build brokers and stores from the source; the rest (clients, waits,
+    // names, status, raw gRPC) serve e2e tests against the image as well.
+    const builders = ["test-servers.ts", "engine-harness.ts", "store-records.ts", "store-append-child.ts"].map((f) => join(root, "test", "support", f));
+    const broker = join(root, "broker");
+    const scanned = edges("test/support", "e2e").filter((e) => !builders.includes(e.from));
+    expect(scanned.length, "the scan found no imports").toBeGreaterThan(0);
+    expect(scanned.filter((e) => e.to !== undefined && inside(e.to, broker)).map(show)).toEqual([]);
+  });
+
   it("runs no periodic timers in broker/server: the core owns them", () => {
     const offenders = sources(join(root, "broker/server"))
       .filter((f) => !isTest(f) && /\bsetInterval\s*\(/.test(readFileSync(f, "utf8")))

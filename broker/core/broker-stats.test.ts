@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { collectBrokerStats, type ProcessProbe } from "./broker-stats.js";
-import { EngineHarness } from "../../test/support/engine-harness.js";
+import { EngineHarness } from "../../test/support/index.js";
 
 const probe: ProcessProbe = {
   memoryUsage: () => ({ rss: 123_000_000, heapUsed: 45_000_000 }),

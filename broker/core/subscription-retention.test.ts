@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { MemoryStore } from "../store/store-memory.js";
 import { ResourceExhaustedError } from "./errors.js";
-import { EngineHarness } from "../../test/support/engine-harness.js";
+import { EngineHarness } from "../../test/support/index.js";
 
 const texts = (n: number): string[] => Array.from({ length: n }, (_, i) => `m${i + 1}`);
 

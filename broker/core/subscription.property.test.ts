@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { Consumer, ConsumerSink } from "./consumer.js";
 import { DEAD_LETTER_ATTRIBUTES } from "./dead-letter.js";
 import type { Lease } from "./lease-table.js";
-import { EngineHarness } from "../../test/support/engine-harness.js";
+import { EngineHarness } from "../../test/support/index.js";
 
 // Random schedules of publishes, acks, nacks, deadline expiries, extensions and consumer
 // disconnects over several topics, subscriptions and competing consumers. Whatever happens,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEAD_LETTER_ATTRIBUTES } from "./dead-letter.js";
-import { EngineHarness } from "../../test/support/engine-harness.js";
+import { EngineHarness } from "../../test/support/index.js";
 
 const texts = (n: number, prefix = "m"): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);
 

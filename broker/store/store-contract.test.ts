@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { messageBytes, type StoredMessage, type SubscriptionRecord, type TopicRecord } from "./records.js";
-import { plainTopicConfig } from "../../test/support/store-records.js";
+import { plainTopicConfig } from "../../test/support/index.js";
 import { LmdbStore } from "./store-lmdb.js";
 import { MemoryStore } from "./store-memory.js";
 import type { Store } from "./store.js";

@@ -3,8 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { LmdbStore } from "./store-lmdb.js";
-import { payloadFor } from "../../test/support/store-append-child.js";
-import { spawnTs, type Child } from "../../test/support/child-process.js";
+import { payloadFor, spawnTs, type Child } from "../../test/support/index.js";
 
 // The store alone under SIGKILL: a child appends (several batches in flight, ack state and
 // retention writes interleaved) and is killed at a random point; every append it saw resolve

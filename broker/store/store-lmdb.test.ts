@@ -6,11 +6,10 @@ import { open } from "lmdb";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { StoreUnavailableError } from "./store-errors.js";
 import { type StoredMessage } from "./records.js";
-import { plainTopicConfig } from "../../test/support/store-records.js";
+import { plainTopicConfig, spawnTs, startCliBroker, type Child } from "../../test/support/index.js";
 import { LOCK_FILE } from "./data-dir.js";
 import { openStore, StoreOpenError } from "./open-store.js";
 import { LmdbStore } from "./store-lmdb.js";
-import { spawnTs, startCliBroker, type Child } from "../../test/support/child-process.js";
 
 let dir: string;
 const children: Child[] = [];

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type StoredMessage } from "./records.js";
-import { plainTopicConfig } from "../../test/support/store-records.js";
+import { plainTopicConfig } from "../../test/support/index.js";
 import { LmdbStore } from "./store-lmdb.js";
 import { MemoryStore } from "./store-memory.js";
 

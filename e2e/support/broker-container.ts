@@ -171,13 +171,3 @@ export async function removeVolume(name: string): Promise<void> {
     if ((err as { statusCode?: number }).statusCode !== 404) throw err; // never created: nothing to remove
   }
 }
-
-/** Resolves when `condition` holds, checking every `everyMs`; rejects after `timeoutMs`. */
-export async function pollUntil(condition: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000, everyMs = 20): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await condition()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise<void>((r) => setTimeout(r, everyMs));
-  }
-}

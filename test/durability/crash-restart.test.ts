@@ -2,17 +2,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, type ExpectStatic } from "vitest";
-import type { ConsumeResponse, Subscription } from "../../proto/gen/ratatoskr/v2/broker.js";
-import {
-  AckingConsumer,
-  createSubscription,
-  parsePayload,
-  Producer,
-  publish,
-  RestartableBroker,
-  Signal,
-  unary,
-} from "./durable-harness.js";
+import { StartPosition } from "../../proto/gen/ratatoskr/v2/broker.js";
+import { pollUntil, TestConsumer, Waiters, type V2Api } from "../support/index.js";
+import { AckingConsumer, parsePayload, Producer, RestartableBroker } from "./durable-harness.js";
 
 // Issue 4, "what it must show": a durable broker in a child process, under continuous publish
 // load with durable subscriptions consuming and acking, is killed with SIGKILL at random
@@ -54,10 +46,10 @@ describe.concurrent("durable broker under crashes", () => {
 
 async function crashRun(b: RestartableBroker, fsync: boolean, expect: ExpectStatic): Promise<void> {
   const first = await b.start();
-  await unary(first.client, "createTopic", { name: TOPIC, config: undefined });
-  for (const s of SUBSCRIPTIONS) await createSubscription(first.client, s, TOPIC);
+  await first.api.createTopic({ name: TOPIC });
+  for (const s of SUBSCRIPTIONS) await createFromEarliest(first.api, s);
 
-  const progress = new Signal();
+  const progress = new Waiters();
   const consumers = SUBSCRIPTIONS.map((s) => new AckingConsumer(s, b, () => progress.notify()));
   const ackedCount = (): number => producers.reduce((n, p) => n + p.acked.length, 0);
   const slowest = (): number => Math.min(...consumers.map((c) => c.deliveries.size));
@@ -79,7 +71,7 @@ async function crashRun(b: RestartableBroker, fsync: boolean, expect: ExpectStat
 interface Load {
   producers: Producer[];
   consumers: AckingConsumer[];
-  progress: Signal;
+  progress: Waiters;
   ackedCount(): number;
   stop(): void;
 }
@@ -148,12 +140,12 @@ async function crashAndVerify(b: RestartableBroker, fsync: boolean, expect: Expe
 
 async function gracefulRun(b: RestartableBroker, expect: ExpectStatic): Promise<void> {
   const inc = await b.start();
-  await unary(inc.client, "createTopic", { name: TOPIC, config: undefined });
-  await createSubscription(inc.client, "graceful", TOPIC);
+  await inc.api.createTopic({ name: TOPIC });
+  await createFromEarliest(inc.api, "graceful");
   const all: string[] = [];
   for (let batch = 0; batch < 20; batch++) {
     const payloads = Array.from({ length: 100 }, (_, i) => `1:${batch * 100 + i + 1}`);
-    await publish(inc.client, TOPIC, payloads);
+    await inc.api.publishText(TOPIC, payloads);
     all.push(...payloads);
   }
   // Ack two of every three messages; leave the rest unacked at the stop.
@@ -161,21 +153,23 @@ async function gracefulRun(b: RestartableBroker, expect: ExpectStatic): Promise<
   const acked = first.got.filter((p) => parsePayload(p).seq % 3 !== 0);
   expect(first.got).toEqual(all);
   // The server has applied every ack once the subscription's stats count them.
-  for (;;) {
-    const sub = await unary<{ name: string }, Subscription>(inc.client, "getSubscription", { name: "graceful" });
-    if ((sub.stats?.acked ?? 0) >= acked.length) break;
-  }
+  await pollUntil(async () => ((await inc.api.getSubscription("graceful")).stats?.acked ?? 0n) >= acked.length, "the server to apply every ack", 30_000);
   first.close();
   expect(await b.stop("SIGTERM")).toBe(0);
   expect(inc.child.stdout.some((l) => l.includes('"stopped"'))).toBe(true);
 
   const again = await b.start();
-  await publish(again.client, TOPIC, ["marker"]);
+  await again.api.publishText(TOPIC, ["marker"]);
   const second = await consume(b, "graceful", () => true, (got) => got.includes("marker"));
   second.close();
   const unacked = all.filter((p) => parsePayload(p).seq % 3 === 0);
   expect(second.got).toEqual([...unacked, "marker"]);
   expect(await b.stop("SIGTERM")).toBe(0);
+}
+
+/** Subscribes from the topic's oldest retained message. */
+async function createFromEarliest(api: V2Api, name: string): Promise<void> {
+  await api.createSubscription({ name, topic: TOPIC, config: { start: StartPosition.START_POSITION_EARLIEST } });
 }
 
 /** Opens one Consume stream, acks what `ack` selects; resolves once `done` holds, with the payloads in order. */
@@ -186,28 +180,11 @@ async function consume(
   done: (got: string[]) => boolean,
 ): Promise<{ got: string[]; close(): void }> {
   const inc = (await b.ready())!;
-  const got: string[] = [];
-  const signal = new Signal();
-  const stream = inc.client.consume();
-  const write = (req: object): void => {
-    stream.write({ start: undefined, ackIds: [], nackIds: [], extend: undefined, ...req });
-  };
-  let ended = false;
-  stream.on("data", (res: ConsumeResponse) => {
-    const ids: bigint[] = [];
-    for (const d of res.deliveries) {
-      const p = d.message!.payload.toString();
-      got.push(p);
-      if (ack(p)) ids.push(d.ackId);
-    }
-    if (ids.length > 0) write({ ackIds: ids });
-    signal.notify();
+  const c = new TestConsumer(inc.client, subscription, {
+    maxOutstandingMessages: 5_000,
+    consumerName: "graceful",
+    autoAck: (d) => ack(d.message!.payload.toString()),
   });
-  stream.on("error", () => {
-    ended = true;
-    signal.notify();
-  });
-  write({ start: { subscription, maxOutstandingMessages: 5_000, maxOutstandingBytes: 0n, consumerName: "graceful" } });
-  await signal.until(() => done(got) || ended, "deliveries", 30_000);
-  return { got, close: () => stream.cancel() };
+  await c.waitFor(() => done(c.texts()) || c.ended, "deliveries", 30_000);
+  return { got: c.texts(), close: () => c.cut() };
 }

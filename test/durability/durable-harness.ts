@@ -1,39 +1,16 @@
 // Test support (not a test file): a durable broker run as `ratatoskr broker` in a child process
 // that can be killed and restarted on the same data directory, plus producers and consumers
 // that follow it across restarts and record everything for the delivery checks.
-import { credentials, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
-import { BrokerClient, type ConsumeRequest, type ConsumeResponse, type PublishMessage, type PublishResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
-import { startCliBroker, type Child } from "../support/child-process.js";
-
-/** Condition waiting: callers `notify()` after every event; `until` re-checks then. */
-export class Signal {
-  private waiters: Array<() => void> = [];
-  notify(): void {
-    for (const w of [...this.waiters]) w();
-  }
-  until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-    if (condition()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== check);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      }, timeoutMs);
-      const check = (): void => {
-        if (!condition()) return;
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== check);
-        resolve();
-      };
-      this.waiters.push(check);
-    });
-  }
-}
+import type { ClientDuplexStream } from "@grpc/grpc-js";
+import type { BrokerClient, ConsumeRequest, ConsumeResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
+import { startCliBroker, v2Api, v2Client, Waiters, type Child, type V2Api } from "../support/index.js";
 
 /** One life of the broker process. */
 export interface Incarnation {
   readonly gen: number;
   readonly child: Child;
   readonly client: BrokerClient;
+  readonly api: V2Api;
   /** Date.now() when it was killed or stopped; undefined while it runs. */
   endedAtMs: number | undefined;
 }
@@ -42,13 +19,15 @@ export interface Incarnation {
 export class RestartableBroker {
   current: Incarnation | undefined;
   readonly history: Incarnation[] = [];
-  readonly signal = new Signal();
+  /** Notified on every start and stop (and by producers and consumers when they stop). */
+  readonly signal = new Waiters();
 
   constructor(private readonly args: string[]) {}
 
   async start(): Promise<Incarnation> {
     const { child, address } = await startCliBroker(this.args);
-    const inc: Incarnation = { gen: this.history.length + 1, child, client: new BrokerClient(address, credentials.createInsecure()), endedAtMs: undefined };
+    const client = v2Client(address);
+    const inc: Incarnation = { gen: this.history.length + 1, child, client, api: v2Api(client), endedAtMs: undefined };
     this.history.push(inc);
     this.current = inc;
     this.signal.notify();
@@ -77,21 +56,6 @@ export class RestartableBroker {
   async shutdown(): Promise<void> {
     if (this.current) await this.stop("SIGKILL");
   }
-}
-
-export function unary<Req, Res>(client: BrokerClient, method: string, req: Req): Promise<Res> {
-  const fn = (client as unknown as Record<string, (r: Req, cb: (e: ServiceError | null, res: Res) => void) => void>)[method]!;
-  return new Promise((resolve, reject) => fn.call(client, req, (err, res) => (err ? reject(err) : resolve(res))));
-}
-
-export function publish(client: BrokerClient, topic: string, payloads: string[]): Promise<PublishResponse> {
-  const messages: PublishMessage[] = payloads.map((p) => ({ payload: Buffer.from(p), attributes: {}, messageId: "" }));
-  return unary(client, "publish", { topic, messages });
-}
-
-export async function createSubscription(client: BrokerClient, name: string, topic: string): Promise<void> {
-  const config = { start: 2, startSequence: 0n, startTimestampMs: 0n, ackDeadlineMs: 0, maxDeliveries: 0, deadLetterTopic: "", retryBackoffMinMs: 0, retryBackoffMaxMs: 0 };
-  await unary(client, "createSubscription", { name, topic, config });
 }
 
 /** Payload "producer:seq". */
@@ -144,7 +108,7 @@ export class Producer {
       this.nextSeq += this.batchSize;
       try {
         this.inFlight = true;
-        await publish(inc.client, this.topic, payloads);
+        await inc.api.publishText(this.topic, payloads);
         this.inFlight = false;
         this.acked.push(...payloads);
         this.onAck();

@@ -4,11 +4,7 @@
 // applies retention, so those writes are in flight when the parent kills it.
 //   node --import tsx test/support/store-append-child.ts <dataDir> <fsync: on|off>
 import { LmdbStore, type StoredMessage } from "../../broker/store/index.js";
-import { plainTopicConfig } from "./store-records.js";
-
-export function payloadFor(sequence: number): Buffer {
-  return Buffer.from(`${sequence}:`.padEnd(20 + (sequence % 200), "x"));
-}
+import { payloadFor, plainTopicConfig } from "./store-records.js";
 
 const [dataDir, fsync] = process.argv.slice(2);
 if (dataDir && import.meta.url === `file://${process.argv[1]}`) {

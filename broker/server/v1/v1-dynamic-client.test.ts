@@ -4,7 +4,7 @@ import { loadSync } from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBroker, type RunningBroker } from "../server.js";
 import { silentLogger } from "../logger.js";
-import { uniqueTopic } from "../../../test/support/v1-test-kit.js";
+import { uniqueName } from "../../../test/support/index.js";
 
 // Wire compatibility without our generated code: a client built at runtime from
 // proto/ratatoskr.proto by @grpc/proto-loader, with snake_case fields as the original's
@@ -37,7 +37,7 @@ function call(method: string, request: Wire): Promise<Wire> {
 
 describe("v1 through a dynamically loaded proto (no generated code)", () => {
   it("runs every RPC with the original's field names", async () => {
-    const topic = uniqueTopic("dyn");
+    const topic = uniqueName("dyn");
     expect(await call("CreateTopic", { name: topic })).toEqual({ topic, created: true, error: "" });
     expect(await call("TopicExists", { name: topic })).toEqual({ exists: true });
     expect((await call("ListTopics", {}))["topics"]).toContain(topic);

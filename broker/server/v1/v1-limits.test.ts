@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { connect, constants as h2 } from "node:http2";
 import { credentials, makeGenericClientConstructor, status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startV1TestServer, subscribe, uniqueTopic, type V1TestServer } from "../../../test/support/v1-test-kit.js";
+import { startV1TestServer, uniqueName, v1Subscribe, type V1TestServer } from "../../../test/support/index.js";
 
 const MAX_MESSAGE_BYTES = 2 * 1024 * 1024;
 let s: V1TestServer;
@@ -15,9 +15,9 @@ afterAll(async () => {
 
 describe("v1 limits", () => {
   it("round-trips a 1 MiB payload byte for byte", async () => {
-    const topic = uniqueTopic("big");
+    const topic = uniqueName("big");
     await s.api.createTopic({ name: topic });
-    const sub = await subscribe(s.client, topic);
+    const sub = await v1Subscribe(s.client, topic);
     const payload = randomBytes(1024 * 1024);
     const res = await s.api.publish({ topic, payload, metadata: { size: "1MiB" } });
     expect(res.success).toBe(true);
@@ -28,7 +28,7 @@ describe("v1 limits", () => {
   });
 
   it("refuses a message over the maximum size with RESOURCE_EXHAUSTED and a readable message", async () => {
-    const topic = uniqueTopic("huge");
+    const topic = uniqueName("huge");
     const err = await s.api.publish({ topic, payload: Buffer.alloc(MAX_MESSAGE_BYTES + 1), metadata: {} }).then(
       () => undefined,
       (e: ServiceError) => e,
@@ -40,7 +40,7 @@ describe("v1 limits", () => {
   });
 
   it("gives 1,000 concurrent publishes each a success and a distinct id", async () => {
-    const topic = uniqueTopic("concurrent");
+    const topic = uniqueName("concurrent");
     const results = await Promise.all(
       Array.from({ length: 1_000 }, (_, i) => s.api.publish({ topic, payload: Buffer.from(String(i)), metadata: {} })),
     );
@@ -103,7 +103,7 @@ describe("v1 memory budget", () => {
   it("refuses a Publish past the budget with RESOURCE_EXHAUSTED and marks such batch items resource_exhausted", async () => {
     const small = await startV1TestServer({ config: { memoryBudgetBytes: 1_000 } });
     try {
-      const topic = uniqueTopic("budget");
+      const topic = uniqueName("budget");
       await expect(small.api.publish({ topic, payload: Buffer.alloc(2_000), metadata: {} })).rejects.toMatchObject({
         code: status.RESOURCE_EXHAUSTED,
         details: expect.stringMatching(/budget/),
@@ -112,7 +112,7 @@ describe("v1 memory budget", () => {
         topic,
         messages: [
           { topic: "", payload: Buffer.alloc(10), metadata: {} },
-          { topic: uniqueTopic("budget-big"), payload: Buffer.alloc(2_000), metadata: {} },
+          { topic: uniqueName("budget-big"), payload: Buffer.alloc(2_000), metadata: {} },
           { topic: "", payload: Buffer.alloc(10), metadata: {} },
         ],
       });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startV1TestServer, subscribe, uniqueTopic, type V1TestServer } from "../../../test/support/v1-test-kit.js";
+import { startV1TestServer, uniqueName, v1Subscribe, type V1TestServer } from "../../../test/support/index.js";
 
 let s: V1TestServer;
 beforeAll(async () => {
@@ -14,13 +14,13 @@ const payload = (text: string) => Buffer.from(text);
 
 describe("v1 CreateTopic", () => {
   it("creates a topic and echoes its name", async () => {
-    const name = uniqueTopic("Create_ok");
+    const name = uniqueName("Create_ok");
     expect(await s.api.createTopic({ name })).toEqual({ topic: name, created: true, error: "" });
     expect(await s.api.topicExists({ name })).toEqual({ exists: true });
   });
 
   it("answers already_exists for a duplicate, still echoing the name", async () => {
-    const name = uniqueTopic();
+    const name = uniqueName();
     await s.api.createTopic({ name });
     expect(await s.api.createTopic({ name })).toEqual({ topic: name, created: false, error: "already_exists" });
   });
@@ -37,14 +37,14 @@ describe("v1 CreateTopic", () => {
   });
 
   it("accepts a 255-character name of every allowed character class", async () => {
-    const name = `Az09_-${uniqueTopic()}`.padEnd(255, "z");
+    const name = `Az09_-${uniqueName()}`.padEnd(255, "z");
     expect(await s.api.createTopic({ name })).toMatchObject({ created: true, error: "" });
   });
 });
 
 describe("v1 DeleteTopic, ListTopics, TopicExists", () => {
   it("deletes a topic, then answers topic_not_found", async () => {
-    const name = uniqueTopic();
+    const name = uniqueName();
     await s.api.createTopic({ name });
     expect(await s.api.deleteTopic({ name })).toEqual({ success: true, error: "" });
     expect(await s.api.topicExists({ name })).toEqual({ exists: false });
@@ -52,7 +52,7 @@ describe("v1 DeleteTopic, ListTopics, TopicExists", () => {
   });
 
   it("lists topics sorted", async () => {
-    const base = uniqueTopic("list");
+    const base = uniqueName("list");
     for (const suffix of ["c", "A", "b", "_"]) await s.api.createTopic({ name: `${base}-${suffix}` });
     const { topics } = await s.api.listTopics({});
     const mine = topics.filter((t) => t.startsWith(base));
@@ -69,7 +69,7 @@ describe("v1 DeleteTopic, ListTopics, TopicExists", () => {
 
 describe("v1 Publish", () => {
   it("auto-creates the topic and returns a lowercase UUID v4 and a millisecond timestamp", async () => {
-    const topic = uniqueTopic("auto");
+    const topic = uniqueName("auto");
     const before = Date.now();
     const res = await s.api.publish({ topic, payload: payload("hello"), metadata: { k: "v" } });
     expect(res.success).toBe(true);
@@ -81,9 +81,9 @@ describe("v1 Publish", () => {
   });
 
   it("accepts an empty payload", async () => {
-    const topic = uniqueTopic();
+    const topic = uniqueName();
     await s.api.createTopic({ name: topic });
-    const sub = await subscribe(s.client, topic);
+    const sub = await v1Subscribe(s.client, topic);
     const res = await s.api.publish({ topic, payload: Buffer.alloc(0), metadata: {} });
     expect(res.success).toBe(true);
     await sub.received(1);
@@ -109,8 +109,8 @@ describe("v1 Publish", () => {
 
 describe("v1 PublishBatch", () => {
   it("uses each item's topic, else the request's, keeping results in item order and counts consistent", async () => {
-    const main = uniqueTopic("main");
-    const side = uniqueTopic("side");
+    const main = uniqueName("main");
+    const side = uniqueName("side");
     const res = await s.api.publishBatch({
       topic: main,
       messages: [
@@ -146,7 +146,7 @@ describe("v1 PublishBatch", () => {
   it("stamps every refused item with the broker's current time, as the original did", async () => {
     const before = BigInt(Date.now());
     const res = await s.api.publishBatch({
-      topic: uniqueTopic("stamp"),
+      topic: uniqueName("stamp"),
       messages: [
         { topic: "bad topic", payload: payload("0"), metadata: {} },
         { topic: "", payload: payload("1"), metadata: {} },
@@ -166,12 +166,12 @@ describe("v1 PublishBatch", () => {
   });
 
   it("delivers a batch that alternates topics in item order on each topic", async () => {
-    const a = uniqueTopic("alt-a");
-    const b = uniqueTopic("alt-b");
+    const a = uniqueName("alt-a");
+    const b = uniqueName("alt-b");
     await s.api.createTopic({ name: a });
     await s.api.createTopic({ name: b });
-    const subA = await subscribe(s.client, a);
-    const subB = await subscribe(s.client, b);
+    const subA = await v1Subscribe(s.client, a);
+    const subB = await v1Subscribe(s.client, b);
     const items = Array.from({ length: 30 }, (_, i) => ({ topic: i % 3 === 0 ? b : a, payload: payload(String(i)), metadata: {} }));
     const res = await s.api.publishBatch({ topic: "", messages: items });
     await subA.received(20);
@@ -186,10 +186,10 @@ describe("v1 PublishBatch", () => {
 
 describe("v1 GetStats", () => {
   it("counts messages since the topic was (re)created and live subscribers", async () => {
-    const topic = uniqueTopic();
+    const topic = uniqueName();
     await s.api.createTopic({ name: topic });
     expect(await s.api.getStats({ topic })).toEqual({ topic, messageCount: 0n, subscriberCount: 0, error: "" });
-    const sub = await subscribe(s.client, topic);
+    const sub = await v1Subscribe(s.client, topic);
     for (let i = 0; i < 3; i++) await s.api.publish({ topic, payload: payload(String(i)), metadata: {} });
     expect(await s.api.getStats({ topic })).toEqual({ topic, messageCount: 3n, subscriberCount: 1, error: "" });
     await s.api.deleteTopic({ name: topic });
@@ -199,7 +199,7 @@ describe("v1 GetStats", () => {
   });
 
   it("answers topic_not_found for a missing topic", async () => {
-    const topic = uniqueTopic("nope");
+    const topic = uniqueName("nope");
     expect(await s.api.getStats({ topic })).toEqual({ topic, messageCount: 0n, subscriberCount: 0, error: "topic_not_found" });
   });
 });
@@ -210,17 +210,17 @@ describe("v1 Unsubscribe errors", () => {
     ["a reference over 255 characters", "r".repeat(256)],
     ["a reference with control characters", "ref-\u0007"],
   ])("answers Invalid subscription reference for %s", async (_what, subscriptionRef) => {
-    const topic = uniqueTopic();
+    const topic = uniqueName();
     await s.api.createTopic({ name: topic });
     expect(await s.api.unsubscribe({ topic, subscriptionRef })).toEqual({ success: false, error: "Invalid subscription reference" });
   });
 
   it("answers topic_not_found for a missing topic", async () => {
-    expect(await s.api.unsubscribe({ topic: uniqueTopic("gone"), subscriptionRef: "ref-x" })).toEqual({ success: false, error: "topic_not_found" });
+    expect(await s.api.unsubscribe({ topic: uniqueName("gone"), subscriptionRef: "ref-x" })).toEqual({ success: false, error: "topic_not_found" });
   });
 
   it("answers subscription_not_found for an unknown reference on an existing topic", async () => {
-    const topic = uniqueTopic();
+    const topic = uniqueName();
     await s.api.createTopic({ name: topic });
     expect(await s.api.unsubscribe({ topic, subscriptionRef: "ref-00000000-0000-4000-8000-000000000000" })).toEqual({
       success: false,
@@ -229,11 +229,11 @@ describe("v1 Unsubscribe errors", () => {
   });
 
   it("does not accept another topic's reference", async () => {
-    const a = uniqueTopic();
-    const b = uniqueTopic();
+    const a = uniqueName();
+    const b = uniqueName();
     await s.api.createTopic({ name: a });
     await s.api.createTopic({ name: b });
-    const sub = await subscribe(s.client, a);
+    const sub = await v1Subscribe(s.client, a);
     expect(await s.api.unsubscribe({ topic: b, subscriptionRef: sub.ref })).toEqual({ success: false, error: "subscription_not_found" });
     sub.stream.cancel();
   });

@@ -5,7 +5,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
-import { startV1TestServer, subscribe, uniqueTopic, until, type V1TestServer } from "../../../test/support/v1-test-kit.js";
+import { pollUntil, startV1TestServer, uniqueName, v1Subscribe, type V1TestServer } from "../../../test/support/index.js";
 
 // A v1 subscriber that stops reading must be cut off with RESOURCE_EXHAUSTED once its queue
 // passes the buffer limit, without slowing the publisher or the other subscribers, and
@@ -76,9 +76,9 @@ describe("v1 slow consumer", () => {
   it("cuts off a stalled subscriber while a fast one receives everything, with broker memory bounded", async () => {
     const bufferBytes = 1024 * 1024;
     s = await startV1TestServer({ v1: { bufferBytes, resetGraceMs: 60_000 } });
-    const topic = uniqueTopic("slow");
+    const topic = uniqueName("slow");
     await s.api.createTopic({ name: topic });
-    const fast = await subscribe(s.client, topic, { mode: "light" });
+    const fast = await v1Subscribe(s.client, topic, { mode: "light" });
     const slow = await spawnSubscriber(s.address, topic);
     process.kill(slow.pid, "SIGSTOP");
     gc();
@@ -117,14 +117,14 @@ describe("v1 slow consumer", () => {
 
   it("resets a cut-off stream whose client does not read its status within the grace period", async () => {
     s = await startV1TestServer({ v1: { bufferBytes: 256 * 1024, resetGraceMs: 100 } });
-    const topic = uniqueTopic("never");
+    const topic = uniqueName("never");
     await s.api.createTopic({ name: topic });
     const slow = await spawnSubscriber(s.address, topic);
     process.kill(slow.pid, "SIGSTOP");
     for (let i = 0; i < 512 && s.v1.subscribers.cutOffCount === 0; i++) await publishMany(s, topic, 4, 32 * 1024, 4);
     expect(s.v1.subscribers.cutOffCount).toBe(1);
     // The reset happens while the client is still frozen: nothing waits on it.
-    await until(() => s!.v1.subscribers.resetCount === 1, 5_000, "the stream reset");
+    await pollUntil(() => s!.v1.subscribers.resetCount === 1, "the stream reset", 5_000);
     process.kill(slow.pid, "SIGCONT");
     const end = await slow.ended;
     expect(end.code).toBe(status.RESOURCE_EXHAUSTED);

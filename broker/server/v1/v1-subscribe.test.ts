@@ -1,7 +1,7 @@
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PublishResponse } from "../../../proto/gen/ratatoskr.js";
-import { startV1TestServer, subscribe, uniqueTopic, until, type V1TestServer } from "../../../test/support/v1-test-kit.js";
+import { pollUntil, startV1TestServer, uniqueName, v1Subscribe, type V1TestServer } from "../../../test/support/index.js";
 
 let s: V1TestServer;
 beforeAll(async () => {
@@ -18,27 +18,27 @@ const unsubscribe = (topic: string, subscriptionRef: string) => s.api.unsubscrib
 
 describe("v1 Subscribe", () => {
   it("fails with NOT_FOUND and a readable message when the topic does not exist", async () => {
-    const topic = uniqueTopic("missing");
-    await expect(subscribe(s.client, topic)).rejects.toMatchObject({ code: status.NOT_FOUND, message: expect.stringContaining(topic) });
+    const topic = uniqueName("missing");
+    await expect(v1Subscribe(s.client, topic)).rejects.toMatchObject({ code: status.NOT_FOUND, message: expect.stringContaining(topic) });
   });
 
   it("sends the x-subscription-ref header before any message is published", async () => {
-    const topic = uniqueTopic();
+    const topic = uniqueName();
     await create(topic);
-    const sub = await subscribe(s.client, topic);
+    const sub = await v1Subscribe(s.client, topic);
     expect(sub.ref).toMatch(/^ref-[0-9a-f-]{36}$/);
     expect((await stats(topic)).subscriberCount).toBe(1);
     sub.stream.cancel();
   });
 
   it("delivers 1,000 messages in publish order to two subscribers with payload, metadata, id and timestamp intact", async () => {
-    const topic = uniqueTopic("fanout");
-    const other = uniqueTopic("other");
+    const topic = uniqueName("fanout");
+    const other = uniqueName("other");
     await create(topic);
     await create(other);
-    const a = await subscribe(s.client, topic);
-    const b = await subscribe(s.client, topic);
-    const bystander = await subscribe(s.client, other);
+    const a = await v1Subscribe(s.client, topic);
+    const b = await v1Subscribe(s.client, topic);
+    const bystander = await v1Subscribe(s.client, other);
 
     const sent: Array<{ res: PublishResponse; payload: Buffer; metadata: Record<string, string> }> = [];
     for (let i = 0; i < 1_000; i++) {
@@ -67,10 +67,10 @@ describe("v1 Subscribe", () => {
   });
 
   it("keeps publish order through write back-pressure (batches far above the stream's write window)", async () => {
-    const topic = uniqueTopic("burst");
+    const topic = uniqueName("burst");
     await create(topic);
-    const a = await subscribe(s.client, topic, { mode: "light" });
-    const b = await subscribe(s.client, topic, { mode: "light" });
+    const a = await v1Subscribe(s.client, topic, { mode: "light" });
+    const b = await v1Subscribe(s.client, topic, { mode: "light" });
     const ids: string[] = [];
     for (let batch = 0; batch < 20; batch++) {
       // 500 messages fan out in one synchronous pass: most wait in the server's queue for 'drain'.
@@ -88,10 +88,10 @@ describe("v1 Subscribe", () => {
   });
 
   it("ends the stream with OK when unsubscribed by the header ref", async () => {
-    const topic = uniqueTopic();
+    const topic = uniqueName();
     await create(topic);
-    const keep = await subscribe(s.client, topic);
-    const sub = await subscribe(s.client, topic);
+    const keep = await v1Subscribe(s.client, topic);
+    const sub = await v1Subscribe(s.client, topic);
     expect(await unsubscribe(topic, sub.ref)).toEqual({ success: true, error: "" });
     expect(await sub.ended).toMatchObject({ code: status.OK });
     expect((await stats(topic)).subscriberCount).toBe(1);
@@ -103,36 +103,36 @@ describe("v1 Subscribe", () => {
   });
 
   it("ends the stream when unsubscribed by its non-empty subscriber_id", async () => {
-    const topic = uniqueTopic();
+    const topic = uniqueName();
     await create(topic);
-    const sub = await subscribe(s.client, topic, { subscriberId: "worker-7" });
+    const sub = await v1Subscribe(s.client, topic, { subscriberId: "worker-7" });
     expect(await unsubscribe(topic, "worker-7")).toEqual({ success: true, error: "" });
     expect(await sub.ended).toMatchObject({ code: status.OK });
     expect(await unsubscribe(topic, "worker-7")).toEqual({ success: false, error: "subscription_not_found" });
   });
 
   it("ends open streams with NOT_FOUND when the topic is deleted", async () => {
-    const topic = uniqueTopic();
+    const topic = uniqueName();
     await create(topic);
-    const sub = await subscribe(s.client, topic);
+    const sub = await v1Subscribe(s.client, topic);
     expect(await s.api.deleteTopic({ name: topic })).toEqual({ success: true, error: "" });
     expect(await sub.ended).toMatchObject({ code: status.NOT_FOUND, details: expect.stringContaining("deleted") });
   });
 
   it("removes the subscription when the client cancels", async () => {
-    const topic = uniqueTopic();
+    const topic = uniqueName();
     await create(topic);
-    const sub = await subscribe(s.client, topic);
+    const sub = await v1Subscribe(s.client, topic);
     sub.stream.cancel();
     expect(await sub.ended).toMatchObject({ code: status.CANCELLED });
-    await until(() => s.broker.topicInfo(topic).stats.liveSubscriberCount === 0, 5_000, "the server to drop the subscription");
+    await pollUntil(() => s.broker.topicInfo(topic).stats.liveSubscriberCount === 0, "the server to drop the subscription", 5_000);
     expect(await unsubscribe(topic, sub.ref)).toEqual({ success: false, error: "subscription_not_found" });
   });
 
   it("refuses a malformed subscriber_id with INVALID_ARGUMENT", async () => {
-    const topic = uniqueTopic();
+    const topic = uniqueName();
     await create(topic);
-    await expect(subscribe(s.client, topic, { subscriberId: "x".repeat(256) })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
-    await expect(subscribe(s.client, topic, { subscriberId: "bad\nid" })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
+    await expect(v1Subscribe(s.client, topic, { subscriberId: "x".repeat(256) })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
+    await expect(v1Subscribe(s.client, topic, { subscriberId: "bad\nid" })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
   });
 });

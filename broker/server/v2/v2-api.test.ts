@@ -1,7 +1,17 @@
-import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MessageBrokerClient, type Message as V1Message, type PublishResponse as V1PublishResponse } from "../../../proto/gen/ratatoskr.js";
-import { startV2TestServer, TestConsumer, uniqueName, waitFor, type V2TestServer } from "../../../test/support/v2-test-kit.js";
+import {
+  consumersAttached,
+  expectStatus,
+  pollUntil,
+  startV2TestServer,
+  TestConsumer,
+  uniqueName,
+  v1Api,
+  v1Client,
+  v1Subscribe,
+  type V2TestServer,
+} from "../../../test/support/index.js";
 
 const limits = (over: Partial<{ retention: number; maxMessages: bigint; maxBytes: bigint; maxAgeMs: bigint; dedupWindowMs: bigint }>) => ({
   retention: 0,
@@ -11,16 +21,6 @@ const limits = (over: Partial<{ retention: number; maxMessages: bigint; maxBytes
   dedupWindowMs: 0n,
   ...over,
 });
-
-async function expectStatus(p: Promise<unknown>, code: status, detail?: RegExp): Promise<void> {
-  const err = await p.then(
-    () => undefined,
-    (e: ServiceError) => e,
-  );
-  expect(err, "expected the call to fail").toBeDefined();
-  expect(err!.code).toBe(code);
-  if (detail) expect(err!.details).toMatch(detail);
-}
 
 describe("v2 topics, publish and subscriptions over gRPC", () => {
   let srv: V2TestServer;
@@ -143,31 +143,25 @@ describe("v2 topics, publish and subscriptions over gRPC", () => {
     const topic = uniqueName("interop");
     await srv.api.createTopic({ name: topic });
     await srv.api.createSubscription({ name: `${topic}-sub`, topic });
-    const v1 = new MessageBrokerClient(srv.running.address, credentials.createInsecure());
+    const client = v1Client(srv.running.address);
+    const v1 = v1Api(client);
     try {
       const consumer = new TestConsumer(srv.client, `${topic}-sub`, { autoAck: true });
-      await waitFor(async () => (await srv.api.getSubscription(`${topic}-sub`)).stats?.consumerCount === 1, "consumer");
-      const published = await new Promise<V1PublishResponse>((resolve, reject) =>
-        v1.publish({ topic, payload: Buffer.from("from v1"), metadata: { k: "v" } }, (err, res) => (err ? reject(err) : resolve(res))),
-      );
+      await consumersAttached(srv.api, `${topic}-sub`, 1);
+      const published = await v1.publish({ topic, payload: Buffer.from("from v1"), metadata: { k: "v" } });
       expect(published.success).toBe(true);
       await consumer.waitForDeliveries(1);
       const m = consumer.deliveries[0]!.message!;
       expect([m.id, m.payload.toString(), m.attributes]).toEqual([published.messageId, "from v1", { k: "v" }]);
       consumer.cut();
 
-      const received: V1Message[] = [];
-      const stream = v1.subscribe({ topic, subscriberId: "" });
-      const gotOne = new Promise<void>((resolve) => stream.on("data", (msg: V1Message) => (received.push(msg), resolve())));
-      stream.on("error", () => undefined);
-      const metadataSeen = new Promise<void>((resolve) => stream.on("metadata", (_md: Metadata) => resolve()));
-      await metadataSeen;
+      const sub = await v1Subscribe(client, topic);
       await srv.api.publishText(topic, ["from v2"]);
-      await gotOne;
-      expect(received[0]!.payload.toString()).toBe("from v2");
-      stream.cancel();
+      await sub.received(1);
+      expect(sub.messages[0]!.payload.toString()).toBe("from v2");
+      sub.stream.cancel();
     } finally {
-      v1.close();
+      client.close();
     }
   });
 
@@ -177,10 +171,10 @@ describe("v2 topics, publish and subscriptions over gRPC", () => {
     await srv.api.createSubscription({ name: `${topic}-sub`, topic });
     const before = await srv.api.brokerStats();
     const c = new TestConsumer(srv.client, `${topic}-sub`, { autoAck: true });
-    await waitFor(async () => (await srv.api.getSubscription(`${topic}-sub`)).stats?.consumerCount === 1, "consumer");
+    await consumersAttached(srv.api, `${topic}-sub`, 1);
     await srv.api.publishText(topic, ["1", "2", "3"]);
     await c.waitForDeliveries(3);
-    await waitFor(async () => (await srv.api.brokerStats()).acked >= before.acked + 3n, "acks counted");
+    await pollUntil(async () => (await srv.api.brokerStats()).acked >= before.acked + 3n, "acks counted");
     const after = await srv.api.brokerStats();
     expect(after.storage).toBe("memory");
     expect(after.published - before.published).toBe(3n);
@@ -208,7 +202,7 @@ describe("v2 memory budget and shutdown", () => {
       await expectStatus(srv.api.publishText(topic, fill), status.RESOURCE_EXHAUSTED, /budget/);
       const c = new TestConsumer(srv.client, `${topic}-sub`, { autoAck: true });
       await c.waitForDeliveries(10);
-      await waitFor(async () => (await srv.api.brokerStats()).retainedBytes === 0n, "acked messages freed");
+      await pollUntil(async () => (await srv.api.brokerStats()).retainedBytes === 0n, "acked messages freed");
       const again = await srv.api.publishText(topic, fill);
       expect(again).toEqual([11n, 12n, 13n, 14n, 15n, 16n, 17n, 18n, 19n, 20n]);
       c.cut();
@@ -224,7 +218,7 @@ describe("v2 memory budget and shutdown", () => {
     await srv.api.createSubscription({ name: `${topic}-sub`, topic });
     const attached = new TestConsumer(srv.client, `${topic}-sub`);
     const idle = new TestConsumer(srv.client, undefined);
-    await waitFor(async () => (await srv.api.getSubscription(`${topic}-sub`)).stats?.consumerCount === 1, "consumer");
+    await consumersAttached(srv.api, `${topic}-sub`, 1);
     await srv.close();
     await attached.waitForEnd();
     await idle.waitForEnd();

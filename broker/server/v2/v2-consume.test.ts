@@ -2,7 +2,7 @@ import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StartPosition } from "../../../proto/gen/ratatoskr/v2/broker.js";
 import { DEAD_LETTER_ATTRIBUTES } from "../../core/dead-letter.js";
-import { startV2TestServer, TestConsumer, uniqueName, waitFor, type V2TestServer } from "../../../test/support/v2-test-kit.js";
+import { consumersAttached, pollUntil, startV2TestServer, TestConsumer, topicWithSubscription, uniqueName, type SubscriptionConfigInput, type V2TestServer } from "../../../test/support/index.js";
 
 const texts = (n: number, prefix = "m"): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);
 
@@ -22,13 +22,7 @@ describe("v2 Consume over gRPC", () => {
     await srv.close();
   });
 
-  async function topicWithSub(config: Parameters<V2TestServer["api"]["createSubscription"]>[0]["config"] = {}): Promise<{ topic: string; sub: string }> {
-    const topic = uniqueName("t");
-    const sub = `${topic}-sub`;
-    await srv.api.createTopic({ name: topic });
-    await srv.api.createSubscription({ name: sub, topic, config });
-    return { topic, sub };
-  }
+  const topicWithSub = (config?: SubscriptionConfigInput) => topicWithSubscription(srv.api, config);
 
   it("replays from a sequence number", async () => {
     const topic = uniqueName("replay-seq");
@@ -60,9 +54,10 @@ describe("v2 Consume over gRPC", () => {
     const a = consume(sub, { autoAck: true, maxOutstandingMessages: 50 });
     const b = consume(sub, { autoAck: true, maxOutstandingMessages: 50 });
     // Both streams must be attached before publishing, or the first takes everything.
-    await waitForConsumers(sub, 2);
+    await consumersAttached(srv.api, sub, 2);
     for (let i = 0; i < 10; i++) await srv.api.publishText(topic, texts(100, `b${i}-`));
-    await a.waitFor(() => a.deliveries.length + b.deliveries.length >= 1000, "1000 deliveries in total");
+    // A consumer's waitFor re-checks only on its own events, so poll the sum of both.
+    await pollUntil(() => a.deliveries.length + b.deliveries.length >= 1000, "1000 deliveries in total");
     const seqs = [...a.deliveries, ...b.deliveries].map((d) => d.message!.sequence).sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
     expect(seqs).toEqual(Array.from({ length: 1000 }, (_, i) => BigInt(i + 1)));
     expect(a.deliveries.length).toBeGreaterThan(0);
@@ -72,11 +67,11 @@ describe("v2 Consume over gRPC", () => {
   it("redelivers a cut stream's unacked messages to another consumer with the attempt raised", async () => {
     const { topic, sub } = await topicWithSub();
     const first = consume(sub);
-    await waitForConsumers(sub, 1);
+    await consumersAttached(srv.api, sub, 1);
     await srv.api.publishText(topic, texts(5));
     await first.waitForDeliveries(5);
     first.ack([first.deliveries[0]!.ackId, first.deliveries[1]!.ackId]);
-    await waitFor(async () => (await srv.api.getSubscription(sub)).stats?.ackFloor === 2n, "acks of 1 and 2");
+    await pollUntil(async () => (await srv.api.getSubscription(sub)).stats?.ackFloor === 2n, "acks of 1 and 2");
     first.cut();
     const second = consume(sub, { autoAck: true });
     await second.waitForDeliveries(3);
@@ -90,20 +85,20 @@ describe("v2 Consume over gRPC", () => {
   it("redelivers after the ack deadline passes", async () => {
     const { topic, sub } = await topicWithSub({ ackDeadlineMs: 200 });
     const c = consume(sub);
-    await waitForConsumers(sub, 1);
+    await consumersAttached(srv.api, sub, 1);
     await srv.api.publishText(topic, ["slow"]);
     await c.waitForDeliveries(2);
     expect(c.deliveries.slice(0, 2).map((d) => d.attempt)).toEqual([1, 2]);
     expect(c.deliveries[1]!.ackId).not.toBe(c.deliveries[0]!.ackId);
     // On a loaded machine the ack may race the next expiry; ack whatever is current.
     c.setAutoAck(true);
-    await waitFor(async () => (await srv.api.getSubscription(sub)).stats?.ackFloor === 1n, "ack");
+    await pollUntil(async () => (await srv.api.getSubscription(sub)).stats?.ackFloor === 1n, "ack");
   });
 
   it("waits out the nack backoff before redelivering", async () => {
     const { topic, sub } = await topicWithSub({ retryBackoffMinMs: 150, retryBackoffMaxMs: 150 });
     const c = consume(sub);
-    await waitForConsumers(sub, 1);
+    await consumersAttached(srv.api, sub, 1);
     await srv.api.publishText(topic, ["retry me"]);
     await c.waitForDeliveries(1);
     const nackedAt = performance.now();
@@ -117,7 +112,7 @@ describe("v2 Consume over gRPC", () => {
     // The extension must reach the broker before the first deadline, even on a loaded machine.
     const { topic, sub } = await topicWithSub({ ackDeadlineMs: 1000 });
     const c = consume(sub);
-    await waitForConsumers(sub, 1);
+    await consumersAttached(srv.api, sub, 1);
     await srv.api.publishText(topic, ["extend me"]);
     await c.waitForDeliveries(1);
     const extendedAt = performance.now();
@@ -133,7 +128,7 @@ describe("v2 Consume over gRPC", () => {
     const { topic, sub } = await topicWithSub({ maxDeliveries: 3, deadLetterTopic: dlq });
     const c = consume(sub);
     const dead = consume(`${dlq}-sub`, { autoAck: true });
-    await waitForConsumers(sub, 1);
+    await consumersAttached(srv.api, sub, 1);
     await srv.api.publish(topic, [{ payload: Buffer.from("poison"), attributes: { origin: "test" } }]);
     for (let attempt = 1; attempt <= 3; attempt++) {
       await c.waitForDeliveries(attempt);
@@ -149,13 +144,13 @@ describe("v2 Consume over gRPC", () => {
       [DEAD_LETTER_ATTRIBUTES.subscription]: sub,
     });
     expect(c.deliveries.map((d) => d.attempt)).toEqual([1, 2, 3]);
-    await waitFor(async () => (await srv.api.getSubscription(sub)).stats?.deadLettered === 1n, "dead-letter count");
+    await pollUntil(async () => (await srv.api.getSubscription(sub)).stats?.deadLettered === 1n, "dead-letter count");
   });
 
   it("never exceeds the consumer's max outstanding messages", async () => {
     const { topic, sub } = await topicWithSub();
     const c = consume(sub, { maxOutstandingMessages: 5 });
-    await waitForConsumers(sub, 1);
+    await consumersAttached(srv.api, sub, 1);
     await srv.api.publishText(topic, texts(60));
     await c.waitForDeliveries(5);
     while (c.deliveries.length < 60) {
@@ -170,7 +165,7 @@ describe("v2 Consume over gRPC", () => {
   it("never exceeds the consumer's max outstanding bytes", async () => {
     const { topic, sub } = await topicWithSub();
     const c = consume(sub, { maxOutstandingBytes: 1000 });
-    await waitForConsumers(sub, 1);
+    await consumersAttached(srv.api, sub, 1);
     await srv.api.publishText(topic, Array.from({ length: 30 }, (_, i) => `${i}`.padEnd(300, "x")));
     await c.waitForDeliveries(3);
     while (c.deliveries.length < 30) {
@@ -185,7 +180,7 @@ describe("v2 Consume over gRPC", () => {
   it("stops writing to a consumer that does not read and catches up once it reads again", async () => {
     const { topic, sub } = await topicWithSub();
     const c = consume(sub, { autoAck: true, maxOutstandingMessages: 100_000, maxOutstandingBytes: 1 << 30 });
-    await waitForConsumers(sub, 1);
+    await consumersAttached(srv.api, sub, 1);
     c.pause();
     const payload = Buffer.alloc(4096, 1);
     const batches = 60;
@@ -202,7 +197,7 @@ describe("v2 Consume over gRPC", () => {
   it("ends a Consume stream whose first frame lacks start with INVALID_ARGUMENT, leaving others alone", async () => {
     const { topic, sub } = await topicWithSub();
     const healthy = consume(sub, { autoAck: true });
-    await waitForConsumers(sub, 1);
+    await consumersAttached(srv.api, sub, 1);
     const bad = consume(undefined as unknown as string);
     bad.send({ ackIds: [1n] });
     await bad.waitForEnd();
@@ -223,14 +218,10 @@ describe("v2 Consume over gRPC", () => {
   it("ends consumers with NOT_FOUND when their subscription is deleted", async () => {
     const { sub } = await topicWithSub();
     const c = consume(sub);
-    await waitForConsumers(sub, 1);
+    await consumersAttached(srv.api, sub, 1);
     await srv.api.deleteSubscription(sub);
     await c.waitForEnd();
     expect(c.error?.code).toBe(status.NOT_FOUND);
   });
-
-  async function waitForConsumers(sub: string, n: number): Promise<void> {
-    await waitFor(async () => (await srv.api.getSubscription(sub)).stats?.consumerCount === n, `${n} consumers on ${sub}`);
-  }
 });
 

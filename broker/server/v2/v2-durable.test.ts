@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { startV2TestServer, TestConsumer, waitFor, type V2TestServer } from "../../../test/support/v2-test-kit.js";
+import { consumersAttached, pollUntil, startV2TestServer, TestConsumer, type V2TestServer } from "../../../test/support/index.js";
 
 describe("v2 on the durable store", () => {
   const dirs: string[] = [];
@@ -20,12 +20,12 @@ describe("v2 on the durable store", () => {
     await first.api.createTopic({ name: "orders" });
     await first.api.createSubscription({ name: "billing", topic: "orders", config: { ackDeadlineMs: 60_000 } });
     const c = new TestConsumer(first.client, "billing");
-    await waitFor(async () => (await first.api.getSubscription("billing")).stats?.consumerCount === 1, "consumer");
+    await consumersAttached(first.api, "billing", 1);
     await first.api.publishText("orders", ["o1", "o2", "o3", "o4", "o5"]);
     await c.waitForDeliveries(5);
     const ids = c.deliveries.map((d) => d.ackId);
     c.ack([ids[0]!, ids[1]!, ids[3]!]);
-    await waitFor(async () => (await first.api.getSubscription("billing")).stats?.ackFloor === 2n, "acks applied");
+    await pollUntil(async () => (await first.api.getSubscription("billing")).stats?.ackFloor === 2n, "acks applied");
     await first.close();
     servers.pop();
 

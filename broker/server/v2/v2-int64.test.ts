@@ -1,10 +1,10 @@
 // 64-bit fields over a real socket: ack, nack and extension ids and PublishStream request ids
 // across the whole 64-bit range, config limits the core cannot hold, and the ranges that do
 // round-trip. Values beyond 2^53 used to end the stream with INTERNAL "Error deserializing request".
-import { status, type ServiceError } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RetentionPolicy, StartPosition, type TopicConfig } from "../../../proto/gen/ratatoskr/v2/broker.js";
-import { startV2TestServer, TestConsumer, TestPublisher, uniqueName, waitFor, type V2TestServer } from "../../../test/support/v2-test-kit.js";
+import { consumersAttached, expectStatus, pollUntil, startV2TestServer, TestConsumer, TestPublisher, uniqueName, type V2TestServer } from "../../../test/support/index.js";
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 /** 2^53+1 (the first integer a double cannot hold), 2^63−1 (the int64 maximum), 2^64−1 (the uint64 maximum). */
@@ -39,16 +39,6 @@ function strangers(live: readonly bigint[]): bigint[] {
   return [...HUGE, ...live.map((id) => id + 2n ** 32n), ...live.map((id) => id + 2n ** 53n)];
 }
 
-async function expectStatus(p: Promise<unknown>, code: status, detail: RegExp): Promise<void> {
-  const err = await p.then(
-    () => undefined,
-    (e: ServiceError) => e,
-  );
-  expect(err, "expected the call to fail").toBeDefined();
-  expect(err!.code).toBe(code);
-  expect(err!.details).toMatch(detail);
-}
-
 describe("v2 64-bit ids over gRPC", () => {
   let srv: V2TestServer;
   const consumers: TestConsumer[] = [];
@@ -67,7 +57,7 @@ describe("v2 64-bit ids over gRPC", () => {
     await srv.api.createSubscription({ name: sub, topic, config: { ackDeadlineMs: 60_000 } });
     const c = new TestConsumer(srv.client, sub);
     consumers.push(c);
-    await waitFor(async () => (await srv.api.getSubscription(sub)).stats?.consumerCount === 1, "consumer attached");
+    await consumersAttached(srv.api, sub, 1);
     await srv.api.publishText(topic, Array.from({ length: n }, (_, i) => `m${i}`));
     await c.waitForDeliveries(n);
     return { topic, sub, c };
@@ -79,11 +69,11 @@ describe("v2 64-bit ids over gRPC", () => {
     c.sendRaw(Buffer.from(packed(2, strangers(live))));
     c.ack([live[0]!]);
     // Frames are handled in order: once the real ack shows, the strangers were handled before it.
-    await waitFor(async () => (await srv.api.getSubscription(sub)).stats?.acked === 1n, "the real ack");
+    await pollUntil(async () => (await srv.api.getSubscription(sub)).stats?.acked === 1n, "the real ack");
     const stats = (await srv.api.getSubscription(sub)).stats!;
     expect([stats.acked, stats.inFlight, stats.ackFloor]).toEqual([1n, 1n, 1n]);
     c.ack([live[1]!]);
-    await waitFor(async () => (await srv.api.getSubscription(sub)).stats?.ackFloor === 2n, "the second real ack");
+    await pollUntil(async () => (await srv.api.getSubscription(sub)).stats?.ackFloor === 2n, "the second real ack");
     expect([c.ended, c.error]).toEqual([false, undefined]);
   });
 
@@ -101,7 +91,7 @@ describe("v2 64-bit ids over gRPC", () => {
     ]);
     expect((await srv.api.getSubscription(sub)).stats?.inFlight).toBe(2n);
     c.ack([c.deliveries[2]!.ackId, live[1]!]);
-    await waitFor(async () => (await srv.api.getSubscription(sub)).stats?.ackFloor === 2n, "both acked");
+    await pollUntil(async () => (await srv.api.getSubscription(sub)).stats?.ackFloor === 2n, "both acked");
     expect([c.ended, c.error]).toEqual([false, undefined]);
   });
 
@@ -118,7 +108,7 @@ describe("v2 64-bit ids over gRPC", () => {
       [2n, 2],
     ]);
     c.ack([live[0]!, c.deliveries[2]!.ackId]);
-    await waitFor(async () => (await srv.api.getSubscription(sub)).stats?.ackFloor === 2n, "both acked");
+    await pollUntil(async () => (await srv.api.getSubscription(sub)).stats?.ackFloor === 2n, "both acked");
     expect([c.ended, c.error]).toEqual([false, undefined]);
   });
 
@@ -208,7 +198,7 @@ describe("v2 64-bit limits", () => {
     expect(c.error?.code).toBe(status.INVALID_ARGUMENT);
     expect(c.error?.details).toMatch(/^start\.max_outstanding_bytes: must be at most/);
     const ok = new TestConsumer(srv.client, `${topic}-sub`, { maxOutstandingBytes: MAX_SAFE, autoAck: true });
-    await waitFor(async () => (await srv.api.getSubscription(`${topic}-sub`)).stats?.consumerCount === 1, "the consumer with the largest limit");
+    await consumersAttached(srv.api, `${topic}-sub`, 1);
     await srv.api.publishText(topic, ["flows"]);
     await ok.waitForDeliveries(1);
     ok.cut();
@@ -220,7 +210,7 @@ describe("v2 64-bit limits", () => {
     await srv.api.createSubscription({ name: `${topic}-sub`, topic });
     const healthy = new TestConsumer(srv.client, `${topic}-sub`, { autoAck: true });
     const bad = new TestConsumer(srv.client, `${topic}-sub`);
-    await waitFor(async () => (await srv.api.getSubscription(`${topic}-sub`)).stats?.consumerCount === 2, "both consumers");
+    await consumersAttached(srv.api, `${topic}-sub`, 2);
     bad.sendRaw(Buffer.from([0x12, 0x7f, 0x01])); // ack_ids claims 127 bytes, carries 1
     await bad.waitForEnd();
     expect(bad.error?.code).toBe(status.INVALID_ARGUMENT);

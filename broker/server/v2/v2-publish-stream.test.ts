@@ -1,13 +1,13 @@
-import { credentials, Server, ServerCredentials, status } from "@grpc/grpc-js";
+import { Server, ServerCredentials, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BrokerClient, PublishStreamRequest } from "../../../proto/gen/ratatoskr/v2/broker.js";
+import { PublishStreamRequest, type BrokerClient } from "../../../proto/gen/ratatoskr/v2/broker.js";
 import { createBrokerCore, type StoredMessage } from "../../core/index.js";
 import { MemoryStore } from "../../store/store-memory.js";
 import { DEFAULT_CONFIG } from "../config.js";
 import { silentLogger } from "../logger.js";
 import { PUBLISH_STREAM_WINDOW } from "./v2-publish-stream.js";
 import { addV2Service } from "./v2-service.js";
-import { startV2TestServer, TestConsumer, TestPublisher, uniqueName, V2Api, waitFor, type V2TestServer } from "../../../test/support/v2-test-kit.js";
+import { pollUntil, startV2TestServer, TestConsumer, TestPublisher, uniqueName, v2Api, v2Client, type V2Api, type V2TestServer } from "../../../test/support/index.js";
 
 describe("v2 PublishStream over gRPC", () => {
   let srv: V2TestServer;
@@ -121,8 +121,8 @@ describe("v2 PublishStream and a malformed frame", () => {
   beforeAll(async () => {
     stopV2 = addV2Service(server, core, { ...DEFAULT_CONFIG, logLevel: "silent" }, silentLogger);
     const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-    client = new BrokerClient(`127.0.0.1:${port}`, credentials.createInsecure());
-    api = new V2Api(client);
+    client = v2Client(`127.0.0.1:${port}`);
+    api = v2Api(client);
   });
   afterAll(async () => {
     store.open();
@@ -152,7 +152,7 @@ describe("v2 PublishStream and a malformed frame", () => {
     for (let i = 1; i <= n; i++) pub.sendRaw(encoded(BigInt(i), topic, `m${i}`));
     pub.sendRaw(Buffer.from(bytes));
     pub.sendRaw(encoded(999n, topic, "after the bad frame"));
-    await waitFor(async () => store.appends === n, `${n} requests being stored`);
+    await pollUntil(async () => store.appends === n, `${n} requests being stored`);
     expect(pub.responses).toHaveLength(0);
     store.open();
     await pub.waitFor(() => pub.ended, "the stream to end");

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startV2TestServer, TestConsumer, uniqueName, type V2TestServer } from "../../../test/support/v2-test-kit.js";
+import { startV2TestServer, TestConsumer, uniqueName, type V2TestServer } from "../../../test/support/index.js";
 
 describe("v2 publish → subscribe → consume → ack", () => {
   let srv: V2TestServer;
@@ -21,7 +21,7 @@ describe("v2 publish → subscribe → consume → ack", () => {
     expect(c.texts()).toEqual(["a", "b", "c"]);
     expect(c.deliveries.map((d) => d.attempt)).toEqual([1, 1, 1]);
     const sub = await srv.api.getSubscription(`${topic}-sub`);
-    await c.waitFor(() => c.outstanding.size === 0);
+    await c.waitFor(() => c.outstanding.size === 0, "every delivery acked");
     c.cut();
     expect(sub.stats?.delivered).toBe(3n);
   });
