@@ -6,23 +6,23 @@ import { brokerCommand } from "./broker-command.js";
 import { benchCommand } from "./bench-command.js";
 import { reportCommand } from "./report-command.js";
 import { suiteCommand } from "./suite-command.js";
-import { EXIT_BAD_INPUT } from "../loadgen/index.js";
+import { failUsage } from "./usage.js";
 
-await yargs(hideBin(process.argv))
+const args = hideBin(process.argv);
+
+await yargs(args)
   .scriptName("ratatoskr")
   .command(brokerCommand)
   .command(benchCommand)
   .command(reportCommand)
   .command(suiteCommand)
-  .demandCommand(1, "Name a command: broker, bench or report.")
+  .demandCommand(1, "name a command: broker, bench, bench-suite or report")
   .strict()
   .help()
-  // A usage error (unknown flag, a --driver that is not registered, ...) exits 2 like every
-  // other could-not-run; exit 1 means a gate failed. Errors that are not usage errors surface.
-  .fail((msg, err, y) => {
-    if (err) throw err;
-    y.showHelp();
-    process.stderr.write(`\n${msg}\n`);
-    process.exit(EXIT_BAD_INPUT);
+  // A usage error (unknown flag, missing positional, a --driver that is not registered, ...)
+  // exits 2 like every other could-not-run, with one line; exit 1 means a gate failed. The
+  // handlers catch their own errors; one that escapes is reported the same way, never as exit 1.
+  .fail((msg: string | null, err: Error | undefined) => {
+    failUsage(args, msg ?? err?.message ?? "invalid command line");
   })
   .parseAsync();

@@ -3,11 +3,15 @@
  * judge the gates. Returns the exit code: 0 pass, 1 a gate failed, 2 could not run.
  */
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse as parseYaml } from "yaml";
 import { systemClock, type Clock } from "./clock.js";
-import { assertDriverAccepts, findDriver, procSample, type EmbeddedBroker } from "./drivers/index.js";
-import { EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_OK, exitCodeFor, UsageError } from "./errors.js";
-import { buildResult, captureEnvironment, SEED_HEADER, seedRow, writeReport, type RunResult } from "./report/index.js";
+import { assertDriverAccepts, DRIVERS, findDriver, procSample, type EmbeddedBroker } from "./drivers/index.js";
+import { EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_OK, exitCodeFor, InterruptedError, UsageError } from "./errors.js";
+import { prepareOutputDir, prepareOutputFile } from "./out-dir.js";
+import { buildResult, captureEnvironment, judge, renderJUnit, renderSummaryMarkdown, SEED_HEADER, seedRow, writeReport, type RunResult } from "./report/index.js";
 import { buildPlan, fmtUs, loadScenario, parseShard, Progress, runScenario, scenarioForDriver } from "./run/index.js";
 
 export interface BenchArgs {
@@ -23,6 +27,12 @@ export interface BenchArgs {
   quiet: boolean;
   /** How long to wait for the broker's channels at connect (default 10 s). */
   connectTimeoutMs?: number;
+  /** Also write the gates as JUnit XML to this file. */
+  junit?: string;
+  /** Also write the headline and gates as Markdown (a CI step summary) to this file. */
+  summaryMd?: string;
+  /** Install the SIGINT/SIGTERM handlers (default true; false for in-process callers). */
+  handleSignals?: boolean;
 }
 
 /** `20250101T120000Z` for report directory names. */
@@ -30,9 +40,22 @@ export function timestamp(epochMs: number): string {
   return new Date(epochMs).toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
 }
 
+/** How far `--start-at` may lie from now: a little in the past (a late shard), at most a day ahead. */
+export const START_AT_MAX_PAST_MS = 60 * 60 * 1000;
+export const START_AT_MAX_FUTURE_MS = 24 * 60 * 60 * 1000;
+
+/** Throws UsageError unless `startAt` is a finite epoch ms within the documented bounds of `nowMs`. */
+export function checkStartAt(startAt: number, nowMs: number): void {
+  if (!Number.isFinite(startAt) || !Number.isInteger(startAt)) throw new UsageError(`--start-at expects epoch milliseconds (an integer), got ${String(startAt)}`);
+  if (startAt < nowMs - START_AT_MAX_PAST_MS || startAt > nowMs + START_AT_MAX_FUTURE_MS) {
+    throw new UsageError(`--start-at ${startAt} (${new Date(startAt).toISOString()}) is more than 1 h in the past or 24 h in the future; now is ${nowMs}`);
+  }
+}
+
 export async function runBench(args: BenchArgs, log: (s: string) => void = (s) => process.stdout.write(`${s}\n`), clock: Clock = systemClock): Promise<number> {
   let embedded: EmbeddedBroker | undefined;
-  let stopOnSignal: (() => void) | undefined;
+  const interrupt = new AbortController();
+  const stopListening = args.handleSignals === false ? () => undefined : onInterrupt(interrupt, () => embedded?.pid);
   try {
     const loaded = loadScenario(args.scenario, args.set);
     const shard = parseShard(args.shard);
@@ -40,8 +63,14 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     const scenario = scenarioForDriver(loaded, driverModule);
     assertDriverAccepts(driverModule, scenario, args.scenario);
     if (args.target !== undefined && !/^[^\s:]+:\d+$/.test(args.target)) throw new UsageError(`--target expects host:port, got "${args.target}"`);
+    if (args.startAt !== undefined) checkStartAt(args.startAt, clock.wallMs());
     const runId = args.runId ?? (shard.count > 1 ? "shared" : randomBytes(3).toString("hex"));
     const plan = buildPlan(scenario, runId, shard);
+    // Every output is proven writable before a broker is started or a message sent.
+    const dir = args.out ?? join("reports", `${scenario.name}-${timestamp(clock.wallMs())}${shard.count > 1 ? `-shard${shard.index}of${shard.count}` : ""}`);
+    prepareOutputDir(dir);
+    if (args.junit !== undefined) prepareOutputFile(args.junit);
+    if (args.summaryMd !== undefined) prepareOutputFile(args.summaryMd);
     const progress = new Progress(process.stderr, args.quiet);
 
     let target = args.target ?? "in-process";
@@ -51,10 +80,10 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
       progress.log(`starting embedded ${server.name} (${scenario.broker.storage})`);
       const started = await server.start(scenario);
       embedded = started;
-      stopOnSignal = onSignalStop(started);
       target = started.address;
       progress.log(`embedded ${server.name} pid ${started.pid} at ${target}`);
     }
+    if (interrupt.signal.aborted) throw new InterruptedError(String(interrupt.signal.reason), "interrupted before the run started: nothing measured, no report written");
     const driver = driverModule.create(
       {
         target,
@@ -76,9 +105,10 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
       progress,
       sampleBroker,
       cleanup: args.target !== undefined,
+      signal: interrupt.signal,
       ...(args.startAt !== undefined ? { startAtMs: args.startAt } : {}),
     });
-    const result = buildResult(scenario, plan, outcome, {
+    const built = buildResult(scenario, plan, outcome, {
       runId,
       driver: driverModule.name,
       environment: captureEnvironment(),
@@ -90,35 +120,80 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
         fsync: scenario.broker.fsync,
       },
     });
+    const result = outcome.interrupted ? judge({ ...built, run: { ...built.run, interrupted: true } }) : built;
     outcome.recorder.destroy();
-    const dir = args.out ?? join("reports", `${scenario.name}-${timestamp(clock.wallMs())}${shard.count > 1 ? `-shard${shard.index}of${shard.count}` : ""}`);
     writeReport(dir, result);
+    if (args.junit !== undefined) writeFileSync(args.junit, renderJUnit([result]));
+    if (args.summaryMd !== undefined) writeFileSync(args.summaryMd, renderSummaryMarkdown([result]));
     printSummary(result, dir, log);
+    if (result.run.interrupted) return EXIT_INTERRUPTED;
     return result.passed ? EXIT_OK : EXIT_GATE_FAILED;
   } catch (err) {
     process.stderr.write(`ratatoskr bench: ${err instanceof Error ? err.message : String(err)}\n`);
     return exitCodeFor(err);
   } finally {
-    stopOnSignal?.();
+    stopListening();
     await embedded?.stop();
   }
 }
 
 /**
- * If the generator is interrupted (Ctrl-C, a CI timeout's SIGTERM), stop the embedded server
- * it started before exiting, so no broker is left behind. Returns the unregister function.
+ * Ctrl-C (SIGINT) or a CI timeout's SIGTERM: the first aborts the run (producers stop, a short
+ * drain, the report is written marked interrupted, exit 130); a second exits at once (130),
+ * killing the embedded server first so none is left behind. Returns the unregister function.
  */
-function onSignalStop(embedded: EmbeddedBroker): () => void {
+function onInterrupt(controller: AbortController, embeddedPid: () => number | undefined): () => void {
   const handler = (signal: NodeJS.Signals) => {
-    process.stderr.write(`ratatoskr bench: ${signal}: stopping the embedded server (pid ${embedded.pid})\n`);
-    void embedded.stop().finally(() => process.exit(EXIT_BAD_INPUT));
+    if (controller.signal.aborted) {
+      process.stderr.write(`ratatoskr bench: ${signal} again: exiting now, no report\n`);
+      const pid = embeddedPid();
+      if (pid !== undefined) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      }
+      process.exit(EXIT_INTERRUPTED);
+    }
+    process.stderr.write(`ratatoskr bench: ${signal}: stopping producers, draining for at most 2 s, then writing the report (${signal === "SIGINT" ? "Ctrl-C" : signal} again exits at once)\n`);
+    controller.abort(signal);
   };
-  process.once("SIGINT", handler);
-  process.once("SIGTERM", handler);
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
   return () => {
     process.off("SIGINT", handler);
     process.off("SIGTERM", handler);
   };
+}
+
+/** `ratatoskr bench --list`: the scenarios shipped in scenarios/ and the registered drivers. */
+export function listCatalog(scenarioDir: string = defaultScenarioDir()): string[] {
+  const lines = [`scenarios (${scenarioDir}):`];
+  const files = existsSync(scenarioDir) ? readdirSync(scenarioDir).filter((f) => f.endsWith(".yaml") || f.endsWith(".yml")).sort() : [];
+  if (files.length === 0) lines.push("  (none)");
+  const width = Math.max(0, ...files.map((f) => f.length));
+  for (const f of files) {
+    let about = "";
+    try {
+      const doc = parseYaml(readFileSync(join(scenarioDir, f), "utf8")) as { description?: unknown } | null;
+      if (typeof doc?.description === "string") about = doc.description.replace(/\s+/g, " ").trim();
+    } catch (err) {
+      about = `(unreadable: ${err instanceof Error ? err.message.split("\n")[0] : String(err)})`;
+    }
+    lines.push(`  ${f.padEnd(width)}  ${about}`.trimEnd());
+  }
+  lines.push("drivers:");
+  const dw = Math.max(...DRIVERS.map((d) => d.name.length));
+  for (const d of DRIVERS) lines.push(`  ${d.name.padEnd(dw)}  ${d.summary}`);
+  return lines;
+}
+
+/** scenarios/ of this package: beside loadgen/ (tsx) or beside dist/ (compiled). */
+function defaultScenarioDir(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, "..", "scenarios"), join(here, "..", "..", "scenarios")];
+  return candidates.find((c) => existsSync(c)) ?? candidates[0]!;
 }
 
 export function printSummary(r: RunResult, dir: string, log: (s: string) => void): void {
@@ -132,5 +207,6 @@ export function printSummary(r: RunResult, dir: string, log: (s: string) => void
   const c = r.counts;
   log(`delivered ${c.delivered}/${c.expected}, lost ${c.lost}, duplicates ${c.duplicates}, out of order ${c.outOfOrder}, publish errors ${c.publishErrors}, stream errors ${c.streamErrors}`);
   for (const g of r.gates) log(`gate ${g.passed ? "PASS" : "FAIL"}: ${g.detail}`);
-  log(`${r.passed ? "PASS" : "FAIL"}: report in ${dir}/ (report.md, report.html, result.json)`);
+  if (r.run.interrupted) log(`INTERRUPTED: partial report in ${dir}/ (report.md, report.html, result.json); its gates are not judged`);
+  else log(`${r.passed ? "PASS" : "FAIL"}: report in ${dir}/ (report.md, report.html, result.json)`);
 }

@@ -65,16 +65,42 @@ export class DriverError extends LoadgenError {
 /** A report file is missing or not a result this version understands. */
 export class ReportError extends LoadgenError {}
 
-/** Exit codes of `ratatoskr bench` / `ratatoskr report`. */
+/**
+ * An output path (`--out`, `--junit`, `--summary-md`) that cannot be written, found before
+ * any work starts: a pseudo filesystem (/proc, /sys), a permission problem, a file in the way,
+ * or a report that is already there (`report render` without `--force`).
+ */
+export class OutputError extends UsageError {
+  readonly path: string;
+  constructor(path: string, message: string, options?: { cause?: unknown }) {
+    super(`cannot write ${path}: ${message}`, options);
+    this.path = path;
+  }
+}
+
+/** The run was stopped by SIGINT/SIGTERM before it had anything to report. */
+export class InterruptedError extends LoadgenError {
+  readonly signal: string;
+  constructor(signal: string, message: string) {
+    super(message);
+    this.signal = signal;
+  }
+}
+
+/** Exit codes of every `ratatoskr` command (docs/loadgen.md, "Exit codes"). */
 export const EXIT_OK = 0;
 export const EXIT_GATE_FAILED = 1;
 export const EXIT_BAD_INPUT = 2;
+/** 128 + SIGINT, as shells report an interrupted program; also used for SIGTERM. */
+export const EXIT_INTERRUPTED = 130;
 
 /**
- * Any error that ends a run before gates could be judged (bad scenario, usage, unreachable
- * broker, driver failure, unreadable report, or an unexpected bug) is exit 2: the run says
- * nothing about the broker's promises. Exit 1 is reserved for gates, decided in gates.ts.
+ * An interrupted run is 130. Any other error that ends a run before gates could be judged
+ * (bad scenario, usage, unwritable output, unreachable broker, driver failure, unreadable
+ * report, or an unexpected bug) is exit 2: the run says nothing about the broker's promises.
+ * Exit 1 is reserved for gates, decided in gates.ts.
  */
-export function exitCodeFor(_err: unknown): number {
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof InterruptedError) return EXIT_INTERRUPTED;
   return EXIT_BAD_INPUT;
 }

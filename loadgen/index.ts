@@ -2,11 +2,12 @@
  * The load generator's package door: what cli/ and other tools may use. Inside loadgen/, the
  * groups (run/, drivers/, report/, suite/) are entered through their own index.ts.
  */
-export { runBench, printSummary, timestamp, type BenchArgs } from "./bench.js";
+export { runBench, printSummary, timestamp, checkStartAt, listCatalog, START_AT_MAX_PAST_MS, START_AT_MAX_FUTURE_MS, type BenchArgs } from "./bench.js";
+export { prepareOutputDir, prepareOutputFile } from "./out-dir.js";
 export { systemClock, FakeClock, type Clock } from "./clock.js";
 export * from "./errors.js";
 export { loadScenario, parseScenario, scenarioSchema, totalSubscriptions, buildPlan, parseShard, runScenario, type Scenario, type Slo, type Plan, type Shard, type RunOptions, type RunOutcome } from "./run/index.js";
 export { createDriver, DRIVER_NAMES, startEmbeddedBroker, type DriverName, type EmbeddedBroker } from "./drivers/index.js";
 export type { Driver, DriverOptions, DeliverySink, SubscriptionSpec, Consumer, BrokerStatsSample } from "./drivers/index.js";
-export { buildResult, judge, RESULT_SCHEMA_VERSION, RESULT_KIND, evaluateGates, allPassed, readResult, writeReport, renderReport, REPORT_FILES, mergeResults, compareMarkdown, type RunResult, type GateResult } from "./report/index.js";
+export { buildResult, judge, RESULT_SCHEMA_VERSION, RESULT_KIND, evaluateGates, allPassed, readResult, writeReport, renderReport, REPORT_FILES, mergeResults, compareMarkdown, renderJUnit, renderSummaryMarkdown, type RunResult, type GateResult } from "./report/index.js";
 export { runSuite, writeSuiteComparison, renderSuiteMarkdown, isSuiteDir, type SuiteArgs } from "./suite/index.js";

@@ -37,7 +37,8 @@ export function renderMarkdown(r: RunResult): string {
   const e = r.environment;
   const s = r.scenario;
   const lines: string[] = [];
-  lines.push(`# ${r.run.scenario}: ${r.passed ? "PASS" : "FAIL"}`, "");
+  if (r.run.interrupted) lines.push("**INTERRUPTED**: this run was stopped before it finished; its figures cover only part of it and its gates are not judged as passed.", "");
+  lines.push(`# ${r.run.scenario}: ${r.run.interrupted ? "INTERRUPTED" : r.passed ? "PASS" : "FAIL"}`, "");
   if (s.description) lines.push(s.description.trim(), "");
   lines.push(
     `Run \`${r.run.id}\` started ${r.run.startedAt}, driver \`${r.run.driver}\`, broker ${r.broker.embedded ? "embedded" : "external"} at ${r.broker.target}` +

@@ -79,6 +79,8 @@ export interface RunResult {
     shardsMerged: number;
     phases: PhaseTiming[];
     drainTimedOut: boolean;
+    /** Stopped by SIGINT/SIGTERM: the figures cover only part of the run and it never passes. */
+    interrupted?: boolean;
   };
   scenario: Scenario;
   environment: Environment;
@@ -200,7 +202,7 @@ export function judge(result: RunResult): RunResult {
     publishP99Us: result.latency.publish.p99Us,
     achievedRateRatio: result.throughput.achievedRateRatio ?? undefined,
   });
-  return { ...result, gates, passed: allPassed(gates) };
+  return { ...result, gates, passed: allPassed(gates) && result.run.interrupted !== true };
 }
 
 function round3(v: number): number {

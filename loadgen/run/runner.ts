@@ -12,6 +12,7 @@
  * time comes from the injected clock.
  */
 import type { Clock } from "../clock.js";
+import { InterruptedError } from "../errors.js";
 import type { BrokerStatsSample, Consumer, Driver, SubscriptionSpec } from "../drivers/index.js";
 import { Accounting, type AccountingTotals } from "./accounting.js";
 import { AccountingSink, type StreamErrorInfo } from "./delivery-sink.js";
@@ -38,6 +39,14 @@ export interface RunOptions {
   startAtMs?: number;
   /** The generator's own CPU/loop/RSS figures (default: this process). */
   probe?: GeneratorProbe;
+  /**
+   * Interrupts the run (Ctrl-C). During measure: producers stop, the drain waits at most
+   * `interruptDrainMs`, and the outcome says `interrupted`. Before measure: teardown, then
+   * InterruptedError (nothing measured to report).
+   */
+  signal?: AbortSignal;
+  /** Drain bound after an interrupt (default 2000 ms). */
+  interruptDrainMs?: number;
 }
 
 export interface PhaseTiming {
@@ -55,6 +64,8 @@ export interface RunOutcome {
   /** Seconds from measure start to the last timed delivery. */
   deliverySeconds: number;
   drainTimedOut: boolean;
+  /** Stopped by `signal` during measure or drain. */
+  interrupted: boolean;
   streamErrors: number;
   streamErrorSamples: StreamErrorInfo[];
   publishErrorSamples: string[];
@@ -120,6 +131,12 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     progress.log(`phase ${phase} at ${now.toFixed(1)}s`);
   };
 
+  const signal = options.signal;
+  const interrupted = () => signal?.aborted === true;
+  const onAbort = () => publishers.stop();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  const notMeasured = () => new InterruptedError(String(signal?.reason ?? "interrupted"), "interrupted before the measure phase: nothing measured, no report written");
+
   sampler.start();
   const consumers: Consumer[] = [];
   let drainTimedOut: boolean;
@@ -138,8 +155,10 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
       progress,
       elapsedSec: sec,
     });
+    if (interrupted()) throw notMeasured();
     const waitMs = options.startAtMs === undefined ? 0 : options.startAtMs - clock.wallMs();
-    if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+    if (waitMs > 0) await waitUnlessAborted(waitMs, signal);
+    if (interrupted()) throw notMeasured();
 
     const rate = scenario.rate === "unthrottled" ? Infinity : scenario.rate;
     // ---- warmup
@@ -152,6 +171,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
         endUs: clock.nowUs() + scenario.warmupSeconds * 1e6,
         useQuotas: false,
       });
+      if (interrupted()) throw notMeasured();
     }
     // ---- measure
     setPhase("measure");
@@ -166,8 +186,9 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     measureEndUs = clock.nowUs();
     // ---- drain
     setPhase("drain");
-    drainTimedOut = await sink.drained(scenario.drainTimeoutSeconds * 1000);
+    drainTimedOut = await drain(sink, scenario.drainTimeoutSeconds * 1000, options.interruptDrainMs ?? 2000, signal);
   } finally {
+    signal?.removeEventListener("abort", onAbort);
     // ---- teardown
     setPhase("teardown");
     await teardown({
@@ -192,10 +213,43 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     measureSeconds,
     deliverySeconds: lastTimedUs > measureStartUs ? (lastTimedUs - measureStartUs) / 1e6 : measureSeconds,
     drainTimedOut,
+    interrupted: interrupted(),
     streamErrors: sink.streamErrors,
     streamErrorSamples: sink.streamErrorSamples,
     publishErrorSamples,
     consumers: consumers.length,
     brokerSamples: sampler.brokerSamples,
   };
+}
+
+/** Sleep `ms`, or less if `signal` aborts first. */
+function waitUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/**
+ * The drain phase: true if it timed out with deliveries missing. With a signal, it waits in
+ * steps of at most 250 ms so that an interrupt cuts what is left to `interruptMs`.
+ */
+async function drain(sink: AccountingSink, drainMs: number, interruptMs: number, signal: AbortSignal | undefined): Promise<boolean> {
+  let left = drainMs;
+  let cut = false;
+  for (;;) {
+    if (signal?.aborted && !cut) {
+      left = Math.min(left, interruptMs);
+      cut = true;
+    }
+    const step = signal !== undefined && !cut ? Math.min(left, 250) : left;
+    if (!(await sink.drained(step))) return false;
+    left -= step;
+    if (left <= 0) return true;
+  }
 }
