@@ -110,7 +110,7 @@ describe("ratatoskr broker (CLI)", { timeout: 60_000 }, () => {
 
   it("refuses an invalid value with one line naming its source", async () => {
     const cli = runCli([], { RATATOSKR_PORT: "seventy" });
-    expect(await cli.exit).toBe(1);
+    expect(await cli.exit).toBe(2);
     expect(cli.stderr().trim()).toBe('ratatoskr broker: invalid configuration: RATATOSKR_PORT must be an integer in 0..65535; got "seventy"');
   });
 });

@@ -1,6 +1,7 @@
 import { logVerbosity, setLogger, setLogVerbosity } from "@grpc/grpc-js";
 import type { Argv, CommandModule } from "yargs";
 import { createLogger, DEFAULT_CONFIG, startBroker, type BrokerServerConfig, type LogLevel, type RunningBroker } from "../broker/index.js";
+import { EXIT_BAD_INPUT } from "../loadgen/index.js";
 
 // `ratatoskr broker`: every setting comes from a flag, else from its RATATOSKR_* variable,
 // else from DEFAULT_CONFIG. The values are validated here, once; nothing deeper reads the
@@ -88,7 +89,7 @@ export const brokerCommand: CommandModule = {
     try {
       config = resolveBrokerConfig(argv as Record<string, unknown>, process.env);
     } catch (err) {
-      fail(`invalid configuration: ${(err as Error).message}`);
+      fail(`invalid configuration: ${(err as Error).message}`, EXIT_BAD_INPUT);
       return;
     }
     await runBroker(config);
@@ -149,8 +150,8 @@ function describeStartupError(err: unknown): string {
   return message.replace(/\s+/g, " ").trim();
 }
 
-/** One clear line on stderr and a non-zero exit. */
-function fail(message: string): void {
+/** One clear line on stderr and a non-zero exit: 2 for a setting to fix, 1 for a failed start. */
+function fail(message: string, code = 1): void {
   process.stderr.write(`ratatoskr broker: ${message}\n`);
-  process.exitCode = 1;
+  process.exitCode = code;
 }

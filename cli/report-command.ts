@@ -1,5 +1,5 @@
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, writeFileSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import {
   compareMarkdown,
@@ -8,7 +8,11 @@ import {
   EXIT_OK,
   isSuiteDir,
   mergeResults,
+  OutputError,
+  prepareOutputDir,
+  prepareOutputFile,
   printSummary,
+  REPORT_FILES,
   readResult,
   renderReport,
   renderSuiteMarkdown,
@@ -19,17 +23,39 @@ import {
 interface ReportArgs {
   results: string[];
   out?: string;
+  force?: boolean;
 }
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
 
-async function guarded(fn: () => number): Promise<void> {
+async function guarded(command: string, fn: () => number): Promise<void> {
   try {
     process.exitCode = fn();
   } catch (err) {
-    process.stderr.write(`ratatoskr report: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`ratatoskr report ${command}: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exitCode = exitCodeFor(err);
   }
+}
+
+const resultDir = (p: string) => (p.endsWith(".json") ? join(p, "..") : p);
+
+/**
+ * Where `report render` writes each result: beside it, or in --out (with several results,
+ * --out/<name of the result's directory>/). Refuses, before anything is written, to overwrite
+ * a report already in an --out directory unless `force`, and two results landing in one place.
+ */
+export function renderTargets(results: readonly string[], outDir: string | undefined, force: boolean): string[] {
+  if (outDir === undefined) return results.map(resultDir);
+  const dirs = results.length === 1 ? [outDir] : results.map((p) => join(outDir, basename(resolve(resultDir(p)))));
+  const seen = new Set<string>();
+  for (const d of dirs) {
+    if (seen.has(resolve(d))) throw new OutputError(d, "two of the results would be rendered into it; render them one at a time");
+    seen.add(resolve(d));
+    const existing = REPORT_FILES.filter((f) => f !== "result.json" && existsSync(join(d, f)));
+    if (existing.length > 0 && !force) throw new OutputError(d, `it already holds a report (${existing.join(", ")}); pass --force to overwrite it`);
+    prepareOutputDir(d);
+  }
+  return dirs;
 }
 
 const merge: CommandModule<object, ReportArgs> = {
@@ -40,8 +66,10 @@ const merge: CommandModule<object, ReportArgs> = {
       .positional("results", { type: "string", array: true, demandOption: true })
       .option("out", { type: "string", demandOption: true, describe: "directory for the merged report" }) as unknown as Argv<ReportArgs>,
   handler: (args) =>
-    guarded(() => {
-      const merged = mergeResults(args.results.map(readResult));
+    guarded("merge", () => {
+      const inputs = args.results.map(readResult);
+      prepareOutputDir(args.out!);
+      const merged = mergeResults(inputs);
       writeReport(args.out!, merged);
       printSummary(merged, args.out!, out);
       return merged.passed ? EXIT_OK : EXIT_GATE_FAILED;
@@ -56,7 +84,8 @@ const compare: CommandModule<object, ReportArgs> = {
       .positional("results", { type: "string", array: true, demandOption: true })
       .option("out", { type: "string", describe: "also write the comparison to this .md file" }) as unknown as Argv<ReportArgs>,
   handler: (args) =>
-    guarded(() => {
+    guarded("compare", () => {
+      if (args.out) prepareOutputFile(args.out);
       // A bench-suite directory: the set side by side (per scenario, ratio to the best peer, targets).
       if (args.results.length === 1 && isSuiteDir(args.results[0]!)) {
         const { files, view } = writeSuiteComparison(args.results[0]!);
@@ -79,14 +108,16 @@ const render: CommandModule<object, ReportArgs> = {
   builder: (y: Argv) =>
     y
       .positional("results", { type: "string", array: true, demandOption: true })
-      .option("out", { type: "string", describe: "output directory (default: beside each result.json)" }) as unknown as Argv<ReportArgs>,
+      .option("out", { type: "string", describe: "output directory (default: beside each result.json; several results: one subdirectory each); an existing report there is not overwritten" })
+      .option("force", { type: "boolean", default: false, describe: "overwrite a report already in --out" }) as unknown as Argv<ReportArgs>,
   handler: (args) =>
-    guarded(() => {
-      for (const p of args.results) {
-        const dir = args.out ?? (p.endsWith(".json") ? join(p, "..") : p);
-        const files = renderReport(dir, readResult(p));
-        out(`rendered ${files.length} files in ${dir}/`);
-      }
+    guarded("render", () => {
+      const inputs = args.results.map(readResult);
+      const dirs = renderTargets(args.results, args.out, args.force === true);
+      inputs.forEach((r, i) => {
+        const files = renderReport(dirs[i]!, r);
+        out(`rendered ${files.length} files in ${dirs[i]}/`);
+      });
       return EXIT_OK;
     }),
 };

@@ -11,4 +11,4 @@ export { compareMarkdown } from "./compare.js";
 export { SEED_HEADER, seedRow, configurationLabel } from "./md.js";
 export { renderChart } from "./html.js";
 export { captureEnvironment, type Environment } from "./environment.js";
-export { renderJUnit, renderSummaryMarkdown, xmlEscape, gateLabel } from "./junit.js";
+export { renderJUnit, renderSummaryMarkdown, xmlEscape, gateLabel, type UnreportedRun } from "./junit.js";

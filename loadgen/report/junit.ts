@@ -69,19 +69,43 @@ function testsuite(r: RunResult): string {
   return lines.join("\n");
 }
 
+/** A run of a suite that left no result (it could not run): one <testsuite> with one erroring <testcase>. */
+export interface UnreportedRun {
+  name: string;
+  message: string;
+}
+
+function unreportedSuite(u: UnreportedRun): string {
+  return [
+    `  <testsuite${attrs({ name: u.name, tests: 1, failures: 0, errors: 1, skipped: 0, time: 0 })}>`,
+    `    <testcase${attrs({ name: "run", classname: "ratatoskr.bench", time: 0 })}>`,
+    `      <error${attrs({ type: "not-run", message: u.message })}/>`,
+    `    </testcase>`,
+    `  </testsuite>`,
+  ].join("\n");
+}
+
 /** One JUnit XML document: a <testsuite> per run, a <testcase> per gate. */
-export function renderJUnit(results: readonly RunResult[], name = "ratatoskr bench"): string {
-  const tests = results.reduce((n, r) => n + r.gates.length, 0);
-  const errors = results.reduce((n, r) => n + (r.run.interrupted ? r.gates.length : 0), 0);
+export function renderJUnit(results: readonly RunResult[], name = "ratatoskr bench", unreported: readonly UnreportedRun[] = []): string {
+  const tests = results.reduce((n, r) => n + r.gates.length, 0) + unreported.length;
+  const errors = results.reduce((n, r) => n + (r.run.interrupted ? r.gates.length : 0), 0) + unreported.length;
   const failures = results.reduce((n, r) => n + (r.run.interrupted ? 0 : r.gates.filter((g) => !g.passed).length), 0);
-  return [`<?xml version="1.0" encoding="UTF-8"?>`, `<testsuites${attrs({ name, tests, failures, errors })}>`, ...results.map(testsuite), `</testsuites>`, ""].join("\n");
+  return [
+    `<?xml version="1.0" encoding="UTF-8"?>`,
+    `<testsuites${attrs({ name, tests, failures, errors })}>`,
+    ...results.map(testsuite),
+    ...unreported.map(unreportedSuite),
+    `</testsuites>`,
+    "",
+  ].join("\n");
 }
 
 const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/\r?\n/g, " ");
 
 /** Markdown for a CI step summary: per run the verdict, the seed-shaped headline row and the gates. */
-export function renderSummaryMarkdown(results: readonly RunResult[]): string {
+export function renderSummaryMarkdown(results: readonly RunResult[], unreported: readonly UnreportedRun[] = []): string {
   const lines: string[] = [];
+  for (const u of unreported) lines.push(`### ${cell(u.name)}: NOT RUN`, "", cell(u.message), "");
   for (const r of results) {
     const verdict = r.run.interrupted ? "INTERRUPTED" : r.passed ? "PASS" : "FAIL";
     lines.push(`### ${cell(runLabel(r))}: ${verdict}`, "");
