@@ -134,6 +134,8 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
   const signal = options.signal;
   const interrupted = () => signal?.aborted === true;
   const onAbort = () => publishers.stop();
+  // stop() ends only a phase already running: after an interrupt, a phase is not started.
+  const runPhase = (spec: Parameters<PublisherGroup["runPhase"]>[0]) => (interrupted() ? Promise.resolve() : publishers.runPhase(spec));
   signal?.addEventListener("abort", onAbort, { once: true });
   const notMeasured = () => new InterruptedError(String(signal?.reason ?? "interrupted"), "interrupted before the measure phase: nothing measured, no report written");
 
@@ -164,7 +166,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     // ---- warmup
     if (scenario.warmupSeconds > 0) {
       setPhase("warmup");
-      await publishers.runPhase({
+      await runPhase({
         warmup: true,
         totalRate: rate,
         totalProducers: scenario.producers,
@@ -176,7 +178,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     // ---- measure
     setPhase("measure");
     measureStartUs = clock.nowUs();
-    await publishers.runPhase({
+    await runPhase({
       warmup: false,
       totalRate: rate,
       totalProducers: scenario.producers,

@@ -29,3 +29,4 @@ export { startV1TestServer, startV2TestServer, type V1TestServer, type V2TestSer
 export { EngineHarness, RecordingSink } from "./engine-harness.js";
 export { payloadFor, plainTopicConfig } from "./store-records.js";
 export { REPO_ROOT, spawnTs, startCliBroker, type Child } from "./child-process.js";
+export { parseXml, xmlFind, type XmlElement } from "./xml.js";
