@@ -18,7 +18,28 @@ describe("runScenario with an abort signal", () => {
   const scenario = parseScenario("name: interrupt\ntopics: 2\nsubscriptions: {perTopic: 1}\nproducers: 2\ndurationSeconds: 600\nrate: 2000\nbatchSize: 10\ndrainTimeoutSeconds: 600\n", "i.yaml");
   const plan = buildPlan(scenario, "i1", { index: 0, count: 1 });
 
-  it("stops a 600 s measure phase when aborted, drains briefly and says it was interrupted", async () => {
+  it("stops a running 600 s measure phase when aborted, drains and says it was interrupted", async () => {
+    const controller = new AbortController();
+    // Aborts from inside the measure phase, after its 50th batch.
+    class AbortingDriver extends FakeDriver {
+      batches = 0;
+      override publish(...args: Parameters<FakeDriver["publish"]>) {
+        if (++this.batches === 50) controller.abort("SIGINT");
+        return super.publish(...args);
+      }
+    }
+    const driver = new AbortingDriver();
+    const outcome = await runScenario(scenario, plan, driver, { clock: systemClock, signal: controller.signal, interruptDrainMs: 500 });
+    expect(outcome.interrupted).toBe(true);
+    expect(outcome.phases.map((p) => p.phase)).toEqual(["connect", "measure", "drain", "teardown"]);
+    // Producers stopped at the abort: at most the batches of the tick in progress followed (2 producers × 4 in flight).
+    expect(driver.batches).toBeLessThanOrEqual(50 + 2 * 4);
+    expect(outcome.recorder.measuredPublished).toBeGreaterThan(0);
+    expect(outcome.accounting.delivered).toBe(outcome.accounting.expected);
+    outcome.recorder.destroy();
+  });
+
+  it("skips the measure phase when aborted as it begins", async () => {
     const controller = new AbortController();
     const outcome = await runScenario(scenario, plan, new FakeDriver(), { clock: systemClock, signal: controller.signal, progress: progressAborting(controller, "measure"), interruptDrainMs: 500 });
     expect(outcome.interrupted).toBe(true);

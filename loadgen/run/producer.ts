@@ -99,6 +99,16 @@ export class PublisherGroup {
     });
   }
 
+  /**
+   * End the running phase now (an interrupt): no new batches are sent, and runPhase resolves
+   * once the acknowledgements of those in flight are in, so that accounting sees them.
+   */
+  endPhase(): void {
+    if (this.spec === undefined) return;
+    this.spec = { ...this.spec, endUs: this.clock.nowUs() };
+    this.schedule(0);
+  }
+
   stop(): void {
     this.stopped = true;
     this.cancelSchedule();

@@ -133,8 +133,8 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
 
   const signal = options.signal;
   const interrupted = () => signal?.aborted === true;
-  const onAbort = () => publishers.stop();
-  // stop() ends only a phase already running: after an interrupt, a phase is not started.
+  const onAbort = () => publishers.endPhase();
+  // endPhase() ends only a phase already running: after an interrupt, a phase is not started.
   const runPhase = (spec: Parameters<PublisherGroup["runPhase"]>[0]) => (interrupted() ? Promise.resolve() : publishers.runPhase(spec));
   signal?.addEventListener("abort", onAbort, { once: true });
   const notMeasured = () => new InterruptedError(String(signal?.reason ?? "interrupted"), "interrupted before the measure phase: nothing measured, no report written");
