@@ -115,6 +115,9 @@ describe("ratatoskr exit codes (CLI process)", { timeout: 60_000 }, () => {
       // The one line is the refusal: no "starting embedded ratatoskr" progress line came first.
       expect(oneLine(r)).toEqual([`ratatoskr bench: cannot write ${out}: ${why}`]);
     }
+  });
+
+  it("2 for a --junit file or bench-suite --out that cannot be written, before any run", async () => {
     const junit = await cli(["bench", embedded, "--out", join(dir, "unused"), "--junit", "/proc/junit.xml"]);
     expect(junit.code).toBe(2);
     expect(oneLine(junit)).toEqual(["ratatoskr bench: cannot write /proc/junit.xml: /proc is a kernel pseudo filesystem, not a place for reports"]);
