@@ -23,8 +23,8 @@ interface Run {
 }
 
 /** Runs `ratatoskr ...args`; `onStderr` sees each stderr chunk (e.g. to interrupt at a phase). */
-function cli(args: string[], onStderr?: (all: string, pid: number) => void): Promise<Run> {
-  const proc = spawn(process.execPath, ["--import", "tsx", "cli/main.ts", ...args], { cwd: repo, stdio: ["ignore", "pipe", "pipe"] });
+function cli(args: string[], onStderr?: (all: string, pid: number) => void, ownGroup = false): Promise<Run> {
+  const proc = spawn(process.execPath, ["--import", "tsx", "cli/main.ts", ...args], { cwd: repo, stdio: ["ignore", "pipe", "pipe"], detached: ownGroup });
   live.add(proc.pid!);
   let stdout = "";
   let stderr = "";
@@ -147,6 +147,29 @@ describe("ratatoskr exit codes (CLI process)", { timeout: 60_000 }, () => {
     expect(result.counts.measuredPublished).toBeGreaterThan(0);
     expect(readFileSync(join(out, "report.md"), "utf8").split("\n")[0]).toMatch(/^\*\*INTERRUPTED\*\*/);
     expect(xmlFind(parseXml(readFileSync(junit, "utf8")), "error").map((e) => e.attributes["type"])).toEqual(["interrupted"]);
+  });
+
+  it("130 on a terminal's Ctrl-C (SIGINT to the process group) with the embedded broker kept up for the drain", async () => {
+    const file = join(dir, "embedded-long.yaml");
+    writeFileSync(file, "name: embedded-long\ntopics: 2\nsubscriptions: {perTopic: 1}\nproducers: 1\nbatchSize: 20\ndurationSeconds: 600\nrate: 1000\nslo: {lostMax: 0}\n");
+    const out = join(dir, "embedded-interrupted");
+    let sent = false;
+    const r = await cli(
+      ["bench", file, "--out", out],
+      (all, pid) => {
+        if (!sent && /^\[measure /m.test(all)) {
+          sent = true;
+          process.kill(-pid, "SIGINT"); // the whole group, as a terminal does
+        }
+      },
+      true,
+    );
+    expect(r.code).toBe(130);
+    const result = JSON.parse(readFileSync(join(out, "result.json"), "utf8")) as { run: { interrupted: boolean }; broker: { embedded: boolean }; counts: { lost: number; streamErrors: number; delivered: number } };
+    expect(result.run.interrupted).toBe(true);
+    expect(result.broker.embedded).toBe(true);
+    expect(result.counts).toMatchObject({ lost: 0, streamErrors: 0 });
+    expect(result.counts.delivered).toBeGreaterThan(0);
   });
 
   it("bench --list names the scenarios with their description, and every driver", async () => {

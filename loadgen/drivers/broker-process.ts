@@ -38,6 +38,9 @@ export async function startEmbeddedBroker(broker: BrokerSettings, timeoutMs = 20
   const child = spawn(process.execPath, [...nodeArgs(), cliEntry(), ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NODE_OPTIONS: process.env.NODE_OPTIONS ?? "" },
+    // Its own process group: a terminal's Ctrl-C reaches the generator only, which keeps the
+    // broker up for the interrupted run's short drain and then stops it by PID.
+    detached: true,
   });
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => {

@@ -65,7 +65,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const timeoutMs = options.timeoutMs ?? 20_000;
   const storeDir = mkdtempSync(join(tmpdir(), "ratatoskr-nats-"));
   const args = ["-a", "127.0.0.1", "-p", "-1", "-js", "-sd", storeDir];
-  const child = spawn(binary, args, { stdio: ["ignore", "ignore", "pipe"] });
+  // Its own process group, as the embedded broker (broker-process.ts): Ctrl-C reaches the generator only.
+  const child = spawn(binary, args, { stdio: ["ignore", "ignore", "pipe"], detached: true });
   const cleanupDir = () => rmSync(storeDir, { recursive: true, force: true });
   let log = "";
 
