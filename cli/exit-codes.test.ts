@@ -172,6 +172,29 @@ describe("ratatoskr exit codes (CLI process)", { timeout: 60_000 }, () => {
     expect(result.counts.delivered).toBeGreaterThan(0);
   });
 
+  it("bench-suite: 130 on Ctrl-C, no further run started, --junit covers the interrupted run", async () => {
+    const set = join(dir, "set.yaml");
+    writeFileSync(set, "name: s\nruns:\n  - scenario: long.yaml\n    drivers: [fake]\n  - scenario: passing.yaml\n    drivers: [fake]\n");
+    const out = join(dir, "suite");
+    const junit = join(dir, "suite.xml");
+    let sent = false;
+    const r = await cli(
+      ["bench-suite", set, "--out", out, "--junit", junit],
+      (all, pid) => {
+        if (!sent && /^\[measure /m.test(all)) {
+          sent = true;
+          process.kill(-pid, "SIGINT");
+        }
+      },
+      true,
+    );
+    expect(r.code).toBe(130);
+    const manifest = JSON.parse(readFileSync(join(out, "suite.json"), "utf8")) as { runs: { scenario: string; exitCode: number }[] };
+    expect(manifest.runs.map((x) => [x.scenario, x.exitCode])).toEqual([["long", 130]]);
+    const suites = xmlFind(parseXml(readFileSync(junit, "utf8")), "testsuite");
+    expect(suites.map((x) => [x.attributes["name"], x.attributes["errors"]])).toEqual([["long (fake)", "1"]]);
+  });
+
   it("bench --list names the scenarios with their description, and every driver", async () => {
     const r = await cli(["bench", "--list"]);
     expect(r.code).toBe(0);

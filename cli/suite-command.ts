@@ -2,6 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import {
+  EXIT_INTERRUPTED,
   exitCodeFor,
   MANIFEST_FILE,
   prepareOutputDir,
@@ -49,7 +50,14 @@ export const suiteCommand: CommandModule<object, SuiteCommandArgs> = {
       prepareOutputDir(args.out);
       if (args.junit !== undefined) prepareOutputFile(args.junit);
       if (args.summaryMd !== undefined) prepareOutputFile(args.summaryMd);
-      const code = args.renderOnly ? 0 : await runSuite(args, log);
+      const interrupt = new AbortController();
+      const stopListening = onInterrupt(interrupt);
+      let code: number;
+      try {
+        code = args.renderOnly ? 0 : await runSuite({ ...args, signal: interrupt.signal }, log);
+      } finally {
+        stopListening();
+      }
       const { files, view } = writeSuiteComparison(args.out);
       for (const t of view.targets) log(`target ${t.met === null ? "NOT MEASURED" : t.met ? "met" : "MISSED"}: ${t.name} (ratio ${t.ratio === null ? "n/a" : t.ratio.toFixed(2)})`);
       log(`comparison: ${files.join(", ")}`);
@@ -65,6 +73,25 @@ export const suiteCommand: CommandModule<object, SuiteCommandArgs> = {
     }
   },
 };
+
+/**
+ * Ctrl-C: the running `bench` child gets the terminal's signal itself and writes its interrupted
+ * report; no further run starts, and the comparison, JUnit and summary cover what ran (exit 130).
+ * A second signal exits at once.
+ */
+function onInterrupt(controller: AbortController): () => void {
+  const handler = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(EXIT_INTERRUPTED);
+    process.stderr.write(`ratatoskr bench-suite: ${signal}: no further run starts; the comparison covers the runs so far (again to exit at once)\n`);
+    controller.abort(signal);
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+  return () => {
+    process.off("SIGINT", handler);
+    process.off("SIGTERM", handler);
+  };
+}
 
 /** The result of each run in the suite's manifest; runs that left none, with their exit code. */
 function suiteResults(out: string): { results: RunResult[]; unreported: UnreportedRun[] } {

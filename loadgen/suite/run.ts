@@ -10,7 +10,7 @@ import { basename, join, resolve } from "node:path";
 import { cliEntry, nodeArgs } from "../cli-entry.js";
 import { systemClock, type Clock } from "../clock.js";
 import { findDriver } from "../drivers/index.js";
-import { UsageError } from "../errors.js";
+import { EXIT_INTERRUPTED, UsageError } from "../errors.js";
 import { captureEnvironment } from "../report/index.js";
 import { loadSet, type SuiteRun } from "./set.js";
 
@@ -27,6 +27,8 @@ export interface SuiteArgs {
   repeat?: number;
   keepHlog: boolean;
   quiet: boolean;
+  /** Interrupt (Ctrl-C): no further run starts; the running child gets the terminal's signal itself. */
+  signal?: AbortSignal;
 }
 
 export interface RunRecord {
@@ -84,6 +86,11 @@ export async function runSuite(args: SuiteArgs, log: (s: string) => void, clock:
   let worst = 0;
   const schedule = Array.from({ length: passes }, (_, p) => selected.map((run) => ({ run, pass: p + 1 }))).flat();
   for (const [i, { run, pass }] of schedule.entries()) {
+    if (args.signal?.aborted) {
+      log(`interrupted: ${total - i} of ${total} runs not started`);
+      worst = Math.max(worst, EXIT_INTERRUPTED);
+      break;
+    }
     const runDir = passes > 1 ? join(run.dir, `pass-${pass}`) : run.dir;
     const dir = join(out, runDir);
     rmSync(dir, { recursive: true, force: true });
