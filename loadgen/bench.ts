@@ -1,6 +1,7 @@
 /**
  * `ratatoskr bench`: load the scenario, reach (or start) the broker, run, write the report,
- * judge the gates. Returns the exit code: 0 pass, 1 a gate failed, 2 could not run.
+ * judge the gates. Returns the exit code: 0 pass, 1 a gate failed, 2 could not run, 130
+ * interrupted (the report is still written, marked interrupted).
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";

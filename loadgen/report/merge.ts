@@ -41,6 +41,7 @@ export function mergeResults(results: readonly RunResult[]): RunResult {
       shard: { index: 0, count: first.run.shard.count },
       shardsMerged: results.reduce((a, r) => a + r.run.shardsMerged, 0),
       drainTimedOut: results.some((r) => r.run.drainTimedOut),
+      ...(results.some((r) => r.run.interrupted) ? { interrupted: true } : {}),
     },
     broker: {
       ...first.broker,
