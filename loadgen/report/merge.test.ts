@@ -42,6 +42,15 @@ describe("report merge", () => {
     expect(merged.gates.filter((g) => !g.passed).map((g) => g.name)).toEqual(["delivered ratio", "lost"]);
   });
 
+  it("counts a producer that feeds topics in several shards once", async () => {
+    // 3 producers over 6 topics: producer 0 feeds topics 0 and 3, which shards 0/2 and 1/2 split.
+    const shards = [await shard(0, 2), await shard(1, 2)];
+    expect(shards.map((s) => s.counts.producers)).toEqual([3, 3]);
+    const merged = mergeResults(shards);
+    expect(merged.counts).toMatchObject({ producers: 3, topics: 6, subscriptions: 12 });
+    expect(merged.run.whole).toEqual({ producers: 3, topics: 6, subscriptions: 12, offeredRate: null });
+  });
+
   it("refuses to merge the same shard twice", async () => {
     const a = await shard(0, 2);
     const b = await shard(1, 2);

@@ -57,6 +57,9 @@ export function mergeResults(results: readonly RunResult[], options: MergeOption
   const counts = Object.fromEntries(
     (Object.keys(first.counts) as (keyof Counts)[]).map((k) => [k, results.reduce((a, r) => a + r.counts[k], 0)]),
   ) as unknown as Counts;
+  // Topics and subscriptions partition over the shards, producers do not: a producer whose topics
+  // fall in several shards runs in each. A whole set had the whole run's producers.
+  if (!missing.length && first.run.whole) counts.producers = first.run.whole.producers;
   const hist = (k: keyof RunResult["histograms"]) => mergeEncoded(results.map((r) => r.histograms[k]));
   const e2e = hist("e2e");
   const e2eUncorrected = hist("e2eUncorrected");
