@@ -19,6 +19,8 @@ import {
 interface ReportArgs {
   results: string[];
   out?: string;
+  allowPartial?: boolean;
+  noise?: number;
 }
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
@@ -38,10 +40,11 @@ const merge: CommandModule<object, ReportArgs> = {
   builder: (y: Argv) =>
     y
       .positional("results", { type: "string", array: true, demandOption: true })
-      .option("out", { type: "string", demandOption: true, describe: "directory for the merged report" }) as unknown as Argv<ReportArgs>,
+      .option("out", { type: "string", demandOption: true, describe: "directory for the merged report" })
+      .option("allow-partial", { type: "boolean", default: false, describe: "merge a set that lacks shards; the result is marked partial and fails" }) as unknown as Argv<ReportArgs>,
   handler: (args) =>
     guarded(() => {
-      const merged = mergeResults(args.results.map(readResult));
+      const merged = mergeResults(args.results.map(readResult), { allowPartial: args.allowPartial === true });
       writeReport(args.out!, merged);
       printSummary(merged, args.out!, out);
       return merged.passed ? EXIT_OK : EXIT_GATE_FAILED;
@@ -54,7 +57,8 @@ const compare: CommandModule<object, ReportArgs> = {
   builder: (y: Argv) =>
     y
       .positional("results", { type: "string", array: true, demandOption: true })
-      .option("out", { type: "string", describe: "also write the comparison to this .md file" }) as unknown as Argv<ReportArgs>,
+      .option("out", { type: "string", describe: "also write the comparison to this .md file" })
+      .option("noise", { type: "number", default: 5, describe: "changes within ±this many percent of the baseline are called noise, not better or worse" }) as unknown as Argv<ReportArgs>,
   handler: (args) =>
     guarded(() => {
       // A bench-suite directory: the set side by side (per scenario, ratio to the best peer, targets).
@@ -66,7 +70,7 @@ const compare: CommandModule<object, ReportArgs> = {
         out(`wrote ${files.join(", ")}`);
         return EXIT_OK;
       }
-      const md = compareMarkdown(args.results.map(readResult));
+      const md = compareMarkdown(args.results.map(readResult), { noisePercent: args.noise ?? 5 });
       if (args.out) writeFileSync(args.out, md);
       out(md);
       return EXIT_OK;

@@ -82,7 +82,7 @@ export function summarize(h: Histogram): LatencySummary {
   const empty = h.totalCount === 0;
   return {
     count: h.totalCount,
-    minUs: empty ? 0 : h.minNonZeroValue,
+    minUs: empty ? 0 : h.getValueAtPercentile(0), // not minNonZeroValue: recorded zeros are the minimum
     meanUs: empty ? 0 : Math.round(h.mean * 10) / 10,
     p50Us: h.getValueAtPercentile(50),
     p90Us: h.getValueAtPercentile(90),
