@@ -125,10 +125,13 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
   let drainTimedOut: boolean;
   let measureStartUs: number;
   let measureEndUs: number;
+  // Cleanup RPCs to a broker that never answered would wait out their own timeouts.
+  let connected = false;
   try {
     // ---- connect
     setPhase("connect");
     await driver.connect();
+    connected = true;
     await driver.createTopics(plan.topics.map((t) => plan.topicNames[t]!));
     const specs: SubscriptionSpec[] = subs.map((s, slot) => ({ slot, name: s.name, topic: plan.topicNames[s.topic]! }));
     await openConsumers(specs, driver, sink, consumers, {
@@ -175,7 +178,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
       consumers,
       sampler,
       driver,
-      cleanup: options.cleanup ? { topics: plan.topics.map((t) => plan.topicNames[t]!), subscriptions: subs.map((s) => s.name) } : undefined,
+      cleanup: options.cleanup && connected ? { topics: plan.topics.map((t) => plan.topicNames[t]!), subscriptions: subs.map((s) => s.name) } : undefined,
     });
     const last = phases[phases.length - 1];
     if (last) last.endSec = sec();
