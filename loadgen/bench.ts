@@ -75,6 +75,8 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
       clock,
       progress,
       sampleBroker,
+      // At teardown, /proc of a broker we started: its CPU time and high-water RSS (VmHWM).
+      ...(pid !== undefined ? { finalSampleBroker: async () => procSample(pid) } : {}),
       cleanup: args.target !== undefined,
       ...(args.startAt !== undefined ? { startAtMs: args.startAt } : {}),
     });

@@ -58,6 +58,8 @@ export interface DeliverySink {
 
 export interface BrokerStatsSample {
   rssBytes: number;
+  /** The process's high-water RSS (VmHWM) when known: the run's peak, sampled or not. */
+  peakRssBytes?: number;
   cpuUserSeconds: number;
   cpuSystemSeconds: number;
   heapUsedBytes?: number;

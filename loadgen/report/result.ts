@@ -168,7 +168,7 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
     broker: {
       ...meta.broker,
       samples,
-      peakRssBytes: samples.length ? Math.max(...samples.map((s) => s.rssBytes)) : null,
+      peakRssBytes: samples.length ? Math.max(...samples.map((s) => s.peakRssBytes ?? s.rssBytes)) : null,
       cpuSeconds: first && last ? round3(last.cpuUserSeconds + last.cpuSystemSeconds) : null,
     },
     counts,

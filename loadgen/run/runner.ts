@@ -31,6 +31,8 @@ export interface RunOptions {
   progress?: Progress;
   /** Broker resource sampler (driver statistics or /proc of the embedded broker). */
   sampleBroker?: () => Promise<BrokerStatsSample | undefined>;
+  /** The broker sample taken at teardown, before the broker stops (default sampleBroker). */
+  finalSampleBroker?: () => Promise<BrokerStatsSample | undefined>;
   /** Delete subscriptions and topics at teardown (external brokers). */
   cleanup?: boolean;
   intervalMs?: number;
@@ -104,6 +106,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     elapsedSec: sec,
     expected: () => sink.expectedTotal,
     sampleBroker: options.sampleBroker,
+    finalSampleBroker: options.finalSampleBroker,
     intervalMs: options.intervalMs ?? 1000,
     ...(options.probe ? { probe: options.probe } : {}),
   });
