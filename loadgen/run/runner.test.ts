@@ -35,6 +35,7 @@ describe("runner against the fake driver", () => {
     expect(outcome.accounting).toMatchObject({ expected: 6000, delivered: 6000, lost: 0, duplicates: 0, outOfOrder: 0, foreign: 0 });
     expect(outcome.drainTimedOut).toBe(false);
     expect(result.latency.e2e.count).toBe(6000);
+    expect(result.latency.lateness.count).toBe(0); // unthrottled: no schedule to be late for
     expect(result.passed).toBe(true);
     expect(result.run.phases.map((p) => p.phase)).toEqual(["connect", "measure", "drain", "teardown"]);
   });
@@ -89,6 +90,7 @@ describe("runner against the fake driver", () => {
       broker: { embedded: true, target: "in-process", args: [], storage: "memory", fsync: false },
     });
     expect(result.broker.cpuSeconds).toBeGreaterThan(0);
+    expect(result.latency.lateness.count).toBeGreaterThan(0); // paced: lateness recorded
     expect(result.broker.peakRssBytes).toBeGreaterThanOrEqual(process.memoryUsage.rss() / 2);
     expect(outcome.brokerSamples.at(-1)!.peakRssBytes).toBeGreaterThanOrEqual(outcome.brokerSamples.at(-1)!.rssBytes);
   });
