@@ -109,8 +109,11 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     finalSampleBroker: options.finalSampleBroker,
     intervalMs: options.intervalMs ?? 1000,
     ...(options.probe ? { probe: options.probe } : {}),
+    size: () => ({ measureElapsedSec: measureStartedUs === undefined ? 0 : (clock.nowUs() - measureStartedUs) / 1e6, durationSec: scenario.durationSeconds, totalMessages }),
   });
 
+  const totalMessages = scenario.messages === undefined ? undefined : plan.producers.reduce((a, p) => a + (p.messagesPerTopic ?? []).reduce((x, y) => x + y, 0), 0);
+  let measureStartedUs: number | undefined;
   const phases: PhaseTiming[] = [];
   const setPhase = (phase: Phase) => {
     const now = sec();
@@ -118,7 +121,10 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     if (open) open.endSec = now;
     phases.push({ phase, startSec: now, endSec: now });
     recorder.phase = phase;
-    if (phase === "measure") recorder.startMeasuring();
+    if (phase === "measure") {
+      recorder.startMeasuring();
+      measureStartedUs = clock.nowUs();
+    }
     else recorder.measuring = phase === "drain";
     progress.log(`phase ${phase} at ${now.toFixed(1)}s`);
   };

@@ -9,7 +9,7 @@
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Clock } from "../clock.js";
 import type { BrokerStatsSample } from "../drivers/index.js";
-import type { Progress } from "./progress.js";
+import { estimateProgress, type Progress, type RunSize } from "./progress.js";
 import type { IntervalPoint, Recorder } from "./recorder.js";
 
 export type BrokerSample = BrokerStatsSample & { t: number };
@@ -56,6 +56,8 @@ export interface SamplerOptions {
   elapsedSec: () => number;
   /** Deliveries expected so far (for the progress line). */
   expected: () => number;
+  /** The run's known size, for percent done and ETA (the phase and publish rate are filled in here). */
+  size?: (() => Omit<RunSize, "phase" | "publishRate" | "measuredPublished">) | undefined;
   /** Broker resource sampler (driver statistics or /proc of the embedded broker). */
   sampleBroker?: (() => Promise<BrokerStatsSample | undefined>) | undefined;
   /** The sample taken at teardown (default sampleBroker): /proc of an embedded broker reads its VmHWM. */
@@ -138,6 +140,7 @@ export class IntervalSampler {
       publishRate: point.publishRate,
       deliveryRate: point.deliveryRate,
       p99Us: recorder.e2eP99SoFarUs(),
+      ...(this.o.size ? estimateProgress({ ...this.o.size(), phase: recorder.phase, publishRate: point.publishRate, measuredPublished: recorder.measuredPublished }) : undefined),
     });
     return this.sampleBroker();
   }
