@@ -38,6 +38,7 @@ export function renderMarkdown(r: RunResult): string {
   const s = r.scenario;
   const lines: string[] = [];
   lines.push(`# ${r.run.scenario}: ${r.passed ? "PASS" : "FAIL"}`, "");
+  for (const w of r.warnings ?? []) lines.push(`> **Warning:** ${w}`, "");
   if (s.description) lines.push(s.description.trim(), "");
   lines.push(
     `Run \`${r.run.id}\` started ${r.run.startedAt}, driver \`${r.run.driver}\`, broker ${r.broker.embedded ? "embedded" : "external"} at ${r.broker.target}` +

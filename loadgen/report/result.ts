@@ -91,6 +91,8 @@ export interface RunResult {
   intervalHistograms: EncodedInterval[];
   gates: GateResult[];
   passed: boolean;
+  /** What the reader must know, e.g. the broker reports other storage than the scenario asked for (absent: none). */
+  warnings?: string[];
   errors: { streams: StreamErrorInfo[]; publishes: string[] };
 }
 
@@ -179,6 +181,7 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
     intervalHistograms: r.intervals,
     gates: [],
     passed: true,
+    ...(outcome.warnings.length ? { warnings: outcome.warnings } : {}),
     errors: { streams: outcome.streamErrorSamples, publishes: outcome.publishErrorSamples },
   };
   return judge(result);

@@ -12,7 +12,7 @@
  * time comes from the injected clock.
  */
 import type { Clock } from "../clock.js";
-import type { BrokerStatsSample, Consumer, Driver, SubscriptionSpec } from "../drivers/index.js";
+import { selfReportWarnings, type BrokerSelfReport, type BrokerStatsSample, type Consumer, type Driver, type SubscriptionSpec } from "../drivers/index.js";
 import { Accounting, type AccountingTotals } from "./accounting.js";
 import { AccountingSink, type StreamErrorInfo } from "./delivery-sink.js";
 import type { Plan } from "./plan.js";
@@ -28,6 +28,8 @@ export type { StreamErrorInfo } from "./delivery-sink.js";
 
 export interface RunOptions {
   clock: Clock;
+  /** host:port of the broker, for warnings. */
+  target?: string;
   progress?: Progress;
   /** Broker resource sampler (driver statistics or /proc of the embedded broker). */
   sampleBroker?: () => Promise<BrokerStatsSample | undefined>;
@@ -62,6 +64,10 @@ export interface RunOutcome {
   publishErrorSamples: string[];
   consumers: number;
   brokerSamples: BrokerSample[];
+  /** What the broker reported about its storage (driver.describeBroker), if it can say. */
+  brokerReport: BrokerSelfReport | undefined;
+  /** Things the reader of the report must know (e.g. the broker runs other storage than the scenario asked for). */
+  warnings: string[];
 }
 
 /** Publish errors kept verbatim for the report. */
@@ -136,12 +142,19 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
   let measureEndUs: number;
   // Cleanup RPCs to a broker that never answered would wait out their own timeouts.
   let connected = false;
+  let brokerReport: BrokerSelfReport | undefined;
+  const warnings: string[] = [];
   try {
     // ---- connect
     setPhase("connect");
     await driver.connect();
     connected = true;
     await driver.createTopics(plan.topics.map((t) => plan.topicNames[t]!));
+    brokerReport = driver.describeBroker ? await driver.describeBroker().catch(() => undefined) : undefined;
+    for (const w of selfReportWarnings(options.target ?? "the target", scenario.broker, brokerReport)) {
+      warnings.push(w);
+      progress.log(`warning: ${w}`);
+    }
     const specs: SubscriptionSpec[] = subs.map((s, slot) => ({ slot, name: s.name, topic: plan.topicNames[s.topic]! }));
     await openConsumers(specs, driver, sink, consumers, {
       consumersPerSubscription: driver.acks ? scenario.consumersPerSubscription : 1,
@@ -209,5 +222,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     publishErrorSamples,
     consumers: consumers.length,
     brokerSamples: sampler.brokerSamples,
+    brokerReport,
+    warnings,
   };
 }
