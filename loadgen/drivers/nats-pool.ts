@@ -92,10 +92,16 @@ export function asBuffer(data: Uint8Array): Buffer {
 }
 
 /** nats.js's own `timeout` bounds the TCP connect, not the handshake: bound the whole of it. */
-function withTimeout<T>(target: string, timeoutMs: number, p: Promise<T>): Promise<T> {
+function withTimeout(target: string, timeoutMs: number, p: Promise<NatsConnection>): Promise<NatsConnection> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new BrokerConnectError(target, "timeout", `NATS handshake not done within ${timeoutMs} ms (--connect-timeout)`)), timeoutMs);
+  let late = false;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      late = true;
+      reject(new BrokerConnectError(target, "timeout", `NATS handshake not done within ${timeoutMs} ms (--connect-timeout)`));
+    }, timeoutMs);
   });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+  // A connection that completes after the bound is closed, not leaked.
+  void p.then((nc) => (late ? nc.close() : undefined)).catch(() => undefined);
+  return Promise.race([p, bound]).finally(() => clearTimeout(timer));
 }

@@ -114,7 +114,10 @@ describe("connect probe", () => {
 describe("drivers classify a wrong target at connect", () => {
   it("nats driver against a gRPC server: not NATS, no hang", async () => {
     const driver = natsDriver.create(context(await grpcServer()), {});
-    expect(await kindOf(driver.connect())).toBe("not-nats");
+    const err = await driver.connect().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BrokerConnectError);
+    expect((err as BrokerConnectError).kind).toBe("not-nats");
+    expect((err as Error).message).toContain("HTTP/2");
     await driver.close();
   });
 

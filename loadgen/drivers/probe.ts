@@ -60,6 +60,7 @@ export function classifyAnswer(protocol: ProbeProtocol, data: Buffer): Verdict |
       if (info.tls_required === true) return { ok: false, kind: "tls", why: "the NATS server requires TLS; this client connects in plaintext" };
       return { ok: true, info };
     }
+    if (data.length >= 9 && data[3] === H2_FRAME_SETTINGS) return { ok: false, kind: "not-nats", why: "not a NATS server: an HTTP/2 server (gRPC?) answered; use --driver ratatoskr" };
     return { ok: false, kind: "not-nats", why: `not a NATS server: its first line is ${describeBytes(data)}, not INFO {...}` };
   }
   if (text.startsWith("HTTP/")) return { ok: false, kind: "not-grpc", why: `not a gRPC server: an HTTP/1 server answered (${JSON.stringify(firstLine(data))})` };
