@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { systemClock, type Clock } from "./clock.js";
-import { assertDriverAccepts, findDriver, procSample, type EmbeddedBroker } from "./drivers/index.js";
+import { assertDriverAccepts, effectiveStorage, findDriver, procSample, type EmbeddedBroker } from "./drivers/index.js";
 import { EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_OK, exitCodeFor, UsageError } from "./errors.js";
 import { buildResult, captureEnvironment, SEED_HEADER, seedRow, writeReport, type RunResult } from "./report/index.js";
 import { buildPlan, fmtUs, loadScenario, parseShard, Progress, runScenario, scenarioForDriver } from "./run/index.js";
@@ -73,8 +73,11 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     };
     const outcome = await runScenario(scenario, plan, driver, {
       clock,
+      target,
       progress,
       sampleBroker,
+      // At teardown, /proc of a broker we started: its CPU time and high-water RSS (VmHWM).
+      ...(pid !== undefined ? { finalSampleBroker: async () => procSample(pid) } : {}),
       cleanup: args.target !== undefined,
       ...(args.startAt !== undefined ? { startAtMs: args.startAt } : {}),
     });
@@ -86,8 +89,8 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
         embedded: embedded !== undefined,
         target,
         args: embedded?.args ?? [],
-        storage: scenario.broker.storage,
-        fsync: scenario.broker.fsync,
+        // Labelled with what the broker reports about itself where it does (warnings say where it differs).
+        ...effectiveStorage(scenario.broker, outcome.brokerReport),
       },
     });
     outcome.recorder.destroy();
@@ -131,6 +134,7 @@ export function printSummary(r: RunResult, dir: string, log: (s: string) => void
   );
   const c = r.counts;
   log(`delivered ${c.delivered}/${c.expected}, lost ${c.lost}, duplicates ${c.duplicates}, out of order ${c.outOfOrder}, publish errors ${c.publishErrors}, stream errors ${c.streamErrors}`);
+  for (const w of r.warnings ?? []) log(`warning: ${w}`);
   for (const g of r.gates) log(`gate ${g.passed ? "PASS" : "FAIL"}: ${g.detail}`);
   log(`${r.passed ? "PASS" : "FAIL"}: report in ${dir}/ (report.md, report.html, result.json)`);
 }

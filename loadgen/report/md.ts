@@ -41,6 +41,7 @@ export function renderMarkdown(r: RunResult): string {
   lines.push(`# ${r.run.scenario}: ${r.passed ? "PASS" : "FAIL"}${r.run.partial ? " (PARTIAL)" : ""}`, "");
   const notice = partialNotice(r);
   if (notice) lines.push(`**${notice}**`, "");
+  for (const w of r.warnings ?? []) lines.push(`> **Warning:** ${w}`, "");
   lines.push(`**Headline:** ${headline(r)}`, "");
   if (s.description) lines.push(s.description.trim(), "");
   lines.push("## Parameters", "", "| parameter | value |", "|---|---|", ...parameterRows(r).map(([k, v]) => `| ${k} | ${v} |`), "");

@@ -105,6 +105,8 @@ export interface RunResult {
   intervalHistograms: EncodedInterval[];
   gates: GateResult[];
   passed: boolean;
+  /** What the reader must know, e.g. the broker reports other storage than the scenario asked for (absent: none). */
+  warnings?: string[];
   errors: { streams: StreamErrorInfo[]; publishes: string[] };
 }
 
@@ -196,7 +198,7 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
     broker: {
       ...meta.broker,
       samples,
-      peakRssBytes: samples.length ? Math.max(...samples.map((s) => s.rssBytes)) : null,
+      peakRssBytes: samples.length ? Math.max(...samples.map((s) => s.peakRssBytes ?? s.rssBytes)) : null,
       cpuSeconds: first && last ? round3(last.cpuUserSeconds + last.cpuSystemSeconds) : null,
     },
     counts,
@@ -207,6 +209,7 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
     intervalHistograms: r.intervals,
     gates: [],
     passed: true,
+    ...(outcome.warnings.length ? { warnings: outcome.warnings } : {}),
     errors: { streams: outcome.streamErrorSamples, publishes: outcome.publishErrorSamples },
   };
   return judge(result);
