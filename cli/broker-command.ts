@@ -122,8 +122,8 @@ async function runBroker(config: BrokerServerConfig): Promise<void> {
     fail(`cannot start on ${config.host}:${config.port}: ${describeStartupError(err)}`);
     return;
   }
-  // Other tools wait for exactly this line.
-  log.info("listening", { address: running.address, store: config.dataDir === undefined ? "memory" : "durable" });
+  // Other tools wait for exactly this line; it states the settings in force, not those asked for.
+  log.info("listening", { address: running.address, ...running.settings });
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
