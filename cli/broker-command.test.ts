@@ -213,11 +213,11 @@ describe("broker flags and variables: one parser, the same spellings", () => {
   const FALSE = ["false", "FALSE", "0", "no", "No", "off", "OFF"];
   const NOT_BOOLEAN = ["maybe", "2", "y", "n", "t", "enabled", "-1", "1.0", "truee"];
   for (const s of booleans) {
-    it.each(TRUE.map((v) => [v, true]).concat(FALSE.map((v) => [v, false])))(`--${s.flag}=%j and ${s.env}=%j both mean %s`, async (v, expected) => {
+    it.each(TRUE.map((v) => [v, true]).concat(FALSE.map((v) => [v, false])))(`--${s.flag}=%j and ${s.env} alike mean %s`, async (v, expected) => {
       expect(await viaFlag(s.flag, s.key, v as string)).toBe(expected);
       expect(viaEnv(s.env, s.key, v as string)).toBe(expected);
     });
-    it.each(NOT_BOOLEAN)(`refuses --${s.flag}=%j and ${s.env}=%j, naming each`, async (v) => {
+    it.each(NOT_BOOLEAN)(`refuses --${s.flag}=%j and the same in ${s.env}, naming each`, async (v) => {
       expect(await viaFlag(s.flag, s.key, v)).toEqual({ refused: `--${s.flag} must be true/false, 1/0, yes/no or on/off; got ${JSON.stringify(v)}` });
       expect(viaEnv(s.env, s.key, v)).toEqual({ refused: `${s.env} must be true/false, 1/0, yes/no or on/off; got ${JSON.stringify(v)}` });
     });
@@ -233,12 +233,12 @@ describe("broker flags and variables: one parser, the same spellings", () => {
     const min = s.min ?? 0;
     const max = s.max ?? Number.MAX_SAFE_INTEGER;
     const accepted: Array<[string, number]> = [[String(min), min], [String(max), max], [" 4096 ", 4096], ["04096", 4096]];
-    it.each(accepted)(`--${s.flag}=%j and ${s.env}=%j both give %d`, async (v, expected) => {
+    it.each(accepted)(`--${s.flag}=%j and ${s.env} alike give %d`, async (v, expected) => {
       expect(await viaFlag(s.flag, s.key, v)).toBe(expected);
       expect(viaEnv(s.env, s.key, v)).toBe(expected);
     });
     const refused = ["1e3", "0x10", "12abc", "1.5", "4096.0", "+5", "Infinity", "NaN", "one", String(min - 1), String(max + 1), "99999999999999999999"];
-    it.each(refused)(`refuses --${s.flag}=%j and ${s.env}=%j, naming each`, async (v) => {
+    it.each(refused)(`refuses --${s.flag}=%j and the same in ${s.env}, naming each`, async (v) => {
       const range = `${min}..${max}`;
       expect(await viaFlag(s.flag, s.key, v)).toEqual({ refused: `--${s.flag} must be an integer in ${range}; got ${JSON.stringify(v)}` });
       expect(viaEnv(s.env, s.key, v)).toEqual({ refused: `${s.env} must be an integer in ${range}; got ${JSON.stringify(v)}` });

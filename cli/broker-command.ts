@@ -122,8 +122,6 @@ async function runBroker(config: BrokerServerConfig): Promise<void> {
     fail(`cannot start on ${config.host}:${config.port}: ${describeStartupError(err)}`);
     return;
   }
-  // Other tools wait for exactly this line; it states the settings in force, not those asked for.
-  log.info("listening", { address: running.address, ...running.settings });
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
@@ -153,6 +151,9 @@ async function runBroker(config: BrokerServerConfig): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  // Other tools wait for exactly this line; it states the settings in force, not those asked for.
+  // It comes after the signal handlers: a tool may send SIGTERM the moment it reads the line.
+  log.info("listening", { address: running.address, ...running.settings });
 }
 
 function describeStartupError(err: unknown): string {
