@@ -26,7 +26,7 @@ export function referenceBrokerStorage(broker: BrokerSettings): string {
 export function brokerArgs(broker: BrokerSettings, dataDir: string | undefined): string[] {
   const args = ["broker", "--host", "127.0.0.1", "--port", "0", "--log-level", "info"];
   if (dataDir) args.push("--data-dir", dataDir);
-  if (dataDir && broker.fsync) args.push("--fsync");
+  if (dataDir && broker.fsync) args.push("--fsync=true");
   if (broker.memoryBudgetBytes !== undefined) args.push("--memory-budget-bytes", String(broker.memoryBudgetBytes));
   args.push(...broker.args);
   return args;

@@ -174,7 +174,7 @@ export class RatatoskrV2Driver implements Driver {
     return {
       source: "GetBrokerStats",
       ...(s.storage === "memory" || s.storage === "durable" ? { storage: s.storage } : {}),
-      ...fsyncOf(s),
+      fsync: s.fsync,
       memoryBudgetBytes: Number(s.memoryBudgetBytes),
     };
   }
@@ -206,15 +206,6 @@ export class RatatoskrV2Driver implements Driver {
     this.publishers?.close();
     this.pool.close();
   }
-}
-
-/**
- * THE ONE PLACE fsync is read from BrokerStats. The effective `fsync` field is being added to
- * BrokerStats (issue 12, broker flags); until the generated type has it, the broker does not
- * report fsync and this returns nothing (the run warns that the fsync label is the scenario's).
- */
-function fsyncOf(s: BrokerStats): { fsync?: boolean } {
-  return "fsync" in s && typeof s.fsync === "boolean" ? { fsync: s.fsync } : {};
 }
 
 interface PendingPublish {
