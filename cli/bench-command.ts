@@ -23,6 +23,10 @@ export const benchCommand: CommandModule<object, BenchCommandArgs> = {
       .option("shard", { type: "string", describe: "run shard i of N (i/N, 0-based); sharding is by topic" })
       .option("run-id", { type: "string", describe: "names topics and subscriptions; shards of one run must share it (default: random, or 'shared' with --shard)" })
       .option("start-at", { type: "number", describe: "epoch ms at which producers start (to line shards up); at most 1 h past, 24 h ahead" })
+      .option("connect-timeout", { type: "number", default: 10, describe: "seconds to reach the broker before failing (refused, not gRPC/NATS and TLS fail at once)" })
+      .middleware((a) => {
+        if (typeof a.connectTimeout === "number") a.connectTimeoutMs = a.connectTimeout * 1000;
+      })
       .option("junit", { type: "string", describe: "also write every gate as a JUnit XML testcase to this file (for CI)" })
       .option("summary-md", { type: "string", describe: "also write the headline and gates as Markdown to this file (a CI step summary)" })
       .option("quiet", { type: "boolean", default: false, describe: "no progress output" })

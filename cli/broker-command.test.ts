@@ -1,12 +1,14 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import yargs, { type Argv } from "yargs";
-import { DEFAULT_CONFIG } from "../broker/index.js";
-import { uniqueName, v1Api, v1Client, v1Subscribe } from "../test/support/index.js";
-import { brokerCommand, resolveBrokerConfig } from "./broker-command.js";
+import { DEFAULT_CONFIG, type BrokerServerConfig } from "../broker/index.js";
+import { pollUntil, uniqueName, v1Api, v1Client, v1Subscribe } from "../test/support/index.js";
+import { BROKER_SETTINGS, brokerCommand, resolveBrokerConfig } from "./broker-command.js";
 
 // `ratatoskr broker` as other tools use it: a child process that prints the listening line,
 // takes its settings from flags and RATATOSKR_* variables, and stops cleanly on SIGTERM.
@@ -115,6 +117,141 @@ describe("ratatoskr broker (CLI)", { timeout: 60_000 }, () => {
   });
 });
 
+describe("ratatoskr broker (CLI): what it says is what it does", { timeout: 60_000 }, () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  it("takes --fsync=1 as fsync on, and the listening line states the effective settings", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "ratatoskr-cli-"));
+    dirs.push(dataDir);
+    const cli = runCli(["--port", "0", "--data-dir", dataDir, "--fsync=1", "--disk-budget-bytes", "5000000", "--memory-budget-bytes=1000", "--max-message-bytes", "65536", "--v1-subscriber-buffer-bytes", "4096"]);
+    await cli.listening;
+    expect(cli.lines.find((l) => l["msg"] === "listening")).toMatchObject({
+      store: "durable",
+      fsync: true,
+      dataDir,
+      memoryBudgetBytes: 1000,
+      diskBudgetBytes: 5_000_000,
+      budgetBytes: 5_000_000,
+      maxMessageBytes: 65536,
+      v1SubscriberBufferBytes: 4096,
+    });
+    cli.proc.kill("SIGTERM");
+    expect(await cli.exit).toBe(0);
+  });
+
+  it("states fsync off for the memory store, whatever --fsync says", async () => {
+    const cli = runCli(["--port", "0", "--fsync"]);
+    await cli.listening;
+    expect(cli.lines.find((l) => l["msg"] === "listening")).toMatchObject({ store: "memory", fsync: false, dataDir: null });
+    cli.proc.kill("SIGTERM");
+    expect(await cli.exit).toBe(0);
+  });
+
+  it("refuses --fsync=maybe with one line naming the flag and the value, exit 2", async () => {
+    const cli = runCli(["--port", "0", "--fsync=maybe"]);
+    expect(await cli.exit).toBe(2);
+    expect(cli.stderr().trim().split("\n")).toEqual(['ratatoskr broker: invalid configuration: --fsync must be true/false, 1/0, yes/no or on/off; got "maybe"']);
+  });
+
+  it("refuses a data directory under /proc at once, with one line", async () => {
+    const cli = runCli(["--port", "0", "--data-dir", "/proc/x"]);
+    expect(await cli.exit).toBe(1);
+    expect(cli.stderr().trim().split("\n")).toEqual([
+      "ratatoskr broker: cannot start on 127.0.0.1:0: cannot open data directory /proc/x: /proc/x is under /proc, a kernel pseudo-filesystem; use a directory on a real disk",
+    ]);
+  });
+
+  it("keeps serving when its stdout is closed (| head -1), and still exits 0 on SIGTERM", async () => {
+    const cli = runCli(["--port", "0", "--log-level", "debug"]);
+    const address = await cli.listening;
+    cli.proc.stdout!.destroy(); // the reader goes away, as `head -1` does after one line
+    const client = v1Client(address);
+    const api = v1Api(client);
+    const topic = uniqueName("epipe");
+    await api.createTopic({ name: topic });
+    // A v1 Subscribe logs "v1 subscribed" at debug: a write into the closed pipe.
+    const sub = await v1Subscribe(client, topic);
+    await pollUntil(() => cli.stderr().includes("stdout is closed"), "the broker noticed its stdout closed");
+    expect((await api.publish({ topic, payload: Buffer.from("still here"), metadata: {} })).success).toBe(true);
+    cli.proc.kill("SIGTERM");
+    expect((await sub.ended).code).toBe(status.UNAVAILABLE);
+    expect(await cli.exit).toBe(0);
+    expect(cli.stderr().trim().split("\n")).toEqual(["ratatoskr: stdout is closed (EPIPE); log lines are dropped from now on, the broker keeps serving"]);
+    client.close();
+  });
+});
+
+describe("broker flags and variables: one parser, the same spellings", () => {
+  const builder = brokerCommand.builder as (y: Argv) => Argv;
+  /** Through yargs, as the CLI parses it; the error message, or the value. */
+  async function viaFlag(flag: string, key: string, value: string): Promise<unknown> {
+    const argv = (await builder(yargs([`--${flag}=${value}`]).strict()).parseAsync()) as Record<string, unknown>;
+    return outcome(() => resolveBrokerConfig(argv, {}), key);
+  }
+  function viaEnv(env: string, key: string, value: string): unknown {
+    return outcome(() => resolveBrokerConfig({}, { [env]: value }), key);
+  }
+  function outcome(run: () => BrokerServerConfig, key: string): unknown {
+    try {
+      return (run() as unknown as Record<string, unknown>)[key];
+    } catch (err) {
+      return { refused: (err as Error).message };
+    }
+  }
+
+  const booleans = BROKER_SETTINGS.filter((s) => s.kind === "boolean");
+  const integers = BROKER_SETTINGS.filter((s) => s.kind === "integer");
+  it("covers every boolean and integer setting", () => {
+    expect(booleans.map((s) => s.flag)).toEqual(["fsync"]);
+    expect(integers.map((s) => s.flag)).toEqual(["port", "max-message-bytes", "memory-budget-bytes", "disk-budget-bytes", "v1-subscriber-buffer-bytes", "shutdown-grace-ms"]);
+  });
+
+  const TRUE = ["true", "TRUE", "True", "1", "yes", "YES", "on", "On", " on "];
+  const FALSE = ["false", "FALSE", "0", "no", "No", "off", "OFF"];
+  const NOT_BOOLEAN = ["maybe", "2", "y", "n", "t", "enabled", "-1", "1.0", "truee"];
+  for (const s of booleans) {
+    it.each(TRUE.map((v) => [v, true]).concat(FALSE.map((v) => [v, false])))(`--${s.flag}=%j and ${s.env} alike mean %s`, async (v, expected) => {
+      expect(await viaFlag(s.flag, s.key, v as string)).toBe(expected);
+      expect(viaEnv(s.env, s.key, v as string)).toBe(expected);
+    });
+    it.each(NOT_BOOLEAN)(`refuses --${s.flag}=%j and the same in ${s.env}, naming each`, async (v) => {
+      expect(await viaFlag(s.flag, s.key, v)).toEqual({ refused: `--${s.flag} must be true/false, 1/0, yes/no or on/off; got ${JSON.stringify(v)}` });
+      expect(viaEnv(s.env, s.key, v)).toEqual({ refused: `${s.env} must be true/false, 1/0, yes/no or on/off; got ${JSON.stringify(v)}` });
+    });
+    it(`takes a bare --${s.flag} as true and --no-${s.flag} as false, over the variable`, async () => {
+      const bare = (await builder(yargs([`--${s.flag}`, "--port", "0"])).parseAsync()) as Record<string, unknown>;
+      expect(outcome(() => resolveBrokerConfig(bare, { [s.env]: "false" }), s.key)).toBe(true);
+      const negated = (await builder(yargs([`--no-${s.flag}`])).parseAsync()) as Record<string, unknown>;
+      expect(outcome(() => resolveBrokerConfig(negated, { [s.env]: "true" }), s.key)).toBe(false);
+    });
+  }
+
+  for (const s of integers) {
+    const min = s.min ?? 0;
+    const max = s.max ?? Number.MAX_SAFE_INTEGER;
+    const accepted: Array<[string, number]> = [[String(min), min], [String(max), max], [" 4096 ", 4096], ["04096", 4096]];
+    it.each(accepted)(`--${s.flag}=%j and ${s.env} alike give %d`, async (v, expected) => {
+      expect(await viaFlag(s.flag, s.key, v)).toBe(expected);
+      expect(viaEnv(s.env, s.key, v)).toBe(expected);
+    });
+    const refused = ["1e3", "0x10", "12abc", "1.5", "4096.0", "+5", "Infinity", "NaN", "one", String(min - 1), String(max + 1), "99999999999999999999"];
+    it.each(refused)(`refuses --${s.flag}=%j and the same in ${s.env}, naming each`, async (v) => {
+      const range = `${min}..${max}`;
+      expect(await viaFlag(s.flag, s.key, v)).toEqual({ refused: `--${s.flag} must be an integer in ${range}; got ${JSON.stringify(v)}` });
+      expect(viaEnv(s.env, s.key, v)).toEqual({ refused: `${s.env} must be an integer in ${range}; got ${JSON.stringify(v)}` });
+    });
+    it(`refuses a bare --${s.flag}, --no-${s.flag} and --${s.flag} given twice`, async () => {
+      const parse = async (args: string[]): Promise<unknown> => outcome(() => resolveBrokerConfig(builder(yargs(args)).parseSync() as Record<string, unknown>, {}), s.key);
+      expect(await parse([`--${s.flag}`])).toEqual({ refused: `--${s.flag} must be an integer in ${min}..${max}; got ""` });
+      expect(await parse([`--no-${s.flag}`])).toEqual({ refused: `--no-${s.flag} is not a setting; give --${s.flag} a value` });
+      expect(await parse([`--${s.flag}=1`, `--${s.flag}=2`])).toEqual({ refused: `--${s.flag} is given more than once` });
+    });
+  }
+});
+
 describe("resolveBrokerConfig", () => {
   it("uses the defaults when nothing is set", () => {
     expect(resolveBrokerConfig({}, {})).toEqual(DEFAULT_CONFIG);
@@ -166,7 +303,7 @@ describe("resolveBrokerConfig", () => {
     [{ port: "65536" }, {}, /--port must be an integer in 0\.\.65535/],
     [{ port: "1.5" }, {}, /--port must be an integer/],
     [{ "max-message-bytes": "0" }, {}, /--max-message-bytes must be an integer in 1\.\./],
-    [{}, { RATATOSKR_FSYNC: "maybe" }, /RATATOSKR_FSYNC must be true or false/],
+    [{}, { RATATOSKR_FSYNC: "maybe" }, /RATATOSKR_FSYNC must be true\/false, 1\/0, yes\/no or on\/off; got "maybe"/],
     [{}, { RATATOSKR_LOG_LEVEL: "loud" }, /RATATOSKR_LOG_LEVEL must be one of debug, info, warn, error, silent/],
     [{ host: " " }, {}, /--host must not be empty/],
   ])("refuses %j %j", (flags, env, message) => {

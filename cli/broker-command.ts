@@ -1,7 +1,7 @@
 import { logVerbosity, setLogger, setLogVerbosity } from "@grpc/grpc-js";
 import type { Argv, CommandModule } from "yargs";
-import { createLogger, DEFAULT_CONFIG, startBroker, type BrokerServerConfig, type LogLevel, type RunningBroker } from "../broker/index.js";
 import { EXIT_BAD_INPUT } from "../loadgen/index.js";
+import { createLogger, DEFAULT_CONFIG, startBroker, type BrokerServerConfig, type LogLevel, type RunningBroker } from "../broker/index.js";
 
 // `ratatoskr broker`: every setting comes from a flag, else from its RATATOSKR_* variable,
 // else from DEFAULT_CONFIG. The values are validated here, once; nothing deeper reads the
@@ -45,7 +45,17 @@ export function resolveBrokerConfig(flags: Record<string, unknown>, env: NodeJS.
   return config as unknown as BrokerServerConfig;
 }
 
+/**
+ * One parser for both sources, so a flag accepts exactly the spellings its variable accepts.
+ * yargs hands every flag over as the raw string (see the builder); the only non-strings it
+ * produces are `false` for `--no-<flag>` and an array for a flag given twice.
+ */
 function parse(s: Setting, raw: unknown, source: string): unknown {
+  if (Array.isArray(raw)) throw new Error(`${source} is given more than once`);
+  if (typeof raw === "boolean") {
+    if (s.kind === "boolean") return raw; // --no-fsync
+    throw new Error(`${source.replace(/^--/, "--no-")} is not a setting; give ${source} a value`);
+  }
   const text = String(raw).trim();
   switch (s.kind) {
     case "string":
@@ -55,11 +65,13 @@ function parse(s: Setting, raw: unknown, source: string): unknown {
       if (!(LOG_LEVELS as readonly string[]).includes(text)) throw new Error(`${source} must be one of ${LOG_LEVELS.join(", ")}; got ${JSON.stringify(text)}`);
       return text as LogLevel;
     case "boolean":
-      if (typeof raw === "boolean") return raw;
+      // A bare `--fsync` arrives as ""; an empty variable never gets here (it counts as unset).
+      if (text === "" && source.startsWith("--")) return true;
       if (/^(true|1|yes|on)$/i.test(text)) return true;
       if (/^(false|0|no|off)$/i.test(text)) return false;
-      throw new Error(`${source} must be true or false; got ${JSON.stringify(text)}`);
+      throw new Error(`${source} must be true/false, 1/0, yes/no or on/off; got ${JSON.stringify(text)}`);
     case "integer": {
+      // Decimal digits only: no 1e3, 0x10, 12abc, 1.0 or "" (Number() would take most of them).
       const n = /^-?\d+$/.test(text) ? Number(text) : NaN;
       const range = `${s.min ?? "-∞"}..${s.max ?? Number.MAX_SAFE_INTEGER}`;
       if (!Number.isSafeInteger(n) || (s.min !== undefined && n < s.min) || (s.max !== undefined && n > s.max)) {
@@ -77,8 +89,9 @@ export const brokerCommand: CommandModule = {
     let out = y;
     for (const s of BROKER_SETTINGS) {
       out = out.option(s.flag, {
-        // Strings for everything but --fsync, so the one validation above sees the raw text.
-        type: s.kind === "boolean" ? "boolean" : "string",
+        // Strings for every flag, --fsync too: yargs's own boolean and number coercion would
+        // turn `--fsync=1` into false and `--port=0x10` into 16 before parse() sees the text.
+        type: "string",
         describe: `${s.describe} [env ${s.env}] (default: ${String(DEFAULT_CONFIG[s.key] ?? "unset")})`,
       });
     }
@@ -109,8 +122,6 @@ async function runBroker(config: BrokerServerConfig): Promise<void> {
     fail(`cannot start on ${config.host}:${config.port}: ${describeStartupError(err)}`);
     return;
   }
-  // Other tools wait for exactly this line.
-  log.info("listening", { address: running.address, store: config.dataDir === undefined ? "memory" : "durable" });
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
@@ -140,6 +151,9 @@ async function runBroker(config: BrokerServerConfig): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  // Other tools wait for exactly this line; it states the settings in force, not those asked for.
+  // It comes after the signal handlers: a tool may send SIGTERM the moment it reads the line.
+  log.info("listening", { address: running.address, ...running.settings });
 }
 
 function describeStartupError(err: unknown): string {
@@ -150,7 +164,7 @@ function describeStartupError(err: unknown): string {
   return message.replace(/\s+/g, " ").trim();
 }
 
-/** One clear line on stderr and a non-zero exit: 2 for a setting to fix, 1 for a failed start. */
+/** One clear line on stderr and a non-zero exit: 2 for a setting to fix, 1 for a start that failed. */
 function fail(message: string, code = 1): void {
   process.stderr.write(`ratatoskr broker: ${message}\n`);
   process.exitCode = code;

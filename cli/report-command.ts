@@ -24,6 +24,8 @@ interface ReportArgs {
   results: string[];
   out?: string;
   force?: boolean;
+  allowPartial?: boolean;
+  noise?: number;
 }
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
@@ -64,12 +66,13 @@ const merge: CommandModule<object, ReportArgs> = {
   builder: (y: Argv) =>
     y
       .positional("results", { type: "string", array: true, demandOption: true })
-      .option("out", { type: "string", demandOption: true, describe: "directory for the merged report" }) as unknown as Argv<ReportArgs>,
+      .option("out", { type: "string", demandOption: true, describe: "directory for the merged report" })
+      .option("allow-partial", { type: "boolean", default: false, describe: "merge a set that lacks shards; the result is marked partial and fails" }) as unknown as Argv<ReportArgs>,
   handler: (args) =>
     guarded("merge", () => {
       const inputs = args.results.map(readResult);
       prepareOutputDir(args.out!);
-      const merged = mergeResults(inputs);
+      const merged = mergeResults(inputs, { allowPartial: args.allowPartial === true });
       writeReport(args.out!, merged);
       printSummary(merged, args.out!, out);
       return merged.passed ? EXIT_OK : EXIT_GATE_FAILED;
@@ -82,7 +85,8 @@ const compare: CommandModule<object, ReportArgs> = {
   builder: (y: Argv) =>
     y
       .positional("results", { type: "string", array: true, demandOption: true })
-      .option("out", { type: "string", describe: "also write the comparison to this .md file" }) as unknown as Argv<ReportArgs>,
+      .option("out", { type: "string", describe: "also write the comparison to this .md file" })
+      .option("noise", { type: "number", default: 5, describe: "changes within ±this many percent of the baseline are called noise, not better or worse" }) as unknown as Argv<ReportArgs>,
   handler: (args) =>
     guarded("compare", () => {
       if (args.out) prepareOutputFile(args.out);
@@ -95,7 +99,7 @@ const compare: CommandModule<object, ReportArgs> = {
         out(`wrote ${files.join(", ")}`);
         return EXIT_OK;
       }
-      const md = compareMarkdown(args.results.map(readResult));
+      const md = compareMarkdown(args.results.map(readResult), { noisePercent: args.noise ?? 5 });
       if (args.out) writeFileSync(args.out, md);
       out(md);
       return EXIT_OK;

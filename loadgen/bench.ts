@@ -9,7 +9,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
 import { systemClock, type Clock } from "./clock.js";
-import { assertDriverAccepts, DRIVERS, findDriver, procSample, type EmbeddedBroker } from "./drivers/index.js";
+import { assertDriverAccepts, DRIVERS, effectiveStorage, findDriver, procSample, type EmbeddedBroker } from "./drivers/index.js";
 import { EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_OK, exitCodeFor, InterruptedError, UsageError } from "./errors.js";
 import { prepareOutputDir, prepareOutputFile } from "./out-dir.js";
 import { buildResult, captureEnvironment, judge, renderJUnit, renderSummaryMarkdown, SEED_HEADER, seedRow, writeReport, type RunResult } from "./report/index.js";
@@ -103,8 +103,11 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     };
     const outcome = await runScenario(scenario, plan, driver, {
       clock,
+      target,
       progress,
       sampleBroker,
+      // At teardown, /proc of a broker we started: its CPU time and high-water RSS (VmHWM).
+      ...(pid !== undefined ? { finalSampleBroker: async () => procSample(pid) } : {}),
       cleanup: args.target !== undefined,
       signal: interrupt.signal,
       ...(args.startAt !== undefined ? { startAtMs: args.startAt } : {}),
@@ -117,8 +120,8 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
         embedded: embedded !== undefined,
         target,
         args: embedded?.args ?? [],
-        storage: scenario.broker.storage,
-        fsync: scenario.broker.fsync,
+        // Labelled with what the broker reports about itself where it does (warnings say where it differs).
+        ...effectiveStorage(scenario.broker, outcome.brokerReport),
       },
     });
     const result = outcome.interrupted ? judge({ ...built, run: { ...built.run, interrupted: true } }) : built;
@@ -207,6 +210,7 @@ export function printSummary(r: RunResult, dir: string, log: (s: string) => void
   );
   const c = r.counts;
   log(`delivered ${c.delivered}/${c.expected}, lost ${c.lost}, duplicates ${c.duplicates}, out of order ${c.outOfOrder}, publish errors ${c.publishErrors}, stream errors ${c.streamErrors}`);
+  for (const w of r.warnings ?? []) log(`warning: ${w}`);
   for (const g of r.gates) log(`gate ${g.passed ? "PASS" : "FAIL"}: ${g.detail}`);
   if (r.run.interrupted) log(`INTERRUPTED: partial report in ${dir}/ (report.md, report.html, result.json); its gates are not judged`);
   else log(`${r.passed ? "PASS" : "FAIL"}: report in ${dir}/ (report.md, report.html, result.json)`);

@@ -53,6 +53,25 @@ export class BrokerUnreachableError extends LoadgenError {
   }
 }
 
+/** Why a broker could not be reached, as found by the connect probe (drivers/probe.ts). */
+export type ConnectFailureKind = "refused" | "timeout" | "not-grpc" | "not-nats" | "tls" | "closed" | "other";
+
+/**
+ * The broker address answered wrongly or not at all, classified: `refused` (nothing listens),
+ * `timeout` (no answer within --connect-timeout), `not-grpc` / `not-nats` (something else
+ * listens there), `tls` (a TLS server answered the plaintext client), `closed` (the server
+ * closed the connection before answering). Exit 2 like every BrokerUnreachableError.
+ */
+export class BrokerConnectError extends BrokerUnreachableError {
+  readonly kind: ConnectFailureKind;
+  constructor(target: string, kind: ConnectFailureKind, message: string, options?: { cause?: unknown }) {
+    super(target, message, options);
+    // "unreachable" is the wrong word for a server that answered in another protocol.
+    this.message = kind === "refused" || kind === "timeout" ? this.message : `broker at ${target}: ${message}`;
+    this.kind = kind;
+  }
+}
+
 /** The driver reported a failure that stops the run (setup RPCs failing, streams refused). */
 export class DriverError extends LoadgenError {
   readonly driver: string;

@@ -6,6 +6,8 @@ export interface BrokerStatsSnapshot {
   timestampMs: number;
   uptimeMs: number;
   storage: "memory" | "durable";
+  /** The store flushes each commit before acknowledging (false for memory). */
+  fsync: boolean;
   topics: number;
   subscriptions: number;
   consumers: number;
@@ -26,6 +28,8 @@ export interface BrokerStatsSnapshot {
   cpuSystemSeconds: number;
   diskBytes: number;
   diskBudgetBytes: number;
+  /** The budget in force for this storage: memoryBudgetBytes for memory, diskBudgetBytes for durable; 0 = unlimited. */
+  budgetBytes: number;
 }
 
 /** Process figures, injectable so tests need not depend on the real process. */
@@ -58,6 +62,7 @@ export function collectBrokerStats(broker: TopicRegistry, registry: Subscription
     timestampMs: now,
     uptimeMs: Math.max(0, now - startedAtMs),
     storage: broker.store.kind,
+    fsync: broker.store.fsync,
     topics: counters.topics,
     subscriptions: summary.subscriptions,
     consumers: summary.consumers,
@@ -78,5 +83,6 @@ export function collectBrokerStats(broker: TopicRegistry, registry: Subscription
     cpuSystemSeconds: cpu.system / 1e6,
     diskBytes: durable ? broker.store.usageBytes() : 0,
     diskBudgetBytes: broker.budgets.diskBudgetBytes,
+    budgetBytes: durable ? broker.budgets.diskBudgetBytes : broker.budgets.memoryBudgetBytes,
   };
 }

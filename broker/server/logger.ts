@@ -10,7 +10,7 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-export function createLogger(level: LogLevel = "info", write: (line: string) => void = (l) => process.stdout.write(l)): Logger {
+export function createLogger(level: LogLevel = "info", write: (line: string) => void = writeStdout): Logger {
   const min = RANK[level];
   const emit = (lvl: Exclude<LogLevel, "silent">, msg: string, fields?: Record<string, unknown>): void => {
     if (RANK[lvl] < min) return;
@@ -22,6 +22,35 @@ export function createLogger(level: LogLevel = "info", write: (line: string) => 
     warn: (m, f) => emit("warn", m, f),
     error: (m, f) => emit("error", m, f),
   };
+}
+
+let stdoutGuarded = false;
+let stdoutClosed = false;
+
+/**
+ * stdout that may go away (`ratatoskr broker | head -1`): a write error (EPIPE) must not crash
+ * the broker. The first one is noted once on stderr; log lines are dropped from then on and
+ * the broker keeps serving. stderr gets the same guard, for `2>&1 | head -1`.
+ */
+function writeStdout(line: string): void {
+  if (!stdoutGuarded) {
+    stdoutGuarded = true;
+    process.stdout.on("error", stdoutFailed);
+    process.stderr.on("error", () => undefined); // nowhere left to report it
+  }
+  if (stdoutClosed) return;
+  try {
+    process.stdout.write(line);
+  } catch (err) {
+    stdoutFailed(err);
+  }
+}
+
+function stdoutFailed(err: unknown): void {
+  if (stdoutClosed) return;
+  stdoutClosed = true;
+  const code = err instanceof Error && "code" in err && typeof err.code === "string" ? err.code : String(err);
+  process.stderr.write(`ratatoskr: stdout is closed (${code}); log lines are dropped from now on, the broker keeps serving\n`);
 }
 
 export const silentLogger: Logger = createLogger("silent");

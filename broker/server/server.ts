@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { createBrokerCore, type BrokerCore } from "../core/index.js";
 import { openStore } from "../store/index.js";
@@ -7,10 +8,27 @@ import { addHealthAndReflection } from "./discovery.js";
 import { addV1Service } from "./v1/index.js";
 import { addV2Service } from "./v2/index.js";
 
+/** The settings the broker runs with, taken from the store it opened and the config it serves with. */
+export interface EffectiveSettings {
+  store: "memory" | "durable";
+  /** Each commit flushed before it is acknowledged; always false for memory. */
+  fsync: boolean;
+  /** Absolute path of the durable store's directory; null for memory. */
+  dataDir: string | null;
+  memoryBudgetBytes: number;
+  diskBudgetBytes: number;
+  /** The budget in force for this store (memory or disk); 0 = unlimited. */
+  budgetBytes: number;
+  maxMessageBytes: number;
+  v1SubscriberBufferBytes: number;
+}
+
 export interface RunningBroker {
   /** "host:port" actually bound. */
   readonly address: string;
   readonly port: number;
+  /** What the listening line states. */
+  readonly settings: EffectiveSettings;
   /** The assembled core the services run on. */
   readonly core: BrokerCore;
   /** Graceful stop: refuse new calls, end open streams with UNAVAILABLE, close the store. */
@@ -61,7 +79,18 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
       });
     })());
 
-  return { address, port, core, close };
+  const durable = store.kind === "durable";
+  const settings: EffectiveSettings = {
+    store: store.kind,
+    fsync: store.fsync,
+    dataDir: durable && config.dataDir !== undefined ? resolve(config.dataDir) : null,
+    memoryBudgetBytes: core.topics.budgets.memoryBudgetBytes,
+    diskBudgetBytes: core.topics.budgets.diskBudgetBytes,
+    budgetBytes: durable ? core.topics.budgets.diskBudgetBytes : core.topics.budgets.memoryBudgetBytes,
+    maxMessageBytes: config.maxMessageBytes,
+    v1SubscriberBufferBytes: config.v1SubscriberBufferBytes,
+  };
+  return { address, port, settings, core, close };
 }
 
 function formatHost(host: string): string {

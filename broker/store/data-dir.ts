@@ -1,5 +1,5 @@
-import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, readSync, statSync, unlinkSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, readSync, realpathSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { StoreOpenError } from "./store-errors.js";
 
 // The data directory's guards, checked before LMDB touches it: it is a directory we may use,
@@ -19,6 +19,7 @@ export interface DirLock {
 
 /** Creates the directory if needed, takes its lock file and checks the data file's header. */
 export function prepareDataDir(dir: string): DirLock {
+  refusePseudoFilesystem(dir);
   ensureDirectory(dir);
   const lock = acquireLock(dir);
   try {
@@ -28,6 +29,38 @@ export function prepareDataDir(dir: string): DirLock {
     throw err;
   }
   return lock;
+}
+
+/** Kernel pseudo-filesystems: LMDB cannot live there (on /proc its writes spin forever). */
+const PSEUDO_ROOTS = ["/proc", "/sys"];
+
+/**
+ * Refuses a path under /proc or /sys before anything is created or opened there. The check is
+ * on the real path of the nearest existing ancestor (plus the rest of the path), so a symlink
+ * or `..` into /proc is caught too.
+ */
+function refusePseudoFilesystem(dir: string): void {
+  const real = realPathOfNearestAncestor(resolve(dir));
+  const root = PSEUDO_ROOTS.find((r) => real === r || real.startsWith(`${r}/`));
+  if (root !== undefined) {
+    throw new StoreOpenError(dir, "pseudo-filesystem", `${real} is under ${root}, a kernel pseudo-filesystem; use a directory on a real disk`);
+  }
+}
+
+function realPathOfNearestAncestor(path: string): string {
+  const rest: string[] = [];
+  let at = path;
+  for (;;) {
+    try {
+      return join(realpathSync(at), ...rest.reverse());
+    } catch (err) {
+      const parent = dirname(at);
+      // Not there (or not a directory on the way): climb. Anything else (EACCES): check the text.
+      if (parent === at || (errnoOf(err) !== "ENOENT" && errnoOf(err) !== "ENOTDIR")) return join(at, ...rest.reverse());
+      rest.push(basename(at));
+      at = parent;
+    }
+  }
 }
 
 function ensureDirectory(dir: string): void {

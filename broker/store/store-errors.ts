@@ -11,6 +11,8 @@ export type StoreOpenProblem =
   | "permission"
   /** Another live process (a broker) holds the directory's lock file. */
   | "locked"
+  /** The path is on a kernel pseudo-filesystem (/proc, /sys), where no store can live. */
+  | "pseudo-filesystem"
   /** Anything else the operating system or LMDB reported. */
   | "io";
 

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { open } from "lmdb";
@@ -48,6 +48,25 @@ describe("LmdbStore: data directories it must refuse", () => {
     const err = await openError(data);
     expect(err.problem).toBe("corrupt");
     expect(err.message).toMatch(/data\.mdb is not an LMDB data file/);
+  });
+
+  // LMDB on /proc spins at 100% CPU forever; these must be refused before anything is opened.
+  it.each([["/proc/x"], ["/proc/self/fd"], ["/sys/x/y"], ["/sys"], ["/tmp/../proc/x"]])("refuses %s, on a kernel pseudo-filesystem", async (path) => {
+    const err = await openError(path);
+    expect(err.problem).toBe("pseudo-filesystem");
+    expect(err.message).toMatch(/ is under \/(proc|sys), a kernel pseudo-filesystem; use a directory on a real disk$/);
+  });
+
+  it("refuses a path that reaches /proc through a symlink, and creates nothing there", async () => {
+    symlinkSync("/proc/self", join(dir, "link"));
+    const err = await openError(join(dir, "link", "not-there", "data"));
+    expect(err.problem).toBe("pseudo-filesystem");
+    expect(err.message).toContain("/proc/");
+  });
+
+  it("still opens a directory whose name merely starts with proc", async () => {
+    const data = join(dir, "proc", "sys");
+    await (await openStore({ dataDir: data, fsync: false })).close();
   });
 
   it("refuses a path that is a file", async () => {

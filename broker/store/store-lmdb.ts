@@ -58,6 +58,10 @@ export class LmdbStore implements Store {
   private closing: Promise<void> | undefined;
   private readonly cache: TailCache;
 
+  get fsync(): boolean {
+    return this.options.fsync;
+  }
+
   private constructor(
     private readonly dbs: LmdbDbs,
     private readonly lock: DirLock,

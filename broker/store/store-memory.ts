@@ -76,6 +76,7 @@ function retainedProducerIds(topic: string, log: MemoryLog, windowMs: number): D
  */
 export class MemoryStore implements Store {
   readonly kind = "memory" as const;
+  readonly fsync = false;
   private readonly topics = new Map<string, { record: TopicRecord; log: MemoryLog }>();
   private readonly subscriptions = new Map<string, { record: SubscriptionRecord; acks: AckState }>();
   private totalBytes = 0;

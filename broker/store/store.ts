@@ -11,6 +11,8 @@ import type { AckState, StoredMessage, SubscriptionRecord, TopicRecord } from ".
  */
 export interface Store {
   readonly kind: "memory" | "durable";
+  /** Each commit is flushed to disk before its write resolves (always false for memory). */
+  readonly fsync: boolean;
 
   /** Everything that survived: called once, right after opening. */
   recover(): RecoveredState;

@@ -26,7 +26,7 @@ export function referenceBrokerStorage(broker: BrokerSettings): string {
 export function brokerArgs(broker: BrokerSettings, dataDir: string | undefined): string[] {
   const args = ["broker", "--host", "127.0.0.1", "--port", "0", "--log-level", "info"];
   if (dataDir) args.push("--data-dir", dataDir);
-  if (dataDir && broker.fsync) args.push("--fsync");
+  if (dataDir && broker.fsync) args.push("--fsync=true");
   if (broker.memoryBudgetBytes !== undefined) args.push("--memory-budget-bytes", String(broker.memoryBudgetBytes));
   args.push(...broker.args);
   return args;
@@ -109,8 +109,12 @@ function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
   });
 }
 
-/** CPU seconds and RSS of a local process from /proc (Linux); undefined elsewhere. */
-export function procSample(pid: number): { cpuUserSeconds: number; cpuSystemSeconds: number; rssBytes: number } | undefined {
+/**
+ * CPU seconds (utime, stime), RSS (VmRSS) and peak RSS (VmHWM, the kernel's high-water mark,
+ * so short runs and peaks between samples count) of a local process from /proc (Linux);
+ * undefined elsewhere or once the process is gone.
+ */
+export function procSample(pid: number): { cpuUserSeconds: number; cpuSystemSeconds: number; rssBytes: number; peakRssBytes?: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
@@ -118,10 +122,12 @@ export function procSample(pid: number): { cpuUserSeconds: number; cpuSystemSeco
     const ticks = 100; // USER_HZ on Linux
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const rss = /VmRSS:\s+(\d+) kB/.exec(status);
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
     return {
       cpuUserSeconds: Number(rest[11]) / ticks,
       cpuSystemSeconds: Number(rest[12]) / ticks,
       rssBytes: rss ? Number(rss[1]) * 1024 : 0,
+      ...(hwm ? { peakRssBytes: Number(hwm[1]) * 1024 } : {}),
     };
   } catch {
     return undefined;

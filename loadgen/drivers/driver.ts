@@ -58,11 +58,25 @@ export interface DeliverySink {
 
 export interface BrokerStatsSample {
   rssBytes: number;
+  /** The process's high-water RSS (VmHWM) when known: the run's peak, sampled or not. */
+  peakRssBytes?: number;
   cpuUserSeconds: number;
   cpuSystemSeconds: number;
   heapUsedBytes?: number;
   retainedMessages?: number;
   backlog?: number;
+}
+
+/**
+ * What the broker says about itself (not what the scenario asked for): reports are labelled
+ * from this when the run is against a --target. A field the broker does not report is absent.
+ */
+export interface BrokerSelfReport {
+  storage?: "memory" | "durable";
+  fsync?: boolean;
+  memoryBudgetBytes?: number;
+  /** Where the figures come from, for the warning text (e.g. "GetBrokerStats", "JetStream stream info"). */
+  source: string;
 }
 
 export interface Consumer {
@@ -90,6 +104,11 @@ export interface Driver {
    * first n; v2 is all or nothing), rejects when the call failed as a whole.
    */
   publish(topic: string, payloads: readonly Buffer[], channelHint: number): Promise<number>;
+  /**
+   * What the broker reports about its own storage, read after createTopics; undefined when the
+   * protocol cannot say (v1, NATS core, the fake).
+   */
+  describeBroker?(): Promise<BrokerSelfReport | undefined>;
   /** Broker resource figures, if the protocol offers them. */
   brokerStats(): Promise<BrokerStatsSample | undefined>;
   /** Remove what this run created (subscriptions, topics); best effort. */

@@ -5,7 +5,8 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { Clock } from "../clock.js";
-import { BrokerUnreachableError } from "../errors.js";
+import { BrokerConnectError } from "../errors.js";
+import { probeBroker } from "./probe.js";
 
 export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.use_local_subchannel_pool": 1,
@@ -24,14 +25,18 @@ export class ClientPool<C extends grpc.Client> {
     return this.clients[i % this.clients.length]!;
   }
 
-  /** Wait until every channel is connected, or throw BrokerUnreachableError. */
+  /**
+   * Probe the target (probe.ts: refused, not gRPC, TLS, ... at once), then wait until every
+   * channel is connected; throws BrokerConnectError naming the cause.
+   */
   async ready(target: string, timeoutMs: number, clock: Clock): Promise<void> {
     const deadline = clock.wallMs() + timeoutMs;
+    await probeBroker(target, "grpc", timeoutMs);
     await Promise.all(
       this.clients.map(
         (c) =>
           new Promise<void>((resolve, reject) =>
-            c.waitForReady(deadline, (err) => (err ? reject(new BrokerUnreachableError(target, err.message, { cause: err })) : resolve())),
+            c.waitForReady(deadline, (err) => (err ? reject(new BrokerConnectError(target, "timeout", `channels not ready within ${timeoutMs} ms: ${err.message}`, { cause: err })) : resolve())),
           ),
       ),
     );

@@ -6,7 +6,9 @@
 export { DRIVERS, DRIVER_NAMES, DEFAULT_DRIVER, findDriver, isDriverName, createDriver, assertDriverAccepts, movedScenarioFields, type DriverName } from "./registry.js";
 export { FakeDriver, type FakeFaults } from "./fake.js";
 export { startEmbeddedBroker, procSample } from "./broker-process.js";
+export { effectiveStorage, selfReportWarnings } from "./self-report.js";
 export type {
+  BrokerSelfReport,
   BrokerSettings,
   BrokerStatsSample,
   Consumer,

@@ -18,7 +18,7 @@
 import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "nats";
 import { z } from "zod";
 import { DriverError } from "../errors.js";
-import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type DriverScenario, type SubscriptionSpec } from "./driver.js";
+import { defineDriver, type BrokerSelfReport, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type DriverScenario, type SubscriptionSpec } from "./driver.js";
 import { NatsPool, asBuffer } from "./nats-pool.js";
 import { natsServer } from "./nats-server.js";
 import { PubAckMux } from "./jetstream-publisher.js";
@@ -57,6 +57,7 @@ export class JetStreamDriver implements Driver {
   private readonly js: JetStreamClient[] = [];
   private readonly publishers: PubAckMux[] = [];
   private readonly consumers = new Set<ConsumerMessages>();
+  private readonly streams: string[] = [];
 
   constructor(
     private readonly options: DriverOptions,
@@ -89,10 +90,12 @@ export class JetStreamDriver implements Driver {
     await inBatches(names, 16, async (name) => {
       try {
         await jsm.streams.add({ name, subjects: [name], storage, retention: RetentionPolicy.Interest, num_replicas: 1 });
+        this.streams.push(name);
       } catch (err) {
         // "stream name already in use" with the same configuration is fine; anything else is not.
         const existing = await jsm.streams.info(name).catch(() => undefined);
         if (!existing) throw new DriverError(this.name, `add stream ${name}: ${message(err)}`, { cause: err });
+        this.streams.push(name);
       }
     });
   }
@@ -149,6 +152,14 @@ export class JetStreamDriver implements Driver {
     const p = this.publishers[channelHint % this.publishers.length];
     if (!p) return Promise.reject(new DriverError(this.name, "not connected"));
     return p.publish(topic, payloads);
+  }
+
+  /** The storage of a stream as the server reports it (an existing stream may differ from what we asked). */
+  async describeBroker(): Promise<BrokerSelfReport | undefined> {
+    const name = this.streams[0];
+    if (name === undefined) return undefined;
+    const info = await this.manager().streams.info(name);
+    return { source: `JetStream stream info of ${name}`, storage: info.config.storage === StorageType.File ? "durable" : "memory", fsync: false };
   }
 
   async brokerStats(): Promise<BrokerStatsSample | undefined> {

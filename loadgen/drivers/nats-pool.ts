@@ -5,7 +5,8 @@
  * the run reports, instead of silently resubscribing and hiding the gap.
  */
 import { connect, type NatsConnection } from "nats";
-import { BrokerUnreachableError } from "../errors.js";
+import { BrokerConnectError, BrokerUnreachableError } from "../errors.js";
+import { probeBroker } from "./probe.js";
 
 export class NatsPool {
   private readonly conns: NatsConnection[] = [];
@@ -18,12 +19,20 @@ export class NatsPool {
     private readonly name: string,
   ) {}
 
+  /** The server's INFO, as the probe read it at open(). */
+  serverInfo: Record<string, unknown> | undefined;
+
+  /**
+   * Probe the target (probe.ts: refused, not NATS, TLS, ... at once), then open the
+   * connections, each bounded by `timeoutMs`; throws BrokerConnectError naming the cause.
+   */
   async open(timeoutMs: number): Promise<void> {
     const [host, port] = splitTarget(this.target);
+    this.serverInfo = await probeBroker(this.target, "nats", timeoutMs);
     for (let i = 0; i < this.size; i++) {
       let nc: NatsConnection;
       try {
-        nc = await connect({
+        nc = await withTimeout(this.target, timeoutMs, connect({
           servers: `${host}:${port}`,
           name: `${this.name}-${i}`,
           timeout: timeoutMs,
@@ -32,8 +41,9 @@ export class NatsPool {
           noAsyncTraces: true,
           ignoreClusterUpdates: true,
           pingInterval: 60_000,
-        });
+        }));
       } catch (err) {
+        if (err instanceof BrokerConnectError) throw err;
         throw new BrokerUnreachableError(this.target, err instanceof Error ? err.message : String(err), { cause: err });
       }
       const index = i;
@@ -79,4 +89,19 @@ export function splitTarget(target: string): [string, number] {
 /** A Buffer view over a NATS payload (no copy); valid while the Uint8Array is. */
 export function asBuffer(data: Uint8Array): Buffer {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** nats.js's own `timeout` bounds the TCP connect, not the handshake: bound the whole of it. */
+function withTimeout(target: string, timeoutMs: number, p: Promise<NatsConnection>): Promise<NatsConnection> {
+  let timer: NodeJS.Timeout | undefined;
+  let late = false;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      late = true;
+      reject(new BrokerConnectError(target, "timeout", `NATS handshake not done within ${timeoutMs} ms (--connect-timeout)`));
+    }, timeoutMs);
+  });
+  // A connection that completes after the bound is closed, not leaked.
+  void p.then((nc) => (late ? nc.close() : undefined)).catch(() => undefined);
+  return Promise.race([p, bound]).finally(() => clearTimeout(timer));
 }

@@ -9,7 +9,7 @@ import { z } from "zod";
 import { BrokerClient, BrokerService, ConsumeRequest, StartPosition, type BrokerStats } from "../../proto/gen/ratatoskr/v2/broker.js";
 import { DriverError } from "../errors.js";
 import { referenceBroker, referenceBrokerStorage } from "./broker-process.js";
-import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type SubscriptionSpec } from "./driver.js";
+import { defineDriver, type BrokerSelfReport, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type SubscriptionSpec } from "./driver.js";
 import { ClientPool, isStatus, unary } from "./grpc-pool.js";
 import { inBatches, message } from "./util.js";
 import {
@@ -169,8 +169,22 @@ export class RatatoskrV2Driver implements Driver {
     });
   }
 
+  async describeBroker(): Promise<BrokerSelfReport | undefined> {
+    const s = await this.stats();
+    return {
+      source: "GetBrokerStats",
+      ...(s.storage === "memory" || s.storage === "durable" ? { storage: s.storage } : {}),
+      fsync: s.fsync,
+      memoryBudgetBytes: Number(s.memoryBudgetBytes),
+    };
+  }
+
+  private stats(): Promise<BrokerStats> {
+    return unary<BrokerStats>((cb) => this.pool.at(0).getBrokerStats({}, new grpc.Metadata(), { deadline: this.options.clock.wallMs() + 2000 }, cb));
+  }
+
   async brokerStats(): Promise<BrokerStatsSample | undefined> {
-    const s = await unary<BrokerStats>((cb) => this.pool.at(0).getBrokerStats({}, new grpc.Metadata(), { deadline: this.options.clock.wallMs() + 2000 }, cb));
+    const s = await this.stats();
     return {
       rssBytes: Number(s.rssBytes),
       cpuUserSeconds: s.cpuUserSeconds,

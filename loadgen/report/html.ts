@@ -142,7 +142,7 @@ code { background: #f4f4f4; padding: 0 3px; }
 </style>
 </head>
 <body>
-<h1>${esc(r.run.scenario)}: <span class="${r.passed ? "pass" : "fail"}">${r.passed ? "PASS" : "FAIL"}</span></h1>
+<h1>${esc(r.run.scenario)}: <span class="${r.passed ? "pass" : "fail"}">${r.passed ? "PASS" : "FAIL"}${r.run.partial ? " (PARTIAL)" : ""}</span></h1>
 ${renderHtmlTables(r)}
 ${charts.map(([id, svg]) => `<figure class="chart" id="chart-${id}">\n${svg}\n</figure>`).join("\n")}
 </body>

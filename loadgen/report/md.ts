@@ -1,13 +1,14 @@
 /** report.md: the seed-shaped summary table, latency percentiles, gates, counts, environment. */
 import type { RunResult } from "./result.js";
 import { fmtBytes, fmtCount, fmtUs, totalSubscriptions, type LatencySummary } from "../run/index.js";
+import { gateValue, headline, parameterRows, partialNotice } from "./summary.js";
 
 export const SEED_HEADER = "| configuration | messages | topics | subscribers | throughput | deliveries | broker memory |\n|---|---:|---:|---:|---:|---:|---:|";
 
 export function configurationLabel(r: RunResult): string {
   const b = r.broker;
   const storage = b.storage === "durable" ? `durable${b.fsync ? "+fsync" : ""}` : "memory";
-  return `${r.run.scenario} (${r.run.driver}, ${storage}${r.run.shardsMerged > 1 ? `, ${r.run.shardsMerged} shards` : ""})`;
+  return `${r.run.scenario} (${r.run.driver}, ${storage}${r.run.shardsMerged > 1 ? `, ${r.run.shardsMerged} shards` : ""}${r.run.partial ? `, PARTIAL ${r.run.shardsMerged}/${r.run.shard.count}` : ""})`;
 }
 
 export function seedRow(r: RunResult): string {
@@ -38,20 +39,23 @@ export function renderMarkdown(r: RunResult): string {
   const s = r.scenario;
   const lines: string[] = [];
   if (r.run.interrupted) lines.push("**INTERRUPTED**: this run was stopped before it finished; its figures cover only part of it and its gates are not judged as passed.", "");
-  lines.push(`# ${r.run.scenario}: ${r.run.interrupted ? "INTERRUPTED" : r.passed ? "PASS" : "FAIL"}`, "");
+  lines.push(`# ${r.run.scenario}: ${r.run.interrupted ? "INTERRUPTED" : r.passed ? "PASS" : "FAIL"}${r.run.partial ? " (PARTIAL)" : ""}`, "");
+  const notice = partialNotice(r);
+  if (notice) lines.push(`**${notice}**`, "");
+  for (const w of r.warnings ?? []) lines.push(`> **Warning:** ${w}`, "");
+  lines.push(`**Headline:** ${headline(r)}`, "");
   if (s.description) lines.push(s.description.trim(), "");
+  lines.push("## Parameters", "", "| parameter | value |", "|---|---|", ...parameterRows(r).map(([k, v]) => `| ${k} | ${v} |`), "");
   lines.push(
     `Run \`${r.run.id}\` started ${r.run.startedAt}, driver \`${r.run.driver}\`, broker ${r.broker.embedded ? "embedded" : "external"} at ${r.broker.target}` +
-      `${r.run.shard.count > 1 ? `, shard ${r.run.shard.index}/${r.run.shard.count}` : ""}${r.run.shardsMerged > 1 ? `, ${r.run.shardsMerged} shards merged` : ""}.`,
+      `${r.run.shard.count > 1 && r.run.shardsMerged === 1 ? `, shard ${r.run.shard.index}/${r.run.shard.count}` : ""}${r.run.shardsMerged > 1 ? `, ${r.run.shardsMerged} of ${r.run.shard.count} shards merged` : ""}.`,
+    "",
+  );
+  lines.push(
+    "In the table below *messages* and *throughput* are the measure phase only; *deliveries* count warmup and measure messages (every message is accounted, only measured ones are timed).",
     "",
   );
   lines.push(SEED_HEADER, seedRow(r), "");
-  lines.push(
-    `Offered rate: ${s.rate === "unthrottled" ? "unthrottled" : `${fmtCount(s.rate)} msg/s`}; measured ${r.throughput.measureSeconds.toFixed(1)} s` +
-      `${r.throughput.achievedRateRatio !== null ? ` (achieved ${(r.throughput.achievedRateRatio * 100).toFixed(1)}% of offered)` : ""};` +
-      ` ${s.producers} producers, batch ${s.batchSize}, ${s.messageSizeBytes} B messages, ${s.connections} connections.`,
-    "",
-  );
   lines.push("## Latency", "", "End-to-end latency is measured from each message's *intended* send time (coordinated-omission corrected); the uncorrected figure is from the actual send time. Publish latency is the broker's acknowledgement time for a batch from when it was sent; lateness is how far behind schedule messages left.", "");
   lines.push(LAT_HEADER);
   lines.push(latRow("e2e (corrected)", r.latency.e2e), latRow("e2e (uncorrected)", r.latency.e2eUncorrected), latRow("publish", r.latency.publish), latRow("lateness", r.latency.lateness), "");
@@ -59,13 +63,14 @@ export function renderMarkdown(r: RunResult): string {
   if (r.gates.length === 0) lines.push("No `slo:` gates in this scenario.", "");
   else {
     lines.push("| gate | limit | actual | result |", "|---|---:|---:|---|");
-    for (const g of r.gates) lines.push(`| ${g.name} | ${g.op} ${g.limit}${g.unit === "ms" ? " ms" : ""} | ${g.actual ?? "n/a"}${g.unit === "ms" ? " ms" : ""} | ${g.passed ? "pass" : `**FAIL**: ${g.detail}`} |`);
+    for (const g of r.gates) lines.push(`| ${g.name} | ${g.op} ${gateValue(g, g.limit)} | ${gateValue(g, g.actual)} | ${g.passed ? "pass" : `**FAIL**: ${g.detail}`} |`);
     lines.push("");
   }
   lines.push("## Delivery accounting", "");
-  lines.push("| published | publish errors | expected deliveries | delivered | lost | duplicates | out of order | redelivered | foreign | stream errors | complete subscriptions |");
-  lines.push("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-  lines.push(`| ${c.published} | ${c.publishErrors} | ${c.expected} | ${c.delivered} | ${c.lost} | ${c.duplicates} | ${c.outOfOrder} | ${c.redelivered} | ${c.foreign} | ${c.streamErrors} | ${c.completeSubscriptions}/${c.subscriptions} |`, "");
+  lines.push("Published is split by phase; expected, delivered and lost cover warmup and measure together.", "");
+  lines.push("| published in warmup | published in measure | publish errors | expected deliveries | delivered | lost | duplicates | out of order | redelivered | foreign | stream errors | complete subscriptions |");
+  lines.push("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+  lines.push(`| ${c.published - c.measuredPublished} | ${c.measuredPublished} | ${c.publishErrors} | ${c.expected} | ${c.delivered} | ${c.lost} | ${c.duplicates} | ${c.outOfOrder} | ${c.redelivered} | ${c.foreign} | ${c.streamErrors} | ${c.completeSubscriptions}/${c.subscriptions} |`, "");
   if (r.run.drainTimedOut) lines.push(`Drain timed out after ${s.drainTimeoutSeconds} s with deliveries missing.`, "");
   if (r.errors.streams.length || r.errors.publishes.length) {
     lines.push("Errors (first few):", "");

@@ -2,26 +2,64 @@
  * `report merge`: combine the results of the shards of one run into one result. Counts add up,
  * histograms merge losslessly (whole-run and per-second interval histograms, matched by their
  * start second), and every percentile is derived again from the merged histograms. Gates are
- * judged again on the merged figures.
+ * judged again on the merged figures. A set must be whole (every shard i/N once, one run id,
+ * scenario and driver) unless `allowPartial`, and then the merge says so and fails.
  */
 import { ReportError } from "../errors.js";
 import { encodeHistogram, mergeEncoded, summarize, type EncodedInterval, type IntervalPoint } from "../run/index.js";
 import { judge, type Counts, type RunResult } from "./result.js";
 
-export function mergeResults(results: readonly RunResult[]): RunResult {
+export interface MergeOptions {
+  /**
+   * Merge a set that lacks shards: the result is marked `run.partial` (shown at the top of the
+   * reports) and its "complete shards" gate fails. Duplicates and mismatched runs are refused
+   * regardless.
+   */
+  allowPartial?: boolean;
+}
+
+/**
+ * Check that `results` are the shards of one run, each once, and say which shards are missing.
+ * Throws a ReportError on duplicates, mismatched run ids, scenarios, drivers or shard counts.
+ */
+export function checkShardSet(results: readonly RunResult[]): { count: number; missing: number[] } {
   const first = results[0];
   if (!first) throw new ReportError("report merge needs at least one result");
+  const name = (r: RunResult) => `${r.run.scenario}/${r.run.id} (${r.run.driver}, shard ${r.run.shard.index}/${r.run.shard.count})`;
   for (const r of results) {
-    if (r.run.scenario !== first.run.scenario || r.run.id !== first.run.id) {
-      throw new ReportError(`cannot merge ${r.run.scenario}/${r.run.id} with ${first.run.scenario}/${first.run.id}: shards of one run share scenario and run id`);
+    if (r.run.scenario !== first.run.scenario || r.run.id !== first.run.id || r.run.driver !== first.run.driver) {
+      throw new ReportError(`cannot merge ${name(r)} with ${name(first)}: shards of one run share scenario, driver and run id`);
+    }
+    if (r.run.shard.count !== first.run.shard.count) {
+      throw new ReportError(`cannot merge ${name(r)} with ${name(first)}: the shard counts differ`);
+    }
+    if (r.run.shardsMerged !== 1 || r.run.partial) {
+      throw new ReportError(`${name(r)} is already a merge of ${r.run.shardsMerged} shards; merge the shard results themselves`);
     }
   }
-  const seen = new Set(results.map((r) => `${r.run.shard.index}/${r.run.shard.count}`));
-  if (seen.size !== results.length) throw new ReportError(`the same shard appears twice: ${results.map((r) => `${r.run.shard.index}/${r.run.shard.count}`).join(", ")}`);
+  const indices = results.map((r) => r.run.shard.index);
+  const dup = indices.filter((i, k) => indices.indexOf(i) !== k);
+  if (dup.length) throw new ReportError(`the same shard appears twice: shard ${[...new Set(dup)].join(", ")} of ${results.map(name).join(", ")}`);
+  const count = first.run.shard.count;
+  const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !indices.includes(i));
+  return { count, missing };
+}
+
+export function mergeResults(results: readonly RunResult[], options: MergeOptions = {}): RunResult {
+  const { count, missing } = checkShardSet(results);
+  const first = results[0]!;
+  if (missing.length && !options.allowPartial) {
+    throw new ReportError(
+      `incomplete shard set for ${first.run.scenario}/${first.run.id}: have ${results.length} of ${count} shards, missing shard${missing.length === 1 ? "" : "s"} ${missing.join(", ")} (pass --allow-partial to merge them anyway, marked partial and failed)`,
+    );
+  }
 
   const counts = Object.fromEntries(
     (Object.keys(first.counts) as (keyof Counts)[]).map((k) => [k, results.reduce((a, r) => a + r.counts[k], 0)]),
   ) as unknown as Counts;
+  // Topics and subscriptions partition over the shards, producers do not: a producer whose topics
+  // fall in several shards runs in each. A whole set had the whole run's producers.
+  if (!missing.length && first.run.whole) counts.producers = first.run.whole.producers;
   const hist = (k: keyof RunResult["histograms"]) => mergeEncoded(results.map((r) => r.histograms[k]));
   const e2e = hist("e2e");
   const e2eUncorrected = hist("e2eUncorrected");
@@ -38,8 +76,9 @@ export function mergeResults(results: readonly RunResult[]): RunResult {
       ...first.run,
       startedAt: results.map((r) => r.run.startedAt).sort()[0]!,
       durationSeconds: Math.max(...results.map((r) => r.run.durationSeconds)),
-      shard: { index: 0, count: first.run.shard.count },
-      shardsMerged: results.reduce((a, r) => a + r.run.shardsMerged, 0),
+      shard: { index: 0, count },
+      shardsMerged: results.length,
+      ...(missing.length ? { partial: true, missingShards: missing } : {}),
       drainTimedOut: results.some((r) => r.run.drainTimedOut),
       ...(results.some((r) => r.run.interrupted) ? { interrupted: true } : {}),
     },

@@ -11,6 +11,7 @@ import {
   decodeHistogram,
   encodeHistogram,
   summarize,
+  totalSubscriptions,
   type EncodedInterval,
   type IntervalPoint,
   type LatencySummary,
@@ -77,6 +78,19 @@ export interface RunResult {
     shard: { index: number; count: number };
     /** Number of shard results merged into this one (1 for a single run). */
     shardsMerged: number;
+    /**
+     * Set by `report merge --allow-partial` when shards are missing: the figures cover only the
+     * shards present, and a "complete shards" gate fails. Absent (or false) when whole.
+     */
+    partial?: boolean;
+    /** The shard indices a partial merge lacks. */
+    missingShards?: number[];
+    /**
+     * The whole run's topology and offered rate, whatever share of it this result covers. A shard's
+     * `counts` (producers, topics, subscriptions) and `throughput.offeredRate` are its own share.
+     * Absent in results written before it was added.
+     */
+    whole?: WholeRun;
     phases: PhaseTiming[];
     drainTimedOut: boolean;
     /** Stopped by SIGINT/SIGTERM: the figures cover only part of the run and it never passes. */
@@ -93,7 +107,17 @@ export interface RunResult {
   intervalHistograms: EncodedInterval[];
   gates: GateResult[];
   passed: boolean;
+  /** What the reader must know, e.g. the broker reports other storage than the scenario asked for (absent: none). */
+  warnings?: string[];
   errors: { streams: StreamErrorInfo[]; publishes: string[] };
+}
+
+export interface WholeRun {
+  producers: number;
+  topics: number;
+  subscriptions: number;
+  /** Messages per second offered by all producers of all shards; null when unthrottled. */
+  offeredRate: number | null;
 }
 
 export interface ResultMeta {
@@ -162,6 +186,12 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
       durationSeconds: round3(outcome.phases.length ? outcome.phases[outcome.phases.length - 1]!.endSec : 0),
       shard: plan.shard,
       shardsMerged: 1,
+      whole: {
+        producers: scenario.producers,
+        topics: scenario.topics,
+        subscriptions: totalSubscriptions(scenario),
+        offeredRate: scenario.rate === "unthrottled" ? null : scenario.rate,
+      },
       phases: outcome.phases.map((p) => ({ ...p, startSec: round3(p.startSec), endSec: round3(p.endSec) })),
       drainTimedOut: outcome.drainTimedOut,
     },
@@ -170,7 +200,7 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
     broker: {
       ...meta.broker,
       samples,
-      peakRssBytes: samples.length ? Math.max(...samples.map((s) => s.rssBytes)) : null,
+      peakRssBytes: samples.length ? Math.max(...samples.map((s) => s.peakRssBytes ?? s.rssBytes)) : null,
       cpuSeconds: first && last ? round3(last.cpuUserSeconds + last.cpuSystemSeconds) : null,
     },
     counts,
@@ -181,6 +211,7 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
     intervalHistograms: r.intervals,
     gates: [],
     passed: true,
+    ...(outcome.warnings.length ? { warnings: outcome.warnings } : {}),
     errors: { streams: outcome.streamErrorSamples, publishes: outcome.publishErrorSamples },
   };
   return judge(result);
@@ -202,6 +233,20 @@ export function judge(result: RunResult): RunResult {
     publishP99Us: result.latency.publish.p99Us,
     achievedRateRatio: result.throughput.achievedRateRatio ?? undefined,
   });
+  if (result.run.partial) {
+    // A partial merge never passes: its figures are those of the shards present only.
+    const count = result.run.shard.count;
+    const have = count - (result.run.missingShards?.length ?? 0);
+    gates.unshift({
+      name: "complete shards",
+      op: ">=",
+      limit: count,
+      actual: have,
+      unit: "shards",
+      passed: false,
+      detail: `complete shards ${have} fails >= ${count} (missing shard${result.run.missingShards?.length === 1 ? "" : "s"} ${(result.run.missingShards ?? []).join(", ")})`,
+    });
+  }
   return { ...result, gates, passed: allPassed(gates) && result.run.interrupted !== true };
 }
 

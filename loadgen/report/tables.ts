@@ -2,6 +2,7 @@
 import { configurationLabel } from "./md.js";
 import type { RunResult } from "./result.js";
 import { fmtBytes, fmtCount, fmtUs, totalSubscriptions } from "../run/index.js";
+import { gateValue, headline, isShard, parameterRows, partialNotice } from "./summary.js";
 
 function esc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -20,15 +21,20 @@ export function renderHtmlTables(r: RunResult): string {
   const pct = c.expected === 0 ? 100 : (c.delivered / c.expected) * 100;
   const e = r.environment;
   const lat = (name: string, s: RunResult["latency"]["e2e"]) => [name, fmtCount(s.count), fmtUs(s.p50Us), fmtUs(s.p90Us), fmtUs(s.p99Us), fmtUs(s.p999Us), fmtUs(s.p9999Us), fmtUs(s.maxUs)];
+  const notice = partialNotice(r);
   const parts = [
+    notice ? `<p class="fail"><strong>${esc(notice)}</strong></p>` : "",
+    `<p><strong>Headline:</strong> ${esc(headline(r))}</p>`,
+    "<h2>Parameters</h2>",
+    table(["parameter", "value"], parameterRows(r).map(([k, v]) => [esc(k), esc(v)])),
     `<p>Run <code>${esc(r.run.id)}</code> started ${esc(r.run.startedAt)}; driver <code>${esc(r.run.driver)}</code>; broker ${r.broker.embedded ? "embedded" : "external"} at ${esc(r.broker.target)}.</p>`,
     table(
       ["configuration", "messages", "topics", "subscribers", "throughput", "deliveries", "broker memory"],
       [[
         esc(configurationLabel(r)),
         fmtCount(c.measuredPublished),
-        r.scenario.topics,
-        fmtCount(totalSubscriptions(r.scenario)),
+        isShard(r) ? c.topics : r.scenario.topics,
+        fmtCount(isShard(r) ? c.subscriptions : totalSubscriptions(r.scenario)),
         `${fmtCount(r.throughput.publishRate)} msg/s in, ${fmtCount(r.throughput.deliveryRate)} msg/s out`,
         `${fmtCount(c.delivered)} / ${fmtCount(c.expected)} (${pct.toFixed(pct === 100 ? 0 : 3)}%)`,
         r.broker.peakRssBytes === null ? "n/a" : `${fmtBytes(r.broker.peakRssBytes)} peak RSS`,
@@ -44,10 +50,11 @@ export function renderHtmlTables(r: RunResult): string {
     "<h2>Gates</h2>",
     r.gates.length === 0
       ? "<p>No gates.</p>"
-      : table(["gate", "limit", "actual", "result"], r.gates.map((g) => [esc(g.name), `${g.op} ${g.limit}`, g.actual ?? "n/a", g.passed ? `<span class="pass">pass</span>` : `<span class="fail">FAIL: ${esc(g.detail)}</span>`])),
+      : table(["gate", "limit", "actual", "result"], r.gates.map((g) => [esc(g.name), `${g.op} ${esc(gateValue(g, g.limit))}`, esc(gateValue(g, g.actual)), g.passed ? `<span class="pass">pass</span>` : `<span class="fail">FAIL: ${esc(g.detail)}</span>`])),
     "<h2>Delivery accounting</h2>",
-    table(["published", "publish errors", "expected", "delivered", "lost", "duplicates", "out of order", "redelivered", "stream errors"], [
-      [c.published, c.publishErrors, c.expected, c.delivered, c.lost, c.duplicates, c.outOfOrder, c.redelivered, c.streamErrors],
+    "<p>Published is split by phase; expected, delivered and lost cover warmup and measure together.</p>",
+    table(["published in warmup", "published in measure", "publish errors", "expected", "delivered", "lost", "duplicates", "out of order", "redelivered", "stream errors"], [
+      [c.published - c.measuredPublished, c.measuredPublished, c.publishErrors, c.expected, c.delivered, c.lost, c.duplicates, c.outOfOrder, c.redelivered, c.streamErrors],
     ]),
     "<h2>Environment</h2>",
     `<p>${esc(e.cpuModel)}, ${e.cpuCores} cores, ${fmtBytes(e.memoryBytes)}; ${esc(e.os)}; Node ${esc(e.node)}; commit <code>${esc(e.gitCommit.slice(0, 12))}</code>${e.gitDirty ? " (dirty)" : ""}; broker args <code>${esc(r.broker.args.join(" "))}</code>.</p>`,

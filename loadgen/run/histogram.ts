@@ -78,11 +78,16 @@ export interface LatencySummary {
   maxUs: number;
 }
 
+/**
+ * Figures of a histogram. An empty one has count 0 and zeros (see summarizeOrNull for a summary
+ * that says "nothing recorded"); `minUs` is the lowest recorded value, 0 included
+ * (hdr's minNonZeroValue is Number.MAX_SAFE_INTEGER when only zeros were recorded).
+ */
 export function summarize(h: Histogram): LatencySummary {
   const empty = h.totalCount === 0;
   return {
     count: h.totalCount,
-    minUs: empty ? 0 : h.minNonZeroValue,
+    minUs: empty ? 0 : h.getValueAtPercentile(0), // not minNonZeroValue: recorded zeros are the minimum
     meanUs: empty ? 0 : Math.round(h.mean * 10) / 10,
     p50Us: h.getValueAtPercentile(50),
     p90Us: h.getValueAtPercentile(90),
@@ -91,6 +96,11 @@ export function summarize(h: Histogram): LatencySummary {
     p9999Us: h.getValueAtPercentile(99.99),
     maxUs: empty ? 0 : h.maxValue,
   };
+}
+
+/** The summary of a histogram, or null when nothing was recorded (e.g. lateness of an unthrottled run). */
+export function summarizeOrNull(h: Histogram): LatencySummary | null {
+  return h.totalCount === 0 ? null : summarize(h);
 }
 
 /** Java-compatible .hgrm text, values in milliseconds. */

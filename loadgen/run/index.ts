@@ -19,6 +19,7 @@ export {
   percentileCurve,
   percentileDistribution,
   summarize,
+  summarizeOrNull,
   writeHlog,
   type Histogram,
   type LatencySummary,

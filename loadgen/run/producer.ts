@@ -218,7 +218,8 @@ export class PublisherGroup {
     for (let i = 0; i < want; i++) {
       const intended = s.limiter.take(now);
       batch.push(s.plan.id, topic, s.seq[pos]!++, intended, flags);
-      if (!spec.warmup) this.recorder.recordLateness(now - intended);
+      // Unthrottled messages have no schedule to be late for: their lateness histogram stays empty.
+      if (!spec.warmup && !s.limiter.unthrottled) this.recorder.recordLateness(now - intended);
     }
     batch.stampSent(now);
     s.inFlight++;

@@ -11,7 +11,53 @@ export interface ProgressState {
   publishRate: number;
   deliveryRate: number;
   p99Us: number;
+  /** Share of the run done, 0..100, when its size is known (messages or duration). */
+  percent?: number | undefined;
+  /** Seconds left, estimated, when the size is known. */
+  etaSec?: number | undefined;
   note?: string;
+}
+
+/** What the progress estimate reads of the run. */
+export interface RunSize {
+  phase: string;
+  /** Seconds since the measure phase started (0 before it). */
+  measureElapsedSec: number;
+  /** Measure phase length, when the scenario gives `durationSeconds`. */
+  durationSec?: number | undefined;
+  /** Measured messages this process publishes, when the scenario gives `messages`. */
+  totalMessages?: number | undefined;
+  measuredPublished: number;
+  publishRate: number;
+}
+
+/**
+ * Percent done and ETA of the measure phase: by messages published of `totalMessages`, or by
+ * time of `durationSec`. Undefined before measuring, while draining, or when the size is unknown.
+ */
+export function estimateProgress(r: RunSize): { percent: number; etaSec: number | undefined } | undefined {
+  if (r.phase !== "measure") return undefined;
+  if (r.totalMessages !== undefined && r.totalMessages > 0) {
+    const done = Math.min(1, r.measuredPublished / r.totalMessages);
+    const left = r.totalMessages - Math.min(r.totalMessages, r.measuredPublished);
+    return { percent: Math.floor(done * 100), etaSec: r.publishRate > 0 ? left / r.publishRate : undefined };
+  }
+  if (r.durationSec !== undefined && r.durationSec > 0) {
+    const done = Math.min(1, r.measureElapsedSec / r.durationSec);
+    return { percent: Math.floor(done * 100), etaSec: Math.max(0, r.durationSec - r.measureElapsedSec) };
+  }
+  return undefined;
+}
+
+/**
+ * The delivered figure of the progress line: never above expected. First deliveries can arrive
+ * before their publish is acknowledged (expected counts acknowledged messages), so the excess
+ * is shown apart, not as delivered.
+ */
+export function deliveredText(delivered: number, expected: number): string {
+  const shown = Math.min(delivered, expected);
+  const ahead = delivered - shown;
+  return `${fmtCount(shown)}/${fmtCount(expected)}${ahead > 0 ? ` (+${fmtCount(ahead)} before their publish ack)` : ""}`;
 }
 
 export class Progress {
@@ -28,8 +74,9 @@ export class Progress {
     const line =
       `[${s.phase.padEnd(8)}] ${s.elapsedSec.toFixed(0).padStart(4)}s` +
       ` pub ${fmtCount(s.published)} (${fmtCount(s.publishRate)}/s)` +
-      ` dlv ${fmtCount(s.delivered)}/${fmtCount(s.expected)} (${fmtCount(s.deliveryRate)}/s)` +
+      ` dlv ${deliveredText(s.delivered, s.expected)} (${fmtCount(s.deliveryRate)}/s)` +
       ` p99 ${fmtUs(s.p99Us)}` +
+      (s.percent !== undefined ? ` ${s.percent}%${s.etaSec !== undefined ? ` ETA ${s.etaSec.toFixed(0)}s` : ""}` : "") +
       (s.note ? ` ${s.note}` : "");
     if (this.out.isTTY) {
       this.out.write(`\r\x1b[2K${line}`);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { systemClock } from "../clock.js";
-import { FakeDriver, type FakeFaults } from "../drivers/index.js";
+import { FakeDriver, procSample, type FakeFaults } from "../drivers/index.js";
 import { buildPlan, expectedPerTopic } from "./plan.js";
 import { buildResult, captureEnvironment } from "../report/index.js";
 import { runScenario } from "./runner.js";
@@ -35,6 +35,7 @@ describe("runner against the fake driver", () => {
     expect(outcome.accounting).toMatchObject({ expected: 6000, delivered: 6000, lost: 0, duplicates: 0, outOfOrder: 0, foreign: 0 });
     expect(outcome.drainTimedOut).toBe(false);
     expect(result.latency.e2e.count).toBe(6000);
+    expect(result.latency.lateness.count).toBe(0); // unthrottled: no schedule to be late for
     expect(result.passed).toBe(true);
     expect(result.run.phases.map((p) => p.phase)).toEqual(["connect", "measure", "drain", "teardown"]);
   });
@@ -74,5 +75,23 @@ describe("runner against the fake driver", () => {
     const { outcome } = await run({ swapEvery: 10 });
     expect(outcome.accounting.outOfOrder).toBeGreaterThan(0);
     expect(outcome.accounting).toMatchObject({ lost: 0, duplicates: 0, delivered: 6000 });
+  });
+
+  it("gives a 0.3 s run broker CPU seconds and peak RSS from the teardown sample", async () => {
+    const s = parseScenario("name: short\ntopics: 1\nsubscriptions: {perTopic: 1}\nproducers: 1\ndurationSeconds: 0.3\nrate: 2000\nbatchSize: 10\ndrainTimeoutSeconds: 2\n", "short.yaml");
+    const plan = buildPlan(s, "r2");
+    // This process stands in for the broker: /proc is read the same way for an embedded one.
+    const fromProc = async () => procSample(process.pid);
+    const outcome = await runScenario(s, plan, new FakeDriver({}), { clock: systemClock, sampleBroker: fromProc, finalSampleBroker: fromProc });
+    const result = buildResult(s, plan, outcome, {
+      runId: "r2",
+      driver: "fake",
+      environment: captureEnvironment(),
+      broker: { embedded: true, target: "in-process", args: [], storage: "memory", fsync: false },
+    });
+    expect(result.broker.cpuSeconds).toBeGreaterThan(0);
+    expect(result.latency.lateness.count).toBeGreaterThan(0); // paced: lateness recorded
+    expect(result.broker.peakRssBytes).toBeGreaterThanOrEqual(process.memoryUsage.rss() / 2);
+    expect(outcome.brokerSamples.at(-1)!.peakRssBytes).toBeGreaterThanOrEqual(outcome.brokerSamples.at(-1)!.rssBytes);
   });
 });

@@ -13,7 +13,7 @@
  */
 import type { Clock } from "../clock.js";
 import { InterruptedError } from "../errors.js";
-import type { BrokerStatsSample, Consumer, Driver, SubscriptionSpec } from "../drivers/index.js";
+import { selfReportWarnings, type BrokerSelfReport, type BrokerStatsSample, type Consumer, type Driver, type SubscriptionSpec } from "../drivers/index.js";
 import { Accounting, type AccountingTotals } from "./accounting.js";
 import { AccountingSink, type StreamErrorInfo } from "./delivery-sink.js";
 import type { Plan } from "./plan.js";
@@ -29,9 +29,13 @@ export type { StreamErrorInfo } from "./delivery-sink.js";
 
 export interface RunOptions {
   clock: Clock;
+  /** host:port of the broker, for warnings. */
+  target?: string;
   progress?: Progress;
   /** Broker resource sampler (driver statistics or /proc of the embedded broker). */
   sampleBroker?: () => Promise<BrokerStatsSample | undefined>;
+  /** The broker sample taken at teardown, before the broker stops (default sampleBroker). */
+  finalSampleBroker?: () => Promise<BrokerStatsSample | undefined>;
   /** Delete subscriptions and topics at teardown (external brokers). */
   cleanup?: boolean;
   intervalMs?: number;
@@ -71,6 +75,10 @@ export interface RunOutcome {
   publishErrorSamples: string[];
   consumers: number;
   brokerSamples: BrokerSample[];
+  /** What the broker reported about its storage (driver.describeBroker), if it can say. */
+  brokerReport: BrokerSelfReport | undefined;
+  /** Things the reader of the report must know (e.g. the broker runs other storage than the scenario asked for). */
+  warnings: string[];
 }
 
 /** Publish errors kept verbatim for the report. */
@@ -115,10 +123,14 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     elapsedSec: sec,
     expected: () => sink.expectedTotal,
     sampleBroker: options.sampleBroker,
+    finalSampleBroker: options.finalSampleBroker,
     intervalMs: options.intervalMs ?? 1000,
     ...(options.probe ? { probe: options.probe } : {}),
+    size: () => ({ measureElapsedSec: measureStartedUs === undefined ? 0 : (clock.nowUs() - measureStartedUs) / 1e6, durationSec: scenario.durationSeconds, totalMessages }),
   });
 
+  const totalMessages = scenario.messages === undefined ? undefined : plan.producers.reduce((a, p) => a + (p.messagesPerTopic ?? []).reduce((x, y) => x + y, 0), 0);
+  let measureStartedUs: number | undefined;
   const phases: PhaseTiming[] = [];
   const setPhase = (phase: Phase) => {
     const now = sec();
@@ -126,7 +138,10 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     if (open) open.endSec = now;
     phases.push({ phase, startSec: now, endSec: now });
     recorder.phase = phase;
-    if (phase === "measure") recorder.startMeasuring();
+    if (phase === "measure") {
+      recorder.startMeasuring();
+      measureStartedUs = clock.nowUs();
+    }
     else recorder.measuring = phase === "drain";
     progress.log(`phase ${phase} at ${now.toFixed(1)}s`);
   };
@@ -144,11 +159,21 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
   let drainTimedOut: boolean;
   let measureStartUs: number;
   let measureEndUs: number;
+  // Cleanup RPCs to a broker that never answered would wait out their own timeouts.
+  let connected = false;
+  let brokerReport: BrokerSelfReport | undefined;
+  const warnings: string[] = [];
   try {
     // ---- connect
     setPhase("connect");
     await driver.connect();
+    connected = true;
     await driver.createTopics(plan.topics.map((t) => plan.topicNames[t]!));
+    brokerReport = driver.describeBroker ? await driver.describeBroker().catch(() => undefined) : undefined;
+    for (const w of selfReportWarnings(options.target ?? "the target", scenario.broker, brokerReport)) {
+      warnings.push(w);
+      progress.log(`warning: ${w}`);
+    }
     const specs: SubscriptionSpec[] = subs.map((s, slot) => ({ slot, name: s.name, topic: plan.topicNames[s.topic]! }));
     await openConsumers(specs, driver, sink, consumers, {
       consumersPerSubscription: driver.acks ? scenario.consumersPerSubscription : 1,
@@ -198,7 +223,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
       consumers,
       sampler,
       driver,
-      cleanup: options.cleanup ? { topics: plan.topics.map((t) => plan.topicNames[t]!), subscriptions: subs.map((s) => s.name) } : undefined,
+      cleanup: options.cleanup && connected ? { topics: plan.topics.map((t) => plan.topicNames[t]!), subscriptions: subs.map((s) => s.name) } : undefined,
     });
     const last = phases[phases.length - 1];
     if (last) last.endSec = sec();
@@ -221,6 +246,8 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     publishErrorSamples,
     consumers: consumers.length,
     brokerSamples: sampler.brokerSamples,
+    brokerReport,
+    warnings,
   };
 }
 

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { FakeClock } from "../clock.js";
 import type { BrokerStatsSample } from "../drivers/index.js";
 import type { ProgressState } from "./progress.js";
@@ -10,7 +10,7 @@ function fixedProbe(): GeneratorProbe & { closed: boolean } {
   return { cpuUsedUs: () => 250_000, loopDelayMaxMs: () => 3, rssBytes: () => 100e6, closed: false, close() { this.closed = true; } };
 }
 
-function setup(sampleBroker?: () => Promise<BrokerStatsSample | undefined>) {
+function setup(sampleBroker?: () => Promise<BrokerStatsSample | undefined>, finalSampleBroker?: () => Promise<BrokerStatsSample | undefined>) {
   const clock = new FakeClock(0);
   const recorder = new Recorder();
   const updates: ProgressState[] = [];
@@ -22,6 +22,7 @@ function setup(sampleBroker?: () => Promise<BrokerStatsSample | undefined>) {
     elapsedSec: () => clock.nowUs() / 1e6,
     expected: () => 42,
     sampleBroker,
+    finalSampleBroker,
     intervalMs: 1000,
     probe,
   });
@@ -90,5 +91,29 @@ describe("the per-second sampler", () => {
     sampler.stop();
     expect(recorder.series).toHaveLength(1);
     expect(probe.closed).toBe(true);
+  });
+
+  it("samples the broker at least every 250 ms between the per-second points", async () => {
+    vi.useFakeTimers();
+    try {
+      let asked = 0;
+      const { recorder, sampler } = setup(async () => (asked++, sample(asked, asked)));
+      sampler.start();
+      await vi.advanceTimersByTimeAsync(999);
+      expect(recorder.series).toHaveLength(0);
+      expect(asked).toBeGreaterThanOrEqual(3);
+      sampler.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("takes a final sample at teardown, from the final sampler when there is one", async () => {
+    const peak = { ...sample(0.7, 50e6), peakRssBytes: 80e6 };
+    const { sampler, second } = setup(async () => sample(0.1, 10e6), async () => peak);
+    second();
+    sampler.stop();
+    await sampler.final();
+    expect(sampler.brokerSamples.at(-1)).toMatchObject({ t: 1, cpuUserSeconds: 0.7, peakRssBytes: 80e6 });
   });
 });

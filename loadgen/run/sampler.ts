@@ -1,13 +1,15 @@
 /**
  * The per-second sampler. Every interval it closes one point of the recorder's series (rates,
  * interval percentiles), adds the load generator's own CPU, worst event-loop delay and RSS and
- * the broker's CPU and RSS from the latest samples, updates the progress line, and asks the
- * broker for a new sample (one request in flight at a time).
+ * the broker's CPU and RSS from the latest samples, and updates the progress line. The broker
+ * is sampled more often (every `brokerIntervalMs`, at most 250 ms; one request in flight at a
+ * time), so peaks between seconds and runs shorter than a second have figures, and once more at
+ * teardown (`final()`, before the broker is stopped).
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Clock } from "../clock.js";
 import type { BrokerStatsSample } from "../drivers/index.js";
-import type { Progress } from "./progress.js";
+import { estimateProgress, type Progress, type RunSize } from "./progress.js";
 import type { IntervalPoint, Recorder } from "./recorder.js";
 
 export type BrokerSample = BrokerStatsSample & { t: number };
@@ -54,20 +56,31 @@ export interface SamplerOptions {
   elapsedSec: () => number;
   /** Deliveries expected so far (for the progress line). */
   expected: () => number;
+  /** The run's known size, for percent done and ETA (the phase and publish rate are filled in here). */
+  size?: (() => Omit<RunSize, "phase" | "publishRate" | "measuredPublished">) | undefined;
   /** Broker resource sampler (driver statistics or /proc of the embedded broker). */
   sampleBroker?: (() => Promise<BrokerStatsSample | undefined>) | undefined;
+  /** The sample taken at teardown (default sampleBroker): /proc of an embedded broker reads its VmHWM. */
+  finalSampleBroker?: (() => Promise<BrokerStatsSample | undefined>) | undefined;
   intervalMs: number;
+  /** Broker sampling period; default and maximum BROKER_SAMPLE_MAX_MS. */
+  brokerIntervalMs?: number;
   probe?: GeneratorProbe;
 }
+
+/** The longest gap between broker samples. */
+export const BROKER_SAMPLE_MAX_MS = 250;
 
 export class IntervalSampler {
   /** Every broker sample taken, with its time in seconds since the start of the run. */
   readonly brokerSamples: BrokerSample[] = [];
   private last: BrokerSample | undefined;
-  private prev: BrokerSample | undefined;
+  /** The latest sample at the previous tick: broker CPU % is over the interval between ticks. */
+  private cpuBase: BrokerSample | undefined;
   private sampling = false;
   private intervalStartMs: number;
   private ticker: NodeJS.Timeout | undefined;
+  private brokerTicker: NodeJS.Timeout | undefined;
   private readonly probe: GeneratorProbe;
 
   constructor(private readonly o: SamplerOptions) {
@@ -78,12 +91,18 @@ export class IntervalSampler {
   /** Tick every `intervalMs` until stop(). */
   start(): void {
     this.ticker ??= setInterval(() => void this.tick(), this.o.intervalMs);
+    if (this.o.sampleBroker) {
+      const every = Math.min(BROKER_SAMPLE_MAX_MS, this.o.brokerIntervalMs ?? BROKER_SAMPLE_MAX_MS, this.o.intervalMs);
+      this.brokerTicker ??= setInterval(() => void this.sampleBroker(), every);
+    }
   }
 
   /** Close the last (partial) interval and stop. */
   stop(): void {
     if (this.ticker) clearInterval(this.ticker);
+    if (this.brokerTicker) clearInterval(this.brokerTicker);
     this.ticker = undefined;
+    this.brokerTicker = undefined;
     void this.tick(); // the last interval; its broker sample, if any, lands on its own
     this.probe.close();
   }
@@ -101,7 +120,7 @@ export class IntervalSampler {
       generatorRssBytes: this.probe.rssBytes(),
     };
     const last = this.last;
-    const prev = this.prev;
+    const prev = this.cpuBase;
     if (last) {
       extra.brokerRssBytes = last.rssBytes;
       if (prev && last.t > prev.t) {
@@ -109,6 +128,7 @@ export class IntervalSampler {
         extra.brokerCpuPercent = Math.round((cpu / (last.t - prev.t)) * 1000) / 10;
       }
     }
+    this.cpuBase = last;
     const point = recorder.closeInterval(this.o.elapsedSec(), this.intervalStartMs, endMs, extra);
     this.intervalStartMs = endMs;
     this.o.progress.update({
@@ -120,8 +140,24 @@ export class IntervalSampler {
       publishRate: point.publishRate,
       deliveryRate: point.deliveryRate,
       p99Us: recorder.e2eP99SoFarUs(),
+      ...(this.o.size ? estimateProgress({ ...this.o.size(), phase: recorder.phase, publishRate: point.publishRate, measuredPublished: recorder.measuredPublished }) : undefined),
     });
     return this.sampleBroker();
+  }
+
+  /**
+   * The teardown sample: taken after stop(), before the broker is stopped, so every run (however
+   * short) has broker CPU seconds and peak RSS. Waits for a sample still in flight first.
+   */
+  async final(): Promise<void> {
+    const sample = this.o.finalSampleBroker ?? this.o.sampleBroker;
+    if (!sample) return;
+    const t = this.o.elapsedSec();
+    const s = await sample().catch(() => undefined);
+    if (!s) return;
+    this.last = { ...s, t };
+    this.brokerSamples.push(this.last);
+    this.brokerSamples.sort((a, b) => a.t - b.t);
   }
 
   private sampleBroker(): Promise<void> | undefined {
@@ -132,7 +168,6 @@ export class IntervalSampler {
     return sample()
       .then((s) => {
         if (!s) return;
-        this.prev = this.last;
         this.last = { ...s, t };
         this.brokerSamples.push(this.last);
       })

@@ -8,7 +8,7 @@ function parts(failCleanup = false, cleanup = true): { parts: TeardownParts; cal
     parts: {
       publishers: { stop: () => void calls.push("publishers.stop") },
       consumers: [{ close: () => void calls.push("consumer 0 close") }, { close: () => void calls.push("consumer 1 close") }],
-      sampler: { stop: () => void calls.push("sampler.stop") },
+      sampler: { stop: () => void calls.push("sampler.stop"), final: async () => void calls.push("sampler.final") },
       driver: {
         cleanup: async (topics, subscriptions) => {
           calls.push(`cleanup ${topics.join(",")} ${subscriptions.join(",")}`);
@@ -22,10 +22,10 @@ function parts(failCleanup = false, cleanup = true): { parts: TeardownParts; cal
 }
 
 describe("teardown", () => {
-  it("stops publishing, closes streams, closes the last interval, cleans up, then closes the driver", async () => {
+  it("stops publishing, closes streams, closes the last interval, takes the final broker sample, cleans up, then closes the driver", async () => {
     const { parts: p, calls } = parts();
     await teardown(p);
-    expect(calls).toEqual(["publishers.stop", "consumer 0 close", "consumer 1 close", "sampler.stop", "cleanup t0 t0-s0", "driver.close"]);
+    expect(calls).toEqual(["publishers.stop", "consumer 0 close", "consumer 1 close", "sampler.stop", "sampler.final", "cleanup t0 t0-s0", "driver.close"]);
   });
 
   it("leaves an embedded broker's topics alone (it is stopped with them)", async () => {

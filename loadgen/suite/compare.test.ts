@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { judgeTargets, medianPasses, withPeerRatios, type Row } from "./compare.js";
+import { failedRuns, headline } from "./render.js";
 
 function row(label: string, driver: string, deliveryRate: number, p99Us: number, scenario = "a"): Row {
   return {
@@ -70,5 +71,27 @@ describe("peers come from the driver registry", () => {
     const rows = withPeerRatios([row("ratatoskr", "ratatoskr", 100, 1), row("v1", "ratatoskr-v1", 1000, 1), row("nats", "nats", 50, 1)]);
     expect(rows.map((r) => r.bestPeer)).toEqual(["nats", "nats", "nats"]); // ratatoskr-v1 is no peer, however fast
     expect(() => withPeerRatios([row("x", "bogus", 1, 1), row("nats", "nats", 1, 1)])).toThrow(/unknown driver "bogus"/);
+  });
+});
+
+describe("failed runs and the best peer", () => {
+  const failed = (r: Row): Row => ({ ...r, ok: false, exitCode: 1 });
+
+  it("never takes a peer that failed its gates as the best peer", () => {
+    const rows = withPeerRatios([row("ratatoskr", "ratatoskr", 60_000, 2000), failed(row("nats", "nats", 500_000, 100)), row("jetstream", "jetstream", 40_000, 1000)]);
+    expect(rows[0]).toMatchObject({ bestPeer: "jetstream", throughputVsBestPeer: 1.5, p99VsBestPeer: 2 });
+  });
+
+  it("gives a failed run no ratio, and the headline lists it apart", () => {
+    const rows = withPeerRatios([
+      { ...row("ratatoskr", "ratatoskr", 5000, 2000), fixedRate: true },
+      { ...failed(row("ratatoskr-v1", "ratatoskr-v1", 4000, 11_000_000)), fixedRate: true },
+      { ...row("nats", "nats", 5000, 1500), fixedRate: true },
+    ]);
+    expect(rows[1]).toMatchObject({ bestPeer: null, throughputVsBestPeer: null, p99VsBestPeer: null });
+    const head = headline(rows);
+    expect(head.map((c) => c[1])).toEqual(["ratatoskr"]);
+    expect(head[0]).toEqual(["a", "ratatoskr", "e2e p99 2.00ms at 5000 msg/s", "nats: 1.50ms at 5000 msg/s", "1.33× (lower is better)"]);
+    expect(failedRuns(rows)).toEqual([["a", "ratatoskr-v1", "1", "e2e p99 11.00s at 4000 msg/s"]]);
   });
 });

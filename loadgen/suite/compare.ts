@@ -143,17 +143,22 @@ export function medianPasses(rows: readonly Row[]): Row[] {
   return out;
 }
 
-/** Fill in the ratios to the best peer of each scenario (peers compared with each other too). */
+/**
+ * Fill in the ratios to the best peer of each scenario (peers compared with each other too).
+ * A run that failed its own gates is neither a best peer nor given a ratio: its figures are not
+ * the scenario's (e.g. it could not sustain the offered rate), so the comparison shows it apart.
+ */
 export function withPeerRatios(rows: readonly Row[]): Row[] {
   const byScenario = groupBy(rows, (r) => r.scenario);
   return rows.map((row) => {
-    const peers = (byScenario.get(row.scenario) ?? []).filter((r) => isPeerDriver(r.driver) && r.deliveryRate > 0);
+    if (!row.ok) return { ...row, bestPeer: null, throughputVsBestPeer: null, p99VsBestPeer: null };
+    const peers = (byScenario.get(row.scenario) ?? []).filter((r) => r.ok && isPeerDriver(r.driver) && r.deliveryRate > 0);
     if (peers.length === 0) return row;
     const best = peers.reduce((a, b) => (b.deliveryRate > a.deliveryRate ? b : a));
     const bestP99 = peers.reduce((a, b) => (b.e2e.p99Us < a.e2e.p99Us ? b : a));
     return {
       ...row,
-      bestPeer: best.label,
+      bestPeer: row.fixedRate ? bestP99.label : best.label,
       throughputVsBestPeer: best.deliveryRate > 0 ? row.deliveryRate / best.deliveryRate : null,
       p99VsBestPeer: bestP99.e2e.p99Us > 0 ? row.e2e.p99Us / bestP99.e2e.p99Us : null,
     };

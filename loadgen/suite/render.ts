@@ -87,15 +87,17 @@ function cells(r: Row): string[] {
   ];
 }
 
-/** One line per (scenario, our run): the figure of merit against the best peer's. */
+/**
+ * One line per (scenario, our run): the figure of merit against the best peer's. Runs that failed
+ * their gates (ours or peers') are left out of the ratios; `failedRuns` lists them apart.
+ */
 export function headline(rows: readonly Row[]): string[][] {
   const out: string[][] = [];
   for (const [scenario, list] of groupBy(rows, (r) => r.scenario)) {
-    for (const r of list.filter((x) => !isPeer(x))) {
+    for (const r of list.filter((x) => !isPeer(x) && x.ok)) {
       const peer = list.find((x) => x.label === r.bestPeer);
       if (r.fixedRate) {
-        const best = list.filter(isPeer).reduce<Row | undefined>((a, b) => (!a || b.e2e.p99Us < a.e2e.p99Us ? b : a), undefined);
-        out.push([scenario, r.label, `e2e p99 ${fmtUs(r.e2e.p99Us)} at ${fmtCount(r.publishRate)} msg/s`, best ? `${best.label}: ${fmtUs(best.e2e.p99Us)} at ${fmtCount(best.publishRate)} msg/s` : "–", ratio(r.p99VsBestPeer) + " (lower is better)"]);
+        out.push([scenario, r.label, `e2e p99 ${fmtUs(r.e2e.p99Us)} at ${fmtCount(r.publishRate)} msg/s`, peer ? `${peer.label}: ${fmtUs(peer.e2e.p99Us)} at ${fmtCount(peer.publishRate)} msg/s` : "–", ratio(r.p99VsBestPeer) + " (lower is better)"]);
       } else {
         out.push([scenario, r.label, `${fmtCount(r.deliveryRate)} deliveries/s`, peer ? `${peer.label}: ${fmtCount(peer.deliveryRate)}/s` : "–", ratio(r.throughputVsBestPeer)]);
       }
@@ -103,6 +105,21 @@ export function headline(rows: readonly Row[]): string[][] {
   }
   return out;
 }
+
+/** The runs that failed their own gates, with their figure of merit, outside every ratio. */
+export function failedRuns(rows: readonly Row[]): string[][] {
+  return rows
+    .filter((r) => !r.ok)
+    .map((r) => [
+      r.scenario,
+      r.label + (r.passes ? ` ×${r.passes.count}` : ""),
+      String(r.exitCode),
+      r.fixedRate ? `e2e p99 ${fmtUs(r.e2e.p99Us)} at ${fmtCount(r.publishRate)} msg/s` : `${fmtCount(r.deliveryRate)} deliveries/s`,
+    ]);
+}
+
+const FAILED_HEAD = ["scenario", "run", "exit", "figure (not compared)"];
+const FAILED_NOTE = "These runs failed their own scenario gates (see each run's report.md), so their figures are left out of the headline and of every best-peer ratio.";
 
 const HEADLINE_HEAD = ["scenario", "run", "figure", "best peer", "ratio"];
 
@@ -128,6 +145,10 @@ export function renderSuiteMarkdown(v: SuiteView): string {
   const head = headline(v.rows);
   if (head.length) {
     out.push("## Headline", "", `| ${HEADLINE_HEAD.join(" | ")} |`, "|---|---|---:|---:|---:|", ...head.map((c) => `| ${c.join(" | ")} |`), "");
+  }
+  const failedRows = failedRuns(v.rows);
+  if (failedRows.length) {
+    out.push("## Failed runs (not compared)", "", FAILED_NOTE, "", `| ${FAILED_HEAD.join(" | ")} |`, "|---|---|---:|---:|", ...failedRows.map((c) => `| ${c.join(" | ")} |`), "");
   }
   for (const [scenario, rows] of groupBy(v.rows, (r) => r.scenario)) {
     out.push(`## ${scenario}`, "");
@@ -198,6 +219,8 @@ export function renderSuiteHtml(v: SuiteView): string {
   ];
   const head = headline(v.rows);
   if (head.length) parts.push("<h2>Headline</h2>", htmlTable(HEADLINE_HEAD, head));
+  const failedRows = failedRuns(v.rows);
+  if (failedRows.length) parts.push("<h2>Failed runs (not compared)</h2>", `<p>${esc(FAILED_NOTE)}</p>`, htmlTable(FAILED_HEAD, failedRows));
   for (const [scenario, rows] of groupBy(v.rows, (r) => r.scenario)) {
     parts.push(`<h2>${esc(scenario)}</h2>`);
     const d = v.descriptions.get(scenario);

@@ -204,6 +204,8 @@ export function brokerStatsToWire(s: BrokerStatsSnapshot): BrokerStats {
     cpuSystemSeconds: s.cpuSystemSeconds,
     diskBytes: BigInt(s.diskBytes),
     diskBudgetBytes: BigInt(s.diskBudgetBytes),
+    fsync: s.fsync,
+    budgetBytes: BigInt(s.budgetBytes),
   };
 }
 
