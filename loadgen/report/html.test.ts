@@ -10,6 +10,7 @@ import { FakeDriver } from "../drivers/index.js";
 import { buildPlan, parseScenario, runScenario } from "../run/index.js";
 import { captureEnvironment } from "./environment.js";
 import { readResult, REPORT_FILES, writeReport } from "./files.js";
+import { renderHtml } from "./html.js";
 import { buildResult } from "./result.js";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -30,6 +31,19 @@ async function fakeReport(): Promise<string> {
 }
 
 describe("report files", () => {
+  it("says a run is too short for per-second charts instead of drawing empty frames", async () => {
+    const r = readResult(await fakeReport());
+    expect(r.series.length).toBeGreaterThanOrEqual(2);
+    const full = renderHtml(r);
+    expect(full).toContain('id="chart-throughput"');
+    expect(full).not.toContain("too short for a per-second chart");
+    const short = renderHtml({ ...r, series: r.series.slice(0, 1) });
+    expect(short).toContain("too short for a per-second chart (1 point)");
+    expect(short).not.toContain('id="chart-throughput"');
+    expect(short).not.toContain('id="chart-broker"');
+    expect(short).toContain('id="chart-percentiles"'); // the whole-run histogram is still drawn
+  });
+
   it("writes every report file and reads result.json back", async () => {
     const dir = await fakeReport();
     for (const f of REPORT_FILES) expect(existsSync(join(dir, f)), f).toBe(true);

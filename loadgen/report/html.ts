@@ -120,11 +120,13 @@ function esc(s: string): string {
 }
 
 export function renderHtml(r: RunResult): string {
+  // Per-second charts need at least two points; a shorter run says so instead of an empty frame.
+  const perSecond = r.series.length >= 2;
+  const tooShort = `<p class="note">This run lasted ${r.run.durationSeconds} s: too short for a per-second chart (${r.series.length} point${r.series.length === 1 ? "" : "s"}). The tables above hold its figures.</p>`;
   const charts: [string, string][] = [
-    ["throughput", throughputChart(r)],
-    ["latency-over-time", latencyOverTimeChart(r)],
+    ...(perSecond ? ([["throughput", throughputChart(r)], ["latency-over-time", latencyOverTimeChart(r)]] as [string, string][]) : [["too-short", tooShort] as [string, string]]),
     ["percentiles", percentileChart(r)],
-    ["broker", brokerChart(r)],
+    ...(perSecond ? ([["broker", brokerChart(r)]] as [string, string][]) : []),
   ];
   return `<!doctype html>
 <html lang="en">

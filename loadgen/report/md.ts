@@ -87,7 +87,7 @@ export function renderMarkdown(r: RunResult): string {
     `- Packages: ${Object.entries(e.packages).map(([k, v]) => `${k} ${v}`).join(", ")}`,
     `- Git commit: ${e.gitCommit}${e.gitDirty ? " (with uncommitted changes)" : ""}`,
     `- Generator: peak CPU ${peak(r.series.map((p) => p.generatorCpuPercent))}% of a core, worst event-loop delay ${peak(r.series.map((p) => p.generatorLoopDelayMaxMs))} ms, peak RSS ${fmtBytes(peak(r.series.map((p) => p.generatorRssBytes)))}`,
-    `- Broker: ${r.broker.embedded ? "embedded, " : ""}storage ${r.broker.storage}${r.broker.fsync ? " + fsync" : ""}; args \`${r.broker.args.join(" ")}\`; CPU ${r.broker.cpuSeconds ?? "n/a"} s over the run`,
+    `- Broker: ${r.broker.embedded ? "embedded, " : ""}storage ${r.broker.storage}${r.broker.fsync ? " + fsync" : ""}; args \`${r.broker.args.join(" ")}\`; CPU ${r.broker.cpuSeconds ?? "n/a"} s over the run (first to last broker sample)`,
     "",
     "Files: `result.json` (all figures, encoded histograms), `e2e.hgrm`, `e2e-uncorrected.hgrm`, `publish.hgrm`, `lateness.hgrm` (percentile distributions, ms), `e2e.hlog` (per-second interval histograms), `report.html` (charts).",
     "",

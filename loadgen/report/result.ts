@@ -151,7 +151,8 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
     consumers: outcome.consumers,
     producers: plan.producers.length,
   };
-  const offered = scenario.rate === "unthrottled" ? null : (scenario.rate * plan.producers.length) / scenario.producers;
+  // This result's own share: each producer runs the share of its rate its topics here carry.
+  const offered = scenario.rate === "unthrottled" ? null : (scenario.rate * plan.producers.reduce((sum, p) => sum + p.rateShare, 0)) / scenario.producers;
   const publishRate = r.measuredPublished / outcome.measureSeconds;
   const deliveredTimed = r.e2e.totalCount;
   const throughput: Throughput = {
@@ -201,7 +202,9 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
       ...meta.broker,
       samples,
       peakRssBytes: samples.length ? Math.max(...samples.map((s) => s.peakRssBytes ?? s.rssBytes)) : null,
-      cpuSeconds: first && last ? round3(last.cpuUserSeconds + last.cpuSystemSeconds) : null,
+      // The run's own share: CPU between the first sample (run start) and the last (teardown), not
+      // since the broker started (an external broker may have run for days).
+      cpuSeconds: first && last && last !== first ? round3(Math.max(0, last.cpuUserSeconds + last.cpuSystemSeconds - first.cpuUserSeconds - first.cpuSystemSeconds)) : null,
     },
     counts,
     throughput,

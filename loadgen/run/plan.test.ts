@@ -38,4 +38,16 @@ describe("plan", () => {
     expect(parseShard("2/3")).toEqual({ index: 2, count: 3 });
     expect(() => parseShard("3/3")).toThrow(/0 <= i < N/);
   });
+
+  it("gives a producer whose topics fall in several shards only each shard's share of its rate", () => {
+    // 3 producers over 10 topics: producer 0 has topics 0, 3, 6, 9, split over 2 shards as 0, 6 | 3, 9.
+    const s = scn([]);
+    const shards = [0, 1].map((i) => buildPlan(s, "x", { index: i, count: 2 }));
+    for (let p = 0; p < 3; p++) {
+      const share = shards.reduce((sum, plan) => sum + (plan.producers.find((x) => x.id === p)?.rateShare ?? 0), 0);
+      expect(share, `producer ${p}`).toBeCloseTo(1, 12);
+    }
+    expect(shards[0]!.producers.find((x) => x.id === 0)!.rateShare).toBe(0.5);
+    expect(buildPlan(s, "x").producers.every((p) => p.rateShare === 1)).toBe(true);
+  });
 });

@@ -25,6 +25,12 @@ export interface ProducerPlan {
   topics: number[];
   /** Measured messages per topic (same order as `topics`); undefined in duration mode. */
   messagesPerTopic: number[] | undefined;
+  /**
+   * Share of the producer's rate that runs in this shard: the share of its topics this shard
+   * owns (1 unsharded). A producer whose topics fall in two shards runs half its rate in each,
+   * so the shards together offer the scenario's rate, not more.
+   */
+  rateShare: number;
 }
 
 export interface SubscriptionPlan {
@@ -82,7 +88,7 @@ export function buildPlan(s: Scenario, runId: string, shard: Shard = { index: 0,
       const all = topics.map((_, i) => Math.floor(total / topics.length) + (i < total % topics.length ? 1 : 0));
       messagesPerTopic = own.map((t) => all[topics.indexOf(t)]!);
     }
-    producers.push({ id: p, topics: own, messagesPerTopic });
+    producers.push({ id: p, topics: own, messagesPerTopic, rateShare: own.length / topics.length });
   }
 
   const S = totalSubscriptions(s);

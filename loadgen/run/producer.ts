@@ -89,7 +89,7 @@ export class PublisherGroup {
       const quota = spec.useQuotas ? s.plan.messagesPerTopic?.slice() : undefined;
       const limit = quota ? quota.reduce((a, b) => a + b, 0) : Infinity;
       s.quota = quota;
-      s.limiter = new RateLimiter(this.clock, perProducerRate, now, limit);
+      s.limiter = new RateLimiter(this.clock, perProducerRate * s.plan.rateShare, now, limit);
       s.cursor = 0;
     }
     this.spec = spec;

@@ -93,6 +93,8 @@ export class IntervalSampler {
     this.ticker ??= setInterval(() => void this.tick(), this.o.intervalMs);
     if (this.o.sampleBroker) {
       const every = Math.min(BROKER_SAMPLE_MAX_MS, this.o.brokerIntervalMs ?? BROKER_SAMPLE_MAX_MS, this.o.intervalMs);
+      // A sample at the start too: the run's broker CPU is the last sample's minus this one's.
+      if (!this.brokerTicker) void this.sampleBroker();
       this.brokerTicker ??= setInterval(() => void this.sampleBroker(), every);
     }
   }
