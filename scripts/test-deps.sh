@@ -4,6 +4,7 @@
 #   nats-server  loadgen/drivers/nats-server.test.ts, the nats and jetstream cases of
 #                loadgen/drivers/driver-contract.test.ts
 #   chromium     the browser case of loadgen/report/html.test.ts (/usr/bin/chromium)
+#   openssl      the live TLS case of loadgen/drivers/probe.test.ts (a throwaway certificate)
 # A missing one is installed with apt-get when running as root where apt-get exists. Otherwise
 # (or if apt-get fails) it prints one line naming what is missing and which tests will fail, and
 # exits 0: those tests then fail with the reason, they are never skipped.
@@ -21,6 +22,7 @@ on_path() {
 missing=()
 on_path nats-server || missing+=(nats-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+on_path openssl || missing+=(openssl)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 will_fail() {
@@ -29,6 +31,7 @@ will_fail() {
     case $p in
       nats-server) out+="${out:+; }loadgen/drivers/nats-server.test.ts; loadgen/drivers/driver-contract.test.ts (nats, jetstream)" ;;
       chromium) out+="${out:+; }loadgen/report/html.test.ts (headless chromium)" ;;
+      openssl) out+="${out:+; }loadgen/drivers/probe.test.ts (live TLS server)" ;;
     esac
   done
   echo "$out"

@@ -1,4 +1,9 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createServer as createTlsServer } from "node:tls";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
@@ -103,6 +108,20 @@ describe("connect probe", () => {
     expect(await probeBroker(target, "nats", TIMEOUT_MS)).toMatchObject({ jetstream: true });
     expect(await kindOf(probeBroker(await natsLikeServer({ tls_required: true }), "nats", TIMEOUT_MS))).toBe("tls");
     expect(await kindOf(probeBroker(target, "grpc", TIMEOUT_MS))).toBe("not-grpc");
+  });
+
+  it("says tls for a real TLS server answering a plaintext gRPC client, within its bound", async () => {
+    // A throwaway self-signed certificate (openssl is part of the machine's base system).
+    const dir = mkdtempSync(join(tmpdir(), "probe-tls-"));
+    try {
+      execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "k.pem"), "-out", join(dir, "c.pem"), "-subj", "/CN=127.0.0.1", "-days", "1"], { stdio: "ignore" });
+      const server = createTlsServer({ key: readFileSync(join(dir, "k.pem")), cert: readFileSync(join(dir, "c.pem")) }, (socket) => socket.end());
+      server.on("tlsClientError", () => undefined); // the plaintext client's bytes are not a handshake
+      const target = await listen(server as unknown as Server);
+      expect(await kindOf(probeBroker(target, "grpc", TIMEOUT_MS))).toBe("tls");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("reads a TLS alert or handshake record as a TLS server", () => {
