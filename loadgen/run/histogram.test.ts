@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodeHistogram, encodeHistogram, mergeEncoded, newHistogram, percentileDistribution, summarize, summarizeOrNull } from "./histogram.js";
+import { decodeHistogram, encodeHistogram, mergeEncoded, newHistogram, percentileDistribution, summarize } from "./histogram.js";
 
 /** Deterministic pseudo-random latency-like values (µs), 50 µs .. ~2 s. */
 function values(n: number, seed: number): number[] {
@@ -48,13 +48,5 @@ describe("histogram summaries", () => {
     h.recordValue(0);
     h.recordValue(0);
     expect(summarize(h)).toMatchObject({ count: 2, minUs: 0, maxUs: 0 });
-  });
-
-  it("says an empty histogram recorded nothing (null), and summarizes a non-empty one", () => {
-    const h = newHistogram();
-    expect(summarizeOrNull(h)).toBeNull();
-    h.recordValue(7);
-    h.recordValue(900);
-    expect(summarizeOrNull(h)).toMatchObject({ count: 2, minUs: 7 });
   });
 });

@@ -79,8 +79,8 @@ export interface LatencySummary {
 }
 
 /**
- * Figures of a histogram. An empty one has count 0 and zeros (see summarizeOrNull for a summary
- * that says "nothing recorded"); `minUs` is the lowest recorded value, 0 included
+ * Figures of a histogram. An empty one has count 0 and zeros (count says nothing was recorded);
+ * `minUs` is the lowest recorded value, 0 included
  * (hdr's minNonZeroValue is Number.MAX_SAFE_INTEGER when only zeros were recorded).
  */
 export function summarize(h: Histogram): LatencySummary {
@@ -98,10 +98,6 @@ export function summarize(h: Histogram): LatencySummary {
   };
 }
 
-/** The summary of a histogram, or null when nothing was recorded (e.g. lateness of an unthrottled run). */
-export function summarizeOrNull(h: Histogram): LatencySummary | null {
-  return h.totalCount === 0 ? null : summarize(h);
-}
 
 /** Java-compatible .hgrm text, values in milliseconds. */
 export function percentileDistribution(h: Histogram): string {

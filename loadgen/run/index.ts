@@ -19,7 +19,6 @@ export {
   percentileCurve,
   percentileDistribution,
   summarize,
-  summarizeOrNull,
   writeHlog,
   type Histogram,
   type LatencySummary,
