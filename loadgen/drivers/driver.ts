@@ -48,10 +48,11 @@ export interface SubscriptionSpec {
 
 export interface DeliverySink {
   /**
-   * One received frame. `payloads[i]` is valid only during the call; `attempts` is undefined
-   * for drivers without redelivery (v1).
+   * One received frame. `payloads[i]` is valid only during the call (a view into the
+   * client's receive buffer: drivers pass what their client hands them, no copy and no Buffer
+   * wrapper); `attempts` is undefined for drivers without redelivery (v1).
    */
-  onDeliveries(slot: number, payloads: readonly Buffer[], attempts: readonly number[] | undefined, count: number): void;
+  onDeliveries(slot: number, payloads: readonly Uint8Array[], attempts: readonly number[] | undefined, count: number): void;
   /** A consumer stream ended with an error (slow consumer disconnect, broker gone, ...). */
   onStreamError(slot: number, err: Error): void;
 }

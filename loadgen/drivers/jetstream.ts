@@ -19,7 +19,7 @@ import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, type ConsumerMe
 import { z } from "zod";
 import { DriverError } from "../errors.js";
 import { defineDriver, type BrokerSelfReport, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type DriverScenario, type SubscriptionSpec } from "./driver.js";
-import { NatsPool, asBuffer } from "./nats-pool.js";
+import { NatsPool } from "./nats-pool.js";
 import { natsServer } from "./nats-server.js";
 import { PubAckMux } from "./jetstream-publisher.js";
 import { inBatches, message } from "./util.js";
@@ -117,7 +117,7 @@ export class JetStreamDriver implements Driver {
   async openConsumer(spec: SubscriptionSpec, consumerIndex: number, sink: DeliverySink): Promise<Consumer> {
     const js = this.js[(spec.slot + consumerIndex) % this.js.length]!;
     const consumer = await js.consumers.get(spec.topic, spec.name);
-    const one: Buffer[] = [Buffer.alloc(0)];
+    const one: Uint8Array[] = [EMPTY];
     const attempts: number[] = [1];
     // Reply subjects are `$JS.ACK.<stream>.<consumer>.<delivery count>.…`: read the count
     // without nats.js's full parse (split + five parseInt per message).
@@ -126,7 +126,7 @@ export class JetStreamDriver implements Driver {
     const messages = await consumer.consume({
       max_messages: this.options.maxOutstandingMessages,
       callback: (m) => {
-        one[0] = asBuffer(m.data);
+        one[0] = m.data;
         // JsMsgImpl exposes `reply` (not in the JsMsg type); fall back to the full parse.
         const reply = (m as JsMsg & { reply?: string }).reply;
         attempts[0] = reply !== undefined && reply.charCodeAt(countAt + 1) === 46 ? reply.charCodeAt(countAt) - 48 : m.info.deliveryCount;
@@ -182,3 +182,5 @@ export class JetStreamDriver implements Driver {
     await this.pool.close();
   }
 }
+
+const EMPTY = new Uint8Array(0);

@@ -86,11 +86,6 @@ export function splitTarget(target: string): [string, number] {
   return [target.slice(0, i), Number(target.slice(i + 1))];
 }
 
-/** A Buffer view over a NATS payload (no copy); valid while the Uint8Array is. */
-export function asBuffer(data: Uint8Array): Buffer {
-  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-}
-
 /** nats.js's own `timeout` bounds the TCP connect, not the handshake: bound the whole of it. */
 function withTimeout(target: string, timeoutMs: number, p: Promise<NatsConnection>): Promise<NatsConnection> {
   let timer: NodeJS.Timeout | undefined;

@@ -14,7 +14,7 @@
 import type { Subscription } from "nats";
 import { z } from "zod";
 import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type DriverScenario, type SubscriptionSpec } from "./driver.js";
-import { NatsPool, asBuffer } from "./nats-pool.js";
+import { NatsPool } from "./nats-pool.js";
 import { natsServer } from "./nats-server.js";
 
 /** Messages per connection between flushes (PING/PONG). 100 / 1,000 / 10,000 move NATS by about ±20% (docs/performance.md, "Peer driver notes"). */
@@ -78,14 +78,14 @@ export class NatsCoreDriver implements Driver {
   async openConsumer(spec: SubscriptionSpec, consumerIndex: number, sink: DeliverySink): Promise<Consumer> {
     const hint = spec.slot + consumerIndex;
     const nc = this.pool.at(hint);
-    const one: Buffer[] = [Buffer.alloc(0)];
+    const one: Uint8Array[] = [EMPTY];
     const sub = nc.subscribe(spec.topic, {
       callback: (err, msg) => {
         if (err) {
           sink.onStreamError(spec.slot, err);
           return;
         }
-        one[0] = asBuffer(msg.data);
+        one[0] = msg.data;
         sink.onDeliveries(spec.slot, one, undefined, 1);
       },
     });
@@ -130,3 +130,5 @@ export class NatsCoreDriver implements Driver {
     await this.pool.close();
   }
 }
+
+const EMPTY = new Uint8Array(0);

@@ -54,6 +54,25 @@ describe("the delivery sink", () => {
     expect(sink.lastTimedDeliveryUs).toBe(1_004_000);
   });
 
+  it("reads the clock once per synchronous burst of deliveries, and afresh after the burst", async () => {
+    const { clock, recorder, sink } = setup();
+    clock.setUs(1_002_000);
+    const first = messages(0, [0], 1_000_000, 1_000_000);
+    sink.onDeliveries(slotOf(0), first, undefined, 1);
+    // Same synchronous run (one socket read's worth): the burst's receive time still applies.
+    clock.setUs(1_009_000);
+    const second = messages(0, [1], 1_000_000, 1_000_000);
+    sink.onDeliveries(slotOf(0), second, undefined, 1);
+    expect(sink.lastTimedDeliveryUs).toBe(1_002_000);
+    expect(recorder.e2e.maxValue).toBeLessThanOrEqual(2_002);
+    // Once the burst's microtasks ran, the next delivery reads the clock again.
+    await Promise.resolve();
+    const third = messages(0, [2], 1_000_000, 1_000_000);
+    sink.onDeliveries(slotOf(0), third, undefined, 1);
+    expect(sink.lastTimedDeliveryUs).toBe(1_009_000);
+    expect(recorder.e2e.maxValue).toBeGreaterThanOrEqual(8_990);
+  });
+
   it("takes only `count` payloads of a frame", () => {
     const { accounting, sink } = setup();
     const batch = messages(0, [0, 1, 2, 3], 0, 0);

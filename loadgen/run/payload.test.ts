@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { decodeHeader, emptyHeader, FLAG_WARMUP, HEADER_BYTES, PAYLOAD_MAGIC, PayloadBatch, readHeader } from "./payload.js";
 
@@ -40,5 +41,25 @@ describe("payload layout", () => {
     foreign.writeUInt32LE(0x12345678, 0);
     expect(readHeader(foreign, emptyHeader())).toBe(false);
     expect(() => decodeHeader(foreign)).toThrow(/not a generator payload/);
+  });
+
+  it("reads back any header the encoder writes, from a plain Uint8Array view at any byte offset", () => {
+    const u32 = fc.integer({ min: 0, max: 0xffffffff });
+    const time = fc.double({ noNaN: false });
+    fc.assert(
+      fc.property(u32, u32, u32, time, time, fc.boolean(), fc.integer({ min: 0, max: 15 }), fc.integer({ min: 40, max: 200 }), (producer, topic, seq, intendedUs, sentUs, warmup, offset, size) => {
+        const batch = new PayloadBatch(size, 1, "random");
+        batch.push(producer, topic, seq, intendedUs, warmup ? FLAG_WARMUP : 0);
+        batch.stampSent(sentUs);
+        // What a client hands over: a view into a larger receive buffer, not necessarily aligned.
+        const chunk = new Uint8Array(offset + size + 7);
+        chunk.set(batch.messages()[0]!, offset);
+        const view = new Uint8Array(chunk.buffer, offset, size);
+        const h = emptyHeader();
+        expect(readHeader(view, h)).toBe(true);
+        expect(h).toEqual({ producer, topic, seq, intendedUs, sentUs, warmup });
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

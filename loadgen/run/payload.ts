@@ -77,24 +77,42 @@ export function emptyHeader(): DecodedHeader {
   return { producer: 0, topic: 0, seq: 0, intendedUs: 0, sentUs: 0, warmup: false };
 }
 
+// Scratch for reading a little-endian f64 out of any Uint8Array without a DataView or Buffer
+// per message: copy 8 bytes, read the aliasing Float64Array.
+const f64 = new Float64Array(1);
+const f64Bytes = new Uint8Array(f64.buffer);
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+function u32(b: Uint8Array, o: number): number {
+  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16)) + b[o + 3]! * 0x1000000;
+}
+
+function f64le(b: Uint8Array, o: number): number {
+  if (LITTLE_ENDIAN_HOST) for (let i = 0; i < 8; i++) f64Bytes[i] = b[o + i]!;
+  else for (let i = 0; i < 8; i++) f64Bytes[7 - i] = b[o + i]!;
+  return f64[0]!;
+}
+
 /**
  * Read the header of a received payload into `into`, allocating nothing (the delivery hot
- * path). Returns false, leaving `into` unspecified, when `b` is not a generator payload (too
- * short or without the magic).
+ * path): fields are read byte by byte from the view the client handed over (a Buffer or any
+ * Uint8Array), so no Buffer wrapper, DataView or object is made per message. Returns false,
+ * leaving `into` unspecified, when `b` is not a generator payload (too short or without the
+ * magic).
  */
-export function readHeader(b: Buffer, into: DecodedHeader): boolean {
-  if (b.length < HEADER_BYTES || b.readUInt32LE(0) !== PAYLOAD_MAGIC) return false;
-  into.producer = b.readUInt32LE(4);
-  into.topic = b.readUInt32LE(8);
-  into.seq = b.readUInt32LE(12);
-  into.intendedUs = b.readDoubleLE(16);
-  into.sentUs = b.readDoubleLE(24);
+export function readHeader(b: Uint8Array, into: DecodedHeader): boolean {
+  if (b.length < HEADER_BYTES || u32(b, 0) !== PAYLOAD_MAGIC) return false;
+  into.producer = u32(b, 4);
+  into.topic = u32(b, 8);
+  into.seq = u32(b, 12);
+  into.intendedUs = f64le(b, 16);
+  into.sentUs = f64le(b, 24);
   into.warmup = (b[32]! & FLAG_WARMUP) !== 0;
   return true;
 }
 
 /** The header of a generator payload as a new object; throws for anything else. */
-export function decodeHeader(b: Buffer): DecodedHeader {
+export function decodeHeader(b: Uint8Array): DecodedHeader {
   const h = emptyHeader();
   if (!readHeader(b, h)) throw new Error(`not a generator payload (${b.length} bytes)`);
   return h;
