@@ -4,6 +4,7 @@ import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { brokerCommand } from "./broker-command.js";
 import { benchCommand } from "./bench-command.js";
+import { calibrateCommand } from "./calibrate-command.js";
 import { reportCommand } from "./report-command.js";
 import { suiteCommand } from "./suite-command.js";
 import { failUsage } from "./usage.js";
@@ -14,9 +15,10 @@ await yargs(args)
   .scriptName("ratatoskr")
   .command(brokerCommand)
   .command(benchCommand)
+  .command(calibrateCommand)
   .command(reportCommand)
   .command(suiteCommand)
-  .demandCommand(1, "name a command: broker, bench, bench-suite or report")
+  .demandCommand(1, "name a command: broker, bench, bench-suite, calibrate or report")
   .strict()
   .help()
   // A usage error (unknown flag, missing positional, a --driver that is not registered, ...)

@@ -4,7 +4,7 @@
  */
 import { EXIT_BAD_INPUT } from "../loadgen/index.js";
 
-const COMMANDS = ["broker", "bench", "bench-suite", "report"];
+const COMMANDS = ["broker", "bench", "bench-suite", "calibrate", "report"];
 const REPORT_COMMANDS = ["merge", "compare", "render"];
 
 /** `bench`, `report merge`, ... : the subcommand named on this command line, or "" for none. */

@@ -11,3 +11,5 @@ export { createDriver, DRIVER_NAMES, startEmbeddedBroker, type DriverName, type 
 export type { Driver, DriverOptions, DeliverySink, SubscriptionSpec, Consumer, BrokerStatsSample } from "./drivers/index.js";
 export { buildResult, judge, RESULT_SCHEMA_VERSION, RESULT_KIND, evaluateGates, allPassed, readResult, writeReport, renderReport, REPORT_FILES, mergeResults, compareMarkdown, renderJUnit, renderSummaryMarkdown, type UnreportedRun, type RunResult, type GateResult } from "./report/index.js";
 export { runSuite, writeSuiteComparison, renderSuiteMarkdown, isSuiteDir, MANIFEST_FILE, type SuiteArgs, type SuiteManifest } from "./suite/index.js";
+export { runCalibration, median, type CalibrateArgs, type Calibration, type CalibrationPass } from "./calibrate.js";
+export { runBareClient, type BareResult } from "./bare/index.js";

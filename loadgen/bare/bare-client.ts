@@ -7,12 +7,17 @@
  * histograms, no scheduler. What it reaches is the ceiling for that driver on this machine;
  * the harness's rate divided by it is how close the generator comes.
  *
+ * Subscribers are spread over SUBSCRIBER_PROCESSES processes (round-robin by subscription, at
+ * most one per subscription): one process cannot parse a 1 → 10 NATS fan-out as fast as one
+ * publisher sends it, and the server then cuts it off as a slow consumer.
+ *
  * Only count-mode scenarios (`messages:`) have a bare run. Warmup is a share of messages
  * (WARMUP_SHARE of the measured count, sent first, not timed) rather than seconds: the rate is
  * the measured deliveries over the time from the warmup share's arrival to the last delivery.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { availableParallelism } from "node:os";
 import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { nodeArgs } from "../cli-entry.js";
@@ -25,12 +30,17 @@ import type { BareJob, BareReply } from "./protocol.js";
 /** Warmup messages as a share of the measured messages (sent first, delivered, not timed). */
 export const WARMUP_SHARE = 0.25;
 
+/** Subscriber processes of a bare run: one per core, leaving one for the publisher (at least 1). */
+export const SUBSCRIBER_PROCESSES = Math.max(1, availableParallelism() - 1);
+
 export interface BareOptions {
   /** The scenario as the driver runs it (scenarioForDriver). */
   scenario: Scenario;
   driver: string;
   target: string;
   connectTimeoutMs?: number;
+  /** Subscriber processes (default SUBSCRIBER_PROCESSES). */
+  subscriberProcesses?: number;
 }
 
 export interface BareResult {
@@ -52,12 +62,13 @@ const processEntry = join(here, "..", `bare-process${extname(here)}`);
 export async function runBareClient(o: BareOptions): Promise<BareResult> {
   const s = o.scenario;
   if (s.messages === undefined) throw new UsageError(`scenario ${s.name}: a bare run needs a message count (messages:), not durationSeconds`);
-  const warmup = Math.ceil(s.messages * WARMUP_SHARE);
+  const measured = s.messages;
+  const warmup = Math.ceil(measured * WARMUP_SHARE);
   const plan = buildPlan({ ...s, messages: s.messages + warmup }, `bare-${randomBytes(3).toString("hex")}`);
   const perTopic = expectedPerTopic(plan, s.topics);
-  let expected = 0;
-  for (const sub of plan.subscriptions) expected += perTopic[sub.topic]!;
-  const warmupDeliveries = Math.floor((expected * warmup) / (s.messages + warmup));
+  const expectedOf = (subs: readonly { topic: number }[]): number => subs.reduce((n, sub) => n + perTopic[sub.topic]!, 0);
+  const expected = expectedOf(plan.subscriptions);
+  const warmupOf = (n: number): number => Math.floor((n * warmup) / (measured + warmup));
   const connectTimeoutMs = o.connectTimeoutMs ?? 10_000;
   const context = { target: o.target, connections: s.connections, maxOutstandingMessages: s.maxOutstandingMessages, connectTimeoutMs, broker: s.broker, clock: systemClock };
   const driverOptions = s.driverOptions[o.driver as keyof typeof s.driverOptions];
@@ -68,7 +79,7 @@ export async function runBareClient(o: BareOptions): Promise<BareResult> {
     await setup.connect();
     await setup.createTopics(plan.topicNames);
     for (const spec of specs) await setup.createSubscription(spec);
-    const job: Omit<BareJob, "role"> = {
+    const job: Omit<BareJob, "role" | "subscriptions" | "expectedDeliveries" | "warmupDeliveries"> = {
       driver: o.driver,
       driverOptions,
       target: o.target,
@@ -81,23 +92,38 @@ export async function runBareClient(o: BareOptions): Promise<BareResult> {
       batchSize: s.batchSize,
       maxInFlightBatches: s.maxInFlightBatches,
       producers: plan.producers.map((p) => ({ id: p.id, topics: p.topics, messagesPerTopic: p.messagesPerTopic! })),
-      subscriptions: specs,
       consumersPerSubscription: setup.acks ? s.consumersPerSubscription : 1,
-      expectedDeliveries: expected,
-      warmupDeliveries,
     };
-    const sub = new Child({ ...job, role: "subscriber" }, children);
-    await sub.next("ready", connectTimeoutMs + 60_000);
-    const pub = new Child({ ...job, role: "publisher" }, children);
+    const groups = Math.max(1, Math.min(specs.length, o.subscriberProcesses ?? SUBSCRIBER_PROCESSES));
+    const subs: Child[] = [];
+    let warmupDeliveries = 0;
+    for (let g = 0; g < groups; g++) {
+      // Slots stay the scenario's: a driver spreads consumers over its connections by slot.
+      const mine = specs.filter((_, i) => i % groups === g);
+      const n = expectedOf(mine.map((x) => plan.subscriptions[x.slot]!));
+      warmupDeliveries += warmupOf(n);
+      subs.push(new Child({ ...job, role: "subscriber", subscriptions: mine, expectedDeliveries: n, warmupDeliveries: warmupOf(n) }, children));
+    }
+    await Promise.all(subs.map((c) => c.next("ready", connectTimeoutMs + 60_000)));
+    const pub = new Child({ ...job, role: "publisher", subscriptions: [], expectedDeliveries: 0, warmupDeliveries: 0 }, children);
     await pub.next("ready", connectTimeoutMs + 10_000);
     pub.send("go");
     const published = await pub.next("published", 3_600_000);
     const drainMs = s.drainTimeoutSeconds * 1000;
-    const done = await sub.next("done", drainMs).catch((err: unknown) => {
-      if (!(err instanceof DeadlineError)) throw err;
-      sub.send("report");
-      return sub.next("done", 10_000);
-    });
+    const dones = await Promise.all(
+      subs.map((sub) =>
+        sub.next("done", drainMs).catch((err: unknown) => {
+          if (!(err instanceof DeadlineError)) throw err;
+          sub.send("report");
+          return sub.next("done", 10_000);
+        }),
+      ),
+    );
+    const received = dones.reduce((n, d) => n + d.received, 0);
+    // The measured window: from the first process's warmup share to the last delivery anywhere.
+    const startUs = Math.min(...dones.map((d) => d.warmDoneUs || Infinity));
+    const endUs = Math.max(...dones.map((d) => d.lastUs));
+    const done = { received, warmDoneUs: Number.isFinite(startUs) ? startUs : 0, lastUs: endUs };
     const deliveries = expected - warmupDeliveries;
     const seconds = done.lastUs > 0 && done.warmDoneUs > 0 ? (done.lastUs - done.warmDoneUs) / 1e6 : NaN;
     return {

@@ -18,6 +18,19 @@ describe("payload layout", () => {
     expect(HEADER_BYTES).toBe(40);
   });
 
+  it("writes the same bytes whether the message size is 8-byte aligned (word stores) or not (Buffer writes)", () => {
+    for (const size of [64, 61]) {
+      const batch = new PayloadBatch(size, 3, "zeros");
+      for (let i = 0; i < 3; i++) batch.push(0xfffffff0 + i, i, 2 ** 31 + i, 1e15 + i / 4, i % 2);
+      batch.stampSent(-0.5);
+      for (const [i, m] of batch.messages().entries()) {
+        expect([m.readUInt32LE(0), m.readUInt32LE(4), m.readUInt32LE(8), m.readUInt32LE(12)]).toEqual([PAYLOAD_MAGIC, 0xfffffff0 + i, i, 2 ** 31 + i]);
+        expect([m.readDoubleLE(16), m.readDoubleLE(24), m[32]]).toEqual([1e15 + i / 4, -0.5, i % 2]);
+        expect(m.subarray(33).every((x) => x === 0)).toBe(true);
+      }
+    }
+  });
+
   it("reads back what it wrote, into one reused header", () => {
     const batch = new PayloadBatch(40, 2, "random");
     batch.push(1, 2, 3, 4.5, 0);
