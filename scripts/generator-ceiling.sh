@@ -34,7 +34,10 @@ await_line() { # log pid regex
 }
 
 nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server)
-"$nats_bin" -a 127.0.0.1 -p -1 -js -sd "$out/nats-store" > "$out/nats.log" 2>&1 &
+# A longer write deadline than the default 10 s: on a busy machine a bare fan-out subscriber
+# falls that far behind a publisher in its own process and is cut off as a slow consumer.
+echo 'write_deadline: "60s"' > "$out/nats.conf"
+"$nats_bin" -c "$out/nats.conf" -a 127.0.0.1 -p -1 -js -sd "$out/nats-store" > "$out/nats.log" 2>&1 &
 pids+=($!)
 nats_addr=$(await_line "$out/nats.log" $! 'client connections on [0-9.]+:[0-9]+' | grep -o -E '[0-9.]+:[0-9]+$')
 node dist/cli/main.js broker --host 127.0.0.1 --port 0 > "$out/broker.log" 2>&1 &

@@ -9,7 +9,8 @@
  *
  * Subscribers are spread over SUBSCRIBER_PROCESSES processes (round-robin by subscription, at
  * most one per subscription): one process cannot parse a 1 → 10 NATS fan-out as fast as one
- * publisher sends it, and the server then cuts it off as a slow consumer.
+ * publisher sends it, and the server then cuts it off as a slow consumer (nats-server's write
+ * deadline). On a busy machine that can still happen; the run then fails naming the consumer.
  *
  * Only count-mode scenarios (`messages:`) have a bare run. Warmup is a share of messages
  * (WARMUP_SHARE of the measured count, sent first, not timed) rather than seconds: the rate is
@@ -30,8 +31,8 @@ import type { BareJob, BareReply } from "./protocol.js";
 /** Warmup messages as a share of the measured messages (sent first, delivered, not timed). */
 export const WARMUP_SHARE = 0.25;
 
-/** Subscriber processes of a bare run: one per core, leaving one for the publisher (at least 1). */
-export const SUBSCRIBER_PROCESSES = Math.max(1, availableParallelism() - 1);
+/** Subscriber processes of a bare run: one per core but one (left to the publisher), at least 2. */
+export const SUBSCRIBER_PROCESSES = Math.max(2, availableParallelism() - 1);
 
 export interface BareOptions {
   /** The scenario as the driver runs it (scenarioForDriver). */
@@ -173,7 +174,7 @@ class Child {
 
   /** The next reply, which must be `kind` (an error reply or an exit rejects), within `timeoutMs`. */
   async next<K extends BareReply["kind"]>(kind: K, timeoutMs: number): Promise<ReplyOf<K>> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = systemClock.wallMs() + timeoutMs;
     for (;;) {
       const m = this.queue.shift();
       if (m) {
@@ -182,7 +183,7 @@ class Child {
         continue;
       }
       if (this.exited) throw new Error(this.exited);
-      const left = deadline - Date.now();
+      const left = deadline - systemClock.wallMs();
       if (left <= 0) throw new DeadlineError(`bare client: no "${kind}" within ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
