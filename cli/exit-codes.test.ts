@@ -78,7 +78,8 @@ describe("ratatoskr exit codes (CLI process)", { timeout: 60_000 }, () => {
     [["report", "merge", "a.json"], "ratatoskr report merge: missing required argument: out (see ratatoskr report merge --help)"],
     [["report", "render"], "ratatoskr report render: not enough non-option arguments: got 0, need at least 1 (see ratatoskr report render --help)"],
     [["broker", "--bogus"], "ratatoskr broker: unknown argument: bogus (see ratatoskr broker --help)"],
-    [[], "ratatoskr: name a command: broker, bench, bench-suite or report (see ratatoskr --help)"],
+    [["calibrate"], "ratatoskr calibrate: not enough non-option arguments: got 0, need at least 1 (see ratatoskr calibrate --help)"],
+    [[], "ratatoskr: name a command: broker, bench, bench-suite, calibrate or report (see ratatoskr --help)"],
   ])("2 with one line for the usage error of %j", async (args, line) => {
     const r = await cli(args);
     expect(r.code).toBe(2);
