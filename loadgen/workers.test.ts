@@ -1,7 +1,11 @@
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { runBench } from "./bench.js";
 import { systemClock } from "./clock.js";
 import { FakeDriver } from "./drivers/index.js";
-import { buildResult, captureEnvironment, combineResults, generatorVerdict, GENERATOR_BOUND_THRESHOLDS, type ResultMeta, type RunResult, type WorkerFigures } from "./report/index.js";
+import { buildResult, captureEnvironment, combineResults, generatorVerdict, GENERATOR_BOUND_THRESHOLDS, mergeResults, readResult, renderReport, type ResultMeta, type RunResult, type WorkerFigures } from "./report/index.js";
 import { buildPlan, decodeHistogram, encodeHistogram, parseScenario, Progress, runScenario, splitPlan, summarize, type Scenario } from "./run/index.js";
 import { runWorkers } from "./workers.js";
 
@@ -65,6 +69,25 @@ describe("a run over worker threads (fake driver)", () => {
   }, 120_000);
 });
 
+describe("shards with workers", () => {
+  it("compose: each shard splits over its workers, and the merge of the shards has exact counts", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rt-workers-shards-"));
+    const file = join(dir, "s.yaml");
+    writeFileSync(file, "name: shards-workers\ndriver: fake\ntopics: 4\nsubscriptions: {perTopic: 2}\nproducers: 2\nmessages: 8000\ndrainTimeoutSeconds: 5\nslo: {lostMax: 0, duplicatesMax: 0}\n");
+    const results: RunResult[] = [];
+    for (const i of [0, 1]) {
+      const out = join(dir, `shard${i}`);
+      expect(await runBench({ scenario: file, out, set: [], shard: `${i}/2`, workers: 2, quiet: true, handleSignals: false }, () => undefined)).toBe(0);
+      results.push(readResult(join(out, "result.json")));
+    }
+    for (const r of results) expect(r.generator).toMatchObject({ mode: "workers", workers: 2 });
+    const merged = mergeResults(results);
+    expect(merged.counts).toMatchObject({ published: 8000, expected: 16000, delivered: 16000, lost: 0, duplicates: 0, topics: 4, subscriptions: 8, producers: 2 });
+    expect(merged.generator?.perWorker.map((w) => [w.shard, w.role])).toEqual([[0, "producer"], [0, "consumer"], [1, "producer"], [1, "consumer"]]);
+    expect(merged.passed).toBe(true);
+  }, 180_000);
+});
+
 describe("combining workers' results", () => {
   it("gives the histograms of one run that recorded every sample", async () => {
     const base = await inOneProcess(scenario());
@@ -114,6 +137,10 @@ describe("the generator-bound verdict", () => {
     const bound = await inOneProcess(parseScenario("name: bound\ndriver: fake\ntopics: 1\nsubscriptions: {perTopic: 10}\nproducers: 1\nmessages: 60000\ndrainTimeoutSeconds: 10\n", "bound.yaml"));
     expect(bound.generatorBound?.bound, JSON.stringify(bound.generator)).toBe(true);
     expect(bound.generatorBound?.reasons.join()).toMatch(/saturated|stalled/);
+    const dir = mkdtempSync(join(tmpdir(), "rt-bound-"));
+    renderReport(dir, bound);
+    expect(readFileSync(join(dir, "report.md"), "utf8")).toContain("**GENERATOR-BOUND: these figures may measure the load generator");
+    expect(readFileSync(join(dir, "report.html"), "utf8")).toContain('id="generator-bound"');
     const easy = await inOneProcess(parseScenario("name: easy\ndriver: fake\ntopics: 1\nsubscriptions: {perTopic: 1}\nproducers: 1\nrate: 1000\nmessages: 1500\nbatchSize: 10\ndrainTimeoutSeconds: 5\n", "easy.yaml"));
     expect(easy.generatorBound, JSON.stringify(easy.generator)).toMatchObject({ bound: false, reasons: [] });
   }, 60_000);
