@@ -36,7 +36,12 @@ export type ToParent =
   | { type: "result"; result: RunResult; interrupted: boolean }
   | { type: "error"; name: string; message: string; signal?: string };
 
-export type ToWorker = { type: "go" } | { type: "totals"; phase: "warmup" | "measure" | "drain"; totals: number[] } | { type: "abort"; reason: string };
+/**
+ * `abort`: an interrupt (the run stops as in one process: producers stop, joins still complete
+ * with every worker's totals). With `release`, another worker failed: joins complete at once with
+ * this worker's own counts, since the failed one will never join.
+ */
+export type ToWorker = { type: "go" } | { type: "totals"; phase: "warmup" | "measure" | "drain"; totals: number[] } | { type: "abort"; reason: string; release?: boolean };
 
 class ForwardingProgress extends Progress {
   constructor(private readonly send: (m: ToParent) => void) {
@@ -60,11 +65,13 @@ async function main(): Promise<void> {
   let go: (() => void) | undefined;
   const started = new Promise<void>((resolve) => (go = resolve));
   const waiting = new Map<string, (totals: number[]) => void>();
+  const released = new AbortController();
   port.on("message", (m: ToWorker) => {
     if (m.type === "go") go?.();
     else if (m.type === "totals") waiting.get(m.phase)?.(m.totals);
     else if (m.type === "abort") {
       abort.abort(m.reason);
+      if (m.release) released.abort(m.reason);
       go?.();
     }
   });
@@ -75,13 +82,13 @@ async function main(): Promise<void> {
     },
     phaseDone(phase, published) {
       send({ type: "phaseDone", phase, published: [...published] });
-      if (abort.signal.aborted) return Promise.resolve([...published]);
+      if (released.signal.aborted) return Promise.resolve([...published]);
       return new Promise((resolve) => {
         const own = [...published];
-        const onAbort = () => resolve(own);
-        abort.signal.addEventListener("abort", onAbort, { once: true });
+        const onRelease = () => resolve(own);
+        released.signal.addEventListener("abort", onRelease, { once: true });
         waiting.set(phase, (totals) => {
-          abort.signal.removeEventListener("abort", onAbort);
+          released.signal.removeEventListener("abort", onRelease);
           resolve(totals);
         });
       });

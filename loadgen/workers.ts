@@ -107,7 +107,7 @@ export async function runWorkers(o: WorkersRunOptions): Promise<RunResult> {
               if (w.done) return;
               w.done = true;
               // A worker gone early cannot join: the others stop rather than wait for it.
-              if (errors.length) post({ type: "abort", reason: "another worker failed" });
+              if (errors.length) post({ type: "abort", reason: "another worker failed", release: true });
               resolve();
             };
             w.worker.on("message", (m: ToParent) => {
