@@ -43,9 +43,10 @@ export function renderMarkdown(r: RunResult): string {
   const notice = partialNotice(r);
   if (notice) lines.push(`**${notice}**`, "");
   for (const w of r.warnings ?? []) lines.push(`> **Warning:** ${w}`, "");
+  lines.push(`**Headline:** ${headline(r)}`, "");
+  // Right under the headline it qualifies.
   const bound = generatorBoundBanner(r);
   if (bound) lines.push(`> **${bound}**`, "");
-  lines.push(`**Headline:** ${headline(r)}`, "");
   if (r.generator) {
     const g = r.generator;
     lines.push(
