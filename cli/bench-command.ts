@@ -23,6 +23,7 @@ export const benchCommand: CommandModule<object, BenchCommandArgs> = {
       .option("shard", { type: "string", describe: "run shard i of N (i/N, 0-based); sharding is by topic" })
       .option("run-id", { type: "string", describe: "names topics and subscriptions; shards of one run must share it (default: random, or 'shared' with --shard)" })
       .option("start-at", { type: "number", describe: "epoch ms at which producers start (to line shards up); at most 1 h past, 24 h ahead" })
+      .option("workers", { type: "number", describe: "generator worker threads (producers and consumers on separate event loops); overrides the scenario's workers; default one per core, 1 = one process" })
       .option("connect-timeout", { type: "number", default: 10, describe: "seconds to reach the broker before failing (refused, not gRPC/NATS and TLS fail at once)" })
       .middleware((a) => {
         if (typeof a.connectTimeout === "number") a.connectTimeoutMs = a.connectTimeout * 1000;

@@ -12,8 +12,9 @@ import { systemClock, type Clock } from "./clock.js";
 import { assertDriverAccepts, DRIVERS, effectiveStorage, findDriver, procSample, type EmbeddedBroker } from "./drivers/index.js";
 import { EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_OK, exitCodeFor, InterruptedError, UsageError } from "./errors.js";
 import { prepareOutputDir, prepareOutputFile } from "./out-dir.js";
-import { buildResult, captureEnvironment, judge, renderJUnit, renderSummaryMarkdown, SEED_HEADER, seedRow, writeReport, type RunResult } from "./report/index.js";
-import { buildPlan, fmtUs, loadScenario, parseShard, Progress, runScenario, scenarioForDriver } from "./run/index.js";
+import { buildResult, captureEnvironment, judge, renderJUnit, renderSummaryMarkdown, SEED_HEADER, seedRow, writeReport, type ResultMeta, type RunResult } from "./report/index.js";
+import { buildPlan, fmtUs, loadScenario, parseShard, Progress, runScenario, scenarioForDriver, splitPlan } from "./run/index.js";
+import { defaultWorkers, runWorkers } from "./workers.js";
 
 export interface BenchArgs {
   scenario: string;
@@ -26,6 +27,8 @@ export interface BenchArgs {
   runId?: string;
   startAt?: number;
   quiet: boolean;
+  /** Generator workers (threads); overrides the scenario's `workers` (docs/loadgen.md, "Workers"). */
+  workers?: number;
   /** How long to wait for the broker's channels at connect (default 10 s). */
   connectTimeoutMs?: number;
   /** Also write the gates as JUnit XML to this file. */
@@ -65,6 +68,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     assertDriverAccepts(driverModule, scenario, args.scenario);
     if (args.target !== undefined && !/^[^\s:]+:\d+$/.test(args.target)) throw new UsageError(`--target expects host:port, got "${args.target}"`);
     if (args.startAt !== undefined) checkStartAt(args.startAt, clock.wallMs());
+    if (args.workers !== undefined && (!Number.isInteger(args.workers) || args.workers < 1)) throw new UsageError(`--workers expects a positive integer, got ${String(args.workers)}`);
     const runId = args.runId ?? (shard.count > 1 ? "shared" : randomBytes(3).toString("hex"));
     const plan = buildPlan(scenario, runId, shard);
     // Every output is proven writable before a broker is started or a message sent.
@@ -85,47 +89,80 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
       progress.log(`embedded ${server.name} pid ${started.pid} at ${target}`);
     }
     if (interrupt.signal.aborted) throw new InterruptedError(String(interrupt.signal.reason), "interrupted before the run started: nothing measured, no report written");
-    const driver = driverModule.create(
-      {
-        target,
-        connections: scenario.connections,
-        maxOutstandingMessages: scenario.maxOutstandingMessages,
-        connectTimeoutMs: args.connectTimeoutMs ?? 10_000,
-        broker: scenario.broker,
-        clock,
-      },
-      scenario.driverOptions[driverModule.name],
-    );
     const pid = embedded?.pid;
-    const sampleBroker = async () => {
-      const viaRpc = await driver.brokerStats().catch(() => undefined);
-      return viaRpc ?? (pid !== undefined ? procSample(pid) : undefined);
-    };
-    const outcome = await runScenario(scenario, plan, driver, {
-      clock,
+    const brokerInfo = {
+      embedded: embedded !== undefined,
       target,
-      progress,
-      sampleBroker,
-      // At teardown, /proc of a broker we started: its CPU time and high-water RSS (VmHWM).
-      ...(pid !== undefined ? { finalSampleBroker: async () => procSample(pid) } : {}),
-      cleanup: args.target !== undefined,
-      signal: interrupt.signal,
-      ...(args.startAt !== undefined ? { startAtMs: args.startAt } : {}),
-    });
-    const built = buildResult(scenario, plan, outcome, {
-      runId,
-      driver: driverModule.name,
-      environment: captureEnvironment(),
-      broker: {
-        embedded: embedded !== undefined,
+      args: embedded?.args ?? [],
+    };
+    const workers = args.workers ?? scenario.workers ?? defaultWorkers(plan, driverModule.name);
+    let result: RunResult;
+    if (splitPlan(plan, workers).length > 1) {
+      // Worker threads: each opens its own connections; the parent samples the embedded broker.
+      const meta: ResultMeta = { runId, driver: driverModule.name, environment: captureEnvironment(), broker: { ...brokerInfo, ...effectiveStorage(scenario.broker, undefined) } };
+      result = await runWorkers({
+        scenario,
+        plan,
+        workers,
+        runId,
         target,
-        args: embedded?.args ?? [],
-        // Labelled with what the broker reports about itself where it does (warnings say where it differs).
-        ...effectiveStorage(scenario.broker, outcome.brokerReport),
-      },
-    });
-    const result = outcome.interrupted ? judge({ ...built, run: { ...built.run, interrupted: true } }) : built;
-    outcome.recorder.destroy();
+        connectTimeoutMs: args.connectTimeoutMs ?? 10_000,
+        cleanup: args.target !== undefined,
+        meta,
+        clock,
+        progress,
+        signal: interrupt.signal,
+        ...(pid !== undefined ? { sampleBroker: async () => procSample(pid) } : {}),
+        ...(args.startAt !== undefined ? { startAtMs: args.startAt } : {}),
+      });
+      if (result.run.interrupted) result = judge(result);
+    } else {
+      result = await runOneProcess();
+    }
+    async function runOneProcess(): Promise<RunResult> {
+      const driver = driverModule.create(
+        {
+          target,
+          connections: scenario.connections,
+          maxOutstandingMessages: scenario.maxOutstandingMessages,
+          connectTimeoutMs: args.connectTimeoutMs ?? 10_000,
+          broker: scenario.broker,
+          clock,
+        },
+        scenario.driverOptions[driverModule.name],
+      );
+      const sampleBroker = async () => {
+        const viaRpc = await driver.brokerStats().catch(() => undefined);
+        return viaRpc ?? (pid !== undefined ? procSample(pid) : undefined);
+      };
+      const outcome = await runScenario(scenario, plan, driver, {
+        clock,
+        target,
+        progress,
+        sampleBroker,
+        // At teardown, /proc of a broker we started: its CPU time and high-water RSS (VmHWM).
+        ...(pid !== undefined ? { finalSampleBroker: async () => procSample(pid) } : {}),
+        cleanup: args.target !== undefined,
+        signal: interrupt.signal,
+        ...(args.startAt !== undefined ? { startAtMs: args.startAt } : {}),
+      });
+      const built = buildResult(scenario, plan, outcome, {
+        runId,
+        driver: driverModule.name,
+        environment: captureEnvironment(),
+        broker: {
+          embedded: embedded !== undefined,
+          target,
+          args: embedded?.args ?? [],
+          // Labelled with what the broker reports about itself where it does (warnings say where it differs).
+          ...effectiveStorage(scenario.broker, outcome.brokerReport),
+        },
+      });
+      const result = outcome.interrupted ? judge({ ...built, run: { ...built.run, interrupted: true } }) : built;
+      outcome.recorder.destroy();
+      return result;
+    }
+
     writeReport(dir, result);
     if (args.junit !== undefined) writeFileSync(args.junit, renderJUnit([result]));
     if (args.summaryMd !== undefined) writeFileSync(args.summaryMd, renderSummaryMarkdown([result]));
@@ -211,6 +248,8 @@ export function printSummary(r: RunResult, dir: string, log: (s: string) => void
   const c = r.counts;
   log(`delivered ${c.delivered}/${c.expected}, lost ${c.lost}, duplicates ${c.duplicates}, out of order ${c.outOfOrder}, publish errors ${c.publishErrors}, stream errors ${c.streamErrors}`);
   for (const w of r.warnings ?? []) log(`warning: ${w}`);
+  if (r.generator) log(`generator: ${r.generator.mode === "workers" ? `${r.generator.workers} workers` : "one process"}; ${r.generator.perWorker.map((w) => `${w.role} loop ${Math.round(w.loopUtilization * 100)}% cpu ${w.cpuShare.toFixed(2)}`).join(", ")}`);
+  if (r.generatorBound?.bound) log(`warning: GENERATOR-BOUND: the figures may measure the load generator, not the broker: ${r.generatorBound.reasons.join("; ")}`);
   for (const g of r.gates) log(`gate ${g.passed ? "PASS" : "FAIL"}: ${g.detail}`);
   if (r.run.interrupted) log(`INTERRUPTED: partial report in ${dir}/ (report.md, report.html, result.json); its gates are not judged`);
   else log(`${r.passed ? "PASS" : "FAIL"}: report in ${dir}/ (report.md, report.html, result.json)`);

@@ -37,6 +37,12 @@ export interface DriverOptions {
   connectTimeoutMs: number;
   /** The run's clock: deadlines and timeouts are read from it. */
   clock: Clock;
+  /**
+   * Set when the run is split over generator workers (threads of one process): a name the
+   * workers of one run share. Network drivers ignore it; the in-process fake uses it to reach
+   * the subscriptions held by other workers.
+   */
+  workerGroup?: string;
 }
 
 export interface SubscriptionSpec {

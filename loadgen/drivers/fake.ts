@@ -2,8 +2,13 @@
  * Driver `fake`: an in-process broker for the runner's tests and for dry runs of a scenario.
  * Publishes fan out to every subscription of the topic; deliveries are handed over in batches
  * on a later turn of the event loop. Optional faults make the accounting observable: drop,
- * duplicate or swap every n-th delivery.
+ * duplicate or swap every n-th delivery (`driverOptions: {fake: {dropEvery: 100}}` in a scenario).
+ *
+ * Split over generator workers (threads), each worker has its own fake; with a `workerGroup`
+ * they share one BroadcastChannel, so a publish in a producer worker reaches the subscriptions
+ * of consumer workers (in send order per publisher), and faults apply where it is delivered.
  */
+import { BroadcastChannel } from "node:worker_threads";
 import { z } from "zod";
 import { DriverError } from "../errors.js";
 import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverScenario, type SubscriptionSpec } from "./driver.js";
@@ -21,12 +26,17 @@ export function fakeRefusals(s: DriverScenario): string[] {
 export const fakeDriver = defineDriver({
   name: "fake",
   summary: "in-process fake broker (no server, no network): for tests and dry runs of a scenario",
-  options: z.strictObject({}),
+  options: z.strictObject({
+    /** Drop, duplicate or swap with the next every n-th delivery per subscription (a faulty broker). */
+    dropEvery: z.number().int().positive().optional(),
+    duplicateEvery: z.number().int().positive().optional(),
+    swapEvery: z.number().int().positive().optional(),
+  }),
   movedFields: {},
   refusals: fakeRefusals,
   embeddedServer: undefined,
   report: { peer: false, storage: () => "memory" },
-  create: () => new FakeDriver(),
+  create: (context, faults) => new FakeDriver(faults, 256, context.workerGroup),
 });
 
 export interface FakeFaults {
@@ -52,9 +62,21 @@ export class FakeDriver implements Driver {
   private readonly topics = new Map<string, FakeSubscription[]>();
   private readonly subscriptions = new Map<string, FakeSubscription>();
   private flushScheduled = false;
+  private readonly channel: BroadcastChannel | undefined;
   published = 0;
 
-  constructor(private readonly faults: FakeFaults = {}, private readonly batchSize = 256) {}
+  constructor(
+    private readonly faults: FakeFaults = {},
+    private readonly batchSize = 256,
+    workerGroup?: string,
+  ) {
+    if (workerGroup === undefined) return;
+    this.channel = new BroadcastChannel(`ratatoskr-fake-${workerGroup}`);
+    this.channel.onmessage = (event) => {
+      const { topic, payloads } = (event as { data: { topic: string; payloads: Uint8Array[] } }).data;
+      this.fanOut(topic, payloads.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength)));
+    };
+  }
 
   async connect(): Promise<void> {}
 
@@ -80,15 +102,21 @@ export class FakeDriver implements Driver {
   }
 
   async publish(topic: string, payloads: readonly Buffer[]): Promise<number> {
-    const subs = this.topics.get(topic);
-    if (!subs) throw new DriverError(this.name, `no topic ${topic}`);
-    for (const p of payloads) {
-      const copy = Buffer.from(p); // the caller reuses its buffers
-      for (const s of subs) this.enqueue(s, copy);
-    }
+    const copies = payloads.map((p) => Buffer.from(p)); // the caller reuses its buffers
+    if (this.channel) {
+      // Another worker may hold the topic's subscriptions (and created the topic).
+      this.channel.postMessage({ topic, payloads: copies });
+    } else if (!this.topics.has(topic)) throw new DriverError(this.name, `no topic ${topic}`);
+    this.fanOut(topic, copies);
     this.published += payloads.length;
-    this.scheduleFlush();
     return payloads.length;
+  }
+
+  private fanOut(topic: string, payloads: readonly Buffer[]): void {
+    const subs = this.topics.get(topic);
+    if (!subs || subs.length === 0) return;
+    for (const p of payloads) for (const s of subs) this.enqueue(s, p);
+    this.scheduleFlush();
   }
 
   private enqueue(s: FakeSubscription, p: Buffer): void {
@@ -126,5 +154,7 @@ export class FakeDriver implements Driver {
     for (const t of topics) this.topics.delete(t);
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.channel?.close();
+  }
 }

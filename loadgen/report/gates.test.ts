@@ -45,4 +45,12 @@ describe("gates", () => {
   it("passes exact limits", () => {
     expect(allPassed(evaluateGates({ lostMax: 10, duplicatesMax: 2, e2eP99MaxMs: 42 }, input))).toBe(true);
   });
+
+  it("makes generatorBound: false a gate that fails a generator-bound run and cannot pass without a verdict", () => {
+    expect(evaluateGates({ generatorBound: false }, { ...input, generatorBound: false })).toMatchObject([{ name: "generator bound", passed: true, actual: 0 }]);
+    const [bound] = evaluateGates({ generatorBound: false }, { ...input, generatorBound: true });
+    expect(bound).toMatchObject({ passed: false, actual: 1 });
+    expect(bound!.detail).toMatch(/fails generatorBound: false/);
+    expect(evaluateGates({ generatorBound: false }, input)).toMatchObject([{ passed: false, actual: null }]);
+  });
 });

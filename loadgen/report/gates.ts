@@ -17,6 +17,8 @@ export interface GateInput {
   publishP99Us: number;
   /** Achieved / offered publish rate; undefined when unthrottled. */
   achievedRateRatio: number | undefined;
+  /** The generator-bound verdict; undefined when the result has none (written before it existed). */
+  generatorBound?: boolean | undefined;
 }
 
 export interface GateResult {
@@ -32,7 +34,7 @@ export interface GateResult {
 }
 
 interface GateDef {
-  key: keyof Slo;
+  key: Exclude<keyof Slo, "generatorBound">;
   name: string;
   op: ">=" | "<=";
   unit: string;
@@ -56,6 +58,24 @@ const DEFS: GateDef[] = [
 
 export function evaluateGates(slo: Slo, input: GateInput): GateResult[] {
   const out: GateResult[] = [];
+  if (slo.generatorBound === false) {
+    // A flag, not a figure: actual 1 = bound, 0 = not; the gate asks for 0.
+    const bound = input.generatorBound;
+    out.push({
+      name: "generator bound",
+      op: "<=",
+      limit: 0,
+      actual: bound === undefined ? null : bound ? 1 : 0,
+      unit: "",
+      passed: bound === false,
+      detail:
+        bound === undefined
+          ? "generator bound: not measurable (the result has no verdict)"
+          : bound
+            ? "generator bound: yes, fails generatorBound: false (the generator, not the broker, was the limit; see the verdict's reasons)"
+            : "generator bound: no",
+    });
+  }
   for (const d of DEFS) {
     const limit = slo[d.key];
     if (limit === undefined) continue;

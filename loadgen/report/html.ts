@@ -5,6 +5,7 @@
  */
 import * as echarts from "echarts";
 import { decodeHistogram, percentileCurve } from "../run/index.js";
+import { generatorBoundBanner } from "./md.js";
 import { renderHtmlTables } from "./tables.js";
 import type { RunResult } from "./result.js";
 
@@ -145,7 +146,7 @@ code { background: #f4f4f4; padding: 0 3px; }
 </head>
 <body>
 <h1>${esc(r.run.scenario)}: <span class="${r.passed ? "pass" : "fail"}">${r.passed ? "PASS" : "FAIL"}${r.run.partial ? " (PARTIAL)" : ""}</span></h1>
-${renderHtmlTables(r)}
+${generatorBoundBanner(r) ? `<p class="fail" id="generator-bound">${esc(generatorBoundBanner(r)!)}</p>\n` : ""}${renderHtmlTables(r)}
 ${charts.map(([id, svg]) => `<figure class="chart" id="chart-${id}">\n${svg}\n</figure>`).join("\n")}
 </body>
 </html>

@@ -3,10 +3,11 @@
  * its gates, and the files rendered from it (report.md, report.html, .hgrm, .hlog); merging
  * shards and comparing runs. Other folders enter here.
  */
-export { buildResult, judge, RESULT_SCHEMA_VERSION, RESULT_KIND, type RunResult, type Counts, type BrokerInfo } from "./result.js";
+export { buildResult, judge, withVerdict, workerFigures, RESULT_SCHEMA_VERSION, RESULT_KIND, type RunResult, type Counts, type BrokerInfo, type GeneratorInfo, type ResultMeta } from "./result.js";
+export { generatorVerdict, brokerCpuShare, GENERATOR_BOUND_THRESHOLDS, type GeneratorBound, type VerdictInput, type WorkerFigures } from "./verdict.js";
 export { evaluateGates, allPassed, type GateResult } from "./gates.js";
 export { readResult, writeReport, renderReport, REPORT_FILES } from "./files.js";
-export { mergeResults } from "./merge.js";
+export { mergeResults, combineResults } from "./merge.js";
 export { compareMarkdown } from "./compare.js";
 export { SEED_HEADER, seedRow, configurationLabel } from "./md.js";
 export { renderChart } from "./html.js";

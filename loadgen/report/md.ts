@@ -44,6 +44,18 @@ export function renderMarkdown(r: RunResult): string {
   if (notice) lines.push(`**${notice}**`, "");
   for (const w of r.warnings ?? []) lines.push(`> **Warning:** ${w}`, "");
   lines.push(`**Headline:** ${headline(r)}`, "");
+  // Right under the headline it qualifies.
+  const bound = generatorBoundBanner(r);
+  if (bound) lines.push(`> **${bound}**`, "");
+  if (r.generator) {
+    const g = r.generator;
+    lines.push(
+      `**Generator:** ${g.mode === "workers" ? `${g.workers} worker threads` : "one process (one event loop)"}; ` +
+        g.perWorker.map((w) => `${w.shard !== undefined ? `shard ${w.shard} ` : ""}worker ${w.index} ${w.role}: loop busy ${Math.round(w.loopUtilization * 100)}%, ${w.cpuShare.toFixed(2)} of a core, loop delay p99 ${w.loopDelayP99Ms} ms`).join("; ") +
+        `; generator-bound: ${r.generatorBound?.bound ? "yes" : "no"}`,
+      "",
+    );
+  }
   if (s.description) lines.push(s.description.trim(), "");
   lines.push("## Parameters", "", "| parameter | value |", "|---|---|", ...parameterRows(r).map(([k, v]) => `| ${k} | ${v} |`), "");
   lines.push(
@@ -93,4 +105,10 @@ export function renderMarkdown(r: RunResult): string {
     "",
   );
   return lines.join("\n");
+}
+
+/** The generator-bound banner (report.md and report.html), or undefined when the run was not. */
+export function generatorBoundBanner(r: RunResult): string | undefined {
+  if (!r.generatorBound?.bound) return undefined;
+  return `GENERATOR-BOUND: these figures may measure the load generator, not the broker (${r.generatorBound.reasons.join("; ")})`;
 }

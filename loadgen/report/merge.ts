@@ -8,6 +8,7 @@
 import { ReportError } from "../errors.js";
 import { encodeHistogram, mergeEncoded, summarize, type EncodedInterval, type IntervalPoint } from "../run/index.js";
 import { judge, type Counts, type RunResult } from "./result.js";
+import type { GeneratorBound } from "./verdict.js";
 
 export interface MergeOptions {
   /**
@@ -53,6 +54,18 @@ export function mergeResults(results: readonly RunResult[], options: MergeOption
       `incomplete shard set for ${first.run.scenario}/${first.run.id}: have ${results.length} of ${count} shards, missing shard${missing.length === 1 ? "" : "s"} ${missing.join(", ")} (pass --allow-partial to merge them anyway, marked partial and failed)`,
     );
   }
+  const merged = combineResults(results, count, missing);
+  const verdict = mergeVerdicts(results);
+  return judge(verdict ? { ...merged, generatorBound: verdict } : merged);
+}
+
+/**
+ * The figures of several parts of one run added up: counts, histograms (lossless), rates,
+ * series and interval histograms, errors; the parts' generator workers listed together. Used
+ * for shards (above) and for the workers of one process (loadgen/workers.ts). Not judged.
+ */
+export function combineResults(results: readonly RunResult[], count: number, missing: number[] = []): RunResult {
+  const first = results[0]!;
 
   const counts = Object.fromEntries(
     (Object.keys(first.counts) as (keyof Counts)[]).map((k) => [k, results.reduce((a, r) => a + r.counts[k], 0)]),
@@ -109,8 +122,29 @@ export function mergeResults(results: readonly RunResult[], options: MergeOption
       streams: results.flatMap((r) => r.errors.streams).slice(0, 20),
       publishes: results.flatMap((r) => r.errors.publishes).slice(0, 20),
     },
+    ...(results.every((r) => r.generator)
+      ? {
+          generator: {
+            mode: results.some((r) => r.generator!.mode === "workers") ? "workers" : "single",
+            workers: results.reduce((a, r) => a + r.generator!.workers, 0),
+            perWorker: results.flatMap((r) => r.generator!.perWorker.map((w) => (count > 1 ? { ...w, shard: r.run.shard.index } : w))),
+          },
+        }
+      : {}),
   };
-  return judge(merged);
+  return merged;
+}
+
+/** Shards are judged apart (each on its own machine's figures): bound if any was, each reason naming its shard. */
+function mergeVerdicts(results: readonly RunResult[]): GeneratorBound | undefined {
+  const verdicts = results.map((r) => r.generatorBound);
+  if (!verdicts.every((v): v is GeneratorBound => v !== undefined)) return undefined;
+  return {
+    ...verdicts[0]!,
+    bound: verdicts.some((v) => v.bound),
+    reasons: results.flatMap((r, i) => verdicts[i]!.reasons.map((x) => (results.length > 1 ? `shard ${r.run.shard.index}: ${x}` : x))),
+    brokerCpuShare: maxOrNull(verdicts.map((v) => v.brokerCpuShare)),
+  };
 }
 
 function maxOrNull(xs: (number | null)[]): number | null {
@@ -139,6 +173,10 @@ function mergeSeries(results: readonly RunResult[]): { series: IntervalPoint[]; 
       cur.e2eMaxUs = Math.max(cur.e2eMaxUs, p.e2eMaxUs);
       cur.publishP99Us = Math.max(cur.publishP99Us, p.publishP99Us);
       cur.latenessP99Us = Math.max(cur.latenessP99Us, p.latenessP99Us);
+      // Generator CPU adds up over the parts (each its own thread or process); loop delay is the worst.
+      if (p.generatorCpuPercent !== undefined) cur.generatorCpuPercent = Math.round(((cur.generatorCpuPercent ?? 0) + p.generatorCpuPercent) * 10) / 10;
+      if (p.generatorLoopDelayMaxMs !== undefined) cur.generatorLoopDelayMaxMs = Math.max(cur.generatorLoopDelayMaxMs ?? 0, p.generatorLoopDelayMaxMs);
+      if (p.brokerCpuPercent !== undefined) cur.brokerCpuPercent = Math.max(cur.brokerCpuPercent ?? 0, p.brokerCpuPercent);
     }
   }
   // Interval histograms: merge those starting in the same wall-clock second.

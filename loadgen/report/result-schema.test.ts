@@ -73,6 +73,14 @@ describe("result.schema.json", () => {
     expect(schemaErrors(noCounts).join()).toMatch(/missingProperty":"counts"/);
     expect(schemaErrors({ ...r, extra: 1 }).join()).toMatch(/additionalProperty":"extra"/);
     expect(schemaErrors({ ...r, latency: { ...r.latency, e2e: { ...r.latency.e2e, p99Us: "1ms" } } }).join()).toMatch(/\/latency\/e2e\/p99Us must be number,null/);
+
+    // The generator's figures and the verdict are strict too.
+    expect(r.generator?.perWorker).toHaveLength(1);
+    expect(r.generatorBound).toMatchObject({ bound: expect.any(Boolean), reasons: expect.any(Array) });
+    expect(schemaErrors({ ...r, generatorBound: { ...r.generatorBound!, why: "x" } }).join()).toMatch(/additionalProperty":"why"/);
+    expect(schemaErrors({ ...r, generator: { ...r.generator!, mode: "threads" } }).join()).toMatch(/\/generator\/mode must be equal to one of the allowed values/);
+    const { reasons: _r, ...noReasons } = r.generatorBound!;
+    expect(schemaErrors({ ...r, generatorBound: noReasons }).join()).toMatch(/missingProperty":"reasons"/);
   });
 
   it("accepts null figures of an empty histogram", async () => {

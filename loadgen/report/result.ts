@@ -7,6 +7,7 @@
 import type { Environment } from "./environment.js";
 import { evaluateGates, allPassed, type GateResult } from "./gates.js";
 import type { BrokerStatsSample } from "../drivers/index.js";
+import { brokerCpuShare, generatorVerdict, type GeneratorBound, type WorkerFigures } from "./verdict.js";
 import {
   decodeHistogram,
   encodeHistogram,
@@ -110,6 +111,18 @@ export interface RunResult {
   /** What the reader must know, e.g. the broker reports other storage than the scenario asked for (absent: none). */
   warnings?: string[];
   errors: { streams: StreamErrorInfo[]; publishes: string[] };
+  /** How the generator ran and what it cost (absent in results written before workers). */
+  generator?: GeneratorInfo;
+  /** Whether the generator, not the broker, was the limit (docs/loadgen.md, "Generator-bound verdict"). */
+  generatorBound?: GeneratorBound;
+}
+
+export interface GeneratorInfo {
+  /** `single`: one event loop ran producers and consumers; `workers`: worker threads did. */
+  mode: "single" | "workers";
+  workers: number;
+  /** Each worker's usage from measure start to the end of the drain. */
+  perWorker: (WorkerFigures & { producers: number; subscriptions: number; cpuSource: "thread" | "process" })[];
 }
 
 export interface WholeRun {
@@ -216,8 +229,32 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
     passed: true,
     ...(outcome.warnings.length ? { warnings: outcome.warnings } : {}),
     errors: { streams: outcome.streamErrorSamples, publishes: outcome.publishErrorSamples },
+    generator: {
+      mode: "single",
+      workers: 1,
+      perWorker: [{ index: 0, role: "both", producers: plan.producers.length, subscriptions: plan.subscriptions.length, ...workerFigures(outcome.generator) }],
+    },
   };
-  return judge(result);
+  return judge(withVerdict(result));
+}
+
+/** A worker's figures as result.json keeps them. */
+export function workerFigures(u: RunOutcome["generator"]): Omit<GeneratorInfo["perWorker"][number], "index" | "role" | "producers" | "subscriptions"> {
+  return { cpuSeconds: u.cpuSeconds, cpuShare: u.cpuShare, loopUtilization: u.loopUtilization, loopDelayP99Ms: u.loopDelayP99Ms, loopDelayMaxMs: u.loopDelayMaxMs, cpuSource: u.cpuSource };
+}
+
+/** The result with its generator-bound verdict, judged from its own figures (window: measure start to drain end). */
+export function withVerdict(result: RunResult): RunResult {
+  const phase = (name: string) => result.run.phases.find((p) => p.phase === name);
+  const from = phase("measure")?.startSec ?? 0;
+  const to = phase("drain")?.endSec ?? phase("measure")?.endSec ?? result.run.durationSeconds;
+  const generatorBound = generatorVerdict({
+    workers: result.generator?.perWorker ?? [],
+    brokerCpuShare: brokerCpuShare(result.broker.samples, from, to),
+    achievedRateRatio: result.throughput.achievedRateRatio,
+    latenessP99Us: result.latency.lateness.p99Us ?? 0,
+  });
+  return { ...result, generatorBound };
 }
 
 /** (Re)evaluate the scenario's gates against the result's figures. */
@@ -235,6 +272,7 @@ export function judge(result: RunResult): RunResult {
     e2eP999Us: result.latency.e2e.p999Us,
     publishP99Us: result.latency.publish.p99Us,
     achievedRateRatio: result.throughput.achievedRateRatio ?? undefined,
+    generatorBound: result.generatorBound?.bound,
   });
   if (result.run.partial) {
     // A partial merge never passes: its figures are those of the shards present only.

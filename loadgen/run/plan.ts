@@ -43,8 +43,13 @@ export interface SubscriptionPlan {
 export interface Plan {
   runId: string;
   topicNames: string[];
-  /** Topic indices owned by this shard. */
+  /** Topic indices owned by this shard (it creates them, counts them and cleans them up). */
   topics: number[];
+  /**
+   * Topics this part of the run creates, if not `topics`: a generator worker creates the topics
+   * of its subscriptions too (creating is idempotent), so none waits for another to.
+   */
+  createTopics?: number[];
   producers: ProducerPlan[];
   subscriptions: SubscriptionPlan[];
   /** Producers feeding each topic: count (index by topic). */

@@ -15,6 +15,7 @@ import type { Clock } from "../clock.js";
 import { InterruptedError } from "../errors.js";
 import { selfReportWarnings, type BrokerSelfReport, type BrokerStatsSample, type Consumer, type Driver, type SubscriptionSpec } from "../drivers/index.js";
 import { Accounting, type AccountingTotals } from "./accounting.js";
+import { GeneratorMeter, type GeneratorUsage } from "./generator-usage.js";
 import { AccountingSink, type StreamErrorInfo } from "./delivery-sink.js";
 import type { Plan } from "./plan.js";
 import { PublisherGroup } from "./producer.js";
@@ -51,6 +52,27 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Drain bound after an interrupt (default 2000 ms). */
   interruptDrainMs?: number;
+  /**
+   * Set when this run is one worker of several (loadgen/workers.ts): the parent holds the phase
+   * machine's joins. Without it the run is the whole generator (one-process mode).
+   */
+  coordinator?: PhaseCoordinator;
+}
+
+/**
+ * The joins a worker's run waits on, so that all workers move through the phases together: one
+ * start (every worker connected and subscribed), one end of warmup and of measure. At each end
+ * a worker hands over what its producers published per topic and gets every worker's totals,
+ * so that a consumer worker expects what producer workers published.
+ */
+export interface PhaseCoordinator {
+  /** Connected and subscribed; resolves when every worker is and producers may start. */
+  ready(): Promise<void>;
+  /**
+   * This worker's producers finished `phase` (for `drain`: its drain ended); `publishedByTopic` counts what its broker acks
+   * accepted so far (index = topic). Resolves with the totals of all workers once all finished.
+   */
+  phaseDone(phase: "warmup" | "measure" | "drain", publishedByTopic: readonly number[]): Promise<number[]>;
 }
 
 export interface PhaseTiming {
@@ -79,6 +101,8 @@ export interface RunOutcome {
   brokerReport: BrokerSelfReport | undefined;
   /** Things the reader of the report must know (e.g. the broker runs other storage than the scenario asked for). */
   warnings: string[];
+  /** The generator's own CPU and event-loop delay from measure start to the end of the drain. */
+  generator: GeneratorUsage;
 }
 
 /** Publish errors kept verbatim for the report. */
@@ -101,6 +125,22 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     expectedHint,
   );
   const sink = new AccountingSink(plan, scenario.topics, accounting, recorder, clock);
+  // What this run's own producers had accepted, and what it was told other workers' did (per topic).
+  const ownPublished = new Array<number>(scenario.topics).fill(0);
+  const othersPublished = new Array<number>(scenario.topics).fill(0);
+  const coordinator = options.coordinator;
+  const join = async (phase: "warmup" | "measure" | "drain") => {
+    if (!coordinator) return;
+    const totals = await coordinator.phaseDone(phase, ownPublished);
+    for (let t = 0; t < scenario.topics; t++) {
+      const others = (totals[t] ?? 0) - ownPublished[t]!;
+      if (others > othersPublished[t]!) {
+        sink.onPublished(t, others - othersPublished[t]!);
+        othersPublished[t] = others;
+      }
+    }
+  };
+  const meter = new GeneratorMeter(clock);
   const publishErrorSamples: string[] = [];
   const publishers = new PublisherGroup(
     plan.producers,
@@ -109,7 +149,10 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     clock,
     recorder,
     {
-      onPublished: (topic, accepted) => sink.onPublished(topic, accepted),
+      onPublished: (topic, accepted) => {
+        ownPublished[topic]! += accepted;
+        sink.onPublished(topic, accepted);
+      },
       onPublishError(topic, count, err) {
         if (publishErrorSamples.length < PUBLISH_ERROR_SAMPLES) publishErrorSamples.push(`${plan.topicNames[topic]} (${count} messages): ${err instanceof Error ? err.message : String(err)}`);
       },
@@ -162,13 +205,14 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
   // Cleanup RPCs to a broker that never answered would wait out their own timeouts.
   let connected = false;
   let brokerReport: BrokerSelfReport | undefined;
+  let generator: GeneratorUsage;
   const warnings: string[] = [];
   try {
     // ---- connect
     setPhase("connect");
     await driver.connect();
     connected = true;
-    await driver.createTopics(plan.topics.map((t) => plan.topicNames[t]!));
+    await driver.createTopics((plan.createTopics ?? plan.topics).map((t) => plan.topicNames[t]!));
     brokerReport = driver.describeBroker ? await driver.describeBroker().catch(() => undefined) : undefined;
     for (const w of selfReportWarnings(options.target ?? "the target", scenario.broker, brokerReport)) {
       warnings.push(w);
@@ -183,6 +227,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
       elapsedSec: sec,
     });
     if (interrupted()) throw notMeasured();
+    if (coordinator) await coordinator.ready();
     const waitMs = options.startAtMs === undefined ? 0 : options.startAtMs - clock.wallMs();
     if (waitMs > 0) await waitUnlessAborted(waitMs, signal);
     if (interrupted()) throw notMeasured();
@@ -198,10 +243,12 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
         endUs: clock.nowUs() + scenario.warmupSeconds * 1e6,
         useQuotas: false,
       });
+      await join("warmup");
       if (interrupted()) throw notMeasured();
     }
     // ---- measure
     setPhase("measure");
+    meter.start();
     measureStartUs = clock.nowUs();
     await runPhase({
       warmup: false,
@@ -210,11 +257,16 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
       endUs: scenario.durationSeconds !== undefined ? measureStartUs + scenario.durationSeconds * 1e6 : Infinity,
       useQuotas: scenario.messages !== undefined,
     });
+    // A worker's measure ends with every worker's (a consumer worker has no producers of its own).
+    await join("measure");
     measureEndUs = clock.nowUs();
     // ---- drain
     setPhase("drain");
     drainTimedOut = await drain(sink, scenario.drainTimeoutSeconds * 1000, options.interruptDrainMs ?? 2000, signal);
+    // Workers clean up only once every worker drained (a topic's owner must not delete it under another's consumers).
+    await join("drain");
   } finally {
+    generator = meter.stop();
     signal?.removeEventListener("abort", onAbort);
     // ---- teardown
     setPhase("teardown");
@@ -248,6 +300,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     brokerSamples: sampler.brokerSamples,
     brokerReport,
     warnings,
+    generator,
   };
 }
 

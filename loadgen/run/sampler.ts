@@ -10,6 +10,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Clock } from "../clock.js";
 import type { BrokerStatsSample } from "../drivers/index.js";
 import { estimateProgress, type Progress, type RunSize } from "./progress.js";
+import { cpuSource } from "./generator-usage.js";
 import type { IntervalPoint, Recorder } from "./recorder.js";
 
 export type BrokerSample = BrokerStatsSample & { t: number };
@@ -24,19 +25,24 @@ export interface GeneratorProbe {
   close(): void;
 }
 
-/** The probe of this Node process: process.cpuUsage, monitorEventLoopDelay, memoryUsage.rss. */
+/**
+ * The probe of this Node process (or, in a worker thread, of that thread: its own CPU time and
+ * event loop; RSS is the process's): CPU time, monitorEventLoopDelay, memoryUsage.rss.
+ */
 export function processProbe(): GeneratorProbe {
   // monitorEventLoopDelay records the whole interval of its 10 ms timer (an idle loop reads
   // ~10 ms), so the delay is what exceeds the resolution.
   const resolutionMs = 10;
   const loopDelay = monitorEventLoopDelay({ resolution: resolutionMs });
   loopDelay.enable();
-  let base = process.cpuUsage();
+  const cpu = cpuSource();
+  let base = cpu.read();
   return {
     cpuUsedUs() {
-      const used = process.cpuUsage(base);
-      base = process.cpuUsage();
-      return used.user + used.system;
+      const now = cpu.read();
+      const used = now - base;
+      base = now;
+      return used;
     },
     loopDelayMaxMs() {
       const ms = Math.max(0, Math.round((loopDelay.max / 1e6 - resolutionMs) * 100) / 100);

@@ -44,6 +44,8 @@ const sloSchema = z.strictObject({
   publishP99MaxMs: nonNegative.optional(),
   /** Achieved publish rate / offered rate during the measure phase (fixed-rate scenarios). */
   achievedRateRatioMin: ratio.optional(),
+  /** `false`: the run fails if the generator, not the broker, was the limit (the generator-bound verdict). */
+  generatorBound: z.literal(false).optional(),
 });
 
 const driverOptionsSchema = z.strictObject(
@@ -94,6 +96,12 @@ export const scenarioSchema = z
     payload: z.enum(["random", "zeros"]).default("random"),
     /** gRPC channels (one HTTP/2 connection each) shared by all streams and publishers. */
     connections: positiveInt.default(4),
+    /**
+     * Generator workers (threads, each its own event loop and connections); `--workers`
+     * overrides. Absent: chosen from the cores (docs/loadgen.md, "Workers"). 1 = one process,
+     * one event loop.
+     */
+    workers: positiveInt.optional(),
     /** Consumer streams opened per second during the connect phase. */
     rampPerSecond: positiveInt.default(5000),
     /** Publish batches in flight per producer before it waits (unthrottled and fixed rate). */

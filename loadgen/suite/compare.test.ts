@@ -95,3 +95,13 @@ describe("failed runs and the best peer", () => {
     expect(failedRuns(rows)).toEqual([["a", "ratatoskr-v1", "1", "e2e p99 11.00s at 4000 msg/s"]]);
   });
 });
+
+describe("generator-bound runs in a comparison", () => {
+  it("marks the ratio of a generator-bound run and names it in a target's caveats", () => {
+    const rows = withPeerRatios([{ ...row("ratatoskr", "ratatoskr", 60_000, 2000), generatorBound: true }, row("nats", "nats", 80_000, 1000)]);
+    expect(headline(rows)[0]!.at(-1)).toMatch(/⚠ ratatoskr generator-bound/);
+    const [t] = judgeTargets(rows, [{ name: "tp", scenario: "a", metric: "deliveryRate", subject: "ratatoskr", peers: ["nats"], min: 0.5 }]);
+    expect(t!.caveats).toEqual(["ratatoskr was generator-bound"]);
+    expect(headline(withPeerRatios([row("ratatoskr", "ratatoskr", 60_000, 2000), row("nats", "nats", 80_000, 1000)]))[0]!.at(-1)).not.toMatch(/generator-bound/);
+  });
+});

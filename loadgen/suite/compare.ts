@@ -57,6 +57,8 @@ export interface Row {
   bestPeer: string | null;
   /** With --repeat: this row is the median of `count` passes; the figure of merit ranged min..max. */
   passes?: { count: number; min: number; max: number };
+  /** The run's generator-bound verdict: its figures may measure the load generator (docs/loadgen.md, "Generator-bound verdict"). */
+  generatorBound?: boolean;
 }
 
 export interface TargetVerdict extends Target {
@@ -108,6 +110,7 @@ export function rowOf(r: RunResult, meta: { label: string; note?: string | undef
     throughputVsBestPeer: null,
     p99VsBestPeer: null,
     bestPeer: null,
+    ...(r.generatorBound?.bound ? { generatorBound: true } : {}),
   };
 }
 
@@ -188,7 +191,10 @@ export function judgeTargets(rows: readonly Row[], targets: readonly Target[]): 
     let met: boolean | null = null;
     // A run that failed its own gates (e.g. could not sustain the offered rate) misses the target.
     if (ratio !== null) met = (t.min === undefined || ratio >= t.min) && (t.max === undefined || ratio <= t.max) && subject!.ok;
-    const caveats = [subject, ...peers].filter((r): r is Row => r !== undefined && !r.ok).map((r) => `${r.label} failed its scenario gates`);
+    const caveats = [
+      ...[subject, ...peers].filter((r): r is Row => r !== undefined && !r.ok).map((r) => `${r.label} failed its scenario gates`),
+      ...[subject, best].filter((r): r is Row => r !== undefined && r.generatorBound === true).map((r) => `${r.label} was generator-bound`),
+    ];
     return { ...t, subjectValue, peerLabel: best?.label ?? null, peerValue, ratio, met, caveats };
   });
 }

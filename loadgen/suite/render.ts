@@ -82,9 +82,14 @@ function cells(r: Row): string[] {
     pct(r.deliveredPct),
     cpu(r),
     rss(r),
-    ratio(r.throughputVsBestPeer),
-    ratio(r.p99VsBestPeer),
+    ratio(r.throughputVsBestPeer) + boundMark(r),
+    ratio(r.p99VsBestPeer) + boundMark(r),
   ];
+}
+
+/** Marks a ratio whose run was generator-bound: it may measure the load generator, not the broker. */
+function boundMark(r: Row): string {
+  return r.generatorBound ? " ⚠ generator-bound" : "";
 }
 
 /**
@@ -96,10 +101,11 @@ export function headline(rows: readonly Row[]): string[][] {
   for (const [scenario, list] of groupBy(rows, (r) => r.scenario)) {
     for (const r of list.filter((x) => !isPeer(x) && x.ok)) {
       const peer = list.find((x) => x.label === r.bestPeer);
+      const bound = [r, peer].filter((x): x is Row => x?.generatorBound === true).map((x) => ` ⚠ ${x.label} generator-bound`).join("");
       if (r.fixedRate) {
-        out.push([scenario, r.label, `e2e p99 ${fmtUs(r.e2e.p99Us)} at ${fmtCount(r.publishRate)} msg/s`, peer ? `${peer.label}: ${fmtUs(peer.e2e.p99Us)} at ${fmtCount(peer.publishRate)} msg/s` : "–", ratio(r.p99VsBestPeer) + " (lower is better)"]);
+        out.push([scenario, r.label, `e2e p99 ${fmtUs(r.e2e.p99Us)} at ${fmtCount(r.publishRate)} msg/s`, peer ? `${peer.label}: ${fmtUs(peer.e2e.p99Us)} at ${fmtCount(peer.publishRate)} msg/s` : "–", ratio(r.p99VsBestPeer) + " (lower is better)" + bound]);
       } else {
-        out.push([scenario, r.label, `${fmtCount(r.deliveryRate)} deliveries/s`, peer ? `${peer.label}: ${fmtCount(peer.deliveryRate)}/s` : "–", ratio(r.throughputVsBestPeer)]);
+        out.push([scenario, r.label, `${fmtCount(r.deliveryRate)} deliveries/s`, peer ? `${peer.label}: ${fmtCount(peer.deliveryRate)}/s` : "–", ratio(r.throughputVsBestPeer) + bound]);
       }
     }
   }
