@@ -31,6 +31,13 @@ export const BROKER_SETTINGS: readonly Setting[] = [
   { key: "diskBudgetBytes", flag: "disk-budget-bytes", env: "RATATOSKR_DISK_BUDGET_BYTES", kind: "integer", min: 0, describe: "durable store: refuse publishes past this data size (0 = unlimited)" },
   { key: "v1SubscriberBufferBytes", flag: "v1-subscriber-buffer-bytes", env: "RATATOSKR_V1_SUBSCRIBER_BUFFER_BYTES", kind: "integer", min: 1, describe: "v1 Subscribe: bytes queued per subscriber before it is cut off as a slow consumer" },
   { key: "shutdownGraceMs", flag: "shutdown-grace-ms", env: "RATATOSKR_SHUTDOWN_GRACE_MS", kind: "integer", min: 0, describe: "on SIGTERM/SIGINT: how long open calls get before they are cancelled" },
+  // Message, de-duplication and disk limits (docs/limits.md).
+  { key: "maxMessageIdBytes", flag: "max-message-id-bytes", env: "RATATOSKR_MAX_MESSAGE_ID_BYTES", kind: "integer", min: 1, max: 65535, describe: "largest producer message_id, in UTF-8 bytes" },
+  { key: "maxAttributes", flag: "max-attributes", env: "RATATOSKR_MAX_ATTRIBUTES", kind: "integer", min: 1, max: 65535, describe: "most attributes (v1 metadata entries) per message" },
+  { key: "maxAttributeKeyBytes", flag: "max-attribute-key-bytes", env: "RATATOSKR_MAX_ATTRIBUTE_KEY_BYTES", kind: "integer", min: 1, max: 65535, describe: "largest attribute key, in UTF-8 bytes" },
+  { key: "maxAttributeValueBytes", flag: "max-attribute-value-bytes", env: "RATATOSKR_MAX_ATTRIBUTE_VALUE_BYTES", kind: "integer", min: 1, describe: "largest attribute value, in UTF-8 bytes" },
+  { key: "maxDedupEntries", flag: "max-dedup-entries", env: "RATATOSKR_MAX_DEDUP_ENTRIES", kind: "integer", min: 1, describe: "producer ids remembered over all de-duplication windows; past it, publishes with new ids get RESOURCE_EXHAUSTED" },
+  { key: "diskReserveBytes", flag: "disk-reserve-bytes", env: "RATATOSKR_DISK_RESERVE_BYTES", kind: "integer", min: 0, describe: "durable store without --disk-budget-bytes: refuse publishes that would leave less free space than this on the data directory's filesystem (unset = 5% of it, at most 1 GiB; 0 = no check)" },
 ];
 
 /** Resolves flags over environment over defaults; throws a readable Error on a bad value. */
