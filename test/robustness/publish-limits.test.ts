@@ -57,7 +57,7 @@ describe.each(["memory", "durable"] as const)("one oversized field on the %s sto
     await server.api.createTopic({ name: topic });
     const publisher = new TestPublisher(server.client);
     const send = (requestId: bigint, messages: PublishMessage[]): void => publisher.sendRaw(Buffer.from(PublishStreamRequest.encode({ requestId, topic, messages }).finish()));
-    send(1n, [{ payload: Buffer.from("bad"), attributes: {}, messageId: "", ...message }]);
+    send(1n, [{ payload: Buffer.from("bad"), attributes: {}, ...message }]);
     send(2n, [{ payload: Buffer.from("good"), attributes: {}, messageId: "order-1" }]);
     await publisher.waitFor(() => publisher.responses.length === 2, "two answers");
     expect(publisher.byId(1n).errorCode).toBe(status.INVALID_ARGUMENT);
