@@ -376,9 +376,15 @@ export class LmdbStore implements Store {
       if (this.syncTimer) clearInterval(this.syncTimer);
       if (!this.failure) this.flushAcks();
       await Promise.allSettled([...this.inflight]);
-      await this.dbs.root.committed;
-      // A clean stop leaves everything on the disk, whatever the flush setting.
-      await syncToDisk(this.dbs.root);
+      try {
+        await this.dbs.root.committed;
+        // A clean stop leaves everything on the disk, whatever the flush setting.
+        await syncToDisk(this.dbs.root);
+      } catch (err) {
+        // A full or failing disk: what was acknowledged is committed already (acks wait for
+        // their commits); the store still closes and lets go of the directory.
+        this.failed(err);
+      }
       await this.dbs.root.close();
       this.lock.release();
     })());
@@ -401,6 +407,7 @@ export class LmdbStore implements Store {
   /** Remembers a write until it settles; a failed write poisons the store (no more writes). */
   private track<T>(write: Promise<T>): Promise<T> {
     this.inflight.add(write);
+    this.guardBatch();
     write.then(
       () => this.inflight.delete(write),
       (err: unknown) => {
@@ -409,6 +416,23 @@ export class LmdbStore implements Store {
       },
     );
     return write;
+  }
+
+  private batchGuarded = false;
+
+  /**
+   * lmdb-js starts each event turn's transaction from a setImmediate with a promise of its own
+   * that no caller holds; when that commit fails, the promise would be an unhandled rejection
+   * (and end the process). Once per turn with writes, right after that immediate, a handler is
+   * attached to it through `committed` (the failure itself reaches the writes' own promises).
+   */
+  private guardBatch(): void {
+    if (this.batchGuarded) return;
+    this.batchGuarded = true;
+    setImmediate(() => {
+      this.batchGuarded = false;
+      void Promise.resolve(this.dbs.root.committed).catch(() => undefined);
+    });
   }
 
   /**
