@@ -1,7 +1,7 @@
 import { logVerbosity, setLogger, setLogVerbosity } from "@grpc/grpc-js";
 import type { Argv, CommandModule } from "yargs";
 import { EXIT_BAD_INPUT } from "../loadgen/index.js";
-import { createLogger, DEFAULT_CONFIG, startBroker, type BrokerServerConfig, type LogLevel, type RunningBroker } from "../broker/index.js";
+import { createLogger, DEFAULT_CONFIG, deadLetterReserveBytes, maxPublishDeliveryBytes, messageLimitsOf, startBroker, type BrokerServerConfig, type LogLevel, type RunningBroker } from "../broker/index.js";
 
 // `ratatoskr broker`: every setting comes from a flag, else from its RATATOSKR_* variable,
 // else from DEFAULT_CONFIG. The values are validated here, once; nothing deeper reads the
@@ -23,7 +23,7 @@ interface Setting {
 export const BROKER_SETTINGS: readonly Setting[] = [
   { key: "host", flag: "host", env: "RATATOSKR_HOST", kind: "string", describe: "address to listen on" },
   { key: "port", flag: "port", env: "RATATOSKR_PORT", kind: "integer", min: 0, max: 65535, describe: "port to listen on; 0 picks a free one" },
-  { key: "maxMessageBytes", flag: "max-message-bytes", env: "RATATOSKR_MAX_MESSAGE_BYTES", kind: "integer", min: 1, describe: "largest gRPC message accepted or sent" },
+  { key: "maxMessageBytes", flag: "max-message-bytes", env: "RATATOSKR_MAX_MESSAGE_BYTES", kind: "integer", min: 4096, describe: "largest gRPC request accepted, and largest delivery a published message may need (docs/limits.md)" },
   { key: "logLevel", flag: "log-level", env: "RATATOSKR_LOG_LEVEL", kind: "level", describe: "debug | info | warn | error | silent" },
   { key: "dataDir", flag: "data-dir", env: "RATATOSKR_DATA_DIR", kind: "string", describe: "durable store (LMDB) in this directory; unset = memory" },
   { key: "fsync", flag: "fsync", env: "RATATOSKR_FSYNC", kind: "boolean", describe: "durable store: flush each commit to disk before acknowledging" },
@@ -49,7 +49,17 @@ export function resolveBrokerConfig(flags: Record<string, unknown>, env: NodeJS.
     if (fromFlag !== undefined) config[s.key] = parse(s, fromFlag, `--${s.flag}`);
     else if (fromEnv !== undefined && fromEnv !== "") config[s.key] = parse(s, fromEnv, s.env);
   }
-  return config as unknown as BrokerServerConfig;
+  const resolved = config as unknown as BrokerServerConfig;
+  // Every delivery must fit --max-message-bytes with room for its dead-letter copy (docs/limits.md).
+  const perMessage = maxPublishDeliveryBytes(messageLimitsOf(resolved));
+  if (perMessage < 1024) {
+    throw new Error(
+      `--max-message-bytes ${resolved.maxMessageBytes} leaves ${Math.max(0, perMessage)} bytes per message after the ` +
+        `${deadLetterReserveBytes(resolved.maxMessageIdBytes)}-byte reserve for the delivery envelope and dead-letter attributes; ` +
+        `give at least ${resolved.maxMessageBytes - perMessage + 1024}`,
+    );
+  }
+  return resolved;
 }
 
 /**

@@ -77,7 +77,8 @@ describe.each(kinds)("a failed append on the $name store", (kind) => {
   it("reuses no sequence after a restart", async () => {
     const dir = newDir();
     const store = await kind.open(dir);
-    let { core: c, failing } = await start(dir, store);
+    const { core: first, failing } = await start(dir, store);
+    let c = first;
     await c.topics.createTopic("t", { ...defaultTopicConfig(), retention: "limits" });
     await c.topics.publish("t", [msg("a"), msg("b")]);
     failing.failNextAppends();
@@ -85,7 +86,7 @@ describe.each(kinds)("a failed append on the $name store", (kind) => {
     await c.topics.publish("t", [msg("c")]);
     if (kind.name === "memory") {
       // The memory store keeps nothing across a close; a fresh core on the same instance stands in for a restart.
-      ({ core: c, failing } = await start(dir, store));
+      ({ core: c } = await start(dir, store));
     } else {
       ({ core: c } = await start(dir));
     }

@@ -23,7 +23,7 @@ export function mountTmpfs(sizeBytes: number): Tmpfs {
   } catch (err) {
     rmSync(path, { recursive: true, force: true });
     const detail = err instanceof Error && "stderr" in err ? String((err as { stderr: unknown }).stderr).trim() : String(err);
-    throw new Error(`cannot mount a tmpfs on ${path} (needs root with CAP_SYS_ADMIN): ${detail}`);
+    throw new Error(`cannot mount a tmpfs on ${path} (needs root with CAP_SYS_ADMIN): ${detail}`, { cause: err });
   }
   return {
     path,
