@@ -206,7 +206,7 @@ describe("broker flags and variables: one parser, the same spellings", () => {
   const integers = BROKER_SETTINGS.filter((s) => s.kind === "integer");
   it("covers every boolean and integer setting", () => {
     expect(booleans.map((s) => s.flag)).toEqual(["fsync"]);
-    expect(integers.map((s) => s.flag)).toEqual(["port", "max-message-bytes", "memory-budget-bytes", "disk-budget-bytes", "v1-subscriber-buffer-bytes", "shutdown-grace-ms"]);
+    expect(integers.map((s) => s.flag)).toEqual(["port", "max-message-bytes", "memory-budget-bytes", "disk-budget-bytes", "v1-subscriber-buffer-bytes", "shutdown-grace-ms", "max-message-id-bytes", "max-attributes", "max-attribute-key-bytes", "max-attribute-value-bytes", "max-dedup-entries", "disk-reserve-bytes"]);
   });
 
   const TRUE = ["true", "TRUE", "True", "1", "yes", "YES", "on", "On", " on "];
@@ -263,7 +263,7 @@ describe("resolveBrokerConfig", () => {
       {
         RATATOSKR_HOST: "::1",
         RATATOSKR_PORT: "7000",
-        RATATOSKR_MAX_MESSAGE_BYTES: "1000",
+        RATATOSKR_MAX_MESSAGE_BYTES: "100000",
         RATATOSKR_LOG_LEVEL: "warn",
         RATATOSKR_DATA_DIR: "/var/lib/ratatoskr",
         RATATOSKR_FSYNC: "true",
@@ -271,12 +271,18 @@ describe("resolveBrokerConfig", () => {
         RATATOSKR_DISK_BUDGET_BYTES: "5000",
         RATATOSKR_V1_SUBSCRIBER_BUFFER_BYTES: "65536",
         RATATOSKR_SHUTDOWN_GRACE_MS: "100",
+        RATATOSKR_MAX_MESSAGE_ID_BYTES: "64",
+        RATATOSKR_MAX_ATTRIBUTES: "10",
+        RATATOSKR_MAX_ATTRIBUTE_KEY_BYTES: "32",
+        RATATOSKR_MAX_ATTRIBUTE_VALUE_BYTES: "256",
+        RATATOSKR_MAX_DEDUP_ENTRIES: "1000",
+        RATATOSKR_DISK_RESERVE_BYTES: "0",
       },
     );
     expect(config).toEqual({
       host: "::1",
       port: 7000,
-      maxMessageBytes: 1000,
+      maxMessageBytes: 100000,
       logLevel: "warn",
       dataDir: "/var/lib/ratatoskr",
       fsync: true,
@@ -284,7 +290,19 @@ describe("resolveBrokerConfig", () => {
       diskBudgetBytes: 5000,
       v1SubscriberBufferBytes: 65536,
       shutdownGraceMs: 100,
+      maxMessageIdBytes: 64,
+      maxAttributes: 10,
+      maxAttributeKeyBytes: 32,
+      maxAttributeValueBytes: 256,
+      maxDedupEntries: 1000,
+      diskReserveBytes: 0,
     });
+  });
+
+  it("refuses a --max-message-bytes that leaves no room for a message after the delivery reserve", () => {
+    expect(() => resolveBrokerConfig({ "max-message-bytes": "4096", "max-message-id-bytes": "4096" }, {})).toThrow(/--max-message-bytes 4096 leaves 0 bytes per message after the 5154-byte reserve/);
+    expect(() => resolveBrokerConfig({}, { RATATOSKR_MAX_MESSAGE_BYTES: "4500", RATATOSKR_MAX_MESSAGE_ID_BYTES: "2500" })).toThrow(/--max-message-bytes 4500 leaves 942 bytes per message.*give at least 4582/);
+    expect(resolveBrokerConfig({ "max-message-bytes": "4096", "max-message-id-bytes": "36" }, {}).maxMessageBytes).toBe(4096);
   });
 
   it("sees unset flags as unset after yargs parsing, so the environment applies (including --fsync)", async () => {
@@ -302,7 +320,7 @@ describe("resolveBrokerConfig", () => {
   it.each([
     [{ port: "65536" }, {}, /--port must be an integer in 0\.\.65535/],
     [{ port: "1.5" }, {}, /--port must be an integer/],
-    [{ "max-message-bytes": "0" }, {}, /--max-message-bytes must be an integer in 1\.\./],
+    [{ "max-message-bytes": "0" }, {}, /--max-message-bytes must be an integer in 4096\.\./],
     [{}, { RATATOSKR_FSYNC: "maybe" }, /RATATOSKR_FSYNC must be true\/false, 1\/0, yes\/no or on\/off; got "maybe"/],
     [{}, { RATATOSKR_LOG_LEVEL: "loud" }, /RATATOSKR_LOG_LEVEL must be one of debug, info, warn, error, silent/],
     [{ host: " " }, {}, /--host must not be empty/],

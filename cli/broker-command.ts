@@ -1,7 +1,7 @@
 import { logVerbosity, setLogger, setLogVerbosity } from "@grpc/grpc-js";
 import type { Argv, CommandModule } from "yargs";
 import { EXIT_BAD_INPUT } from "../loadgen/index.js";
-import { createLogger, DEFAULT_CONFIG, startBroker, type BrokerServerConfig, type LogLevel, type RunningBroker } from "../broker/index.js";
+import { createLogger, DEFAULT_CONFIG, deadLetterReserveBytes, maxPublishDeliveryBytes, messageLimitsOf, startBroker, type BrokerServerConfig, type LogLevel, type RunningBroker } from "../broker/index.js";
 
 // `ratatoskr broker`: every setting comes from a flag, else from its RATATOSKR_* variable,
 // else from DEFAULT_CONFIG. The values are validated here, once; nothing deeper reads the
@@ -23,7 +23,7 @@ interface Setting {
 export const BROKER_SETTINGS: readonly Setting[] = [
   { key: "host", flag: "host", env: "RATATOSKR_HOST", kind: "string", describe: "address to listen on" },
   { key: "port", flag: "port", env: "RATATOSKR_PORT", kind: "integer", min: 0, max: 65535, describe: "port to listen on; 0 picks a free one" },
-  { key: "maxMessageBytes", flag: "max-message-bytes", env: "RATATOSKR_MAX_MESSAGE_BYTES", kind: "integer", min: 1, describe: "largest gRPC message accepted or sent" },
+  { key: "maxMessageBytes", flag: "max-message-bytes", env: "RATATOSKR_MAX_MESSAGE_BYTES", kind: "integer", min: 4096, describe: "largest gRPC request accepted, and largest delivery a published message may need (docs/limits.md)" },
   { key: "logLevel", flag: "log-level", env: "RATATOSKR_LOG_LEVEL", kind: "level", describe: "debug | info | warn | error | silent" },
   { key: "dataDir", flag: "data-dir", env: "RATATOSKR_DATA_DIR", kind: "string", describe: "durable store (LMDB) in this directory; unset = memory" },
   { key: "fsync", flag: "fsync", env: "RATATOSKR_FSYNC", kind: "boolean", describe: "durable store: flush each commit to disk before acknowledging" },
@@ -31,6 +31,13 @@ export const BROKER_SETTINGS: readonly Setting[] = [
   { key: "diskBudgetBytes", flag: "disk-budget-bytes", env: "RATATOSKR_DISK_BUDGET_BYTES", kind: "integer", min: 0, describe: "durable store: refuse publishes past this data size (0 = unlimited)" },
   { key: "v1SubscriberBufferBytes", flag: "v1-subscriber-buffer-bytes", env: "RATATOSKR_V1_SUBSCRIBER_BUFFER_BYTES", kind: "integer", min: 1, describe: "v1 Subscribe: bytes queued per subscriber before it is cut off as a slow consumer" },
   { key: "shutdownGraceMs", flag: "shutdown-grace-ms", env: "RATATOSKR_SHUTDOWN_GRACE_MS", kind: "integer", min: 0, describe: "on SIGTERM/SIGINT: how long open calls get before they are cancelled" },
+  // Message, de-duplication and disk limits (docs/limits.md).
+  { key: "maxMessageIdBytes", flag: "max-message-id-bytes", env: "RATATOSKR_MAX_MESSAGE_ID_BYTES", kind: "integer", min: 1, max: 65535, describe: "largest producer message_id, in UTF-8 bytes" },
+  { key: "maxAttributes", flag: "max-attributes", env: "RATATOSKR_MAX_ATTRIBUTES", kind: "integer", min: 1, max: 65535, describe: "most attributes (v1 metadata entries) per message" },
+  { key: "maxAttributeKeyBytes", flag: "max-attribute-key-bytes", env: "RATATOSKR_MAX_ATTRIBUTE_KEY_BYTES", kind: "integer", min: 1, max: 65535, describe: "largest attribute key, in UTF-8 bytes" },
+  { key: "maxAttributeValueBytes", flag: "max-attribute-value-bytes", env: "RATATOSKR_MAX_ATTRIBUTE_VALUE_BYTES", kind: "integer", min: 1, describe: "largest attribute value, in UTF-8 bytes" },
+  { key: "maxDedupEntries", flag: "max-dedup-entries", env: "RATATOSKR_MAX_DEDUP_ENTRIES", kind: "integer", min: 1, describe: "producer ids remembered over all de-duplication windows; past it, publishes with new ids get RESOURCE_EXHAUSTED" },
+  { key: "diskReserveBytes", flag: "disk-reserve-bytes", env: "RATATOSKR_DISK_RESERVE_BYTES", kind: "integer", min: 0, describe: "durable store without --disk-budget-bytes: refuse publishes that would leave less free space than this on the data directory's filesystem (unset = 5% of it, at most 1 GiB; 0 = no check)" },
 ];
 
 /** Resolves flags over environment over defaults; throws a readable Error on a bad value. */
@@ -42,7 +49,17 @@ export function resolveBrokerConfig(flags: Record<string, unknown>, env: NodeJS.
     if (fromFlag !== undefined) config[s.key] = parse(s, fromFlag, `--${s.flag}`);
     else if (fromEnv !== undefined && fromEnv !== "") config[s.key] = parse(s, fromEnv, s.env);
   }
-  return config as unknown as BrokerServerConfig;
+  const resolved = config as unknown as BrokerServerConfig;
+  // Every delivery must fit --max-message-bytes with room for its dead-letter copy (docs/limits.md).
+  const perMessage = maxPublishDeliveryBytes(messageLimitsOf(resolved));
+  if (perMessage < 1024) {
+    throw new Error(
+      `--max-message-bytes ${resolved.maxMessageBytes} leaves ${Math.max(0, perMessage)} bytes per message after the ` +
+        `${deadLetterReserveBytes(resolved.maxMessageIdBytes)}-byte reserve for the delivery envelope and dead-letter attributes; ` +
+        `give at least ${resolved.maxMessageBytes - perMessage + 1024}`,
+    );
+  }
+  return resolved;
 }
 
 /**

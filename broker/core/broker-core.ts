@@ -4,14 +4,21 @@ import { systemClock, systemTimers, type Clock, type Timers } from "./clock.js";
 import { DEFAULT_LEASE_TICK_MS } from "./lease-table.js";
 import { Retention } from "./retention.js";
 import { SubscriptionRegistry } from "./subscription-registry.js";
-import { TopicRegistry } from "./topic-registry.js";
+import { DEFAULT_MESSAGE_LIMITS, validateMessageLimits, type MessageLimits } from "./message-limits.js";
+import { DEFAULT_MAX_DEDUP_ENTRIES, TopicRegistry } from "./topic-registry.js";
 
 /** Settings of the core; every field has a default (DEFAULT_CORE_CONFIG). */
 export interface BrokerCoreConfig {
   /** Memory store: refuse publishes once retained message bytes would pass this. 0 = unlimited. */
   memoryBudgetBytes: number;
-  /** Durable store: refuse publishes once the data file would pass this. 0 = unlimited. */
+  /** Durable store: refuse publishes once the data file would pass this. 0 = follow the free space (diskReserveBytes). */
   diskBudgetBytes: number;
+  /** Durable store without a disk budget: bytes to keep free on the data directory's filesystem; undefined = 5%, at most 1 GiB; 0 = no check. */
+  diskReserveBytes: number | undefined;
+  /** Limits on one message, checked before anything of a publish is assigned or stored. */
+  messageLimits: MessageLimits;
+  /** Producer ids remembered over all de-duplication windows. */
+  maxDedupEntries: number;
   /** How often leases expire, backoffs end, ack state is persisted and interest retention runs. */
   tickMs: number;
   /** How often age-based retention runs over every topic. */
@@ -23,6 +30,9 @@ export interface BrokerCoreConfig {
 export const DEFAULT_CORE_CONFIG: BrokerCoreConfig = {
   memoryBudgetBytes: 0,
   diskBudgetBytes: 0,
+  diskReserveBytes: undefined,
+  messageLimits: DEFAULT_MESSAGE_LIMITS,
+  maxDedupEntries: DEFAULT_MAX_DEDUP_ENTRIES,
   tickMs: 20,
   retentionSweepMs: 1_000,
   leaseTickMs: DEFAULT_LEASE_TICK_MS,
@@ -61,6 +71,7 @@ export class BrokerCore {
     const { store } = options;
     this.clock = options.clock ?? systemClock;
     this.config = { ...DEFAULT_CORE_CONFIG, ...options.config };
+    validateMessageLimits(this.config.messageLimits);
     this.startedAtMs = this.clock.nowMs();
     const recovered = store.recover();
     this.retention = new Retention(store, this.clock);
@@ -71,6 +82,9 @@ export class BrokerCore {
         retention: this.retention,
         memoryBudgetBytes: this.config.memoryBudgetBytes,
         diskBudgetBytes: this.config.diskBudgetBytes,
+        diskReserveBytes: this.config.diskReserveBytes,
+        messageLimits: this.config.messageLimits,
+        maxDedupEntries: this.config.maxDedupEntries,
       },
       recovered,
     );
@@ -101,6 +115,7 @@ export class BrokerCore {
   /** Age-based retention over every topic. */
   sweepRetention(): void {
     this.retention.sweep(this.topics.allTopics());
+    this.topics.pruneDedup();
   }
 
   /** A broker-wide sample (BrokerStats on the wire). */

@@ -61,6 +61,25 @@ export class ResourceExhaustedError extends BrokerError {
   }
 }
 
+/**
+ * One message of a publish is larger, as delivered, than the broker may send (see
+ * message-limits.ts): refused before anything of the publish is stored.
+ */
+export class MessageTooLargeError extends ResourceExhaustedError {
+  constructor(
+    readonly field: string,
+    readonly sizeBytes: number,
+    readonly limitBytes: number,
+    maxMessageBytes: number,
+  ) {
+    super(
+      "message",
+      `${field}: is ${sizeBytes} bytes as delivered; the limit is ${limitBytes} ` +
+        `(--max-message-bytes ${maxMessageBytes} less the room kept for the delivery envelope and dead-letter attributes)`,
+    );
+  }
+}
+
 /** The request is valid but the broker's state does not allow it now. */
 export class FailedPreconditionError extends BrokerError {}
 

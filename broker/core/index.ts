@@ -2,7 +2,16 @@
 // The core imports no gRPC and no generated code (test/boundaries.test.ts, npm run lint).
 
 export { BrokerCore, createBrokerCore, DEFAULT_CORE_CONFIG, type BrokerCoreConfig, type BrokerCoreOptions } from "./broker-core.js";
-export { TopicRegistry, type TopicInfo, type TopicStats, type UnsubscribeResult } from "./topic-registry.js";
+export {
+  checkMessage,
+  DEFAULT_MESSAGE_LIMITS,
+  deadLetterReserveBytes,
+  deliveryBytes,
+  maxPublishDeliveryBytes,
+  STORE_FIELD_LIMIT,
+  type MessageLimits,
+} from "./message-limits.js";
+export { DEFAULT_MAX_DEDUP_ENTRIES, defaultDiskReserveBytes, TopicRegistry, type TopicInfo, type TopicStats, type UnsubscribeResult } from "./topic-registry.js";
 export {
   resolveFlowLimits,
   SubscriptionRegistry,
@@ -20,6 +29,7 @@ export {
   FailedPreconditionError,
   InvalidArgumentError,
   InvalidTopicNameError,
+  MessageTooLargeError,
   ResourceExhaustedError,
   SubscriptionExistsError,
   SubscriptionNotFoundError,

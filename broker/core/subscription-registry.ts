@@ -42,8 +42,8 @@ export interface SubscriptionTopics {
   subscriberCount(topic: string): number;
   /** Ack floors of subscriptions of these topics moved (interest retention may now drop messages). */
   ackFloorsMoved(topics: Iterable<string>): void;
-  /** The publish path, for dead letters. */
-  publish(topic: string, inputs: readonly PublishInput[]): Promise<PublishOutcome[]>;
+  /** The publish path, for dead letters (`deadLetter`: the copy's origin attributes are within the limits' reserve). */
+  publish(topic: string, inputs: readonly PublishInput[], options?: { deadLetter?: boolean }): Promise<PublishOutcome[]>;
 }
 
 /** The store operations the registry uses. */
@@ -248,7 +248,7 @@ export class SubscriptionRegistry {
   private async deadLetter(sub: Subscription, message: StoredMessage, attempts: number): Promise<void> {
     await this.topics.publish(sub.config.deadLetterTopic, [
       { payload: message.payload, attributes: deadLetterAttributes(message, sub.name, attempts) },
-    ]);
+    ], { deadLetter: true });
   }
 
   private remove(sub: Subscription, reason: "subscription_deleted" | "topic_deleted"): void {

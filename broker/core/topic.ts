@@ -1,4 +1,4 @@
-import { DedupWindow } from "./dedup-window.js";
+import { DedupUsage, DedupWindow } from "./dedup-window.js";
 import type { LiveEndReason, LiveSink } from "./live-subscriber.js";
 import type { TopicConfig, TopicRecord } from "./types.js";
 
@@ -36,14 +36,20 @@ export class Topic {
   /** Serialises commit → fan-out so deliveries follow sequence order. */
   commitTail: Promise<void> = Promise.resolve();
   deleted = false;
+  /**
+   * A commit failed after later batches were assigned sequences: before the next publish
+   * assigns any, the topic waits for its commits to settle and realigns with the store.
+   */
+  resync = false;
 
   constructor(
     readonly record: TopicRecord,
     lastSequence: number,
+    dedupUsage: DedupUsage = new DedupUsage(),
   ) {
     this.lastAssigned = lastSequence;
     this.lastCommitted = lastSequence;
-    this.dedup = new DedupWindow(record.config.dedupWindowMs);
+    this.dedup = new DedupWindow(record.config.dedupWindowMs, dedupUsage);
   }
 
   get name(): string {

@@ -1,4 +1,5 @@
 import { totalmem } from "node:os";
+import type { MessageLimits } from "../core/index.js";
 import type { LogLevel } from "./logger.js";
 
 /** Everything `ratatoskr broker` can be told, with units in the names. Validated once, at the edge. */
@@ -21,6 +22,20 @@ export interface BrokerServerConfig {
   v1SubscriberBufferBytes: number;
   /** Graceful shutdown: how long open calls get before they are cancelled. */
   shutdownGraceMs: number;
+
+  // Message, de-duplication and disk limits (docs/limits.md).
+  /** Producer message id, UTF-8 bytes (at most 65535, what the durable store can hold). */
+  maxMessageIdBytes: number;
+  /** Attributes (v1 metadata entries) per message (at most 65535). */
+  maxAttributes: number;
+  /** One attribute key, UTF-8 bytes (at most 65535). */
+  maxAttributeKeyBytes: number;
+  /** One attribute value, UTF-8 bytes. */
+  maxAttributeValueBytes: number;
+  /** Producer ids remembered over all topics' de-duplication windows. */
+  maxDedupEntries: number;
+  /** Durable store without a disk budget: bytes kept free on the data directory's filesystem; undefined = 5% of it, at most 1 GiB; 0 = no check. */
+  diskReserveBytes: number | undefined;
 }
 
 export const DEFAULT_CONFIG: BrokerServerConfig = {
@@ -34,7 +49,24 @@ export const DEFAULT_CONFIG: BrokerServerConfig = {
   diskBudgetBytes: 0,
   v1SubscriberBufferBytes: 8 * 1024 * 1024,
   shutdownGraceMs: 3_000,
+  maxMessageIdBytes: 1024,
+  maxAttributes: 1024,
+  maxAttributeKeyBytes: 1024,
+  maxAttributeValueBytes: 65_536,
+  maxDedupEntries: 1_000_000,
+  diskReserveBytes: undefined,
 };
+
+/** The core's message limits from the server configuration: deliveries must fit the gRPC max message size. */
+export function messageLimitsOf(config: BrokerServerConfig): MessageLimits {
+  return {
+    maxMessageIdBytes: config.maxMessageIdBytes,
+    maxAttributes: config.maxAttributes,
+    maxAttributeKeyBytes: config.maxAttributeKeyBytes,
+    maxAttributeValueBytes: config.maxAttributeValueBytes,
+    maxDeliveryBytes: config.maxMessageBytes,
+  };
+}
 
 /**
  * A quarter of the memory this process may use (the container's limit when there is one),

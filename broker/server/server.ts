@@ -1,8 +1,8 @@
 import { resolve } from "node:path";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
-import { createBrokerCore, type BrokerCore } from "../core/index.js";
+import { createBrokerCore, defaultDiskReserveBytes, maxPublishDeliveryBytes, type BrokerCore } from "../core/index.js";
 import { openStore } from "../store/index.js";
-import { DEFAULT_CONFIG, type BrokerServerConfig } from "./config.js";
+import { DEFAULT_CONFIG, messageLimitsOf, type BrokerServerConfig } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import { addHealthAndReflection } from "./discovery.js";
 import { addV1Service } from "./v1/index.js";
@@ -21,6 +21,16 @@ export interface EffectiveSettings {
   budgetBytes: number;
   maxMessageBytes: number;
   v1SubscriberBufferBytes: number;
+  // Message, de-duplication and disk limits (docs/limits.md).
+  /** The largest message a client may publish, as delivered (maxMessageBytes less the dead-letter reserve). */
+  maxPublishDeliveryBytes: number;
+  maxMessageIdBytes: number;
+  maxAttributes: number;
+  maxAttributeKeyBytes: number;
+  maxAttributeValueBytes: number;
+  maxDedupEntries: number;
+  /** Durable store without a disk budget: bytes kept free on the data directory's filesystem (0 = no check; null for memory or with a disk budget). */
+  diskReserveBytes: number | null;
 }
 
 export interface RunningBroker {
@@ -39,15 +49,32 @@ export interface RunningBroker {
 export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log?: Logger): Promise<RunningBroker> {
   const config: BrokerServerConfig = { ...DEFAULT_CONFIG, ...partial };
   const logger = log ?? createLogger(config.logLevel);
-  const store = await openStore(config);
+  const store = await openStore({
+    ...config,
+    // One line when disk writes start failing and one when they work again, not one per publish.
+    onWriteFailure: (err) =>
+      err
+        ? logger.error("disk writes are failing; publishes are refused (UNAVAILABLE) until they work again, reads and acks go on", { err: err.message })
+        : logger.warn("disk writes work again; publishes are accepted"),
+  });
+  const messageLimits = messageLimitsOf(config);
   const core = createBrokerCore({
     store,
-    config: { memoryBudgetBytes: config.memoryBudgetBytes, diskBudgetBytes: config.diskBudgetBytes },
+    config: {
+      memoryBudgetBytes: config.memoryBudgetBytes,
+      diskBudgetBytes: config.diskBudgetBytes,
+      diskReserveBytes: config.diskReserveBytes,
+      messageLimits,
+      maxDedupEntries: config.maxDedupEntries,
+    },
     onTimerError: (job, err) => logger.error(`${job} failed`, { err: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
   });
   const server = new Server({
     "grpc.max_receive_message_length": config.maxMessageBytes,
-    "grpc.max_send_message_length": config.maxMessageBytes,
+    // Every message accepted now is delivered in frames within maxMessageBytes (the publish
+    // limits leave room for the delivery envelope, docs/limits.md); no send limit, so a message
+    // stored under an earlier, larger limit is still delivered instead of ending its consumer.
+    "grpc.max_send_message_length": -1,
   });
   const shutdownHooks: Array<() => void> = [];
   addV1Service(server, core.topics, config, logger);
@@ -89,8 +116,20 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
     budgetBytes: durable ? core.topics.budgets.diskBudgetBytes : core.topics.budgets.memoryBudgetBytes,
     maxMessageBytes: config.maxMessageBytes,
     v1SubscriberBufferBytes: config.v1SubscriberBufferBytes,
+    maxPublishDeliveryBytes: maxPublishDeliveryBytes(messageLimits),
+    maxMessageIdBytes: config.maxMessageIdBytes,
+    maxAttributes: config.maxAttributes,
+    maxAttributeKeyBytes: config.maxAttributeKeyBytes,
+    maxAttributeValueBytes: config.maxAttributeValueBytes,
+    maxDedupEntries: config.maxDedupEntries,
+    diskReserveBytes: durable && config.diskBudgetBytes === 0 ? effectiveReserve(config.diskReserveBytes, store.diskSpace?.()?.totalBytes) : null,
   };
   return { address, port, settings, core, close };
+}
+
+function effectiveReserve(configured: number | undefined, totalBytes: number | undefined): number | null {
+  if (configured !== undefined) return configured;
+  return totalBytes === undefined ? null : defaultDiskReserveBytes(totalBytes);
 }
 
 function formatHost(host: string): string {

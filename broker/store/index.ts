@@ -1,7 +1,7 @@
 // The store package's door: the storage interface, its records, the two implementations and
 // how one is chosen. The store imports nothing from the broker core (test/boundaries.test.ts).
 
-export type { DedupRecord, LogBounds, RecoveredState, Store } from "./store.js";
+export type { DedupRecord, DiskSpace, LogBounds, RecoveredState, Store } from "./store.js";
 export {
   messageBytes,
   type AckState,
@@ -16,4 +16,4 @@ export {
 export { MemoryStore } from "./store-memory.js";
 export { LmdbStore, type LmdbStoreOptions } from "./store-lmdb.js";
 export { openStore, type StoreConfig } from "./open-store.js";
-export { StoreOpenError, StoreUnavailableError, type StoreOpenProblem } from "./store-errors.js";
+export { StoreOpenError, StoreUnavailableError, StoreWriteError, type StoreOpenProblem } from "./store-errors.js";

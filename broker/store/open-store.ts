@@ -10,6 +10,8 @@ export interface StoreConfig {
   dataDir: string | undefined;
   /** Durable store: flush each commit to disk before acknowledging. */
   fsync: boolean;
+  /** Durable store: a write failed, or writes work again (LmdbStoreOptions.onWriteFailure). */
+  onWriteFailure?: (error: Error | undefined) => void;
 }
 
 /**
@@ -19,5 +21,5 @@ export interface StoreConfig {
  */
 export async function openStore(config: StoreConfig): Promise<Store> {
   if (config.dataDir === undefined) return new MemoryStore();
-  return LmdbStore.open({ dataDir: config.dataDir, fsync: config.fsync });
+  return LmdbStore.open({ dataDir: config.dataDir, fsync: config.fsync, onWriteFailure: config.onWriteFailure });
 }

@@ -34,5 +34,14 @@ export class StoreOpenError extends Error {
  * writes so that nothing is acknowledged that was not stored. The server answers UNAVAILABLE.
  */
 export class StoreUnavailableError extends Error {
-  override readonly name = "StoreUnavailableError";
+  override readonly name: string = "StoreUnavailableError";
+}
+
+/**
+ * A write failed on the disk (ENOSPC, EIO, …) or was refused because one did: nothing of it is
+ * visible. The store accepts writes again once the disk does (it retries on its own). The
+ * server answers UNAVAILABLE; reads and acks go on.
+ */
+export class StoreWriteError extends StoreUnavailableError {
+  override readonly name: string = "StoreWriteError";
 }

@@ -1,10 +1,12 @@
 import { open } from "lmdb";
-import { StoreUnavailableError } from "./store-errors.js";
+import { statfsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { StoreUnavailableError, StoreWriteError } from "./store-errors.js";
 import { messageBytes, type AckState, type StoredMessage, type SubscriptionRecord, type TopicRecord } from "./records.js";
 import { prepareDataDir, type DirLock } from "./data-dir.js";
 import { CorruptRecordError, decodeMessage, encodeMessage, messageKey, readMessageKey, readPublishTime, topicKeyRange } from "./lmdb-codec.js";
 import { checkFormat, FormatVersionError, keyAt, loadState, type LmdbDbs, type LoadedState, type TopicState } from "./lmdb-recovery.js";
-import type { LogBounds, RecoveredState, Store } from "./store.js";
+import type { DiskSpace, LogBounds, RecoveredState, Store } from "./store.js";
 import { StoreOpenError } from "./store-errors.js";
 import { TailCache } from "./tail-cache.js";
 
@@ -22,6 +24,13 @@ export interface LmdbStoreOptions {
   backgroundSyncMs?: number;
   /** Bytes of the newest messages kept in memory for delivery and retention (TailCache). Default 64 MiB; 0 = none. */
   tailCacheBytes?: number;
+  /**
+   * A write failed (disk full, I/O error; `error` set) or, after one, writes work again
+   * (`error` undefined). Called once per episode, not once per refused write.
+   */
+  onWriteFailure?: (error: Error | undefined) => void;
+  /** After a failed write, how long before the store tries to clean up and accept writes again. Default 1000 ms. */
+  recoveryRetryMs?: number;
 }
 
 type Commit = Promise<boolean> & { flushed?: Promise<unknown> };
@@ -54,7 +63,11 @@ export class LmdbStore implements Store {
   private readonly ackFlushIntervalMs: number;
   /** Every write not yet settled, so close() can wait for them. */
   private readonly inflight = new Set<Promise<unknown>>();
+  /** Set by a failed write; the store refuses writes until recover() has realigned it with the disk. */
   private failure: Error | undefined;
+  /** Counts failed-write episodes: a batch queued in an earlier one is refused even if its own commit landed. */
+  private epoch = 0;
+  private recoveryTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private readonly cache: TailCache;
 
@@ -148,7 +161,17 @@ export class LmdbStore implements Store {
     }
     const write = this.track(this.dbs.topics.put(topic.name, { id: t.id, record: topic }));
     t.tail = write.catch(() => undefined);
-    await this.durable(write);
+    try {
+      await this.durable(write);
+    } catch (err) {
+      // A topic whose record is not on the disk must not take messages: they would be garbage
+      // after a restart. (An update of an existing topic keeps its old record on the disk.)
+      if (this.topics.get(topic.name) === t && t.last === 0 && t.queuedLast === 0) {
+        this.topics.delete(topic.name);
+        t.deleted = true;
+      }
+      throw this.writeError(err);
+    }
   }
 
   async deleteTopic(name: string): Promise<void> {
@@ -203,15 +226,23 @@ export class LmdbStore implements Store {
     this.trackAll(writes); // a batch can straddle two transactions; the last commit resolves last
     t.queuedLast = expected - 1;
     const last = messages[messages.length - 1]!;
+    const epoch = this.epoch;
     const done = write!.then(async () => {
       if (this.options.fsync) await write!.flushed;
+      // A write queued before this one failed: this batch may follow a hole in the log, so it is
+      // refused too, and recover() removes its rows.
+      if (this.epoch !== epoch) throw this.writeError(this.failure);
       if (t.deleted) return;
       t.last = Math.max(t.last, last.sequence);
       t.bytes += bytes;
       t.newestPublishMs = Math.max(t.newestPublishMs, last.publishTimeMs);
     });
     t.tail = done.catch(() => undefined);
-    await done;
+    try {
+      await done;
+    } catch (err) {
+      throw this.writeError(err);
+    }
   }
 
   get(topic: string, sequence: number): StoredMessage | undefined {
@@ -308,10 +339,11 @@ export class LmdbStore implements Store {
 
   putAckState(subscription: string, state: AckState): void {
     const s = this.subscriptions.get(subscription);
-    if (!s || this.failure) return;
+    if (!s) return;
     s.acks = state;
     this.pendingAcks.set(subscription, state);
-    if (!this.ackTimer) this.ackTimer = setTimeout(() => this.flushAcks(), this.ackFlushIntervalMs);
+    // After a failed write the latest states wait here and are written once writes work again.
+    if (!this.ackTimer && !this.failure) this.ackTimer = setTimeout(() => this.flushAcks(), this.ackFlushIntervalMs);
   }
 
   private flushAcks(): void {
@@ -340,12 +372,19 @@ export class LmdbStore implements Store {
   close(): Promise<void> {
     return (this.closing ??= (async () => {
       if (this.ackTimer) clearTimeout(this.ackTimer);
+      if (this.recoveryTimer) clearTimeout(this.recoveryTimer);
       if (this.syncTimer) clearInterval(this.syncTimer);
       if (!this.failure) this.flushAcks();
       await Promise.allSettled([...this.inflight]);
-      await this.dbs.root.committed;
-      // A clean stop leaves everything on the disk, whatever the flush setting.
-      await syncToDisk(this.dbs.root);
+      try {
+        await this.dbs.root.committed;
+        // A clean stop leaves everything on the disk, whatever the flush setting.
+        await syncToDisk(this.dbs.root);
+      } catch (err) {
+        // A full or failing disk: what was acknowledged is committed already (acks wait for
+        // their commits); the store still closes and lets go of the directory.
+        this.failed(err);
+      }
       await this.dbs.root.close();
       this.lock.release();
     })());
@@ -368,14 +407,106 @@ export class LmdbStore implements Store {
   /** Remembers a write until it settles; a failed write poisons the store (no more writes). */
   private track<T>(write: Promise<T>): Promise<T> {
     this.inflight.add(write);
+    this.guardBatch();
     write.then(
       () => this.inflight.delete(write),
       (err: unknown) => {
         this.inflight.delete(write);
-        this.failure ??= err instanceof Error ? err : new Error(String(err));
+        this.failed(err);
       },
     );
     return write;
+  }
+
+  private batchGuarded = false;
+
+  /**
+   * lmdb-js starts each event turn's transaction from a setImmediate with a promise of its own
+   * that no caller holds; when that commit fails, the promise would be an unhandled rejection
+   * (and end the process). Once per turn with writes, right after that immediate, a handler is
+   * attached to it through `committed` (the failure itself reaches the writes' own promises).
+   */
+  private guardBatch(): void {
+    if (this.batchGuarded) return;
+    this.batchGuarded = true;
+    setImmediate(() => {
+      this.batchGuarded = false;
+      void Promise.resolve(this.dbs.root.committed).catch(() => undefined);
+    });
+  }
+
+  /**
+   * A write failed. lmdb-js rejects every write of the transaction with "Commit failed" and
+   * the cause in a separate promise (`commitError`), which must be handled here or it becomes
+   * an unhandled rejection. The store refuses writes from now on until recover() succeeds.
+   */
+  private failed(err: unknown): void {
+    const commitError = (err as { commitError?: unknown } | undefined)?.commitError;
+    if (commitError instanceof Promise) {
+      commitError.catch((cause: unknown) => {
+        if (this.failure && cause instanceof Error) this.failure = new Error(`${describeIoError(cause)}`, { cause });
+      });
+    }
+    if (this.failure) return;
+    this.epoch++;
+    this.failure = err instanceof Error ? err : new Error(String(err));
+    this.options.onWriteFailure?.(this.failure);
+    this.scheduleRecovery();
+  }
+
+  private scheduleRecovery(): void {
+    if (this.recoveryTimer || this.closing) return;
+    this.recoveryTimer = setTimeout(() => void this.recover_(), this.options.recoveryRetryMs ?? 1_000);
+    this.recoveryTimer.unref();
+  }
+
+  /**
+   * Realigns the store with the disk once every write in flight at the failure has settled:
+   * rows of batches that were refused are deleted, the tail cache forgets them, each topic's
+   * queue position returns to its last committed sequence; then writes are accepted again.
+   * If the cleanup itself fails (the disk is still full), it is tried again later.
+   */
+  private async recover_(): Promise<void> {
+    this.recoveryTimer = undefined;
+    if (this.closing || !this.failure) return;
+    await Promise.allSettled([...this.inflight]);
+    const removals = new Set<Promise<unknown>>();
+    for (const t of this.topics.values()) {
+      for (let sequence = t.last + 1; sequence <= t.queuedLast; sequence++) removals.add(this.dbs.messages.remove(messageKey(t.id, sequence)));
+      this.cache.dropAbove(t.id, t.last);
+    }
+    try {
+      await Promise.all(removals);
+      await this.dbs.root.committed;
+    } catch (err) {
+      const commitError = (err as { commitError?: unknown } | undefined)?.commitError;
+      if (commitError instanceof Promise) commitError.catch(() => undefined);
+      this.scheduleRecovery();
+      return;
+    }
+    for (const t of this.topics.values()) t.queuedLast = t.last;
+    this.failure = undefined;
+    this.options.onWriteFailure?.(undefined);
+    if (this.pendingAcks.size > 0) this.flushAcks();
+  }
+
+  /** The error a caller sees for a write that failed or was refused after a failure. */
+  private writeError(err: unknown): Error {
+    if (err instanceof StoreUnavailableError) return err;
+    const cause = this.failure ?? (err instanceof Error ? err : new Error(String(err)));
+    return new StoreWriteError(`the write was not stored: ${cause.message}; writes are refused until the disk accepts them again`, { cause });
+  }
+
+  /** Free bytes for the data file: the filesystem's free space plus pages LMDB freed inside its file. */
+  diskSpace(): DiskSpace | undefined {
+    try {
+      const fs = statfsSync(this.options.dataDir);
+      const file = statSync(join(this.options.dataDir, "data.mdb")).size;
+      const slack = Math.max(0, file - this.usageBytes());
+      return { freeBytes: fs.bavail * fs.bsize + slack, totalBytes: fs.blocks * fs.bsize };
+    } catch {
+      return undefined;
+    }
   }
 
   private async durable(write: Promise<unknown>): Promise<void> {
@@ -385,7 +516,7 @@ export class LmdbStore implements Store {
 
   private ensureWritable(): void {
     if (this.closing) throw new StoreUnavailableError("the store is closed");
-    if (this.failure) throw new StoreUnavailableError(`the store stopped accepting writes after a failed commit: ${this.failure.message}`, { cause: this.failure });
+    if (this.failure) throw new StoreWriteError(`a disk write failed (${this.failure.message}); writes are refused until the disk accepts them again`, { cause: this.failure });
   }
 
   private requireTopic(topic: string): TopicState {
@@ -393,4 +524,12 @@ export class LmdbStore implements Store {
     if (!t) throw new Error(`store has no topic ${JSON.stringify(topic)}`);
     return t;
   }
+}
+
+/** "ENOSPC: no space left on device" from an lmdb-js error (which carries the errno as `code`). */
+function describeIoError(err: Error): string {
+  const code = (err as { code?: unknown }).code;
+  if (code === 28 || code === "ENOSPC") return `no space left on the device (ENOSPC): ${err.message}`;
+  if (code === 5 || code === "EIO") return `I/O error (EIO): ${err.message}`;
+  return err.message;
 }

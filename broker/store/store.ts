@@ -40,6 +40,12 @@ export interface Store {
   /** Bytes the store holds (messages for memory, the data file for durable). */
   usageBytes(): number;
 
+  /**
+   * Durable store: space left for the data file (the filesystem's free space plus pages freed
+   * inside the file) and the filesystem's size; undefined for memory or when it cannot be read.
+   */
+  diskSpace?(): DiskSpace | undefined;
+
   /** Flushes pending writes and closes. */
   close(): Promise<void>;
 }
@@ -60,6 +66,11 @@ export interface DedupRecord {
   id: string;
   sequence: number;
   publishTimeMs: number;
+}
+
+export interface DiskSpace {
+  freeBytes: number;
+  totalBytes: number;
 }
 
 export interface LogBounds {

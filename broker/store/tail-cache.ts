@@ -57,6 +57,18 @@ export class TailCache {
     return entry;
   }
 
+  /** Forgets a topic's entries above `sequence` (appends that were refused). */
+  dropAbove(topicId: number, sequence: number): void {
+    const topic = this.byTopic.get(topicId);
+    if (!topic) return;
+    for (const [seq, entry] of topic) {
+      if (seq <= sequence) continue;
+      topic.delete(seq);
+      this.bytes -= entry.bytes;
+    }
+    if (topic.size === 0) this.byTopic.delete(topicId);
+  }
+
   dropTopic(topicId: number): void {
     const topic = this.byTopic.get(topicId);
     if (!topic) return;

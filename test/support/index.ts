@@ -28,5 +28,7 @@ export { frame, http2Session, prng, rawCall, rawTcp, type RawOutcome } from "./r
 export { startV1TestServer, startV2TestServer, type V1TestServer, type V2TestServer } from "./test-servers.js";
 export { EngineHarness, RecordingSink } from "./engine-harness.js";
 export { payloadFor, plainTopicConfig } from "./store-records.js";
+export { FailingStore, InjectedAppendError } from "./failing-store.js";
+export { mountTmpfs, type Tmpfs } from "./tmpfs.js";
 export { REPO_ROOT, spawnTs, startCliBroker, type Child } from "./child-process.js";
 export { parseXml, xmlFind, type XmlElement } from "./xml.js";

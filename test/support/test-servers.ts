@@ -3,7 +3,7 @@
 // the clients against the image instead.
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { createBrokerCore, type TopicRegistry } from "../../broker/core/index.js";
-import { DEFAULT_CONFIG, silentLogger, startBroker, type BrokerServerConfig, type RunningBroker } from "../../broker/server/index.js";
+import { DEFAULT_CONFIG, messageLimitsOf, silentLogger, startBroker, type BrokerServerConfig, type RunningBroker } from "../../broker/server/index.js";
 import { addV1Service, type V1Service, type V1SubscribeOptions } from "../../broker/server/v1/index.js";
 import { MemoryStore } from "../../broker/store/index.js";
 import type { BrokerClient } from "../../proto/gen/ratatoskr/v2/broker.js";
@@ -25,11 +25,11 @@ export async function startV1TestServer(
   options: { config?: Partial<BrokerServerConfig>; v1?: Partial<V1SubscribeOptions> } = {},
 ): Promise<V1TestServer> {
   const config: BrokerServerConfig = { ...DEFAULT_CONFIG, port: 0, logLevel: "silent", ...options.config };
-  const core = createBrokerCore({ store: new MemoryStore(), config: { memoryBudgetBytes: config.memoryBudgetBytes } });
+  const core = createBrokerCore({ store: new MemoryStore(), config: { memoryBudgetBytes: config.memoryBudgetBytes, messageLimits: messageLimitsOf(config) } });
   const broker = core.topics;
   const server = new Server({
     "grpc.max_receive_message_length": config.maxMessageBytes,
-    "grpc.max_send_message_length": config.maxMessageBytes,
+    "grpc.max_send_message_length": -1,
   });
   const v1 = addV1Service(server, broker, config, silentLogger, options.v1);
   const port = await new Promise<number>((resolve, reject) =>

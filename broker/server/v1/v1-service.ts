@@ -1,6 +1,6 @@
 import type { Server } from "@grpc/grpc-js";
-import { checkName, InvalidTopicNameError, ResourceExhaustedError, TopicExistsError, type TopicNameProblem, TopicNotFoundError, type TopicRegistry } from "../../core/index.js";
-import type { PublishBatchRequest, PublishBatchResponse, PublishResponse } from "../../../proto/gen/ratatoskr.js";
+import { checkMessage, checkName, InvalidArgumentError, InvalidTopicNameError, MessageTooLargeError, ResourceExhaustedError, TopicExistsError, type TopicNameProblem, TopicNotFoundError, type TopicRegistry } from "../../core/index.js";
+import type { PublishBatchRequest, PublishBatchResponse, PublishRequest, PublishResponse } from "../../../proto/gen/ratatoskr.js";
 import type { BrokerServerConfig } from "../config.js";
 import { unary, type ServedHandlers } from "../handlers.js";
 import type { Logger } from "../logger.js";
@@ -26,6 +26,10 @@ const PUBLISH_ERRORS: Record<TopicNameProblem, string> = {
 export const INVALID_REF = "Invalid subscription reference";
 /** PublishBatch item refused because the broker's memory/disk budget is full. */
 export const BATCH_ITEM_BUDGET_ERROR = "resource_exhausted";
+/** PublishBatch item over a per-field message limit (id, attribute count, key or value size). */
+export const BATCH_ITEM_INVALID_ERROR = "invalid_argument";
+/** PublishBatch item larger, as delivered, than the broker may send. */
+export const BATCH_ITEM_TOO_LARGE_ERROR = "message_too_large";
 
 /** Handle on the v1 service for statistics and tests. */
 export interface V1Service {
@@ -116,8 +120,16 @@ async function publishBatch(broker: TopicRegistry, request: PublishBatchRequest)
       i++;
       continue;
     }
+    // An item over a message limit is refused on its own (the core checks again, identically).
+    const refusal = itemRefusal(broker, topic, items[i]!);
+    if (refusal) {
+      results[i] = failed(broker, refusal);
+      i++;
+      continue;
+    }
     const start = i;
-    while (i < items.length && (items[i]!.topic || request.topic) === topic) i++;
+    i++;
+    while (i < items.length && (items[i]!.topic || request.topic) === topic && itemRefusal(broker, topic, items[i]!) === undefined) i++;
     const group = items.slice(start, i);
     try {
       const outcomes = await broker.publish(topic, group.map((m) => ({ payload: m.payload, attributes: m.metadata })), { autoCreate: true });
@@ -130,6 +142,18 @@ async function publishBatch(broker: TopicRegistry, request: PublishBatchRequest)
   }
   const successCount = results.filter((r) => r.success).length;
   return { results, successCount, errorCount: results.length - successCount };
+}
+
+/** The error string of an item over a message limit; undefined when it is within them all. */
+function itemRefusal(broker: TopicRegistry, topic: string, item: PublishRequest): string | undefined {
+  try {
+    checkMessage(broker.messageLimits, topic, { payload: item.payload, attributes: item.metadata }, 0);
+    return undefined;
+  } catch (err) {
+    if (err instanceof MessageTooLargeError) return BATCH_ITEM_TOO_LARGE_ERROR;
+    if (err instanceof InvalidArgumentError) return BATCH_ITEM_INVALID_ERROR;
+    throw err;
+  }
 }
 
 /** A refused publish as the original answered it: no id, the error string, and the broker's current Unix-ms time. */
