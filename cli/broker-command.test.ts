@@ -271,6 +271,11 @@ describe("resolveBrokerConfig", () => {
         RATATOSKR_DISK_BUDGET_BYTES: "5000",
         RATATOSKR_V1_SUBSCRIBER_BUFFER_BYTES: "65536",
         RATATOSKR_SHUTDOWN_GRACE_MS: "100",
+        RATATOSKR_TLS_CERT: "/etc/r/server.crt",
+        RATATOSKR_TLS_KEY: "/etc/r/server.key",
+        RATATOSKR_TLS_CLIENT_CA: "/etc/r/ca.crt",
+        RATATOSKR_TOKEN_FILE: "/etc/r/tokens.json",
+        RATATOSKR_INSECURE: "yes",
       },
     );
     expect(config).toEqual({
@@ -284,6 +289,11 @@ describe("resolveBrokerConfig", () => {
       diskBudgetBytes: 5000,
       v1SubscriberBufferBytes: 65536,
       shutdownGraceMs: 100,
+      tlsCertFile: "/etc/r/server.crt",
+      tlsKeyFile: "/etc/r/server.key",
+      tlsClientCaFile: "/etc/r/ca.crt",
+      tokenFile: "/etc/r/tokens.json",
+      insecure: true,
     });
   });
 
