@@ -205,7 +205,7 @@ describe("broker flags and variables: one parser, the same spellings", () => {
   const booleans = BROKER_SETTINGS.filter((s) => s.kind === "boolean");
   const integers = BROKER_SETTINGS.filter((s) => s.kind === "integer");
   it("covers every boolean and integer setting", () => {
-    expect(booleans.map((s) => s.flag)).toEqual(["fsync"]);
+    expect(booleans.map((s) => s.flag)).toEqual(["fsync", "insecure"]);
     expect(integers.map((s) => s.flag)).toEqual(["port", "max-message-bytes", "memory-budget-bytes", "disk-budget-bytes", "v1-subscriber-buffer-bytes", "shutdown-grace-ms", "max-message-id-bytes", "max-attributes", "max-attribute-key-bytes", "max-attribute-value-bytes", "max-dedup-entries", "disk-reserve-bytes"]);
   });
 
@@ -277,6 +277,11 @@ describe("resolveBrokerConfig", () => {
         RATATOSKR_MAX_ATTRIBUTE_VALUE_BYTES: "256",
         RATATOSKR_MAX_DEDUP_ENTRIES: "1000",
         RATATOSKR_DISK_RESERVE_BYTES: "0",
+        RATATOSKR_TLS_CERT: "/etc/r/server.crt",
+        RATATOSKR_TLS_KEY: "/etc/r/server.key",
+        RATATOSKR_TLS_CLIENT_CA: "/etc/r/ca.crt",
+        RATATOSKR_TOKEN_FILE: "/etc/r/tokens.json",
+        RATATOSKR_INSECURE: "yes",
       },
     );
     expect(config).toEqual({
@@ -296,6 +301,11 @@ describe("resolveBrokerConfig", () => {
       maxAttributeValueBytes: 256,
       maxDedupEntries: 1000,
       diskReserveBytes: 0,
+      tlsCertFile: "/etc/r/server.crt",
+      tlsKeyFile: "/etc/r/server.key",
+      tlsClientCaFile: "/etc/r/ca.crt",
+      tokenFile: "/etc/r/tokens.json",
+      insecure: true,
     });
   });
 

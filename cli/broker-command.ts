@@ -1,7 +1,7 @@
 import { logVerbosity, setLogger, setLogVerbosity } from "@grpc/grpc-js";
 import type { Argv, CommandModule } from "yargs";
 import { EXIT_BAD_INPUT } from "../loadgen/index.js";
-import { createLogger, DEFAULT_CONFIG, deadLetterReserveBytes, maxPublishDeliveryBytes, messageLimitsOf, startBroker, type BrokerServerConfig, type LogLevel, type RunningBroker } from "../broker/index.js";
+import { BrokerConfigError, createLogger, isLoopbackHost, DEFAULT_CONFIG, deadLetterReserveBytes, maxPublishDeliveryBytes, messageLimitsOf, startBroker, type BrokerServerConfig, type LogLevel, type RunningBroker } from "../broker/index.js";
 
 // `ratatoskr broker`: every setting comes from a flag, else from its RATATOSKR_* variable,
 // else from DEFAULT_CONFIG. The values are validated here, once; nothing deeper reads the
@@ -38,6 +38,12 @@ export const BROKER_SETTINGS: readonly Setting[] = [
   { key: "maxAttributeValueBytes", flag: "max-attribute-value-bytes", env: "RATATOSKR_MAX_ATTRIBUTE_VALUE_BYTES", kind: "integer", min: 1, describe: "largest attribute value, in UTF-8 bytes" },
   { key: "maxDedupEntries", flag: "max-dedup-entries", env: "RATATOSKR_MAX_DEDUP_ENTRIES", kind: "integer", min: 1, describe: "producer ids remembered over all de-duplication windows; past it, publishes with new ids get RESOURCE_EXHAUSTED" },
   { key: "diskReserveBytes", flag: "disk-reserve-bytes", env: "RATATOSKR_DISK_RESERVE_BYTES", kind: "integer", min: 0, describe: "durable store without --disk-budget-bytes: refuse publishes that would leave less free space than this on the data directory's filesystem (unset = 5% of it, at most 1 GiB; 0 = no check)" },
+  // Security (docs/security.md).
+  { key: "tlsCertFile", flag: "tls-cert", env: "RATATOSKR_TLS_CERT", kind: "string", describe: "PEM certificate chain of the server: speak TLS only (needs --tls-key)" },
+  { key: "tlsKeyFile", flag: "tls-key", env: "RATATOSKR_TLS_KEY", kind: "string", describe: "PEM private key of --tls-cert" },
+  { key: "tlsClientCaFile", flag: "tls-client-ca", env: "RATATOSKR_TLS_CLIENT_CA", kind: "string", describe: "PEM CA bundle: require client certificates it issued (mTLS)" },
+  { key: "tokenFile", flag: "token-file", env: "RATATOSKR_TOKEN_FILE", kind: "string", describe: "JSON token file: every call but health needs a bearer token; re-read on SIGHUP" },
+  { key: "insecure", flag: "insecure", env: "RATATOSKR_INSECURE", kind: "boolean", describe: "allow a non-loopback --host without TLS and tokens" },
 ];
 
 /** Resolves flags over environment over defaults; throws a readable Error on a bad value. */
@@ -136,7 +142,9 @@ async function runBroker(config: BrokerServerConfig): Promise<void> {
   try {
     running = await startBroker(config, log);
   } catch (err) {
-    fail(`cannot start on ${config.host}:${config.port}: ${describeStartupError(err)}`);
+    // A certificate, token file or exposure problem is a setting to fix (exit 2, naming the flag).
+    if (err instanceof BrokerConfigError) fail(`invalid configuration: ${err.message}`, EXIT_BAD_INPUT);
+    else fail(`cannot start on ${config.host}:${config.port}: ${describeStartupError(err)}`);
     return;
   }
 
@@ -168,9 +176,29 @@ async function runBroker(config: BrokerServerConfig): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  // SIGHUP re-reads the token file (Node's default for SIGHUP would be to exit). A bad file
+  // keeps the tokens in force: one error line, the broker goes on.
+  process.on("SIGHUP", () => {
+    if (config.tokenFile === undefined) {
+      log.warn("SIGHUP ignored: the broker runs without --token-file");
+      return;
+    }
+    try {
+      log.info("token file reloaded", { tokenFile: config.tokenFile, tokens: running.reloadTokens() });
+    } catch (err) {
+      log.error("token file reload failed; keeping the previous tokens", { err: err instanceof Error ? err.message : String(err) });
+    }
+  });
   // Other tools wait for exactly this line; it states the settings in force, not those asked for.
   // It comes after the signal handlers: a tool may send SIGTERM the moment it reads the line.
   log.info("listening", { address: running.address, ...running.settings });
+  if (config.insecure && !isLoopbackHost(config.host) && (running.settings.tls === "off" || running.settings.auth === "off")) {
+    log.warn("--insecure: running without TLS and tokens; on a non-loopback host anyone who reaches the port can read, publish and delete every topic", {
+      host: config.host,
+      tls: running.settings.tls,
+      auth: running.settings.auth,
+    });
+  }
 }
 
 function describeStartupError(err: unknown): string {

@@ -36,6 +36,32 @@ export interface BrokerServerConfig {
   maxDedupEntries: number;
   /** Durable store without a disk budget: bytes kept free on the data directory's filesystem; undefined = 5% of it, at most 1 GiB; 0 = no check. */
   diskReserveBytes: number | undefined;
+  /** PEM certificate chain of the server; with tlsKeyFile, the listener speaks TLS only (docs/security.md). */
+  tlsCertFile: string | undefined;
+  /** PEM private key of tlsCertFile (both or neither). */
+  tlsKeyFile: string | undefined;
+  /** PEM CA bundle: client certificates are required and verified against it (mTLS). Needs TLS. */
+  tlsClientCaFile: string | undefined;
+  /** Token file (JSON): every call but grpc.health.v1 needs a bearer token from it; re-read on reloadTokens(). */
+  tokenFile: string | undefined;
+  /** Allow a non-loopback host without both TLS and tokens (otherwise startBroker refuses before binding). */
+  insecure: boolean;
+}
+
+/**
+ * A setting the broker cannot start with (unreadable or invalid certificate or token file, a
+ * non-loopback host without TLS and tokens). The message names the flag; the CLI exits 2.
+ */
+export class BrokerConfigError extends Error {
+  constructor(
+    /** The flag to fix, e.g. "--tls-cert". */
+    readonly flag: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "BrokerConfigError";
+  }
 }
 
 export const DEFAULT_CONFIG: BrokerServerConfig = {
@@ -55,6 +81,11 @@ export const DEFAULT_CONFIG: BrokerServerConfig = {
   maxAttributeValueBytes: 65_536,
   maxDedupEntries: 1_000_000,
   diskReserveBytes: undefined,
+  tlsCertFile: undefined,
+  tlsKeyFile: undefined,
+  tlsClientCaFile: undefined,
+  tokenFile: undefined,
+  insecure: false,
 };
 
 /** The core's message limits from the server configuration: deliveries must fit the gRPC max message size. */

@@ -1,12 +1,15 @@
 import { resolve } from "node:path";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Server } from "@grpc/grpc-js";
 import { createBrokerCore, defaultDiskReserveBytes, maxPublishDeliveryBytes, type BrokerCore } from "../core/index.js";
 import { openStore } from "../store/index.js";
-import { DEFAULT_CONFIG, messageLimitsOf, type BrokerServerConfig } from "./config.js";
+import { BrokerConfigError, DEFAULT_CONFIG, messageLimitsOf, type BrokerServerConfig } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import { addHealthAndReflection } from "./discovery.js";
 import { addV1Service } from "./v1/index.js";
 import { addV2Service } from "./v2/index.js";
+import { OPEN_ACCESS, TokenAccess } from "./access.js";
+import { checkExposure } from "./exposure.js";
+import { listenerCredentials, type TlsMode } from "./tls.js";
 
 /** The settings the broker runs with, taken from the store it opened and the config it serves with. */
 export interface EffectiveSettings {
@@ -31,6 +34,10 @@ export interface EffectiveSettings {
   maxDedupEntries: number;
   /** Durable store without a disk budget: bytes kept free on the data directory's filesystem (0 = no check; null for memory or with a disk budget). */
   diskReserveBytes: number | null;
+  /** What the listener speaks (docs/security.md). */
+  tls: TlsMode;
+  /** "tokens": every call but health needs a bearer token from the token file. */
+  auth: "off" | "tokens";
 }
 
 export interface RunningBroker {
@@ -41,14 +48,28 @@ export interface RunningBroker {
   readonly settings: EffectiveSettings;
   /** The assembled core the services run on. */
   readonly core: BrokerCore;
+  /**
+   * Re-reads the token file; the new tokens apply to calls from then on. Returns the token
+   * count. Throws BrokerConfigError for a bad file (the old tokens stay) or when the broker
+   * runs without a token file.
+   */
+  reloadTokens(): number;
   /** Graceful stop: refuse new calls, end open streams with UNAVAILABLE, close the store. */
   close(): Promise<void>;
 }
 
-/** Opens the store, builds the core and serves v1, v2, health and reflection. */
+/**
+ * Opens the store, builds the core and serves v1, v2, health and reflection. Certificates and
+ * the token file are read, and the secure-default rule checked, before the store opens or
+ * anything binds: a BrokerConfigError names the flag to fix.
+ */
 export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log?: Logger): Promise<RunningBroker> {
   const config: BrokerServerConfig = { ...DEFAULT_CONFIG, ...partial };
   const logger = log ?? createLogger(config.logLevel);
+  const listener = listenerCredentials(config);
+  const tokens = config.tokenFile === undefined ? undefined : new TokenAccess(config.tokenFile);
+  checkExposure(config.host, listener.mode, tokens !== undefined, config.insecure);
+  const access = tokens ?? OPEN_ACCESS;
   const store = await openStore({
     ...config,
     // One line when disk writes start failing and one when they work again, not one per publish.
@@ -75,14 +96,15 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
     // limits leave room for the delivery envelope, docs/limits.md); no send limit, so a message
     // stored under an earlier, larger limit is still delivered instead of ending its consumer.
     "grpc.max_send_message_length": -1,
+    interceptors: tokens === undefined ? [] : [tokens.interceptor()],
   });
   const shutdownHooks: Array<() => void> = [];
-  addV1Service(server, core.topics, config, logger);
-  shutdownHooks.push(addV2Service(server, core, config, logger));
+  addV1Service(server, core.topics, config, logger, {}, access);
+  shutdownHooks.push(addV2Service(server, core, config, logger, access));
   const health = addHealthAndReflection(server);
 
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${formatHost(config.host)}:${config.port}`, ServerCredentials.createInsecure(), (err, bound) =>
+    server.bindAsync(`${formatHost(config.host)}:${config.port}`, listener.credentials, (err, bound) =>
       err ? reject(err) : resolve(bound),
     );
   });
@@ -123,8 +145,14 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
     maxAttributeValueBytes: config.maxAttributeValueBytes,
     maxDedupEntries: config.maxDedupEntries,
     diskReserveBytes: durable && config.diskBudgetBytes === 0 ? effectiveReserve(config.diskReserveBytes, store.diskSpace?.()?.totalBytes) : null,
+    tls: listener.mode,
+    auth: access.mode,
   };
-  return { address, port, settings, core, close };
+  const reloadTokens = (): number => {
+    if (tokens === undefined) throw new BrokerConfigError("--token-file", "no --token-file to reload: the broker runs without tokens");
+    return tokens.reload();
+  };
+  return { address, port, settings, core, reloadTokens, close };
 }
 
 function effectiveReserve(configured: number | undefined, totalBytes: number | undefined): number | null {
