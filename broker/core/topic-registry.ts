@@ -30,6 +30,8 @@ export interface TopicRegistryOptions {
   memoryBudgetBytes: number;
   /** Durable store: refuse publishes once the data file would pass this. 0 = unlimited. */
   diskBudgetBytes: number;
+  /** Most topics at once (created or auto-created); past it RESOURCE_EXHAUSTED "max-topics". 0 = unlimited. */
+  maxTopics?: number;
 }
 
 export interface TopicStats {
@@ -66,6 +68,7 @@ export class TopicRegistry implements SubscriptionTopics {
   private readonly retention: Retention;
   private readonly memoryBudgetBytes: number;
   private readonly diskBudgetBytes: number;
+  private readonly maxTopics: number;
   private closed = false;
   private totalPublished = 0;
   private liveCount = 0;
@@ -77,6 +80,7 @@ export class TopicRegistry implements SubscriptionTopics {
     this.retention = options.retention;
     this.memoryBudgetBytes = options.memoryBudgetBytes;
     this.diskBudgetBytes = options.diskBudgetBytes;
+    this.maxTopics = options.maxTopics ?? 0;
     for (const record of recovered.topics) {
       this.topics.set(record.name, new Topic(record, this.store.bounds(record.name).last));
     }
@@ -319,6 +323,10 @@ export class TopicRegistry implements SubscriptionTopics {
   }
 
   private async addTopic(name: string, config: TopicConfig): Promise<Topic> {
+    // Topics recovered from the store are kept even past the cap; only new ones are refused.
+    if (this.maxTopics > 0 && this.topics.size >= this.maxTopics) {
+      throw new ResourceExhaustedError("max-topics", `the broker holds ${this.topics.size} topics, its limit (max-topics ${this.maxTopics}); delete topics or raise --max-topics`);
+    }
     const record = { name, config, createdAtMs: this.clock.nowMs() };
     const topic = new Topic(record, 0);
     // Registered before the store write completes, so concurrent auto-creating publishes

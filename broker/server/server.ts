@@ -7,6 +7,8 @@ import { createLogger, type Logger } from "./logger.js";
 import { addHealthAndReflection } from "./discovery.js";
 import { addV1Service } from "./v1/index.js";
 import { addV2Service } from "./v2/index.js";
+import { ConnectionGuard } from "./connection-guard.js";
+import { OutboundBudget } from "./outbound.js";
 
 /** The settings the broker runs with, taken from the store it opened and the config it serves with. */
 export interface EffectiveSettings {
@@ -42,16 +44,27 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
   const store = await openStore(config);
   const core = createBrokerCore({
     store,
-    config: { memoryBudgetBytes: config.memoryBudgetBytes, diskBudgetBytes: config.diskBudgetBytes },
+    config: {
+      memoryBudgetBytes: config.memoryBudgetBytes,
+      diskBudgetBytes: config.diskBudgetBytes,
+      maxTopics: config.maxTopics,
+      maxSubscriptions: config.maxSubscriptions,
+      maxSubscriptionsPerTopic: config.maxSubscriptionsPerTopic,
+      maxConsumersPerSubscription: config.maxConsumersPerSubscription,
+    },
     onTimerError: (job, err) => logger.error(`${job} failed`, { err: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
   });
   const server = new Server({
     "grpc.max_receive_message_length": config.maxMessageBytes,
     "grpc.max_send_message_length": config.maxMessageBytes,
+    // Resource limits (docs/limits.md, "Connections, streams and timeouts").
+    "grpc.max_concurrent_streams": config.maxStreamsPerConnection,
+    ...(config.idleConnectionTimeoutMs > 0 ? { "grpc.max_connection_idle_ms": config.idleConnectionTimeoutMs } : {}),
   });
   const shutdownHooks: Array<() => void> = [];
-  addV1Service(server, core.topics, config, logger);
-  shutdownHooks.push(addV2Service(server, core, config, logger));
+  const outbound = new OutboundBudget(config.outboundBudgetBytes);
+  addV1Service(server, core.topics, config, logger, { budget: outbound });
+  shutdownHooks.push(addV2Service(server, core, config, logger, outbound));
   const health = addHealthAndReflection(server);
 
   const port = await new Promise<number>((resolve, reject) => {
@@ -60,17 +73,32 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
     );
   });
   const address = `${formatHost(config.host)}:${port}`;
+  const guard = new ConnectionGuard(config, logger);
+  try {
+    guard.attach(server);
+  } catch (err) {
+    server.forceShutdown();
+    await core.close();
+    throw err;
+  }
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       health.setNotServing();
+      guard.beginShutdown(); // no new connections; those without a handshake close now
       for (const hook of shutdownHooks) hook(); // v2 streams end with UNAVAILABLE
       // Stops the core's timers, persists ack state, ends live streams with UNAVAILABLE,
       // waits for in-flight commits, closes the store.
       await core.close();
+      // tryShutdown waits for every connection to go; one that never closes (idle, half-open)
+      // is destroyed when the grace ends, and close() resolves then whatever grpc-js reports.
       await new Promise<void>((resolve) => {
-        const force = setTimeout(() => server.forceShutdown(), config.shutdownGraceMs);
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          guard.destroyAll();
+          resolve();
+        }, config.shutdownGraceMs);
         force.unref();
         server.tryShutdown(() => {
           clearTimeout(force);

@@ -6,6 +6,7 @@ import { EncodedMessages } from "./consume-codec.js";
 import { unary, type ServedHandlers } from "../handlers.js";
 import type { Logger } from "../logger.js";
 import { consumeHandler } from "./v2-consume.js";
+import { OutboundBudget } from "../outbound.js";
 import { publishStreamHandler } from "./v2-publish-stream.js";
 import {
   brokerStatsToWire,
@@ -42,7 +43,7 @@ export const V2_SERVICE_DEFINITION = {
  * Registers `ratatoskr.v2.Broker` on the shared core. Returns the shutdown hook: it ends
  * every Consume and PublishStream stream with UNAVAILABLE (before the core closes).
  */
-export function addV2Service(server: Server, core: BrokerCore, config: BrokerServerConfig, log: Logger): () => void {
+export function addV2Service(server: Server, core: BrokerCore, config: BrokerServerConfig, log: Logger, outbound = new OutboundBudget(config.outboundBudgetBytes)): () => void {
   const broker = core.topics;
   const registry = core.subscriptions;
   const openStreams = new Set<() => void>();
@@ -75,7 +76,12 @@ export function addV2Service(server: Server, core: BrokerCore, config: BrokerSer
       await registry.delete(req.name);
       return {};
     }),
-    consume: consumeHandler(registry, log, openStreams, maxFrameBytes(config.maxMessageBytes), sharedBodies),
+    consume: consumeHandler(registry, log, openStreams, maxFrameBytes(config.maxMessageBytes), sharedBodies, {
+      budget: outbound,
+      streamCapBytes: config.streamOutboundBytes,
+      stuckTimeoutMs: config.consumerStuckTimeoutMs,
+      resetGraceMs: 1_000,
+    }),
     getBrokerStats: unary(log, () => brokerStatsToWire(core.stats())),
   } satisfies ServedHandlers<typeof V2_SERVICE_DEFINITION>;
 
