@@ -206,7 +206,10 @@ describe("broker flags and variables: one parser, the same spellings", () => {
   const integers = BROKER_SETTINGS.filter((s) => s.kind === "integer");
   it("covers every boolean and integer setting", () => {
     expect(booleans.map((s) => s.flag)).toEqual(["fsync"]);
-    expect(integers.map((s) => s.flag)).toEqual(["port", "max-message-bytes", "memory-budget-bytes", "disk-budget-bytes", "v1-subscriber-buffer-bytes", "shutdown-grace-ms"]);
+    expect(integers.map((s) => s.flag)).toEqual(["port", "max-message-bytes", "memory-budget-bytes", "disk-budget-bytes", "v1-subscriber-buffer-bytes", "shutdown-grace-ms",
+      "outbound-budget-bytes", "stream-outbound-bytes", "consumer-stuck-timeout-ms", "max-topics", "max-subscriptions", "max-subscriptions-per-topic",
+      "max-consumers-per-subscription", "max-connections", "max-streams-per-connection", "handshake-timeout-ms", "idle-connection-timeout-ms",
+      "message-receive-timeout-ms"]);
   });
 
   const TRUE = ["true", "TRUE", "True", "1", "yes", "YES", "on", "On", " on "];
@@ -271,6 +274,18 @@ describe("resolveBrokerConfig", () => {
         RATATOSKR_DISK_BUDGET_BYTES: "5000",
         RATATOSKR_V1_SUBSCRIBER_BUFFER_BYTES: "65536",
         RATATOSKR_SHUTDOWN_GRACE_MS: "100",
+        RATATOSKR_OUTBOUND_BUDGET_BYTES: "1001",
+        RATATOSKR_STREAM_OUTBOUND_BYTES: "1002",
+        RATATOSKR_CONSUMER_STUCK_TIMEOUT_MS: "1003",
+        RATATOSKR_MAX_TOPICS: "1004",
+        RATATOSKR_MAX_SUBSCRIPTIONS: "1005",
+        RATATOSKR_MAX_SUBSCRIPTIONS_PER_TOPIC: "1006",
+        RATATOSKR_MAX_CONSUMERS_PER_SUBSCRIPTION: "1007",
+        RATATOSKR_MAX_CONNECTIONS: "1008",
+        RATATOSKR_MAX_STREAMS_PER_CONNECTION: "1009",
+        RATATOSKR_HANDSHAKE_TIMEOUT_MS: "1010",
+        RATATOSKR_IDLE_CONNECTION_TIMEOUT_MS: "1011",
+        RATATOSKR_MESSAGE_RECEIVE_TIMEOUT_MS: "1012",
       },
     );
     expect(config).toEqual({
@@ -284,6 +299,18 @@ describe("resolveBrokerConfig", () => {
       diskBudgetBytes: 5000,
       v1SubscriberBufferBytes: 65536,
       shutdownGraceMs: 100,
+      outboundBudgetBytes: 1001,
+      streamOutboundBytes: 1002,
+      consumerStuckTimeoutMs: 1003,
+      maxTopics: 1004,
+      maxSubscriptions: 1005,
+      maxSubscriptionsPerTopic: 1006,
+      maxConsumersPerSubscription: 1007,
+      maxConnections: 1008,
+      maxStreamsPerConnection: 1009,
+      handshakeTimeoutMs: 1010,
+      idleConnectionTimeoutMs: 1011,
+      messageReceiveTimeoutMs: 1012,
     });
   });
 

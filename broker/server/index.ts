@@ -1,7 +1,7 @@
 // The server package's door: start the broker (store + core + gRPC services), its settings
 // and logging. Everything else in broker/server/ is internal.
 
-export { startBroker, type EffectiveSettings, type RunningBroker } from "./server.js";
+export { startBroker, type BrokerResources, type EffectiveSettings, type RunningBroker } from "./server.js";
 export { DEFAULT_CONFIG, type BrokerServerConfig } from "./config.js";
 export { createLogger, silentLogger, type Logger, type LogLevel } from "./logger.js";
 export { SERVICE_NAMES } from "./discovery.js";

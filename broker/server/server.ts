@@ -7,7 +7,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { addHealthAndReflection } from "./discovery.js";
 import { addV1Service } from "./v1/index.js";
 import { addV2Service } from "./v2/index.js";
-import { ConnectionGuard } from "./connection-guard.js";
+import { ConnectionGuard, type ConnectionGuardStats } from "./connection-guard.js";
 import { OutboundBudget } from "./outbound.js";
 
 /** The settings the broker runs with, taken from the store it opened and the config it serves with. */
@@ -33,8 +33,17 @@ export interface RunningBroker {
   readonly settings: EffectiveSettings;
   /** The assembled core the services run on. */
   readonly core: BrokerCore;
+  /** Outbound memory and connection counters (docs/limits.md), for statistics and tests. */
+  readonly resources: BrokerResources;
   /** Graceful stop: refuse new calls, end open streams with UNAVAILABLE, close the store. */
   close(): Promise<void>;
+}
+
+export interface BrokerResources {
+  /** Bytes written to v1/v2 streams and not yet taken by HTTP/2, now and at the highest. */
+  outboundQueuedBytes(): number;
+  outboundPeakBytes(): number;
+  readonly connections: Readonly<ConnectionGuardStats>;
 }
 
 /** Opens the store, builds the core and serves v1, v2, health and reflection. */
@@ -118,7 +127,12 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
     maxMessageBytes: config.maxMessageBytes,
     v1SubscriberBufferBytes: config.v1SubscriberBufferBytes,
   };
-  return { address, port, settings, core, close };
+  const resources: BrokerResources = {
+    outboundQueuedBytes: () => outbound.queuedBytes,
+    outboundPeakBytes: () => outbound.peakBytes,
+    connections: guard.stats,
+  };
+  return { address, port, settings, core, resources, close };
 }
 
 function formatHost(host: string): string {
