@@ -29,7 +29,7 @@ export interface ConnectionGuardStats {
  */
 export class ConnectionGuard {
   readonly stats: ConnectionGuardStats = { open: 0, refused: 0, handshakeTimeouts: 0, messageTimeouts: 0, compressedWithoutEncoding: 0 };
-  private readonly sockets = new Map<string, { socket: Socket; timer: NodeJS.Timeout | undefined }>();
+  private readonly sockets = new Map<string, Connection>();
   private closing = false;
 
   constructor(
@@ -53,12 +53,12 @@ export class ConnectionGuard {
   /** Shutdown has begun: refuse new connections, close those that never completed a handshake. */
   beginShutdown(): void {
     this.closing = true;
-    for (const entry of this.sockets.values()) if (entry.timer) entry.socket.destroy();
+    for (const entry of this.sockets.values()) if (entry.timer) drop(entry);
   }
 
   /** Ends every connection at once. */
   destroyAll(): void {
-    for (const { socket } of this.sockets.values()) socket.destroy();
+    for (const entry of this.sockets.values()) drop(entry);
   }
 
   private onConnection(socket: Socket): void {
@@ -77,13 +77,13 @@ export class ConnectionGuard {
       return;
     }
     const key = keyOf(socket);
-    const entry = { socket, timer: undefined as NodeJS.Timeout | undefined };
+    const entry: Connection = { socket, session: undefined, timer: undefined };
     if (handshakeTimeoutMs > 0) {
       entry.timer = setTimeout(() => {
         entry.timer = undefined;
         this.stats.handshakeTimeouts++;
         this.log.debug("connection closed: no HTTP/2 handshake in time", { handshakeTimeoutMs, remote: key });
-        socket.destroy();
+        drop(entry);
       }, handshakeTimeoutMs);
       entry.timer.unref();
     }
@@ -101,6 +101,7 @@ export class ConnectionGuard {
     const socket = session.socket as Socket | undefined;
     const entry = socket ? this.sockets.get(keyOf(socket)) : undefined;
     if (!entry) return;
+    entry.session = session;
     session.once("remoteSettings", () => {
       if (entry.timer) clearTimeout(entry.timer);
       entry.timer = undefined;
@@ -176,6 +177,18 @@ function refuse(stream: ServerHttp2Stream, code: number, details: string): void 
     }
   }
   stream.close(code === 8 ? http2.NGHTTP2_ENHANCE_YOUR_CALM : http2.NGHTTP2_PROTOCOL_ERROR);
+}
+
+interface Connection {
+  socket: Socket;
+  /** Once HTTP/2 took the socket over, closing it goes through the session. */
+  session: Http2Session | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
+function drop(entry: Connection): void {
+  if (entry.session && !entry.session.destroyed) entry.session.destroy();
+  entry.socket.destroy();
 }
 
 function keyOf(socket: Socket): string {
