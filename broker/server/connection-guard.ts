@@ -154,6 +154,13 @@ export class ConnectionGuard {
       }
     };
     stream.on("data", onData);
+    // The client half-closed in the middle of a message: the request is truncated, which the
+    // gRPC spec answers with INTERNAL (grpc-js would say UNIMPLEMENTED, "no request message").
+    stream.once("end", () => {
+      if (headerFill === 0 && bodyLeft === 0) return;
+      stop();
+      refuse(stream, 13 /* INTERNAL */, "the request ended inside a message (truncated gRPC frame)");
+    });
     stream.once("close", stop);
   }
 }

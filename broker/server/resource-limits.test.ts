@@ -189,6 +189,23 @@ describe("connections, streams and timeouts", () => {
   });
 });
 
+describe("truncated requests", () => {
+  it("answers a request that ends inside a message with INTERNAL on unary, server-stream and bidi paths", async () => {
+    s = await startV2TestServer({});
+    const session = await http2Session(s.running.address);
+    cleanups.push(() => session.destroy());
+    for (const path of ["/ratatoskr.v2.Broker/Publish", "/ratatoskr.MessageBroker/ListTopics", "/ratatoskr.MessageBroker/Subscribe", "/ratatoskr.v2.Broker/PublishStream", "/ratatoskr.v2.Broker/Consume"]) {
+      for (const body of [frame(Buffer.alloc(10), { declaredLength: 100 }), Buffer.from([0, 0, 0])]) {
+        const outcome = await rawCall(session, path, body);
+        expect(outcome.grpcStatus, `${path}: ${JSON.stringify(outcome)}`).toBe(status.INTERNAL);
+        expect(outcome.grpcMessage).toMatch(/truncated/);
+      }
+    }
+    // A whole empty message is not truncated: ListTopics answers it.
+    expect((await rawCall(session, "/ratatoskr.MessageBroker/ListTopics", frame(Buffer.alloc(0)))).grpcStatus).toBe(status.OK);
+  });
+});
+
 function connectTcp(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = new Socket();
