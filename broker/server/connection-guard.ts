@@ -167,23 +167,27 @@ export class ConnectionGuard {
 
 /**
  * Ends a call with `code` before grpc-js sees more of it: a trailers-only response when no
- * headers went out yet, else a reset (clients report ENHANCE_YOUR_CALM as RESOURCE_EXHAUSTED
- * and PROTOCOL_ERROR as INTERNAL). The stream is closed synchronously so grpc-js, which reads
+ * headers went out yet, else a reset (gRPC maps ENHANCE_YOUR_CALM to RESOURCE_EXHAUSTED and
+ * PROTOCOL_ERROR to INTERNAL). The stream is closed synchronously so grpc-js, which reads
  * the same data events after this listener, treats the call as cancelled.
  */
 function refuse(stream: ServerHttp2Stream, code: number, details: string): void {
   if (stream.closed || stream.destroyed) return;
+  let answered = false;
   if (!stream.headersSent) {
     try {
       stream.respond(
         { ":status": 200, "content-type": "application/grpc", "grpc-status": String(code), "grpc-message": encodeURIComponent(details) },
         { endStream: true },
       );
+      answered = true;
     } catch {
       // The session went away meanwhile; the reset below is all that is left.
     }
   }
-  stream.close(code === 8 ? http2.NGHTTP2_ENHANCE_YOUR_CALM : http2.NGHTTP2_PROTOCOL_ERROR);
+  // After a trailers-only answer, RST_STREAM NO_ERROR ("Early Server Closure" in gRPC's
+  // PROTOCOL-HTTP2.md) stops the client sending the rest of its message.
+  stream.close(answered ? http2.NGHTTP2_NO_ERROR : code === 8 ? http2.NGHTTP2_ENHANCE_YOUR_CALM : http2.NGHTTP2_PROTOCOL_ERROR);
 }
 
 interface Connection {

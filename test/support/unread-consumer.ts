@@ -2,7 +2,7 @@
 // stream left unread is still drained by Node's HTTP/2 session, so this one is made by hand on
 // node:http2: the stream is paused from the start and the client's flow-control windows are
 // small, so the server really sees a consumer that does not read.
-import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream } from "node:http2";
+import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import { ConsumeRequest } from "../../proto/gen/ratatoskr/v2/broker.js";
 import { frame } from "./raw-grpc.js";
 
@@ -36,9 +36,11 @@ export function unreadConsumer(session: ClientHttp2Session, subscription: string
   stream.write(frame(Buffer.from(start)));
   let grpcStatus: number | undefined;
   let grpcMessage = "";
-  const take = (h: Record<string, unknown>): void => {
-    if (h["grpc-status"] !== undefined) grpcStatus = Number(h["grpc-status"]);
-    if (h["grpc-message"] !== undefined) grpcMessage = decodeURIComponent(String(h["grpc-message"]));
+  const take = (h: IncomingHttpHeaders): void => {
+    const code = h["grpc-status"];
+    const message = h["grpc-message"];
+    if (typeof code === "string") grpcStatus = Number(code);
+    if (typeof message === "string") grpcMessage = decodeURIComponent(message);
   };
   stream.on("response", take);
   stream.on("trailers", take);
