@@ -123,15 +123,6 @@ export class ConnectionGuard {
     const onData = (chunk: Buffer): void => {
       let at = 0;
       while (at < chunk.length) {
-        if (bodyLeft === 0 && headerFill === 0 && timeoutMs > 0 && !timer) {
-          timer = setTimeout(() => {
-            timer = undefined;
-            this.stats.messageTimeouts++;
-            this.log.warn("call ended: request message not received whole in time", { messageReceiveTimeoutMs: timeoutMs, path: headers[":path"] });
-            refuse(stream, 8 /* RESOURCE_EXHAUSTED */, `the request message did not arrive whole within ${timeoutMs} ms (message-receive-timeout-ms)`);
-          }, timeoutMs);
-          timer.unref();
-        }
         if (bodyLeft > 0) {
           const take = Math.min(bodyLeft, chunk.length - at);
           bodyLeft -= take;
@@ -151,6 +142,16 @@ export class ConnectionGuard {
         }
         bodyLeft = header.readUInt32BE(1);
         if (bodyLeft === 0) stop();
+      }
+      // Armed only when a chunk ends inside a message: no timer per message on the hot path.
+      if ((headerFill > 0 || bodyLeft > 0) && timeoutMs > 0 && !timer) {
+        timer = setTimeout(() => {
+          timer = undefined;
+          this.stats.messageTimeouts++;
+          this.log.warn("call ended: request message not received whole in time", { messageReceiveTimeoutMs: timeoutMs, path: headers[":path"] });
+          refuse(stream, 8 /* RESOURCE_EXHAUSTED */, `the request message did not arrive whole within ${timeoutMs} ms (message-receive-timeout-ms)`);
+        }, timeoutMs);
+        timer.unref();
       }
     };
     stream.on("data", onData);

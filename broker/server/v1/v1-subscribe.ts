@@ -32,6 +32,13 @@ export class V1Subscribers {
   /** Highest bytes ever queued for a single subscriber. */
   peakQueuedBytes = 0;
 
+  /** The live subscriber with the most bytes queued. */
+  furthestBehind(): V1StreamSink | undefined {
+    let worst: V1StreamSink | undefined;
+    for (const s of this.active) if (!worst || s.queuedBytes > worst.queuedBytes) worst = s;
+    return worst;
+  }
+
   /** Bytes currently queued over every live v1 subscriber. */
   queuedBytes(): number {
     let n = 0;
@@ -78,12 +85,16 @@ export class V1StreamSink implements LiveSink {
       this.cutOff("subscriber");
       return;
     }
-    // The broker-wide budget is full: a subscriber that is behind (has bytes queued) is the
-    // slow consumer here; one with nothing queued still gets this message.
+    // The broker-wide budget is full: the subscriber furthest behind (most bytes queued) is
+    // the slow consumer and is cut off, freeing its share; this one still gets the message
+    // unless it is that subscriber.
     const budget = this.options.budget;
-    if (budget?.full && this.queuedBytes > 0) {
-      this.cutOff("broker");
-      return;
+    if (budget?.full) {
+      const victim = this.registry.furthestBehind();
+      if (victim && victim.queuedBytes > 0) {
+        victim.cutOff("broker");
+        if (victim === this) return;
+      }
     }
     this.queuedBytes += bytes.length;
     budget?.take(bytes.length);
