@@ -148,6 +148,21 @@ describe("connections, streams and timeouts", () => {
     await v2Api(other).listTopics();
   });
 
+  it("announces max-streams-per-connection in its HTTP/2 SETTINGS", async () => {
+    s = await startV2TestServer({ maxStreamsPerConnection: 7 });
+    const session = await http2Session(s.running.address);
+    cleanups.push(() => session.destroy());
+    await pollUntil(() => session.remoteSettings.maxConcurrentStreams === 7, "the server's SETTINGS");
+  });
+
+  it("sends GOAWAY to a connection idle for idle-connection-timeout-ms; a client reconnects", async () => {
+    s = await startV2TestServer({ idleConnectionTimeoutMs: 300 });
+    const session = await http2Session(s.running.address);
+    cleanups.push(() => session.destroy());
+    await new Promise<void>((resolve) => session.once("goaway", () => resolve()));
+    await s.api.listTopics(); // the kit's client reconnects by itself
+  });
+
   it("closes a connection that sends nothing within handshake-timeout-ms", async () => {
     s = await startV2TestServer({ handshakeTimeoutMs: 200 });
     const idle = await connectTcp(s.running.port);
