@@ -206,7 +206,11 @@ describe("broker flags and variables: one parser, the same spellings", () => {
   const integers = BROKER_SETTINGS.filter((s) => s.kind === "integer");
   it("covers every boolean and integer setting", () => {
     expect(booleans.map((s) => s.flag)).toEqual(["fsync", "insecure"]);
-    expect(integers.map((s) => s.flag)).toEqual(["port", "max-message-bytes", "memory-budget-bytes", "disk-budget-bytes", "v1-subscriber-buffer-bytes", "shutdown-grace-ms", "max-message-id-bytes", "max-attributes", "max-attribute-key-bytes", "max-attribute-value-bytes", "max-dedup-entries", "disk-reserve-bytes"]);
+    expect(integers.map((s) => s.flag)).toEqual(["port", "max-message-bytes", "memory-budget-bytes", "disk-budget-bytes", "v1-subscriber-buffer-bytes", "shutdown-grace-ms", "max-message-id-bytes", "max-attributes", "max-attribute-key-bytes", "max-attribute-value-bytes", "max-dedup-entries", "disk-reserve-bytes",
+
+      "outbound-budget-bytes", "stream-outbound-bytes", "consumer-stuck-timeout-ms", "max-topics", "max-subscriptions", "max-subscriptions-per-topic",
+      "max-consumers-per-subscription", "max-connections", "max-streams-per-connection", "handshake-timeout-ms", "idle-connection-timeout-ms",
+      "message-receive-timeout-ms"]);
   });
 
   const TRUE = ["true", "TRUE", "True", "1", "yes", "YES", "on", "On", " on "];
@@ -282,6 +286,18 @@ describe("resolveBrokerConfig", () => {
         RATATOSKR_TLS_CLIENT_CA: "/etc/r/ca.crt",
         RATATOSKR_TOKEN_FILE: "/etc/r/tokens.json",
         RATATOSKR_INSECURE: "yes",
+        RATATOSKR_OUTBOUND_BUDGET_BYTES: "1001",
+        RATATOSKR_STREAM_OUTBOUND_BYTES: "1002",
+        RATATOSKR_CONSUMER_STUCK_TIMEOUT_MS: "1003",
+        RATATOSKR_MAX_TOPICS: "1004",
+        RATATOSKR_MAX_SUBSCRIPTIONS: "1005",
+        RATATOSKR_MAX_SUBSCRIPTIONS_PER_TOPIC: "1006",
+        RATATOSKR_MAX_CONSUMERS_PER_SUBSCRIPTION: "1007",
+        RATATOSKR_MAX_CONNECTIONS: "1008",
+        RATATOSKR_MAX_STREAMS_PER_CONNECTION: "1009",
+        RATATOSKR_HANDSHAKE_TIMEOUT_MS: "1010",
+        RATATOSKR_IDLE_CONNECTION_TIMEOUT_MS: "1011",
+        RATATOSKR_MESSAGE_RECEIVE_TIMEOUT_MS: "1012",
       },
     );
     expect(config).toEqual({
@@ -306,6 +322,18 @@ describe("resolveBrokerConfig", () => {
       tlsClientCaFile: "/etc/r/ca.crt",
       tokenFile: "/etc/r/tokens.json",
       insecure: true,
+      outboundBudgetBytes: 1001,
+      streamOutboundBytes: 1002,
+      consumerStuckTimeoutMs: 1003,
+      maxTopics: 1004,
+      maxSubscriptions: 1005,
+      maxSubscriptionsPerTopic: 1006,
+      maxConsumersPerSubscription: 1007,
+      maxConnections: 1008,
+      maxStreamsPerConnection: 1009,
+      handshakeTimeoutMs: 1010,
+      idleConnectionTimeoutMs: 1011,
+      messageReceiveTimeoutMs: 1012,
     });
   });
 

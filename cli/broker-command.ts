@@ -44,6 +44,19 @@ export const BROKER_SETTINGS: readonly Setting[] = [
   { key: "tlsClientCaFile", flag: "tls-client-ca", env: "RATATOSKR_TLS_CLIENT_CA", kind: "string", describe: "PEM CA bundle: require client certificates it issued (mTLS)" },
   { key: "tokenFile", flag: "token-file", env: "RATATOSKR_TOKEN_FILE", kind: "string", describe: "JSON token file: every call but health needs a bearer token; re-read on SIGHUP" },
   { key: "insecure", flag: "insecure", env: "RATATOSKR_INSECURE", kind: "boolean", describe: "allow a non-loopback --host without TLS and tokens" },
+  // Resource limits (docs/limits.md); 0 = unlimited.
+  { key: "outboundBudgetBytes", flag: "outbound-budget-bytes", env: "RATATOSKR_OUTBOUND_BUDGET_BYTES", kind: "integer", min: 0, describe: "bytes written to all streams and not yet read, broker-wide (0 = unlimited)" },
+  { key: "streamOutboundBytes", flag: "stream-outbound-bytes", env: "RATATOSKR_STREAM_OUTBOUND_BYTES", kind: "integer", min: 0, describe: "v2 Consume: unread bytes per stream before no more is written to it (0 = unlimited)" },
+  { key: "consumerStuckTimeoutMs", flag: "consumer-stuck-timeout-ms", env: "RATATOSKR_CONSUMER_STUCK_TIMEOUT_MS", kind: "integer", min: 0, describe: "v2 Consume: cut off a stream that reads nothing this long while at its cap (0 = never)" },
+  { key: "maxTopics", flag: "max-topics", env: "RATATOSKR_MAX_TOPICS", kind: "integer", min: 0, describe: "topics in total (0 = unlimited)" },
+  { key: "maxSubscriptions", flag: "max-subscriptions", env: "RATATOSKR_MAX_SUBSCRIPTIONS", kind: "integer", min: 0, describe: "v2 subscriptions in total (0 = unlimited)" },
+  { key: "maxSubscriptionsPerTopic", flag: "max-subscriptions-per-topic", env: "RATATOSKR_MAX_SUBSCRIPTIONS_PER_TOPIC", kind: "integer", min: 0, describe: "v2 subscriptions on one topic (0 = unlimited)" },
+  { key: "maxConsumersPerSubscription", flag: "max-consumers-per-subscription", env: "RATATOSKR_MAX_CONSUMERS_PER_SUBSCRIPTION", kind: "integer", min: 0, describe: "v2 Consume streams on one subscription (0 = unlimited)" },
+  { key: "maxConnections", flag: "max-connections", env: "RATATOSKR_MAX_CONNECTIONS", kind: "integer", min: 0, describe: "open TCP connections; more are closed at once (0 = unlimited)" },
+  { key: "maxStreamsPerConnection", flag: "max-streams-per-connection", env: "RATATOSKR_MAX_STREAMS_PER_CONNECTION", kind: "integer", min: 1, max: 2 ** 31 - 1, describe: "HTTP/2 concurrent streams per connection" },
+  { key: "handshakeTimeoutMs", flag: "handshake-timeout-ms", env: "RATATOSKR_HANDSHAKE_TIMEOUT_MS", kind: "integer", min: 0, describe: "close a connection that has not completed its HTTP/2 handshake by then (0 = never)" },
+  { key: "idleConnectionTimeoutMs", flag: "idle-connection-timeout-ms", env: "RATATOSKR_IDLE_CONNECTION_TIMEOUT_MS", kind: "integer", min: 0, describe: "close a connection with no open call for this long (0 = never)" },
+  { key: "messageReceiveTimeoutMs", flag: "message-receive-timeout-ms", env: "RATATOSKR_MESSAGE_RECEIVE_TIMEOUT_MS", kind: "integer", min: 0, describe: "a request message must arrive whole within this from its first byte (0 = never)" },
 ];
 
 /** Resolves flags over environment over defaults; throws a readable Error on a bad value. */
@@ -191,7 +204,9 @@ async function runBroker(config: BrokerServerConfig): Promise<void> {
   });
   // Other tools wait for exactly this line; it states the settings in force, not those asked for.
   // It comes after the signal handlers: a tool may send SIGTERM the moment it reads the line.
-  log.info("listening", { address: running.address, ...running.settings });
+  // At warn or error it is printed all the same (only silent hides it): with --port 0 it is the
+  // one place the bound address is stated (docs/limits.md, "Startup line").
+  (config.logLevel === "silent" || config.logLevel === "debug" ? log : createLogger("info")).info("listening", { address: running.address, ...running.settings });
   if (config.insecure && !isLoopbackHost(config.host) && (running.settings.tls === "off" || running.settings.auth === "off")) {
     log.warn("--insecure: running without TLS and tokens; on a non-loopback host anyone who reaches the port can read, publish and delete every topic", {
       host: config.host,

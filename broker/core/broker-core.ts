@@ -25,6 +25,11 @@ export interface BrokerCoreConfig {
   retentionSweepMs: number;
   /** Granularity of lease deadlines and nack backoff. */
   leaseTickMs: number;
+  /** Caps on what clients may create (docs/limits.md, "Topics, subscriptions, consumers"); 0 = unlimited. */
+  maxTopics: number;
+  maxSubscriptions: number;
+  maxSubscriptionsPerTopic: number;
+  maxConsumersPerSubscription: number;
 }
 
 export const DEFAULT_CORE_CONFIG: BrokerCoreConfig = {
@@ -36,6 +41,10 @@ export const DEFAULT_CORE_CONFIG: BrokerCoreConfig = {
   tickMs: 20,
   retentionSweepMs: 1_000,
   leaseTickMs: DEFAULT_LEASE_TICK_MS,
+  maxTopics: 0,
+  maxSubscriptions: 0,
+  maxSubscriptionsPerTopic: 0,
+  maxConsumersPerSubscription: 0,
 };
 
 export interface BrokerCoreOptions {
@@ -85,11 +94,23 @@ export class BrokerCore {
         diskReserveBytes: this.config.diskReserveBytes,
         messageLimits: this.config.messageLimits,
         maxDedupEntries: this.config.maxDedupEntries,
+        maxTopics: this.config.maxTopics,
       },
       recovered,
     );
     this.subscriptions = new SubscriptionRegistry(
-      { topics: this.topics, store, clock: this.clock, leaseTickMs: this.config.leaseTickMs, defer: options.defer },
+      {
+        topics: this.topics,
+        store,
+        clock: this.clock,
+        leaseTickMs: this.config.leaseTickMs,
+        defer: options.defer,
+        limits: {
+          maxSubscriptions: this.config.maxSubscriptions,
+          maxSubscriptionsPerTopic: this.config.maxSubscriptionsPerTopic,
+          maxConsumersPerSubscription: this.config.maxConsumersPerSubscription,
+        },
+      },
       recovered.subscriptions,
     );
     const timers = options.timers ?? systemTimers;

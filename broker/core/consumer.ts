@@ -16,6 +16,12 @@ export type ConsumerEndReason = "subscription_deleted" | "topic_deleted" | "shut
 export interface ConsumerSink {
   send(batch: Lease[]): boolean;
   end(reason: ConsumerEndReason): void;
+  /**
+   * Bytes the transport takes now before it counts as backed up (its outbound cap); absent =
+   * unlimited. At 0 the consumer takes no deliveries, and the sink calls `Consumer.resume()`
+   * when room returns. A frame always carries at least one message.
+   */
+  room?(): number;
 }
 
 /** The part of a subscription a consumer talks to. */
@@ -43,6 +49,7 @@ export class Consumer implements LeaseHolder {
   readonly leases = new Map<number, Lease>();
   readonly flow: FlowControl;
   private outbox: Lease[] = [];
+  private outboxBytes = 0;
   private paused = false;
   private closed = false;
 
@@ -59,7 +66,13 @@ export class Consumer implements LeaseHolder {
 
   /** May take another delivery now (open, transport not backed up, limits not reached). */
   get ready(): boolean {
-    return !this.paused && !this.closed && !this.flow.full;
+    return !this.paused && !this.closed && !this.flow.full && (this.sink.room?.() ?? Infinity) > 0;
+  }
+
+  /** One more message of `bytes` fits the frame being collected (the transport's room; the first always fits). */
+  fitsOutbox(bytes: number): boolean {
+    if (this.outboxBytes === 0 || !this.sink.room) return true;
+    return this.outboxBytes + bytes <= this.sink.room();
   }
 
   get isClosed(): boolean {
@@ -72,6 +85,7 @@ export class Consumer implements LeaseHolder {
     this.leases.set(lease.ackId, lease);
     this.flow.take(bytes);
     this.outbox.push(lease);
+    this.outboxBytes += bytes;
   }
 
   /** Sends what `deliver` collected as one frame. */
@@ -79,12 +93,13 @@ export class Consumer implements LeaseHolder {
     if (this.outbox.length === 0 || this.closed) return;
     const batch = this.outbox;
     this.outbox = [];
+    this.outboxBytes = 0;
     if (!this.sink.send(batch)) this.paused = true;
   }
 
-  /** The transport drained: deliveries may flow again. */
+  /** The transport drained (or has room again): deliveries may flow again. */
   resume(): void {
-    if (!this.paused) return;
+    if (this.closed) return;
     this.paused = false;
     this.parent.requestPump();
   }
@@ -146,6 +161,7 @@ export class Consumer implements LeaseHolder {
     if (this.closed) return;
     this.closed = true;
     this.outbox = [];
+    this.outboxBytes = 0;
     this.parent.detach(this);
   }
 
@@ -154,6 +170,7 @@ export class Consumer implements LeaseHolder {
     if (this.closed) return;
     this.closed = true;
     this.outbox = [];
+    this.outboxBytes = 0;
     for (const lease of this.leases.values()) this.table.release(lease);
     this.leases.clear();
     this.flow.reset();

@@ -1,7 +1,7 @@
 import type { RecoveredState, Store } from "../store/index.js";
 import type { Clock } from "./clock.js";
 import type { Consumer, ConsumerSink } from "./consumer.js";
-import { InvalidArgumentError, SubscriptionExistsError, SubscriptionNotFoundError, TopicNotFoundError, UnavailableError } from "./errors.js";
+import { InvalidArgumentError, ResourceExhaustedError, SubscriptionExistsError, SubscriptionNotFoundError, TopicNotFoundError, UnavailableError } from "./errors.js";
 import { DEFAULT_MAX_OUTSTANDING_BYTES, DEFAULT_MAX_OUTSTANDING_MESSAGES, type FlowLimits } from "./flow-control.js";
 import { DEFAULT_LEASE_TICK_MS, LeaseTable } from "./lease-table.js";
 import { deadLetterAttributes } from "./dead-letter.js";
@@ -57,6 +57,15 @@ export interface RegistryOptions {
   leaseTickMs?: number;
   /** Defer a pump; default queueMicrotask, so every ack of one frame is handled before the next batch. */
   defer?: (fn: () => void) => void;
+  /** Caps (0 = unlimited); each refusal is RESOURCE_EXHAUSTED naming its limit. */
+  limits?: Partial<SubscriptionLimits>;
+}
+
+/** How many subscriptions and consumers the registry takes; 0 = unlimited. */
+export interface SubscriptionLimits {
+  maxSubscriptions: number;
+  maxSubscriptionsPerTopic: number;
+  maxConsumersPerSubscription: number;
 }
 
 /** The consumer-limit defaults of ConsumeStart (0 = default). */
@@ -87,6 +96,7 @@ export class SubscriptionRegistry {
   private pumps: Subscription[] = [];
   private pumpScheduled = false;
   private readonly defer: (fn: () => void) => void;
+  private readonly limits: SubscriptionLimits;
   private closed = false;
 
   /** `recovered`: the subscriptions the store kept, with their ack state. */
@@ -96,6 +106,7 @@ export class SubscriptionRegistry {
     this.store = options.store;
     this.leases = new LeaseTable(options.leaseTickMs ?? DEFAULT_LEASE_TICK_MS);
     this.defer = options.defer ?? queueMicrotask;
+    this.limits = { maxSubscriptions: 0, maxSubscriptionsPerTopic: 0, maxConsumersPerSubscription: 0, ...options.limits };
     const store = this.store;
     this.host = {
       clock: this.clock,
@@ -125,6 +136,17 @@ export class SubscriptionRegistry {
     const { start, config } = normalizeSubscription(name, topicName, request);
     const positions = this.topics.positions(topicName);
     if (this.subscriptions.has(name)) throw new SubscriptionExistsError(name);
+    const { maxSubscriptions, maxSubscriptionsPerTopic } = this.limits;
+    if (maxSubscriptions > 0 && this.subscriptions.size >= maxSubscriptions) {
+      throw new ResourceExhaustedError("max-subscriptions", `the broker holds ${this.subscriptions.size} subscriptions, its limit (max-subscriptions ${maxSubscriptions})`);
+    }
+    const onTopic = this.topics.subscriberCount(topicName);
+    if (maxSubscriptionsPerTopic > 0 && onTopic >= maxSubscriptionsPerTopic) {
+      throw new ResourceExhaustedError(
+        "max-subscriptions-per-topic",
+        `topic ${JSON.stringify(topicName)} has ${onTopic} subscriptions, the limit (max-subscriptions-per-topic ${maxSubscriptionsPerTopic})`,
+      );
+    }
     if (config.deadLetterTopic !== "" && !this.topics.hasTopic(config.deadLetterTopic)) {
       throw new TopicNotFoundError(config.deadLetterTopic);
     }
@@ -179,7 +201,12 @@ export class SubscriptionRegistry {
   /** A consumer joins `name`; deliveries start flowing to `sink`. */
   attach(name: string, limits: FlowLimits, sink: ConsumerSink, consumerName = ""): Consumer {
     this.ensureOpen();
-    return this.require(name).attach(consumerName, limits, sink);
+    const sub = this.require(name);
+    const max = this.limits.maxConsumersPerSubscription;
+    if (max > 0 && sub.consumerCount >= max) {
+      throw new ResourceExhaustedError("max-consumers-per-subscription", `subscription ${JSON.stringify(name)} has ${sub.consumerCount} consumers, the limit (max-consumers-per-subscription ${max})`);
+    }
+    return sub.attach(consumerName, limits, sink);
   }
 
   /**

@@ -254,7 +254,7 @@ export class Subscription implements TopicSubscriber, ConsumerParent, RetryOwner
         continue;
       }
       const bytes = messageBytes(message);
-      if (!consumer.flow.fits(bytes)) return taken;
+      if (!consumer.flow.fits(bytes) || !consumer.fitsOutbox(bytes)) return taken;
       let attempt = 1;
       if (redelivery) {
         attempt = this.takeRedelivery() + 1;

@@ -42,6 +42,8 @@ export interface TopicRegistryOptions {
   messageLimits?: MessageLimits;
   /** Producer ids remembered over all topics' de-duplication windows. */
   maxDedupEntries?: number;
+  /** Most topics at once (created or auto-created); past it RESOURCE_EXHAUSTED "max-topics". 0 = unlimited. */
+  maxTopics?: number;
 }
 
 /** Default cap on producer ids remembered over all de-duplication windows. */
@@ -91,6 +93,7 @@ export class TopicRegistry implements SubscriptionTopics {
   readonly maxDedupEntries: number;
   /** Producer ids held by all topics' de-duplication windows together. */
   readonly dedupUsage = new DedupUsage();
+  private readonly maxTopics: number;
   private closed = false;
   private totalPublished = 0;
   private liveCount = 0;
@@ -105,6 +108,7 @@ export class TopicRegistry implements SubscriptionTopics {
     this.diskReserveBytes = options.diskReserveBytes;
     this.messageLimits = options.messageLimits ?? DEFAULT_MESSAGE_LIMITS;
     this.maxDedupEntries = options.maxDedupEntries ?? DEFAULT_MAX_DEDUP_ENTRIES;
+    this.maxTopics = options.maxTopics ?? 0;
     for (const record of recovered.topics) {
       this.topics.set(record.name, new Topic(record, this.store.bounds(record.name).last, this.dedupUsage));
     }
@@ -477,6 +481,10 @@ export class TopicRegistry implements SubscriptionTopics {
   }
 
   private async addTopic(name: string, config: TopicConfig): Promise<Topic> {
+    // Topics recovered from the store are kept even past the cap; only new ones are refused.
+    if (this.maxTopics > 0 && this.topics.size >= this.maxTopics) {
+      throw new ResourceExhaustedError("max-topics", `the broker holds ${this.topics.size} topics, its limit (max-topics ${this.maxTopics}); delete topics or raise --max-topics`);
+    }
     const record = { name, config, createdAtMs: this.clock.nowMs() };
     const topic = new Topic(record, 0, this.dedupUsage);
     // Registered before the store write completes, so concurrent auto-creating publishes

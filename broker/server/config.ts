@@ -46,6 +46,27 @@ export interface BrokerServerConfig {
   tokenFile: string | undefined;
   /** Allow a non-loopback host without both TLS and tokens (otherwise startBroker refuses before binding). */
   insecure: boolean;
+  // Resource limits (docs/limits.md): 0 = unlimited unless said otherwise.
+  /** Bytes written to all v1/v2 streams and not yet taken by HTTP/2, broker-wide. */
+  outboundBudgetBytes: number;
+  /** v2 Consume: bytes written to one stream and not yet taken before no more is written to it. */
+  streamOutboundBytes: number;
+  /** v2 Consume: a stream that stays at its cap with nothing read for this long is cut off. */
+  consumerStuckTimeoutMs: number;
+  maxTopics: number;
+  maxSubscriptions: number;
+  maxSubscriptionsPerTopic: number;
+  maxConsumersPerSubscription: number;
+  /** Open TCP connections; past it new ones are closed at once (with a log line). */
+  maxConnections: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: calls open at once on one connection. */
+  maxStreamsPerConnection: number;
+  /** A connection must complete its HTTP/2 (and TLS) handshake within this. */
+  handshakeTimeoutMs: number;
+  /** A connection with no open call for this long is closed (GOAWAY). */
+  idleConnectionTimeoutMs: number;
+  /** A request message must arrive whole within this from its first byte. */
+  messageReceiveTimeoutMs: number;
 }
 
 /**
@@ -86,6 +107,18 @@ export const DEFAULT_CONFIG: BrokerServerConfig = {
   tlsClientCaFile: undefined,
   tokenFile: undefined,
   insecure: false,
+  outboundBudgetBytes: 256 * 1024 * 1024,
+  streamOutboundBytes: 4 * 1024 * 1024,
+  consumerStuckTimeoutMs: 30_000,
+  maxTopics: 10_000,
+  maxSubscriptions: 200_000,
+  maxSubscriptionsPerTopic: 1_000,
+  maxConsumersPerSubscription: 1_000,
+  maxConnections: 10_000,
+  maxStreamsPerConnection: 4_096,
+  handshakeTimeoutMs: 10_000,
+  idleConnectionTimeoutMs: 300_000,
+  messageReceiveTimeoutMs: 30_000,
 };
 
 /** The core's message limits from the server configuration: deliveries must fit the gRPC max message size. */

@@ -1,7 +1,7 @@
 // The server package's door: start the broker (store + core + gRPC services), its settings
 // and logging. Everything else in broker/server/ is internal.
 
-export { startBroker, type EffectiveSettings, type RunningBroker } from "./server.js";
+export { startBroker, type BrokerResources, type EffectiveSettings, type RunningBroker } from "./server.js";
 export { BrokerConfigError, DEFAULT_CONFIG, messageLimitsOf, type BrokerServerConfig } from "./config.js";
 export { isLoopbackHost } from "./exposure.js";
 export type { TlsMode } from "./tls.js";

@@ -10,6 +10,8 @@ import { addV2Service } from "./v2/index.js";
 import { OPEN_ACCESS, TokenAccess } from "./access.js";
 import { checkExposure } from "./exposure.js";
 import { listenerCredentials, type TlsMode } from "./tls.js";
+import { ConnectionGuard, type ConnectionGuardStats } from "./connection-guard.js";
+import { OutboundBudget } from "./outbound.js";
 
 /** The settings the broker runs with, taken from the store it opened and the config it serves with. */
 export interface EffectiveSettings {
@@ -54,8 +56,17 @@ export interface RunningBroker {
    * runs without a token file.
    */
   reloadTokens(): number;
+  /** Outbound memory and connection counters (docs/limits.md), for statistics and tests. */
+  readonly resources: BrokerResources;
   /** Graceful stop: refuse new calls, end open streams with UNAVAILABLE, close the store. */
   close(): Promise<void>;
+}
+
+export interface BrokerResources {
+  /** Bytes written to v1/v2 streams and not yet taken by HTTP/2, now and at the highest. */
+  outboundQueuedBytes(): number;
+  outboundPeakBytes(): number;
+  readonly connections: Readonly<ConnectionGuardStats>;
 }
 
 /**
@@ -87,6 +98,10 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
       diskReserveBytes: config.diskReserveBytes,
       messageLimits,
       maxDedupEntries: config.maxDedupEntries,
+      maxTopics: config.maxTopics,
+      maxSubscriptions: config.maxSubscriptions,
+      maxSubscriptionsPerTopic: config.maxSubscriptionsPerTopic,
+      maxConsumersPerSubscription: config.maxConsumersPerSubscription,
     },
     onTimerError: (job, err) => logger.error(`${job} failed`, { err: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
   });
@@ -96,11 +111,15 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
     // limits leave room for the delivery envelope, docs/limits.md); no send limit, so a message
     // stored under an earlier, larger limit is still delivered instead of ending its consumer.
     "grpc.max_send_message_length": -1,
+    // Resource limits (docs/limits.md, "Connections, streams and timeouts").
+    "grpc.max_concurrent_streams": config.maxStreamsPerConnection,
+    ...(config.idleConnectionTimeoutMs > 0 ? { "grpc.max_connection_idle_ms": config.idleConnectionTimeoutMs } : {}),
     interceptors: tokens === undefined ? [] : [tokens.interceptor()],
   });
   const shutdownHooks: Array<() => void> = [];
-  addV1Service(server, core.topics, config, logger, {}, access);
-  shutdownHooks.push(addV2Service(server, core, config, logger, access));
+  const outbound = new OutboundBudget(config.outboundBudgetBytes);
+  addV1Service(server, core.topics, config, logger, { budget: outbound }, access);
+  shutdownHooks.push(addV2Service(server, core, config, logger, access, outbound));
   const health = addHealthAndReflection(server);
 
   const port = await new Promise<number>((resolve, reject) => {
@@ -109,17 +128,32 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
     );
   });
   const address = `${formatHost(config.host)}:${port}`;
+  const guard = new ConnectionGuard(config, logger);
+  try {
+    guard.attach(server);
+  } catch (err) {
+    server.forceShutdown();
+    await core.close();
+    throw err;
+  }
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       health.setNotServing();
+      guard.beginShutdown(); // no new connections; those without a handshake close now
       for (const hook of shutdownHooks) hook(); // v2 streams end with UNAVAILABLE
       // Stops the core's timers, persists ack state, ends live streams with UNAVAILABLE,
       // waits for in-flight commits, closes the store.
       await core.close();
+      // tryShutdown waits for every connection to go; one that never closes (idle, half-open)
+      // is destroyed when the grace ends, and close() resolves then whatever grpc-js reports.
       await new Promise<void>((resolve) => {
-        const force = setTimeout(() => server.forceShutdown(), config.shutdownGraceMs);
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          guard.destroyAll();
+          resolve();
+        }, config.shutdownGraceMs);
         force.unref();
         server.tryShutdown(() => {
           clearTimeout(force);
@@ -152,7 +186,12 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
     if (tokens === undefined) throw new BrokerConfigError("--token-file", "no --token-file to reload: the broker runs without tokens");
     return tokens.reload();
   };
-  return { address, port, settings, core, reloadTokens, close };
+  const resources: BrokerResources = {
+    outboundQueuedBytes: () => outbound.queuedBytes,
+    outboundPeakBytes: () => outbound.peakBytes,
+    connections: guard.stats,
+  };
+  return { address, port, settings, core, resources, reloadTokens, close };
 }
 
 function effectiveReserve(configured: number | undefined, totalBytes: number | undefined): number | null {

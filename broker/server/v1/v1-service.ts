@@ -1,4 +1,4 @@
-import type { Server } from "@grpc/grpc-js";
+import { Metadata, type Server } from "@grpc/grpc-js";
 import { checkMessage, checkName, InvalidArgumentError, InvalidTopicNameError, MessageTooLargeError, ResourceExhaustedError, TopicExistsError, type TopicNameProblem, TopicNotFoundError, type TopicRegistry } from "../../core/index.js";
 import type { PublishBatchRequest, PublishBatchResponse, PublishRequest, PublishResponse } from "../../../proto/gen/ratatoskr.js";
 import { OPEN_ACCESS, type Access } from "../access.js";
@@ -32,6 +32,40 @@ export const BATCH_ITEM_INVALID_ERROR = "invalid_argument";
 /** PublishBatch item larger, as delivered, than the broker may send. */
 export const BATCH_ITEM_TOO_LARGE_ERROR = "message_too_large";
 
+/**
+ * Response header of a v1 ListTopics that did not fit the message size limit: the number of
+ * topics the broker holds. The list then holds the first names in sorted order
+ * (docs/limits.md, "v1 ListTopics").
+ */
+export const TOPICS_TRUNCATED_HEADER = "ratatoskr-topics-total";
+
+/** Room kept in a ListTopics response for the gRPC frame and anything the encoder adds. */
+const LIST_TOPICS_MARGIN_BYTES = 1024;
+
+/** The sorted names that fit one ListTopicsResponse under `maxMessageBytes`. */
+export function boundedTopicList(names: readonly string[], maxMessageBytes: number): { topics: string[]; total: number } {
+  const room = maxMessageBytes - LIST_TOPICS_MARGIN_BYTES;
+  let bytes = 0;
+  let n = 0;
+  for (const name of names) {
+    const len = Buffer.byteLength(name);
+    const entry = 1 + varintSize(len) + len; // field 1, length-delimited
+    if (bytes + entry > room) break;
+    bytes += entry;
+    n++;
+  }
+  return { topics: n === names.length ? [...names] : names.slice(0, n), total: names.length };
+}
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n >>>= 7;
+    size++;
+  }
+  return size;
+}
+
 /** Handle on the v1 service for statistics and tests. */
 export interface V1Service {
   readonly subscribers: V1Subscribers;
@@ -49,6 +83,7 @@ export function addV1Service(
   const subscribeOptions: V1SubscribeOptions = {
     bufferBytes: options.bufferBytes ?? config.v1SubscriberBufferBytes,
     resetGraceMs: options.resetGraceMs ?? 1_000,
+    budget: options.budget,
   };
 
   const implementation = {
@@ -77,7 +112,17 @@ export function addV1Service(
       }
     }),
 
-    listTopics: unary(log, (_request, call) => ({ topics: broker.listTopics().filter(access.visible(call.metadata)) })),
+    listTopics: unary(log, (_request, call) => {
+      const { topics, total } = boundedTopicList(broker.listTopics().filter(access.visible(call.metadata)), config.maxMessageBytes);
+      if (topics.length < total) {
+        // v1 has no paging: the response stays under the send limit and says it was cut.
+        const headers = new Metadata();
+        headers.set(TOPICS_TRUNCATED_HEADER, String(total));
+        call.sendMetadata(headers);
+        log.warn("v1 ListTopics truncated to fit the message size limit", { returned: topics.length, total, maxMessageBytes: config.maxMessageBytes });
+      }
+      return { topics };
+    }),
 
     topicExists: unary(log, ({ name }, call) => {
       access.requireAny(call.metadata, name);

@@ -6,6 +6,7 @@ import { runInNewContext } from "node:vm";
 import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import { pollUntil, startV1TestServer, uniqueName, v1Subscribe, type V1TestServer } from "../../../test/support/index.js";
+import { OutboundBudget } from "../outbound.js";
 
 // A v1 subscriber that stops reading must be cut off with RESOURCE_EXHAUSTED once its queue
 // passes the buffer limit, without slowing the publisher or the other subscribers, and
@@ -128,5 +129,30 @@ describe("v1 slow consumer", () => {
     process.kill(slow.pid, "SIGCONT");
     const end = await slow.ended;
     expect(end.code).toBe(status.RESOURCE_EXHAUSTED);
+  });
+});
+
+describe("v1 subscribers and the broker-wide outbound budget", () => {
+  it("cuts off the subscriber furthest behind when the budget is full, naming the limit; the fast one gets everything", async () => {
+    const budget = new OutboundBudget(1024 * 1024);
+    // The per-subscriber buffer is far above the budget: only the shared budget can stop it.
+    s = await startV1TestServer({ v1: { bufferBytes: 64 * 1024 * 1024, resetGraceMs: 60_000, budget } });
+    const topic = uniqueName("budget");
+    await s.api.createTopic({ name: topic });
+    const fast = await v1Subscribe(s.client, topic, { mode: "light" });
+    const slow = await spawnSubscriber(s.address, topic);
+    process.kill(slow.pid, "SIGSTOP");
+    const count = 256;
+    const ids = await publishMany(s, topic, count, 64 * 1024, 4);
+    await fast.received(count);
+    expect(fast.messages.map((m) => m.id)).toEqual(ids);
+    expect(s.v1.subscribers.cutOffCount).toBe(1);
+    // At most the budget plus the batch in flight to the fast subscriber.
+    expect(budget.peakBytes).toBeLessThanOrEqual(budget.budgetBytes + 4 * 64 * 1024 + 4096);
+    process.kill(slow.pid, "SIGCONT");
+    const end = await slow.ended;
+    expect(end.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(end.details).toMatch(/outbound-budget-bytes 1048576/);
+    fast.stream.cancel();
   });
 });

@@ -1,4 +1,3 @@
-import { constants as http2 } from "node:http2";
 import { Metadata, status, type ServerWritableStream, type handleServerStreamingCall } from "@grpc/grpc-js";
 import type { LiveEndReason, LiveSink, LiveSubscription, StoredMessage, TopicRegistry } from "../../core/index.js";
 import type { SubscribeRequest } from "../../../proto/gen/ratatoskr.js";
@@ -6,6 +5,8 @@ import { OPEN_ACCESS, type Access } from "../access.js";
 import { serverStream } from "../handlers.js";
 import type { Logger } from "../logger.js";
 import { statusError } from "../status.js";
+import { cutOffStream } from "../stream-cutoff.js";
+import type { OutboundBudget } from "../outbound.js";
 import { encodeV1Message, isWellFormedRef, SUBSCRIPTION_REF_HEADER } from "./v1-wire.js";
 
 type SubscribeCall = ServerWritableStream<SubscribeRequest, Buffer>;
@@ -19,6 +20,8 @@ export interface V1SubscribeOptions {
    * clients report as RESOURCE_EXHAUSTED too, so a client that never reads cannot pin it.
    */
   resetGraceMs: number;
+  /** The broker-wide outbound budget shared with v2 Consume streams; absent = none. */
+  budget?: OutboundBudget;
 }
 
 /** Live v1 subscriber streams, for statistics and tests of the memory bound. */
@@ -29,6 +32,13 @@ export class V1Subscribers {
   resetCount = 0;
   /** Highest bytes ever queued for a single subscriber. */
   peakQueuedBytes = 0;
+
+  /** The live subscriber with the most bytes queued. */
+  furthestBehind(): V1StreamSink | undefined {
+    let worst: V1StreamSink | undefined;
+    for (const s of this.active) if (!worst || s.queuedBytes > worst.queuedBytes) worst = s;
+    return worst;
+  }
 
   /** Bytes currently queued over every live v1 subscriber. */
   queuedBytes(): number {
@@ -73,10 +83,22 @@ export class V1StreamSink implements LiveSink {
     const bytes = encodeV1Message(message);
     // At least one message is always accepted, so a message larger than the buffer still flows.
     if (this.queuedBytes > 0 && this.queuedBytes + bytes.length > this.options.bufferBytes) {
-      this.cutOff();
+      this.cutOff("subscriber");
       return;
     }
+    // The broker-wide budget is full: the subscriber furthest behind (most bytes queued) is
+    // the slow consumer and is cut off, freeing its share; this one still gets the message
+    // unless it is that subscriber.
+    const budget = this.options.budget;
+    if (budget?.full) {
+      const victim = this.registry.furthestBehind();
+      if (victim && victim.queuedBytes > 0) {
+        victim.cutOff("broker");
+        if (victim === this) return;
+      }
+    }
     this.queuedBytes += bytes.length;
+    budget?.take(bytes.length);
     if (this.queuedBytes > this.registry.peakQueuedBytes) this.registry.peakQueuedBytes = this.queuedBytes;
     if (this.blocked) this.queue.push(bytes);
     else this.write(bytes);
@@ -104,7 +126,9 @@ export class V1StreamSink implements LiveSink {
 
   private write(bytes: Buffer): void {
     const ok = this.call.write(bytes, () => {
-      if (!this.done) this.queuedBytes -= bytes.length;
+      if (this.done) return;
+      this.queuedBytes -= bytes.length;
+      this.options.budget?.release(bytes.length);
     });
     if (!ok) {
       this.blocked = true;
@@ -133,57 +157,26 @@ export class V1StreamSink implements LiveSink {
 
   private finish(): void {
     this.done = true;
+    this.options.budget?.release(this.queuedBytes);
     this.queuedBytes = 0;
     this.registry.active.delete(this);
   }
 
-  private cutOff(): void {
+  private cutOff(limit: "subscriber" | "broker"): void {
     const queued = this.queuedBytes;
     this.subscription?.cancel();
     this.finish();
     this.dropQueue();
     this.registry.cutOffCount++;
     const details =
-      `slow consumer: more than ${this.options.bufferBytes} bytes were queued for this subscriber ` +
-      `(${queued} pending); it was disconnected and later messages are not kept for it`;
-    this.log.warn("v1 subscriber cut off", { topic: this.call.request.topic, ref: this.subscription?.ref, queuedBytes: queued });
-    const inner = internals(this.call);
-    if (!inner.sendStatus) {
-      // Unknown grpc-js internals: fall back to the ordinary end (waits for queued writes).
-      this.call.emit("error", statusError(status.RESOURCE_EXHAUSTED, details));
-      return;
-    }
-    // Ending through the Writable would first wait for every queued write to reach the slow
-    // client. Instead drop the Writable's buffer now (destroy) and send the status straight on
-    // the underlying call: at most the one message already handed to HTTP/2 stays behind it.
-    this.call.destroy();
-    inner.sendStatus({ code: status.RESOURCE_EXHAUSTED, details, metadata: new Metadata() });
-    const stream = inner.stream;
-    if (stream && !stream.closed) {
-      this.resetTimer = setTimeout(() => {
-        if (stream.closed || stream.destroyed) return;
-        this.registry.resetCount++;
-        stream.close(http2.NGHTTP2_ENHANCE_YOUR_CALM);
-      }, this.options.resetGraceMs);
-      this.resetTimer.unref();
-    }
+      limit === "subscriber"
+        ? `slow consumer: more than ${this.options.bufferBytes} bytes were queued for this subscriber ` +
+          `(${queued} pending); it was disconnected and later messages are not kept for it`
+        : `slow consumer: the broker-wide outbound budget (outbound-budget-bytes ${this.options.budget?.budgetBytes ?? 0}) is full ` +
+          `and this subscriber had ${queued} bytes pending; it was disconnected and later messages are not kept for it`;
+    this.log.warn("v1 subscriber cut off", { topic: this.call.request.topic, ref: this.subscription?.ref, queuedBytes: queued, limit });
+    this.resetTimer = cutOffStream(this.call, details, this.options.resetGraceMs, () => this.registry.resetCount++);
   }
-}
-
-interface UnderlyingCall {
-  sendStatus?: (s: { code: status; details: string; metadata: Metadata }) => void;
-  stream?: { closed: boolean; destroyed: boolean; close(code: number): void };
-}
-
-// grpc-js (1.14) keeps the transport call in `call.call` and, without interceptors, the HTTP/2
-// stream in `call.call.stream`. Both are private; probe them instead of assuming.
-function internals(call: SubscribeCall): UnderlyingCall {
-  const inner = (call as unknown as { call?: Record<string, unknown> }).call;
-  if (!inner || typeof inner["sendStatus"] !== "function") return {};
-  const sendStatus = (inner["sendStatus"] as NonNullable<UnderlyingCall["sendStatus"]>).bind(inner);
-  const stream = inner["stream"] as UnderlyingCall["stream"] | undefined;
-  const isStream = stream !== undefined && typeof stream.close === "function" && typeof stream.closed === "boolean";
-  return { sendStatus, stream: isStream ? stream : undefined };
 }
 
 /** The v1 Subscribe handler: NOT_FOUND on a missing topic, the ref header at once, then messages. */

@@ -6,7 +6,20 @@ import { OPEN_ACCESS, type Access } from "../access.js";
 import { bidiStream } from "../handlers.js";
 import type { Logger } from "../logger.js";
 import { statusError, toStatus } from "../status.js";
+import { type OutboundBudget, StreamOutbound } from "../outbound.js";
+import { cutOffStream } from "../stream-cutoff.js";
 import { consumeCommandsFromWire, flowLimitsFromWire } from "./v2-wire.js";
+
+/** Outbound memory of Consume streams (docs/limits.md, "Outbound memory"). */
+export interface ConsumeOutboundOptions {
+  budget: OutboundBudget;
+  /** Bytes one stream may have written and unread before no more is written to it; 0 = no own cap. */
+  streamCapBytes: number;
+  /** A stream not writable and with no write completing for this long is cut off; 0 = never. */
+  stuckTimeoutMs: number;
+  /** After the cut-off status, reset the stream if it is still open this much later. */
+  resetGraceMs: number;
+}
 
 /** The Consume stream as the handler sees it: ConsumeRequest bytes in (decoded here), pre-encoded ConsumeResponse frames out. */
 export type ConsumeCall = ServerDuplexStream<Buffer, Buffer>;
@@ -24,13 +37,50 @@ export function consumeHandler(
   open: Set<() => void>,
   maxFrameBytes: number,
   shared: EncodedMessages,
+  outbound: ConsumeOutboundOptions,
   access: Access = OPEN_ACCESS,
 ) {
   return bidiStream<Buffer, Buffer>(log, (call: ConsumeCall) => {
     let consumer: Consumer | undefined;
     let finished = false;
+    let stuckTimer: NodeJS.Timeout | undefined;
+    const out = new StreamOutbound(call, outbound.budget, outbound.streamCapBytes, () => {
+      if (stuckTimer) clearTimeout(stuckTimer);
+      stuckTimer = undefined;
+      consumer?.resume();
+    });
+
+    // Not writable while this stream's own bytes do not move: past the timeout the consumer
+    // is cut off and its leases go back to the subscription. Waiting only on the shared
+    // budget (nothing of its own pending) is not being stuck.
+    const watchStuck = (): void => {
+      if (stuckTimer || outbound.stuckTimeoutMs <= 0) return;
+      const seen = out.completed;
+      stuckTimer = setTimeout(() => {
+        stuckTimer = undefined;
+        if (finished || out.writable) return;
+        if (out.completed !== seen || out.pendingBytes === 0) return watchStuck();
+        cutOff();
+      }, outbound.stuckTimeoutMs);
+      stuckTimer.unref();
+    };
+    const cutOff = (): void => {
+      if (finished) return;
+      finished = true;
+      const pending = out.pendingBytes;
+      release();
+      const details =
+        `slow consumer: ${pending} bytes written to this Consume stream were not read for ${outbound.stuckTimeoutMs} ms ` +
+        `(consumer-stuck-timeout-ms; stream-outbound-bytes ${outbound.streamCapBytes}, outbound-budget-bytes ${outbound.budget.budgetBytes}); ` +
+        `the stream was ended and its unacked messages go to other consumers`;
+      log.warn("v2 consumer cut off", { subscription: consumer?.parent.name, consumer: consumer?.name, pendingBytes: pending });
+      if (!call.cancelled && !call.writableEnded) cutOffStream(call, details, outbound.resetGraceMs);
+    };
 
     const release = (): void => {
+      if (stuckTimer) clearTimeout(stuckTimer);
+      stuckTimer = undefined;
+      out.close();
       open.delete(shutdown);
       if (consumer && !consumer.isClosed) {
         log.debug("v2 consumer left", { subscription: consumer.parent.name, consumer: consumer.name, unacked: consumer.leases.size });
@@ -52,13 +102,22 @@ export function consumeHandler(
       send(batch: Lease[]): boolean {
         if (finished) return true;
         // The leases are taken already, so every frame is written; the return value only
-        // stops the next pump until the transport drains.
+        // stops the next pump until the stream is under its cap and the budget has room.
         // Bodies are worth sharing only when other subscriptions get the same messages.
         const fanOut = consumer !== undefined && registry.topicSubscriptionCount(consumer.parent.name) > 1;
-        let writable = true;
-        for (const frame of encodeFrames(batch, maxFrameBytes, fanOut ? shared : undefined)) writable = call.write(frame) && writable;
-        if (!writable) call.once("drain", () => consumer?.resume());
-        return writable;
+        for (const frame of encodeFrames(batch, maxFrameBytes, fanOut ? shared : undefined)) out.write(frame);
+        if (out.writable) return true;
+        out.waitWritable();
+        watchStuck();
+        return false;
+      },
+      room(): number {
+        const room = out.roomBytes;
+        if (room <= 0 && !finished) {
+          out.waitWritable();
+          if (out.pendingBytes > 0) watchStuck();
+        }
+        return room;
       },
       end(reason: ConsumerEndReason): void {
         if (finished) return;

@@ -7,6 +7,7 @@ import { EncodedMessages } from "./consume-codec.js";
 import { unary, type ServedHandlers } from "../handlers.js";
 import type { Logger } from "../logger.js";
 import { consumeHandler } from "./v2-consume.js";
+import { OutboundBudget } from "../outbound.js";
 import { publishStreamHandler } from "./v2-publish-stream.js";
 import {
   brokerStatsToWire,
@@ -43,7 +44,14 @@ export const V2_SERVICE_DEFINITION = {
  * Registers `ratatoskr.v2.Broker` on the shared core. Returns the shutdown hook: it ends
  * every Consume and PublishStream stream with UNAVAILABLE (before the core closes).
  */
-export function addV2Service(server: Server, core: BrokerCore, config: BrokerServerConfig, log: Logger, access: Access = OPEN_ACCESS): () => void {
+export function addV2Service(
+  server: Server,
+  core: BrokerCore,
+  config: BrokerServerConfig,
+  log: Logger,
+  access: Access = OPEN_ACCESS,
+  outbound = new OutboundBudget(config.outboundBudgetBytes),
+): () => void {
   const broker = core.topics;
   const registry = core.subscriptions;
   const openStreams = new Set<() => void>();
@@ -101,7 +109,12 @@ export function addV2Service(server: Server, core: BrokerCore, config: BrokerSer
       await registry.delete(req.name);
       return {};
     }),
-    consume: consumeHandler(registry, log, openStreams, maxFrameBytes(config.maxMessageBytes), sharedBodies, access),
+    consume: consumeHandler(registry, log, openStreams, maxFrameBytes(config.maxMessageBytes), sharedBodies, {
+      budget: outbound,
+      streamCapBytes: config.streamOutboundBytes,
+      stuckTimeoutMs: config.consumerStuckTimeoutMs,
+      resetGraceMs: 1_000,
+    }, access),
     getBrokerStats: unary(log, () => {
       // Broker-wide figures, no topic names: any token the interceptor let through may read them.
       return brokerStatsToWire(core.stats());
