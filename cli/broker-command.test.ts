@@ -7,7 +7,7 @@ import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import yargs, { type Argv } from "yargs";
 import { DEFAULT_CONFIG, type BrokerServerConfig } from "../broker/index.js";
-import { pollUntil, uniqueName, v1Api, v1Client, v1Subscribe } from "../test/support/index.js";
+import { httpGet, parseOpenMetrics, pollUntil, sampleValue, uniqueName, v1Api, v1Client, v1Subscribe } from "../test/support/index.js";
 import { BROKER_SETTINGS, brokerCommand, resolveBrokerConfig } from "./broker-command.js";
 
 // `ratatoskr broker` as other tools use it: a child process that prints the listening line,
@@ -142,6 +142,19 @@ describe("ratatoskr broker (CLI): what it says is what it does", { timeout: 60_0
     expect(await cli.exit).toBe(0);
   });
 
+  it("with --metrics-port 0 states the metrics URL on the listening line and serves it on 127.0.0.1 until SIGTERM", async () => {
+    const cli = runCli(["--port", "0", "--metrics-port", "0"]);
+    await cli.listening;
+    const url = String(cli.lines.find((l) => l["msg"] === "listening")?.["metrics"]);
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    const scrape = await httpGet(url, { accept: "application/openmetrics-text" });
+    expect(scrape.status).toBe(200);
+    expect(sampleValue(parseOpenMetrics(scrape.body), "ratatoskr_topics")).toBe(0);
+    cli.proc.kill("SIGTERM");
+    expect(await cli.exit).toBe(0);
+    await expect(httpGet(url)).rejects.toThrow(/ECONNREFUSED/);
+  });
+
   it("states fsync off for the memory store, whatever --fsync says", async () => {
     const cli = runCli(["--port", "0", "--fsync"]);
     await cli.listening;
@@ -206,7 +219,7 @@ describe("broker flags and variables: one parser, the same spellings", () => {
   const integers = BROKER_SETTINGS.filter((s) => s.kind === "integer");
   it("covers every boolean and integer setting", () => {
     expect(booleans.map((s) => s.flag)).toEqual(["fsync"]);
-    expect(integers.map((s) => s.flag)).toEqual(["port", "max-message-bytes", "memory-budget-bytes", "disk-budget-bytes", "v1-subscriber-buffer-bytes", "shutdown-grace-ms"]);
+    expect(integers.map((s) => s.flag)).toEqual(["port", "max-message-bytes", "memory-budget-bytes", "disk-budget-bytes", "v1-subscriber-buffer-bytes", "shutdown-grace-ms", "metrics-port"]);
   });
 
   const TRUE = ["true", "TRUE", "True", "1", "yes", "YES", "on", "On", " on "];
@@ -271,6 +284,8 @@ describe("resolveBrokerConfig", () => {
         RATATOSKR_DISK_BUDGET_BYTES: "5000",
         RATATOSKR_V1_SUBSCRIBER_BUFFER_BYTES: "65536",
         RATATOSKR_SHUTDOWN_GRACE_MS: "100",
+        RATATOSKR_METRICS_PORT: "9100",
+        RATATOSKR_METRICS_HOST: "::1",
       },
     );
     expect(config).toEqual({
@@ -284,6 +299,8 @@ describe("resolveBrokerConfig", () => {
       diskBudgetBytes: 5000,
       v1SubscriberBufferBytes: 65536,
       shutdownGraceMs: 100,
+      metricsPort: 9100,
+      metricsHost: "::1",
     });
   });
 

@@ -31,6 +31,8 @@ export const BROKER_SETTINGS: readonly Setting[] = [
   { key: "diskBudgetBytes", flag: "disk-budget-bytes", env: "RATATOSKR_DISK_BUDGET_BYTES", kind: "integer", min: 0, describe: "durable store: refuse publishes past this data size (0 = unlimited)" },
   { key: "v1SubscriberBufferBytes", flag: "v1-subscriber-buffer-bytes", env: "RATATOSKR_V1_SUBSCRIBER_BUFFER_BYTES", kind: "integer", min: 1, describe: "v1 Subscribe: bytes queued per subscriber before it is cut off as a slow consumer" },
   { key: "shutdownGraceMs", flag: "shutdown-grace-ms", env: "RATATOSKR_SHUTDOWN_GRACE_MS", kind: "integer", min: 0, describe: "on SIGTERM/SIGINT: how long open calls get before they are cancelled" },
+  { key: "metricsPort", flag: "metrics-port", env: "RATATOSKR_METRICS_PORT", kind: "integer", min: 0, max: 65535, describe: "serve Prometheus/OpenMetrics on http://<metrics-host>:N/metrics (0 = a free port; unset = off)" },
+  { key: "metricsHost", flag: "metrics-host", env: "RATATOSKR_METRICS_HOST", kind: "string", describe: "address the metrics endpoint binds (only this one)" },
 ];
 
 /** Resolves flags over environment over defaults; throws a readable Error on a bad value. */

@@ -21,6 +21,10 @@ export interface BrokerServerConfig {
   v1SubscriberBufferBytes: number;
   /** Graceful shutdown: how long open calls get before they are cancelled. */
   shutdownGraceMs: number;
+  /** Set: serve Prometheus/OpenMetrics on http://metricsHost:metricsPort/metrics (0 = a free port). Unset: off. */
+  metricsPort: number | undefined;
+  /** The one address the metrics endpoint binds. */
+  metricsHost: string;
 }
 
 export const DEFAULT_CONFIG: BrokerServerConfig = {
@@ -34,6 +38,8 @@ export const DEFAULT_CONFIG: BrokerServerConfig = {
   diskBudgetBytes: 0,
   v1SubscriberBufferBytes: 8 * 1024 * 1024,
   shutdownGraceMs: 3_000,
+  metricsPort: undefined,
+  metricsHost: "127.0.0.1",
 };
 
 /**

@@ -7,6 +7,9 @@ import { createLogger, type Logger } from "./logger.js";
 import { addHealthAndReflection } from "./discovery.js";
 import { addV1Service } from "./v1/index.js";
 import { addV2Service } from "./v2/index.js";
+import { BrokerMetrics, NO_METRICS, startMetricsServer, type MetricsServer } from "./metrics.js";
+import { countingRefusals } from "./status.js";
+import { brokerVersion } from "./version.js";
 
 /** The settings the broker runs with, taken from the store it opened and the config it serves with. */
 export interface EffectiveSettings {
@@ -21,6 +24,8 @@ export interface EffectiveSettings {
   budgetBytes: number;
   maxMessageBytes: number;
   v1SubscriberBufferBytes: number;
+  /** http://host:port/metrics when the metrics endpoint is on. */
+  metrics?: string;
 }
 
 export interface RunningBroker {
@@ -31,6 +36,8 @@ export interface RunningBroker {
   readonly settings: EffectiveSettings;
   /** The assembled core the services run on. */
   readonly core: BrokerCore;
+  /** The metrics endpoint (http://host:port/metrics) when --metrics-port is set. */
+  readonly metricsUrl: string | undefined;
   /** Graceful stop: refuse new calls, end open streams with UNAVAILABLE, close the store. */
   close(): Promise<void>;
 }
@@ -38,20 +45,23 @@ export interface RunningBroker {
 /** Opens the store, builds the core and serves v1, v2, health and reflection. */
 export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log?: Logger): Promise<RunningBroker> {
   const config: BrokerServerConfig = { ...DEFAULT_CONFIG, ...partial };
-  const logger = log ?? createLogger(config.logLevel);
+  const baseLogger = log ?? createLogger(config.logLevel);
   const store = await openStore(config);
   const core = createBrokerCore({
     store,
     config: { memoryBudgetBytes: config.memoryBudgetBytes, diskBudgetBytes: config.diskBudgetBytes },
-    onTimerError: (job, err) => logger.error(`${job} failed`, { err: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
+    onTimerError: (job, err) => baseLogger.error(`${job} failed`, { err: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
   });
   const server = new Server({
     "grpc.max_receive_message_length": config.maxMessageBytes,
     "grpc.max_send_message_length": config.maxMessageBytes,
   });
   const shutdownHooks: Array<() => void> = [];
-  addV1Service(server, core.topics, config, logger);
-  shutdownHooks.push(addV2Service(server, core, config, logger));
+  const metrics = config.metricsPort !== undefined ? new BrokerMetrics(core, { version: brokerVersion() }) : undefined;
+  const logger = metrics ? countingRefusals(baseLogger, (code) => metrics.refused(code)) : baseLogger;
+  const observer = metrics ?? NO_METRICS;
+  addV1Service(server, core.topics, config, logger, {}, observer);
+  shutdownHooks.push(addV2Service(server, core, config, logger, observer));
   const health = addHealthAndReflection(server);
 
   const port = await new Promise<number>((resolve, reject) => {
@@ -60,11 +70,22 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
     );
   });
   const address = `${formatHost(config.host)}:${port}`;
+  let metricsServer: MetricsServer | undefined;
+  if (metrics && config.metricsPort !== undefined) {
+    try {
+      metricsServer = await startMetricsServer(metrics, config.metricsHost, config.metricsPort);
+    } catch (err) {
+      server.forceShutdown();
+      await core.close();
+      throw new Error(`metrics endpoint ${formatHost(config.metricsHost)}:${config.metricsPort}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  }
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       health.setNotServing();
+      await metricsServer?.close();
       for (const hook of shutdownHooks) hook(); // v2 streams end with UNAVAILABLE
       // Stops the core's timers, persists ack state, ends live streams with UNAVAILABLE,
       // waits for in-flight commits, closes the store.
@@ -89,8 +110,9 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
     budgetBytes: durable ? core.topics.budgets.diskBudgetBytes : core.topics.budgets.memoryBudgetBytes,
     maxMessageBytes: config.maxMessageBytes,
     v1SubscriberBufferBytes: config.v1SubscriberBufferBytes,
+    ...(metricsServer ? { metrics: metricsServer.url } : {}),
   };
-  return { address, port, settings, core, close };
+  return { address, port, settings, core, metricsUrl: metricsServer?.url, close };
 }
 
 function formatHost(host: string): string {

@@ -30,3 +30,5 @@ export { EngineHarness, RecordingSink } from "./engine-harness.js";
 export { payloadFor, plainTopicConfig } from "./store-records.js";
 export { REPO_ROOT, spawnTs, startCliBroker, type Child } from "./child-process.js";
 export { parseXml, xmlFind, type XmlElement } from "./xml.js";
+export { parseOpenMetrics, sampleValue, samplesOf, type MetricFamily, type Sample } from "./openmetrics.js";
+export { httpGet, type HttpAnswer } from "./http.js";

@@ -4,6 +4,7 @@ import type { PublishBatchRequest, PublishBatchResponse, PublishResponse } from 
 import type { BrokerServerConfig } from "../config.js";
 import { unary, type ServedHandlers } from "../handlers.js";
 import type { Logger } from "../logger.js";
+import { NO_METRICS, type BrokerObserver } from "../metrics.js";
 import { subscribeHandler, V1Subscribers, type V1SubscribeOptions } from "./v1-subscribe.js";
 import { isWellFormedRef, V1_SERVICE_DEFINITION } from "./v1-wire.js";
 
@@ -38,6 +39,7 @@ export function addV1Service(
   config: BrokerServerConfig,
   log: Logger,
   options: Partial<V1SubscribeOptions> = {},
+  observer: BrokerObserver = NO_METRICS,
 ): V1Service {
   const subscribers = new V1Subscribers();
   const subscribeOptions: V1SubscribeOptions = {
@@ -80,11 +82,23 @@ export function addV1Service(
     publish: unary(log, async ({ topic, payload, metadata }) => {
       const problem = checkName(topic);
       if (problem) return failed(broker, PUBLISH_ERRORS[problem]);
-      const [outcome] = await broker.publish(topic, [{ payload, attributes: metadata }], { autoCreate: true });
-      return { messageId: outcome!.id, timestamp: BigInt(outcome!.publishTimeMs), success: true, error: "" };
+      const started = observer.publishStart();
+      try {
+        const [outcome] = await broker.publish(topic, [{ payload, attributes: metadata }], { autoCreate: true });
+        return { messageId: outcome!.id, timestamp: BigInt(outcome!.publishTimeMs), success: true, error: "" };
+      } finally {
+        observer.publishDone("v1", started);
+      }
     }),
 
-    publishBatch: unary(log, (request) => publishBatch(broker, request)),
+    publishBatch: unary(log, async (request) => {
+      const started = observer.publishStart();
+      try {
+        return await publishBatch(broker, request);
+      } finally {
+        observer.publishDone("v1", started);
+      }
+    }),
 
     subscribe: subscribeHandler(broker, subscribers, subscribeOptions, log),
 

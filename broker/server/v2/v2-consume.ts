@@ -4,6 +4,7 @@ import { ConsumeRequest } from "../../../proto/gen/ratatoskr/v2/broker.js";
 import { encodeFrames, type EncodedMessages } from "./consume-codec.js";
 import { bidiStream } from "../handlers.js";
 import type { Logger } from "../logger.js";
+import { NO_METRICS, type BrokerObserver } from "../metrics.js";
 import { statusError, toStatus } from "../status.js";
 import { consumeCommandsFromWire, flowLimitsFromWire } from "./v2-wire.js";
 
@@ -17,7 +18,7 @@ export type ConsumeCall = ServerDuplexStream<Buffer, Buffer>;
  * When the client goes away (cancel, half-close, error) its leases are redelivered.
  * `open` tracks live streams so shutdown can end even those that never sent `start`.
  */
-export function consumeHandler(registry: SubscriptionRegistry, log: Logger, open: Set<() => void>, maxFrameBytes: number, shared: EncodedMessages) {
+export function consumeHandler(registry: SubscriptionRegistry, log: Logger, open: Set<() => void>, maxFrameBytes: number, shared: EncodedMessages, observer: BrokerObserver = NO_METRICS) {
   return bidiStream<Buffer, Buffer>(log, (call: ConsumeCall) => {
     let consumer: Consumer | undefined;
     let finished = false;
@@ -47,6 +48,7 @@ export function consumeHandler(registry: SubscriptionRegistry, log: Logger, open
         // stops the next pump until the transport drains.
         // Bodies are worth sharing only when other subscriptions get the same messages.
         const fanOut = consumer !== undefined && registry.topicSubscriptionCount(consumer.parent.name) > 1;
+        if (batch.length > 0) observer.delivered(batch[0]!.message.publishTimeMs);
         let writable = true;
         for (const frame of encodeFrames(batch, maxFrameBytes, fanOut ? shared : undefined)) writable = call.write(frame) && writable;
         if (!writable) call.once("drain", () => consumer?.resume());

@@ -3,6 +3,7 @@ import type { TopicRegistry } from "../../core/index.js";
 import { PublishStreamRequest, type PublishStreamResponse } from "../../../proto/gen/ratatoskr/v2/broker.js";
 import { bidiStream } from "../handlers.js";
 import type { Logger } from "../logger.js";
+import { NO_METRICS, type BrokerObserver } from "../metrics.js";
 import { statusError, toStatus } from "../status.js";
 import { publishRequestFromWire, publishResponseToWire } from "./v2-wire.js";
 
@@ -20,7 +21,7 @@ export const PUBLISH_STREAM_WINDOW = 256;
  * stream ends with INVALID_ARGUMENT. Nothing after that frame is stored.
  * `open` tracks live streams so shutdown can end them with UNAVAILABLE.
  */
-export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: Set<() => void>) {
+export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: Set<() => void>, observer: BrokerObserver = NO_METRICS) {
   return bidiStream<Buffer, PublishStreamResponse>(log, (call: ServerDuplexStream<Buffer, PublishStreamResponse>) => {
     let pending = 0;
     let blocked = false; // the last write returned false; waiting for "drain"
@@ -85,6 +86,7 @@ export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: S
       pending++;
       flowControl();
       let stored: ReturnType<TopicRegistry["publish"]>;
+      const started = observer.publishStart();
       try {
         const { topic, messages } = publishRequestFromWire(request);
         stored = broker.publish(topic, messages);
@@ -92,8 +94,12 @@ export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: S
         stored = Promise.reject(err);
       }
       stored.then(
-        (outcomes) => answer({ requestId, ...publishResponseToWire(outcomes, broker.clock.nowMs()), errorCode: 0, errorMessage: "" }),
+        (outcomes) => {
+          observer.publishDone("v2", started);
+          answer({ requestId, ...publishResponseToWire(outcomes, broker.clock.nowMs()), errorCode: 0, errorMessage: "" });
+        },
         (err: unknown) => {
+          observer.publishDone("v2", started);
           const s = toStatus(err, log);
           answer({ requestId, results: [], publishTimeMs: 0n, errorCode: s.code, errorMessage: s.details });
         },

@@ -5,6 +5,7 @@ import type { BrokerServerConfig } from "../config.js";
 import { EncodedMessages } from "./consume-codec.js";
 import { unary, type ServedHandlers } from "../handlers.js";
 import type { Logger } from "../logger.js";
+import { NO_METRICS, type BrokerObserver } from "../metrics.js";
 import { consumeHandler } from "./v2-consume.js";
 import { publishStreamHandler } from "./v2-publish-stream.js";
 import {
@@ -42,7 +43,7 @@ export const V2_SERVICE_DEFINITION = {
  * Registers `ratatoskr.v2.Broker` on the shared core. Returns the shutdown hook: it ends
  * every Consume and PublishStream stream with UNAVAILABLE (before the core closes).
  */
-export function addV2Service(server: Server, core: BrokerCore, config: BrokerServerConfig, log: Logger): () => void {
+export function addV2Service(server: Server, core: BrokerCore, config: BrokerServerConfig, log: Logger, observer: BrokerObserver = NO_METRICS): () => void {
   const broker = core.topics;
   const registry = core.subscriptions;
   const openStreams = new Set<() => void>();
@@ -60,10 +61,15 @@ export function addV2Service(server: Server, core: BrokerCore, config: BrokerSer
       return {};
     }),
     publish: unary(log, async (req) => {
-      const { topic, messages } = publishRequestFromWire(req);
-      return publishResponseToWire(await broker.publish(topic, messages), broker.clock.nowMs());
+      const started = observer.publishStart();
+      try {
+        const { topic, messages } = publishRequestFromWire(req);
+        return publishResponseToWire(await broker.publish(topic, messages), broker.clock.nowMs());
+      } finally {
+        observer.publishDone("v2", started);
+      }
     }),
-    publishStream: publishStreamHandler(broker, log, openStreams),
+    publishStream: publishStreamHandler(broker, log, openStreams, observer),
     createSubscription: unary(log, async (req) => subscriptionToWire(await registry.create(req.name, req.topic, subscriptionRequestFromWire(req.config)))),
     getSubscription: unary(log, (req) => subscriptionToWire(registry.get(req.name))),
     listSubscriptions: unary(log, (req) => {
@@ -75,7 +81,7 @@ export function addV2Service(server: Server, core: BrokerCore, config: BrokerSer
       await registry.delete(req.name);
       return {};
     }),
-    consume: consumeHandler(registry, log, openStreams, maxFrameBytes(config.maxMessageBytes), sharedBodies),
+    consume: consumeHandler(registry, log, openStreams, maxFrameBytes(config.maxMessageBytes), sharedBodies, observer),
     getBrokerStats: unary(log, () => brokerStatsToWire(core.stats())),
   } satisfies ServedHandlers<typeof V2_SERVICE_DEFINITION>;
 
