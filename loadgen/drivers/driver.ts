@@ -8,6 +8,7 @@
  */
 import type { z } from "zod";
 import type { Clock } from "../clock.js";
+import type { DriverTls } from "./security.js";
 
 /** The scenario's `broker:` block: how an embedded server is set up (scenario.ts validates it). */
 export interface BrokerSettings {
@@ -37,6 +38,10 @@ export interface DriverOptions {
   connectTimeoutMs: number;
   /** The run's clock: deadlines and timeouts are read from it. */
   clock: Clock;
+  /** Speak TLS with these files (security.ts); absent = plaintext. */
+  tls?: DriverTls | undefined;
+  /** Bearer token (gRPC `authorization` metadata, NATS connect token). */
+  token?: string | undefined;
 }
 
 export interface SubscriptionSpec {
