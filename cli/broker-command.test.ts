@@ -218,7 +218,7 @@ describe("broker flags and variables: one parser, the same spellings", () => {
   const booleans = BROKER_SETTINGS.filter((s) => s.kind === "boolean");
   const integers = BROKER_SETTINGS.filter((s) => s.kind === "integer");
   it("covers every boolean and integer setting", () => {
-    expect(booleans.map((s) => s.flag)).toEqual(["fsync"]);
+    expect(booleans.map((s) => s.flag)).toEqual(["fsync", "insecure"]);
     expect(integers.map((s) => s.flag)).toEqual(["port", "max-message-bytes", "memory-budget-bytes", "disk-budget-bytes", "v1-subscriber-buffer-bytes", "shutdown-grace-ms", "metrics-port"]);
   });
 

@@ -1,7 +1,7 @@
 import { logVerbosity, setLogger, setLogVerbosity } from "@grpc/grpc-js";
 import type { Argv, CommandModule } from "yargs";
 import { EXIT_BAD_INPUT } from "../loadgen/index.js";
-import { createLogger, DEFAULT_CONFIG, startBroker, type BrokerServerConfig, type LogLevel, type RunningBroker } from "../broker/index.js";
+import { BrokerConfigError, createLogger, isLoopbackHost, DEFAULT_CONFIG, startBroker, type BrokerServerConfig, type LogLevel, type RunningBroker } from "../broker/index.js";
 
 // `ratatoskr broker`: every setting comes from a flag, else from its RATATOSKR_* variable,
 // else from DEFAULT_CONFIG. The values are validated here, once; nothing deeper reads the
@@ -31,6 +31,12 @@ export const BROKER_SETTINGS: readonly Setting[] = [
   { key: "diskBudgetBytes", flag: "disk-budget-bytes", env: "RATATOSKR_DISK_BUDGET_BYTES", kind: "integer", min: 0, describe: "durable store: refuse publishes past this data size (0 = unlimited)" },
   { key: "v1SubscriberBufferBytes", flag: "v1-subscriber-buffer-bytes", env: "RATATOSKR_V1_SUBSCRIBER_BUFFER_BYTES", kind: "integer", min: 1, describe: "v1 Subscribe: bytes queued per subscriber before it is cut off as a slow consumer" },
   { key: "shutdownGraceMs", flag: "shutdown-grace-ms", env: "RATATOSKR_SHUTDOWN_GRACE_MS", kind: "integer", min: 0, describe: "on SIGTERM/SIGINT: how long open calls get before they are cancelled" },
+  // Security (docs/security.md).
+  { key: "tlsCertFile", flag: "tls-cert", env: "RATATOSKR_TLS_CERT", kind: "string", describe: "PEM certificate chain of the server: speak TLS only (needs --tls-key)" },
+  { key: "tlsKeyFile", flag: "tls-key", env: "RATATOSKR_TLS_KEY", kind: "string", describe: "PEM private key of --tls-cert" },
+  { key: "tlsClientCaFile", flag: "tls-client-ca", env: "RATATOSKR_TLS_CLIENT_CA", kind: "string", describe: "PEM CA bundle: require client certificates it issued (mTLS)" },
+  { key: "tokenFile", flag: "token-file", env: "RATATOSKR_TOKEN_FILE", kind: "string", describe: "JSON token file: every call but health needs a bearer token; re-read on SIGHUP" },
+  { key: "insecure", flag: "insecure", env: "RATATOSKR_INSECURE", kind: "boolean", describe: "allow a non-loopback --host without TLS and tokens" },
   { key: "metricsPort", flag: "metrics-port", env: "RATATOSKR_METRICS_PORT", kind: "integer", min: 0, max: 65535, describe: "serve Prometheus/OpenMetrics on http://<metrics-host>:N/metrics (0 = a free port; unset = off)" },
   { key: "metricsHost", flag: "metrics-host", env: "RATATOSKR_METRICS_HOST", kind: "string", describe: "address the metrics endpoint binds (only this one)" },
 ];
@@ -121,7 +127,9 @@ async function runBroker(config: BrokerServerConfig): Promise<void> {
   try {
     running = await startBroker(config, log);
   } catch (err) {
-    fail(`cannot start on ${config.host}:${config.port}: ${describeStartupError(err)}`);
+    // A certificate, token file or exposure problem is a setting to fix (exit 2, naming the flag).
+    if (err instanceof BrokerConfigError) fail(`invalid configuration: ${err.message}`, EXIT_BAD_INPUT);
+    else fail(`cannot start on ${config.host}:${config.port}: ${describeStartupError(err)}`);
     return;
   }
 
@@ -153,9 +161,29 @@ async function runBroker(config: BrokerServerConfig): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  // SIGHUP re-reads the token file (Node's default for SIGHUP would be to exit). A bad file
+  // keeps the tokens in force: one error line, the broker goes on.
+  process.on("SIGHUP", () => {
+    if (config.tokenFile === undefined) {
+      log.warn("SIGHUP ignored: the broker runs without --token-file");
+      return;
+    }
+    try {
+      log.info("token file reloaded", { tokenFile: config.tokenFile, tokens: running.reloadTokens() });
+    } catch (err) {
+      log.error("token file reload failed; keeping the previous tokens", { err: err instanceof Error ? err.message : String(err) });
+    }
+  });
   // Other tools wait for exactly this line; it states the settings in force, not those asked for.
   // It comes after the signal handlers: a tool may send SIGTERM the moment it reads the line.
   log.info("listening", { address: running.address, ...running.settings });
+  if (config.insecure && !isLoopbackHost(config.host) && (running.settings.tls === "off" || running.settings.auth === "off")) {
+    log.warn("--insecure: running without TLS and tokens; on a non-loopback host anyone who reaches the port can read, publish and delete every topic", {
+      host: config.host,
+      tls: running.settings.tls,
+      auth: running.settings.auth,
+    });
+  }
 }
 
 function describeStartupError(err: unknown): string {

@@ -21,10 +21,36 @@ export interface BrokerServerConfig {
   v1SubscriberBufferBytes: number;
   /** Graceful shutdown: how long open calls get before they are cancelled. */
   shutdownGraceMs: number;
+  /** PEM certificate chain of the server; with tlsKeyFile, the listener speaks TLS only (docs/security.md). */
+  tlsCertFile: string | undefined;
+  /** PEM private key of tlsCertFile (both or neither). */
+  tlsKeyFile: string | undefined;
+  /** PEM CA bundle: client certificates are required and verified against it (mTLS). Needs TLS. */
+  tlsClientCaFile: string | undefined;
+  /** Token file (JSON): every call but grpc.health.v1 needs a bearer token from it; re-read on reloadTokens(). */
+  tokenFile: string | undefined;
+  /** Allow a non-loopback host without both TLS and tokens (otherwise startBroker refuses before binding). */
+  insecure: boolean;
   /** Set: serve Prometheus/OpenMetrics on http://metricsHost:metricsPort/metrics (0 = a free port). Unset: off. */
   metricsPort: number | undefined;
   /** The one address the metrics endpoint binds. */
   metricsHost: string;
+}
+
+/**
+ * A setting the broker cannot start with (unreadable or invalid certificate or token file, a
+ * non-loopback host without TLS and tokens). The message names the flag; the CLI exits 2.
+ */
+export class BrokerConfigError extends Error {
+  constructor(
+    /** The flag to fix, e.g. "--tls-cert". */
+    readonly flag: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "BrokerConfigError";
+  }
 }
 
 export const DEFAULT_CONFIG: BrokerServerConfig = {
@@ -38,6 +64,11 @@ export const DEFAULT_CONFIG: BrokerServerConfig = {
   diskBudgetBytes: 0,
   v1SubscriberBufferBytes: 8 * 1024 * 1024,
   shutdownGraceMs: 3_000,
+  tlsCertFile: undefined,
+  tlsKeyFile: undefined,
+  tlsClientCaFile: undefined,
+  tokenFile: undefined,
+  insecure: false,
   metricsPort: undefined,
   metricsHost: "127.0.0.1",
 };

@@ -2,7 +2,9 @@
 // and logging. Everything else in broker/server/ is internal.
 
 export { startBroker, type EffectiveSettings, type RunningBroker } from "./server.js";
-export { DEFAULT_CONFIG, type BrokerServerConfig } from "./config.js";
+export { BrokerConfigError, DEFAULT_CONFIG, type BrokerServerConfig } from "./config.js";
+export { isLoopbackHost } from "./exposure.js";
+export type { TlsMode } from "./tls.js";
 export { createLogger, silentLogger, type Logger, type LogLevel } from "./logger.js";
 export { SERVICE_NAMES } from "./discovery.js";
 export { SUBSCRIPTION_REF_HEADER } from "./v1/index.js";

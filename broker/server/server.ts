@@ -1,12 +1,15 @@
 import { resolve } from "node:path";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Server } from "@grpc/grpc-js";
 import { createBrokerCore, type BrokerCore } from "../core/index.js";
 import { openStore } from "../store/index.js";
-import { DEFAULT_CONFIG, type BrokerServerConfig } from "./config.js";
+import { BrokerConfigError, DEFAULT_CONFIG, type BrokerServerConfig } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import { addHealthAndReflection } from "./discovery.js";
 import { addV1Service } from "./v1/index.js";
 import { addV2Service } from "./v2/index.js";
+import { OPEN_ACCESS, TokenAccess } from "./access.js";
+import { checkExposure } from "./exposure.js";
+import { listenerCredentials, type TlsMode } from "./tls.js";
 import { BrokerMetrics, NO_METRICS, startMetricsServer, type MetricsServer } from "./metrics.js";
 import { countingRefusals } from "./status.js";
 import { brokerVersion } from "./version.js";
@@ -24,6 +27,10 @@ export interface EffectiveSettings {
   budgetBytes: number;
   maxMessageBytes: number;
   v1SubscriberBufferBytes: number;
+  /** What the listener speaks (docs/security.md). */
+  tls: TlsMode;
+  /** "tokens": every call but health needs a bearer token from the token file. */
+  auth: "off" | "tokens";
   /** http://host:port/metrics when the metrics endpoint is on. */
   metrics?: string;
 }
@@ -36,16 +43,30 @@ export interface RunningBroker {
   readonly settings: EffectiveSettings;
   /** The assembled core the services run on. */
   readonly core: BrokerCore;
+  /**
+   * Re-reads the token file; the new tokens apply to calls from then on. Returns the token
+   * count. Throws BrokerConfigError for a bad file (the old tokens stay) or when the broker
+   * runs without a token file.
+   */
+  reloadTokens(): number;
   /** The metrics endpoint (http://host:port/metrics) when --metrics-port is set. */
   readonly metricsUrl: string | undefined;
   /** Graceful stop: refuse new calls, end open streams with UNAVAILABLE, close the store. */
   close(): Promise<void>;
 }
 
-/** Opens the store, builds the core and serves v1, v2, health and reflection. */
+/**
+ * Opens the store, builds the core and serves v1, v2, health and reflection. Certificates and
+ * the token file are read, and the secure-default rule checked, before the store opens or
+ * anything binds: a BrokerConfigError names the flag to fix.
+ */
 export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log?: Logger): Promise<RunningBroker> {
   const config: BrokerServerConfig = { ...DEFAULT_CONFIG, ...partial };
   const baseLogger = log ?? createLogger(config.logLevel);
+  const listener = listenerCredentials(config);
+  const tokens = config.tokenFile === undefined ? undefined : new TokenAccess(config.tokenFile);
+  checkExposure(config.host, listener.mode, tokens !== undefined, config.insecure);
+  const access = tokens ?? OPEN_ACCESS;
   const store = await openStore(config);
   const core = createBrokerCore({
     store,
@@ -55,17 +76,18 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
   const server = new Server({
     "grpc.max_receive_message_length": config.maxMessageBytes,
     "grpc.max_send_message_length": config.maxMessageBytes,
+    interceptors: tokens === undefined ? [] : [tokens.interceptor()],
   });
   const shutdownHooks: Array<() => void> = [];
   const metrics = config.metricsPort !== undefined ? new BrokerMetrics(core, { version: brokerVersion() }) : undefined;
   const logger = metrics ? countingRefusals(baseLogger, (code) => metrics.refused(code)) : baseLogger;
   const observer = metrics ?? NO_METRICS;
-  addV1Service(server, core.topics, config, logger, {}, observer);
-  shutdownHooks.push(addV2Service(server, core, config, logger, observer));
+  addV1Service(server, core.topics, config, logger, {}, access, observer);
+  shutdownHooks.push(addV2Service(server, core, config, logger, access, observer));
   const health = addHealthAndReflection(server);
 
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${formatHost(config.host)}:${config.port}`, ServerCredentials.createInsecure(), (err, bound) =>
+    server.bindAsync(`${formatHost(config.host)}:${config.port}`, listener.credentials, (err, bound) =>
       err ? reject(err) : resolve(bound),
     );
   });
@@ -110,9 +132,15 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
     budgetBytes: durable ? core.topics.budgets.diskBudgetBytes : core.topics.budgets.memoryBudgetBytes,
     maxMessageBytes: config.maxMessageBytes,
     v1SubscriberBufferBytes: config.v1SubscriberBufferBytes,
+    tls: listener.mode,
+    auth: access.mode,
     ...(metricsServer ? { metrics: metricsServer.url } : {}),
   };
-  return { address, port, settings, core, metricsUrl: metricsServer?.url, close };
+  const reloadTokens = (): number => {
+    if (tokens === undefined) throw new BrokerConfigError("--token-file", "no --token-file to reload: the broker runs without tokens");
+    return tokens.reload();
+  };
+  return { address, port, settings, core, reloadTokens, metricsUrl: metricsServer?.url, close };
 }
 
 function formatHost(host: string): string {

@@ -1,5 +1,4 @@
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,6 +6,7 @@ import { createServer as createTlsServer } from "node:tls";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
+import { selfSignedCertificate } from "../../test/support/index.js";
 import { systemClock } from "../clock.js";
 import { BrokerConnectError, exitCodeFor, EXIT_BAD_INPUT } from "../errors.js";
 import type { DriverContext } from "./driver.js";
@@ -111,11 +111,11 @@ describe("connect probe", () => {
   });
 
   it("says tls for a real TLS server answering a plaintext gRPC client, within its bound", async () => {
-    // A throwaway self-signed certificate (openssl is part of the machine's base system).
+    // A throwaway self-signed certificate from the test kit (openssl, provided by scripts/test-deps.sh).
     const dir = mkdtempSync(join(tmpdir(), "probe-tls-"));
     try {
-      execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "k.pem"), "-out", join(dir, "c.pem"), "-subj", "/CN=127.0.0.1", "-days", "1"], { stdio: "ignore" });
-      const server = createTlsServer({ key: readFileSync(join(dir, "k.pem")), cert: readFileSync(join(dir, "c.pem")) }, (socket) => socket.end());
+      const { key, cert } = selfSignedCertificate(dir);
+      const server = createTlsServer({ key, cert }, (socket) => socket.end());
       server.on("tlsClientError", () => undefined); // the plaintext client's bytes are not a handshake
       const target = await listen(server as unknown as Server);
       expect(await kindOf(probeBroker(target, "grpc", TIMEOUT_MS))).toBe("tls");

@@ -1,5 +1,5 @@
 // grpc.health.v1 Check with a hand-made client: no health package, the wire format written out.
-import { credentials, makeGenericClientConstructor, type ServiceError } from "@grpc/grpc-js";
+import { credentials, makeGenericClientConstructor, type ChannelCredentials, type ServiceError } from "@grpc/grpc-js";
 
 const HealthClient = makeGenericClientConstructor(
   {
@@ -19,8 +19,8 @@ const HealthClient = makeGenericClientConstructor(
 );
 
 /** grpc.health.v1 Check for the whole server: "SERVING", "NOT_SERVING", … or the error. */
-export async function healthCheck(address: string, timeoutMs = 3_000): Promise<string> {
-  const client = new HealthClient(address, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
+export async function healthCheck(address: string, timeoutMs = 3_000, channel: ChannelCredentials = credentials.createInsecure()): Promise<string> {
+  const client = new HealthClient(address, channel, { "grpc.use_local_subchannel_pool": 1 });
   try {
     const s = await new Promise<number>((resolve, reject) =>
       (client as unknown as { check: (r: string, o: object, cb: (err: ServiceError | null, res: number) => void) => void }).check(

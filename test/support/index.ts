@@ -12,6 +12,8 @@ export { uniqueName } from "./names.js";
 export { pollUntil, Waiters } from "./waits.js";
 export { codeOf, expectStatus } from "./status.js";
 export { healthCheck } from "./health.js";
+export { clientSetup, type ClientSecurity } from "./grpc-client.js";
+export { makeTestPki, selfSignedCertificate, type CertFiles, type TestPki } from "./certs.js";
 export { v1Api, v1Client, v1Subscribe, type V1Api, type V1Subscription, type V1SubscriptionOptions } from "./v1-client.js";
 export {
   consumersAttached,

@@ -1,7 +1,7 @@
 // A v1 (ratatoskr.MessageBroker) client over the wire: the generated client, promise forms of
 // the unary RPCs, and a Subscribe stream that collects its messages. Only grpc-js and
 // generated code, so unit tests (in-process server) and e2e tests (the image) share it.
-import { credentials, status, type ClientReadableStream, type Metadata } from "@grpc/grpc-js";
+import { status, type ClientReadableStream, type Metadata } from "@grpc/grpc-js";
 import {
   MessageBrokerClient,
   type CreateTopicRequest,
@@ -22,14 +22,15 @@ import {
   type UnsubscribeRequest,
   type UnsubscribeResponse,
 } from "../../proto/gen/ratatoskr.js";
-import { CHANNEL_OPTIONS, unary } from "./grpc-client.js";
+import { clientSetup, unary, type ClientSecurity } from "./grpc-client.js";
 
 /** The response header Subscribe sends its reference in (docs/protocol-v1.md), spelled out here so the tests hold the server to the documented name. */
 const SUBSCRIPTION_REF_HEADER = "x-subscription-ref";
 
 /** A v1 client on its own HTTP/2 connection. */
-export function v1Client(address: string): MessageBrokerClient {
-  return new MessageBrokerClient(address, credentials.createInsecure(), CHANNEL_OPTIONS);
+export function v1Client(address: string, security?: ClientSecurity): MessageBrokerClient {
+  const { credentials, options } = clientSetup(security);
+  return new MessageBrokerClient(address, credentials, options);
 }
 
 /** Promise forms of the unary v1 RPCs on a generated client. */

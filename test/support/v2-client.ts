@@ -2,7 +2,7 @@
 // unary RPCs, a Consume stream driver and a PublishStream driver that record what they receive
 // and let tests wait on conditions (events, never fixed sleeps). Only grpc-js and generated
 // code, so unit tests (in-process server) and e2e tests (the image) share it.
-import { credentials, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
+import { type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import {
   BrokerClient,
   BrokerService,
@@ -32,13 +32,14 @@ import {
   type Subscription,
   type Topic,
 } from "../../proto/gen/ratatoskr/v2/broker.js";
-import { CHANNEL_OPTIONS, unary } from "./grpc-client.js";
+import { clientSetup, unary, type ClientSecurity } from "./grpc-client.js";
 import { uniqueName } from "./names.js";
 import { pollUntil, Waiters } from "./waits.js";
 
 /** A v2 client on its own HTTP/2 connection. */
-export function v2Client(address: string): BrokerClient {
-  return new BrokerClient(address, credentials.createInsecure(), CHANNEL_OPTIONS);
+export function v2Client(address: string, security?: ClientSecurity): BrokerClient {
+  const { credentials, options } = clientSetup(security);
+  return new BrokerClient(address, credentials, options);
 }
 
 /** A subscription's configuration; fields left out take their proto defaults. */

@@ -1,6 +1,7 @@
 import type { Server } from "@grpc/grpc-js";
 import { checkName, InvalidTopicNameError, ResourceExhaustedError, TopicExistsError, type TopicNameProblem, TopicNotFoundError, type TopicRegistry } from "../../core/index.js";
 import type { PublishBatchRequest, PublishBatchResponse, PublishResponse } from "../../../proto/gen/ratatoskr.js";
+import { OPEN_ACCESS, type Access } from "../access.js";
 import type { BrokerServerConfig } from "../config.js";
 import { unary, type ServedHandlers } from "../handlers.js";
 import type { Logger } from "../logger.js";
@@ -39,6 +40,7 @@ export function addV1Service(
   config: BrokerServerConfig,
   log: Logger,
   options: Partial<V1SubscribeOptions> = {},
+  access: Access = OPEN_ACCESS,
   observer: BrokerObserver = NO_METRICS,
 ): V1Service {
   const subscribers = new V1Subscribers();
@@ -48,7 +50,10 @@ export function addV1Service(
   };
 
   const implementation = {
-    createTopic: unary(log, async ({ name }) => {
+    // Permissions come first (docs/security.md): a refusal is a gRPC status, since v1's error
+    // strings have none for it, and a caller without the permission learns nothing about the topic.
+    createTopic: unary(log, async ({ name }, call) => {
+      access.require(call.metadata, "admin", name);
       try {
         await broker.createTopic(name);
         return { topic: name, created: true, error: "" };
@@ -59,7 +64,8 @@ export function addV1Service(
       }
     }),
 
-    deleteTopic: unary(log, async ({ name }) => {
+    deleteTopic: unary(log, async ({ name }, call) => {
+      access.require(call.metadata, "admin", name);
       try {
         await broker.deleteTopic(name);
         return { success: true, error: "" };
@@ -69,17 +75,22 @@ export function addV1Service(
       }
     }),
 
-    listTopics: unary(log, () => ({ topics: broker.listTopics() })),
+    listTopics: unary(log, (_request, call) => ({ topics: broker.listTopics().filter(access.visible(call.metadata)) })),
 
-    topicExists: unary(log, ({ name }) => ({ exists: broker.hasTopic(name) })),
+    topicExists: unary(log, ({ name }, call) => {
+      access.requireAny(call.metadata, name);
+      return { exists: broker.hasTopic(name) };
+    }),
 
-    getStats: unary(log, ({ topic }) => {
+    getStats: unary(log, ({ topic }, call) => {
+      access.requireAny(call.metadata, topic);
       if (!broker.hasTopic(topic)) return { topic, messageCount: 0n, subscriberCount: 0, error: "topic_not_found" };
       const { stats } = broker.topicInfo(topic);
       return { topic, messageCount: BigInt(stats.published), subscriberCount: stats.liveSubscriberCount, error: "" };
     }),
 
-    publish: unary(log, async ({ topic, payload, metadata }) => {
+    publish: unary(log, async ({ topic, payload, metadata }, call) => {
+      access.require(call.metadata, "publish", topic);
       const problem = checkName(topic);
       if (problem) return failed(broker, PUBLISH_ERRORS[problem]);
       const started = observer.publishStart();
@@ -91,7 +102,9 @@ export function addV1Service(
       }
     }),
 
-    publishBatch: unary(log, async (request) => {
+    publishBatch: unary(log, async (request, call) => {
+      // All or nothing: a batch naming one topic the token may not publish to is refused whole.
+      for (const item of request.messages) access.require(call.metadata, "publish", item.topic || request.topic);
       const started = observer.publishStart();
       try {
         return await publishBatch(broker, request);
@@ -100,9 +113,10 @@ export function addV1Service(
       }
     }),
 
-    subscribe: subscribeHandler(broker, subscribers, subscribeOptions, log),
+    subscribe: subscribeHandler(broker, subscribers, subscribeOptions, log, access),
 
-    unsubscribe: unary(log, ({ topic, subscriptionRef }) => {
+    unsubscribe: unary(log, ({ topic, subscriptionRef }, call) => {
+      access.require(call.metadata, "consume", topic);
       if (!isWellFormedRef(subscriptionRef)) return { success: false, error: INVALID_REF };
       const result = broker.unsubscribeLive(topic, subscriptionRef);
       return result === "ok" ? { success: true, error: "" } : { success: false, error: result };

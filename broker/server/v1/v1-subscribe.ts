@@ -2,6 +2,7 @@ import { constants as http2 } from "node:http2";
 import { Metadata, status, type ServerWritableStream, type handleServerStreamingCall } from "@grpc/grpc-js";
 import type { LiveEndReason, LiveSink, LiveSubscription, StoredMessage, TopicRegistry } from "../../core/index.js";
 import type { SubscribeRequest } from "../../../proto/gen/ratatoskr.js";
+import { OPEN_ACCESS, type Access } from "../access.js";
 import { serverStream } from "../handlers.js";
 import type { Logger } from "../logger.js";
 import { statusError } from "../status.js";
@@ -186,9 +187,16 @@ function internals(call: SubscribeCall): UnderlyingCall {
 }
 
 /** The v1 Subscribe handler: NOT_FOUND on a missing topic, the ref header at once, then messages. */
-export function subscribeHandler(broker: TopicRegistry, registry: V1Subscribers, options: V1SubscribeOptions, log: Logger): handleServerStreamingCall<SubscribeRequest, Buffer> {
+export function subscribeHandler(
+  broker: TopicRegistry,
+  registry: V1Subscribers,
+  options: V1SubscribeOptions,
+  log: Logger,
+  access: Access = OPEN_ACCESS,
+): handleServerStreamingCall<SubscribeRequest, Buffer> {
   return serverStream<SubscribeRequest, Buffer>(log, (call) => {
     const { topic, subscriberId } = call.request;
+    access.require(call.metadata, "consume", topic);
     if (subscriberId !== "" && !isWellFormedRef(subscriberId)) {
       throw statusError(status.INVALID_ARGUMENT, "Invalid subscription reference: subscriber_id must be 1-255 characters without control characters");
     }

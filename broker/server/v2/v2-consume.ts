@@ -2,6 +2,7 @@ import { status, type ServerDuplexStream } from "@grpc/grpc-js";
 import { type Consumer, type ConsumerEndReason, type ConsumerSink, InvalidArgumentError, type Lease, type SubscriptionRegistry } from "../../core/index.js";
 import { ConsumeRequest } from "../../../proto/gen/ratatoskr/v2/broker.js";
 import { encodeFrames, type EncodedMessages } from "./consume-codec.js";
+import { OPEN_ACCESS, type Access } from "../access.js";
 import { bidiStream } from "../handlers.js";
 import type { Logger } from "../logger.js";
 import { NO_METRICS, type BrokerObserver } from "../metrics.js";
@@ -18,7 +19,15 @@ export type ConsumeCall = ServerDuplexStream<Buffer, Buffer>;
  * When the client goes away (cancel, half-close, error) its leases are redelivered.
  * `open` tracks live streams so shutdown can end even those that never sent `start`.
  */
-export function consumeHandler(registry: SubscriptionRegistry, log: Logger, open: Set<() => void>, maxFrameBytes: number, shared: EncodedMessages, observer: BrokerObserver = NO_METRICS) {
+export function consumeHandler(
+  registry: SubscriptionRegistry,
+  log: Logger,
+  open: Set<() => void>,
+  maxFrameBytes: number,
+  shared: EncodedMessages,
+  access: Access = OPEN_ACCESS,
+  observer: BrokerObserver = NO_METRICS,
+) {
   return bidiStream<Buffer, Buffer>(log, (call: ConsumeCall) => {
     let consumer: Consumer | undefined;
     let finished = false;
@@ -71,6 +80,7 @@ export function consumeHandler(registry: SubscriptionRegistry, log: Logger, open
           const start = request.start;
           if (!start) throw new InvalidArgumentError("start", "the first ConsumeRequest must carry start (subscription and flow-control limits)");
           if (start.subscription === "") throw new InvalidArgumentError("start.subscription", "is empty");
+          access.require(call.metadata, "consume", registry.get(start.subscription).topic);
           const limits = flowLimitsFromWire(start);
           consumer = registry.attach(start.subscription, limits, sink, start.consumerName);
           log.debug("v2 consumer attached", { subscription: start.subscription, consumer: start.consumerName, ...limits });

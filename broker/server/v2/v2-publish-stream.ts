@@ -1,6 +1,7 @@
 import { status, type ServerDuplexStream } from "@grpc/grpc-js";
 import type { TopicRegistry } from "../../core/index.js";
 import { PublishStreamRequest, type PublishStreamResponse } from "../../../proto/gen/ratatoskr/v2/broker.js";
+import { OPEN_ACCESS, type Access } from "../access.js";
 import { bidiStream } from "../handlers.js";
 import type { Logger } from "../logger.js";
 import { NO_METRICS, type BrokerObserver } from "../metrics.js";
@@ -21,7 +22,7 @@ export const PUBLISH_STREAM_WINDOW = 256;
  * stream ends with INVALID_ARGUMENT. Nothing after that frame is stored.
  * `open` tracks live streams so shutdown can end them with UNAVAILABLE.
  */
-export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: Set<() => void>, observer: BrokerObserver = NO_METRICS) {
+export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: Set<() => void>, access: Access = OPEN_ACCESS, observer: BrokerObserver = NO_METRICS) {
   return bidiStream<Buffer, PublishStreamResponse>(log, (call: ServerDuplexStream<Buffer, PublishStreamResponse>) => {
     let pending = 0;
     let blocked = false; // the last write returned false; waiting for "drain"
@@ -88,6 +89,9 @@ export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: S
       let stored: ReturnType<TopicRegistry["publish"]>;
       const started = observer.publishStart();
       try {
+        // A request the token may not publish is answered like any refused request: its
+        // error_code is PERMISSION_DENIED; the stream stays open for the next one.
+        access.require(call.metadata, "publish", request.topic);
         const { topic, messages } = publishRequestFromWire(request);
         stored = broker.publish(topic, messages);
       } catch (err) {

@@ -1,6 +1,7 @@
 import type { Server, ServiceDefinition } from "@grpc/grpc-js";
 import { TopicNotFoundError, type BrokerCore } from "../../core/index.js";
 import { BrokerService } from "../../../proto/gen/ratatoskr/v2/broker.js";
+import { OPEN_ACCESS, type Access } from "../access.js";
 import type { BrokerServerConfig } from "../config.js";
 import { EncodedMessages } from "./consume-codec.js";
 import { unary, type ServedHandlers } from "../handlers.js";
@@ -43,24 +44,35 @@ export const V2_SERVICE_DEFINITION = {
  * Registers `ratatoskr.v2.Broker` on the shared core. Returns the shutdown hook: it ends
  * every Consume and PublishStream stream with UNAVAILABLE (before the core closes).
  */
-export function addV2Service(server: Server, core: BrokerCore, config: BrokerServerConfig, log: Logger, observer: BrokerObserver = NO_METRICS): () => void {
+export function addV2Service(server: Server, core: BrokerCore, config: BrokerServerConfig, log: Logger, access: Access = OPEN_ACCESS, observer: BrokerObserver = NO_METRICS): () => void {
   const broker = core.topics;
   const registry = core.subscriptions;
   const openStreams = new Set<() => void>();
   const sharedBodies = new EncodedMessages();
 
+  // Each handler checks the caller's permission on its topic first (docs/security.md); with no
+  // token file `access` allows everything.
   const handlers = {
-    createTopic: unary(log, async (req) => topicToWire(await broker.createTopic(req.name, topicConfigFromWire(req.config)))),
-    getTopic: unary(log, (req) => topicToWire(broker.topicInfo(req.name))),
-    listTopics: unary(log, (req) => {
-      const page = paginate(broker.listTopics(), req.pageSize, req.pageToken);
+    createTopic: unary(log, async (req, call) => {
+      access.require(call.metadata, "admin", req.name);
+      return topicToWire(await broker.createTopic(req.name, topicConfigFromWire(req.config)));
+    }),
+    getTopic: unary(log, (req, call) => {
+      access.requireAny(call.metadata, req.name);
+      return topicToWire(broker.topicInfo(req.name));
+    }),
+    listTopics: unary(log, (req, call) => {
+      // Filtered before paging, so a page is full and its token continues after what the caller saw.
+      const page = paginate(broker.listTopics().filter(access.visible(call.metadata)), req.pageSize, req.pageToken);
       return { topics: page.names.filter((n) => broker.hasTopic(n)).map((n) => topicToWire(broker.topicInfo(n))), nextPageToken: page.nextPageToken };
     }),
-    deleteTopic: unary(log, async (req) => {
+    deleteTopic: unary(log, async (req, call) => {
+      access.require(call.metadata, "admin", req.name);
       await broker.deleteTopic(req.name);
       return {};
     }),
-    publish: unary(log, async (req) => {
+    publish: unary(log, async (req, call) => {
+      access.require(call.metadata, "publish", req.topic);
       const started = observer.publishStart();
       try {
         const { topic, messages } = publishRequestFromWire(req);
@@ -69,20 +81,37 @@ export function addV2Service(server: Server, core: BrokerCore, config: BrokerSer
         observer.publishDone("v2", started);
       }
     }),
-    publishStream: publishStreamHandler(broker, log, openStreams, observer),
-    createSubscription: unary(log, async (req) => subscriptionToWire(await registry.create(req.name, req.topic, subscriptionRequestFromWire(req.config)))),
-    getSubscription: unary(log, (req) => subscriptionToWire(registry.get(req.name))),
-    listSubscriptions: unary(log, (req) => {
+    publishStream: publishStreamHandler(broker, log, openStreams, access, observer),
+    createSubscription: unary(log, async (req, call) => {
+      access.require(call.metadata, "admin", req.topic);
+      // Dead letters are published to their topic by the broker on this subscription's behalf.
+      const deadLetterTopic = req.config?.deadLetterTopic ?? "";
+      if (deadLetterTopic !== "") access.require(call.metadata, "publish", deadLetterTopic);
+      return subscriptionToWire(await registry.create(req.name, req.topic, subscriptionRequestFromWire(req.config)));
+    }),
+    getSubscription: unary(log, (req, call) => {
+      const info = registry.get(req.name);
+      access.requireAny(call.metadata, info.topic);
+      return subscriptionToWire(info);
+    }),
+    listSubscriptions: unary(log, (req, call) => {
+      if (req.topic !== "") access.requireAny(call.metadata, req.topic);
       if (req.topic !== "" && !broker.hasTopic(req.topic)) throw new TopicNotFoundError(req.topic);
-      const page = paginate(registry.list(req.topic === "" ? undefined : req.topic), req.pageSize, req.pageToken);
+      const visible = access.visible(call.metadata);
+      const names = registry.list(req.topic === "" ? undefined : req.topic).filter((n) => visible(registry.get(n).topic));
+      const page = paginate(names, req.pageSize, req.pageToken);
       return { subscriptions: page.names.map((n) => subscriptionToWire(registry.get(n))), nextPageToken: page.nextPageToken };
     }),
-    deleteSubscription: unary(log, async (req) => {
+    deleteSubscription: unary(log, async (req, call) => {
+      access.require(call.metadata, "admin", registry.get(req.name).topic);
       await registry.delete(req.name);
       return {};
     }),
-    consume: consumeHandler(registry, log, openStreams, maxFrameBytes(config.maxMessageBytes), sharedBodies, observer),
-    getBrokerStats: unary(log, () => brokerStatsToWire(core.stats())),
+    consume: consumeHandler(registry, log, openStreams, maxFrameBytes(config.maxMessageBytes), sharedBodies, access, observer),
+    getBrokerStats: unary(log, () => {
+      // Broker-wide figures, no topic names: any token the interceptor let through may read them.
+      return brokerStatsToWire(core.stats());
+    }),
   } satisfies ServedHandlers<typeof V2_SERVICE_DEFINITION>;
 
   server.addService(V2_SERVICE_DEFINITION, handlers);
