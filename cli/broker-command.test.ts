@@ -301,6 +301,7 @@ describe("resolveBrokerConfig", () => {
       shutdownGraceMs: 100,
       metricsPort: 9100,
       metricsHost: "::1",
+      insecure: false,
     });
   });
 

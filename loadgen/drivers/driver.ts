@@ -25,6 +25,8 @@ export interface BrokerSettings {
 export interface DriverScenario {
   consumersPerSubscription: number;
   broker: BrokerSettings;
+  /** The scenario's `tls:` (an embedded server is started with a generated certificate). */
+  tls?: boolean;
 }
 
 export interface DriverOptions {
@@ -128,6 +130,10 @@ export interface EmbeddedBroker {
   /** The server's command line (for the report's environment). */
   args: string[];
   dataDir?: string;
+  /** How clients reach it when it speaks TLS: the generated certificate is its own CA. */
+  tls?: DriverTls;
+  /** The token it requires, when it requires one. */
+  token?: string;
   stop(): Promise<void>;
 }
 
