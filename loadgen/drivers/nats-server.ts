@@ -31,8 +31,11 @@ export interface NatsServerOptions {
   path?: string;
   /** Deadline for the "Server is ready" line. */
   timeoutMs?: number;
-  /** TLS with a generated certificate, and a generated token. */
-  tls?: boolean;
+  /**
+   * `true`: TLS with a generated certificate and a generated token. Files: TLS with this
+   * certificate (tests bring their own CA's) and this token.
+   */
+  tls?: boolean | { certFile: string; keyFile: string; token: string };
 }
 
 export interface EmbeddedNatsServer extends EmbeddedBroker {
@@ -75,10 +78,12 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   let cert: GeneratedCertificate | undefined;
   let token: string | undefined;
   if (options.tls) {
-    cert = await generateSelfSigned("ratatoskr-nats-tls-");
-    token = randomBytes(16).toString("hex");
-    const conf = join(cert.dir, "nats-server.conf");
-    writeFileSync(conf, `tls {\n  cert_file: ${JSON.stringify(cert.certFile)}\n  key_file: ${JSON.stringify(cert.keyFile)}\n}\nauthorization {\n  token: ${JSON.stringify(token)}\n}\n`, { mode: 0o600 });
+    const given = typeof options.tls === "object" ? options.tls : undefined;
+    if (!given) cert = await generateSelfSigned("ratatoskr-nats-tls-");
+    token = given?.token ?? randomBytes(16).toString("hex");
+    const files = given ?? cert!;
+    const conf = join(storeDir, "nats-server.conf");
+    writeFileSync(conf, `tls {\n  cert_file: ${JSON.stringify(files.certFile)}\n  key_file: ${JSON.stringify(files.keyFile)}\n}\nauthorization {\n  token: ${JSON.stringify(token)}\n}\n`, { mode: 0o600 });
     args.push("-c", conf);
   }
   // Its own process group, as the embedded broker (broker-process.ts): Ctrl-C reaches the generator only.

@@ -101,9 +101,9 @@ export function natsSecurity(security: DriverSecurity | undefined): { tls?: Reco
   if (loaded) {
     // Passed through to tls.connect by nats.js (PEM contents, not paths: read and checked above).
     const tls: Record<string, unknown> = {};
-    if (loaded.ca) tls.ca = loaded.ca;
-    if (loaded.cert) tls.cert = loaded.cert;
-    if (loaded.key) tls.key = loaded.key;
+    if (loaded.ca) tls.ca = loaded.ca.toString("utf8");
+    if (loaded.cert) tls.cert = loaded.cert.toString("utf8");
+    if (loaded.key) tls.key = loaded.key.toString("utf8");
     if (loaded.serverName !== undefined) tls.servername = loaded.serverName;
     out.tls = tls;
   }
