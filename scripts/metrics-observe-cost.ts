@@ -4,8 +4,7 @@
 // check for the hot-path claim in docs/operations.md, "Metrics"; the figures depend on the machine.
 //   npx tsx scripts/metrics-observe-cost.ts [iterations]
 import { performance } from "node:perf_hooks";
-import { createBrokerCore, MemoryStore } from "../broker/index.js";
-import { BrokerMetrics, NO_METRICS, type BrokerObserver } from "../broker/server/metrics.js";
+import { BrokerMetrics, createBrokerCore, MemoryStore, NO_METRICS, type BrokerObserver } from "../broker/index.js";
 
 const n = Number(process.argv[2] ?? 2_000_000);
 const core = createBrokerCore({ store: new MemoryStore() });

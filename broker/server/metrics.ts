@@ -160,7 +160,8 @@ export class BrokerMetrics implements BrokerObserver {
   async render(): Promise<string> {
     this.snapshot = undefined;
     try {
-      return await this.registry.metrics();
+      // prom-client writes a missing mean as "Nan"; OpenMetrics spells it NaN.
+      return (await this.registry.metrics()).replace(/ Nan$/gm, " NaN");
     } finally {
       this.snapshot = undefined;
     }

@@ -1,6 +1,6 @@
 /**
  * A throwaway self-signed certificate for an embedded server (`tls: true`), for 127.0.0.1, ::1
- * and localhost, valid for a day, written into a fresh temporary directory with the key readable
+ * and localhost, valid for a year (selfsigned's default; it lives only as long as the run), written into a fresh temporary directory with the key readable
  * by this user only. It is its own CA: clients trust exactly this certificate, and ask for the
  * name localhost (an IP address as the TLS server name is not allowed by RFC 6066; Node warns).
  *
@@ -21,13 +21,10 @@ export interface GeneratedCertificate {
 }
 
 export async function generateSelfSigned(prefix = "ratatoskr-tls-"): Promise<GeneratedCertificate> {
-  const notBeforeDate = new Date(Date.now() - 60_000);
   const pems = await generate([{ name: "commonName", value: "127.0.0.1" }], {
     keyType: "ec",
     curve: "P-256",
     algorithm: "sha256",
-    notBeforeDate,
-    notAfterDate: new Date(notBeforeDate.getTime() + 24 * 3600_000),
     extensions: [
       { name: "basicConstraints", cA: true },
       { name: "keyUsage", digitalSignature: true, keyCertSign: true },
