@@ -286,6 +286,11 @@ describe("resolveBrokerConfig", () => {
         RATATOSKR_SHUTDOWN_GRACE_MS: "100",
         RATATOSKR_METRICS_PORT: "9100",
         RATATOSKR_METRICS_HOST: "::1",
+        RATATOSKR_TLS_CERT: "/etc/r/server.crt",
+        RATATOSKR_TLS_KEY: "/etc/r/server.key",
+        RATATOSKR_TLS_CLIENT_CA: "/etc/r/ca.crt",
+        RATATOSKR_TOKEN_FILE: "/etc/r/tokens.json",
+        RATATOSKR_INSECURE: "yes",
       },
     );
     expect(config).toEqual({
@@ -301,7 +306,11 @@ describe("resolveBrokerConfig", () => {
       shutdownGraceMs: 100,
       metricsPort: 9100,
       metricsHost: "::1",
-      insecure: false,
+      tlsCertFile: "/etc/r/server.crt",
+      tlsKeyFile: "/etc/r/server.key",
+      tlsClientCaFile: "/etc/r/ca.crt",
+      tokenFile: "/etc/r/tokens.json",
+      insecure: true,
     });
   });
 

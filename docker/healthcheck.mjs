@@ -1,5 +1,11 @@
 // Container health check without a shell or extra packages: one grpc.health.v1.Health/Check
 // call over node:http2 to the broker in this container. Exit 0 when it answers SERVING.
+// Health needs no token. With TLS set by RATATOSKR_TLS_CERT (docs/security.md, "The image"), it
+// speaks TLS to its own container without checking the certificate: it asks whether the broker
+// answers, not who it is. Under mTLS (RATATOSKR_TLS_CLIENT_CA) it presents
+// RATATOSKR_HEALTHCHECK_CERT/_KEY, else the server's own pair (accepted when the client CA
+// issued it for client use too).
+import { readFileSync } from "node:fs";
 import { connect } from "node:http2";
 
 const host = process.env.RATATOSKR_HOST ?? "127.0.0.1";
@@ -11,7 +17,23 @@ const fail = (why) => {
 };
 setTimeout(() => fail("no answer within 2 s"), 2_000).unref();
 
-const session = connect(`http://${target}:${port}`);
+const env = (name) => (process.env[name] ? process.env[name] : undefined);
+const tlsCert = env("RATATOSKR_TLS_CERT");
+let session;
+if (tlsCert === undefined) {
+  session = connect(`http://${target}:${port}`);
+} else {
+  const tls = { rejectUnauthorized: false, servername: "" };
+  if (env("RATATOSKR_TLS_CLIENT_CA") !== undefined) {
+    try {
+      tls.cert = readFileSync(env("RATATOSKR_HEALTHCHECK_CERT") ?? tlsCert);
+      tls.key = readFileSync(env("RATATOSKR_HEALTHCHECK_KEY") ?? env("RATATOSKR_TLS_KEY") ?? "");
+    } catch (err) {
+      fail(`cannot read the health check's client certificate: ${err.message}`);
+    }
+  }
+  session = connect(`https://${target}:${port}`, tls);
+}
 session.on("error", (err) => fail(err.message));
 const req = session.request({
   ":method": "POST",

@@ -44,6 +44,8 @@ export interface BrokerContainerOptions {
   env?: Record<string, string>;
   /** A named volume mounted at /data (set RATATOSKR_DATA_DIR=/data to use it). */
   volume?: string;
+  /** Host directories bind-mounted read-only (certificates, token files), e.g. { "/certs": dir }. */
+  readOnlyMounts?: Record<string, string>;
   /** CPU count (fractions allowed) and memory in GiB. */
   quota?: { cpu?: number; memory?: number };
   cpuset?: string;
@@ -73,6 +75,9 @@ export async function startBrokerContainer(options: BrokerContainerOptions = {})
     .withWaitStrategy(Wait.forLogMessage(LISTENING))
     .withStartupTimeout(options.startupTimeoutMs ?? 30_000);
   if (options.volume !== undefined) c.withNamedVolume(options.volume, "/data");
+  if (options.readOnlyMounts !== undefined) {
+    c.withBindMounts(Object.entries(options.readOnlyMounts).map(([target, source]) => ({ source, target, mode: "ro" as const })));
+  }
   if (options.quota !== undefined) c.withResourcesQuota(options.quota);
   if (options.cpuset !== undefined) c.withCpuset(options.cpuset);
   if (options.healthIntervalMs !== undefined) {
