@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import yargs, { type Argv } from "yargs";
 import { DRIVER_NAMES } from "../loadgen/index.js";
-import { benchCommand } from "./bench-command.js";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { benchCommand, securityFlags } from "./bench-command.js";
 
 /** Parse a `bench` command line; the handler only records what it was given. */
 async function parse(args: string[]): Promise<{ driver?: string; failure?: string }> {
@@ -58,4 +59,25 @@ describe("ratatoskr bench (CLI process)", () => {
     expect(code).toBe(2);
     expect(stderr).toContain(`Argument: driver, Given: "bogus", Choices: ${DRIVER_NAMES.map((n) => JSON.stringify(n)).join(", ")}`);
   }, 60_000);
+});
+
+describe("bench TLS and token flags", () => {
+  it("turn into the driver's TLS files and token, reading --token-file", () => {
+    const dir = mkdtempSync(join(tmpdir(), "rt-bench-flags-"));
+    const file = join(dir, "token");
+    writeFileSync(file, "s3cret-p\n");
+    expect(securityFlags({ tlsCa: "/ca.pem", tlsServerName: "broker.example", tokenFile: file })).toEqual({ tls: { caFile: "/ca.pem", serverName: "broker.example" }, token: "s3cret-p" });
+    expect(securityFlags({ token: "t" })).toEqual({ token: "t" });
+    expect(securityFlags({})).toEqual({});
+  });
+
+  it("refuse a certificate without its key, two token sources and a token file that is not one token", () => {
+    const dir = mkdtempSync(join(tmpdir(), "rt-bench-flags-"));
+    const two = join(dir, "two");
+    writeFileSync(two, "a b\n");
+    expect(() => securityFlags({ tlsCert: "/c.pem" })).toThrow("--tls-cert and --tls-key go together");
+    expect(() => securityFlags({ token: "a", tokenFile: two })).toThrow("give --token or --token-file, not both");
+    expect(() => securityFlags({ tokenFile: two })).toThrow(/expected one token/);
+    expect(() => securityFlags({ tokenFile: join(dir, "missing") })).toThrow(/--token-file .*missing: ENOENT/);
+  });
 });

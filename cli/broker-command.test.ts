@@ -7,7 +7,7 @@ import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import yargs, { type Argv } from "yargs";
 import { DEFAULT_CONFIG, type BrokerServerConfig } from "../broker/index.js";
-import { pollUntil, uniqueName, v1Api, v1Client, v1Subscribe } from "../test/support/index.js";
+import { httpGet, parseOpenMetrics, pollUntil, sampleValue, uniqueName, v1Api, v1Client, v1Subscribe } from "../test/support/index.js";
 import { BROKER_SETTINGS, brokerCommand, resolveBrokerConfig } from "./broker-command.js";
 
 // `ratatoskr broker` as other tools use it: a child process that prints the listening line,
@@ -142,6 +142,19 @@ describe("ratatoskr broker (CLI): what it says is what it does", { timeout: 60_0
     expect(await cli.exit).toBe(0);
   });
 
+  it("with --metrics-port 0 states the metrics URL on the listening line and serves it on 127.0.0.1 until SIGTERM", async () => {
+    const cli = runCli(["--port", "0", "--metrics-port", "0"]);
+    await cli.listening;
+    const url = String(cli.lines.find((l) => l["msg"] === "listening")?.["metrics"]);
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    const scrape = await httpGet(url, { accept: "application/openmetrics-text" });
+    expect(scrape.status).toBe(200);
+    expect(sampleValue(parseOpenMetrics(scrape.body), "ratatoskr_topics")).toBe(0);
+    cli.proc.kill("SIGTERM");
+    expect(await cli.exit).toBe(0);
+    await expect(httpGet(url)).rejects.toThrow(/ECONNREFUSED/);
+  });
+
   it("states fsync off for the memory store, whatever --fsync says", async () => {
     const cli = runCli(["--port", "0", "--fsync"]);
     await cli.listening;
@@ -207,10 +220,9 @@ describe("broker flags and variables: one parser, the same spellings", () => {
   it("covers every boolean and integer setting", () => {
     expect(booleans.map((s) => s.flag)).toEqual(["fsync", "insecure"]);
     expect(integers.map((s) => s.flag)).toEqual(["port", "max-message-bytes", "memory-budget-bytes", "disk-budget-bytes", "v1-subscriber-buffer-bytes", "shutdown-grace-ms", "max-message-id-bytes", "max-attributes", "max-attribute-key-bytes", "max-attribute-value-bytes", "max-dedup-entries", "disk-reserve-bytes",
-
       "outbound-budget-bytes", "stream-outbound-bytes", "consumer-stuck-timeout-ms", "max-topics", "max-subscriptions", "max-subscriptions-per-topic",
       "max-consumers-per-subscription", "max-connections", "max-streams-per-connection", "handshake-timeout-ms", "idle-connection-timeout-ms",
-      "message-receive-timeout-ms"]);
+      "message-receive-timeout-ms", "metrics-port"]);
   });
 
   const TRUE = ["true", "TRUE", "True", "1", "yes", "YES", "on", "On", " on "];
@@ -281,6 +293,8 @@ describe("resolveBrokerConfig", () => {
         RATATOSKR_MAX_ATTRIBUTE_VALUE_BYTES: "256",
         RATATOSKR_MAX_DEDUP_ENTRIES: "1000",
         RATATOSKR_DISK_RESERVE_BYTES: "0",
+        RATATOSKR_METRICS_PORT: "9100",
+        RATATOSKR_METRICS_HOST: "::1",
         RATATOSKR_TLS_CERT: "/etc/r/server.crt",
         RATATOSKR_TLS_KEY: "/etc/r/server.key",
         RATATOSKR_TLS_CLIENT_CA: "/etc/r/ca.crt",
@@ -317,6 +331,8 @@ describe("resolveBrokerConfig", () => {
       maxAttributeValueBytes: 256,
       maxDedupEntries: 1000,
       diskReserveBytes: 0,
+      metricsPort: 9100,
+      metricsHost: "::1",
       tlsCertFile: "/etc/r/server.crt",
       tlsKeyFile: "/etc/r/server.key",
       tlsClientCaFile: "/etc/r/ca.crt",

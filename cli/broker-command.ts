@@ -57,6 +57,8 @@ export const BROKER_SETTINGS: readonly Setting[] = [
   { key: "handshakeTimeoutMs", flag: "handshake-timeout-ms", env: "RATATOSKR_HANDSHAKE_TIMEOUT_MS", kind: "integer", min: 0, describe: "close a connection that has not completed its HTTP/2 handshake by then (0 = never)" },
   { key: "idleConnectionTimeoutMs", flag: "idle-connection-timeout-ms", env: "RATATOSKR_IDLE_CONNECTION_TIMEOUT_MS", kind: "integer", min: 0, describe: "close a connection with no open call for this long (0 = never)" },
   { key: "messageReceiveTimeoutMs", flag: "message-receive-timeout-ms", env: "RATATOSKR_MESSAGE_RECEIVE_TIMEOUT_MS", kind: "integer", min: 0, describe: "a request message must arrive whole within this from its first byte (0 = never)" },
+  { key: "metricsPort", flag: "metrics-port", env: "RATATOSKR_METRICS_PORT", kind: "integer", min: 0, max: 65535, describe: "serve Prometheus/OpenMetrics on http://<metrics-host>:N/metrics (0 = a free port; unset = off)" },
+  { key: "metricsHost", flag: "metrics-host", env: "RATATOSKR_METRICS_HOST", kind: "string", describe: "address the metrics endpoint binds (only this one)" },
 ];
 
 /** Resolves flags over environment over defaults; throws a readable Error on a bad value. */

@@ -5,6 +5,7 @@ import { describe, expect, it, vi } from "vitest";
 import { runBench, type BenchArgs } from "./bench.js";
 import { DRIVER_NAMES } from "./drivers/index.js";
 import { readResult } from "./report/index.js";
+import { startV2TestServer } from "../test/support/index.js";
 
 // End to end through `runBench`: the embedded reference broker as a child process on
 // 127.0.0.1:0, real gRPC, both drivers. Small on purpose; figures are not asserted.
@@ -80,4 +81,39 @@ describe("ratatoskr bench against the embedded broker", () => {
     expect(await runBench({ scenario: scenarioFile, out: v2, set: ["messages=200", "driverOptions.ratatoskr.publish=unary"], quiet: true }, quiet)).toBe(0);
     expect(readResult(v2).scenario).toMatchObject({ driver: "ratatoskr", driverOptions: { ratatoskr: { publish: "unary" } } });
   }, 60_000);
+
+  it("with tls: true starts the embedded broker on a generated certificate, delivers everything over TLS, labels the report and removes the certificate", async () => {
+    const out = join(dir, "tls");
+    const code = await runBench({ scenario: scenarioFile, out, set: ["tls=true"], quiet: true }, quiet);
+    const r = readResult(out);
+    expect(r.counts).toMatchObject({ measuredPublished: 4000, expected: 8000, delivered: 8000, lost: 0, duplicates: 0, streamErrors: 0 });
+    expect(r.broker.tls).toBe("on");
+    const certFile = r.broker.args[r.broker.args.indexOf("--tls-cert") + 1]!;
+    expect(certFile).toMatch(/ratatoskr-bench-tls-.*server\.crt$/);
+    expect(existsSync(certFile)).toBe(false);
+    expect(code).toBe(0);
+  }, 60_000);
+
+  it("with --broker-metrics reads the target broker's CPU and RSS from its /metrics and says so", async () => {
+    const srv = await startV2TestServer({ metricsPort: 0 });
+    try {
+      const out = join(dir, "metrics-source");
+      const url = srv.running.metricsUrl!;
+      expect(await runBench({ scenario: scenarioFile, target: srv.running.address, brokerMetrics: url, out, set: ["messages=400"], quiet: true }, quiet)).toBe(0);
+      const r = readResult(out);
+      expect(r.broker.resourceSource).toBe(`metrics ${url}`);
+      expect(r.broker.tls).toBe("off");
+      expect(r.broker.samples.length).toBeGreaterThan(0);
+      expect(r.broker.samples.every((x) => x.rssBytes > 0)).toBe(true);
+    } finally {
+      await srv.close();
+    }
+  }, 60_000);
+
+  it("exits 2 for --broker-metrics or --tls-* without --target, and for a --broker-metrics that is not a URL", async () => {
+    expect(await runBench({ scenario: scenarioFile, brokerMetrics: "http://127.0.0.1:1/metrics", out: join(dir, "m1"), set: [], quiet: true }, quiet)).toBe(2);
+    expect(await runBench({ scenario: scenarioFile, tls: { caFile: "/nonexistent" }, out: join(dir, "m2"), set: [], quiet: true }, quiet)).toBe(2);
+    expect(await runBench({ scenario: scenarioFile, target: "127.0.0.1:1", brokerMetrics: "127.0.0.1:9100", out: join(dir, "m3"), set: [], quiet: true }, quiet)).toBe(2);
+    expect(existsSync(join(dir, "m1"))).toBe(false);
+  });
 });

@@ -9,7 +9,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
 import { systemClock, type Clock } from "./clock.js";
-import { assertDriverAccepts, DRIVERS, effectiveStorage, findDriver, procSample, type EmbeddedBroker } from "./drivers/index.js";
+import { assertDriverAccepts, checkMetricsUrl, DRIVERS, effectiveStorage, findDriver, procSample, scrapeBrokerMetrics, tlsLabel, type Driver, type DriverSecurity, type DriverTls, type EmbeddedBroker } from "./drivers/index.js";
 import { EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_OK, exitCodeFor, InterruptedError, UsageError } from "./errors.js";
 import { prepareOutputDir, prepareOutputFile } from "./out-dir.js";
 import { buildResult, captureEnvironment, judge, renderJUnit, renderSummaryMarkdown, SEED_HEADER, seedRow, writeReport, type ResultMeta, type RunResult } from "./report/index.js";
@@ -37,6 +37,25 @@ export interface BenchArgs {
   summaryMd?: string;
   /** Install the SIGINT/SIGTERM handlers (default true; false for in-process callers). */
   handleSignals?: boolean;
+  /** --target: speak TLS with these files (`--tls-ca`, `--tls-cert`, `--tls-key`, `--tls-server-name`). */
+  tls?: DriverTls;
+  /** --target: bearer token (`--token`, or read from `--token-file`). */
+  token?: string;
+  /** --target: the broker's Prometheus endpoint, read for its CPU and RSS (`--broker-metrics`). */
+  brokerMetrics?: string;
+}
+
+/**
+ * What the driver is given: an embedded server's own certificate and token; for --target, the
+ * command line's files and token, TLS with the system's roots when the scenario says `tls: true`
+ * and no CA is given.
+ */
+export function runSecurity(args: Pick<BenchArgs, "target" | "tls" | "token">, scenarioTls: boolean, embedded: EmbeddedBroker | undefined): DriverSecurity {
+  if (args.target === undefined) {
+    if (args.tls !== undefined || args.token !== undefined) throw new UsageError("--tls-* and --token are for a --target broker; an embedded one speaks TLS with a generated certificate when the scenario says tls: true");
+    return { tls: embedded?.tls, token: embedded?.token };
+  }
+  return { tls: args.tls ?? (scenarioTls ? {} : undefined), token: args.token };
 }
 
 /** `20250101T120000Z` for report directory names. */
@@ -69,6 +88,12 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     if (args.target !== undefined && !/^[^\s:]+:\d+$/.test(args.target)) throw new UsageError(`--target expects host:port, got "${args.target}"`);
     if (args.startAt !== undefined) checkStartAt(args.startAt, clock.wallMs());
     if (args.workers !== undefined && (!Number.isInteger(args.workers) || args.workers < 1)) throw new UsageError(`--workers expects a positive integer, got ${String(args.workers)}`);
+    if (args.brokerMetrics !== undefined) {
+      if (args.target === undefined) throw new UsageError("--broker-metrics is for a --target broker; an embedded one is sampled from /proc or GetBrokerStats");
+      const problem = checkMetricsUrl(args.brokerMetrics);
+      if (problem) throw new UsageError(problem);
+    }
+    if (args.target === undefined) runSecurity(args, scenario.tls, undefined); // refuses --tls-* without --target before anything starts
     const runId = args.runId ?? (shard.count > 1 ? "shared" : randomBytes(3).toString("hex"));
     const plan = buildPlan(scenario, runId, shard);
     // Every output is proven writable before a broker is started or a message sent.
@@ -82,23 +107,57 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     const server = driverModule.embeddedServer;
     if (args.target === undefined && server !== undefined) {
       // The driver decides what to start: the reference broker, or nats-server for nats/jetstream.
-      progress.log(`starting embedded ${server.name} (${scenario.broker.storage})`);
+      progress.log(`starting embedded ${server.name} (${scenario.broker.storage}${scenario.tls ? ", TLS" : ""})`);
       const started = await server.start(scenario);
       embedded = started;
       target = started.address;
       progress.log(`embedded ${server.name} pid ${started.pid} at ${target}`);
     }
     if (interrupt.signal.aborted) throw new InterruptedError(String(interrupt.signal.reason), "interrupted before the run started: nothing measured, no report written");
+    const security = runSecurity(args, scenario.tls, embedded);
     const pid = embedded?.pid;
     const brokerInfo = {
       embedded: embedded !== undefined,
       target,
       args: embedded?.args ?? [],
     };
+    // Where the broker's CPU and RSS come from, in this order: its metrics endpoint when given,
+    // the driver's statistics call (GetBrokerStats, one-process mode only), /proc of a broker we
+    // started. The report names every source that gave a sample, in the order first used.
+    const sources = new Set<string>();
+    const used = (source: string): void => void sources.add(source);
+    const brokerMetrics = args.brokerMetrics;
+    const sampler = (driver: Driver | undefined) => async () => {
+      if (brokerMetrics !== undefined) {
+        const scraped = await scrapeBrokerMetrics(brokerMetrics).catch(() => undefined);
+        if (scraped) {
+          used(`metrics ${brokerMetrics}`);
+          return scraped;
+        }
+      }
+      const viaRpc = driver ? await driver.brokerStats().catch(() => undefined) : undefined;
+      if (viaRpc) {
+        used("GetBrokerStats");
+        return viaRpc;
+      }
+      const proc = pid !== undefined ? procSample(pid) : undefined;
+      if (proc) used(`/proc/${pid}`);
+      return proc;
+    };
+    // At teardown, /proc of a broker we started: its CPU time and high-water RSS (VmHWM).
+    const finalSampleBroker =
+      pid !== undefined
+        ? async () => {
+            const proc = procSample(pid);
+            if (proc) used(`/proc/${pid} (teardown)`);
+            return proc;
+          }
+        : undefined;
+    const securityLabels = () => ({ tls: tlsLabel(security), resourceSource: sources.size > 0 ? [...sources].join(", ") : "none" });
     const workers = args.workers ?? scenario.workers ?? defaultWorkers(plan, driverModule.name);
     let result: RunResult;
     if (splitPlan(plan, workers).length > 1) {
-      // Worker threads: each opens its own connections; the parent samples the embedded broker.
+      // Worker threads: each opens its own connections; the parent samples the broker.
       const meta: ResultMeta = { runId, driver: driverModule.name, environment: captureEnvironment(), broker: { ...brokerInfo, ...effectiveStorage(scenario.broker, undefined) } };
       result = await runWorkers({
         scenario,
@@ -106,15 +165,18 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
         workers,
         runId,
         target,
+        security,
         connectTimeoutMs: args.connectTimeoutMs ?? 10_000,
         cleanup: args.target !== undefined,
         meta,
         clock,
         progress,
         signal: interrupt.signal,
-        ...(pid !== undefined ? { sampleBroker: async () => procSample(pid) } : {}),
+        ...(pid !== undefined || brokerMetrics !== undefined ? { sampleBroker: sampler(undefined) } : {}),
+        ...(finalSampleBroker ? { finalSampleBroker } : {}),
         ...(args.startAt !== undefined ? { startAtMs: args.startAt } : {}),
       });
+      result = { ...result, broker: { ...result.broker, ...securityLabels() } };
       if (result.run.interrupted) result = judge(result);
     } else {
       result = await runOneProcess();
@@ -128,20 +190,16 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
           connectTimeoutMs: args.connectTimeoutMs ?? 10_000,
           broker: scenario.broker,
           clock,
+          ...security,
         },
         scenario.driverOptions[driverModule.name],
       );
-      const sampleBroker = async () => {
-        const viaRpc = await driver.brokerStats().catch(() => undefined);
-        return viaRpc ?? (pid !== undefined ? procSample(pid) : undefined);
-      };
       const outcome = await runScenario(scenario, plan, driver, {
         clock,
         target,
         progress,
-        sampleBroker,
-        // At teardown, /proc of a broker we started: its CPU time and high-water RSS (VmHWM).
-        ...(pid !== undefined ? { finalSampleBroker: async () => procSample(pid) } : {}),
+        sampleBroker: sampler(driver),
+        ...(finalSampleBroker ? { finalSampleBroker } : {}),
         cleanup: args.target !== undefined,
         signal: interrupt.signal,
         ...(args.startAt !== undefined ? { startAtMs: args.startAt } : {}),
@@ -151,11 +209,10 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
         driver: driverModule.name,
         environment: captureEnvironment(),
         broker: {
-          embedded: embedded !== undefined,
-          target,
-          args: embedded?.args ?? [],
+          ...brokerInfo,
           // Labelled with what the broker reports about itself where it does (warnings say where it differs).
           ...effectiveStorage(scenario.broker, outcome.brokerReport),
+          ...securityLabels(),
         },
       });
       const result = outcome.interrupted ? judge({ ...built, run: { ...built.run, interrupted: true } }) : built;

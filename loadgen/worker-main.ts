@@ -7,7 +7,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { systemClock } from "./clock.js";
-import { findDriver } from "./drivers/index.js";
+import { findDriver, type DriverSecurity } from "./drivers/index.js";
 import { InterruptedError } from "./errors.js";
 import { buildResult, type ResultMeta, type RunResult } from "./report/index.js";
 import { buildPlan, partPlan, Progress, runScenario, type PhaseCoordinator, type ProgressState, type Scenario, type Shard, type WorkerPart } from "./run/index.js";
@@ -19,6 +19,7 @@ export interface WorkerInit {
   shard: Shard;
   part: WorkerPart;
   target: string;
+  security: DriverSecurity;
   connectTimeoutMs: number;
   cleanup: boolean;
   startAtMs?: number;
@@ -107,6 +108,7 @@ async function main(): Promise<void> {
       broker: scenario.broker,
       clock: systemClock,
       workerGroup: init.workerGroup,
+      ...init.security,
     },
     scenario.driverOptions[module.name],
   );

@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { Clock } from "./clock.js";
-import type { BrokerStatsSample } from "./drivers/index.js";
+import type { BrokerStatsSample, DriverSecurity } from "./drivers/index.js";
 import { InterruptedError, LoadgenError } from "./errors.js";
 import { combineResults, judge, withVerdict, type ResultMeta, type RunResult } from "./report/index.js";
 import { splitPlan, type Plan, type Progress, type ProgressState, type Scenario, type WorkerPart } from "./run/index.js";
@@ -34,6 +34,8 @@ export interface WorkersRunOptions {
   workers: number;
   runId: string;
   target: string;
+  /** TLS files and token for the workers' drivers (paths and strings: they cross to the threads as they are). */
+  security: DriverSecurity;
   connectTimeoutMs: number;
   cleanup: boolean;
   startAtMs?: number;
@@ -75,6 +77,7 @@ export async function runWorkers(o: WorkersRunOptions): Promise<RunResult> {
       shard: o.plan.shard,
       part,
       target: o.target,
+      security: o.security,
       connectTimeoutMs: o.connectTimeoutMs,
       cleanup: o.cleanup,
       meta: o.meta,

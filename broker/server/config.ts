@@ -67,6 +67,10 @@ export interface BrokerServerConfig {
   idleConnectionTimeoutMs: number;
   /** A request message must arrive whole within this from its first byte. */
   messageReceiveTimeoutMs: number;
+  /** Set: serve Prometheus/OpenMetrics on http://metricsHost:metricsPort/metrics (0 = a free port). Unset: off. */
+  metricsPort: number | undefined;
+  /** The one address the metrics endpoint binds. */
+  metricsHost: string;
 }
 
 /**
@@ -119,6 +123,8 @@ export const DEFAULT_CONFIG: BrokerServerConfig = {
   handshakeTimeoutMs: 10_000,
   idleConnectionTimeoutMs: 300_000,
   messageReceiveTimeoutMs: 30_000,
+  metricsPort: undefined,
+  metricsHost: "127.0.0.1",
 };
 
 /** The core's message limits from the server configuration: deliveries must fit the gRPC max message size. */

@@ -7,4 +7,5 @@ export { isLoopbackHost } from "./exposure.js";
 export type { TlsMode } from "./tls.js";
 export { createLogger, silentLogger, type Logger, type LogLevel } from "./logger.js";
 export { SERVICE_NAMES } from "./discovery.js";
+export { BrokerMetrics, NO_METRICS, type BrokerObserver } from "./metrics.js";
 export { SUBSCRIPTION_REF_HEADER } from "./v1/index.js";

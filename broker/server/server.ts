@@ -12,6 +12,9 @@ import { checkExposure } from "./exposure.js";
 import { listenerCredentials, type TlsMode } from "./tls.js";
 import { ConnectionGuard, type ConnectionGuardStats } from "./connection-guard.js";
 import { OutboundBudget } from "./outbound.js";
+import { BrokerMetrics, NO_METRICS, startMetricsServer, type MetricsServer } from "./metrics.js";
+import { countingRefusals } from "./status.js";
+import { brokerVersion } from "./version.js";
 
 /** The settings the broker runs with, taken from the store it opened and the config it serves with. */
 export interface EffectiveSettings {
@@ -40,6 +43,8 @@ export interface EffectiveSettings {
   tls: TlsMode;
   /** "tokens": every call but health needs a bearer token from the token file. */
   auth: "off" | "tokens";
+  /** http://host:port/metrics when the metrics endpoint is on. */
+  metrics?: string;
 }
 
 export interface RunningBroker {
@@ -58,6 +63,8 @@ export interface RunningBroker {
   reloadTokens(): number;
   /** Outbound memory and connection counters (docs/limits.md), for statistics and tests. */
   readonly resources: BrokerResources;
+  /** The metrics endpoint (http://host:port/metrics) when --metrics-port is set. */
+  readonly metricsUrl: string | undefined;
   /** Graceful stop: refuse new calls, end open streams with UNAVAILABLE, close the store. */
   close(): Promise<void>;
 }
@@ -76,7 +83,7 @@ export interface BrokerResources {
  */
 export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log?: Logger): Promise<RunningBroker> {
   const config: BrokerServerConfig = { ...DEFAULT_CONFIG, ...partial };
-  const logger = log ?? createLogger(config.logLevel);
+  const baseLogger = log ?? createLogger(config.logLevel);
   const listener = listenerCredentials(config);
   const tokens = config.tokenFile === undefined ? undefined : new TokenAccess(config.tokenFile);
   checkExposure(config.host, listener.mode, tokens !== undefined, config.insecure);
@@ -86,8 +93,8 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
     // One line when disk writes start failing and one when they work again, not one per publish.
     onWriteFailure: (err) =>
       err
-        ? logger.error("disk writes are failing; publishes are refused (UNAVAILABLE) until they work again, reads and acks go on", { err: err.message })
-        : logger.warn("disk writes work again; publishes are accepted"),
+        ? baseLogger.error("disk writes are failing; publishes are refused (UNAVAILABLE) until they work again, reads and acks go on", { err: err.message })
+        : baseLogger.warn("disk writes work again; publishes are accepted"),
   });
   const messageLimits = messageLimitsOf(config);
   const core = createBrokerCore({
@@ -103,7 +110,7 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
       maxSubscriptionsPerTopic: config.maxSubscriptionsPerTopic,
       maxConsumersPerSubscription: config.maxConsumersPerSubscription,
     },
-    onTimerError: (job, err) => logger.error(`${job} failed`, { err: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
+    onTimerError: (job, err) => baseLogger.error(`${job} failed`, { err: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
   });
   const server = new Server({
     "grpc.max_receive_message_length": config.maxMessageBytes,
@@ -118,8 +125,11 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
   });
   const shutdownHooks: Array<() => void> = [];
   const outbound = new OutboundBudget(config.outboundBudgetBytes);
-  addV1Service(server, core.topics, config, logger, { budget: outbound }, access);
-  shutdownHooks.push(addV2Service(server, core, config, logger, access, outbound));
+  const metrics = config.metricsPort !== undefined ? new BrokerMetrics(core, { version: brokerVersion() }) : undefined;
+  const logger = metrics ? countingRefusals(baseLogger, (code) => metrics.refused(code)) : baseLogger;
+  const observer = metrics ?? NO_METRICS;
+  addV1Service(server, core.topics, config, logger, { budget: outbound }, access, observer);
+  shutdownHooks.push(addV2Service(server, core, config, logger, access, observer, outbound));
   const health = addHealthAndReflection(server);
 
   const port = await new Promise<number>((resolve, reject) => {
@@ -136,12 +146,23 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
     await core.close();
     throw err;
   }
+  let metricsServer: MetricsServer | undefined;
+  if (metrics && config.metricsPort !== undefined) {
+    try {
+      metricsServer = await startMetricsServer(metrics, config.metricsHost, config.metricsPort);
+    } catch (err) {
+      server.forceShutdown();
+      await core.close();
+      throw new Error(`metrics endpoint ${formatHost(config.metricsHost)}:${config.metricsPort}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  }
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       health.setNotServing();
       guard.beginShutdown(); // no new connections; those without a handshake close now
+      await metricsServer?.close();
       for (const hook of shutdownHooks) hook(); // v2 streams end with UNAVAILABLE
       // Stops the core's timers, persists ack state, ends live streams with UNAVAILABLE,
       // waits for in-flight commits, closes the store.
@@ -181,6 +202,7 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
     diskReserveBytes: durable && config.diskBudgetBytes === 0 ? effectiveReserve(config.diskReserveBytes, store.diskSpace?.()?.totalBytes) : null,
     tls: listener.mode,
     auth: access.mode,
+    ...(metricsServer ? { metrics: metricsServer.url } : {}),
   };
   const reloadTokens = (): number => {
     if (tokens === undefined) throw new BrokerConfigError("--token-file", "no --token-file to reload: the broker runs without tokens");
@@ -191,7 +213,7 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
     outboundPeakBytes: () => outbound.peakBytes,
     connections: guard.stats,
   };
-  return { address, port, settings, core, resources, reloadTokens, close };
+  return { address, port, settings, core, resources, reloadTokens, metricsUrl: metricsServer?.url, close };
 }
 
 function effectiveReserve(configured: number | undefined, totalBytes: number | undefined): number | null {

@@ -28,11 +28,29 @@ export function statusError(code: status, details: string): ServiceError {
  * logged; their text never reaches the client.
  */
 export function toStatus(err: unknown, log?: Logger): ServiceError {
+  const s = mapStatus(err, log);
+  if (log) refusalCounters.get(log)?.(s.code);
+  return s;
+}
+
+function mapStatus(err: unknown, log?: Logger): ServiceError {
   if (isServiceError(err)) return err;
   if (err instanceof BrokerError) return statusError(codeOf(err), err.message);
   if (err instanceof StoreUnavailableError) return statusError(status.UNAVAILABLE, err.message);
   log?.error("internal error", { err: err instanceof Error ? (err.stack ?? err.message) : String(err) });
   return statusError(status.INTERNAL, "internal broker error (logged on the broker)");
+}
+
+// Every handler already carries its broker's logger to toStatus; a broker with metrics gets its
+// own logger object, registered here, so refusals are counted per broker without a new
+// parameter through every handler.
+const refusalCounters = new WeakMap<Logger, (code: status) => void>();
+
+/** A logger like `log` whose toStatus calls report each status code to `onRefusal`. */
+export function countingRefusals(log: Logger, onRefusal: (code: status) => void): Logger {
+  const own: Logger = { debug: (m, f) => log.debug(m, f), info: (m, f) => log.info(m, f), warn: (m, f) => log.warn(m, f), error: (m, f) => log.error(m, f) };
+  refusalCounters.set(own, onRefusal);
+  return own;
 }
 
 function codeOf(err: BrokerError): status {

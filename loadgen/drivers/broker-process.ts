@@ -1,7 +1,9 @@
 /**
  * The embedded broker: `ratatoskr broker` as a child process on 127.0.0.1 with a free port,
  * started with the same Node runtime and loader flags as this process (cli-entry.ts, so it works
- * under tsx and compiled). Stopped with SIGTERM, by PID, at teardown.
+ * under tsx and compiled). Stopped with SIGTERM, by PID, at teardown. With `tls: true` it gets a
+ * self-signed certificate generated into its own temporary directory (self-signed.ts), removed
+ * at teardown; clients trust that certificate as the CA.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -10,11 +12,12 @@ import { join } from "node:path";
 import { cliEntry, nodeArgs } from "../cli-entry.js";
 import { BrokerUnreachableError } from "../errors.js";
 import type { BrokerSettings, EmbeddedBroker, EmbeddedServerSpec } from "./driver.js";
+import { generateSelfSigned, type GeneratedCertificate } from "./self-signed.js";
 
 /** The reference broker as the embedded server of the ratatoskr drivers (v2 and v1). */
 export const referenceBroker: EmbeddedServerSpec = {
   name: "ratatoskr broker",
-  start: (scenario) => startEmbeddedBroker(scenario.broker),
+  start: (scenario) => startEmbeddedBroker(scenario.broker, 20_000, scenario.tls === true),
 };
 
 /** The storage column for a run against the reference broker. */
@@ -23,8 +26,9 @@ export function referenceBrokerStorage(broker: BrokerSettings): string {
   return broker.fsync ? "durable, fsync" : "durable, no fsync";
 }
 
-export function brokerArgs(broker: BrokerSettings, dataDir: string | undefined): string[] {
+export function brokerArgs(broker: BrokerSettings, dataDir: string | undefined, cert?: { certFile: string; keyFile: string }): string[] {
   const args = ["broker", "--host", "127.0.0.1", "--port", "0", "--log-level", "info"];
+  if (cert) args.push("--tls-cert", cert.certFile, "--tls-key", cert.keyFile);
   if (dataDir) args.push("--data-dir", dataDir);
   if (dataDir && broker.fsync) args.push("--fsync=true");
   if (broker.memoryBudgetBytes !== undefined) args.push("--memory-budget-bytes", String(broker.memoryBudgetBytes));
@@ -32,9 +36,10 @@ export function brokerArgs(broker: BrokerSettings, dataDir: string | undefined):
   return args;
 }
 
-export async function startEmbeddedBroker(broker: BrokerSettings, timeoutMs = 20_000): Promise<EmbeddedBroker> {
+export async function startEmbeddedBroker(broker: BrokerSettings, timeoutMs = 20_000, tls = false): Promise<EmbeddedBroker> {
+  const cert: GeneratedCertificate | undefined = tls ? await generateSelfSigned("ratatoskr-bench-tls-") : undefined;
   const dataDir = broker.storage === "durable" ? mkdtempSync(join(tmpdir(), "ratatoskr-bench-")) : undefined;
-  const args = brokerArgs(broker, dataDir);
+  const args = brokerArgs(broker, dataDir, cert);
   const child = spawn(process.execPath, [...nodeArgs(), cliEntry(), ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NODE_OPTIONS: process.env.NODE_OPTIONS ?? "" },
@@ -46,7 +51,10 @@ export async function startEmbeddedBroker(broker: BrokerSettings, timeoutMs = 20
   child.stderr!.on("data", (d: Buffer) => {
     stderr = (stderr + d.toString("utf8")).slice(-4000);
   });
-  const cleanupDir = () => dataDir && rmSync(dataDir, { recursive: true, force: true });
+  const cleanupDir = (): void => {
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    cert?.remove();
+  };
 
   const address = await new Promise<string>((resolve, reject) => {
     let buffered = "";
@@ -83,6 +91,7 @@ export async function startEmbeddedBroker(broker: BrokerSettings, timeoutMs = 20
     pid: child.pid!,
     args,
     ...(dataDir ? { dataDir } : {}),
+    ...(cert ? { tls: { caFile: cert.certFile, serverName: "localhost" } } : {}),
     stop: () => stopChild(child).finally(cleanupDir),
   };
 }

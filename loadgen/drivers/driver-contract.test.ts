@@ -3,11 +3,17 @@
  * broker (ratatoskr v2 and v1 drivers) and a nats-server with JetStream (nats and jetstream
  * drivers). No fakes. Needs `nats-server` on PATH (`apt-get install -y nats-server`; `npm test`
  * installs it as root): without it the nats and jetstream tests fail, each with that reason.
+ * Each driver runs the contract twice: plaintext, and with TLS and a bearer token against a
+ * broker started with --tls-cert/--tls-key/--token-file and a nats-server with a tls block and
+ * a token (certificates from a throwaway CA made with openssl, test/support makeTestPki).
  */
 import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { makeTestPki, type TestPki } from "../../test/support/index.js";
 import { BrokerClient, type Subscription } from "../../proto/gen/ratatoskr/v2/broker.js";
 import { systemClock } from "../clock.js";
 import { procSample, startEmbeddedBroker } from "./broker-process.js";
@@ -15,6 +21,7 @@ import type { Consumer, DeliverySink, Driver, EmbeddedBroker } from "./driver.js
 import { unary } from "./grpc-pool.js";
 import { createDriver, type DriverName } from "./registry.js";
 import { startNatsServer, type EmbeddedNatsServer } from "./nats-server.js";
+import { bearerInterceptor, type DriverSecurity } from "./security.js";
 
 interface Subject {
   name: Exclude<DriverName, "fake">;
@@ -27,13 +34,22 @@ interface Subject {
   statsViaProtocol: boolean;
   /** Server-side count of acknowledged deliveries of a subscription (ack drivers). */
   acked?: (topic: string, subscription: string) => Promise<number>;
+  /** TLS files and token the driver is given (the secure servers). */
+  security?: () => DriverSecurity;
 }
+
+const TOKEN = `contract-${randomBytes(8).toString("hex")}`;
 
 let ratatoskr: EmbeddedBroker;
 let natsServer: EmbeddedNatsServer | undefined;
 let natsMissing: unknown;
 let v2Admin: BrokerClient;
 let natsAdmin: NatsConnection;
+let pki: TestPki;
+let secureRatatoskr: EmbeddedBroker;
+let secureNatsServer: EmbeddedNatsServer | undefined;
+let secureV2Admin: BrokerClient;
+let secureNatsAdmin: NatsConnection;
 
 beforeAll(async () => {
   // A nats-server that cannot start fails the nats and jetstream tests (in nats()), not the
@@ -46,7 +62,24 @@ beforeAll(async () => {
   v2Admin = new BrokerClient(ratatoskr.address, grpc.credentials.createInsecure());
   await natsStarted;
   if (natsServer) natsAdmin = await connect({ servers: natsServer.address, reconnect: false });
-}, 60_000);
+
+  pki = makeTestPki();
+  const tokenFile = join(pki.dir, "tokens.json");
+  writeFileSync(tokenFile, JSON.stringify({ tokens: [{ name: "contract", token: TOKEN, admin: [""], publish: [""], consume: [""] }] }));
+  secureRatatoskr = await startEmbeddedBroker({ storage: "memory", fsync: false, args: ["--tls-cert", pki.server.certFile, "--tls-key", pki.server.keyFile, "--token-file", tokenFile] });
+  secureV2Admin = new BrokerClient(secureRatatoskr.address, grpc.credentials.createSsl(pki.ca.cert), { interceptors: [bearerInterceptor(TOKEN)] });
+  if (natsServer) {
+    secureNatsServer = await startNatsServer({ tls: { certFile: pki.server.certFile, keyFile: pki.server.keyFile, token: TOKEN } });
+    secureNatsAdmin = await connect({ servers: secureNatsServer.address, reconnect: false, token: TOKEN, tls: { caFile: pki.ca.certFile } });
+  }
+}, 90_000);
+
+function secureNats(): EmbeddedNatsServer {
+  if (!secureNatsServer) throw natsMissing;
+  return secureNatsServer;
+}
+
+const secure = (): DriverSecurity => ({ tls: { caFile: pki.ca.certFile }, token: TOKEN });
 
 function nats(): EmbeddedNatsServer {
   if (!natsServer) throw natsMissing;
@@ -55,12 +88,20 @@ function nats(): EmbeddedNatsServer {
 
 afterAll(async () => {
   v2Admin?.close();
+  secureV2Admin?.close();
   await natsAdmin?.close();
-  await Promise.all([ratatoskr?.stop(), natsServer?.stop()]);
+  await secureNatsAdmin?.close();
+  await Promise.all([ratatoskr?.stop(), natsServer?.stop(), secureRatatoskr?.stop(), secureNatsServer?.stop()]);
+  pki?.remove();
 });
 
-const v2Acked = async (_topic: string, name: string): Promise<number> =>
-  Number((await unary<Subscription>((cb) => v2Admin.getSubscription({ name }, cb))).stats?.acked ?? -1n);
+const v2AckedVia = (admin: () => BrokerClient) => async (_topic: string, name: string): Promise<number> =>
+  Number((await unary<Subscription>((cb) => admin().getSubscription({ name }, cb))).stats?.acked ?? -1n);
+const v2Acked = v2AckedVia(() => v2Admin);
+const jsAckedVia = (admin: () => NatsConnection) => async (topic: string, name: string): Promise<number> => {
+  const info = await (await admin().jetstreamManager()).consumers.info(topic, name);
+  return info.num_ack_pending === 0 ? info.ack_floor.stream_seq : -1;
+};
 
 const subjects: Subject[] = [
   { name: "ratatoskr", label: "ratatoskr (PublishStream)", options: { publish: "stream" }, server: () => ratatoskr, acks: true, statsViaProtocol: true, acked: v2Acked },
@@ -72,11 +113,14 @@ const subjects: Subject[] = [
     server: nats,
     acks: true,
     statsViaProtocol: false,
-    acked: async (topic, name) => {
-      const info = await (await natsAdmin.jetstreamManager()).consumers.info(topic, name);
-      return info.num_ack_pending === 0 ? info.ack_floor.stream_seq : -1;
-    },
+    acked: jsAckedVia(() => natsAdmin),
   },
+  // The same contract over TLS with a bearer token.
+  { name: "ratatoskr", label: "ratatoskr (TLS + token)", options: { publish: "stream" }, server: () => secureRatatoskr, acks: true, statsViaProtocol: true, acked: v2AckedVia(() => secureV2Admin), security: secure },
+  { name: "ratatoskr", label: "ratatoskr (unary Publish, TLS + token)", options: { publish: "unary" }, server: () => secureRatatoskr, acks: true, statsViaProtocol: true, acked: v2AckedVia(() => secureV2Admin), security: secure },
+  { name: "ratatoskr-v1", label: "ratatoskr-v1 (TLS + token)", server: () => secureRatatoskr, acks: false, statsViaProtocol: false, security: secure },
+  { name: "nats", label: "nats (TLS + token)", server: secureNats, acks: false, statsViaProtocol: false, security: secure },
+  { name: "jetstream", label: "jetstream (TLS + token)", server: secureNats, acks: true, statsViaProtocol: false, acked: jsAckedVia(() => secureNatsAdmin), security: secure },
 ];
 
 /** A sink that keeps copies of what each slot received and wakes waiters at a count. */
@@ -117,7 +161,7 @@ describe.each(subjects.map((s) => ({ ...s, label: s.label ?? s.name })))("driver
   const open = async () => {
     driver = createDriver(
       subject.name,
-      { target: subject.server().address, connections: 2, maxOutstandingMessages: 100, connectTimeoutMs: 5000, broker: { storage: "memory", fsync: false, args: [] }, clock: systemClock },
+      { target: subject.server().address, connections: 2, maxOutstandingMessages: 100, connectTimeoutMs: 5000, broker: { storage: "memory", fsync: false, args: [] }, clock: systemClock, ...subject.security?.() },
       subject.options,
     );
     await driver.connect();
@@ -220,5 +264,58 @@ describe.each(subjects.map((s) => ({ ...s, label: s.label ?? s.name })))("driver
     expect(await driver.publish(topic, payloads(5, "c"), 0)).toBe(5);
     await sink.until(0, 5);
     expect(sink.got.get(0)).toHaveLength(5);
+  });
+});
+
+describe("drivers refuse a secure server's wrong credentials with the reason", () => {
+  const context = (target: string, security: DriverSecurity) => ({
+    target,
+    connections: 1,
+    maxOutstandingMessages: 10,
+    connectTimeoutMs: 5000,
+    broker: { storage: "memory" as const, fsync: false, args: [] },
+    clock: systemClock,
+    ...security,
+  });
+  const drivers: Driver[] = [];
+  afterAll(async () => {
+    for (const d of drivers) await d.close().catch(() => undefined);
+  });
+  const make = (name: Exclude<DriverName, "fake">, target: string, security: DriverSecurity): Driver => {
+    const d = createDriver(name, context(target, security));
+    drivers.push(d);
+    return d;
+  };
+
+  it("ratatoskr: a certificate the CA did not issue fails the connect as a TLS handshake failure", async () => {
+    const d = make("ratatoskr", secureRatatoskr.address, { tls: { caFile: pki.strangerClient.certFile }, token: TOKEN });
+    await expect(d.connect()).rejects.toThrow(/TLS handshake failed/);
+  });
+
+  it("ratatoskr: plaintext against the TLS broker fails the connect naming TLS", async () => {
+    const d = make("ratatoskr", secureRatatoskr.address, { token: TOKEN });
+    await expect(d.connect()).rejects.toThrow(/speaks TLS|TLS server answered/);
+  });
+
+  it("ratatoskr: an unknown token is refused UNAUTHENTICATED on the first call", async () => {
+    const d = make("ratatoskr", secureRatatoskr.address, { tls: { caFile: pki.ca.certFile }, token: "not-a-token" });
+    await d.connect();
+    await expect(d.createTopics([`ct-${unique()}`])).rejects.toThrow(/UNAUTHENTICATED|unknown token/);
+  });
+
+  it("ratatoskr: no token at all is refused with missing bearer token", async () => {
+    const d = make("ratatoskr", secureRatatoskr.address, { tls: { caFile: pki.ca.certFile } });
+    await d.connect();
+    await expect(d.createTopics([`ct-${unique()}`])).rejects.toThrow(/missing bearer token/);
+  });
+
+  it("nats: a wrong token fails the connect with the server's authorization error", async () => {
+    const d = make("nats", secureNats().address, { tls: { caFile: pki.ca.certFile }, token: "not-a-token" });
+    await expect(d.connect()).rejects.toThrow(/authorization|AUTHORIZATION/i);
+  });
+
+  it("nats: plaintext against the TLS server fails the connect naming TLS", async () => {
+    const d = make("nats", secureNats().address, { token: TOKEN });
+    await expect(d.connect()).rejects.toThrow(/requires TLS/);
   });
 });

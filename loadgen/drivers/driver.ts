@@ -8,6 +8,7 @@
  */
 import type { z } from "zod";
 import type { Clock } from "../clock.js";
+import type { DriverTls } from "./security.js";
 
 /** The scenario's `broker:` block: how an embedded server is set up (scenario.ts validates it). */
 export interface BrokerSettings {
@@ -24,6 +25,8 @@ export interface BrokerSettings {
 export interface DriverScenario {
   consumersPerSubscription: number;
   broker: BrokerSettings;
+  /** The scenario's `tls:` (an embedded server is started with a generated certificate). */
+  tls?: boolean;
 }
 
 export interface DriverOptions {
@@ -43,6 +46,10 @@ export interface DriverOptions {
    * the subscriptions held by other workers.
    */
   workerGroup?: string;
+  /** Speak TLS with these files (security.ts); absent = plaintext. */
+  tls?: DriverTls | undefined;
+  /** Bearer token (gRPC `authorization` metadata, NATS connect token). */
+  token?: string | undefined;
 }
 
 export interface SubscriptionSpec {
@@ -130,6 +137,10 @@ export interface EmbeddedBroker {
   /** The server's command line (for the report's environment). */
   args: string[];
   dataDir?: string;
+  /** How clients reach it when it speaks TLS: the generated certificate is its own CA. */
+  tls?: DriverTls;
+  /** The token it requires, when it requires one. */
+  token?: string;
   stop(): Promise<void>;
 }
 

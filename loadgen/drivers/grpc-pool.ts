@@ -7,6 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Clock } from "../clock.js";
 import { BrokerConnectError } from "../errors.js";
 import { probeBroker } from "./probe.js";
+import { grpcSecurity, type DriverSecurity, type LoadedTls } from "./security.js";
 
 export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.use_local_subchannel_pool": 1,
@@ -17,8 +18,12 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 
 export class ClientPool<C extends grpc.Client> {
   readonly clients: C[];
-  constructor(make: (options: grpc.ChannelOptions) => C, size: number) {
-    this.clients = Array.from({ length: Math.max(1, size) }, () => make({ ...CHANNEL_OPTIONS }));
+  private readonly tls: LoadedTls | undefined;
+  /** `security`: TLS files and token (security.ts); read here, once. */
+  constructor(make: (credentials: grpc.ChannelCredentials, options: grpc.ClientOptions) => C, size: number, security?: DriverSecurity) {
+    const { credentials, options, tls } = grpcSecurity(security);
+    this.tls = tls;
+    this.clients = Array.from({ length: Math.max(1, size) }, () => make(credentials, { ...CHANNEL_OPTIONS, ...options }));
   }
 
   at(i: number): C {
@@ -31,7 +36,7 @@ export class ClientPool<C extends grpc.Client> {
    */
   async ready(target: string, timeoutMs: number, clock: Clock): Promise<void> {
     const deadline = clock.wallMs() + timeoutMs;
-    await probeBroker(target, "grpc", timeoutMs);
+    await probeBroker(target, "grpc", timeoutMs, this.tls);
     await Promise.all(
       this.clients.map(
         (c) =>

@@ -7,6 +7,8 @@ export { DRIVERS, DRIVER_NAMES, DEFAULT_DRIVER, findDriver, isDriverName, create
 export { FakeDriver, type FakeFaults } from "./fake.js";
 export { startEmbeddedBroker, procSample } from "./broker-process.js";
 export { effectiveStorage, selfReportWarnings } from "./self-report.js";
+export { checkMetricsUrl, scrapeBrokerMetrics } from "./broker-metrics.js";
+export { tlsLabel, type DriverSecurity, type DriverTls } from "./security.js";
 export type {
   BrokerSelfReport,
   BrokerSettings,

@@ -63,7 +63,7 @@ export class JetStreamDriver implements Driver {
     private readonly options: DriverOptions,
     private readonly storage: "memory" | "file" = "memory",
   ) {
-    this.pool = new NatsPool(options.target, options.connections, "ratatoskr-bench-jetstream");
+    this.pool = new NatsPool(options.target, options.connections, "ratatoskr-bench-jetstream", options);
   }
 
   async connect(): Promise<void> {

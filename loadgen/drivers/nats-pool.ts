@@ -7,17 +7,22 @@
 import { connect, type NatsConnection } from "nats";
 import { BrokerConnectError, BrokerUnreachableError } from "../errors.js";
 import { probeBroker } from "./probe.js";
+import { natsSecurity, type DriverSecurity } from "./security.js";
 
 export class NatsPool {
   private readonly conns: NatsConnection[] = [];
   private readonly closedListeners = new Set<(index: number, err: Error | undefined) => void>();
   private closing = false;
+  private readonly security: ReturnType<typeof natsSecurity>;
 
   constructor(
     private readonly target: string,
     private readonly size: number,
     private readonly name: string,
-  ) {}
+    security?: DriverSecurity,
+  ) {
+    this.security = natsSecurity(security);
+  }
 
   /** The server's INFO, as the probe read it at open(). */
   serverInfo: Record<string, unknown> | undefined;
@@ -28,7 +33,7 @@ export class NatsPool {
    */
   async open(timeoutMs: number): Promise<void> {
     const [host, port] = splitTarget(this.target);
-    this.serverInfo = await probeBroker(this.target, "nats", timeoutMs);
+    this.serverInfo = await probeBroker(this.target, "nats", timeoutMs, this.security.loaded);
     for (let i = 0; i < this.size; i++) {
       let nc: NatsConnection;
       try {
@@ -41,6 +46,9 @@ export class NatsPool {
           noAsyncTraces: true,
           ignoreClusterUpdates: true,
           pingInterval: 60_000,
+          // TLS and token: the only security options, so a nats.js migration carries them as they are.
+          ...(this.security.tls ? { tls: this.security.tls } : {}),
+          ...(this.security.token !== undefined ? { token: this.security.token } : {}),
         }));
       } catch (err) {
         if (err instanceof BrokerConnectError) throw err;

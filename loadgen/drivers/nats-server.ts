@@ -4,13 +4,18 @@
  * JetStream enabled with a temporary store directory. Ready once it logs "Server is ready";
  * stopped with SIGTERM by PID (SIGKILL after a grace period), its store directory removed.
  * Its CPU and RSS are sampled from /proc/<pid> like the embedded reference broker's.
+ * With `tls: true` it is started with a config file holding a `tls` block (a self-signed
+ * certificate generated for the run, self-signed.ts) and `authorization { token }` (a random
+ * token), both in a temporary directory removed at teardown.
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { BrokerUnreachableError } from "../errors.js";
 import type { EmbeddedBroker, EmbeddedServerSpec } from "./driver.js";
+import { generateSelfSigned, type GeneratedCertificate } from "./self-signed.js";
 
 export const NATS_INSTALL_HINT = "install it with `apt-get install -y nats-server` (Debian package nats-server), or pass --target host:port of a running server";
 
@@ -26,6 +31,11 @@ export interface NatsServerOptions {
   path?: string;
   /** Deadline for the "Server is ready" line. */
   timeoutMs?: number;
+  /**
+   * `true`: TLS with a generated certificate and a generated token. Files: TLS with this
+   * certificate (tests bring their own CA's) and this token.
+   */
+  tls?: boolean | { certFile: string; keyFile: string; token: string };
 }
 
 export interface EmbeddedNatsServer extends EmbeddedBroker {
@@ -65,9 +75,23 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const timeoutMs = options.timeoutMs ?? 20_000;
   const storeDir = mkdtempSync(join(tmpdir(), "ratatoskr-nats-"));
   const args = ["-a", "127.0.0.1", "-p", "-1", "-js", "-sd", storeDir];
+  let cert: GeneratedCertificate | undefined;
+  let token: string | undefined;
+  if (options.tls) {
+    const given = typeof options.tls === "object" ? options.tls : undefined;
+    if (!given) cert = await generateSelfSigned("ratatoskr-nats-tls-");
+    token = given?.token ?? randomBytes(16).toString("hex");
+    const files = given ?? cert!;
+    const conf = join(storeDir, "nats-server.conf");
+    writeFileSync(conf, `tls {\n  cert_file: ${JSON.stringify(files.certFile)}\n  key_file: ${JSON.stringify(files.keyFile)}\n}\nauthorization {\n  token: ${JSON.stringify(token)}\n}\n`, { mode: 0o600 });
+    args.push("-c", conf);
+  }
   // Its own process group, as the embedded broker (broker-process.ts): Ctrl-C reaches the generator only.
   const child = spawn(binary, args, { stdio: ["ignore", "ignore", "pipe"], detached: true });
-  const cleanupDir = () => rmSync(storeDir, { recursive: true, force: true });
+  const cleanupDir = (): void => {
+    rmSync(storeDir, { recursive: true, force: true });
+    cert?.remove();
+  };
   let log = "";
 
   const port = await new Promise<number>((resolve, reject) => {
@@ -112,6 +136,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     dataDir: storeDir,
     storeDir,
     version,
+    ...(cert ? { tls: { caFile: cert.certFile, serverName: "localhost" } } : {}),
+    ...(token !== undefined ? { token } : {}),
     stop: () => stopChild(child).finally(cleanupDir),
   };
 }
@@ -131,7 +157,7 @@ function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
 /** nats-server as the embedded server of the nats and jetstream drivers. */
 export const natsServer: EmbeddedServerSpec = {
   name: "nats-server",
-  start: () => startNatsServer(),
+  start: (scenario) => startNatsServer({ tls: scenario.tls === true }),
   version: () => {
     try {
       return natsServerVersion(findNatsServer());

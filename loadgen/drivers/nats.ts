@@ -52,7 +52,7 @@ export class NatsCoreDriver implements Driver {
   private readonly subs = new Map<Subscription, { slot: number; sink: DeliverySink; conn: number }>();
 
   constructor(private readonly options: DriverOptions) {
-    this.pool = new NatsPool(options.target, options.connections, "ratatoskr-bench-nats");
+    this.pool = new NatsPool(options.target, options.connections, "ratatoskr-bench-nats", options);
   }
 
   async connect(): Promise<void> {

@@ -149,3 +149,17 @@ describe("drivers classify a wrong target at connect", () => {
     await http.close();
   });
 });
+
+describe("the probe of a client configured for TLS", () => {
+  const info = (fields: Record<string, unknown>) => Buffer.from(`INFO ${JSON.stringify({ server_id: "x", ...fields })}\r\n`);
+
+  it("accepts a NATS server that requires or offers TLS, and names one that offers none", () => {
+    expect(classifyAnswer("nats", info({ tls_required: true }), true)).toMatchObject({ ok: true });
+    expect(classifyAnswer("nats", info({ tls_available: true }), true)).toMatchObject({ ok: true });
+    expect(classifyAnswer("nats", info({}), true)).toMatchObject({ ok: false, kind: "tls", why: expect.stringMatching(/does not offer TLS/) });
+  });
+
+  it("still refuses a plaintext client at a NATS server that requires TLS", () => {
+    expect(classifyAnswer("nats", info({ tls_required: true }), false)).toMatchObject({ ok: false, kind: "tls", why: expect.stringMatching(/requires TLS/) });
+  });
+});

@@ -10,11 +10,17 @@
  *   tls        a TLS server answered the plaintext client (or NATS INFO says tls_required)
  *   closed     the server closed the connection without answering
  *
+ * With TLS settings (security.ts) the gRPC probe does the TLS handshake with the same files the
+ * driver uses (a certificate the CA does not vouch for fails here, kind `tls`, with the reason)
+ * and sends the preface inside it; the NATS probe reads the plaintext INFO and checks the
+ * server offers TLS.
+ *
  * Every outcome is a BrokerConnectError (exit 2) naming the target and the cause.
  */
 import { connect as tcpConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { BrokerConnectError, type ConnectFailureKind } from "../errors.js";
+import type { LoadedTls } from "./security.js";
 
 export type ProbeProtocol = "grpc" | "nats";
 
@@ -35,9 +41,9 @@ export function splitHostPort(target: string): { host: string; port: number } {
  * Check that a `protocol` server answers at `target` within `timeoutMs`; throws
  * BrokerConnectError otherwise. For NATS, resolves with the server's INFO object.
  */
-export async function probeBroker(target: string, protocol: ProbeProtocol, timeoutMs: number): Promise<Record<string, unknown> | undefined> {
-  let verdict = await rawProbe(target, protocol, timeoutMs);
-  if (!verdict.ok && verdict.kind === "closed" && protocol === "grpc" && (await speaksTls(target, timeoutMs))) {
+export async function probeBroker(target: string, protocol: ProbeProtocol, timeoutMs: number, tls?: LoadedTls): Promise<Record<string, unknown> | undefined> {
+  let verdict = await rawProbe(target, protocol, timeoutMs, tls);
+  if (!verdict.ok && verdict.kind === "closed" && protocol === "grpc" && !tls && (await speaksTls(target, timeoutMs))) {
     verdict = { ok: false, kind: "tls", why: "the server speaks TLS; this client connects in plaintext" };
   }
   if (!verdict.ok) throw new BrokerConnectError(target, verdict.kind, verdict.why);
@@ -45,7 +51,7 @@ export async function probeBroker(target: string, protocol: ProbeProtocol, timeo
 }
 
 /** What a server's first bytes say about it, for the protocol we expected. */
-export function classifyAnswer(protocol: ProbeProtocol, data: Buffer): Verdict | undefined {
+export function classifyAnswer(protocol: ProbeProtocol, data: Buffer, clientTls = false): Verdict | undefined {
   if (data.length >= 2 && (data[0] === TLS_RECORD_HANDSHAKE || data[0] === TLS_RECORD_ALERT) && data[1] === 0x03) {
     return { ok: false, kind: "tls", why: "a TLS server answered; this client connects in plaintext" };
   }
@@ -57,7 +63,9 @@ export function classifyAnswer(protocol: ProbeProtocol, data: Buffer): Verdict |
     if (line.startsWith("INFO {")) {
       const info = parseInfo(line.slice(5));
       if (!info) return { ok: false, kind: "not-nats", why: "the INFO line is not JSON: not a NATS server" };
-      if (info.tls_required === true) return { ok: false, kind: "tls", why: "the NATS server requires TLS; this client connects in plaintext" };
+      const offersTls = info.tls_required === true || info.tls_available === true;
+      if (clientTls && !offersTls) return { ok: false, kind: "tls", why: "the NATS server does not offer TLS; this client is configured for TLS (--tls-ca ...)" };
+      if (!clientTls && info.tls_required === true) return { ok: false, kind: "tls", why: "the NATS server requires TLS; this client connects in plaintext" };
       return { ok: true, info };
     }
     if (data.length >= 9 && data[3] === H2_FRAME_SETTINGS) return { ok: false, kind: "not-nats", why: "not a NATS server: an HTTP/2 server (gRPC?) answered; use --driver ratatoskr" };
@@ -70,15 +78,21 @@ export function classifyAnswer(protocol: ProbeProtocol, data: Buffer): Verdict |
   return { ok: false, kind: "not-grpc", why: `not a gRPC server: it answered the HTTP/2 preface with ${describeBytes(data)}` };
 }
 
-function rawProbe(target: string, protocol: ProbeProtocol, timeoutMs: number): Promise<Verdict> {
+function rawProbe(target: string, protocol: ProbeProtocol, timeoutMs: number, tls: LoadedTls | undefined): Promise<Verdict> {
   const { host, port } = splitHostPort(target);
+  const clientTls = tls !== undefined;
   return new Promise((resolve) => {
     let connected = false;
     let received = Buffer.alloc(0);
-    const socket: Socket = tcpConnect({ host, port }, () => {
+    const onConnect = (): void => {
       connected = true;
       if (protocol === "grpc") socket.write(H2_PREFACE);
-    });
+    };
+    // gRPC over TLS: the handshake first, verified as the driver's channel will verify it.
+    const socket: Socket =
+      tls && protocol === "grpc"
+        ? tlsConnect({ host, port, ALPNProtocols: ["h2"], ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.cert ? { cert: tls.cert } : {}), ...(tls.key ? { key: tls.key } : {}), ...(tls.serverName !== undefined ? { servername: tls.serverName } : isIp(host) ? {} : { servername: host }) }, onConnect)
+        : tcpConnect({ host, port }, onConnect);
     const done = (v: Verdict): void => {
       clearTimeout(timer);
       socket.destroy();
@@ -88,20 +102,21 @@ function rawProbe(target: string, protocol: ProbeProtocol, timeoutMs: number): P
       if (!connected) done({ ok: false, kind: "timeout", why: `no TCP connection within ${timeoutMs} ms (--connect-timeout)` });
       else if (received.length === 0) {
         done({ ok: false, kind: protocol === "grpc" ? "not-grpc" : "not-nats", why: `accepted the connection but sent nothing within ${timeoutMs} ms: not a ${protocol === "grpc" ? "gRPC" : "NATS"} server` });
-      } else done(classifyAnswer(protocol, received) ?? { ok: false, kind: protocol === "grpc" ? "not-grpc" : "not-nats", why: `incomplete answer ${describeBytes(received)} within ${timeoutMs} ms` });
+      } else done(classifyAnswer(protocol, received, clientTls) ?? { ok: false, kind: protocol === "grpc" ? "not-grpc" : "not-nats", why: `incomplete answer ${describeBytes(received)} within ${timeoutMs} ms` });
     }, timeoutMs);
     socket.on("data", (d: Buffer) => {
       received = Buffer.concat([received, d]);
-      const v = classifyAnswer(protocol, received);
+      const v = classifyAnswer(protocol, received, clientTls);
       if (v) done(v);
     });
     socket.on("error", (err: NodeJS.ErrnoException) => {
       if (err.code === "ECONNREFUSED") done({ ok: false, kind: "refused", why: "connection refused (nothing listens on that port)" });
+      else if (clientTls && protocol === "grpc" && !connected) done({ ok: false, kind: "tls", why: `TLS handshake failed: ${err.message}${err.code ? ` (${err.code})` : ""}` });
       else if (!connected) done({ ok: false, kind: "other", why: `cannot connect: ${err.message}` });
-      else done(classifyAnswer(protocol, received) ?? { ok: false, kind: "closed", why: `the connection failed before an answer: ${err.message}` });
+      else done(classifyAnswer(protocol, received, clientTls) ?? { ok: false, kind: "closed", why: `the connection failed before an answer: ${err.message}` });
     });
     socket.on("close", () => {
-      done(classifyAnswer(protocol, received) ?? { ok: false, kind: "closed", why: `the server closed the connection without a ${protocol === "grpc" ? "gRPC (HTTP/2)" : "NATS INFO"} answer` });
+      done(classifyAnswer(protocol, received, clientTls) ?? { ok: false, kind: "closed", why: `the server closed the connection without a ${protocol === "grpc" ? "gRPC (HTTP/2)" : "NATS INFO"} answer` });
     });
   });
 }
@@ -119,6 +134,10 @@ function speaksTls(target: string, timeoutMs: number): Promise<boolean> {
     }
     s.on("error", () => finish(false));
   });
+}
+
+function isIp(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(":");
 }
 
 function parseInfo(json: string): Record<string, unknown> | undefined {

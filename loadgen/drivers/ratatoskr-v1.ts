@@ -39,7 +39,7 @@ export class RatatoskrV1Driver implements Driver {
   private readonly attemptsNone = undefined;
 
   constructor(private readonly options: DriverOptions) {
-    this.pool = new ClientPool((o) => new MessageBrokerClient(options.target, grpc.credentials.createInsecure(), o), options.connections);
+    this.pool = new ClientPool((creds, o) => new MessageBrokerClient(options.target, creds, o), options.connections, options);
   }
 
   async connect(): Promise<void> {

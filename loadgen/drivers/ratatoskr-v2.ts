@@ -58,7 +58,7 @@ export class RatatoskrV2Driver implements Driver {
   private readonly publishers: StreamPublisher | undefined;
 
   constructor(private readonly options: DriverOptions, publish: V2PublishMode = "stream") {
-    this.pool = new ClientPool((o) => new BrokerClient(options.target, grpc.credentials.createInsecure(), o), options.connections);
+    this.pool = new ClientPool((creds, o) => new BrokerClient(options.target, creds, o), options.connections, options);
     if (publish === "stream") this.publishers = new StreamPublisher(this.pool);
   }
 

@@ -8,7 +8,7 @@ export const SEED_HEADER = "| configuration | messages | topics | subscribers | 
 export function configurationLabel(r: RunResult): string {
   const b = r.broker;
   const storage = b.storage === "durable" ? `durable${b.fsync ? "+fsync" : ""}` : "memory";
-  return `${r.run.scenario} (${r.run.driver}, ${storage}${r.run.shardsMerged > 1 ? `, ${r.run.shardsMerged} shards` : ""}${r.run.partial ? `, PARTIAL ${r.run.shardsMerged}/${r.run.shard.count}` : ""})`;
+  return `${r.run.scenario} (${r.run.driver}, ${storage}${b.tls === "on" ? ", tls: on" : ""}${r.run.shardsMerged > 1 ? `, ${r.run.shardsMerged} shards` : ""}${r.run.partial ? `, PARTIAL ${r.run.shardsMerged}/${r.run.shard.count}` : ""})`;
 }
 
 export function seedRow(r: RunResult): string {
@@ -99,7 +99,7 @@ export function renderMarkdown(r: RunResult): string {
     `- Packages: ${Object.entries(e.packages).map(([k, v]) => `${k} ${v}`).join(", ")}`,
     `- Git commit: ${e.gitCommit}${e.gitDirty ? " (with uncommitted changes)" : ""}`,
     `- Generator: peak CPU ${peak(r.series.map((p) => p.generatorCpuPercent))}% of a core, worst event-loop delay ${peak(r.series.map((p) => p.generatorLoopDelayMaxMs))} ms, peak RSS ${fmtBytes(peak(r.series.map((p) => p.generatorRssBytes)))}`,
-    `- Broker: ${r.broker.embedded ? "embedded, " : ""}storage ${r.broker.storage}${r.broker.fsync ? " + fsync" : ""}; args \`${r.broker.args.join(" ")}\`; CPU ${r.broker.cpuSeconds ?? "n/a"} s over the run (first to last broker sample)`,
+    `- Broker: ${r.broker.embedded ? "embedded, " : ""}storage ${r.broker.storage}${r.broker.fsync ? " + fsync" : ""}; tls: ${r.broker.tls ?? "off"}; resources from ${r.broker.resourceSource ?? "n/a"}; args \`${r.broker.args.join(" ")}\`; CPU ${r.broker.cpuSeconds ?? "n/a"} s over the run (first to last broker sample)`,
     "",
     "Files: `result.json` (all figures, encoded histograms), `e2e.hgrm`, `e2e-uncorrected.hgrm`, `publish.hgrm`, `lateness.hgrm` (percentile distributions, ms), `e2e.hlog` (per-second interval histograms), `report.html` (charts).",
     "",

@@ -32,6 +32,10 @@ export interface BrokerInfo {
   args: string[];
   storage: "memory" | "durable";
   fsync: boolean;
+  /** The client spoke TLS to the broker (absent in reports written before TLS existed). */
+  tls?: "on" | "off";
+  /** Where the broker CPU/RSS samples came from: "metrics <url>", "GetBrokerStats", "/proc/<pid>" or "none". */
+  resourceSource?: string;
   samples: (BrokerStatsSample & { t: number })[];
   peakRssBytes: number | null;
   cpuSeconds: number | null;

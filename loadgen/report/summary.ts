@@ -36,7 +36,7 @@ export function parameterRows(r: RunResult): [string, string][] {
     ["topics", share(String(c.topics), String(whole.topics))],
     ["subscriptions", share(String(c.subscriptions), String(whole.subscriptions))],
     ["consumers", `${c.consumers} (${s.consumersPerSubscription} per subscription)`],
-    ["connections", String(s.connections)],
+    ["connections", `${s.connections}${r.broker.tls === "on" ? ", tls: on" : ""}`],
     [
       "phases",
       `warmup ${s.warmupSeconds} s, measure ${measured}${measure ? ` (took ${(measure.endSec - measure.startSec).toFixed(1)} s)` : ""}, drain timeout ${s.drainTimeoutSeconds} s` +

@@ -109,6 +109,12 @@ export const scenarioSchema = z
     /** Flow control per consumer: deliveries outstanding (unacked) at once (ratatoskr v2, JetStream). */
     maxOutstandingMessages: positiveInt.default(1000),
     broker: brokerSchema.default({ storage: "memory", fsync: false, args: [] }),
+    /**
+     * Speak TLS. An embedded server gets a self-signed certificate generated into the run's
+     * temporary directory (and nats-server a token); with --target, the broker's certificate is
+     * checked against --tls-ca (default: the system's roots).
+     */
+    tls: z.boolean().default(false),
     slo: sloSchema.default({}),
   })
   .superRefine((s, ctx) => {

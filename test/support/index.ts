@@ -35,3 +35,5 @@ export { FailingStore, InjectedAppendError } from "./failing-store.js";
 export { mountTmpfs, type Tmpfs } from "./tmpfs.js";
 export { REPO_ROOT, spawnTs, startCliBroker, type Child } from "./child-process.js";
 export { parseXml, xmlFind, type XmlElement } from "./xml.js";
+export { parseOpenMetrics, sampleValue, samplesOf, type MetricFamily, type Sample } from "./openmetrics.js";
+export { httpGet, type HttpAnswer } from "./http.js";

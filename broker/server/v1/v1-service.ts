@@ -5,6 +5,7 @@ import { OPEN_ACCESS, type Access } from "../access.js";
 import type { BrokerServerConfig } from "../config.js";
 import { unary, type ServedHandlers } from "../handlers.js";
 import type { Logger } from "../logger.js";
+import { NO_METRICS, type BrokerObserver } from "../metrics.js";
 import { subscribeHandler, V1Subscribers, type V1SubscribeOptions } from "./v1-subscribe.js";
 import { isWellFormedRef, V1_SERVICE_DEFINITION } from "./v1-wire.js";
 
@@ -78,6 +79,7 @@ export function addV1Service(
   log: Logger,
   options: Partial<V1SubscribeOptions> = {},
   access: Access = OPEN_ACCESS,
+  observer: BrokerObserver = NO_METRICS,
 ): V1Service {
   const subscribers = new V1Subscribers();
   const subscribeOptions: V1SubscribeOptions = {
@@ -140,14 +142,24 @@ export function addV1Service(
       access.require(call.metadata, "publish", topic);
       const problem = checkName(topic);
       if (problem) return failed(broker, PUBLISH_ERRORS[problem]);
-      const [outcome] = await broker.publish(topic, [{ payload, attributes: metadata }], { autoCreate: true });
-      return { messageId: outcome!.id, timestamp: BigInt(outcome!.publishTimeMs), success: true, error: "" };
+      const started = observer.publishStart();
+      try {
+        const [outcome] = await broker.publish(topic, [{ payload, attributes: metadata }], { autoCreate: true });
+        return { messageId: outcome!.id, timestamp: BigInt(outcome!.publishTimeMs), success: true, error: "" };
+      } finally {
+        observer.publishDone("v1", started);
+      }
     }),
 
-    publishBatch: unary(log, (request, call) => {
+    publishBatch: unary(log, async (request, call) => {
       // All or nothing: a batch naming one topic the token may not publish to is refused whole.
       for (const item of request.messages) access.require(call.metadata, "publish", item.topic || request.topic);
-      return publishBatch(broker, request);
+      const started = observer.publishStart();
+      try {
+        return await publishBatch(broker, request);
+      } finally {
+        observer.publishDone("v1", started);
+      }
     }),
 
     subscribe: subscribeHandler(broker, subscribers, subscribeOptions, log, access),

@@ -5,6 +5,7 @@ import { encodeFrames, type EncodedMessages } from "./consume-codec.js";
 import { OPEN_ACCESS, type Access } from "../access.js";
 import { bidiStream } from "../handlers.js";
 import type { Logger } from "../logger.js";
+import { NO_METRICS, type BrokerObserver } from "../metrics.js";
 import { statusError, toStatus } from "../status.js";
 import { type OutboundBudget, StreamOutbound } from "../outbound.js";
 import { cutOffStream } from "../stream-cutoff.js";
@@ -39,6 +40,7 @@ export function consumeHandler(
   shared: EncodedMessages,
   outbound: ConsumeOutboundOptions,
   access: Access = OPEN_ACCESS,
+  observer: BrokerObserver = NO_METRICS,
 ) {
   return bidiStream<Buffer, Buffer>(log, (call: ConsumeCall) => {
     let consumer: Consumer | undefined;
@@ -105,6 +107,7 @@ export function consumeHandler(
         // stops the next pump until the stream is under its cap and the budget has room.
         // Bodies are worth sharing only when other subscriptions get the same messages.
         const fanOut = consumer !== undefined && registry.topicSubscriptionCount(consumer.parent.name) > 1;
+        if (batch.length > 0) observer.delivered(batch[0]!.message.publishTimeMs);
         for (const frame of encodeFrames(batch, maxFrameBytes, fanOut ? shared : undefined)) out.write(frame);
         if (out.writable) return true;
         out.waitWritable();

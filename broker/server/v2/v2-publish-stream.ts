@@ -4,6 +4,7 @@ import { PublishStreamRequest, type PublishStreamResponse } from "../../../proto
 import { OPEN_ACCESS, type Access } from "../access.js";
 import { bidiStream } from "../handlers.js";
 import type { Logger } from "../logger.js";
+import { NO_METRICS, type BrokerObserver } from "../metrics.js";
 import { statusError, toStatus } from "../status.js";
 import { publishRequestFromWire, publishResponseToWire } from "./v2-wire.js";
 
@@ -21,7 +22,7 @@ export const PUBLISH_STREAM_WINDOW = 256;
  * stream ends with INVALID_ARGUMENT. Nothing after that frame is stored.
  * `open` tracks live streams so shutdown can end them with UNAVAILABLE.
  */
-export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: Set<() => void>, access: Access = OPEN_ACCESS) {
+export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: Set<() => void>, access: Access = OPEN_ACCESS, observer: BrokerObserver = NO_METRICS) {
   return bidiStream<Buffer, PublishStreamResponse>(log, (call: ServerDuplexStream<Buffer, PublishStreamResponse>) => {
     let pending = 0;
     let blocked = false; // the last write returned false; waiting for "drain"
@@ -86,6 +87,7 @@ export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: S
       pending++;
       flowControl();
       let stored: ReturnType<TopicRegistry["publish"]>;
+      const started = observer.publishStart();
       try {
         // A request the token may not publish is answered like any refused request: its
         // error_code is PERMISSION_DENIED; the stream stays open for the next one.
@@ -96,8 +98,12 @@ export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: S
         stored = Promise.reject(err);
       }
       stored.then(
-        (outcomes) => answer({ requestId, ...publishResponseToWire(outcomes, broker.clock.nowMs()), errorCode: 0, errorMessage: "" }),
+        (outcomes) => {
+          observer.publishDone("v2", started);
+          answer({ requestId, ...publishResponseToWire(outcomes, broker.clock.nowMs()), errorCode: 0, errorMessage: "" });
+        },
         (err: unknown) => {
+          observer.publishDone("v2", started);
           const s = toStatus(err, log);
           answer({ requestId, results: [], publishTimeMs: 0n, errorCode: s.code, errorMessage: s.details });
         },

@@ -6,6 +6,7 @@ import type { BrokerServerConfig } from "../config.js";
 import { EncodedMessages } from "./consume-codec.js";
 import { unary, type ServedHandlers } from "../handlers.js";
 import type { Logger } from "../logger.js";
+import { NO_METRICS, type BrokerObserver } from "../metrics.js";
 import { consumeHandler } from "./v2-consume.js";
 import { OutboundBudget } from "../outbound.js";
 import { publishStreamHandler } from "./v2-publish-stream.js";
@@ -50,6 +51,7 @@ export function addV2Service(
   config: BrokerServerConfig,
   log: Logger,
   access: Access = OPEN_ACCESS,
+  observer: BrokerObserver = NO_METRICS,
   outbound = new OutboundBudget(config.outboundBudgetBytes),
 ): () => void {
   const broker = core.topics;
@@ -80,10 +82,15 @@ export function addV2Service(
     }),
     publish: unary(log, async (req, call) => {
       access.require(call.metadata, "publish", req.topic);
-      const { topic, messages } = publishRequestFromWire(req);
-      return publishResponseToWire(await broker.publish(topic, messages), broker.clock.nowMs());
+      const started = observer.publishStart();
+      try {
+        const { topic, messages } = publishRequestFromWire(req);
+        return publishResponseToWire(await broker.publish(topic, messages), broker.clock.nowMs());
+      } finally {
+        observer.publishDone("v2", started);
+      }
     }),
-    publishStream: publishStreamHandler(broker, log, openStreams, access),
+    publishStream: publishStreamHandler(broker, log, openStreams, access, observer),
     createSubscription: unary(log, async (req, call) => {
       access.require(call.metadata, "admin", req.topic);
       // Dead letters are published to their topic by the broker on this subscription's behalf.
@@ -114,7 +121,7 @@ export function addV2Service(
       streamCapBytes: config.streamOutboundBytes,
       stuckTimeoutMs: config.consumerStuckTimeoutMs,
       resetGraceMs: 1_000,
-    }, access),
+    }, access, observer),
     getBrokerStats: unary(log, () => {
       // Broker-wide figures, no topic names: any token the interceptor let through may read them.
       return brokerStatsToWire(core.stats());
