@@ -154,7 +154,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
           }
         : undefined;
     const securityLabels = () => ({ tls: tlsLabel(security), resourceSource: sources.size > 0 ? [...sources].join(", ") : "none" });
-    const workers = args.workers ?? scenario.workers ?? defaultWorkers(plan, driverModule.name);
+    const workers = args.workers ?? scenario.workers ?? defaultWorkers(plan, driverModule.name, embedded !== undefined);
     let result: RunResult;
     if (splitPlan(plan, workers).length > 1) {
       // Worker threads: each opens its own connections; the parent samples the broker.

@@ -7,7 +7,7 @@ import { systemClock } from "./clock.js";
 import { FakeDriver } from "./drivers/index.js";
 import { buildResult, captureEnvironment, combineResults, generatorVerdict, GENERATOR_BOUND_THRESHOLDS, mergeResults, readResult, renderReport, type ResultMeta, type RunResult, type WorkerFigures } from "./report/index.js";
 import { buildPlan, decodeHistogram, encodeHistogram, parseScenario, Progress, runScenario, splitPlan, summarize, type Scenario } from "./run/index.js";
-import { runWorkers } from "./workers.js";
+import { defaultWorkers, runWorkers } from "./workers.js";
 
 const meta: ResultMeta = { runId: "w1", driver: "fake", environment: captureEnvironment(), broker: { embedded: false, target: "in-process", args: [], storage: "memory", fsync: false } };
 const quiet = new Progress({ write: () => true }, true);
@@ -144,4 +144,19 @@ describe("the generator-bound verdict", () => {
     const easy = await inOneProcess(parseScenario("name: easy\ndriver: fake\ntopics: 1\nsubscriptions: {perTopic: 1}\nproducers: 1\nrate: 1000\nmessages: 1500\nbatchSize: 10\ndrainTimeoutSeconds: 5\n", "easy.yaml"));
     expect(easy.generatorBound, JSON.stringify(easy.generator)).toMatchObject({ bound: false, reasons: [] });
   }, 60_000);
+});
+
+describe("the default worker count", () => {
+  const plan = (producers: number, subscriptions: number) => ({ producers: new Array(producers).fill({}), subscriptions: new Array(subscriptions).fill({}) }) as never;
+  it("leaves one core to a broker the harness started, and stays in one process on 2 cores", () => {
+    expect(defaultWorkers(plan(1, 10), "nats", true, 2)).toBe(1);
+    expect(defaultWorkers(plan(1, 10), "nats", true, 8)).toBe(7);
+  });
+  it("uses every core against a --target broker, but never more workers than producers + subscriptions", () => {
+    expect(defaultWorkers(plan(1, 10), "nats", false, 2)).toBe(2);
+    expect(defaultWorkers(plan(1, 1), "ratatoskr", false, 8)).toBe(2);
+  });
+  it("runs the in-process fake driver in one process", () => {
+    expect(defaultWorkers(plan(4, 4), "fake", false, 8)).toBe(1);
+  });
 });

@@ -19,13 +19,21 @@ import { splitPlan, type Plan, type Progress, type ProgressState, type Scenario,
 import type { ToParent, ToWorker, WorkerInit } from "./worker-main.js";
 
 /**
- * The default worker count: one per core, at most what the plan can use (producers +
+ * The default worker count: one per core, less one core left to a broker the harness started
+ * on this machine (it would otherwise compete with the generator for every core: on a 2-core
+ * machine an embedded run stays in one process), at most what the plan can use (producers +
  * subscriptions: a worker without work is not started), and 1 for the in-process fake driver
  * (its broker shares the generator's process; `workers: N` still splits it, for tests).
  */
-export function defaultWorkers(plan: Pick<Plan, "producers" | "subscriptions">, driver: string, cores: number = availableParallelism()): number {
+export function defaultWorkers(
+  plan: Pick<Plan, "producers" | "subscriptions">,
+  driver: string,
+  embeddedBroker: boolean,
+  cores: number = availableParallelism(),
+): number {
   if (driver === "fake") return 1;
-  return Math.max(1, Math.min(cores, plan.producers.length + plan.subscriptions.length));
+  const forGenerator = embeddedBroker ? cores - 1 : cores;
+  return Math.max(1, Math.min(forGenerator, plan.producers.length + plan.subscriptions.length));
 }
 
 export interface WorkersRunOptions {
@@ -35,7 +43,7 @@ export interface WorkersRunOptions {
   runId: string;
   target: string;
   /** TLS files and token for the workers' drivers (paths and strings: they cross to the threads as they are). */
-  security: DriverSecurity;
+  security?: DriverSecurity;
   connectTimeoutMs: number;
   cleanup: boolean;
   startAtMs?: number;
@@ -77,7 +85,7 @@ export async function runWorkers(o: WorkersRunOptions): Promise<RunResult> {
       shard: o.plan.shard,
       part,
       target: o.target,
-      security: o.security,
+      security: o.security ?? {},
       connectTimeoutMs: o.connectTimeoutMs,
       cleanup: o.cleanup,
       meta: o.meta,
