@@ -31,6 +31,8 @@ export class AccountingSink implements DeliverySink {
   expectedTotal = 0;
   /** Monotonic µs of the last first delivery of a measured (not warmup) message; 0 if none. */
   lastTimedDeliveryUs = 0;
+  /** Monotonic µs of the first first delivery of a measured message; 0 if none. */
+  firstTimedDeliveryUs = 0;
   streamErrors = 0;
   readonly streamErrorSamples: StreamErrorInfo[] = [];
 
@@ -81,7 +83,10 @@ export class AccountingSink implements DeliverySink {
       }
       const fresh = this.accounting.record(slot, this.plan.producerSlot(h.producer, topic), h.seq, attempts ? attempts[i]! : 1);
       if (!fresh) continue;
-      if (!h.warmup) this.lastTimedDeliveryUs = now;
+      if (!h.warmup) {
+        if (this.firstTimedDeliveryUs === 0) this.firstTimedDeliveryUs = now;
+        this.lastTimedDeliveryUs = now;
+      }
       this.recorder.recordDelivery(now - h.intendedUs, now - h.sentUs, h.warmup);
     }
     if (this.drainWaiter && this.accounting.deliveredCount >= this.expectedTotal) this.drainWaiter();

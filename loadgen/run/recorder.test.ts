@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { Recorder } from "./recorder.js";
+import { deliveryWindowSeconds } from "./runner.js";
 
 describe("Recorder phases", () => {
   let rec: Recorder;
@@ -35,5 +36,28 @@ describe("Recorder phases", () => {
     expect(point.phase).toBe("measure");
     expect(point.e2eMaxUs).toBeLessThan(4_100); // the warmup sample before the switch is gone
     expect(rec.intervals).toHaveLength(1);
+  });
+
+  it("keeps a measured message that arrives before its own measure phase starts (a consumer worker released after the producer worker)", () => {
+    rec = new Recorder();
+    rec.phase = "warmup";
+    rec.recordDelivery(2_000, 1_500, true); // warmup message: warms the paths
+    rec.recordDelivery(4_000, 3_000, false); // measured message, early: measuring starts here
+    expect(rec.measuring).toBe(true);
+    rec.recordDelivery(9_000, 8_000, true); // a late warmup message is not timed
+    rec.phase = "measure"; // what the runner's phase switch does
+    rec.startMeasuring(); // already measuring: nothing is wiped
+    rec.recordDelivery(5_000, 4_000, false);
+    expect(rec.e2e.totalCount).toBe(2);
+    expect(rec.e2e.maxValue).toBeLessThan(5_100);
+    expect(rec.measuredDelivered).toBe(3);
+  });
+});
+
+describe("the delivery window", () => {
+  it("runs from the start of measure, or from the first measured delivery when that came earlier", () => {
+    expect(deliveryWindowSeconds(1_000_000, 1_500_000, 3_000_000, 9)).toBe(2);
+    expect(deliveryWindowSeconds(1_000_000, 400_000, 3_000_000, 9)).toBe(2.6);
+    expect(deliveryWindowSeconds(1_000_000, 0, 0, 9)).toBe(9); // nothing measured arrived
   });
 });

@@ -74,8 +74,13 @@ export class Recorder {
     return this.measuring || this.phase === "warmup";
   }
 
-  /** Enter the measure phase: whole-run histograms restart empty. */
+  /**
+   * Enter the measure phase: whole-run histograms restart empty. Idempotent: a consumer worker
+   * may have entered it already, on the first measured message (see recordDelivery).
+   */
   startMeasuring(): void {
+    this.phase = "measure";
+    if (this.measuring) return;
     for (const h of [this.publishLatency, this.e2e, this.e2eUncorrected, this.lateness, this.ivE2e, this.ivPublish, this.ivLateness]) h.reset();
     this.phase = "measure";
     this.measuring = true;
@@ -111,6 +116,10 @@ export class Recorder {
   recordDelivery(correctedUs: number, uncorrectedUs: number, warmup: boolean): void {
     this.delivered++;
     this.ivDelivered++;
+    // A measured message can reach a consumer worker before the join that starts its measure
+    // phase (the producer worker was released first): it starts measuring here, so the phase
+    // switch does not wipe that message from the histograms (docs/loadgen.md, "Workers").
+    if (!warmup && !this.measuring && this.phase === "warmup") this.startMeasuring();
     if (this.phase === "measure") this.measuredDelivered++;
     if (this.measuring ? warmup : this.phase !== "warmup") return;
     const c = clampUs(correctedUs);

@@ -290,7 +290,9 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     accounting: accounting.totals(),
     phases,
     measureSeconds,
-    deliverySeconds: lastTimedUs > measureStartUs ? (lastTimedUs - measureStartUs) / 1e6 : measureSeconds,
+    // From the start of measure, or from the first measured delivery when that came earlier (a
+    // consumer worker can receive measured messages before the join that starts its measure).
+    deliverySeconds: deliveryWindowSeconds(measureStartUs, sink.firstTimedDeliveryUs, lastTimedUs, measureSeconds),
     drainTimedOut,
     interrupted: interrupted(),
     streamErrors: sink.streamErrors,
@@ -334,4 +336,10 @@ async function drain(sink: AccountingSink, drainMs: number, interruptMs: number,
     left -= step;
     if (left <= 0) return true;
   }
+}
+
+/** Seconds from the start of measure (or the first measured delivery, if earlier) to the last measured delivery. */
+export function deliveryWindowSeconds(measureStartUs: number, firstTimedUs: number, lastTimedUs: number, measureSeconds: number): number {
+  const startUs = firstTimedUs > 0 ? Math.min(measureStartUs, firstTimedUs) : measureStartUs;
+  return lastTimedUs > startUs ? (lastTimedUs - startUs) / 1e6 : measureSeconds;
 }
