@@ -52,6 +52,19 @@ describe("Recorder phases", () => {
     expect(rec.e2e.maxValue).toBeLessThan(5_100);
     expect(rec.measuredDelivered).toBe(3);
   });
+
+  it("with no warmup, keeps a measured message that reaches a consumer worker still in its connect phase", () => {
+    rec = new Recorder();
+    rec.phase = "connect"; // warmupSeconds: 0 — the next phase this worker is told of is measure
+    rec.recordDelivery(4_000, 3_000, false);
+    expect(rec.measuring).toBe(true);
+    expect(rec.phase).toBe("measure");
+    rec.startMeasuring(); // the parent's join arrives later: nothing is wiped
+    rec.recordDelivery(5_000, 4_000, false);
+    expect(rec.e2e.totalCount).toBe(2);
+    expect(rec.e2eUncorrected.totalCount).toBe(2);
+    expect(rec.measuredDelivered).toBe(2);
+  });
 });
 
 describe("the delivery window", () => {

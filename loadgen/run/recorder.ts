@@ -118,8 +118,9 @@ export class Recorder {
     this.ivDelivered++;
     // A measured message can reach a consumer worker before the join that starts its measure
     // phase (the producer worker was released first): it starts measuring here, so the phase
-    // switch does not wipe that message from the histograms (docs/loadgen.md, "Workers").
-    if (!warmup && !this.measuring && this.phase === "warmup") this.startMeasuring();
+    // switch does not wipe that message from the histograms (docs/loadgen.md, "Workers"). With
+    // no warmup the consumer worker may still be in "connect" when that happens.
+    if (!warmup && !this.measuring && (this.phase === "warmup" || this.phase === "connect")) this.startMeasuring();
     if (this.phase === "measure") this.measuredDelivered++;
     if (this.measuring ? warmup : this.phase !== "warmup") return;
     const c = clampUs(correctedUs);
