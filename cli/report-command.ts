@@ -77,7 +77,7 @@ export function shardInputs(paths: readonly string[]): string[] {
   });
 }
 
-const merge: CommandModule<object, ReportArgs> = {
+export const reportMergeCommand: CommandModule<object, ReportArgs> = {
   command: "merge <results..>",
   describe: "merge the result.json files (or report dirs, or one dir of shard report dirs) of a run's shards into one report",
   builder: (y: Argv) =>
@@ -147,6 +147,6 @@ const render: CommandModule<object, ReportArgs> = {
 export const reportCommand: CommandModule = {
   command: "report",
   describe: "work with bench reports: merge shards, compare runs, re-render",
-  builder: (y: Argv) => y.command(merge).command(compare).command(render).demandCommand(1, "Name a report command: merge, compare or render."),
+  builder: (y: Argv) => y.command(reportMergeCommand).command(compare).command(render).demandCommand(1, "Name a report command: merge, compare or render."),
   handler: () => undefined,
 };
