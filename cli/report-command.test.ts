@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -45,5 +45,18 @@ describe("ratatoskr report merge", () => {
     expect(readFileSync(join(out, "report.md"), "utf8").split("\n")[0]).toBe("# cli-merge: FAIL (PARTIAL)");
     expect(readFileSync(join(out, "report.html"), "utf8")).toContain("PARTIAL: merged 1 of 2 shards; shard 1 missing.");
     expect(await report(["merge", s0, await shardDir(1), "--out", join(dir, "whole")])).toBe(0);
+  }, 30_000);
+
+  it("takes a directory of shard report directories (what the Kubernetes and Compose runs write)", async () => {
+    const shards = join(dir, "run-x", "shards");
+    mkdirSync(join(shards, "not-a-shard"), { recursive: true }); // no result.json: ignored
+    cpSync(await shardDir(0), join(shards, "shard-0"), { recursive: true });
+    cpSync(await shardDir(1), join(shards, "shard-1"), { recursive: true });
+    const out = join(dir, "run-x", "merged");
+    expect(await report(["merge", shards, "--out", out])).toBe(0);
+    const merged = readResult(out);
+    expect(merged.run.shardsMerged).toBe(2);
+    expect(merged.counts.delivered).toBe(readResult(join(shards, "shard-0")).counts.delivered + readResult(join(shards, "shard-1")).counts.delivered);
+    expect(await report(["merge", join(shards, "not-a-shard"), "--out", join(dir, "run-x", "none")])).toBe(2);
   }, 30_000);
 });

@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import {
@@ -60,9 +60,26 @@ export function renderTargets(results: readonly string[], outDir: string | undef
   return dirs;
 }
 
-const merge: CommandModule<object, ReportArgs> = {
+/**
+ * `report merge` inputs: result.json files, report directories, or a directory of shard report
+ * directories (each immediate subdirectory holding a result.json, in name order) — what the
+ * Kubernetes and Compose runs leave behind (docs/deploy.md, "Shards and the merge").
+ */
+export function shardInputs(paths: readonly string[]): string[] {
+  return paths.flatMap((p) => {
+    if (p.endsWith(".json") || !existsSync(p) || !statSync(p).isDirectory() || existsSync(join(p, "result.json"))) return [p];
+    const shards = readdirSync(p)
+      .filter((name) => existsSync(join(p, name, "result.json")))
+      .sort()
+      .map((name) => join(p, name));
+    if (shards.length === 0) throw new OutputError(p, "it holds no result.json and no subdirectory with one");
+    return shards;
+  });
+}
+
+export const reportMergeCommand: CommandModule<object, ReportArgs> = {
   command: "merge <results..>",
-  describe: "merge the result.json files (or report dirs) of a run's shards into one report",
+  describe: "merge the result.json files (or report dirs, or one dir of shard report dirs) of a run's shards into one report",
   builder: (y: Argv) =>
     y
       .positional("results", { type: "string", array: true, demandOption: true })
@@ -70,7 +87,7 @@ const merge: CommandModule<object, ReportArgs> = {
       .option("allow-partial", { type: "boolean", default: false, describe: "merge a set that lacks shards; the result is marked partial and fails" }) as unknown as Argv<ReportArgs>,
   handler: (args) =>
     guarded("merge", () => {
-      const inputs = args.results.map(readResult);
+      const inputs = shardInputs(args.results).map(readResult);
       prepareOutputDir(args.out!);
       const merged = mergeResults(inputs, { allowPartial: args.allowPartial === true });
       writeReport(args.out!, merged);
@@ -130,6 +147,6 @@ const render: CommandModule<object, ReportArgs> = {
 export const reportCommand: CommandModule = {
   command: "report",
   describe: "work with bench reports: merge shards, compare runs, re-render",
-  builder: (y: Argv) => y.command(merge).command(compare).command(render).demandCommand(1, "Name a report command: merge, compare or render."),
+  builder: (y: Argv) => y.command(reportMergeCommand).command(compare).command(render).demandCommand(1, "Name a report command: merge, compare or render."),
   handler: () => undefined,
 };

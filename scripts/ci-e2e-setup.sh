@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares a machine for the e2e tier (called by .ci/run; also fine by hand, as root):
-#   1. installs docker.io with apt when dockerd is missing;
+#   1. installs docker.io with apt when dockerd is missing, and docker-compose (e2e/compose.test.ts);
 #   2. starts `dockerd --bridge=none --iptables=false` in the background unless an engine is
 #      already reachable (containers then run with host networking only: traffic stays on
 #      127.0.0.1), removing a stale /var/run/docker.pid first;
@@ -21,6 +21,14 @@ if ! command -v dockerd >/dev/null 2>&1; then
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io
   echo "docker.io installed in $(ms_since "$t0") ms"
+fi
+# e2e/compose.test.ts runs deploy/compose/compose.yaml through Debian's docker-compose (1.29).
+if ! command -v docker-compose >/dev/null 2>&1; then
+  echo "docker-compose not found: installing it with apt"
+  tc=$(date +%s%N)
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose
+  echo "docker-compose installed in $(ms_since "$tc") ms"
 fi
 
 if docker info >/dev/null 2>&1; then
