@@ -59,10 +59,6 @@ export class AmqpLink {
     return this.conn;
   }
 
-  get isUp(): boolean {
-    return this.conn !== undefined && this.up === undefined;
-  }
-
   /** First connection: fails at once (BrokerUnreachableError) rather than retrying. */
   async open(): Promise<void> {
     await this.connectOnce(true);
@@ -92,13 +88,21 @@ export class AmqpLink {
     conn.on("error", () => undefined); // a 'close' follows; handled there
     conn.on("close", () => this.lost(conn));
     this.conn = conn;
+    await this.onUp(this, first);
+    // Publishes resume only now, after the topology is declared again (else they could be unroutable).
+    await this.openPublishChannel(conn);
+  }
+
+  private async openPublishChannel(conn: ChannelModel): Promise<void> {
     const ch = await conn.createConfirmChannel();
     ch.on("error", () => undefined);
     ch.on("close", () => {
-      if (this.pubChannel === ch) this.pubChannel = undefined;
+      if (this.pubChannel !== ch) return;
+      this.pubChannel = undefined;
+      // The channel closed but the connection lives (a channel error): open another one.
+      if (this.conn === conn && !this.closing) void this.openPublishChannel(conn).catch(() => undefined);
     });
     this.pubChannel = ch;
-    await this.onUp(this, first);
     this.flushWaiting();
   }
 
@@ -140,7 +144,7 @@ export class AmqpLink {
   private send(batch: OutgoingBatch, i: number): void {
     const ch = this.pubChannel;
     if (this.closing) return batch.reject(new DriverError("rabbitmq", "driver closed with publishes unconfirmed"));
-    if (!ch || this.up) {
+    if (!ch) {
       this.waiting.push([batch, i]);
       return;
     }

@@ -10,13 +10,15 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, connect as tcpConnect, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type ChannelModel } from "amqplib";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { runBench } from "../bench.js";
 import { systemClock } from "../clock.js";
+import { readResult } from "../report/index.js";
 import { procSample } from "./broker-process.js";
 import type { BrokerSettings, Consumer, DeliverySink, Driver } from "./driver.js";
 import { RabbitMqDriver, rabbitMqRefusals } from "./rabbitmq.js";
@@ -416,3 +418,24 @@ async function startRelay(target: string): Promise<{ address: string; cut: () =>
     },
   };
 }
+
+// End to end through `ratatoskr bench` with no --target: the driver starts its own rabbitmq-server.
+describe("ratatoskr bench with the rabbitmq driver", () => {
+  it("runs a scenario against an embedded rabbitmq-server, accounting every delivery and sampling beam.smp", async () => {
+    findRabbitMqServer(); // without the package, fail naming it rather than with a missing result.json
+    const dir = mkdtempSync(join(tmpdir(), "rt-rabbitmq-bench-"));
+    const scenario = join(dir, "tiny.yaml");
+    writeFileSync(
+      scenario,
+      "name: tiny\ntopics: 2\nsubscriptions: {perTopic: 2}\nconsumersPerSubscription: 2\nproducers: 2\nmessages: 2000\nbatchSize: 50\nrate: 2000\ndrainTimeoutSeconds: 30\nconnections: 2\nbroker: {storage: durable, fsync: true}\nslo: {deliveredRatioMin: 1, lostMax: 0, duplicatesMax: 0}\n",
+    );
+    const out = join(dir, "out");
+    const code = await runBench({ scenario, driver: "rabbitmq", out, set: [], quiet: true }, () => undefined);
+    const r = readResult(out);
+    expect(r.counts).toMatchObject({ measuredPublished: 2000, expected: 4000, delivered: 4000, lost: 0, duplicates: 0, streamErrors: 0 });
+    expect(r.broker.embedded).toBe(true);
+    expect(r.broker.args[0]).toMatch(/rabbitmq-server$/);
+    expect(r.broker.peakRssBytes).toBeGreaterThan(20 * 1024 * 1024);
+    expect(code).toBe(0);
+  }, 180_000);
+});
