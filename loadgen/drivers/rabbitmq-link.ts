@@ -181,6 +181,18 @@ export class AmqpLink {
     const c = this.conn;
     this.conn = undefined;
     this.pubChannel = undefined;
-    if (c) await c.close().catch(() => undefined);
+    if (c) await closeWithin(c, CLOSE_TIMEOUT_MS);
   }
+}
+
+/** Bound on a clean connection.close handshake; after it the socket is destroyed. */
+export const CLOSE_TIMEOUT_MS = 2_000;
+
+async function closeWithin(c: ChannelModel, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), ms)));
+  const outcome = await Promise.race([c.close().then(() => "closed" as const, () => "closed" as const), late]);
+  clearTimeout(timer);
+  // A peer that never answers close-ok (a dead relay, a paused broker): drop the socket.
+  if (outcome === "late") (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }

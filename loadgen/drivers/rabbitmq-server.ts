@@ -185,10 +185,12 @@ async function startOnce(binary: string, epmdBinary: string, options: RabbitMqSe
   const epmdArgs = ["-address", "127.0.0.1", "-port", String(epmdPort)];
   const epmd = spawn(epmdBinary, epmdArgs, { stdio: ["ignore", "ignore", "pipe"], detached: true, env });
   epmd.stderr!.on("data", keep);
-  let server: ChildProcess | undefined;
+  // Set once the script is spawned; teardown (defined first, used by every failure) reads it.
+  const started: { server?: ChildProcess } = {};
   const exited = (c: ChildProcess | undefined, what: string): string | undefined =>
     c && (c.exitCode !== null || c.signalCode !== null) ? `${what} exited (code ${c.exitCode}, signal ${c.signalCode})` : undefined;
   const teardown = async (): Promise<void> => {
+    const server = started.server;
     if (server) {
       const beam = beamPid(server.pid!);
       await stopChild(server);
@@ -216,7 +218,8 @@ async function startOnce(binary: string, epmdBinary: string, options: RabbitMqSe
     return fail(`epmd did not start: ${(err as Error).message}`, err);
   }
 
-  server = spawn(binary, [], { stdio: ["ignore", "pipe", "pipe"], detached: true, env });
+  const server = spawn(binary, [], { stdio: ["ignore", "pipe", "pipe"], detached: true, env });
+  started.server = server;
   server.stdout!.on("data", keep);
   server.stderr!.on("data", keep);
   const url = `amqp://guest:guest@127.0.0.1:${amqpPort}`;

@@ -242,17 +242,17 @@ describe("rabbitmq driver: RabbitMQ's own behaviour", () => {
     await d.createTopics([topic]);
     await d.createSubscription(spec);
     // The first consumer takes deliveries, then closes while the rest are still arriving.
-    let closeFirst: (() => void) | undefined;
+    const first1: { close?: () => void } = {};
     const first = new Collector();
     const firstSink: DeliverySink = {
       onDeliveries: (slot, p, a, n) => {
         first.onDeliveries(slot, p, a, n);
-        if ((first.got.get(0)?.length ?? 0) === 5) closeFirst?.();
+        if ((first.got.get(0)?.length ?? 0) === 5) first1.close?.();
       },
       onStreamError: (slot, err) => first.onStreamError(slot, err),
     };
     const c1 = await d.openConsumer(spec, 0, firstSink);
-    closeFirst = () => c1.close();
+    first1.close = () => c1.close();
     await d.publish(topic, payloads(300, "r"), 0);
     await first.until(0, 5);
     await vi.waitFor(async () => expect((await queueState(spec.name)).consumerCount).toBe(0), { timeout: 10_000, interval: 50 });
@@ -290,8 +290,9 @@ describe("rabbitmq driver: RabbitMQ's own behaviour", () => {
 
   it("reconnects after a connection reset, re-opens its consumer and re-sends unconfirmed publishes: every message arrives", async () => {
     const relay = await startRelay(rabbit().address);
+    const d = make(relay.address, DURABLE) as RabbitMqDriver;
     try {
-      const d = (await open(DURABLE, {}, relay.address)) as RabbitMqDriver;
+      await d.connect();
       const topic = `rc-${unique()}`;
       const spec = { slot: 0, name: `${topic}-s0`, topic };
       const sink = new Collector();
@@ -310,6 +311,7 @@ describe("rabbitmq driver: RabbitMQ's own behaviour", () => {
       expect(relay.cuts).toBeGreaterThanOrEqual(2);
       expect(sink.errors).toEqual([]);
     } finally {
+      await d.close();
       await relay.close();
     }
   }, 60_000);
@@ -413,7 +415,10 @@ async function startRelay(target: string): Promise<{ address: string; cut: () =>
       return relay.cuts;
     },
     close: () => {
-      for (const [a, b] of pairs) (a.destroy(), b.destroy());
+      for (const [a, b] of pairs) {
+        a.destroy();
+        b.destroy();
+      }
       return new Promise<void>((r) => srv.close(() => r()));
     },
   };

@@ -270,7 +270,7 @@ export class RabbitMqDriver implements Driver {
           return;
         }
         one[0] = m.content;
-        const count = isQuorum ? m.properties.headers?.["x-delivery-count"] : undefined;
+        const count: unknown = isQuorum ? m.properties.headers?.["x-delivery-count"] : undefined;
         attempts[0] = typeof count === "number" ? count + 1 : m.fields.redelivered ? 2 : 1;
         c.sink.onDeliveries(c.spec.slot, one, attempts, 1);
         c.ackTag = m.fields.deliveryTag;
