@@ -21,6 +21,7 @@ import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as amqpConnect } from "amqplib";
+import { systemClock } from "../clock.js";
 import { BrokerUnreachableError } from "../errors.js";
 import type { EmbeddedBroker, EmbeddedServerSpec } from "./driver.js";
 
@@ -113,7 +114,7 @@ async function waitForTcp(port: number, deadline: number, alive: () => string | 
     if (ok) return;
     const dead = alive();
     if (dead) throw new Error(dead);
-    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port}`);
+    if (systemClock.wallMs() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port}`);
     await new Promise((r) => setTimeout(r, 50)); // polling a port that is not open yet: no event to wait on
   }
 }
@@ -150,7 +151,7 @@ class PortTakenError extends BrokerUnreachableError {}
 
 async function startOnce(binary: string, epmdBinary: string, options: RabbitMqServerOptions): Promise<EmbeddedRabbitMq> {
   const timeoutMs = options.timeoutMs ?? 60_000;
-  const deadline = Date.now() + timeoutMs;
+  const deadline = systemClock.wallMs() + timeoutMs;
   const version = rabbitMqVersion(binary);
   const baseDir = mkdtempSync(join(tmpdir(), "ratatoskr-rabbitmq-"));
   const [amqpPort, distPort, epmdPort] = [await freePort(), await freePort(), await freePort()];
@@ -234,7 +235,7 @@ async function startOnce(binary: string, epmdBinary: string, options: RabbitMqSe
       } catch (err) {
         const dead = exited(server, "rabbitmq-server");
         if (dead) throw new Error(dead, { cause: err });
-        if (Date.now() > deadline) throw new Error(`no AMQP connection within ${timeoutMs} ms: ${(err as Error).message}`, { cause: err });
+        if (systemClock.wallMs() > deadline) throw new Error(`no AMQP connection within ${timeoutMs} ms: ${(err as Error).message}`, { cause: err });
         await new Promise((r) => setTimeout(r, 100)); // the node is still booting; no event to wait on
       }
     }
@@ -288,9 +289,9 @@ export function alive(pid: number): boolean {
 }
 
 async function waitUntilGone(pid: number, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = systemClock.wallMs() + timeoutMs;
   // Not our child (the script's): no exit event reaches us, so poll its /proc entry.
-  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  while (alive(pid) && systemClock.wallMs() < deadline) await new Promise((r) => setTimeout(r, 20));
 }
 
 function stopChild(child: ChildProcess, graceMs = 15_000): Promise<void> {
