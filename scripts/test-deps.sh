@@ -5,6 +5,12 @@
 #                loadgen/drivers/driver-contract.test.ts
 #   chromium     the browser case of loadgen/report/html.test.ts (/usr/bin/chromium)
 #   openssl      the live TLS case of loadgen/drivers/probe.test.ts (a throwaway certificate)
+#   rabbitmq-server  loadgen/drivers/rabbitmq.test.ts (the rabbitmq driver and its embedded server).
+#                Installed with services kept from starting: its postinst would start a node
+#                listening on 0.0.0.0 (AMQP 5672, epmd 4369). A /usr/sbin/policy-rc.d answering
+#                101 (action forbidden) is written for the install only if none exists, and removed
+#                after; RUNLEVEL=1 covers invoke-rc.d without one. The tests start their own node
+#                on loopback (loadgen/drivers/rabbitmq-server.ts).
 # A missing one is installed with apt-get when running as root where apt-get exists. Otherwise
 # (or if apt-get fails) it prints one line naming what is missing and which tests will fail, and
 # exits 0: those tests then fail with the reason, they are never skipped.
@@ -23,6 +29,7 @@ missing=()
 on_path nats-server || missing+=(nats-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 on_path openssl || missing+=(openssl)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 will_fail() {
@@ -32,6 +39,7 @@ will_fail() {
       nats-server) out+="${out:+; }loadgen/drivers/nats-server.test.ts; loadgen/drivers/driver-contract.test.ts (nats, jetstream)" ;;
       chromium) out+="${out:+; }loadgen/report/html.test.ts (headless chromium)" ;;
       openssl) out+="${out:+; }loadgen/drivers/probe.test.ts (live TLS server)" ;;
+      rabbitmq-server) out+="${out:+; }loadgen/drivers/rabbitmq.test.ts" ;;
     esac
   done
   echo "$out"
@@ -45,12 +53,19 @@ fi
 echo "test-deps: installing ${missing[*]} with apt-get (for the tests that need them)"
 log=$(mktemp)
 t0=$(date +%s)
+# No service may start on install (rabbitmq-server's would listen on 0.0.0.0).
+policy_written=
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\n# written by ratatoskr scripts/test-deps.sh for one apt-get install\nexit 101\n' >/usr/sbin/policy-rc.d &&
+    chmod 755 /usr/sbin/policy-rc.d && policy_written=1
+fi
 if apt-get update -qq >"$log" 2>&1 &&
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
   echo "test-deps: installed ${missing[*]} in $(($(date +%s) - t0)) s"
   rm -f "$log"
 else
   tail -n 5 "$log" >&2
   echo "test-deps: could not install ${missing[*]} (apt-get output above, full log $log); these tests will fail: $(will_fail)" >&2
 fi
+[ -n "$policy_written" ] && rm -f /usr/sbin/policy-rc.d
 exit 0

@@ -9,6 +9,7 @@ import { loadSet } from "../suite/index.js";
 import { referenceBroker } from "./broker-process.js";
 import type { BrokerSettings, DriverContext } from "./driver.js";
 import { natsServer } from "./nats-server.js";
+import { rabbitMqServer } from "./rabbitmq-server.js";
 import { assertDriverAccepts, createDriver, DEFAULT_DRIVER, DRIVER_NAMES, DRIVERS, findDriver, movedScenarioFields } from "./registry.js";
 
 const base = "name: t\ntopics: 1\nsubscriptions: {perTopic: 1}\nproducers: 1\nmessages: 10\n";
@@ -121,6 +122,12 @@ describe("driver refusals", () => {
     expect(js.refusals(scenario("broker: {storage: durable, fsync: true}\n")).join()).toMatch(/broker\.fsync=true: .*acks before it syncs/);
   });
 
+  it("rabbitmq takes durable storage with fsync and competing consumers, and refuses durable without fsync", () => {
+    const rmq = findDriver("rabbitmq");
+    expect(rmq.refusals(scenario("broker: {storage: durable, fsync: true}\nconsumersPerSubscription: 3\n"))).toEqual([]);
+    expect(rmq.refusals(scenario("broker: {storage: durable, fsync: false}\n")).join()).toMatch(/broker\.fsync=false: RabbitMQ confirms/);
+  });
+
   it("ratatoskr-v1 refuses competing consumers; ratatoskr (v2) takes them", () => {
     expect(findDriver("ratatoskr-v1").refusals(scenario("consumersPerSubscription: 2\n"))).toHaveLength(1);
     expect(findDriver("ratatoskr").refusals(scenario("consumersPerSubscription: 2\nbroker: {storage: durable, fsync: true}\n"))).toEqual([]);
@@ -153,6 +160,7 @@ describe("embedded servers and report labels", () => {
     expect(findDriver("ratatoskr-v1").embeddedServer).toBe(referenceBroker);
     expect(findDriver("nats").embeddedServer).toBe(natsServer);
     expect(findDriver("jetstream").embeddedServer).toBe(natsServer);
+    expect(findDriver("rabbitmq").embeddedServer).toBe(rabbitMqServer);
     expect(findDriver("fake").embeddedServer).toBeUndefined();
   });
 
@@ -163,7 +171,9 @@ describe("embedded servers and report labels", () => {
     expect(findDriver("ratatoskr-v1").report.storage(memory)).toBe("memory (at-most-once)");
     expect(findDriver("nats").report.storage(memory)).toBe("none (core)");
     expect(findDriver("jetstream").report.storage(durable)).toBe("file (background sync)");
-    expect(DRIVERS.filter((d) => d.report.peer).map((d) => d.name)).toEqual(["nats", "jetstream"]);
+    expect(findDriver("rabbitmq").report.storage(memory)).toBe("memory (classic, transient)");
+    expect(findDriver("rabbitmq").report.storage({ ...durable, fsync: true })).toBe("durable queues (quorum default), fsync before confirm");
+    expect(DRIVERS.filter((d) => d.report.peer).map((d) => d.name)).toEqual(["nats", "jetstream", "rabbitmq"]);
   });
 
   it("names where each moved top-level field went", () => {

@@ -8,10 +8,11 @@ import type { DriverContext, DriverModule, DriverScenario, Driver } from "./driv
 import { fakeDriver } from "./fake.js";
 import { jetStreamDriver } from "./jetstream.js";
 import { natsDriver } from "./nats.js";
+import { rabbitMqDriver } from "./rabbitmq.js";
 import { ratatoskrV1Driver } from "./ratatoskr-v1.js";
 import { ratatoskrDriver } from "./ratatoskr-v2.js";
 
-export const DRIVERS = [ratatoskrDriver, ratatoskrV1Driver, natsDriver, jetStreamDriver, fakeDriver] as const;
+export const DRIVERS = [ratatoskrDriver, ratatoskrV1Driver, natsDriver, jetStreamDriver, rabbitMqDriver, fakeDriver] as const;
 
 export type DriverName = (typeof DRIVERS)[number]["name"];
 
