@@ -22,7 +22,7 @@ export function parameterRows(r: RunResult): [string, string][] {
     producers: s.producers,
     topics: s.topics,
     subscriptions: totalSubscriptions(s),
-    offeredRate: s.rate === "unthrottled" ? null : s.rate,
+    offeredRate: typeof s.rate === "number" ? s.rate : null,
   };
   const share = (own: string, all: string) => (isShard(r) ? `${own} (this shard ${r.run.shard.index}/${r.run.shard.count}; whole run ${all})` : all);
   const measure = r.run.phases.find((p) => p.phase === "measure");
