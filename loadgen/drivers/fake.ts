@@ -34,7 +34,7 @@ export const fakeDriver = defineDriver({
     dropEvery: z.number().int().positive().optional(),
     duplicateEvery: z.number().int().positive().optional(),
     swapEvery: z.number().int().positive().optional(),
-    /** At most this many deliveries per second over all subscriptions (a token bucket of 10 ms); absent = no limit. */
+    /** At most this many deliveries per second over all subscriptions (a token bucket of 100 ms, so a stalled event loop does not lose capacity); absent = no limit. */
     deliveriesPerSecond: z.number().positive().optional(),
   }),
   movedFields: {},
@@ -56,7 +56,7 @@ export interface FakeFaults {
 }
 
 /** The capacity's bucket holds this much time's worth of deliveries (the largest burst). */
-const BUCKET_MS = 10;
+const BUCKET_MS = 100;
 
 interface FakeSubscription {
   name: string;
@@ -110,6 +110,8 @@ export class FakeDriver implements Driver {
     if (!s) throw new DriverError(this.name, `no subscription ${spec.name}`);
     const c = { slot: spec.slot, sink };
     s.consumers.push(c);
+    // A subscription that kept messages while it had no consumer (a backlog) delivers them now.
+    if (s.pending.length > 0) this.scheduleFlush();
     return { close: () => s.consumers.splice(s.consumers.indexOf(c), 1) };
   }
 

@@ -15,7 +15,8 @@
  * The search: start at `startRate`; while every step held, multiply by `growth` (capped at
  * `maxRate`); while none held, divide by it; once there is a highest holding rate below a lowest
  * failing one, bisect until they are within `precision` of each other or `maxSteps` ran. The
- * found rate is the highest that held; with `confirm`, it runs once more as a fixed-rate step.
+ * found rate is the highest that held; with `confirm`, it runs once more as a fixed-rate step,
+ * and when that fails it is withdrawn and the search continues below it (at most 3 confirmations).
  */
 import type { RunOutcome } from "./runner.js";
 import { mergeEncoded } from "./histogram.js";
@@ -94,6 +95,8 @@ function ms(us: number): string {
 export class RateSearchPlanner {
   private good: number | undefined;
   private bad: number | undefined;
+  /** Every rate that held (a failed confirmation withdraws the found one). */
+  private readonly held: number[] = [];
   private steps = 0;
   stoppedBecause = "";
 
@@ -129,8 +132,22 @@ export class RateSearchPlanner {
 
   record(rate: number, sustainable: boolean): void {
     this.steps++;
-    if (sustainable) this.good = Math.max(this.good ?? 0, rate);
-    else this.bad = Math.min(this.bad ?? Infinity, rate);
+    if (sustainable) {
+      this.good = Math.max(this.good ?? 0, rate);
+      this.held.push(rate);
+    } else this.bad = Math.min(this.bad ?? Infinity, rate);
+  }
+
+  /**
+   * The confirmation of the found rate failed: that rate (and any above it) no longer counts as
+   * holding; the highest lower rate that held is the found one again, and the search goes on
+   * between it and the withdrawn rate while steps remain.
+   */
+  withdraw(rate: number): void {
+    this.bad = Math.min(this.bad ?? Infinity, rate);
+    const below = this.held.filter((r) => r < rate);
+    this.good = below.length ? Math.max(...below) : undefined;
+    this.stoppedBecause = "";
   }
 
   private stop(why: string): undefined {
@@ -227,32 +244,37 @@ export async function runRateSearch(s: Scenario, runStep: (stepScenario: Scenari
   // Every step's run is kept until the end (a recorder is a few histograms), then all but the chosen one freed.
   const runs: StepRun[] = [];
   let interrupted = false;
-  for (let next = planner.next(); next; next = planner.next()) {
-    const run = await runStep(stepScenario(s, next.rate), steps.length);
+  let confirmed: boolean | null = null;
+  let confirmedRun: StepRun | undefined;
+  const step = async (rate: number, kind: StepKind): Promise<RateSearchStep> => {
+    const run = await runStep(stepScenario(s, rate), steps.length);
     runs.push(run);
-    const step = judged(run.outcome, next.rate, steps.length, next.kind, settings);
-    steps.push(step);
-    planner.record(next.rate, step.sustainable);
-    if (run.outcome.interrupted) {
-      interrupted = true;
-      planner.stoppedBecause = "interrupted";
-      break;
+    const judgedStep = judged(run.outcome, rate, steps.length, kind, settings);
+    steps.push(judgedStep);
+    if (run.outcome.interrupted) interrupted = true;
+    if (kind === "confirm" && judgedStep.sustainable) confirmedRun = run;
+    return judgedStep;
+  };
+  for (let attempt = 0; ; attempt++) {
+    for (let next = planner.next(); next && !interrupted; next = planner.next()) {
+      const x = await step(next.rate, next.kind);
+      planner.record(next.rate, x.sustainable);
     }
+    const found = planner.foundRate;
+    if (interrupted || found === undefined || !settings.confirm) break;
+    // A found rate right at the broker's edge may hold once by luck: confirm it; if that fails,
+    // withdraw it and search below it (at most CONFIRM_ATTEMPTS confirmations).
+    confirmed = (await step(found, "confirm")).sustainable;
+    if (confirmed || interrupted || attempt + 1 >= CONFIRM_ATTEMPTS) break;
+    planner.withdraw(found);
+    if (planner.foundRate === undefined) break;
   }
+  if (interrupted) planner.stoppedBecause = "interrupted";
   const foundRate = planner.foundRate;
   const rateOf = (i: number) => steps[i]!.offeredRate;
   const foundIndex = foundRate === undefined ? -1 : steps.findIndex((x) => x.sustainable && x.offeredRate === foundRate);
   const lowestIndex = steps.reduce((best, _x, i) => (rateOf(i) < rateOf(best) ? i : best), 0);
-  let chosen = runs[foundIndex >= 0 ? foundIndex : lowestIndex]!;
-  let confirmed: boolean | null = null;
-  if (foundRate !== undefined && settings.confirm && !interrupted) {
-    const run = await runStep(stepScenario(s, foundRate), steps.length);
-    runs.push(run);
-    const step = judged(run.outcome, foundRate, steps.length, "confirm", settings);
-    steps.push(step);
-    confirmed = step.sustainable;
-    chosen = run;
-  }
+  const chosen = confirmedRun ?? runs[foundIndex >= 0 ? foundIndex : lowestIndex]!;
   for (const run of runs) if (run !== chosen) run.outcome.recorder.destroy();
   return {
     report: {
@@ -266,6 +288,9 @@ export async function runRateSearch(s: Scenario, runStep: (stepScenario: Scenari
     chosen,
   };
 }
+
+/** Confirmations of a found rate at most (a failed one withdraws it and the search goes on below it). */
+export const CONFIRM_ATTEMPTS = 3;
 
 function judged(outcome: RunOutcome, rate: number, index: number, kind: StepKind, settings: SearchSettings): RateSearchStep {
   const f = stepFigures(outcome, rate);
