@@ -13,6 +13,7 @@
  */
 import { BroadcastChannel } from "node:worker_threads";
 import { z } from "zod";
+import { systemClock, type Clock } from "../clock.js";
 import { DriverError } from "../errors.js";
 import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverScenario, type SubscriptionSpec } from "./driver.js";
 
@@ -41,7 +42,7 @@ export const fakeDriver = defineDriver({
   refusals: fakeRefusals,
   embeddedServer: undefined,
   report: { peer: false, storage: () => "memory" },
-  create: (context, options) => new FakeDriver(options, 256, context.workerGroup),
+  create: (context, options) => new FakeDriver(options, 256, context.workerGroup, context.clock),
 });
 
 export interface FakeFaults {
@@ -73,7 +74,7 @@ export class FakeDriver implements Driver {
   private readonly subscriptions = new Map<string, FakeSubscription>();
   private flushScheduled = false;
   private tokens = 0;
-  private tokensAtMs = performance.now();
+  private tokensAtUs: number;
   private readonly channel: BroadcastChannel | undefined;
   published = 0;
 
@@ -81,7 +82,9 @@ export class FakeDriver implements Driver {
     private readonly faults: FakeFaults = {},
     private readonly batchSize = 256,
     workerGroup?: string,
+    private readonly clock: Clock = systemClock,
   ) {
+    this.tokensAtUs = clock.nowUs();
     if (workerGroup === undefined) return;
     this.channel = new BroadcastChannel(`ratatoskr-fake-${workerGroup}`);
     this.channel.onmessage = (event) => {
@@ -173,9 +176,9 @@ export class FakeDriver implements Driver {
   private takeTokens(): number {
     const rate = this.faults.deliveriesPerSecond;
     if (rate === undefined) return Infinity;
-    const now = performance.now();
-    this.tokens = Math.min(Math.max(1, (rate * BUCKET_MS) / 1000), this.tokens + ((now - this.tokensAtMs) * rate) / 1000);
-    this.tokensAtMs = now;
+    const now = this.clock.nowUs();
+    this.tokens = Math.min(Math.max(1, (rate * BUCKET_MS) / 1000), this.tokens + ((now - this.tokensAtUs) * rate) / 1e6);
+    this.tokensAtUs = now;
     return this.tokens;
   }
 
