@@ -73,7 +73,7 @@ const searchSchema = z.strictObject({
   maxSteps: positiveInt.default(12),
   /** p99 of a step's second half at most latencyGrowthMax × its first half's (or under latencyFloorMs). */
   latencyGrowthMax: z.number().gt(1).default(2),
-  latencyFloorMs: nonNegative.default(5),
+  latencyFloorMs: nonNegative.default(20),
   /** Optional: a step whose e2e p99 exceeds this does not hold (the highest rate within a latency bound). */
   p99MaxMs: z.number().positive().optional(),
   /** Run the found rate once more as a fixed-rate step and say whether it held again. */
