@@ -121,7 +121,7 @@ export interface RunResult {
   /** Whether the generator, not the broker, was the limit (docs/loadgen.md, "Generator-bound verdict"). */
   generatorBound?: GeneratorBound;
   /**
-   * `rate: max`: every step of the search and the rate found (docs/loadgen.md, "rate: max"). The
+   * `rate: max`: every step of the search and the rate found (docs/loadgen.md, "rate: max: the highest sustainable rate"). The
    * rest of the result (counts, latency, series, phases) is the confirmation step's, else the
    * found step's, else the lowest step's.
    */

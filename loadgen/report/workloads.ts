@@ -71,7 +71,8 @@ function backlogRows(r: RunResult): [string, string][] {
     [
       "broker",
       `memory budget ${opt(bb.memoryBudgetBytes, fmtBytes)}; peak RSS ${opt(bb.peakRssBytes, fmtBytes)}, peak retained ${opt(bb.peakRetainedMessages, fmtCount)}, peak backlog ${opt(bb.peakBacklog, fmtCount)} (build start to drained); ` +
-        `${bb.publishErrors} publishes refused, ${bb.streamErrors} streams ended: ${bb.withinBudget ? "stayed within its budgets" : "**hit a budget or limit**"}`,
+        `${bb.publishErrors} publishes refused, ${bb.streamErrors} streams ended: ${bb.withinBudget ? "stayed within its budgets" : "**hit a budget or limit**"} ` +
+        "(the budget bounds what the broker counts, retained messages and de-duplication ids, not its RSS)",
     ],
   ];
 }

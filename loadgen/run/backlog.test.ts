@@ -17,7 +17,7 @@ function scenario(extra: string) {
 describe("backlog build and drain", () => {
   it("holds consumers back until the backlog is stored, releases them, and reports build, drain and the broker", async () => {
     // Build at 5000 msg/s (1 s), then 2000 measured messages at 5000 msg/s; the fake delivers at most 12000/s.
-    const s = scenario("backlog: {messages: 5000}\nrate: 5000\nmessages: 2000\nlingerMs: 2\ndrainTimeoutSeconds: 10\nslo: {lostMax: 0}\n");
+    const s = scenario("backlog: {messages: 5000, rate: 5000}\nrate: 5000\nmessages: 2000\nlingerMs: 2\ndrainTimeoutSeconds: 10\nslo: {lostMax: 0}\n");
     const plan = buildPlan(s, "b1");
     const driver = new FakeDriver({ deliveriesPerSecond: 12_000 });
     const outcome = await runScenario(s, plan, driver, { clock: systemClock, intervalMs: 200, sampleBroker: () => driver.brokerStats() });

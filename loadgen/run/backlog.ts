@@ -1,7 +1,7 @@
 /**
  * Backlog build and drain (`backlog: { messages: n }` or `{ bytes: b }`): the subscriptions are
  * created at connect, so the broker keeps what is published for them, but no consumer is opened.
- * The build phase publishes the backlog (at the scenario's rate, or unthrottled) until every one
+ * The build phase publishes the backlog (unthrottled, or at `backlog.rate`) until every one
  * of its messages is acknowledged; then the consumers are released and the measure phase runs as
  * in any scenario while the backlog drains. Build messages carry the warmup flag: they are
  * accounted (lost, duplicated) like every message but not timed, since they waited by design.

@@ -261,7 +261,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     if (backlog) {
       setPhase("build");
       backlog.buildStarted();
-      await runPhase({ warmup: true, totalRate: rate, totalProducers: scenario.producers, endUs: Infinity, useQuotas: true, quotas: backlog.quotas });
+      await runPhase({ warmup: true, totalRate: scenario.backlog?.rate ?? Infinity, totalProducers: scenario.producers, endUs: Infinity, useQuotas: true, quotas: backlog.quotas });
       backlog.buildEnded();
       if (interrupted()) throw notMeasured();
       progress.log(`build: backlog stored, releasing consumers`);

@@ -49,8 +49,8 @@ const sloSchema = z.strictObject({
 });
 
 /**
- * `rate: max`: the search for the highest sustainable rate (loadgen/run/rate-search.ts; docs/loadgen.md,
- * "rate: max"). Every step is a fixed-rate run of `stepSeconds` after `warmupSeconds`.
+ * `rate: max`: the search for the highest sustainable rate (loadgen/run/rate-search.ts;
+ * docs/loadgen.md, "rate: max: the highest sustainable rate"). Every step is a fixed-rate run of `stepSeconds` after `warmupSeconds`.
  */
 const searchSchema = z.strictObject({
   /** Measured seconds per step. */
@@ -81,7 +81,11 @@ const searchSchema = z.strictObject({
 });
 
 /** `backlog:`: hold consumers back until this much is stored, then release them (loadgen/run/backlog.ts). */
-const backlogSchema = z.union([z.strictObject({ messages: positiveInt }), z.strictObject({ bytes: positiveInt })], { error: "{ messages: n } or { bytes: n }" });
+const buildRate = z.number().positive().optional();
+/** `rate`: the build phase's offered rate (msg/s); absent = unthrottled, the fastest fill. */
+const backlogSchema = z.union([z.strictObject({ messages: positiveInt, rate: buildRate }), z.strictObject({ bytes: positiveInt, rate: buildRate })], {
+  error: "{ messages: n } or { bytes: n } (and optionally rate: msg/s for the build)",
+});
 
 const driverOptionsSchema = z.strictObject(
   Object.fromEntries(DRIVERS.map((d) => [d.name, d.options.optional()])) as Record<DriverName, z.ZodOptional<DriverModule["options"]>>,
@@ -126,7 +130,7 @@ export const scenarioSchema = z
      * for the highest sustainable fixed rate (the `search:` block).
      */
     rate: z.union([z.literal("unthrottled"), z.literal("max"), z.number().positive()], { error: 'a positive number (messages/s), "unthrottled" or "max"' }).default("unthrottled"),
-    /** `rate: max` only: how the search steps (docs/loadgen.md, "rate: max"). */
+    /** `rate: max` only: how the search steps (docs/loadgen.md, "rate: max: the highest sustainable rate"). */
     search: searchSchema.optional(),
     /**
      * Build a backlog first: consumers are held back (their subscriptions exist and keep what is
