@@ -244,8 +244,9 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     if ((backlog || only === "consumers") && !driver.acks) {
       throw new UsageError(`driver ${driver.name} keeps nothing for a subscription without a consumer (at-most-once), so it cannot run ${backlog ? "a backlog: scenario" : "only: consumers"}`);
     }
-    if (backlog || only === "producers") {
-      // Subscriptions exist from now on (the broker keeps what is published for them); consumers wait.
+    if (backlog || only !== undefined) {
+      // Subscriptions exist from now on (the broker keeps what is published for them); consumers
+      // wait: for the build (backlog), for the measure phase (consumer-only), for ever (producer-only).
       await createSubscriptions(specs, driver);
       progress.log(`connect: ${specs.length} subscriptions created, consumers held back`);
     } else await open();
@@ -297,7 +298,9 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     if (only === "consumers") {
       // What a producer-only run of this scenario published (count mode, every publish accepted).
       for (const p of plan.producers) p.topics.forEach((t, i) => sink.onPublished(t, p.messagesPerTopic?.[i] ?? 0));
-      // The measure phase is the consumption: until every expected delivery arrived, or the drain timeout.
+      // The measure phase is the consumption, from opening the consumers (so every delivery is
+      // timed) until every expected delivery arrived, or the drain timeout.
+      await open();
       drainTimedOut = await drain(sink, scenario.drainTimeoutSeconds * 1000, options.interruptDrainMs ?? 2000, signal);
     }
     // A worker's measure ends with every worker's (a consumer worker has no producers of its own).
