@@ -13,7 +13,7 @@ import { assertDriverAccepts, checkMetricsUrl, DRIVERS, effectiveStorage, findDr
 import { EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_OK, exitCodeFor, InterruptedError, UsageError } from "./errors.js";
 import { prepareOutputDir, prepareOutputFile } from "./out-dir.js";
 import { buildResult, captureEnvironment, judge, renderJUnit, renderSummaryMarkdown, SEED_HEADER, seedRow, writeReport, type ResultMeta, type RunResult } from "./report/index.js";
-import { buildPlan, fmtUs, loadScenario, parseShard, Progress, runScenario, scenarioForDriver, splitPlan } from "./run/index.js";
+import { buildPlan, fmtUs, loadScenario, parseShard, Progress, runRateSearch, runScenario, scenarioForDriver, splitPlan, type Plan, type Scenario } from "./run/index.js";
 import { defaultWorkers, runWorkers } from "./workers.js";
 
 export interface BenchArgs {
@@ -56,6 +56,14 @@ export function runSecurity(args: Pick<BenchArgs, "target" | "tls" | "token">, s
     return { tls: embedded?.tls, token: embedded?.token };
   }
   return { tls: args.tls ?? (scenarioTls ? {} : undefined), token: args.token };
+}
+
+/** The special workload a scenario asks for (`rate: max`, `backlog:`, `only:`), named as in the scenario; undefined for a plain run. */
+function workloadName(s: Scenario): string | undefined {
+  if (s.rate === "max") return "rate: max";
+  if (s.backlog !== undefined) return "backlog:";
+  if (s.only !== undefined) return `only: ${s.only}`;
+  return undefined;
 }
 
 /** `20250101T120000Z` for report directory names. */
@@ -154,9 +162,27 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
           }
         : undefined;
     const securityLabels = () => ({ tls: tlsLabel(security), resourceSource: sources.size > 0 ? [...sources].join(", ") : "none" });
-    const workers = args.workers ?? scenario.workers ?? defaultWorkers(plan, driverModule.name, embedded !== undefined);
+    const special = workloadName(scenario);
+    if (special !== undefined && shard.count > 1 && scenario.rate === "max") throw new UsageError("rate: max searches one broker with the whole scenario; it cannot be sharded (--shard)");
+    const requested = args.workers ?? scenario.workers;
+    if (special !== undefined && requested !== undefined && requested > 1) {
+      throw new UsageError(`${special} runs in one process (its per-interval backlog is known there only); drop --workers / workers: ${requested}`);
+    }
+    const workers = special !== undefined ? 1 : (requested ?? defaultWorkers(plan, driverModule.name, embedded !== undefined));
     let result: RunResult;
-    if (splitPlan(plan, workers).length > 1) {
+    if (scenario.rate === "max") {
+      // One broker for the whole search: each step is a fixed-rate run on fresh topics, cleaned up after it.
+      const search = await runRateSearch(scenario, async (stepScenario, index) => {
+        progress.log(`rate search: step ${index + 1} at ${stepScenario.rate as number} msg/s`);
+        const stepPlan = buildPlan(stepScenario, `${runId}-${index}`, shard);
+        return { ...(await runOnce(stepScenario, stepPlan, true)), scenario: stepScenario, plan: stepPlan };
+      });
+      const { outcome, plan: chosenPlan, scenario: chosenScenario } = search.chosen;
+      const built = resultOf(chosenScenario, chosenPlan, outcome);
+      outcome.recorder.destroy();
+      result = judge({ ...built, scenario, rateSearch: search.report, run: { ...built.run, interrupted: outcome.interrupted || undefined, whole: { ...built.run.whole!, offeredRate: search.report.foundRate } } });
+      if (result.run.interrupted === undefined) delete result.run.interrupted;
+    } else if (splitPlan(plan, workers).length > 1) {
       // Worker threads: each opens its own connections; the parent samples the broker.
       const meta: ResultMeta = { runId, driver: driverModule.name, environment: captureEnvironment(), broker: { ...brokerInfo, ...effectiveStorage(scenario.broker, undefined) } };
       result = await runWorkers({
@@ -182,6 +208,14 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
       result = await runOneProcess();
     }
     async function runOneProcess(): Promise<RunResult> {
+      const { outcome } = await runOnce(scenario, plan, args.target !== undefined);
+      const built = resultOf(scenario, plan, outcome);
+      const result = outcome.interrupted ? judge({ ...built, run: { ...built.run, interrupted: true } }) : built;
+      outcome.recorder.destroy();
+      return result;
+    }
+    /** One run in this process with its own driver (the whole run, or one step of a rate search). */
+    async function runOnce(scenario: Scenario, plan: Plan, cleanup: boolean) {
       const driver = driverModule.create(
         {
           target,
@@ -200,11 +234,14 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
         progress,
         sampleBroker: sampler(driver),
         ...(finalSampleBroker ? { finalSampleBroker } : {}),
-        cleanup: args.target !== undefined,
+        cleanup,
         signal: interrupt.signal,
         ...(args.startAt !== undefined ? { startAtMs: args.startAt } : {}),
       });
-      const built = buildResult(scenario, plan, outcome, {
+      return { outcome };
+    }
+    function resultOf(scenario: Scenario, plan: Plan, outcome: Awaited<ReturnType<typeof runOnce>>["outcome"]): RunResult {
+      return buildResult(scenario, plan, outcome, {
         runId,
         driver: driverModule.name,
         environment: captureEnvironment(),
@@ -215,9 +252,6 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
           ...securityLabels(),
         },
       });
-      const result = outcome.interrupted ? judge({ ...built, run: { ...built.run, interrupted: true } }) : built;
-      outcome.recorder.destroy();
-      return result;
     }
 
     writeReport(dir, result);

@@ -3,6 +3,9 @@
  * Publishes fan out to every subscription of the topic; deliveries are handed over in batches
  * on a later turn of the event loop. Optional faults make the accounting observable: drop,
  * duplicate or swap every n-th delivery (`driverOptions: {fake: {dropEvery: 100}}` in a scenario).
+ * A capacity (`deliveriesPerSecond`) makes it a broker with a limit: it hands over at most that
+ * many deliveries per second (all subscriptions together) and queues the rest, so a backlog
+ * builds above it and the `rate: max` search has a rate to find.
  *
  * Split over generator workers (threads), each worker has its own fake; with a `workerGroup`
  * they share one BroadcastChannel, so a publish in a producer worker reaches the subscriptions
@@ -10,6 +13,7 @@
  */
 import { BroadcastChannel } from "node:worker_threads";
 import { z } from "zod";
+import { systemClock, type Clock } from "../clock.js";
 import { DriverError } from "../errors.js";
 import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverScenario, type SubscriptionSpec } from "./driver.js";
 
@@ -31,12 +35,14 @@ export const fakeDriver = defineDriver({
     dropEvery: z.number().int().positive().optional(),
     duplicateEvery: z.number().int().positive().optional(),
     swapEvery: z.number().int().positive().optional(),
+    /** At most this many deliveries per second over all subscriptions (a token bucket of 100 ms, so a stalled event loop does not lose capacity); absent = no limit. */
+    deliveriesPerSecond: z.number().positive().optional(),
   }),
   movedFields: {},
   refusals: fakeRefusals,
   embeddedServer: undefined,
   report: { peer: false, storage: () => "memory" },
-  create: (context, faults) => new FakeDriver(faults, 256, context.workerGroup),
+  create: (context, options) => new FakeDriver(options, 256, context.workerGroup, context.clock),
 });
 
 export interface FakeFaults {
@@ -46,7 +52,12 @@ export interface FakeFaults {
   duplicateEvery?: number;
   /** Swap every n-th delivery with the one after it. */
   swapEvery?: number;
+  /** Capacity: at most this many deliveries per second over all subscriptions. */
+  deliveriesPerSecond?: number;
 }
+
+/** The capacity's bucket holds this much time's worth of deliveries (the largest burst). */
+const BUCKET_MS = 100;
 
 interface FakeSubscription {
   name: string;
@@ -62,6 +73,8 @@ export class FakeDriver implements Driver {
   private readonly topics = new Map<string, FakeSubscription[]>();
   private readonly subscriptions = new Map<string, FakeSubscription>();
   private flushScheduled = false;
+  private tokens = 0;
+  private tokensAtUs: number;
   private readonly channel: BroadcastChannel | undefined;
   published = 0;
 
@@ -69,7 +82,9 @@ export class FakeDriver implements Driver {
     private readonly faults: FakeFaults = {},
     private readonly batchSize = 256,
     workerGroup?: string,
+    private readonly clock: Clock = systemClock,
   ) {
+    this.tokensAtUs = clock.nowUs();
     if (workerGroup === undefined) return;
     this.channel = new BroadcastChannel(`ratatoskr-fake-${workerGroup}`);
     this.channel.onmessage = (event) => {
@@ -98,6 +113,8 @@ export class FakeDriver implements Driver {
     if (!s) throw new DriverError(this.name, `no subscription ${spec.name}`);
     const c = { slot: spec.slot, sink };
     s.consumers.push(c);
+    // A subscription that kept messages while it had no consumer (a backlog) delivers them now.
+    if (s.pending.length > 0) this.scheduleFlush();
     return { close: () => s.consumers.splice(s.consumers.indexOf(c), 1) };
   }
 
@@ -128,25 +145,54 @@ export class FakeDriver implements Driver {
     if (f.swapEvery && n % f.swapEvery === 0) s.pending.push(s.pending.splice(s.pending.length - 2, 1)[0]!);
   }
 
-  private scheduleFlush(): void {
+  private scheduleFlush(delayMs = 0): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => {
+    const flush = () => {
       this.flushScheduled = false;
+      let budget = this.takeTokens();
+      let left = false;
       for (const s of this.subscriptions.values()) {
         while (s.pending.length > 0 && s.consumers.length > 0) {
-          const batch = s.pending.splice(0, this.batchSize);
+          if (budget < 1) {
+            left = true;
+            break;
+          }
+          const batch = s.pending.splice(0, Math.min(this.batchSize, Math.floor(budget)));
+          budget -= batch.length;
+          this.tokens -= batch.length;
           const c = s.consumers[s.next++ % s.consumers.length]!;
           c.sink.onDeliveries(c.slot, batch, undefined, batch.length);
         }
       }
-    });
+      // Over capacity: the rest waits for the bucket to refill (1 ms), as a saturated broker queues.
+      if (left) this.scheduleFlush(1);
+    };
+    if (delayMs > 0) setTimeout(flush, delayMs);
+    else setImmediate(flush);
+  }
+
+  /** Deliveries the capacity allows now (Infinity without one). */
+  private takeTokens(): number {
+    const rate = this.faults.deliveriesPerSecond;
+    if (rate === undefined) return Infinity;
+    const now = this.clock.nowUs();
+    this.tokens = Math.min(Math.max(1, (rate * BUCKET_MS) / 1000), this.tokens + ((now - this.tokensAtUs) * rate) / 1e6);
+    this.tokensAtUs = now;
+    return this.tokens;
+  }
+
+  /** Messages waiting for delivery over all subscriptions (the fake's backlog). */
+  get queued(): number {
+    let n = 0;
+    for (const s of this.subscriptions.values()) n += s.pending.length;
+    return n;
   }
 
   async brokerStats(): Promise<BrokerStatsSample | undefined> {
     const m = process.memoryUsage();
     const cpu = process.cpuUsage();
-    return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, cpuUserSeconds: cpu.user / 1e6, cpuSystemSeconds: cpu.system / 1e6 };
+    return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, cpuUserSeconds: cpu.user / 1e6, cpuSystemSeconds: cpu.system / 1e6, backlog: this.queued };
   }
 
   async cleanup(topics: readonly string[], subscriptions: readonly string[]): Promise<void> {

@@ -7,6 +7,7 @@ import * as echarts from "echarts";
 import { decodeHistogram, percentileCurve } from "../run/index.js";
 import { generatorBoundBanner } from "./md.js";
 import { renderHtmlTables } from "./tables.js";
+import { latencyCurve, workloadHtml } from "./workloads.js";
 import type { RunResult } from "./result.js";
 
 const WIDTH = 900;
@@ -26,7 +27,7 @@ export function renderChart(option: Option, width = WIDTH, height = HEIGHT): str
 
 function phaseAreas(r: RunResult): unknown {
   const total = Math.max(1e-3, ...r.run.phases.map((p) => p.endSec));
-  const colors: Record<string, string> = { connect: "#f3f3f3", warmup: "#fff5e0", measure: "#ffffff", drain: "#eef6ff", teardown: "#f3f3f3" };
+  const colors: Record<string, string> = { connect: "#f3f3f3", warmup: "#fff5e0", build: "#f5eeff", measure: "#ffffff", drain: "#eef6ff", teardown: "#f3f3f3" };
   return {
     silent: true,
     label: { color: "#777", fontSize: 10 },
@@ -116,6 +117,38 @@ export function brokerChart(r: RunResult): string {
   });
 }
 
+/** rate: max: e2e p50 and p99 of each step against its offered rate, holding steps marked. */
+export function rateCurveChart(r: RunResult): string {
+  const steps = latencyCurve(r.rateSearch?.steps ?? []);
+  const ms = (us: number) => Math.max(0.001, us / 1000);
+  return renderChart({
+    title: { text: "Latency against offered rate (rate: max search)", left: "center", textStyle: { fontSize: 14 } },
+    legend: { top: 30 },
+    grid: baseGrid,
+    xAxis: { type: "value", name: "msg/s offered", min: 0 },
+    yAxis: { type: "log", name: "ms", logBase: 10 },
+    series: [
+      { name: "p50", type: "line", data: steps.map((x) => [x.offeredRate, ms(x.p50Us)]) },
+      { name: "p99", type: "line", data: steps.map((x) => [x.offeredRate, ms(x.p99Us)]) },
+      { name: "holds", type: "scatter", symbolSize: 10, data: steps.filter((x) => x.sustainable).map((x) => [x.offeredRate, ms(x.p99Us)]) },
+      { name: "fails", type: "scatter", symbol: "triangle", symbolSize: 10, data: steps.filter((x) => !x.sustainable).map((x) => [x.offeredRate, ms(x.p99Us)]) },
+    ],
+  });
+}
+
+/** Backlog runs: deliveries outstanding over time, with the phases. */
+export function backlogChart(r: RunResult): string {
+  const points = r.series.filter((p) => p.backlog !== undefined);
+  return renderChart({
+    title: { text: "Backlog (deliveries outstanding)", left: "center", textStyle: { fontSize: 14 } },
+    legend: { top: 30 },
+    grid: baseGrid,
+    xAxis: { type: "value", name: "s", min: 0 },
+    yAxis: { type: "value", name: "deliveries" },
+    series: [{ name: "backlog", type: "line", showSymbol: false, data: points.map((p) => [p.t, p.backlog]), markArea: phaseAreas(r) }],
+  });
+}
+
 function esc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
@@ -126,6 +159,8 @@ export function renderHtml(r: RunResult): string {
   const tooShort = `<p class="note">This run lasted ${r.run.durationSeconds} s: too short for a per-second chart (${r.series.length} point${r.series.length === 1 ? "" : "s"}). The tables above hold its figures.</p>`;
   const charts: [string, string][] = [
     ...(perSecond ? ([["throughput", throughputChart(r)], ["latency-over-time", latencyOverTimeChart(r)]] as [string, string][]) : [["too-short", tooShort] as [string, string]]),
+    ...(r.rateSearch ? ([["rate-curve", rateCurveChart(r)]] as [string, string][]) : []),
+    ...(r.backlog && perSecond ? ([["backlog", backlogChart(r)]] as [string, string][]) : []),
     ["percentiles", percentileChart(r)],
     ...(perSecond ? ([["broker", brokerChart(r)]] as [string, string][]) : []),
   ];
@@ -147,6 +182,7 @@ code { background: #f4f4f4; padding: 0 3px; }
 <body>
 <h1>${esc(r.run.scenario)}: <span class="${r.passed ? "pass" : "fail"}">${r.passed ? "PASS" : "FAIL"}${r.run.partial ? " (PARTIAL)" : ""}</span></h1>
 ${generatorBoundBanner(r) ? `<p class="fail" id="generator-bound">${esc(generatorBoundBanner(r)!)}</p>\n` : ""}${renderHtmlTables(r)}
+${workloadHtml(r)}
 ${charts.map(([id, svg]) => `<figure class="chart" id="chart-${id}">\n${svg}\n</figure>`).join("\n")}
 </body>
 </html>

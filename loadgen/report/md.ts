@@ -2,6 +2,7 @@
 import type { RunResult } from "./result.js";
 import { fmtBytes, fmtCount, fmtUs, totalSubscriptions, type LatencySummary } from "../run/index.js";
 import { gateValue, headline, parameterRows, partialNotice } from "./summary.js";
+import { workloadMarkdown } from "./workloads.js";
 
 export const SEED_HEADER = "| configuration | messages | topics | subscribers | throughput | deliveries | broker memory |\n|---|---:|---:|---:|---:|---:|---:|";
 
@@ -68,6 +69,7 @@ export function renderMarkdown(r: RunResult): string {
     "",
   );
   lines.push(SEED_HEADER, seedRow(r), "");
+  lines.push(...workloadMarkdown(r));
   lines.push("## Latency", "", "End-to-end latency is measured from each message's *intended* send time (coordinated-omission corrected); the uncorrected figure is from the actual send time. Publish latency is the broker's acknowledgement time for a batch from when it was sent; lateness is how far behind schedule messages left.", "");
   lines.push(LAT_HEADER);
   lines.push(latRow("e2e (corrected)", r.latency.e2e), latRow("e2e (uncorrected)", r.latency.e2eUncorrected), latRow("publish", r.latency.publish), latRow("lateness", r.latency.lateness), "");

@@ -173,6 +173,7 @@ function mergeSeries(results: readonly RunResult[]): { series: IntervalPoint[]; 
       cur.e2eMaxUs = Math.max(cur.e2eMaxUs, p.e2eMaxUs);
       cur.publishP99Us = Math.max(cur.publishP99Us, p.publishP99Us);
       cur.latenessP99Us = Math.max(cur.latenessP99Us, p.latenessP99Us);
+      if (p.backlog !== undefined) cur.backlog = (cur.backlog ?? 0) + p.backlog;
       // Generator CPU adds up over the parts (each its own thread or process); loop delay is the worst.
       if (p.generatorCpuPercent !== undefined) cur.generatorCpuPercent = Math.round(((cur.generatorCpuPercent ?? 0) + p.generatorCpuPercent) * 10) / 10;
       if (p.generatorLoopDelayMaxMs !== undefined) cur.generatorLoopDelayMaxMs = Math.max(cur.generatorLoopDelayMaxMs ?? 0, p.generatorLoopDelayMaxMs);

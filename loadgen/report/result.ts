@@ -5,6 +5,7 @@
  * incompatible change.
  */
 import type { Environment } from "./environment.js";
+import type { BacklogReport, RateSearchReport } from "../run/index.js";
 import { evaluateGates, allPassed, type GateResult } from "./gates.js";
 import type { BrokerStatsSample } from "../drivers/index.js";
 import { brokerCpuShare, generatorVerdict, type GeneratorBound, type WorkerFigures } from "./verdict.js";
@@ -119,6 +120,16 @@ export interface RunResult {
   generator?: GeneratorInfo;
   /** Whether the generator, not the broker, was the limit (docs/loadgen.md, "Generator-bound verdict"). */
   generatorBound?: GeneratorBound;
+  /**
+   * `rate: max`: every step of the search and the rate found (docs/loadgen.md, "rate: max: the highest sustainable rate"). The
+   * rest of the result (counts, latency, series, phases) is the confirmation step's, else the
+   * found step's, else the lowest step's.
+   */
+  rateSearch?: RateSearchReport;
+  /** `backlog:` scenarios: build and drain (docs/loadgen.md, "Backlog build and drain"). */
+  backlog?: BacklogReport;
+  /** `only:` runs: which side ran and what the counts mean (docs/loadgen.md, "Producer-only and consumer-only runs"). */
+  only?: "producers" | "consumers";
 }
 
 export interface GeneratorInfo {
@@ -166,10 +177,10 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
     subscriptions: a.subscriptions,
     completeSubscriptions: a.completeSubscriptions,
     consumers: outcome.consumers,
-    producers: plan.producers.length,
+    producers: scenario.only === "consumers" ? 0 : plan.producers.length,
   };
   // This result's own share: each producer runs the share of its rate its topics here carry.
-  const offered = scenario.rate === "unthrottled" ? null : (scenario.rate * plan.producers.reduce((sum, p) => sum + p.rateShare, 0)) / scenario.producers;
+  const offered = typeof scenario.rate !== "number" || scenario.only === "consumers" ? null : (scenario.rate * plan.producers.reduce((sum, p) => sum + p.rateShare, 0)) / scenario.producers;
   const publishRate = r.measuredPublished / outcome.measureSeconds;
   const deliveredTimed = r.e2e.totalCount;
   const throughput: Throughput = {
@@ -208,7 +219,7 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
         producers: scenario.producers,
         topics: scenario.topics,
         subscriptions: totalSubscriptions(scenario),
-        offeredRate: scenario.rate === "unthrottled" ? null : scenario.rate,
+        offeredRate: typeof scenario.rate !== "number" || scenario.only === "consumers" ? null : scenario.rate,
       },
       phases: outcome.phases.map((p) => ({ ...p, startSec: round3(p.startSec), endSec: round3(p.endSec) })),
       drainTimedOut: outcome.drainTimedOut,
@@ -233,6 +244,8 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
     passed: true,
     ...(outcome.warnings.length ? { warnings: outcome.warnings } : {}),
     errors: { streams: outcome.streamErrorSamples, publishes: outcome.publishErrorSamples },
+    ...(outcome.backlog ? { backlog: outcome.backlog } : {}),
+    ...(scenario.only ? { only: scenario.only } : {}),
     generator: {
       mode: "single",
       workers: 1,

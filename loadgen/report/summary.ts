@@ -3,7 +3,7 @@
  * partial-merge notice and gate values with their units. Shared by report.md and report.html so
  * that both open with the same statement of the run.
  */
-import { fmtCount, fmtUs, totalSubscriptions } from "../run/index.js";
+import { fmtCount, fmtUs, searchSettings, totalSubscriptions } from "../run/index.js";
 import type { GateResult } from "./gates.js";
 import type { RunResult } from "./result.js";
 
@@ -22,11 +22,12 @@ export function parameterRows(r: RunResult): [string, string][] {
     producers: s.producers,
     topics: s.topics,
     subscriptions: totalSubscriptions(s),
-    offeredRate: s.rate === "unthrottled" ? null : s.rate,
+    offeredRate: typeof s.rate === "number" ? s.rate : null,
   };
   const share = (own: string, all: string) => (isShard(r) ? `${own} (this shard ${r.run.shard.index}/${r.run.shard.count}; whole run ${all})` : all);
   const measure = r.run.phases.find((p) => p.phase === "measure");
-  const measured = s.messages !== undefined ? `${fmtCount(s.messages)} messages` : `${s.durationSeconds ?? 0} s`;
+  const measured =
+    s.rate === "max" ? `rate: max steps of ${searchSettings(s).stepSeconds} s (this is the ${r.rateSearch?.confirmed !== null && r.rateSearch?.confirmed !== undefined ? "confirmation" : "chosen"} step)` : s.messages !== undefined ? `${fmtCount(s.messages)} messages` : `${s.durationSeconds ?? 0} s`;
   const phases = r.run.phases.map((p) => `${p.phase} ${(p.endSec - p.startSec).toFixed(1)} s`).join(", ");
   return [
     ["offered rate", share(rate(r.throughput.offeredRate), rate(whole.offeredRate))],

@@ -33,6 +33,13 @@ export class AccountingSink implements DeliverySink {
   lastTimedDeliveryUs = 0;
   /** Monotonic µs of the first first delivery of a measured message; 0 if none. */
   firstTimedDeliveryUs = 0;
+  /** First deliveries of warmup-flagged messages (a backlog run's build messages are flagged so). */
+  untimedDelivered = 0;
+  /** Monotonic µs of the last first delivery of a warmup-flagged message; 0 if none. */
+  lastUntimedDeliveryUs = 0;
+  /** When untimedDelivered reaches this, onUntimedTarget is called once (a backlog drained). */
+  untimedTarget = Infinity;
+  onUntimedTarget: (() => void) | undefined;
   streamErrors = 0;
   readonly streamErrorSamples: StreamErrorInfo[] = [];
 
@@ -86,6 +93,9 @@ export class AccountingSink implements DeliverySink {
       if (!h.warmup) {
         if (this.firstTimedDeliveryUs === 0) this.firstTimedDeliveryUs = now;
         this.lastTimedDeliveryUs = now;
+      } else {
+        this.lastUntimedDeliveryUs = now;
+        if (++this.untimedDelivered === this.untimedTarget) this.onUntimedTarget?.();
       }
       this.recorder.recordDelivery(now - h.intendedUs, now - h.sentUs, h.warmup);
     }

@@ -3,7 +3,9 @@
  * the offered rate, the delivery sink accounts and times what arrives, the recorder keeps the
  * histograms, and the runner moves through the phases. Other folders enter here.
  */
-export { loadScenario, parseScenario, applyOverride, scenarioSchema, scenarioForDriver, totalSubscriptions, subscriptionCount, type Scenario, type Slo } from "./scenario.js";
+export { loadScenario, parseScenario, applyOverride, scenarioSchema, scenarioForDriver, totalSubscriptions, subscriptionCount, searchSettings, type Scenario, type Slo, type SearchSettings, type BacklogTarget } from "./scenario.js";
+export { runRateSearch, stepScenario, judgeStep, stepFigures, RateSearchPlanner, type RateSearchReport, type RateSearchStep, type StepFigures, type StepRun } from "./rate-search.js";
+export { backlogMessages, backlogQuotas, type BacklogReport } from "./backlog.js";
 export { buildPlan, parseShard, expectedPerTopic, type Plan, type Shard } from "./plan.js";
 export { runScenario, type RunOptions, type RunOutcome, type PhaseTiming, type PhaseCoordinator } from "./runner.js";
 export { splitPlan, partPlan, type WorkerPart, type WorkerRole } from "./worker-split.js";

@@ -39,6 +39,8 @@ export interface PhaseSpec {
   endUs: number;
   /** Use the plan's per-topic quotas (count mode, measure phase). */
   useQuotas: boolean;
+  /** Per-topic quotas by producer id for this phase instead of the plan's (a backlog's build). */
+  quotas?: ReadonlyMap<number, readonly number[]>;
 }
 
 export class PublisherGroup {
@@ -86,7 +88,7 @@ export class PublisherGroup {
     const now = this.clock.nowUs();
     const perProducerRate = spec.totalRate / spec.totalProducers;
     for (const s of this.states) {
-      const quota = spec.useQuotas ? s.plan.messagesPerTopic?.slice() : undefined;
+      const quota = spec.quotas ? (spec.quotas.get(s.plan.id)?.slice() ?? s.plan.topics.map(() => 0)) : spec.useQuotas ? s.plan.messagesPerTopic?.slice() : undefined;
       const limit = quota ? quota.reduce((a, b) => a + b, 0) : Infinity;
       s.quota = quota;
       s.limiter = new RateLimiter(this.clock, perProducerRate * s.plan.rateShare, now, limit);

@@ -8,7 +8,8 @@
  */
 import { clampUs, encodeHistogram, newFastHistogram, type Histogram } from "./histogram.js";
 
-export type Phase = "connect" | "warmup" | "measure" | "drain" | "teardown";
+/** `build`: a backlog scenario publishing with its consumers held back (loadgen/run/backlog.ts). */
+export type Phase = "connect" | "warmup" | "build" | "measure" | "drain" | "teardown";
 
 export interface IntervalPoint {
   /** Seconds since the start of the run (end of the interval). */
@@ -24,6 +25,11 @@ export interface IntervalPoint {
   e2eMaxUs: number;
   publishP99Us: number;
   latenessP99Us: number;
+  /**
+   * Deliveries outstanding at the end of the interval: expected (accepted × subscriptions of the
+   * topic) − delivered. One-process runs only (a worker learns other workers' publishes at joins).
+   */
+  backlog?: number;
   brokerCpuPercent?: number;
   brokerRssBytes?: number;
   /** The load generator's own CPU (100 = one core) and worst event-loop delay this second. */
@@ -60,6 +66,11 @@ export class Recorder {
 
   readonly series: IntervalPoint[] = [];
   readonly intervals: EncodedInterval[] = [];
+  /**
+   * While set, every acknowledged publish is also recorded here, whatever the phase (a backlog
+   * run's publish latency while its backlog drains).
+   */
+  windowPublish: Histogram | undefined;
   /** Whether histograms record now (measure and drain phases). */
   measuring = false;
   phase: Phase = "connect";
@@ -94,6 +105,7 @@ export class Recorder {
     this.published += count;
     this.ivPublished += count;
     if (this.phase === "measure") this.measuredPublished += count;
+    if (count > 0) this.windowPublish?.recordValueWithCount(clampUs(latencyUs), count);
     if (!this.recording || count === 0) return;
     const v = clampUs(latencyUs);
     this.publishLatency.recordValueWithCount(v, count);

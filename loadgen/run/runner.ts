@@ -2,6 +2,7 @@
  * The run, phase by phase:
  *
  *   connect   topics, subscriptions, consumer streams opened at `rampPerSecond` (ramp.ts)
+ *   build     backlog scenarios: publish the backlog with consumers held back, then open them (backlog.ts)
  *   warmup    producers at the offered rate for `warmupSeconds`; delivered and accounted, not timed
  *   measure   `messages` (or `durationSeconds`) at the offered rate; histograms record
  *   drain     wait until every expected delivery arrived, or `drainTimeoutSeconds`
@@ -10,11 +11,18 @@
  * This file is the phase machine; its parts are the delivery sink (delivery-sink.ts: accounts
  * and times what arrives), the per-second sampler (sampler.ts) and teardown. Every reading of
  * time comes from the injected clock.
+ *
+ * `only: producers` opens no consumer and accounts no delivery (its subscriptions are created so
+ * that a durable broker keeps the backlog; nothing is cleaned up); `only: consumers` publishes
+ * nothing and expects what the plan's producers publish in count mode (docs/loadgen.md,
+ * "Producer-only and consumer-only runs").
  */
 import type { Clock } from "../clock.js";
 import { InterruptedError } from "../errors.js";
 import { selfReportWarnings, type BrokerSelfReport, type BrokerStatsSample, type Consumer, type Driver, type SubscriptionSpec } from "../drivers/index.js";
+import { DriverError, UsageError } from "../errors.js";
 import { Accounting, type AccountingTotals } from "./accounting.js";
+import { BacklogTracker, type BacklogReport } from "./backlog.js";
 import { GeneratorMeter, type GeneratorUsage } from "./generator-usage.js";
 import { AccountingSink, type StreamErrorInfo } from "./delivery-sink.js";
 import type { Plan } from "./plan.js";
@@ -103,6 +111,8 @@ export interface RunOutcome {
   warnings: string[];
   /** The generator's own CPU and event-loop delay from measure start to the end of the drain. */
   generator: GeneratorUsage;
+  /** A backlog scenario's build and drain (absent otherwise). */
+  backlog?: BacklogReport;
 }
 
 /** Publish errors kept verbatim for the report. */
@@ -125,6 +135,8 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     expectedHint,
   );
   const sink = new AccountingSink(plan, scenario.topics, accounting, recorder, clock);
+  const only = scenario.only;
+  const backlog = scenario.backlog !== undefined ? new BacklogTracker(scenario, plan, sink, recorder, clock) : undefined;
   // What this run's own producers had accepted, and what it was told other workers' did (per topic).
   const ownPublished = new Array<number>(scenario.topics).fill(0);
   const othersPublished = new Array<number>(scenario.topics).fill(0);
@@ -143,7 +155,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
   const meter = new GeneratorMeter(clock);
   const publishErrorSamples: string[] = [];
   const publishers = new PublisherGroup(
-    plan.producers,
+    only === "consumers" ? [] : plan.producers,
     driver,
     plan.topicNames,
     clock,
@@ -151,7 +163,8 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     {
       onPublished: (topic, accepted) => {
         ownPublished[topic]! += accepted;
-        sink.onPublished(topic, accepted);
+        // Producer-only: nothing will be consumed, so nothing is expected.
+        if (only !== "producers") sink.onPublished(topic, accepted);
       },
       onPublishError(topic, count, err) {
         if (publishErrorSamples.length < PUBLISH_ERROR_SAMPLES) publishErrorSamples.push(`${plan.topicNames[topic]} (${count} messages): ${err instanceof Error ? err.message : String(err)}`);
@@ -165,6 +178,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     progress,
     elapsedSec: sec,
     expected: () => sink.expectedTotal,
+    ...(coordinator ? {} : { backlog: () => sink.expectedTotal - recorder.delivered }),
     sampleBroker: options.sampleBroker,
     finalSampleBroker: options.finalSampleBroker,
     intervalMs: options.intervalMs ?? 1000,
@@ -199,7 +213,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
 
   sampler.start();
   const consumers: Consumer[] = [];
-  let drainTimedOut: boolean;
+  let drainTimedOut = false;
   let measureStartUs: number;
   let measureEndUs: number;
   // Cleanup RPCs to a broker that never answered would wait out their own timeouts.
@@ -219,20 +233,44 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
       progress.log(`warning: ${w}`);
     }
     const specs: SubscriptionSpec[] = subs.map((s, slot) => ({ slot, name: s.name, topic: plan.topicNames[s.topic]! }));
-    await openConsumers(specs, driver, sink, consumers, {
-      consumersPerSubscription: driver.acks ? scenario.consumersPerSubscription : 1,
-      rampPerSecond: scenario.rampPerSecond,
-      clock,
-      progress,
-      elapsedSec: sec,
-    });
+    const open = () =>
+      openConsumers(specs, driver, sink, consumers, {
+        consumersPerSubscription: driver.acks ? scenario.consumersPerSubscription : 1,
+        rampPerSecond: scenario.rampPerSecond,
+        clock,
+        progress,
+        elapsedSec: sec,
+      });
+    if ((backlog || only === "consumers") && !driver.acks) {
+      throw new UsageError(`driver ${driver.name} keeps nothing for a subscription without a consumer (at-most-once), so it cannot run ${backlog ? "a backlog: scenario" : "only: consumers"}`);
+    }
+    if (backlog || only !== undefined) {
+      // Subscriptions exist from now on (the broker keeps what is published for them); consumers
+      // wait: for the build (backlog), for the measure phase (consumer-only), for ever (producer-only).
+      await createSubscriptions(specs, driver);
+      progress.log(`connect: ${specs.length} subscriptions created, consumers held back`);
+    } else await open();
     if (interrupted()) throw notMeasured();
     if (coordinator) await coordinator.ready();
     const waitMs = options.startAtMs === undefined ? 0 : options.startAtMs - clock.wallMs();
     if (waitMs > 0) await waitUnlessAborted(waitMs, signal);
     if (interrupted()) throw notMeasured();
 
+    if (scenario.rate === "max") throw new UsageError("rate: max is a search over fixed rates (rate-search.ts), not one run");
     const rate = scenario.rate === "unthrottled" ? Infinity : scenario.rate;
+    // ---- build (backlog scenarios): publish the backlog, then release the consumers
+    if (backlog) {
+      setPhase("build");
+      backlog.buildStarted();
+      await runPhase({ warmup: true, totalRate: scenario.backlog?.rate ?? Infinity, totalProducers: scenario.producers, endUs: Infinity, useQuotas: true, quotas: backlog.quotas });
+      backlog.buildEnded();
+      if (interrupted()) throw notMeasured();
+      progress.log(`build: backlog stored, releasing consumers`);
+      backlog.releasing();
+      await open();
+      backlog.released();
+      if (interrupted()) throw notMeasured();
+    }
     // ---- warmup
     if (scenario.warmupSeconds > 0) {
       setPhase("warmup");
@@ -257,12 +295,20 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
       endUs: scenario.durationSeconds !== undefined ? measureStartUs + scenario.durationSeconds * 1e6 : Infinity,
       useQuotas: scenario.messages !== undefined,
     });
+    if (only === "consumers") {
+      // What a producer-only run of this scenario published (count mode, every publish accepted).
+      for (const p of plan.producers) p.topics.forEach((t, i) => sink.onPublished(t, p.messagesPerTopic?.[i] ?? 0));
+      // The measure phase is the consumption, from opening the consumers (so every delivery is
+      // timed) until every expected delivery arrived, or the drain timeout.
+      await open();
+      drainTimedOut = await drain(sink, scenario.drainTimeoutSeconds * 1000, options.interruptDrainMs ?? 2000, signal);
+    }
     // A worker's measure ends with every worker's (a consumer worker has no producers of its own).
     await join("measure");
     measureEndUs = clock.nowUs();
     // ---- drain
     setPhase("drain");
-    drainTimedOut = await drain(sink, scenario.drainTimeoutSeconds * 1000, options.interruptDrainMs ?? 2000, signal);
+    if (only !== "consumers") drainTimedOut = await drain(sink, scenario.drainTimeoutSeconds * 1000, options.interruptDrainMs ?? 2000, signal);
     // Workers clean up only once every worker drained (a topic's owner must not delete it under another's consumers).
     await join("drain");
   } finally {
@@ -275,7 +321,8 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
       consumers,
       sampler,
       driver,
-      cleanup: options.cleanup && connected ? { topics: plan.topics.map((t) => plan.topicNames[t]!), subscriptions: subs.map((s) => s.name) } : undefined,
+      // A producer-only run leaves its topics and subscriptions for a consumer-only run.
+      cleanup: options.cleanup && connected && only !== "producers" ? { topics: plan.topics.map((t) => plan.topicNames[t]!), subscriptions: subs.map((s) => s.name) } : undefined,
     });
     const last = phases[phases.length - 1];
     if (last) last.endSec = sec();
@@ -300,10 +347,21 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     publishErrorSamples,
     consumers: consumers.length,
     brokerSamples: sampler.brokerSamples,
+    ...(backlog ? { backlog: backlog.report(sampler.brokerSamples, brokerReport, (us) => (us - t0) / 1e6) } : {}),
     brokerReport,
     warnings,
     generator,
   };
+}
+
+/** Create every subscription without opening a consumer, in chunks (as the ramp does). */
+async function createSubscriptions(specs: readonly SubscriptionSpec[], driver: Driver): Promise<void> {
+  const chunk = 500;
+  for (let i = 0; i < specs.length; i += chunk) {
+    await Promise.all(specs.slice(i, i + chunk).map((s) => driver.createSubscription(s))).catch((err: unknown) => {
+      throw err instanceof DriverError ? err : new DriverError(driver.name, `createSubscription: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    });
+  }
 }
 
 /** Sleep `ms`, or less if `signal` aborts first. */

@@ -62,6 +62,8 @@ export interface SamplerOptions {
   elapsedSec: () => number;
   /** Deliveries expected so far (for the progress line). */
   expected: () => number;
+  /** Deliveries outstanding now, for the series' `backlog` (one-process runs; absent in worker mode). */
+  backlog?: (() => number) | undefined;
   /** The run's known size, for percent done and ETA (the phase and publish rate are filled in here). */
   size?: (() => Omit<RunSize, "phase" | "publishRate" | "measuredPublished">) | undefined;
   /** Broker resource sampler (driver statistics or /proc of the embedded broker). */
@@ -126,6 +128,7 @@ export class IntervalSampler {
       generatorCpuPercent: Math.round((this.probe.cpuUsedUs() / 1000 / Math.max(1, endMs - this.intervalStartMs)) * 1000) / 10,
       generatorLoopDelayMaxMs: this.probe.loopDelayMaxMs(),
       generatorRssBytes: this.probe.rssBytes(),
+      ...(this.o.backlog ? { backlog: Math.max(0, this.o.backlog()) } : {}),
     };
     const last = this.last;
     const prev = this.cpuBase;

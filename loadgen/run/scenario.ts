@@ -48,6 +48,45 @@ const sloSchema = z.strictObject({
   generatorBound: z.literal(false).optional(),
 });
 
+/**
+ * `rate: max`: the search for the highest sustainable rate (loadgen/run/rate-search.ts;
+ * docs/loadgen.md, "rate: max: the highest sustainable rate"). Every step is a fixed-rate run of `stepSeconds` after `warmupSeconds`.
+ */
+const searchSchema = z.strictObject({
+  /** Measured seconds per step. */
+  stepSeconds: z.number().min(1).default(10),
+  /** Warmup before each step's measure (delivered and accounted, not timed). */
+  warmupSeconds: nonNegative.default(1),
+  /** Longest wait for a step's deliveries after its measure; a step that needs longer fails. */
+  drainTimeoutSeconds: z.number().positive().optional(),
+  /** First rate tried (messages/s over all producers). */
+  startRate: z.number().positive().default(1000),
+  /** Ramp factor while every step so far held (and divisor while none did). */
+  growth: z.number().gt(1).default(2),
+  /** No step above this rate. */
+  maxRate: z.number().positive().optional(),
+  /** Achieved/offered publish and delivery rates at least 1 − tolerance; backlog growth at most tolerance × offered deliveries/s. */
+  tolerance: z.number().gt(0).lt(1).default(0.05),
+  /** Bisection stops when (lowest failing − highest holding) / highest holding <= precision. */
+  precision: z.number().gt(0).lt(1).default(0.05),
+  /** Steps at most (ramp and bisection; the confirmation step is extra). */
+  maxSteps: positiveInt.default(12),
+  /** p99 of a step's second half at most latencyGrowthMax × its first half's (or under latencyFloorMs). */
+  latencyGrowthMax: z.number().gt(1).default(2),
+  latencyFloorMs: nonNegative.default(20),
+  /** Optional: a step whose e2e p99 exceeds this does not hold (the highest rate within a latency bound). */
+  p99MaxMs: z.number().positive().optional(),
+  /** Run the found rate once more as a fixed-rate step and say whether it held again. */
+  confirm: z.boolean().default(true),
+});
+
+/** `backlog:`: hold consumers back until this much is stored, then release them (loadgen/run/backlog.ts). */
+const buildRate = z.number().positive().optional();
+/** `rate`: the build phase's offered rate (msg/s); absent = unthrottled, the fastest fill. */
+const backlogSchema = z.union([z.strictObject({ messages: positiveInt, rate: buildRate }), z.strictObject({ bytes: positiveInt, rate: buildRate })], {
+  error: "{ messages: n } or { bytes: n } (and optionally rate: msg/s for the build)",
+});
+
 const driverOptionsSchema = z.strictObject(
   Object.fromEntries(DRIVERS.map((d) => [d.name, d.options.optional()])) as Record<DriverName, z.ZodOptional<DriverModule["options"]>>,
 );
@@ -86,8 +125,24 @@ export const scenarioSchema = z
      * on time but using a core that a co-located broker competes for.
      */
     pacing: z.enum(["timer", "spin"]).default("timer"),
-    /** Offered rate in messages per second over all producers, or `unthrottled`. */
-    rate: z.union([z.literal("unthrottled"), z.number().positive()], { error: 'a positive number (messages/s) or "unthrottled"' }).default("unthrottled"),
+    /**
+     * Offered rate in messages per second over all producers, `unthrottled`, or `max`: search
+     * for the highest sustainable fixed rate (the `search:` block).
+     */
+    rate: z.union([z.literal("unthrottled"), z.literal("max"), z.number().positive()], { error: 'a positive number (messages/s), "unthrottled" or "max"' }).default("unthrottled"),
+    /** `rate: max` only: how the search steps (docs/loadgen.md, "rate: max: the highest sustainable rate"). */
+    search: searchSchema.optional(),
+    /**
+     * Build a backlog first: consumers are held back (their subscriptions exist and keep what is
+     * published) until this many messages (or payload bytes) are stored, then released.
+     */
+    backlog: backlogSchema.optional(),
+    /**
+     * `producers`: publish only (subscriptions are created so a durable broker keeps the
+     * backlog, no consumer is opened, nothing is accounted as delivered); `consumers`: read
+     * what a producer-only run of the same scenario and --run-id left, publish nothing.
+     */
+    only: z.enum(["producers", "consumers"]).optional(),
     /** Measured messages (excludes warmup). Exactly one of messages / durationSeconds. */
     messages: positiveInt.optional(),
     durationSeconds: z.number().positive().optional(),
@@ -118,13 +173,57 @@ export const scenarioSchema = z
     slo: sloSchema.default({}),
   })
   .superRefine((s, ctx) => {
-    if ((s.messages === undefined) === (s.durationSeconds === undefined)) {
+    if (s.rate === "max") {
+      if (s.messages !== undefined || s.durationSeconds !== undefined) {
+        ctx.addIssue({ code: "custom", path: [s.messages !== undefined ? "messages" : "durationSeconds"], message: "no messages / durationSeconds with rate: max (each step lasts search.stepSeconds)" });
+      }
+    } else if ((s.messages === undefined) === (s.durationSeconds === undefined)) {
       ctx.addIssue({ code: "custom", path: ["messages"], message: "exactly one of messages / durationSeconds" });
     }
+    for (const issue of workloadIssues(s)) ctx.addIssue({ code: "custom", ...issue });
   });
+
+/** Combinations of rate: max, backlog and only that mean nothing, each with the field to fix. */
+function workloadIssues(s: {
+  rate: number | "unthrottled" | "max";
+  search?: unknown;
+  backlog?: unknown;
+  only?: "producers" | "consumers" | undefined;
+  messages?: number | undefined;
+  warmupSeconds: number;
+  slo: Record<string, unknown>;
+}): { path: string[]; message: string }[] {
+  const out: { path: string[]; message: string }[] = [];
+  if (s.search !== undefined && s.rate !== "max") out.push({ path: ["search"], message: "search: is read only with rate: max" });
+  if (s.rate === "max" && s.backlog !== undefined) out.push({ path: ["backlog"], message: "no backlog with rate: max (a search step is a steady fixed-rate run)" });
+  if (s.rate === "max" && s.only !== undefined) out.push({ path: ["only"], message: "no only: with rate: max (a step's verdict needs both publishing and delivery)" });
+  if (s.backlog !== undefined && s.only !== undefined) out.push({ path: ["only"], message: "no only: with backlog: (a backlog run publishes, then releases its own consumers)" });
+  if (s.backlog !== undefined && s.warmupSeconds > 0) out.push({ path: ["warmupSeconds"], message: "warmupSeconds 0 with backlog: (the build phase takes warmup's place)" });
+  if (s.only === "consumers") {
+    if (s.messages === undefined) out.push({ path: ["messages"], message: "messages: n with only: consumers (the count the producer-only run published is what is expected)" });
+    if (s.warmupSeconds > 0) out.push({ path: ["warmupSeconds"], message: "warmupSeconds 0 with only: consumers (a warmup's count is not known to the consumer)" });
+    if (s.rate !== "unthrottled") out.push({ path: ["rate"], message: "no rate with only: consumers (nothing is published)" });
+  }
+  if (s.only === "producers") {
+    for (const k of PRODUCER_ONLY_REFUSED_GATES) {
+      if (s.slo[k] !== undefined) out.push({ path: ["slo", k], message: `no ${k} gate with only: producers (nothing is consumed, so there is no delivery or e2e figure)` });
+    }
+  }
+  return out;
+}
+
+/** Gates on deliveries or end-to-end latency: a producer-only run has no such figure. */
+const PRODUCER_ONLY_REFUSED_GATES = ["deliveredRatioMin", "lostMax", "duplicatesMax", "outOfOrderMax", "e2eP50MaxMs", "e2eP99MaxMs", "e2eP999MaxMs"];
 
 export type Scenario = z.output<typeof scenarioSchema>;
 export type Slo = Scenario["slo"];
+export type SearchSettings = z.output<typeof searchSchema>;
+export type BacklogTarget = z.output<typeof backlogSchema>;
+
+/** The search settings of a `rate: max` scenario with every default filled in. */
+export function searchSettings(s: Scenario): SearchSettings {
+  return s.search ?? searchSchema.parse({});
+}
 
 /**
  * The scenario as `driver` runs it: `driver` set to it (so a `--driver` override shows in
