@@ -1,12 +1,13 @@
 import { status, type ServerDuplexStream } from "@grpc/grpc-js";
 import type { TopicRegistry } from "../../core/index.js";
-import { PublishStreamRequest, type PublishStreamResponse } from "../../../proto/gen/ratatoskr/v2/broker.js";
+import type { PublishStreamResponse } from "../../../proto/gen/ratatoskr/v2/broker.js";
 import { OPEN_ACCESS, type Access } from "../access.js";
 import { bidiStream } from "../handlers.js";
 import type { Logger } from "../logger.js";
 import { NO_METRICS, type BrokerObserver } from "../metrics.js";
 import { statusError, toStatus } from "../status.js";
-import { publishRequestFromWire, publishResponseToWire } from "./v2-wire.js";
+import { decodePublishRequest, type DecodedPublish } from "./request-codec.js";
+import { publishResponseToWire } from "./v2-wire.js";
 
 /** Requests of one stream being stored at once; past this the stream stops reading until some are answered. */
 export const PUBLISH_STREAM_WINDOW = 256;
@@ -74,9 +75,10 @@ export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: S
 
     call.on("data", (frame: Buffer) => {
       if (finished || malformed !== undefined) return;
-      let request: PublishStreamRequest;
+      let request: DecodedPublish;
       try {
-        request = PublishStreamRequest.decode(frame);
+        // Straight into the core's PublishInput (request-codec.ts): no generated request objects.
+        request = decodePublishRequest(frame);
       } catch (err) {
         malformed = err instanceof Error ? err.message : String(err);
         call.pause();
@@ -92,8 +94,7 @@ export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: S
         // A request the token may not publish is answered like any refused request: its
         // error_code is PERMISSION_DENIED; the stream stays open for the next one.
         access.require(call.metadata, "publish", request.topic);
-        const { topic, messages } = publishRequestFromWire(request);
-        stored = broker.publish(topic, messages);
+        stored = broker.publish(request.topic, request.messages);
       } catch (err) {
         stored = Promise.reject(err);
       }
