@@ -1,6 +1,6 @@
 import type { Server, ServiceDefinition } from "@grpc/grpc-js";
 import { InvalidArgumentError, TopicNotFoundError, type BrokerCore, type PublishInput } from "../../core/index.js";
-import { BrokerService, type PublishResponse } from "../../../proto/gen/ratatoskr/v2/broker.js";
+import { BrokerService } from "../../../proto/gen/ratatoskr/v2/broker.js";
 import { OPEN_ACCESS, type Access } from "../access.js";
 import type { BrokerServerConfig } from "../config.js";
 import { EncodedMessages } from "./consume-codec.js";
@@ -11,10 +11,10 @@ import { consumeHandler } from "./v2-consume.js";
 import { OutboundBudget } from "../outbound.js";
 import { publishStreamHandler } from "./v2-publish-stream.js";
 import { decodePublishRequest } from "./request-codec.js";
+import { encodePublishAnswer } from "./publish-response-codec.js";
 import {
   brokerStatsToWire,
   paginate,
-  publishResponseToWire,
   subscriptionRequestFromWire,
   subscriptionToWire,
   topicConfigFromWire,
@@ -29,16 +29,18 @@ export function maxFrameBytes(maxMessageBytes: number): number {
 const passThrough = (bytes: Buffer): Buffer => bytes;
 
 /**
- * `ratatoskr.v2.Broker` as served: the generated definition, except that Publish, Consume and
- * PublishStream requests reach their handlers as bytes and are decoded there (grpc-js answers a
- * request its deserializer refuses with INTERNAL and, on a stream, at once: the handler decides
- * instead, INVALID_ARGUMENT after answering what came before), and Consume frames are encoded by
- * the handler straight from the core's leases (consume-codec) and pass through as they are.
+ * `ratatoskr.v2.Broker` as served: the generated definition, except for the calls every message
+ * passes through. Publish, PublishStream and Consume requests reach their handlers as bytes and
+ * are decoded there by the hand decoders (request-codec.ts; grpc-js answers a request its
+ * deserializer refuses with INTERNAL and, on a stream, at once: the handler decides instead,
+ * INVALID_ARGUMENT, on a stream after answering what came before). Their answers leave as bytes
+ * the handlers encoded: Publish and PublishStream answers (publish-response-codec.ts) and Consume
+ * frames straight from the core's leases (consume-codec.ts).
  */
 export const V2_SERVICE_DEFINITION = {
   ...BrokerService,
-  publish: { ...BrokerService.publish, requestDeserialize: passThrough },
-  publishStream: { ...BrokerService.publishStream, requestDeserialize: passThrough },
+  publish: { ...BrokerService.publish, requestDeserialize: passThrough, responseSerialize: passThrough },
+  publishStream: { ...BrokerService.publishStream, requestDeserialize: passThrough, responseSerialize: passThrough },
   consume: { ...BrokerService.consume, requestDeserialize: passThrough, responseSerialize: passThrough },
 } satisfies ServiceDefinition;
 
@@ -81,14 +83,14 @@ export function addV2Service(
       await broker.deleteTopic(req.name);
       return {};
     }),
-    publish: unary<Buffer, PublishResponse>(log, async (frame, call) => {
+    publish: unary<Buffer, Buffer>(log, async (frame, call) => {
       // Decoded here straight into the core's PublishInput (request-codec.ts); a frame that is
       // not a PublishRequest is INVALID_ARGUMENT, not the INTERNAL grpc-js gives a refusing deserializer.
       const { topic, messages } = decodeUnaryPublish(frame);
       access.require(call.metadata, "publish", topic);
       const started = observer.publishStart();
       try {
-        return publishResponseToWire(await broker.publish(topic, messages), broker.clock.nowMs());
+        return encodePublishAnswer(0n, await broker.publish(topic, messages), broker.clock.nowMs());
       } finally {
         observer.publishDone("v2", started);
       }
