@@ -56,10 +56,9 @@ function readVarint32(limit: number): number {
 /** A 64-bit varint into lo/hi (two's complement halves, as uint32 and int32). */
 function readVarint64(limit: number): void {
   let l = 0;
-  let h = 0;
-  let b = 0;
-  let i = 0;
-  for (; i < 4; i++) {
+  let h: number;
+  let b: number;
+  for (let i = 0; i < 4; i++) {
     if (pos >= limit) fail("truncated varint");
     b = buf[pos++]!;
     l |= (b & 0x7f) << (7 * i);
