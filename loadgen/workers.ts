@@ -14,7 +14,7 @@ import { Worker } from "node:worker_threads";
 import type { Clock } from "./clock.js";
 import type { BrokerStatsSample, DriverSecurity } from "./drivers/index.js";
 import { InterruptedError, LoadgenError } from "./errors.js";
-import { combineResults, judge, withVerdict, type ResultMeta, type RunResult } from "./report/index.js";
+import { brokerCost, combineResults, judge, withVerdict, type ResultMeta, type RunResult } from "./report/index.js";
 import { splitPlan, type Plan, type Progress, type ProgressState, type Scenario, type WorkerPart } from "./run/index.js";
 import type { ToParent, ToWorker, WorkerInit } from "./worker-main.js";
 
@@ -197,6 +197,8 @@ function combineWorkers(results: RunResult[], parts: WorkerPart[], o: WorkersRun
       samples: brokerSamples,
       peakRssBytes: brokerSamples.length ? Math.max(...brokerSamples.map((s) => s.peakRssBytes ?? s.rssBytes)) : null,
       cpuSeconds: first && last && last !== first ? Math.round(Math.max(0, last.cpuUserSeconds + last.cpuSystemSeconds - first.cpuUserSeconds - first.cpuSystemSeconds) * 1000) / 1000 : null,
+      // The parent's samples of the one broker, over the combined phases (the workers' joins align them).
+      cost: brokerCost(brokerSamples, combined.run.phases, { deliveries: combined.latency.e2e.count, published: combined.counts.measuredPublished }),
     },
     generator: {
       mode: "workers",

@@ -79,6 +79,17 @@ export function deliveryBytes(topic: string, idBytes: number, payloadBytes: numb
  * producer's, and length prefixes that grow by a byte each.
  */
 export function deadLetterReserveBytes(maxMessageIdBytes: number): number {
+  // Asked for every published message (checkMessage): one limit per broker, so remember the last.
+  if (maxMessageIdBytes === reserveFor) return reserve;
+  reserve = computeDeadLetterReserve(maxMessageIdBytes);
+  reserveFor = maxMessageIdBytes;
+  return reserve;
+}
+
+let reserveFor = -1;
+let reserve = 0;
+
+function computeDeadLetterReserve(maxMessageIdBytes: number): number {
   const widest: Record<string, number> = {
     [DEAD_LETTER_ATTRIBUTES.attempts]: 10,
     [DEAD_LETTER_ATTRIBUTES.topic]: MAX_NAME_LENGTH,

@@ -59,4 +59,19 @@ describe("report compare", () => {
     const b = await base();
     expect(compareMarkdown([b, withRate(b, "c3", 1)])).not.toContain("Warning");
   });
+
+  it("shows the broker CPU-µs per delivery with its change from the baseline (lower is better)", async () => {
+    const b = await base();
+    const cost = (id: string, us: number | null): RunResult => ({
+      ...b,
+      run: { ...b.run, id },
+      broker: { ...b.broker, cost: us === null ? null : { fromSec: 0, toSec: 1, cpuSeconds: 1, deliveries: 1, published: 1, cpuUsPerDelivery: us, cpuUsPerPublish: us, clipped: false } },
+    });
+    const md = compareMarkdown([cost("k0", 3.2), cost("k1", 1.6), cost("k2", 3.3), cost("k3", null)]);
+    const cell = (id: string) => md.split("\n").find((l) => l.includes(`\`${id}\``) && l.includes(" | "))!.split(" | ")[8];
+    expect(cell("k0")).toBe("3.20");
+    expect(cell("k1")).toBe("1.60 (-50.0%, better)");
+    expect(cell("k2")).toBe("3.30 (+3.1%, within noise)");
+    expect(cell("k3")).toBe("n/a");
+  });
 });

@@ -6,6 +6,7 @@
  */
 import { fmtCount, fmtUs } from "../run/index.js";
 import { SEED_HEADER, seedRow, configurationLabel } from "./md.js";
+import { costOf } from "./cost.js";
 import type { RunResult } from "./result.js";
 
 export const DEFAULT_NOISE_PERCENT = 5;
@@ -62,11 +63,13 @@ export function compareMarkdown(results: readonly RunResult[], options: CompareO
   if (partial.length) lines.push(`**Warning: partial merges (shards missing): ${partial.map((r) => `\`${r.run.id}\``).join(", ")}.**`, "");
   lines.push(SEED_HEADER, ...results.map(seedRow), "");
   lines.push(
-    "| run | publish msg/s | delivery msg/s | e2e p50 | e2e p99 | e2e p99.9 | e2e max | publish p99 | lost | duplicates | gates |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    "| run | publish msg/s | delivery msg/s | e2e p50 | e2e p99 | e2e p99.9 | e2e max | publish p99 | broker CPU-µs per delivery | lost | duplicates | gates |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   );
+  const baseCost = costOf(base)?.cpuUsPerDelivery ?? null;
   for (const [i, r] of results.entries()) {
     const d = (a: number, b: number, low: boolean) => (i === 0 ? "" : delta(a, b, low, noise));
+    const cost = costOf(r)?.cpuUsPerDelivery ?? null;
     const l = r.latency;
     const bl = base.latency;
     lines.push(
@@ -78,6 +81,7 @@ export function compareMarkdown(results: readonly RunResult[], options: CompareO
         ` | ${fmtUs(l.e2e.p999Us)}${d(bl.e2e.p999Us, l.e2e.p999Us, true)}` +
         ` | ${fmtUs(l.e2e.maxUs)}` +
         ` | ${fmtUs(l.publish.p99Us)}${d(bl.publish.p99Us, l.publish.p99Us, true)}` +
+        ` | ${cost === null ? "n/a" : `${cost.toFixed(2)}${baseCost === null ? "" : d(baseCost, cost, true)}`}` +
         ` | ${r.counts.lost} | ${r.counts.duplicates} | ${r.passed ? "pass" : `FAIL (${r.gates.filter((g) => !g.passed).map((g) => g.name).join(", ")})`} |`,
     );
   }

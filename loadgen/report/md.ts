@@ -3,6 +3,7 @@ import type { RunResult } from "./result.js";
 import { fmtBytes, fmtCount, fmtUs, totalSubscriptions, type LatencySummary } from "../run/index.js";
 import { gateValue, headline, parameterRows, partialNotice } from "./summary.js";
 import { workloadMarkdown } from "./workloads.js";
+import { costText } from "./cost.js";
 
 export const SEED_HEADER = "| configuration | messages | topics | subscribers | throughput | deliveries | broker memory |\n|---|---:|---:|---:|---:|---:|---:|";
 
@@ -57,6 +58,7 @@ export function renderMarkdown(r: RunResult): string {
       "",
     );
   }
+  lines.push(`**Broker cost:** ${costLine(r)}`, "");
   if (s.description) lines.push(s.description.trim(), "");
   lines.push("## Parameters", "", "| parameter | value |", "|---|---|", ...parameterRows(r).map(([k, v]) => `| ${k} | ${v} |`), "");
   lines.push(
@@ -107,6 +109,16 @@ export function renderMarkdown(r: RunResult): string {
     "",
   );
   return lines.join("\n");
+}
+
+/** The broker cost per message with the window and counts it came from. */
+function costLine(r: RunResult): string {
+  const c = r.broker.cost;
+  if (!c) return "n/a (no broker CPU samples around the measure window)";
+  return (
+    `${costText(c)} (broker CPU ${c.cpuSeconds.toFixed(3)} s from ${c.fromSec.toFixed(1)} s to ${c.toSec.toFixed(1)} s, measure start to drain end; ` +
+    `${fmtCount(c.deliveries)} deliveries, ${fmtCount(c.published)} published${c.clipped ? "; the samples covered only part of the window" : ""})`
+  );
 }
 
 /** The generator-bound banner (report.md and report.html), or undefined when the run was not. */

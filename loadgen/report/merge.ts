@@ -7,6 +7,7 @@
  */
 import { ReportError } from "../errors.js";
 import { encodeHistogram, mergeEncoded, summarize, type EncodedInterval, type IntervalPoint } from "../run/index.js";
+import { combineCosts } from "./cost.js";
 import { judge, type Counts, type RunResult } from "./result.js";
 import type { GeneratorBound } from "./verdict.js";
 
@@ -99,6 +100,7 @@ export function combineResults(results: readonly RunResult[], count: number, mis
       ...first.broker,
       peakRssBytes: maxOrNull(results.map((r) => r.broker.peakRssBytes)),
       cpuSeconds: maxOrNull(results.map((r) => r.broker.cpuSeconds)),
+      ...(results.some((r) => r.broker.cost !== undefined) ? { cost: combineCosts(results.map((r) => r.broker.cost)) } : {}),
     },
     counts,
     throughput: {

@@ -8,6 +8,7 @@ import type { Environment } from "./environment.js";
 import type { BacklogReport, RateSearchReport } from "../run/index.js";
 import { evaluateGates, allPassed, type GateResult } from "./gates.js";
 import type { BrokerStatsSample } from "../drivers/index.js";
+import { brokerCost, type BrokerCost } from "./cost.js";
 import { brokerCpuShare, generatorVerdict, type GeneratorBound, type WorkerFigures } from "./verdict.js";
 import {
   decodeHistogram,
@@ -40,6 +41,11 @@ export interface BrokerInfo {
   samples: (BrokerStatsSample & { t: number })[];
   peakRssBytes: number | null;
   cpuSeconds: number | null;
+  /**
+   * Broker CPU-µs per delivered and per published message over the measure window (loadgen/report/cost.ts);
+   * null without samples around the window, absent in results written before it existed.
+   */
+  cost?: BrokerCost | null;
 }
 
 export interface Counts {
@@ -151,7 +157,7 @@ export interface WholeRun {
 export interface ResultMeta {
   runId: string;
   driver: string;
-  broker: Omit<BrokerInfo, "samples" | "peakRssBytes" | "cpuSeconds">;
+  broker: Omit<BrokerInfo, "samples" | "peakRssBytes" | "cpuSeconds" | "cost">;
   environment: Environment;
 }
 
@@ -204,6 +210,7 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
     publish: summarize(decodeHistogram(histograms.publish)),
     lateness: summarize(decodeHistogram(histograms.lateness)),
   };
+  const phases = outcome.phases.map((p) => ({ ...p, startSec: round3(p.startSec), endSec: round3(p.endSec) }));
   const result: RunResult = {
     schemaVersion: RESULT_SCHEMA_VERSION,
     kind: RESULT_KIND,
@@ -221,7 +228,7 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
         subscriptions: totalSubscriptions(scenario),
         offeredRate: typeof scenario.rate !== "number" || scenario.only === "consumers" ? null : scenario.rate,
       },
-      phases: outcome.phases.map((p) => ({ ...p, startSec: round3(p.startSec), endSec: round3(p.endSec) })),
+      phases,
       drainTimedOut: outcome.drainTimedOut,
     },
     scenario,
@@ -233,6 +240,8 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
       // The run's own share: CPU between the first sample (run start) and the last (teardown), not
       // since the broker started (an external broker may have run for days).
       cpuSeconds: first && last && last !== first ? round3(Math.max(0, last.cpuUserSeconds + last.cpuSystemSeconds - first.cpuUserSeconds - first.cpuSystemSeconds)) : null,
+      // From the phases as stored, so that the file alone reproduces it.
+      cost: brokerCost(samples, phases, { deliveries: latency.e2e.count, published: r.measuredPublished }),
     },
     counts,
     throughput,

@@ -6,7 +6,7 @@ function row(label: string, driver: string, deliveryRate: number, p99Us: number,
   return {
     label, driver, scenario, storage: "memory", note: undefined, fixedRate: false, ok: true, exitCode: 0, publishRate: deliveryRate, deliveryRate,
     e2e: { p50Us: 1, p99Us, p999Us: p99Us, maxUs: p99Us }, deliveredPct: 100, brokerCpuPercent: 50, brokerCpuSeconds: 1,
-    brokerPeakRssBytes: 1, throughputVsBestPeer: null, p99VsBestPeer: null, bestPeer: null,
+    brokerPeakRssBytes: 1, brokerCpuUsPerDelivery: null, brokerCpuUsPerPublish: null, throughputVsBestPeer: null, p99VsBestPeer: null, bestPeer: null,
   };
 }
 

@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import { findDriver } from "../drivers/index.js";
-import type { RunResult } from "../report/index.js";
+import { costOf, type RunResult } from "../report/index.js";
 
 export const METRICS = {
   deliveryRate: { title: "deliveries/s", higherIsBetter: true },
@@ -50,6 +50,9 @@ export interface Row {
   brokerCpuPercent: number | null;
   brokerCpuSeconds: number | null;
   brokerPeakRssBytes: number | null;
+  /** Broker CPU-µs per delivery and per published message over the measure window (null: not sampled). */
+  brokerCpuUsPerDelivery: number | null;
+  brokerCpuUsPerPublish: number | null;
   /** This row's throughput / the best peer's (null without a peer). */
   throughputVsBestPeer: number | null;
   /** This row's p99 / the best peer's p99 (lower is better). */
@@ -91,6 +94,7 @@ export function rowOf(r: RunResult, meta: { label: string; note?: string | undef
   const c = r.counts;
   const cpu = brokerCpu(r);
   const b = r.broker;
+  const cost = costOf(r);
   return {
     label: meta.label,
     driver: r.run.driver,
@@ -107,6 +111,8 @@ export function rowOf(r: RunResult, meta: { label: string; note?: string | undef
     brokerCpuPercent: cpu ? Math.round(cpu.percent) : null,
     brokerCpuSeconds: cpu ? Math.round(cpu.seconds * 10) / 10 : null,
     brokerPeakRssBytes: b.peakRssBytes,
+    brokerCpuUsPerDelivery: cost?.cpuUsPerDelivery ?? null,
+    brokerCpuUsPerPublish: cost?.cpuUsPerPublish ?? null,
     throughputVsBestPeer: null,
     p99VsBestPeer: null,
     bestPeer: null,

@@ -53,6 +53,8 @@ export function readSuite(dir: string): SuiteView {
 const ratio = (v: number | null) => (v === null ? "–" : `${v.toFixed(2)}×`);
 const pct = (v: number) => `${v.toFixed(v >= 99.995 ? 0 : 2)}%`;
 const cpu = (r: Row) => (r.brokerCpuPercent === null ? "n/a" : `${r.brokerCpuPercent}% (${r.brokerCpuSeconds} s)`);
+const usPer = (v: number | null) => (v === null ? "n/a" : v.toFixed(v < 10 ? 2 : 1));
+const cost = (r: Row) => `${usPer(r.brokerCpuUsPerDelivery)} / ${usPer(r.brokerCpuUsPerPublish)}`;
 const rss = (r: Row) => (r.brokerPeakRssBytes === null ? "n/a" : fmtBytes(r.brokerPeakRssBytes));
 
 function metricText(metric: keyof typeof METRICS, v: number | null): string {
@@ -60,7 +62,7 @@ function metricText(metric: keyof typeof METRICS, v: number | null): string {
   return metric === "e2eP99Us" ? fmtUs(v) : `${fmtCount(v)}/s`;
 }
 
-const HEAD = ["run", "storage", "published msg/s", "deliveries/s", "e2e p50", "e2e p99", "e2e p99.9", "e2e max", "delivered", "broker CPU (avg, CPU-s)", "broker peak RSS", "throughput ÷ best peer", "p99 ÷ best peer"];
+const HEAD = ["run", "storage", "published msg/s", "deliveries/s", "e2e p50", "e2e p99", "e2e p99.9", "e2e max", "delivered", "broker CPU (avg, CPU-s)", "broker CPU-µs per delivery / per publish", "broker peak RSS", "throughput ÷ best peer", "p99 ÷ best peer"];
 
 /** "median of 3 passes: p99 2.1ms–8.3ms" (empty for a single pass). */
 function passesText(r: Row): string {
@@ -81,6 +83,7 @@ function cells(r: Row): string[] {
     fmtUs(r.e2e.maxUs),
     pct(r.deliveredPct),
     cpu(r),
+    cost(r),
     rss(r),
     ratio(r.throughputVsBestPeer) + boundMark(r),
     ratio(r.p99VsBestPeer) + boundMark(r),

@@ -52,6 +52,21 @@ describe("ConsumeResponse encoder", () => {
       { numRuns: 300 },
     );
   });
+
+  it("writes the same frames with some bodies already shared, the rest encoded on the way, across frame cuts", () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(message, fc.boolean()), { minLength: 1, maxLength: 30 }), fc.integer({ min: 64, max: 2048 }), (items, maxFrameBytes) => {
+        const leases = items.map(([m], i) => new Lease(i + 1, m, 1, 0, holder, 0));
+        const shared = new EncodedMessages();
+        // A second subscription delivered some of these messages already.
+        const before = leases.filter((_, i) => items[i]![1]);
+        if (before.length) encodeFrames(before, Number.POSITIVE_INFINITY, shared);
+        expect(encodeFrames(leases, maxFrameBytes, shared)).toEqual(encodeFrames(leases, maxFrameBytes));
+        expect(shared.size).toBe(leases.length);
+      }),
+      { numRuns: 200 },
+    );
+  });
 });
 
 describe("frame splitting and shared bodies", () => {

@@ -172,6 +172,8 @@ export class EncodedMessages {
 }
 
 let scratch = new Float64Array(2048);
+/** The shared bodies found in the size pass, so the write pass does not look each up again. */
+const bodies: (Buffer | undefined)[] = [];
 
 /**
  * Encodes a batch of leases as `ratatoskr.v2.ConsumeResponse` frames of at most
@@ -189,6 +191,7 @@ export function encodeFrames(batch: readonly Lease[], maxFrameBytes: number, sha
   for (let i = 0; i < n; i++) {
     const lease = batch[i]!;
     const body = shared?.get(lease.message);
+    if (shared) bodies[i] = body;
     const msg = body ? body.length : messageSize(lease.message);
     const delivery = 1 + varintSize(lease.ackId) + 1 + varintSize(lease.attempt) + 1 + varintSize(msg) + msg;
     const entry = 1 + varintSize(delivery) + delivery;
@@ -221,7 +224,7 @@ export function encodeFrames(batch: readonly Lease[], maxFrameBytes: number, sha
       const msg = scratch[2 * i]!;
       pos = writeVarint(buf, pos, msg);
       if (shared) {
-        let body = shared.get(lease.message);
+        let body = bodies[i];
         if (!body) {
           body = Buffer.allocUnsafe(msg);
           writeMessage(body, 0, lease.message);
@@ -235,6 +238,7 @@ export function encodeFrames(batch: readonly Lease[], maxFrameBytes: number, sha
     if (pos !== buf.length) throw new Error(`ConsumeResponse encoder wrote ${pos} bytes, sized ${buf.length}`);
     frames[f] = buf;
   }
+  if (shared) bodies.fill(undefined, 0, n); // hold no body past this call
   return frames;
 }
 

@@ -1,6 +1,5 @@
 import { status, type ServerDuplexStream } from "@grpc/grpc-js";
 import { type Consumer, type ConsumerEndReason, type ConsumerSink, InvalidArgumentError, type Lease, type SubscriptionRegistry } from "../../core/index.js";
-import { ConsumeRequest } from "../../../proto/gen/ratatoskr/v2/broker.js";
 import { encodeFrames, type EncodedMessages } from "./consume-codec.js";
 import { OPEN_ACCESS, type Access } from "../access.js";
 import { bidiStream } from "../handlers.js";
@@ -9,7 +8,8 @@ import { NO_METRICS, type BrokerObserver } from "../metrics.js";
 import { statusError, toStatus } from "../status.js";
 import { type OutboundBudget, StreamOutbound } from "../outbound.js";
 import { cutOffStream } from "../stream-cutoff.js";
-import { consumeCommandsFromWire, flowLimitsFromWire } from "./v2-wire.js";
+import { decodeConsumeRequest, type DecodedConsume } from "./request-codec.js";
+import { flowLimitsFromWire } from "./v2-wire.js";
 
 /** Outbound memory of Consume streams (docs/limits.md, "Outbound memory"). */
 export interface ConsumeOutboundOptions {
@@ -134,7 +134,7 @@ export function consumeHandler(
     call.on("data", (frame: Buffer) => {
       if (finished) return;
       try {
-        const request = decodeConsumeRequest(frame);
+        const request = decodeConsume(frame);
         if (!consumer) {
           const start = request.start;
           if (!start) throw new InvalidArgumentError("start", "the first ConsumeRequest must carry start (subscription and flow-control limits)");
@@ -143,11 +143,11 @@ export function consumeHandler(
           const limits = flowLimitsFromWire(start);
           consumer = registry.attach(start.subscription, limits, sink, start.consumerName);
           log.debug("v2 consumer attached", { subscription: start.subscription, consumer: start.consumerName, ...limits });
-          if (request.ackIds.length > 0 || request.nackIds.length > 0) consumer.handle(consumeCommandsFromWire(request));
+          if (request.acksOrNacks) consumer.handle(request.commands);
           return;
         }
         if (request.start) throw new InvalidArgumentError("start", "may only be sent in the first ConsumeRequest");
-        consumer.handle(consumeCommandsFromWire(request));
+        consumer.handle(request.commands);
       } catch (err) {
         fail(err);
       }
@@ -171,9 +171,9 @@ export function consumeHandler(
   });
 }
 
-function decodeConsumeRequest(frame: Buffer): ConsumeRequest {
+function decodeConsume(frame: Buffer): DecodedConsume {
   try {
-    return ConsumeRequest.decode(frame);
+    return decodeConsumeRequest(frame);
   } catch (err) {
     throw new InvalidArgumentError("ConsumeRequest", `malformed frame: ${err instanceof Error ? err.message : String(err)}`);
   }

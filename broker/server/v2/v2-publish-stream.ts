@@ -1,12 +1,12 @@
 import { status, type ServerDuplexStream } from "@grpc/grpc-js";
 import type { TopicRegistry } from "../../core/index.js";
-import { PublishStreamRequest, type PublishStreamResponse } from "../../../proto/gen/ratatoskr/v2/broker.js";
 import { OPEN_ACCESS, type Access } from "../access.js";
 import { bidiStream } from "../handlers.js";
 import type { Logger } from "../logger.js";
 import { NO_METRICS, type BrokerObserver } from "../metrics.js";
 import { statusError, toStatus } from "../status.js";
-import { publishRequestFromWire, publishResponseToWire } from "./v2-wire.js";
+import { decodePublishRequest, type DecodedPublish } from "./request-codec.js";
+import { encodePublishAnswer } from "./publish-response-codec.js";
 
 /** Requests of one stream being stored at once; past this the stream stops reading until some are answered. */
 export const PUBLISH_STREAM_WINDOW = 256;
@@ -17,13 +17,14 @@ export const PUBLISH_STREAM_WINDOW = 256;
  * answered with its status; the stream goes on. Reading pauses while PUBLISH_STREAM_WINDOW
  * requests are pending or the transport refuses more responses, so a fast client is held
  * back by HTTP/2 flow control instead of piling up work in the broker.
- * Requests arrive as bytes (a pass-through deserializer) and are decoded here: a frame that is
+ * Requests arrive as bytes (a pass-through deserializer) and are decoded here, and answers leave
+ * as bytes encoded here (publish-response-codec.ts): a frame that is
  * not a PublishStreamRequest stops reading, and once every request before it is answered the
  * stream ends with INVALID_ARGUMENT. Nothing after that frame is stored.
  * `open` tracks live streams so shutdown can end them with UNAVAILABLE.
  */
 export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: Set<() => void>, access: Access = OPEN_ACCESS, observer: BrokerObserver = NO_METRICS) {
-  return bidiStream<Buffer, PublishStreamResponse>(log, (call: ServerDuplexStream<Buffer, PublishStreamResponse>) => {
+  return bidiStream<Buffer, Buffer>(log, (call: ServerDuplexStream<Buffer, Buffer>) => {
     let pending = 0;
     let blocked = false; // the last write returned false; waiting for "drain"
     let clientDone = false; // the client half-closed
@@ -58,7 +59,7 @@ export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: S
       if (pending >= PUBLISH_STREAM_WINDOW || blocked) call.pause();
       else call.resume();
     };
-    const answer = (response: PublishStreamResponse): void => {
+    const answer = (response: Buffer): void => {
       pending--;
       if (finished || call.cancelled) return;
       if (!call.write(response) && !blocked) {
@@ -74,9 +75,10 @@ export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: S
 
     call.on("data", (frame: Buffer) => {
       if (finished || malformed !== undefined) return;
-      let request: PublishStreamRequest;
+      let request: DecodedPublish;
       try {
-        request = PublishStreamRequest.decode(frame);
+        // Straight into the core's PublishInput (request-codec.ts): no generated request objects.
+        request = decodePublishRequest(frame);
       } catch (err) {
         malformed = err instanceof Error ? err.message : String(err);
         call.pause();
@@ -92,20 +94,19 @@ export function publishStreamHandler(broker: TopicRegistry, log: Logger, open: S
         // A request the token may not publish is answered like any refused request: its
         // error_code is PERMISSION_DENIED; the stream stays open for the next one.
         access.require(call.metadata, "publish", request.topic);
-        const { topic, messages } = publishRequestFromWire(request);
-        stored = broker.publish(topic, messages);
+        stored = broker.publish(request.topic, request.messages);
       } catch (err) {
         stored = Promise.reject(err);
       }
       stored.then(
         (outcomes) => {
           observer.publishDone("v2", started);
-          answer({ requestId, ...publishResponseToWire(outcomes, broker.clock.nowMs()), errorCode: 0, errorMessage: "" });
+          answer(encodePublishAnswer(requestId, outcomes, broker.clock.nowMs()));
         },
         (err: unknown) => {
           observer.publishDone("v2", started);
           const s = toStatus(err, log);
-          answer({ requestId, results: [], publishTimeMs: 0n, errorCode: s.code, errorMessage: s.details });
+          answer(encodePublishAnswer(requestId, [], 0, s.code, s.details));
         },
       );
     });

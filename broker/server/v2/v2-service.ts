@@ -1,5 +1,5 @@
 import type { Server, ServiceDefinition } from "@grpc/grpc-js";
-import { TopicNotFoundError, type BrokerCore } from "../../core/index.js";
+import { InvalidArgumentError, TopicNotFoundError, type BrokerCore, type PublishInput } from "../../core/index.js";
 import { BrokerService } from "../../../proto/gen/ratatoskr/v2/broker.js";
 import { OPEN_ACCESS, type Access } from "../access.js";
 import type { BrokerServerConfig } from "../config.js";
@@ -10,11 +10,11 @@ import { NO_METRICS, type BrokerObserver } from "../metrics.js";
 import { consumeHandler } from "./v2-consume.js";
 import { OutboundBudget } from "../outbound.js";
 import { publishStreamHandler } from "./v2-publish-stream.js";
+import { decodePublishRequest } from "./request-codec.js";
+import { encodePublishAnswer } from "./publish-response-codec.js";
 import {
   brokerStatsToWire,
   paginate,
-  publishRequestFromWire,
-  publishResponseToWire,
   subscriptionRequestFromWire,
   subscriptionToWire,
   topicConfigFromWire,
@@ -29,15 +29,18 @@ export function maxFrameBytes(maxMessageBytes: number): number {
 const passThrough = (bytes: Buffer): Buffer => bytes;
 
 /**
- * `ratatoskr.v2.Broker` as served: the generated definition, except that Consume and
- * PublishStream requests reach their handlers as bytes and are decoded there (grpc-js answers a
- * request its deserializer refuses with INTERNAL and, on a stream, at once: the handler decides
- * instead, INVALID_ARGUMENT after answering what came before), and Consume frames are encoded by
- * the handler straight from the core's leases (consume-codec) and pass through as they are.
+ * `ratatoskr.v2.Broker` as served: the generated definition, except for the calls every message
+ * passes through. Publish, PublishStream and Consume requests reach their handlers as bytes and
+ * are decoded there by the hand decoders (request-codec.ts; grpc-js answers a request its
+ * deserializer refuses with INTERNAL and, on a stream, at once: the handler decides instead,
+ * INVALID_ARGUMENT, on a stream after answering what came before). Their answers leave as bytes
+ * the handlers encoded: Publish and PublishStream answers (publish-response-codec.ts) and Consume
+ * frames straight from the core's leases (consume-codec.ts).
  */
 export const V2_SERVICE_DEFINITION = {
   ...BrokerService,
-  publishStream: { ...BrokerService.publishStream, requestDeserialize: passThrough },
+  publish: { ...BrokerService.publish, requestDeserialize: passThrough, responseSerialize: passThrough },
+  publishStream: { ...BrokerService.publishStream, requestDeserialize: passThrough, responseSerialize: passThrough },
   consume: { ...BrokerService.consume, requestDeserialize: passThrough, responseSerialize: passThrough },
 } satisfies ServiceDefinition;
 
@@ -80,12 +83,14 @@ export function addV2Service(
       await broker.deleteTopic(req.name);
       return {};
     }),
-    publish: unary(log, async (req, call) => {
-      access.require(call.metadata, "publish", req.topic);
+    publish: unary<Buffer, Buffer>(log, async (frame, call) => {
+      // Decoded here straight into the core's PublishInput (request-codec.ts); a frame that is
+      // not a PublishRequest is INVALID_ARGUMENT, not the INTERNAL grpc-js gives a refusing deserializer.
+      const { topic, messages } = decodeUnaryPublish(frame);
+      access.require(call.metadata, "publish", topic);
       const started = observer.publishStart();
       try {
-        const { topic, messages } = publishRequestFromWire(req);
-        return publishResponseToWire(await broker.publish(topic, messages), broker.clock.nowMs());
+        return encodePublishAnswer(0n, await broker.publish(topic, messages), broker.clock.nowMs());
       } finally {
         observer.publishDone("v2", started);
       }
@@ -134,4 +139,13 @@ export function addV2Service(
     sharedBodies.clear();
     for (const end of [...openStreams]) end();
   };
+}
+
+/** A unary Publish frame as the core takes it; INVALID_ARGUMENT naming the message when it is not a PublishRequest. */
+function decodeUnaryPublish(frame: Buffer): { topic: string; messages: PublishInput[] } {
+  try {
+    return decodePublishRequest(frame);
+  } catch (err) {
+    throw new InvalidArgumentError("PublishRequest", `malformed frame: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }

@@ -1,0 +1,123 @@
+import { describe, expect, it } from "vitest";
+import { systemClock } from "../clock.js";
+import { FakeDriver } from "../drivers/index.js";
+import { buildPlan, parseScenario, runScenario, type PhaseTiming } from "../run/index.js";
+import { brokerCost, combineCosts, costText, type CpuSample } from "./cost.js";
+import { captureEnvironment } from "./environment.js";
+import { renderMarkdown } from "./md.js";
+import { buildResult } from "./result.js";
+
+const phases: PhaseTiming[] = [
+  { phase: "connect", startSec: 0, endSec: 1 },
+  { phase: "warmup", startSec: 1, endSec: 2 },
+  { phase: "measure", startSec: 2, endSec: 6 },
+  { phase: "drain", startSec: 6, endSec: 7 },
+];
+
+/** Cumulative samples every `step` s of a broker burning `rate(t)` cores, split 3:1 user:system. */
+function samples(until: number, step: number, rate: (t: number) => number): CpuSample[] {
+  const out: CpuSample[] = [];
+  let cpu = 0;
+  for (let t = 0; t <= until + 1e-9; t += step) {
+    out.push({ t: Math.round(t * 1000) / 1000, cpuUserSeconds: cpu * 0.75, cpuSystemSeconds: cpu * 0.25 });
+    cpu += rate(t) * step;
+  }
+  return out;
+}
+
+describe("broker cost per message", () => {
+  it("counts only the CPU from measure start to drain end", () => {
+    // 0.1 core before the measure phase, 0.8 core in measure and drain, 0.05 after: 0.8 × 5 s = 4 CPU-s.
+    const s = samples(9, 0.25, (t) => (t < 2 ? 0.1 : t < 7 ? 0.8 : 0.05));
+    const c = brokerCost(s, phases, { deliveries: 1_000_000, published: 500_000 })!;
+    expect(c.fromSec).toBe(2);
+    expect(c.toSec).toBe(7);
+    expect(c.cpuSeconds).toBeCloseTo(4, 6);
+    expect(c.cpuUsPerDelivery).toBeCloseTo(4, 3);
+    expect(c.cpuUsPerPublish).toBeCloseTo(8, 3);
+    expect(c.clipped).toBe(false);
+  });
+
+  it("interpolates between samples that straddle the window's ends", () => {
+    // Samples at 1.5, 3.5, 5.5, 7.5 s of a constant 0.5 core: 5 s window = 2.5 CPU-s, though no sample falls on its ends.
+    const s = [1.5, 3.5, 5.5, 7.5].map((t) => ({ t, cpuUserSeconds: 10 + t * 0.5, cpuSystemSeconds: 0 }));
+    const c = brokerCost(s, phases, { deliveries: 2_500_000, published: 2_500_000 })!;
+    expect(c.cpuSeconds).toBeCloseTo(2.5, 6);
+    expect(c.cpuUsPerDelivery).toBeCloseTo(1, 3);
+  });
+
+  it("accepts samples in any order", () => {
+    const s = samples(8, 0.5, () => 1).reverse();
+    expect(brokerCost(s, phases, { deliveries: 5_000_000, published: 1 })!.cpuUsPerDelivery).toBeCloseTo(1, 3);
+  });
+
+  it("clips the window to the samples it has and says so", () => {
+    // The last sample is at 5 s: the figure covers measure start to 5 s only.
+    const s = samples(5, 0.5, () => 1);
+    const c = brokerCost(s, phases, { deliveries: 3_000_000, published: 3_000_000 })!;
+    expect(c.toSec).toBe(5);
+    expect(c.cpuSeconds).toBeCloseTo(3, 6);
+    expect(c.clipped).toBe(true);
+  });
+
+  it("is null without a measure phase, with one sample, or with no sample span inside the window", () => {
+    const s = samples(9, 0.5, () => 1);
+    expect(brokerCost(s, phases.filter((p) => p.phase !== "measure"), { deliveries: 1, published: 1 })).toBeNull();
+    expect(brokerCost(s.slice(0, 1), phases, { deliveries: 1, published: 1 })).toBeNull();
+    expect(brokerCost(s.filter((x) => x.t >= 7.5), phases, { deliveries: 1, published: 1 })).toBeNull();
+  });
+
+  it("gives no per-message figure for zero messages, and never a negative CPU", () => {
+    const flat = [0, 3, 8].map((t) => ({ t, cpuUserSeconds: 5 - t * 0.01, cpuSystemSeconds: 0 })); // a counter that went back
+    const c = brokerCost(flat, phases, { deliveries: 0, published: 10 })!;
+    expect(c.cpuSeconds).toBe(0);
+    expect(c.cpuUsPerDelivery).toBeNull();
+    expect(c.cpuUsPerPublish).toBe(0);
+  });
+
+  it("ends the window at the end of measure when there was no drain", () => {
+    const s = samples(9, 0.25, (t) => (t < 6 ? 1 : 0));
+    const c = brokerCost(s, phases.filter((p) => p.phase !== "drain"), { deliveries: 4_000_000, published: 4_000_000 })!;
+    expect(c.toSec).toBe(6);
+    expect(c.cpuUsPerDelivery).toBeCloseTo(1, 3);
+  });
+
+  it("combines parts of one run against one broker: the widest part's CPU over all parts' messages", () => {
+    const a = brokerCost(samples(8, 0.5, () => 1), phases, { deliveries: 1_000_000, published: 500_000 })!;
+    const b = brokerCost(samples(8, 0.5, () => 0.5), phases, { deliveries: 4_000_000, published: 500_000 })!;
+    const c = combineCosts([a, b])!;
+    expect(c.cpuSeconds).toBeCloseTo(5, 6);
+    expect(c.deliveries).toBe(5_000_000);
+    expect(c.cpuUsPerDelivery).toBeCloseTo(1, 3);
+    expect(c.cpuUsPerPublish).toBeCloseTo(5, 3);
+    expect(combineCosts([a, null])).toBeNull();
+  });
+
+  it("reads as CPU-µs per delivery and per published message", () => {
+    const c = brokerCost(samples(8, 0.5, () => 1), phases, { deliveries: 1_562_500, published: 400_000 })!;
+    expect(costText(c)).toBe("3.20 CPU-µs per delivery, 12.5 per published message");
+    expect(costText(null)).toBe("n/a");
+  });
+});
+
+describe("the cost in a run's result and report.md", () => {
+  it("is computed from the broker's own samples and the run's timed deliveries", async () => {
+    const scenario = parseScenario("name: cost-test\ntopics: 2\nsubscriptions: {perTopic: 2}\nproducers: 1\nrate: 20000\nmessages: 4000\nbatchSize: 20\nmessageSizeBytes: 64\n", "cost-test.yaml");
+    const plan = buildPlan(scenario, "cost1", { index: 0, count: 1 });
+    const driver = new FakeDriver();
+    const outcome = await runScenario(scenario, plan, driver, { clock: systemClock, intervalMs: 100, sampleBroker: () => driver.brokerStats() });
+    const r = buildResult(scenario, plan, outcome, { runId: "cost1", driver: "fake", environment: captureEnvironment(), broker: { embedded: false, target: "x", args: [], storage: "memory", fsync: false } });
+    outcome.recorder.destroy();
+    const c = r.broker.cost!;
+    expect(c).not.toBeNull();
+    expect(c.deliveries).toBe(r.latency.e2e.count);
+    expect(c.deliveries).toBe(8000); // 4000 measured messages × 2 subscriptions per topic
+    expect(r.broker.samples.length).toBeGreaterThanOrEqual(2);
+    expect(c.published).toBe(4000);
+    expect(c.cpuSeconds).toBeGreaterThan(0);
+    // The fake broker is this process: its CPU inside the window cannot exceed the run's total.
+    expect(c.cpuSeconds).toBeLessThanOrEqual(r.broker.cpuSeconds! + 0.001);
+    expect(c.cpuUsPerDelivery).toBeCloseTo((c.cpuSeconds * 1e6) / 8000, 2);
+    expect(renderMarkdown(r)).toContain(`**Broker cost:** ${costText(c)} (broker CPU`);
+  });
+});
