@@ -7,3 +7,5 @@
 export * from "./types.js";
 export { durationSeconds, faultEntrySchema, faultsSchema, FAULT_KINDS, faultScheduleIssues, occurrenceStarts, plannedMeasureSeconds } from "./spec.js";
 export { startFaultProxy, type FaultProxy, type FaultProxyOptions } from "./proxy.js";
+export type { ProcessControl } from "./process-control.js";
+export { FaultScheduler, faultApplicabilityError, hostPort, timerSleep, type FaultSchedulerOptions, type SleepUntil } from "./scheduler.js";
