@@ -17,8 +17,8 @@ export interface ProcessControl {
   terminate(): Promise<void>;
   /** Starts it again on the same data directory; resolves with its address once it accepts connections. */
   start(): Promise<string>;
-  /** SIGSTOP. */
-  pause(): void;
-  /** SIGCONT. */
-  resume(): void;
+  /** SIGSTOP; resolves once the process is stopped. Rejects when it is down. */
+  pause(): Promise<void>;
+  /** SIGCONT; resolves once it runs again. */
+  resume(): Promise<void>;
 }

@@ -78,8 +78,8 @@ function fakeProcess(clock: FakeClock, log: string[], timers: FakeTimers, startT
       log.push(`${t()} started ${pid}`);
       return `127.0.0.1:${port}`;
     },
-    pause: () => void log.push(`${t()} SIGSTOP ${pid}`),
-    resume: () => void log.push(`${t()} SIGCONT ${pid}`),
+    pause: async () => void log.push(`${t()} SIGSTOP ${pid}`),
+    resume: async () => void log.push(`${t()} SIGCONT ${pid}`),
   };
 }
 

@@ -177,11 +177,11 @@ export class FaultScheduler {
         case "pause": {
           const proc = this.need(this.o.process, "process control");
           const pid = proc.pid();
-          proc.pause();
+          await proc.pause();
           event.detail = `SIGSTOP ${proc.name} pid ${pid}`;
           this.o.onEvent?.(event);
           const natural = await hold(spec.durationSeconds);
-          proc.resume();
+          await proc.resume();
           event.detail += `; SIGCONT after ${(this.sec(this.o.clock.nowUs()) - event.startSec).toFixed(1)} s`;
           ended(natural);
           return;
