@@ -10,7 +10,8 @@ import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
 import { systemClock, type Clock } from "./clock.js";
 import { assertDriverAccepts, checkMetricsUrl, DRIVERS, effectiveStorage, findDriver, procSample, scrapeBrokerMetrics, tlsLabel, type Driver, type DriverSecurity, type DriverTls, type EmbeddedBroker } from "./drivers/index.js";
-import { EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_OK, exitCodeFor, InterruptedError, UsageError } from "./errors.js";
+import { EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_BAD_INPUT, exitCodeFor, InterruptedError, UsageError } from "./errors.js";
+import { prepareBenchFaults, type BenchFaults } from "./fault-run.js";
 import { prepareOutputDir, prepareOutputFile } from "./out-dir.js";
 import { buildResult, captureEnvironment, judge, renderJUnit, renderSummaryMarkdown, SEED_HEADER, seedRow, writeReport, type ResultMeta, type RunResult } from "./report/index.js";
 import { buildPlan, fmtUs, loadScenario, parseShard, Progress, runScenario, scenarioForDriver, splitPlan } from "./run/index.js";
@@ -77,8 +78,11 @@ export function checkStartAt(startAt: number, nowMs: number): void {
 
 export async function runBench(args: BenchArgs, log: (s: string) => void = (s) => process.stdout.write(`${s}\n`), clock: Clock = systemClock): Promise<number> {
   let embedded: EmbeddedBroker | undefined;
+  let faults: BenchFaults | undefined;
   const interrupt = new AbortController();
-  const stopListening = args.handleSignals === false ? () => undefined : onInterrupt(interrupt, () => embedded?.pid);
+  // After a kill or restart fault the broker runs under a new PID: ask its control.
+  const brokerPid = (): number | undefined => (embedded?.control ? embedded.control.pid() : embedded?.pid);
+  const stopListening = args.handleSignals === false ? () => undefined : onInterrupt(interrupt, brokerPid);
   try {
     const loaded = loadScenario(args.scenario, args.set);
     const shard = parseShard(args.shard);
@@ -121,6 +125,10 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
       target,
       args: embedded?.args ?? [],
     };
+    const workers = args.workers ?? scenario.workers ?? defaultWorkers(plan, driverModule.name, embedded !== undefined);
+    // Faults: the drivers connect through the fault proxy (docs/faults.md).
+    faults = await prepareBenchFaults({ scenario, target, embedded, workers, clock, progress });
+    const connectTo = faults?.address ?? target;
     // Where the broker's CPU and RSS come from, in this order: its metrics endpoint when given,
     // the driver's statistics call (GetBrokerStats, one-process mode only), /proc of a broker we
     // started. The report names every source that gave a sample, in the order first used.
@@ -128,6 +136,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     const used = (source: string): void => void sources.add(source);
     const brokerMetrics = args.brokerMetrics;
     const sampler = (driver: Driver | undefined) => async () => {
+      const pid = brokerPid();
       if (brokerMetrics !== undefined) {
         const scraped = await scrapeBrokerMetrics(brokerMetrics).catch(() => undefined);
         if (scraped) {
@@ -148,13 +157,13 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     const finalSampleBroker =
       pid !== undefined
         ? async () => {
+            const pid = brokerPid() ?? -1;
             const proc = procSample(pid);
             if (proc) used(`/proc/${pid} (teardown)`);
             return proc;
           }
         : undefined;
     const securityLabels = () => ({ tls: tlsLabel(security), resourceSource: sources.size > 0 ? [...sources].join(", ") : "none" });
-    const workers = args.workers ?? scenario.workers ?? defaultWorkers(plan, driverModule.name, embedded !== undefined);
     let result: RunResult;
     if (splitPlan(plan, workers).length > 1) {
       // Worker threads: each opens its own connections; the parent samples the broker.
@@ -164,7 +173,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
         plan,
         workers,
         runId,
-        target,
+        target: connectTo,
         security,
         connectTimeoutMs: args.connectTimeoutMs ?? 10_000,
         cleanup: args.target !== undefined,
@@ -175,6 +184,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
         ...(pid !== undefined || brokerMetrics !== undefined ? { sampleBroker: sampler(undefined) } : {}),
         ...(finalSampleBroker ? { finalSampleBroker } : {}),
         ...(args.startAt !== undefined ? { startAtMs: args.startAt } : {}),
+        ...(faults ? { faults: faults.run } : {}),
       });
       result = { ...result, broker: { ...result.broker, ...securityLabels() } };
       if (result.run.interrupted) result = judge(result);
@@ -184,7 +194,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     async function runOneProcess(): Promise<RunResult> {
       const driver = driverModule.create(
         {
-          target,
+          target: connectTo,
           connections: scenario.connections,
           maxOutstandingMessages: scenario.maxOutstandingMessages,
           connectTimeoutMs: args.connectTimeoutMs ?? 10_000,
@@ -203,6 +213,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
         cleanup: args.target !== undefined,
         signal: interrupt.signal,
         ...(args.startAt !== undefined ? { startAtMs: args.startAt } : {}),
+        ...(faults ? { faults: faults.run } : {}),
       });
       const built = buildResult(scenario, plan, outcome, {
         runId,
@@ -224,6 +235,13 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     if (args.junit !== undefined) writeFileSync(args.junit, renderJUnit([result]));
     if (args.summaryMd !== undefined) writeFileSync(args.summaryMd, renderSummaryMarkdown([result]));
     printSummary(result, dir, log);
+    const kept = faults?.keepLogs(dir) ?? [];
+    if (kept.length > 0) log(`logs of broker processes ended by faults: ${kept.map((f) => join(dir, f)).join(", ")}`);
+    const faultFailure = faults?.failure();
+    if (faultFailure !== undefined) {
+      process.stderr.write(`ratatoskr bench: a fault could not be applied, so the run is not the one asked for: ${faultFailure}\n`);
+      return EXIT_BAD_INPUT;
+    }
     if (result.run.interrupted) return EXIT_INTERRUPTED;
     return result.passed ? EXIT_OK : EXIT_GATE_FAILED;
   } catch (err) {
@@ -231,6 +249,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     return exitCodeFor(err);
   } finally {
     stopListening();
+    await faults?.close();
     await embedded?.stop();
   }
 }

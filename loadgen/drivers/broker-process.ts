@@ -70,7 +70,8 @@ export async function startEmbeddedBroker(broker: BrokerSettings, timeoutMs = 20
     },
     start: async () => {
       if (!exited(current.child)) throw new Error(`ratatoskr broker pid ${current.child.pid} is still running`);
-      current = await spawnBroker(args, timeoutMs);
+      // A restart under load (the generator at full rate beside it) may be slow: a longer deadline.
+      current = await spawnBroker(args, Math.max(timeoutMs, 60_000));
       return current.address;
     },
     pause: () => stopOrContinue(current.child, "SIGSTOP", "ratatoskr broker"),

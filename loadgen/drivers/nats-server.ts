@@ -116,7 +116,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     },
     start: async () => {
       if (!exited(current.child)) throw new Error(`nats-server pid ${current.child.pid} is still running`);
-      current = await spawnNats(binary, args, timeoutMs);
+      current = await spawnNats(binary, args, Math.max(timeoutMs, 60_000));
       return `127.0.0.1:${current.port}`;
     },
     pause: () => stopOrContinue(current.child, "SIGSTOP", "nats-server"),

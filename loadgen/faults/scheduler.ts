@@ -17,8 +17,8 @@ export type SleepUntil = (untilUs: number, signal: AbortSignal) => Promise<void>
 export interface FaultSchedulerOptions {
   specs: readonly FaultSpec[];
   clock: Clock;
-  /** Monotonic µs of the run's start: FaultEvent times are seconds since then. */
-  runStartUs: number;
+  /** Monotonic µs of the run's start: FaultEvent times are seconds since then (or give it to `start`). */
+  runStartUs?: number;
   /** The planned length of the measure phase: occurrences start inside it. */
   measureSeconds: number;
   proxy?: FaultProxy;
@@ -76,15 +76,20 @@ export class FaultScheduler {
   private readonly liftNow = new AbortController();
   private readonly sleep: SleepUntil;
   private started = false;
+  private runStartUs = 0;
 
   constructor(private readonly o: FaultSchedulerOptions) {
     this.sleep = o.sleepUntil ?? timerSleep(o.clock);
   }
 
-  /** Schedules every occurrence relative to `measureStartUs` (monotonic µs of the run clock). */
-  start(measureStartUs: number): void {
+  /**
+   * Schedules every occurrence relative to `measureStartUs` (monotonic µs of the run clock);
+   * event times are seconds since `runStartUs` (default: the option, else the measure start).
+   */
+  start(measureStartUs: number, runStartUs: number = this.o.runStartUs ?? measureStartUs): void {
     if (this.started) throw new Error("fault scheduler started twice");
     this.started = true;
+    this.runStartUs = runStartUs;
     const all: Occurrence[] = [];
     this.o.specs.forEach((spec, i) => occurrenceStarts(spec, this.o.measureSeconds).forEach((at, k) => all.push({ spec: i, occurrence: k, startUs: measureStartUs + at * 1e6 })));
     for (const occ of all) {
@@ -122,7 +127,7 @@ export class FaultScheduler {
   }
 
   private sec(us: number): number {
-    return (us - this.o.runStartUs) / 1e6;
+    return (us - this.runStartUs) / 1e6;
   }
 
   private async runOccurrence(occ: Occurrence): Promise<void> {

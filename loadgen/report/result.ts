@@ -7,6 +7,7 @@
 import type { Environment } from "./environment.js";
 import { evaluateGates, allPassed, type GateResult } from "./gates.js";
 import type { BrokerStatsSample } from "../drivers/index.js";
+import type { FaultEvent } from "../faults/index.js";
 import { brokerCpuShare, generatorVerdict, type GeneratorBound, type WorkerFigures } from "./verdict.js";
 import {
   decodeHistogram,
@@ -119,6 +120,8 @@ export interface RunResult {
   generator?: GeneratorInfo;
   /** Whether the generator, not the broker, was the limit (docs/loadgen.md, "Generator-bound verdict"). */
   generatorBound?: GeneratorBound;
+  /** What happened when each fault of the scenario was applied (docs/faults.md); absent without faults. */
+  faults?: FaultEvent[];
 }
 
 export interface GeneratorInfo {
@@ -233,6 +236,7 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
     passed: true,
     ...(outcome.warnings.length ? { warnings: outcome.warnings } : {}),
     errors: { streams: outcome.streamErrorSamples, publishes: outcome.publishErrorSamples },
+    ...(outcome.faults !== undefined ? { faults: outcome.faults.map((e) => ({ ...e, startSec: round3(e.startSec), endSec: e.endSec === null ? null : round3(e.endSec) })) } : {}),
     generator: {
       mode: "single",
       workers: 1,

@@ -5,7 +5,7 @@
  */
 export { loadScenario, parseScenario, applyOverride, scenarioSchema, scenarioForDriver, totalSubscriptions, subscriptionCount, type Scenario, type Slo } from "./scenario.js";
 export { buildPlan, parseShard, expectedPerTopic, type Plan, type Shard } from "./plan.js";
-export { runScenario, type RunOptions, type RunOutcome, type PhaseTiming, type PhaseCoordinator } from "./runner.js";
+export { runScenario, type RunOptions, type RunOutcome, type PhaseTiming, type PhaseCoordinator, type RunFaults } from "./runner.js";
 export { splitPlan, partPlan, type WorkerPart, type WorkerRole } from "./worker-split.js";
 export { GeneratorMeter, type GeneratorUsage } from "./generator-usage.js";
 export type { StreamErrorInfo } from "./delivery-sink.js";
