@@ -7,7 +7,7 @@
  * What a user-space proxy cannot do: it terminates TCP on both sides, so it cannot hold bytes in
  * flight the way a lossy link does (the kernel acknowledged them already), cannot make SYNs go
  * unanswered (the listening socket accepts), and cannot drop single packets of a stream without
- * breaking the framing above it. docs/faults.md, "What the proxy can and cannot simulate".
+ * breaking the framing above it. docs/faults.md, "The fault proxy".
  */
 import net from "node:net";
 import { systemClock, type Clock } from "../clock.js";

@@ -6,12 +6,12 @@ import { runBench } from "../bench.js";
 import { readResult } from "../report/index.js";
 
 // The issue's must-show item: "a stall of 1 s at a fixed rate shows in the corrected e2e p99 and
-// not in the uncorrected one". What is true (docs/faults.md, "stall"): the publisher keeps at
-// most maxInFlightBatches batches unacknowledged, so during the stall it sends those few batches
-// on time (they are held, late from their send time too: uncorrected latency sees them) and then
-// waits; the messages due during the stall are sent after the release, late from their intended
-// time only. With few in-flight messages against the run's total, uncorrected p99 stays low and
-// the corrected p99 carries the stall.
+// not in the uncorrected one". What is true is in docs/faults.md, "stall, and the corrected and uncorrected latency":
+// the publisher keeps at most maxInFlightBatches batches unacknowledged, so during the stall it
+// sends those few on time (held, they are late from their send time too: the uncorrected
+// latency sees them) and then waits; the messages due during the stall are sent after the
+// release, late from their intended time only. With few in-flight messages against the run's
+// total, the uncorrected p99 stays low and the corrected p99 carries the stall.
 describe("a 1 s stall at a fixed rate, through the fault proxy", () => {
   it("shows in the corrected e2e p99 and not in the uncorrected one", async () => {
     const dir = mkdtempSync(join(tmpdir(), "rt-stall-"));
