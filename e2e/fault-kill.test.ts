@@ -54,13 +54,13 @@ describe("a fault scenario against the container image", () => {
     started.push(first);
     const proxy = await startFaultProxy({ target: hostPort(first.address) });
     const scenario = parseScenario(
-      `name: e2e-kill\ntopics: 1\nsubscriptions: {perTopic: 1}\nproducers: 1\nrate: 200\nbatchSize: 10\ndurationSeconds: 12\ndrainTimeoutSeconds: 60\nconnections: 1\nbroker: {storage: durable, fsync: true}\nfaults:\n  - {kind: kill, at: 4s, downFor: 1s}\n`,
+      `name: e2e-kill\ntopics: 1\nsubscriptions: {perTopic: 1}\nproducers: 1\nrate: 200\nbatchSize: 10\ndurationSeconds: 30\ndrainTimeoutSeconds: 60\nconnections: 1\nbroker: {storage: durable, fsync: true}\nfaults:\n  - {kind: kill, at: 4s, downFor: 1s}\n`,
       "e2e-kill.yaml",
     );
     const plan = buildPlan(scenario, uniqueName("e2ek"), { index: 0, count: 1 });
     const target = `127.0.0.1:${proxy.port}`;
     const driver = createDriver("ratatoskr", { target, connections: 1, maxOutstandingMessages: 1000, connectTimeoutMs: 10_000, broker: scenario.broker, clock: systemClock });
-    const scheduler = new FaultScheduler({ specs: scenario.faults, clock: systemClock, measureSeconds: 12, proxy, process: containerControl(first) });
+    const scheduler = new FaultScheduler({ specs: scenario.faults, clock: systemClock, measureSeconds: 30, proxy, process: containerControl(first) });
     try {
       const outcome = await runScenario(scenario, plan, driver, {
         clock: systemClock,
@@ -73,7 +73,13 @@ describe("a fault scenario against the container image", () => {
       expect(events[0]!.endSec).not.toBeNull();
       expect(started.length).toBe(2);
       const a = outcome.accounting;
-      expect({ lost: a.lost, delivered: a.delivered > 0 }).toEqual({ lost: 0, delivered: true });
+      process.stderr.write(`fault-kill e2e: ${JSON.stringify({ accounting: a, streamErrors: outcome.streamErrors, publishErrors: outcome.publishErrorSamples.length, events })}\n`);
+      expect(a.lost).toBe(0);
+      // Riding through, not stopping: most of the 30 s x 200 msg/s offered was acknowledged and
+      // delivered (a generator that gave up at the kill would expect, and lose, nothing more).
+      // A container restart takes seconds (12 s seen on a busy machine): the measure is 30 s.
+      expect(a.expected).toBeGreaterThan(0.6 * 30 * 200);
+      expect(a.delivered).toBe(a.expected);
     } finally {
       await proxy.close();
     }

@@ -183,7 +183,7 @@ export class FaultScheduler {
           const proc = this.need(this.o.process, "process control");
           const pid = proc.pid();
           await proc.pause();
-          event.detail = `SIGSTOP ${proc.name} pid ${pid}`;
+          event.detail = `SIGSTOP ${proc.name}${pidText(pid)}`;
           this.o.onEvent?.(event);
           const natural = await hold(spec.durationSeconds);
           await proc.resume();
@@ -198,14 +198,14 @@ export class FaultScheduler {
           if (spec.kind === "kill") await proc.kill();
           else await proc.terminate();
           const downAtSec = this.sec(this.o.clock.nowUs());
-          event.detail = `${spec.kind === "kill" ? "SIGKILL" : "SIGTERM"} ${proc.name} pid ${pid}`;
+          event.detail = `${spec.kind === "kill" ? "SIGKILL" : "SIGTERM"} ${proc.name}${pidText(pid)}`;
           this.o.onEvent?.(event);
           // The broker is brought back even when the run is ending: teardown needs it (durable data, final stats).
           if (spec.kind === "kill") await hold(spec.downForSeconds);
           const address = await proc.start();
           this.o.proxy?.retarget(hostPort(address));
           const upSec = this.sec(this.o.clock.nowUs());
-          event.detail += `; restarted as pid ${proc.pid()} at ${address} after ${(upSec - downAtSec).toFixed(1)} s down`;
+          event.detail += `; restarted${pidText(proc.pid(), " as")} at ${address} after ${(upSec - downAtSec).toFixed(1)} s down`;
           ended(true);
           return;
         }
@@ -231,6 +231,11 @@ export class FaultScheduler {
     if (x === undefined) throw new Error(`no ${what} in this run`);
     return x;
   }
+}
+
+/** " pid 4121" (with a prefix: " as pid 4121"), or nothing when there is no PID (a container). */
+function pidText(pid: number | undefined, prefix = ""): string {
+  return pid === undefined ? "" : `${prefix} pid ${pid}`;
 }
 
 /** `host:port` (IPv6 in brackets or not) into its parts. */
