@@ -10,7 +10,8 @@ import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
 import { systemClock, type Clock } from "./clock.js";
 import { assertDriverAccepts, checkMetricsUrl, DRIVERS, effectiveStorage, findDriver, procSample, scrapeBrokerMetrics, tlsLabel, type Driver, type DriverSecurity, type DriverTls, type EmbeddedBroker } from "./drivers/index.js";
-import { EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_OK, exitCodeFor, InterruptedError, UsageError } from "./errors.js";
+import { EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_BAD_INPUT, exitCodeFor, InterruptedError, UsageError } from "./errors.js";
+import { prepareBenchFaults, type BenchFaults } from "./fault-run.js";
 import { prepareOutputDir, prepareOutputFile } from "./out-dir.js";
 import { buildResult, captureEnvironment, judge, renderJUnit, renderSummaryMarkdown, SEED_HEADER, seedRow, writeReport, type ResultMeta, type RunResult } from "./report/index.js";
 import { buildPlan, fmtUs, loadScenario, parseShard, Progress, runRateSearch, runScenario, scenarioForDriver, splitPlan, type Plan, type Scenario } from "./run/index.js";
@@ -85,8 +86,11 @@ export function checkStartAt(startAt: number, nowMs: number): void {
 
 export async function runBench(args: BenchArgs, log: (s: string) => void = (s) => process.stdout.write(`${s}\n`), clock: Clock = systemClock): Promise<number> {
   let embedded: EmbeddedBroker | undefined;
+  let faults: BenchFaults | undefined;
   const interrupt = new AbortController();
-  const stopListening = args.handleSignals === false ? () => undefined : onInterrupt(interrupt, () => embedded?.pid);
+  // After a kill or restart fault the broker runs under a new PID: ask its control.
+  const brokerPid = (): number | undefined => (embedded?.control ? embedded.control.pid() : embedded?.pid);
+  const stopListening = args.handleSignals === false ? () => undefined : onInterrupt(interrupt, brokerPid);
   try {
     const loaded = loadScenario(args.scenario, args.set);
     const shard = parseShard(args.shard);
@@ -129,6 +133,16 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
       target,
       args: embedded?.args ?? [],
     };
+    const special = workloadName(scenario);
+    if (special !== undefined && shard.count > 1 && scenario.rate === "max") throw new UsageError("rate: max searches one broker with the whole scenario; it cannot be sharded (--shard)");
+    const requested = args.workers ?? scenario.workers;
+    if (special !== undefined && requested !== undefined && requested > 1) {
+      throw new UsageError(`${special} runs in one process (its per-interval backlog is known there only); drop --workers / workers: ${requested}`);
+    }
+    const workers = special !== undefined ? 1 : (requested ?? defaultWorkers(plan, driverModule.name, embedded !== undefined));
+    // Faults: the drivers connect through the fault proxy (docs/faults.md).
+    faults = await prepareBenchFaults({ scenario, target, embedded, workers, clock, progress });
+    const connectTo = faults?.address ?? target;
     // Where the broker's CPU and RSS come from, in this order: its metrics endpoint when given,
     // the driver's statistics call (GetBrokerStats, one-process mode only), /proc of a broker we
     // started. The report names every source that gave a sample, in the order first used.
@@ -136,6 +150,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     const used = (source: string): void => void sources.add(source);
     const brokerMetrics = args.brokerMetrics;
     const sampler = (driver: Driver | undefined) => async () => {
+      const pid = brokerPid();
       if (brokerMetrics !== undefined) {
         const scraped = await scrapeBrokerMetrics(brokerMetrics).catch(() => undefined);
         if (scraped) {
@@ -156,19 +171,13 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     const finalSampleBroker =
       pid !== undefined
         ? async () => {
+            const pid = brokerPid() ?? -1;
             const proc = procSample(pid);
             if (proc) used(`/proc/${pid} (teardown)`);
             return proc;
           }
         : undefined;
     const securityLabels = () => ({ tls: tlsLabel(security), resourceSource: sources.size > 0 ? [...sources].join(", ") : "none" });
-    const special = workloadName(scenario);
-    if (special !== undefined && shard.count > 1 && scenario.rate === "max") throw new UsageError("rate: max searches one broker with the whole scenario; it cannot be sharded (--shard)");
-    const requested = args.workers ?? scenario.workers;
-    if (special !== undefined && requested !== undefined && requested > 1) {
-      throw new UsageError(`${special} runs in one process (its per-interval backlog is known there only); drop --workers / workers: ${requested}`);
-    }
-    const workers = special !== undefined ? 1 : (requested ?? defaultWorkers(plan, driverModule.name, embedded !== undefined));
     let result: RunResult;
     if (scenario.rate === "max") {
       // One broker for the whole search: each step is a fixed-rate run on fresh topics, cleaned up after it.
@@ -190,7 +199,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
         plan,
         workers,
         runId,
-        target,
+        target: connectTo,
         security,
         connectTimeoutMs: args.connectTimeoutMs ?? 10_000,
         cleanup: args.target !== undefined,
@@ -201,6 +210,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
         ...(pid !== undefined || brokerMetrics !== undefined ? { sampleBroker: sampler(undefined) } : {}),
         ...(finalSampleBroker ? { finalSampleBroker } : {}),
         ...(args.startAt !== undefined ? { startAtMs: args.startAt } : {}),
+        ...(faults ? { faults: faults.run } : {}),
       });
       result = { ...result, broker: { ...result.broker, ...securityLabels() } };
       if (result.run.interrupted) result = judge(result);
@@ -218,7 +228,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     async function runOnce(scenario: Scenario, plan: Plan, cleanup: boolean) {
       const driver = driverModule.create(
         {
-          target,
+          target: connectTo,
           connections: scenario.connections,
           maxOutstandingMessages: scenario.maxOutstandingMessages,
           connectTimeoutMs: args.connectTimeoutMs ?? 10_000,
@@ -237,6 +247,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
         cleanup,
         signal: interrupt.signal,
         ...(args.startAt !== undefined ? { startAtMs: args.startAt } : {}),
+        ...(faults ? { faults: faults.run } : {}),
       });
       return { outcome };
     }
@@ -258,6 +269,13 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     if (args.junit !== undefined) writeFileSync(args.junit, renderJUnit([result]));
     if (args.summaryMd !== undefined) writeFileSync(args.summaryMd, renderSummaryMarkdown([result]));
     printSummary(result, dir, log);
+    const kept = faults?.keepLogs(dir) ?? [];
+    if (kept.length > 0) log(`logs of broker processes ended by faults: ${kept.map((f) => join(dir, f)).join(", ")}`);
+    const faultFailure = faults?.failure();
+    if (faultFailure !== undefined) {
+      process.stderr.write(`ratatoskr bench: a fault could not be applied, so the run is not the one asked for: ${faultFailure}\n`);
+      return EXIT_BAD_INPUT;
+    }
     if (result.run.interrupted) return EXIT_INTERRUPTED;
     return result.passed ? EXIT_OK : EXIT_GATE_FAILED;
   } catch (err) {
@@ -265,6 +283,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     return exitCodeFor(err);
   } finally {
     stopListening();
+    await faults?.close();
     await embedded?.stop();
   }
 }

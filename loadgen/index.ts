@@ -13,3 +13,4 @@ export { buildResult, judge, RESULT_SCHEMA_VERSION, RESULT_KIND, evaluateGates, 
 export { runSuite, writeSuiteComparison, renderSuiteMarkdown, isSuiteDir, MANIFEST_FILE, type SuiteArgs, type SuiteManifest } from "./suite/index.js";
 export { runCalibration, median, type CalibrateArgs, type Calibration, type CalibrationPass } from "./calibrate.js";
 export { runBareClient, type BareResult } from "./bare/index.js";
+export { startFaultProxy, FaultScheduler, hostPort, type FaultProxy, type FaultEvent, type FaultSpec, type ProcessControl } from "./faults/index.js";

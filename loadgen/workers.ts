@@ -15,7 +15,8 @@ import type { Clock } from "./clock.js";
 import type { BrokerStatsSample, DriverSecurity } from "./drivers/index.js";
 import { InterruptedError, LoadgenError } from "./errors.js";
 import { brokerCost, combineResults, judge, withVerdict, type ResultMeta, type RunResult } from "./report/index.js";
-import { splitPlan, type Plan, type Progress, type ProgressState, type Scenario, type WorkerPart } from "./run/index.js";
+import type { FaultEvent } from "./faults/index.js";
+import { splitPlan, type Plan, type Progress, type ProgressState, type RunFaults, type Scenario, type WorkerPart } from "./run/index.js";
 import type { ToParent, ToWorker, WorkerInit } from "./worker-main.js";
 
 /**
@@ -54,6 +55,12 @@ export interface WorkersRunOptions {
   signal?: AbortSignal;
   sampleBroker?: () => Promise<BrokerStatsSample | undefined>;
   finalSampleBroker?: () => Promise<BrokerStatsSample | undefined>;
+  /**
+   * The scenario's faults, applied from here (the proxy and the broker's process are the
+   * parent's): started when the parent releases the measure phase (after the start join, or the
+   * warmup join), stopped once every worker is done.
+   */
+  faults?: RunFaults;
 }
 
 /** The longest gap between broker samples (as the one-process sampler). */
@@ -62,6 +69,9 @@ const BROKER_SAMPLE_MS = 250;
 /** Run the scenario over worker threads; the combined result, judged. */
 export async function runWorkers(o: WorkersRunOptions): Promise<RunResult> {
   const parts = splitPlan(o.plan, o.workers);
+  const parentStartUs = o.clock.nowUs();
+  const parentStartWallMs = o.clock.wallMs();
+  const startFaults = () => o.faults?.start(o.clock.nowUs(), parentStartUs);
   const samples: (BrokerStatsSample & { wallMs: number })[] = [];
   let sampling: Promise<void> | undefined;
   const sample = (fn = o.sampleBroker) => {
@@ -107,6 +117,7 @@ export async function runWorkers(o: WorkersRunOptions): Promise<RunResult> {
   const logged = new Set<string>();
 
   const results: RunResult[] = new Array<RunResult>(parts.length);
+  let faultEvents: FaultEvent[] | undefined;
   const errors: { index: number; name: string; message: string; signal?: string }[] = [];
   let interrupted = false;
   try {
@@ -124,14 +135,20 @@ export async function runWorkers(o: WorkersRunOptions): Promise<RunResult> {
             w.worker.on("message", (m: ToParent) => {
               switch (m.type) {
                 case "ready":
-                  if (++ready === live.length) post({ type: "go" });
+                  if (++ready === live.length) {
+                    post({ type: "go" });
+                    if (o.scenario.warmupSeconds === 0) startFaults();
+                  }
                   break;
                 case "phaseDone": {
                   const j = joins.get(m.phase) ?? { count: 0, totals: new Array<number>(o.scenario.topics).fill(0) };
                   joins.set(m.phase, j);
                   j.count++;
                   m.published.forEach((n, t) => (j.totals[t]! += n));
-                  if (j.count === live.length) post({ type: "totals", phase: m.phase, totals: j.totals });
+                  if (j.count === live.length) {
+                    post({ type: "totals", phase: m.phase, totals: j.totals });
+                    if (m.phase === "warmup") startFaults();
+                  }
                   break;
                 }
                 case "progress":
@@ -165,6 +182,7 @@ export async function runWorkers(o: WorkersRunOptions): Promise<RunResult> {
       ),
     );
   } finally {
+    faultEvents = await o.faults?.stop();
     o.signal?.removeEventListener("abort", onAbort);
     if (ticker) clearInterval(ticker);
     await sampling;
@@ -178,7 +196,12 @@ export async function runWorkers(o: WorkersRunOptions): Promise<RunResult> {
     const first = errors.find((e) => e.name !== "InterruptedError") ?? errors[0]!;
     throw new LoadgenError(`generator worker ${first.index} (${parts[first.index]!.role}): ${first.message}`);
   }
-  return combineWorkers(results, parts, o, samples, interrupted);
+  const combined = combineWorkers(results, parts, o, samples, interrupted);
+  if (faultEvents === undefined) return combined;
+  // Event times from the parent's start to the combined run's (the earliest worker's) start.
+  const shiftSec = (parentStartWallMs - Date.parse(combined.run.startedAt)) / 1000;
+  const at = (sec: number) => Math.round((sec + shiftSec) * 1000) / 1000;
+  return { ...combined, faults: faultEvents.map((e) => ({ ...e, startSec: at(e.startSec), endSec: e.endSec === null ? null : at(e.endSec) })) };
 }
 
 function combineWorkers(results: RunResult[], parts: WorkerPart[], o: WorkersRunOptions, samples: (BrokerStatsSample & { wallMs: number })[], interrupted: boolean): RunResult {

@@ -9,6 +9,7 @@ import type { BacklogReport, RateSearchReport } from "../run/index.js";
 import { evaluateGates, allPassed, type GateResult } from "./gates.js";
 import type { BrokerStatsSample } from "../drivers/index.js";
 import { brokerCost, type BrokerCost } from "./cost.js";
+import type { FaultEvent } from "../faults/index.js";
 import { brokerCpuShare, generatorVerdict, type GeneratorBound, type WorkerFigures } from "./verdict.js";
 import {
   decodeHistogram,
@@ -136,6 +137,8 @@ export interface RunResult {
   backlog?: BacklogReport;
   /** `only:` runs: which side ran and what the counts mean (docs/loadgen.md, "Producer-only and consumer-only runs"). */
   only?: "producers" | "consumers";
+  /** What happened when each fault of the scenario was applied (docs/faults.md); absent without faults. */
+  faults?: FaultEvent[];
 }
 
 export interface GeneratorInfo {
@@ -255,6 +258,7 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
     errors: { streams: outcome.streamErrorSamples, publishes: outcome.publishErrorSamples },
     ...(outcome.backlog ? { backlog: outcome.backlog } : {}),
     ...(scenario.only ? { only: scenario.only } : {}),
+    ...(outcome.faults !== undefined ? { faults: outcome.faults.map((e) => ({ ...e, startSec: round3(e.startSec), endSec: e.endSec === null ? null : round3(e.endSec) })) } : {}),
     generator: {
       mode: "single",
       workers: 1,

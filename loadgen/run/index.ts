@@ -7,7 +7,7 @@ export { loadScenario, parseScenario, applyOverride, scenarioSchema, scenarioFor
 export { runRateSearch, stepScenario, judgeStep, stepFigures, RateSearchPlanner, type RateSearchReport, type RateSearchStep, type StepFigures, type StepRun } from "./rate-search.js";
 export { backlogMessages, backlogQuotas, type BacklogReport } from "./backlog.js";
 export { buildPlan, parseShard, expectedPerTopic, type Plan, type Shard } from "./plan.js";
-export { runScenario, type RunOptions, type RunOutcome, type PhaseTiming, type PhaseCoordinator } from "./runner.js";
+export { runScenario, type RunOptions, type RunOutcome, type PhaseTiming, type PhaseCoordinator, type RunFaults } from "./runner.js";
 export { splitPlan, partPlan, type WorkerPart, type WorkerRole } from "./worker-split.js";
 export { GeneratorMeter, type GeneratorUsage } from "./generator-usage.js";
 export type { StreamErrorInfo } from "./delivery-sink.js";

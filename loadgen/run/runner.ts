@@ -19,6 +19,7 @@
  */
 import type { Clock } from "../clock.js";
 import { InterruptedError } from "../errors.js";
+import type { FaultEvent } from "../faults/index.js";
 import { selfReportWarnings, type BrokerSelfReport, type BrokerStatsSample, type Consumer, type Driver, type SubscriptionSpec } from "../drivers/index.js";
 import { DriverError, UsageError } from "../errors.js";
 import { Accounting, type AccountingTotals } from "./accounting.js";
@@ -65,6 +66,18 @@ export interface RunOptions {
    * machine's joins. Without it the run is the whole generator (one-process mode).
    */
   coordinator?: PhaseCoordinator;
+  /** The scenario's faults (loadgen/faults, FaultScheduler): started with the measure phase. */
+  faults?: RunFaults;
+}
+
+/** The runner's view of the fault scheduler (docs/faults.md, "The schedule"). */
+export interface RunFaults {
+  /** The measure phase started: schedule every fault from `measureStartUs`; times are since `runStartUs`. */
+  start(measureStartUs: number, runStartUs: number): void;
+  /** The measure phase's producers are done: drop faults not started, wait for those in progress. */
+  settle(): Promise<void>;
+  /** Teardown: lift anything left; what happened. */
+  stop(): Promise<FaultEvent[]>;
 }
 
 /**
@@ -113,6 +126,8 @@ export interface RunOutcome {
   generator: GeneratorUsage;
   /** A backlog scenario's build and drain (absent otherwise). */
   backlog?: BacklogReport;
+  /** What the fault scheduler did (present when the run had one). */
+  faults?: FaultEvent[];
 }
 
 /** Publish errors kept verbatim for the report. */
@@ -220,6 +235,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
   let connected = false;
   let brokerReport: BrokerSelfReport | undefined;
   let generator: GeneratorUsage;
+  let faultEvents: FaultEvent[] | undefined;
   const warnings: string[] = [];
   try {
     // ---- connect
@@ -288,6 +304,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     setPhase("measure");
     meter.start();
     measureStartUs = clock.nowUs();
+    options.faults?.start(measureStartUs, t0);
     await runPhase({
       warmup: false,
       totalRate: rate,
@@ -306,6 +323,8 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     // A worker's measure ends with every worker's (a consumer worker has no producers of its own).
     await join("measure");
     measureEndUs = clock.nowUs();
+    // A fault still holding (a stall, a broker down) ends before the drain starts counting.
+    await options.faults?.settle();
     // ---- drain
     setPhase("drain");
     if (only !== "consumers") drainTimedOut = await drain(sink, scenario.drainTimeoutSeconds * 1000, options.interruptDrainMs ?? 2000, signal);
@@ -314,6 +333,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
   } finally {
     generator = meter.stop();
     signal?.removeEventListener("abort", onAbort);
+    faultEvents = await options.faults?.stop();
     // ---- teardown
     setPhase("teardown");
     await teardown({
@@ -351,6 +371,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     brokerReport,
     warnings,
     generator,
+    ...(faultEvents !== undefined ? { faults: faultEvents } : {}),
   };
 }
 

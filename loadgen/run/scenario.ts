@@ -9,6 +9,7 @@ import { parseDocument, parse as parseYamlScalar } from "yaml";
 import { z } from "zod";
 import { DEFAULT_DRIVER, DRIVER_NAMES, DRIVERS, movedScenarioFields, type BrokerSettings, type DriverModule, type DriverName } from "../drivers/index.js";
 import { ScenarioError, UsageError, type ScenarioIssue } from "../errors.js";
+import { faultScheduleIssues, faultsSchema } from "../faults/index.js";
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
@@ -171,6 +172,8 @@ export const scenarioSchema = z
      */
     tls: z.boolean().default(false),
     slo: sloSchema.default({}),
+    /** Faults applied during the measure phase (docs/faults.md, "The faults block"). */
+    faults: faultsSchema.default([]),
   })
   .superRefine((s, ctx) => {
     if (s.rate === "max") {
@@ -179,8 +182,10 @@ export const scenarioSchema = z
       }
     } else if ((s.messages === undefined) === (s.durationSeconds === undefined)) {
       ctx.addIssue({ code: "custom", path: ["messages"], message: "exactly one of messages / durationSeconds" });
+      return;
     }
     for (const issue of workloadIssues(s)) ctx.addIssue({ code: "custom", ...issue });
+    for (const issue of faultScheduleIssues(s.faults, s, subscriptionCount(s))) ctx.addIssue({ code: "custom", ...issue });
   });
 
 /** Combinations of rate: max, backlog and only that mean nothing, each with the field to fix. */
