@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { parseDocument, parse as parseYamlScalar } from "yaml";
 import { z } from "zod";
-import { DEFAULT_DRIVER, DRIVER_NAMES, DRIVERS, movedScenarioFields, type BrokerSettings, type DriverModule, type DriverName } from "../drivers/index.js";
+import { DEFAULT_DRIVER, DEFAULT_RECONNECT, DRIVER_NAMES, DRIVERS, movedScenarioFields, type BrokerSettings, type DriverModule, type DriverName, type ReconnectPolicy } from "../drivers/index.js";
 import { ScenarioError, UsageError, type ScenarioIssue } from "../errors.js";
 
 const positiveInt = z.number().int().positive();
@@ -115,6 +115,12 @@ export const scenarioSchema = z
      * checked against --tls-ca (default: the system's roots).
      */
     tls: z.boolean().default(false),
+    /**
+     * Riding through faults (docs/faults.md, "Drivers under faults"): drivers re-open broken
+     * streams and retry unacknowledged publishes with backoff. `enabled` defaults to on when the
+     * scenario has a `faults:` block; a broker unreachable for `giveUpSeconds` ends the run.
+     */
+    reconnect: z.strictObject({ enabled: z.boolean().optional(), giveUpSeconds: z.number().positive().default(30) }).default({ giveUpSeconds: 30 }),
     slo: sloSchema.default({}),
   })
   .superRefine((s, ctx) => {
@@ -132,6 +138,17 @@ export type Slo = Scenario["slo"];
  */
 export function scenarioForDriver(s: Scenario, driver: DriverModule<DriverName>): Scenario {
   return { ...s, driver: driver.name, driverOptions: { ...s.driverOptions, [driver.name]: driver.options.parse(s.driverOptions[driver.name] ?? {}) } };
+}
+
+/**
+ * The drivers' reconnect policy for a scenario (loadgen/drivers/reconnect.ts), or undefined when
+ * drivers do not ride through faults: on when `reconnect.enabled`, or by default when the
+ * scenario has faults.
+ */
+export function reconnectPolicyOf(s: Scenario): ReconnectPolicy | undefined {
+  const faults = (s as { faults?: readonly unknown[] }).faults;
+  const enabled = s.reconnect.enabled ?? (faults !== undefined && faults.length > 0);
+  return enabled ? { ...DEFAULT_RECONNECT, giveUpMs: s.reconnect.giveUpSeconds * 1000 } : undefined;
 }
 
 /** Total subscriptions in the scenario (all shards). */
