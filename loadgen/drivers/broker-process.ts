@@ -11,7 +11,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cliEntry, nodeArgs } from "../cli-entry.js";
 import { BrokerUnreachableError } from "../errors.js";
-import type { BrokerSettings, EmbeddedBroker, EmbeddedServerSpec } from "./driver.js";
+import type { ProcessControl } from "../faults/index.js";
+import type { BrokerSettings, EmbeddedBroker, EmbeddedServerSpec, ProcessLog } from "./driver.js";
+import { exited, signal, signalAndWait, stopOrContinue } from "./process-signals.js";
 import { generateSelfSigned, type GeneratedCertificate } from "./self-signed.js";
 
 /** The reference broker as the embedded server of the ratatoskr drivers (v2 and v1). */
@@ -40,6 +42,66 @@ export async function startEmbeddedBroker(broker: BrokerSettings, timeoutMs = 20
   const cert: GeneratedCertificate | undefined = tls ? await generateSelfSigned("ratatoskr-bench-tls-") : undefined;
   const dataDir = broker.storage === "durable" ? mkdtempSync(join(tmpdir(), "ratatoskr-bench-")) : undefined;
   const args = brokerArgs(broker, dataDir, cert);
+  const cleanupDir = (): void => {
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    cert?.remove();
+  };
+  let current: Spawned;
+  try {
+    current = await spawnBroker(args, timeoutMs);
+  } catch (err) {
+    cleanupDir();
+    throw err;
+  }
+  const ended: ProcessLog[] = [];
+  // The process faults (docs/faults.md, "Process faults"): the same command line, so the same
+  // data directory and a new free port (the fault proxy is retargeted to it).
+  const control: ProcessControl = {
+    name: "ratatoskr broker",
+    pid: () => (exited(current.child) ? undefined : current.child.pid),
+    address: () => current.address,
+    kill: async () => {
+      await signalAndWait(current.child, "SIGKILL");
+      ended.push({ pid: current.child.pid!, log: current.log() });
+    },
+    terminate: async () => {
+      await stopChild(current.child);
+      ended.push({ pid: current.child.pid!, log: current.log() });
+    },
+    start: async () => {
+      if (!exited(current.child)) throw new Error(`ratatoskr broker pid ${current.child.pid} is still running`);
+      current = await spawnBroker(args, timeoutMs);
+      return current.address;
+    },
+    pause: () => stopOrContinue(current.child, "SIGSTOP", "ratatoskr broker"),
+    resume: () => stopOrContinue(current.child, "SIGCONT", "ratatoskr broker"),
+  };
+  return {
+    address: current.address,
+    pid: current.child.pid!,
+    args,
+    ...(dataDir ? { dataDir } : {}),
+    ...(cert ? { tls: { caFile: cert.certFile, serverName: "localhost" } } : {}),
+    control,
+    endedProcesses: () => [...ended],
+    // A paused broker cannot act on SIGTERM: continue it first.
+    stop: () => {
+      signal(current.child, "SIGCONT");
+      return stopChild(current.child).finally(cleanupDir);
+    },
+  };
+}
+
+interface Spawned {
+  child: ChildProcess;
+  address: string;
+  /** The tail of its output (stdout log lines and stderr), for the record of a restarted broker. */
+  log(): string;
+}
+
+const LOG_TAIL_CHARS = 64 * 1024;
+
+async function spawnBroker(args: string[], timeoutMs: number): Promise<Spawned> {
   const child = spawn(process.execPath, [...nodeArgs(), cliEntry(), ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NODE_OPTIONS: process.env.NODE_OPTIONS ?? "" },
@@ -48,13 +110,11 @@ export async function startEmbeddedBroker(broker: BrokerSettings, timeoutMs = 20
     detached: true,
   });
   let stderr = "";
+  let output = "";
   child.stderr!.on("data", (d: Buffer) => {
     stderr = (stderr + d.toString("utf8")).slice(-4000);
+    output = (output + d.toString("utf8")).slice(-LOG_TAIL_CHARS);
   });
-  const cleanupDir = (): void => {
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-    cert?.remove();
-  };
 
   const address = await new Promise<string>((resolve, reject) => {
     let buffered = "";
@@ -62,7 +122,6 @@ export async function startEmbeddedBroker(broker: BrokerSettings, timeoutMs = 20
     const fail = (why: string) => {
       clearTimeout(timer);
       child.kill("SIGKILL");
-      cleanupDir();
       reject(new BrokerUnreachableError("embedded broker", `${why}${stderr ? `; stderr: ${stderr.trim()}` : ""}`));
     };
     child.on("exit", (code, signal) => fail(`exited early (code ${code}, signal ${signal})`));
@@ -78,23 +137,17 @@ export async function startEmbeddedBroker(broker: BrokerSettings, timeoutMs = 20
           clearTimeout(timer);
           child.removeAllListeners("exit");
           child.stdout!.off("data", onData);
-          child.stdout!.resume(); // keep draining its log
+          // Keep draining its log (and the tail of it for the record).
+          child.stdout!.on("data", (more: Buffer) => (output = (output + more.toString("utf8")).slice(-LOG_TAIL_CHARS)));
           resolve(addr);
           return;
         }
       }
     });
   });
-
-  return {
-    address,
-    pid: child.pid!,
-    args,
-    ...(dataDir ? { dataDir } : {}),
-    ...(cert ? { tls: { caFile: cert.certFile, serverName: "localhost" } } : {}),
-    stop: () => stopChild(child).finally(cleanupDir),
-  };
+  return { child, address, log: () => output };
 }
+
 
 function listeningAddress(line: string): string | undefined {
   if (!line.includes('"listening"')) return undefined;

@@ -8,6 +8,7 @@
  */
 import type { z } from "zod";
 import type { Clock } from "../clock.js";
+import type { ProcessControl } from "../faults/index.js";
 import type { ReconnectPolicy, RetryCounts } from "./reconnect.js";
 import type { DriverTls } from "./security.js";
 
@@ -156,7 +157,21 @@ export interface EmbeddedBroker {
   tls?: DriverTls;
   /** The token it requires, when it requires one. */
   token?: string;
+  /**
+   * Kill, restart and pause it for the process faults (docs/faults.md, "Process faults"). After
+   * a restart `address` and `pid` above are stale: `control.address()` and `control.pid()` are current.
+   */
+  control?: ProcessControl;
+  /** The output tails of the processes a fault ended (kill, restart), kept for the run's record. */
+  endedProcesses?(): ProcessLog[];
+  /** Stops whichever process runs now (continuing it first if paused). */
   stop(): Promise<void>;
+}
+
+/** One ended process of an embedded server: its PID and the tail of its log. */
+export interface ProcessLog {
+  pid: number;
+  log: string;
 }
 
 /** Everything a driver module gets to create a driver for one run. */

@@ -6,6 +6,7 @@
 export { DRIVERS, DRIVER_NAMES, DEFAULT_DRIVER, findDriver, isDriverName, createDriver, assertDriverAccepts, movedScenarioFields, type DriverName } from "./registry.js";
 export { FakeDriver, type FakeFaults } from "./fake.js";
 export { startEmbeddedBroker, procSample } from "./broker-process.js";
+export { startNatsServer } from "./nats-server.js";
 export { effectiveStorage, selfReportWarnings } from "./self-report.js";
 export { checkMetricsUrl, scrapeBrokerMetrics } from "./broker-metrics.js";
 export { tlsLabel, type DriverSecurity, type DriverTls } from "./security.js";
@@ -23,5 +24,6 @@ export type {
   DriverScenario,
   EmbeddedBroker,
   EmbeddedServerSpec,
+  ProcessLog,
   SubscriptionSpec,
 } from "./driver.js";

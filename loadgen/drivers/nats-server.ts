@@ -14,7 +14,9 @@ import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { BrokerUnreachableError } from "../errors.js";
-import type { EmbeddedBroker, EmbeddedServerSpec } from "./driver.js";
+import type { ProcessControl } from "../faults/index.js";
+import type { EmbeddedBroker, EmbeddedServerSpec, ProcessLog } from "./driver.js";
+import { exited, signal, signalAndWait, stopOrContinue } from "./process-signals.js";
 import { generateSelfSigned, type GeneratedCertificate } from "./self-signed.js";
 
 export const NATS_INSTALL_HINT = "install it with `apt-get install -y nats-server` (Debian package nats-server), or pass --target host:port of a running server";
@@ -86,12 +88,70 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     writeFileSync(conf, `tls {\n  cert_file: ${JSON.stringify(files.certFile)}\n  key_file: ${JSON.stringify(files.keyFile)}\n}\nauthorization {\n  token: ${JSON.stringify(token)}\n}\n`, { mode: 0o600 });
     args.push("-c", conf);
   }
-  // Its own process group, as the embedded broker (broker-process.ts): Ctrl-C reaches the generator only.
-  const child = spawn(binary, args, { stdio: ["ignore", "ignore", "pipe"], detached: true });
   const cleanupDir = (): void => {
     rmSync(storeDir, { recursive: true, force: true });
     cert?.remove();
   };
+  let current: SpawnedNats;
+  try {
+    current = await spawnNats(binary, args, timeoutMs);
+  } catch (err) {
+    cleanupDir();
+    throw err;
+  }
+  const ended: ProcessLog[] = [];
+  // The process faults (docs/faults.md, "Process faults"): the same command line, so the same
+  // JetStream store directory and a new free port (`-p -1`; the fault proxy is retargeted to it).
+  const control: ProcessControl = {
+    name: "nats-server",
+    pid: () => (exited(current.child) ? undefined : current.child.pid),
+    address: () => `127.0.0.1:${current.port}`,
+    kill: async () => {
+      await signalAndWait(current.child, "SIGKILL");
+      ended.push({ pid: current.child.pid!, log: current.log() });
+    },
+    terminate: async () => {
+      await stopChild(current.child);
+      ended.push({ pid: current.child.pid!, log: current.log() });
+    },
+    start: async () => {
+      if (!exited(current.child)) throw new Error(`nats-server pid ${current.child.pid} is still running`);
+      current = await spawnNats(binary, args, timeoutMs);
+      return `127.0.0.1:${current.port}`;
+    },
+    pause: () => stopOrContinue(current.child, "SIGSTOP", "nats-server"),
+    resume: () => stopOrContinue(current.child, "SIGCONT", "nats-server"),
+  };
+
+  return {
+    address: `127.0.0.1:${current.port}`,
+    pid: current.child.pid!,
+    args: [binary, ...args],
+    dataDir: storeDir,
+    storeDir,
+    version,
+    ...(cert ? { tls: { caFile: cert.certFile, serverName: "localhost" } } : {}),
+    ...(token !== undefined ? { token } : {}),
+    control,
+    endedProcesses: () => [...ended],
+    stop: () => {
+      signal(current.child, "SIGCONT");
+      return stopChild(current.child).finally(cleanupDir);
+    },
+  };
+}
+
+interface SpawnedNats {
+  child: ChildProcess;
+  port: number;
+  log(): string;
+}
+
+const LOG_TAIL_CHARS = 64 * 1024;
+
+async function spawnNats(binary: string, args: string[], timeoutMs: number): Promise<SpawnedNats> {
+  // Its own process group, as the embedded broker (broker-process.ts): Ctrl-C reaches the generator only.
+  const child = spawn(binary, args, { stdio: ["ignore", "ignore", "pipe"], detached: true });
   let log = "";
 
   const port = await new Promise<number>((resolve, reject) => {
@@ -101,14 +161,13 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     const fail = (why: string) => {
       clearTimeout(timer);
       child.kill("SIGKILL");
-      cleanupDir();
-      reject(new BrokerUnreachableError("embedded nats-server", `${why}${log ? `; log: ${log.trim()}` : ""}`));
+      reject(new BrokerUnreachableError("embedded nats-server", `${why}${log ? `; log: ${log.slice(-4000).trim()}` : ""}`));
     };
     child.on("exit", (code, signal) => fail(`exited early (code ${code}, signal ${signal})`));
     child.on("error", (err) => fail(err.message));
     child.stderr!.on("data", function onData(d: Buffer) {
       const text = d.toString("utf8");
-      log = (log + text).slice(-4000);
+      log = (log + text).slice(-LOG_TAIL_CHARS);
       buffered += text;
       let nl: number;
       while ((nl = buffered.indexOf("\n")) >= 0) {
@@ -121,26 +180,16 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
           child.removeAllListeners("exit");
           child.stderr!.off("data", onData);
           // Keep draining its log so a full pipe never blocks the server.
-          child.stderr!.on("data", (more: Buffer) => (log = (log + more.toString("utf8")).slice(-4000)));
+          child.stderr!.on("data", (more: Buffer) => (log = (log + more.toString("utf8")).slice(-LOG_TAIL_CHARS)));
           resolve(listening);
           return;
         }
       }
     });
   });
-
-  return {
-    address: `127.0.0.1:${port}`,
-    pid: child.pid!,
-    args: [binary, ...args],
-    dataDir: storeDir,
-    storeDir,
-    version,
-    ...(cert ? { tls: { caFile: cert.certFile, serverName: "localhost" } } : {}),
-    ...(token !== undefined ? { token } : {}),
-    stop: () => stopChild(child).finally(cleanupDir),
-  };
+  return { child, port, log: () => log };
 }
+
 
 function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();

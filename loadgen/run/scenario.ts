@@ -9,6 +9,7 @@ import { parseDocument, parse as parseYamlScalar } from "yaml";
 import { z } from "zod";
 import { DEFAULT_DRIVER, DEFAULT_RECONNECT, DRIVER_NAMES, DRIVERS, movedScenarioFields, type BrokerSettings, type DriverModule, type DriverName, type ReconnectPolicy } from "../drivers/index.js";
 import { ScenarioError, UsageError, type ScenarioIssue } from "../errors.js";
+import { faultScheduleIssues, faultsSchema } from "../faults/index.js";
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
@@ -122,11 +123,15 @@ export const scenarioSchema = z
      */
     reconnect: z.strictObject({ enabled: z.boolean().optional(), giveUpSeconds: z.number().positive().default(30) }).default({ giveUpSeconds: 30 }),
     slo: sloSchema.default({}),
+    /** Faults applied during the measure phase (docs/faults.md, "The faults block"). */
+    faults: faultsSchema.default([]),
   })
   .superRefine((s, ctx) => {
     if ((s.messages === undefined) === (s.durationSeconds === undefined)) {
       ctx.addIssue({ code: "custom", path: ["messages"], message: "exactly one of messages / durationSeconds" });
+      return;
     }
+    for (const issue of faultScheduleIssues(s.faults, s, subscriptionCount(s))) ctx.addIssue({ code: "custom", ...issue });
   });
 
 export type Scenario = z.output<typeof scenarioSchema>;
@@ -146,8 +151,7 @@ export function scenarioForDriver(s: Scenario, driver: DriverModule<DriverName>)
  * scenario has faults.
  */
 export function reconnectPolicyOf(s: Scenario): ReconnectPolicy | undefined {
-  const faults = (s as { faults?: readonly unknown[] }).faults;
-  const enabled = s.reconnect.enabled ?? (faults !== undefined && faults.length > 0);
+  const enabled = s.reconnect.enabled ?? s.faults.length > 0;
   return enabled ? { ...DEFAULT_RECONNECT, giveUpMs: s.reconnect.giveUpSeconds * 1000 } : undefined;
 }
 
