@@ -9,6 +9,7 @@
  * subscriptions with a ReconnectGaveUpError.
  */
 import { connect, Events, type NatsConnection } from "nats";
+import { systemClock } from "../clock.js";
 import { BrokerConnectError, BrokerUnreachableError } from "../errors.js";
 import { probeBroker } from "./probe.js";
 import { Backoff, ReconnectGaveUpError, type ReconnectPolicy, type RetryCounts } from "./reconnect.js";
@@ -29,7 +30,7 @@ export class NatsPool {
     private readonly name: string,
     security?: DriverSecurity,
     private readonly policy?: ReconnectPolicy,
-    private readonly nowMs: () => number = () => Date.now(),
+    private readonly nowMs: () => number = () => systemClock.wallMs(),
   ) {
     this.security = natsSecurity(security);
   }
