@@ -84,13 +84,13 @@ async function runWith(s: Scenario, drainMs: number, fault: (ctx: { b: EmbeddedB
   const end = new AbortController();
   const plan = buildPlan(s, s.name);
   const running = runScenario(s, plan, driver, { clock: systemClock, intervalMs: 500, signal: end.signal, interruptDrainMs: drainMs });
-  let faultError: unknown;
+  let faultError: Error | undefined;
   await startedWaiter.until(() => started, "first deliveries", 60_000);
-  await fault({ b: broker, p: proxy, deliveries }).catch((err: unknown) => (faultError = err));
+  await fault({ b: broker, p: proxy, deliveries }).catch((err: unknown) => (faultError = err instanceof Error ? err : new Error(String(err))));
   end.abort("the faults are done");
   // A fault that could not be made is the first thing to report (the run then fails after it).
   const outcome = await running.catch((err: unknown) => {
-    throw faultError ?? err;
+    throw faultError ?? (err instanceof Error ? err : new Error(String(err)));
   });
   if (faultError) throw faultError;
   const result = buildResult(s, plan, outcome, { runId: s.name, driver: s.driver, environment: captureEnvironment(), broker: { embedded: true, target: broker.address, args: broker.args, storage: s.broker.storage, fsync: false } });
