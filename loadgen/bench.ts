@@ -13,8 +13,8 @@ import { assertDriverAccepts, checkMetricsUrl, DRIVERS, effectiveStorage, findDr
 import { EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_BAD_INPUT, exitCodeFor, InterruptedError, UsageError } from "./errors.js";
 import { prepareBenchFaults, type BenchFaults } from "./fault-run.js";
 import { prepareOutputDir, prepareOutputFile } from "./out-dir.js";
-import { buildResult, captureEnvironment, judge, renderJUnit, renderSummaryMarkdown, SEED_HEADER, seedRow, writeReport, type ResultMeta, type RunResult } from "./report/index.js";
-import { buildPlan, fmtUs, loadScenario, parseShard, Progress, runRateSearch, runScenario, scenarioForDriver, splitPlan, type Plan, type Scenario } from "./run/index.js";
+import { buildResult, captureEnvironment, faultCountsLine, judge, renderJUnit, renderSummaryMarkdown, SEED_HEADER, seedRow, writeReport, type ResultMeta, type RunResult } from "./report/index.js";
+import { buildPlan, fmtUs, loadScenario, parseShard, Progress, reconnectPolicyOf, runRateSearch, runScenario, scenarioForDriver, splitPlan, type Plan, type Scenario } from "./run/index.js";
 import { defaultWorkers, runWorkers } from "./workers.js";
 
 export interface BenchArgs {
@@ -234,6 +234,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
           connectTimeoutMs: args.connectTimeoutMs ?? 10_000,
           broker: scenario.broker,
           clock,
+          reconnect: reconnectPolicyOf(scenario),
           ...security,
         },
         scenario.driverOptions[driverModule.name],
@@ -357,6 +358,8 @@ export function printSummary(r: RunResult, dir: string, log: (s: string) => void
   );
   const c = r.counts;
   log(`delivered ${c.delivered}/${c.expected}, lost ${c.lost}, duplicates ${c.duplicates}, out of order ${c.outOfOrder}, publish errors ${c.publishErrors}, stream errors ${c.streamErrors}`);
+  const faultLine = faultCountsLine(c);
+  if (faultLine) log(faultLine);
   for (const w of r.warnings ?? []) log(`warning: ${w}`);
   if (r.generator) log(`generator: ${r.generator.mode === "workers" ? `${r.generator.workers} workers` : "one process"}; ${r.generator.perWorker.map((w) => `${w.role} loop ${Math.round(w.loopUtilization * 100)}% cpu ${w.cpuShare.toFixed(2)}`).join(", ")}`);
   if (r.generatorBound?.bound) log(`warning: GENERATOR-BOUND: the figures may measure the load generator, not the broker: ${r.generatorBound.reasons.join("; ")}`);

@@ -10,7 +10,7 @@ import { systemClock } from "./clock.js";
 import { findDriver, type DriverSecurity } from "./drivers/index.js";
 import { InterruptedError } from "./errors.js";
 import { buildResult, type ResultMeta, type RunResult } from "./report/index.js";
-import { buildPlan, partPlan, Progress, runScenario, type PhaseCoordinator, type ProgressState, type Scenario, type Shard, type WorkerPart } from "./run/index.js";
+import { buildPlan, partPlan, reconnectPolicyOf, Progress, runScenario, type PhaseCoordinator, type PhaseTotals, type ProgressState, type UnackedRange, type Scenario, type Shard, type WorkerPart } from "./run/index.js";
 
 /** What the parent hands a worker (structured-clone data only). */
 export interface WorkerInit {
@@ -31,7 +31,7 @@ export interface WorkerInit {
 
 export type ToParent =
   | { type: "ready" }
-  | { type: "phaseDone"; phase: "warmup" | "measure" | "drain"; published: number[] }
+  | { type: "phaseDone"; phase: "warmup" | "measure" | "drain"; published: number[]; unacked: UnackedRange[] }
   | { type: "progress"; state: ProgressState }
   | { type: "log"; text: string }
   | { type: "result"; result: RunResult; interrupted: boolean }
@@ -42,7 +42,7 @@ export type ToParent =
  * with every worker's totals). With `release`, another worker failed: joins complete at once with
  * this worker's own counts, since the failed one will never join.
  */
-export type ToWorker = { type: "go" } | { type: "totals"; phase: "warmup" | "measure" | "drain"; totals: number[] } | { type: "abort"; reason: string; release?: boolean };
+export type ToWorker = { type: "go" } | { type: "totals"; phase: "warmup" | "measure" | "drain"; totals: number[]; unacked: UnackedRange[] } | { type: "abort"; reason: string; release?: boolean };
 
 class ForwardingProgress extends Progress {
   constructor(private readonly send: (m: ToParent) => void) {
@@ -65,11 +65,11 @@ async function main(): Promise<void> {
   const abort = new AbortController();
   let go: (() => void) | undefined;
   const started = new Promise<void>((resolve) => (go = resolve));
-  const waiting = new Map<string, (totals: number[]) => void>();
+  const waiting = new Map<string, (totals: PhaseTotals) => void>();
   const released = new AbortController();
   port.on("message", (m: ToWorker) => {
     if (m.type === "go") go?.();
-    else if (m.type === "totals") waiting.get(m.phase)?.(m.totals);
+    else if (m.type === "totals") waiting.get(m.phase)?.({ published: m.totals, unacked: m.unacked });
     else if (m.type === "abort") {
       abort.abort(m.reason);
       if (m.release) released.abort(m.reason);
@@ -81,11 +81,11 @@ async function main(): Promise<void> {
       send({ type: "ready" });
       return started;
     },
-    phaseDone(phase, published) {
-      send({ type: "phaseDone", phase, published: [...published] });
-      if (released.signal.aborted) return Promise.resolve([...published]);
+    phaseDone(phase, published, unacked) {
+      send({ type: "phaseDone", phase, published: [...published], unacked: [...unacked] });
+      if (released.signal.aborted) return Promise.resolve({ published: [...published], unacked: [...unacked] });
       return new Promise((resolve) => {
-        const own = [...published];
+        const own = { published: [...published], unacked: [...unacked] };
         const onRelease = () => resolve(own);
         released.signal.addEventListener("abort", onRelease, { once: true });
         waiting.set(phase, (totals) => {
@@ -108,6 +108,7 @@ async function main(): Promise<void> {
       broker: scenario.broker,
       clock: systemClock,
       workerGroup: init.workerGroup,
+      reconnect: reconnectPolicyOf(scenario),
       ...init.security,
     },
     scenario.driverOptions[module.name],

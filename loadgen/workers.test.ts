@@ -69,6 +69,19 @@ describe("a run over worker threads (fake driver)", () => {
   }, 120_000);
 });
 
+describe("never-acknowledged publishes over worker threads (fake driver)", () => {
+  it("splits them from losses exactly as one process does: delivered anyway, or not delivered", async () => {
+    // 100 batches of 100: batches 7, 14, ..., 98 (14) are delivered but their acks lost; batches
+    // 11, 22, ..., 99 except 77 (8) are refused. Each topic has 2 subscriptions.
+    const s = scenario("driverOptions: {fake: {unackEvery: 7, refuseEvery: 11}}\n");
+    const [workers, single] = [await inWorkers(s, 3), await inOneProcess(s)];
+    expect(single.counts).toMatchObject({ expected: (10000 - 1400 - 800) * 2, delivered: (10000 - 800) * 2, lost: 0, unackedDelivered: 1400 * 2, unackedUndelivered: 800 * 2, completeSubscriptions: 4 });
+    expect(single.run.drainTimedOut).toBe(false);
+    for (const k of ["expected", "delivered", "lost", "unackedDelivered", "unackedUndelivered", "publishErrors"] as const) expect(workers.counts[k], k).toBe(single.counts[k]);
+    expect(workers.run.drainTimedOut).toBe(false);
+  }, 120_000);
+});
+
 describe("shards with workers", () => {
   it("compose: each shard splits over its workers, and the merge of the shards has exact counts", async () => {
     const dir = mkdtempSync(join(tmpdir(), "rt-workers-shards-"));

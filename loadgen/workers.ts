@@ -16,7 +16,7 @@ import type { BrokerStatsSample, DriverSecurity } from "./drivers/index.js";
 import { InterruptedError, LoadgenError } from "./errors.js";
 import { brokerCost, combineResults, judge, withVerdict, type ResultMeta, type RunResult } from "./report/index.js";
 import type { FaultEvent } from "./faults/index.js";
-import { splitPlan, type Plan, type Progress, type ProgressState, type RunFaults, type Scenario, type WorkerPart } from "./run/index.js";
+import { splitPlan, type Plan, type UnackedRange, type Progress, type ProgressState, type RunFaults, type Scenario, type WorkerPart } from "./run/index.js";
 import type { ToParent, ToWorker, WorkerInit } from "./worker-main.js";
 
 /**
@@ -111,7 +111,7 @@ export async function runWorkers(o: WorkersRunOptions): Promise<RunResult> {
     for (const w of live) if (!w.done) w.worker.postMessage(m);
   };
   let ready = 0;
-  const joins = new Map<string, { count: number; totals: number[] }>();
+  const joins = new Map<string, { count: number; totals: number[]; unacked: UnackedRange[] }>();
   const onAbort = () => post({ type: "abort", reason: String(o.signal?.reason ?? "interrupted") });
   o.signal?.addEventListener("abort", onAbort, { once: true });
   const logged = new Set<string>();
@@ -141,12 +141,13 @@ export async function runWorkers(o: WorkersRunOptions): Promise<RunResult> {
                   }
                   break;
                 case "phaseDone": {
-                  const j = joins.get(m.phase) ?? { count: 0, totals: new Array<number>(o.scenario.topics).fill(0) };
+                  const j = joins.get(m.phase) ?? { count: 0, totals: new Array<number>(o.scenario.topics).fill(0), unacked: [] };
                   joins.set(m.phase, j);
                   j.count++;
                   m.published.forEach((n, t) => (j.totals[t]! += n));
+                  j.unacked.push(...m.unacked);
                   if (j.count === live.length) {
-                    post({ type: "totals", phase: m.phase, totals: j.totals });
+                    post({ type: "totals", phase: m.phase, totals: j.totals, unacked: j.unacked });
                     if (m.phase === "warmup") startFaults();
                   }
                   break;

@@ -9,6 +9,7 @@
 import type { z } from "zod";
 import type { Clock } from "../clock.js";
 import type { ProcessControl } from "../faults/index.js";
+import type { ReconnectPolicy, RetryCounts } from "./reconnect.js";
 import type { DriverTls } from "./security.js";
 
 /** The scenario's `broker:` block: how an embedded server is set up (scenario.ts validates it). */
@@ -51,6 +52,13 @@ export interface DriverOptions {
   tls?: DriverTls | undefined;
   /** Bearer token (gRPC `authorization` metadata, NATS connect token). */
   token?: string | undefined;
+  /**
+   * Ride through faults (reconnect.ts): re-open broken consumer streams and connections with
+   * backoff, retry unacknowledged publishes (with the same message id where the broker
+   * de-duplicates), give up after `giveUpMs`. Absent: a broken stream is a stream error and a
+   * failed publish a publish error, as without faults.
+   */
+  reconnect?: ReconnectPolicy | undefined;
 }
 
 export interface SubscriptionSpec {
@@ -69,6 +77,11 @@ export interface DeliverySink {
   onDeliveries(slot: number, payloads: readonly Uint8Array[], attempts: readonly number[] | undefined, count: number): void;
   /** A consumer stream ended with an error (slow consumer disconnect, broker gone, ...). */
   onStreamError(slot: number, err: Error): void;
+  /**
+   * A consumer stream broke and the driver re-established it (reconnect on): `cause` is what
+   * broke it. Not a failure of the run; the report keeps a record of it.
+   */
+  onReconnect?(slot: number, cause: Error): void;
 }
 
 export interface BrokerStatsSample {
@@ -126,6 +139,8 @@ export interface Driver {
   describeBroker?(): Promise<BrokerSelfReport | undefined>;
   /** Broker resource figures, if the protocol offers them. */
   brokerStats(): Promise<BrokerStatsSample | undefined>;
+  /** Publish retries and reconnects so far (drivers that ride through faults; reconnect.ts). */
+  retryCounts?(): RetryCounts;
   /** Remove what this run created (subscriptions, topics); best effort. */
   cleanup(topics: readonly string[], subscriptions: readonly string[]): Promise<void>;
   close(): Promise<void>;

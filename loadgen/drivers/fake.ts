@@ -37,6 +37,10 @@ export const fakeDriver = defineDriver({
     swapEvery: z.number().int().positive().optional(),
     /** At most this many deliveries per second over all subscriptions (a token bucket of 100 ms, so a stalled event loop does not lose capacity); absent = no limit. */
     deliveriesPerSecond: z.number().positive().optional(),
+    /** Every n-th publish batch is delivered but its ack is lost (the publish rejects): unacknowledged but delivered. */
+    unackEvery: z.number().int().positive().optional(),
+    /** Every n-th publish batch (not an unackEvery one) is refused and never delivered: unacknowledged and undelivered. */
+    refuseEvery: z.number().int().positive().optional(),
   }),
   movedFields: {},
   refusals: fakeRefusals,
@@ -54,6 +58,10 @@ export interface FakeFaults {
   swapEvery?: number;
   /** Capacity: at most this many deliveries per second over all subscriptions. */
   deliveriesPerSecond?: number;
+  /** Deliver every n-th publish batch but reject the publish (its ack is lost). */
+  unackEvery?: number;
+  /** Reject every n-th publish batch (not an unackEvery one) and deliver nothing of it. */
+  refuseEvery?: number;
 }
 
 /** The capacity's bucket holds this much time's worth of deliveries (the largest burst). */
@@ -77,6 +85,7 @@ export class FakeDriver implements Driver {
   private tokensAtUs: number;
   private readonly channel: BroadcastChannel | undefined;
   published = 0;
+  private publishBatches = 0;
 
   constructor(
     private readonly faults: FakeFaults = {},
@@ -119,12 +128,17 @@ export class FakeDriver implements Driver {
   }
 
   async publish(topic: string, payloads: readonly Buffer[]): Promise<number> {
+    const n = ++this.publishBatches;
+    const f = this.faults;
+    const ackLost = f.unackEvery !== undefined && n % f.unackEvery === 0;
+    if (!ackLost && f.refuseEvery !== undefined && n % f.refuseEvery === 0) throw new DriverError(this.name, `publish batch ${n} refused (refuseEvery)`);
     const copies = payloads.map((p) => Buffer.from(p)); // the caller reuses its buffers
     if (this.channel) {
       // Another worker may hold the topic's subscriptions (and created the topic).
       this.channel.postMessage({ topic, payloads: copies });
     } else if (!this.topics.has(topic)) throw new DriverError(this.name, `no topic ${topic}`);
     this.fanOut(topic, copies);
+    if (ackLost) throw new DriverError(this.name, `publish batch ${n} stored but its ack was lost (unackEvery)`);
     this.published += payloads.length;
     return payloads.length;
   }

@@ -7,6 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Clock } from "../clock.js";
 import { BrokerConnectError } from "../errors.js";
 import { probeBroker } from "./probe.js";
+import type { ReconnectPolicy } from "./reconnect.js";
 import { grpcSecurity, type DriverSecurity, type LoadedTls } from "./security.js";
 
 export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
@@ -15,6 +16,22 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.max_send_message_length": 64 * 1024 * 1024,
   "grpc.keepalive_permit_without_calls": 0,
 };
+
+/**
+ * Channel options when the driver rides through faults: grpc-js's own reconnect backoff follows
+ * the policy (its default starts at 1 s and grows to 120 s), and keepalive pings find a
+ * connection that went silent (a partition) within a few seconds, failing its calls with
+ * UNAVAILABLE so the driver retries them. Nothing changes without a policy.
+ */
+export function reconnectChannelOptions(policy: ReconnectPolicy | undefined): grpc.ChannelOptions {
+  if (!policy) return {};
+  return {
+    "grpc.initial_reconnect_backoff_ms": policy.initialDelayMs,
+    "grpc.max_reconnect_backoff_ms": policy.maxDelayMs,
+    "grpc.keepalive_time_ms": 2000,
+    "grpc.keepalive_timeout_ms": 2000,
+  };
+}
 
 export class ClientPool<C extends grpc.Client> {
   readonly clients: C[];

@@ -14,6 +14,13 @@
  * Not the same work as ratatoskr durable + fsync: nats-server 2.9's file store acknowledges
  * before syncing and syncs in the background (every 2 minutes by default), so `broker.fsync:
  * true` is refused here; run JetStream file storage with `broker.fsync: false` and say so.
+ *
+ * Under faults (`reconnect` on; docs/faults.md, "Drivers under faults"): at-least-once. The
+ * connections reconnect with backoff (nats-pool.ts); a `consume()` loop that ends with an error
+ * is opened again on the same durable consumer, which redelivers what was not acked; publishes
+ * carry `Nats-Msg-Id` and unanswered ones are retried with the same id (jetstream-publisher.ts),
+ * de-duplicated by the stream's duplicate window (2 minutes by default). A memory stream does not
+ * survive a server restart, so faults that restart nats-server need `broker.storage: durable`.
  */
 import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "nats";
 import { z } from "zod";
@@ -22,7 +29,8 @@ import { defineDriver, type BrokerSelfReport, type BrokerStatsSample, type Consu
 import { NatsPool } from "./nats-pool.js";
 import { natsServer } from "./nats-server.js";
 import { PubAckMux } from "./jetstream-publisher.js";
-import { inBatches, message } from "./util.js";
+import { Backoff, ReconnectGaveUpError, RetryTimers, type RetryCounts } from "./reconnect.js";
+import { inBatches, message, runNonce } from "./util.js";
 
 /** Scenario fields JetStream cannot honour; an empty list means the scenario may run. */
 export function jetStreamRefusals(s: DriverScenario): string[] {
@@ -58,12 +66,18 @@ export class JetStreamDriver implements Driver {
   private readonly publishers: PubAckMux[] = [];
   private readonly consumers = new Set<ConsumerMessages>();
   private readonly streams: string[] = [];
+  private readonly counts: RetryCounts = { publishRetries: 0, reconnects: 0 };
+  private readonly timers = new RetryTimers();
 
   constructor(
     private readonly options: DriverOptions,
     private readonly storage: "memory" | "file" = "memory",
   ) {
-    this.pool = new NatsPool(options.target, options.connections, "ratatoskr-bench-jetstream", options);
+    this.pool = new NatsPool(options.target, options.connections, "ratatoskr-bench-jetstream", options, options.reconnect, () => options.clock.wallMs());
+  }
+
+  retryCounts(): RetryCounts {
+    return { publishRetries: this.counts.publishRetries, reconnects: this.counts.reconnects + this.pool.counts.reconnects };
   }
 
   async connect(): Promise<void> {
@@ -75,7 +89,8 @@ export class JetStreamDriver implements Driver {
     }
     for (let i = 0; i < this.pool.length; i++) {
       this.js.push(this.pool.at(i).jetstream({ timeout: 10_000 }));
-      this.publishers.push(new PubAckMux(this.pool.at(i), this.options.clock));
+      const retry = this.options.reconnect ? { policy: this.options.reconnect, nonce: runNonce(), counts: this.counts } : undefined;
+      this.publishers.push(new PubAckMux(this.pool.at(i), this.options.clock, undefined, retry));
     }
   }
 
@@ -115,6 +130,42 @@ export class JetStreamDriver implements Driver {
   }
 
   async openConsumer(spec: SubscriptionSpec, consumerIndex: number, sink: DeliverySink): Promise<Consumer> {
+    const policy = this.options.reconnect;
+    const backoff = policy ? new Backoff(policy, () => this.options.clock.wallMs()) : undefined;
+    let closing = false;
+    let current: ConsumerMessages | undefined;
+    const broke = (err: Error): void => {
+      current = undefined;
+      if (closing || this.timers.isClosed) return;
+      if (!backoff) return sink.onStreamError(spec.slot, err);
+      const wait = backoff.failed();
+      if (wait === undefined) return sink.onStreamError(spec.slot, new ReconnectGaveUpError(`JetStream consumer ${spec.name}`, backoff.outageMs(), { cause: err }));
+      if (backoff.failures === 1) sink.onReconnect?.(spec.slot, err);
+      this.timers.after(wait, () => {
+        this.consume(spec, consumerIndex, sink, () => closing, broke).then(
+          (m) => {
+            if (closing) return void m.close().catch(() => undefined);
+            current = m;
+            backoff.succeeded();
+            this.counts.reconnects++;
+          },
+          (e: unknown) => broke(e instanceof Error ? e : new Error(String(e))),
+        );
+      });
+    };
+    current = await this.consume(spec, consumerIndex, sink, () => closing, broke);
+    return {
+      close: () => {
+        closing = true;
+        if (!current) return;
+        this.consumers.delete(current);
+        void current.close().catch(() => undefined);
+      },
+    };
+  }
+
+  /** One `consume()` loop on the durable consumer; `broke` hears if it ends with an error. */
+  private async consume(spec: SubscriptionSpec, consumerIndex: number, sink: DeliverySink, closing: () => boolean, broke: (err: Error) => void): Promise<ConsumerMessages> {
     const js = this.js[(spec.slot + consumerIndex) % this.js.length]!;
     const consumer = await js.consumers.get(spec.topic, spec.name);
     const one: Uint8Array[] = [EMPTY];
@@ -122,7 +173,6 @@ export class JetStreamDriver implements Driver {
     // Reply subjects are `$JS.ACK.<stream>.<consumer>.<delivery count>.…`: read the count
     // without nats.js's full parse (split + five parseInt per message).
     const countAt = `$JS.ACK.${spec.topic}.${spec.name}.`.length;
-    let closing = false;
     const messages = await consumer.consume({
       max_messages: this.options.maxOutstandingMessages,
       callback: (m) => {
@@ -131,21 +181,15 @@ export class JetStreamDriver implements Driver {
         const reply = (m as JsMsg & { reply?: string }).reply;
         attempts[0] = reply !== undefined && reply.charCodeAt(countAt + 1) === 46 ? reply.charCodeAt(countAt) - 48 : m.info.deliveryCount;
         sink.onDeliveries(spec.slot, one, attempts, 1);
-        if (!closing) m.ack();
+        if (!closing()) m.ack();
       },
     });
     this.consumers.add(messages);
     void messages.closed().then((err) => {
       this.consumers.delete(messages);
-      if (err && !closing) sink.onStreamError(spec.slot, err);
+      if (err && !closing()) broke(err);
     });
-    return {
-      close: () => {
-        closing = true;
-        this.consumers.delete(messages);
-        void messages.close().catch(() => undefined);
-      },
-    };
+    return messages;
   }
 
   publish(topic: string, payloads: readonly Buffer[], channelHint: number): Promise<number> {
@@ -175,6 +219,7 @@ export class JetStreamDriver implements Driver {
   }
 
   async close(): Promise<void> {
+    this.timers.close();
     for (const c of this.consumers) await c.close().catch(() => undefined);
     this.consumers.clear();
     for (const p of this.publishers) p.close();

@@ -1,12 +1,18 @@
 /**
  * A fixed set of NATS connections shared by the `nats` and `jetstream` drivers: publishers pick
- * one by their channel hint, consumers by slot, like the gRPC channel pool. Reconnect is off:
- * a connection the server drops (slow consumer, shutdown) ends its subscriptions with an error
- * the run reports, instead of silently resubscribing and hiding the gap.
+ * one by their channel hint, consumers by slot, like the gRPC channel pool. Without a reconnect
+ * policy reconnect is off: a connection the server drops (slow consumer, shutdown) ends its
+ * subscriptions with an error the run reports. With one (faults), nats.js reconnects, waiting
+ * the policy's backoff before each attempt (reconnect.ts), and re-sends its subscriptions; what
+ * the server published while a subscriber was away is lost to it, and the accounting says so.
+ * A connection that stays down past the give-up deadline is closed, which ends its
+ * subscriptions with a ReconnectGaveUpError.
  */
-import { connect, type NatsConnection } from "nats";
+import { connect, Events, type NatsConnection } from "nats";
+import { systemClock } from "../clock.js";
 import { BrokerConnectError, BrokerUnreachableError } from "../errors.js";
 import { probeBroker } from "./probe.js";
+import { Backoff, ReconnectGaveUpError, type ReconnectPolicy, type RetryCounts } from "./reconnect.js";
 import { natsSecurity, type DriverSecurity } from "./security.js";
 
 export class NatsPool {
@@ -14,12 +20,17 @@ export class NatsPool {
   private readonly closedListeners = new Set<(index: number, err: Error | undefined) => void>();
   private closing = false;
   private readonly security: ReturnType<typeof natsSecurity>;
+  /** Reconnects that succeeded (policy set). */
+  readonly counts: RetryCounts = { publishRetries: 0, reconnects: 0 };
+  private readonly reconnectListeners = new Set<(index: number) => void>();
 
   constructor(
     private readonly target: string,
     private readonly size: number,
     private readonly name: string,
     security?: DriverSecurity,
+    private readonly policy?: ReconnectPolicy,
+    private readonly nowMs: () => number = () => systemClock.wallMs(),
   ) {
     this.security = natsSecurity(security);
   }
@@ -36,12 +47,29 @@ export class NatsPool {
     this.serverInfo = await probeBroker(this.target, "nats", timeoutMs, this.security.loaded);
     for (let i = 0; i < this.size; i++) {
       let nc: NatsConnection;
+      const policy = this.policy;
+      const backoff = policy ? new Backoff(policy, this.nowMs) : undefined;
+      let gaveUp: ReconnectGaveUpError | undefined;
+      const ref: { nc?: NatsConnection } = {};
+      const reconnecting = backoff
+        ? {
+            reconnect: true,
+            maxReconnectAttempts: -1,
+            reconnectDelayHandler: () => {
+              const wait = backoff.failed();
+              if (wait !== undefined) return wait;
+              gaveUp ??= new ReconnectGaveUpError(`NATS connection ${i} to ${this.target}`, backoff.outageMs());
+              void ref.nc?.close();
+              return 60_000;
+            },
+          }
+        : { reconnect: false };
       try {
         nc = await withTimeout(this.target, timeoutMs, connect({
           servers: `${host}:${port}`,
           name: `${this.name}-${i}`,
           timeout: timeoutMs,
-          reconnect: false,
+          ...reconnecting,
           // nats.js builds an Error per request for async stack traces unless told not to.
           noAsyncTraces: true,
           ignoreClusterUpdates: true,
@@ -55,11 +83,22 @@ export class NatsPool {
         throw new BrokerUnreachableError(this.target, err instanceof Error ? err.message : String(err), { cause: err });
       }
       const index = i;
+      ref.nc = nc;
       this.conns.push(nc);
       void nc.closed().then((err) => {
         if (this.closing) return;
-        for (const l of this.closedListeners) l(index, err ?? new Error("connection closed by the server"));
+        for (const l of this.closedListeners) l(index, gaveUp ?? err ?? new Error("connection closed by the server"));
       });
+      if (backoff) {
+        void (async () => {
+          for await (const st of nc.status()) {
+            if (st.type !== Events.Reconnect) continue;
+            backoff.succeeded();
+            this.counts.reconnects++;
+            for (const l of this.reconnectListeners) l(index);
+          }
+        })().catch(() => undefined);
+      }
     }
   }
 
@@ -80,6 +119,11 @@ export class NatsPool {
   /** Called once per connection that closes while the pool is open. */
   onClosed(listener: (index: number, err: Error | undefined) => void): void {
     this.closedListeners.add(listener);
+  }
+
+  /** Called each time a connection reconnected (policy set): its subscriptions were re-sent. */
+  onReconnected(listener: (index: number) => void): void {
+    this.reconnectListeners.add(listener);
   }
 
   async close(): Promise<void> {

@@ -10,8 +10,15 @@
  * batch that crossed the mark resolves when the PONG arrives; other batches resolve at once.
  * The publish latency of this driver is therefore "time to the client buffer, or to the PONG",
  * not a broker ack. The cadence is fixed (not a scenario field) and disclosed in reports.
+ *
+ * Under faults (`reconnect` on; docs/faults.md, "Drivers under faults"): at-most-once. The
+ * connections reconnect with backoff (nats-pool.ts) and nats.js re-sends the subscriptions;
+ * what the server handled while a subscriber was away is lost to it. Publishes are not retried
+ * (NATS core has no de-duplication and no ack to miss): nats.js holds what is published while
+ * it reconnects and sends it afterwards, and what the dying connection had in flight is lost.
  */
 import type { Subscription } from "nats";
+import type { RetryCounts } from "./reconnect.js";
 import { z } from "zod";
 import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type DriverScenario, type SubscriptionSpec } from "./driver.js";
 import { NatsPool } from "./nats-pool.js";
@@ -52,7 +59,11 @@ export class NatsCoreDriver implements Driver {
   private readonly subs = new Map<Subscription, { slot: number; sink: DeliverySink; conn: number }>();
 
   constructor(private readonly options: DriverOptions) {
-    this.pool = new NatsPool(options.target, options.connections, "ratatoskr-bench-nats", options);
+    this.pool = new NatsPool(options.target, options.connections, "ratatoskr-bench-nats", options, options.reconnect, () => options.clock.wallMs());
+  }
+
+  retryCounts(): RetryCounts {
+    return { ...this.pool.counts };
   }
 
   async connect(): Promise<void> {
@@ -64,6 +75,9 @@ export class NatsCoreDriver implements Driver {
         this.subs.delete(sub);
         s.sink.onStreamError(s.slot, err ?? new Error("NATS connection closed"));
       }
+    });
+    this.pool.onReconnected((conn) => {
+      for (const s of this.subs.values()) if (s.conn === conn) s.sink.onReconnect?.(s.slot, new Error(`NATS connection ${conn} reconnected; its subscriptions were re-sent`));
     });
   }
 

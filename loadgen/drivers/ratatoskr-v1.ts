@@ -3,6 +3,12 @@
  * be measured the same way. PublishBatch (pre-encoded) for publishing, one Subscribe server
  * stream per subscriber (at-most-once: no acks). A Subscribe stream is ready once its response
  * headers (with `x-subscription-ref`) arrive; from then on the broker delivers.
+ *
+ * Under faults (`reconnect` on; docs/faults.md, "Drivers under faults"): at-most-once. A broken
+ * Subscribe stream is re-opened with backoff (reconnect.ts); what was published while it was
+ * down is never delivered to it and counts as lost. Publishes are not retried: v1 has no
+ * producer message ids, so the broker could not tell a retry from a new message; a PublishBatch
+ * that failed is a publish error and its messages count as unacknowledged.
  */
 import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
@@ -10,7 +16,8 @@ import { MessageBrokerClient, MessageBrokerService, PublishBatchResponse, Subscr
 import { DriverError } from "../errors.js";
 import { referenceBroker, referenceBrokerStorage } from "./broker-process.js";
 import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type SubscriptionSpec } from "./driver.js";
-import { ClientPool, unary } from "./grpc-pool.js";
+import { ClientPool, isStatus, reconnectChannelOptions, unary } from "./grpc-pool.js";
+import { Backoff, ReconnectGaveUpError, RetryTimers, type RetryCounts } from "./reconnect.js";
 import { inBatches, message } from "./util.js";
 import { decodeV1MessagePayload, encodeV1PublishBatch } from "./wire.js";
 
@@ -37,9 +44,16 @@ export class RatatoskrV1Driver implements Driver {
   private readonly pool: ClientPool<MessageBrokerClient>;
   private readonly streams = new Set<grpc.ClientReadableStream<Buffer>>();
   private readonly attemptsNone = undefined;
+  private readonly timers = new RetryTimers();
+  private readonly counts: RetryCounts = { publishRetries: 0, reconnects: 0 };
 
   constructor(private readonly options: DriverOptions) {
-    this.pool = new ClientPool((creds, o) => new MessageBrokerClient(options.target, creds, o), options.connections, options);
+    const channel = reconnectChannelOptions(options.reconnect);
+    this.pool = new ClientPool((creds, o) => new MessageBrokerClient(options.target, creds, { ...o, ...channel }), options.connections, options);
+  }
+
+  retryCounts(): RetryCounts {
+    return { ...this.counts };
   }
 
   async connect(): Promise<void> {
@@ -60,6 +74,55 @@ export class RatatoskrV1Driver implements Driver {
   }
 
   openConsumer(spec: SubscriptionSpec, consumerIndex: number, sink: DeliverySink): Promise<Consumer> {
+    const policy = this.options.reconnect;
+    const backoff = policy ? new Backoff(policy, () => this.options.clock.wallMs()) : undefined;
+    let closing = false;
+    let current: grpc.ClientReadableStream<Buffer> | undefined;
+    const consumer: Consumer = {
+      close: () => {
+        closing = true;
+        current?.cancel();
+        if (current) this.streams.delete(current);
+      },
+    };
+    const broke = (err: Error): void => {
+      if (closing || this.timers.isClosed) return;
+      if (!backoff) return sink.onStreamError(spec.slot, err);
+      const wait = backoff.failed();
+      if (wait === undefined) return sink.onStreamError(spec.slot, new ReconnectGaveUpError(`Subscribe ${spec.topic}`, backoff.outageMs(), { cause: err }));
+      if (backoff.failures === 1) sink.onReconnect?.(spec.slot, err);
+      this.timers.after(wait, () => {
+        // Subscribe to a topic a restarted memory-store broker forgot is NOT_FOUND: create it again.
+        const again = isStatus(err, grpc.status.NOT_FOUND) ? this.createTopics([spec.topic]) : Promise.resolve();
+        void again
+          .then(() => this.subscribe(spec, consumerIndex, sink, () => closing, broke))
+          .then(
+            (stream) => {
+              if (closing) return stream.cancel();
+              current = stream;
+              backoff.succeeded();
+              this.counts.reconnects++;
+            },
+            (e: unknown) => broke(e instanceof Error ? e : new Error(String(e))),
+          );
+      });
+    };
+    return this.subscribe(spec, consumerIndex, sink, () => closing, broke).then(
+      (stream) => {
+        current = stream;
+        return consumer;
+      },
+      (err: unknown) => {
+        throw new DriverError(this.name, `Subscribe ${spec.topic}: ${message(err)}`, { cause: err });
+      },
+    );
+  }
+
+  /**
+   * One Subscribe stream: resolves once its response headers arrived (the broker delivers from
+   * then on), rejects with the status if it fails before; `broke` hears of a failure after.
+   */
+  private subscribe(spec: SubscriptionSpec, consumerIndex: number, sink: DeliverySink, closing: () => boolean, broke: (err: Error) => void): Promise<grpc.ClientReadableStream<Buffer>> {
     const client = this.pool.at(spec.slot + consumerIndex);
     const stream = client.makeServerStreamRequest(
       MessageBrokerService.subscribe.path,
@@ -68,7 +131,6 @@ export class RatatoskrV1Driver implements Driver {
       { topic: spec.topic, subscriberId: "" },
     );
     this.streams.add(stream);
-    let closing = false;
     const one: Buffer[] = [Buffer.alloc(0)];
     stream.on("data", (payload: Buffer) => {
       one[0] = payload;
@@ -76,22 +138,22 @@ export class RatatoskrV1Driver implements Driver {
     });
     return new Promise((resolve, reject) => {
       let ready = false;
+      let done = false;
       stream.on("metadata", () => {
         ready = true;
-        resolve({
-          close: () => {
-            closing = true;
-            stream.cancel();
-            this.streams.delete(stream);
-          },
-        });
+        resolve(stream);
       });
       stream.on("error", (err: grpc.ServiceError) => {
         this.streams.delete(stream);
-        if (!ready) reject(new DriverError(this.name, `Subscribe ${spec.topic}: ${err.message}`, { cause: err }));
-        else if (!closing && err.code !== grpc.status.CANCELLED) sink.onStreamError(spec.slot, err);
+        done = true;
+        if (!ready) reject(err);
+        else if (!closing() && (this.options.reconnect || err.code !== grpc.status.CANCELLED)) broke(err);
       });
-      stream.on("end", () => this.streams.delete(stream));
+      stream.on("end", () => {
+        this.streams.delete(stream);
+        if (done || !ready || closing() || !this.options.reconnect) return;
+        broke(Object.assign(new Error("Subscribe stream ended by the broker"), { code: grpc.status.UNAVAILABLE }));
+      });
     });
   }
 
@@ -119,6 +181,7 @@ export class RatatoskrV1Driver implements Driver {
   }
 
   async close(): Promise<void> {
+    this.timers.close();
     for (const s of this.streams) s.cancel();
     this.streams.clear();
     this.pool.close();

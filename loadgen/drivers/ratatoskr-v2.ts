@@ -3,6 +3,16 @@
  * per connection (or, with `driverOptions.ratatoskr.publish: unary`, one Publish call each), one
  * Consume bidi stream per consumer with flow control, acks batched on the same stream (see
  * ACK_LINGER_MS).
+ *
+ * Under faults (`reconnect` on; docs/faults.md, "Drivers under faults"): at-least-once end to
+ * end. Every message carries a producer message id (run nonce + producer, topic, sequence), so a
+ * batch whose ack did not arrive (stream broke, no ack within PUBLISH_ACK_TIMEOUT_MS,
+ * UNAVAILABLE) is sent again with the same ids and the broker's de-duplication window stores it
+ * once (the window survives a kill -9 of the durable store; the memory store forgets it with
+ * everything else). A broken Consume stream is re-opened on the same subscription; what the
+ * old stream held unacked is redelivered by the broker. A topic or subscription the broker no
+ * longer knows (a memory-store broker restarted) is created again, and what it lost shows as
+ * lost. Retries and reconnects back off (reconnect.ts) and give up after `giveUpMs`.
  */
 import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
@@ -10,14 +20,16 @@ import { BrokerClient, BrokerService, ConsumeRequest, StartPosition, type Broker
 import { DriverError } from "../errors.js";
 import { referenceBroker, referenceBrokerStorage } from "./broker-process.js";
 import { defineDriver, type BrokerSelfReport, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type SubscriptionSpec } from "./driver.js";
-import { ClientPool, isStatus, unary } from "./grpc-pool.js";
-import { inBatches, message } from "./util.js";
+import { ClientPool, isStatus, reconnectChannelOptions, unary } from "./grpc-pool.js";
+import { Backoff, ReconnectGaveUpError, RetryTimers, type ReconnectPolicy, type RetryCounts } from "./reconnect.js";
+import { inBatches, message, messageIdOf, runNonce } from "./util.js";
 import {
   decodeConsumeResponse,
   decodePublishStreamAck,
   encodeAckRequest,
   encodeV2Publish,
   encodeV2PublishStream,
+  withRequestId,
   type DeliveryBatch,
   type PublishStreamAck,
 } from "./wire.js";
@@ -48,6 +60,13 @@ export const ratatoskrDriver = defineDriver({
  * than the deliveries themselves.
  */
 export const ACK_LINGER_MS = 2;
+/** With reconnect on: a publish whose ack has not arrived after this long is sent again. */
+export const PUBLISH_ACK_TIMEOUT_MS = 5000;
+/** With reconnect on: a re-opened Consume stream that stayed up this long (or delivered) counts as reconnected. */
+export const STREAM_STABLE_MS = 1000;
+/** Statuses after which a publish or a Consume stream is tried again (reconnect on); others are final. */
+const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED, grpc.status.INTERNAL, grpc.status.UNKNOWN, grpc.status.ABORTED, grpc.status.NOT_FOUND]);
+const retryable = (err: unknown): boolean => !(typeof err === "object" && err !== null && "code" in err) || RETRYABLE.has((err as grpc.ServiceError).code);
 const encodeConsumeRequest = (r: ConsumeRequest): Buffer => Buffer.from(ConsumeRequest.encode(r).finish());
 
 export class RatatoskrV2Driver implements Driver {
@@ -56,10 +75,23 @@ export class RatatoskrV2Driver implements Driver {
   private readonly pool: ClientPool<BrokerClient>;
   private readonly streams = new Set<grpc.ClientDuplexStream<Buffer, DeliveryBatch>>();
   private readonly publishers: StreamPublisher | undefined;
+  private readonly reconnect: ReconnectPolicy | undefined;
+  private readonly timers = new RetryTimers();
+  private readonly nonce = runNonce();
+  private readonly counts: RetryCounts = { publishRetries: 0, reconnects: 0 };
+  /** Topics this run created: created again when a restarted broker no longer knows them. */
+  private readonly topics = new Set<string>();
+  private readonly subscriptions = new Map<string, SubscriptionSpec>();
 
   constructor(private readonly options: DriverOptions, publish: V2PublishMode = "stream") {
-    this.pool = new ClientPool((creds, o) => new BrokerClient(options.target, creds, o), options.connections, options);
-    if (publish === "stream") this.publishers = new StreamPublisher(this.pool);
+    this.reconnect = options.reconnect;
+    const channel = reconnectChannelOptions(options.reconnect);
+    this.pool = new ClientPool((creds, o) => new BrokerClient(options.target, creds, { ...o, ...channel }), options.connections, options);
+    if (publish === "stream") this.publishers = new StreamPublisher(this.pool, this.reconnect ? PUBLISH_ACK_TIMEOUT_MS : undefined);
+  }
+
+  retryCounts(): RetryCounts {
+    return { ...this.counts };
   }
 
   async connect(): Promise<void> {
@@ -68,6 +100,7 @@ export class RatatoskrV2Driver implements Driver {
 
   async createTopics(names: readonly string[]): Promise<void> {
     await inBatches(names, 64, async (name, i) => {
+      this.topics.add(name);
       try {
         await unary((cb) => this.pool.at(i).createTopic({ name, config: undefined }, cb));
       } catch (err) {
@@ -77,6 +110,7 @@ export class RatatoskrV2Driver implements Driver {
   }
 
   async createSubscription(spec: SubscriptionSpec): Promise<void> {
+    this.subscriptions.set(spec.name, spec);
     try {
       await unary((cb) =>
         this.pool.at(spec.slot).createSubscription(
@@ -103,40 +137,120 @@ export class RatatoskrV2Driver implements Driver {
   }
 
   async openConsumer(spec: SubscriptionSpec, consumerIndex: number, sink: DeliverySink): Promise<Consumer> {
+    let closing = false;
+    let current: grpc.ClientDuplexStream<Buffer, DeliveryBatch> | undefined;
+    const policy = this.reconnect;
+    const backoff = policy ? new Backoff(policy, () => this.options.clock.wallMs()) : undefined;
+    let reopened = false;
+    let stableTimer: NodeJS.Timeout | undefined;
+    const confirm = (): void => {
+      if (stableTimer) clearTimeout(stableTimer);
+      stableTimer = undefined;
+      if (!reopened) return;
+      reopened = false;
+      backoff?.succeeded();
+      this.counts.reconnects++;
+    };
+    const broke = (err: Error): void => {
+      current = undefined;
+      if (stableTimer) clearTimeout(stableTimer);
+      stableTimer = undefined;
+      if (closing || this.timers.isClosed) return;
+      if (!backoff || !retryable(err)) {
+        sink.onStreamError(spec.slot, err);
+        return;
+      }
+      const wait = backoff.failed();
+      if (wait === undefined) {
+        sink.onStreamError(spec.slot, new ReconnectGaveUpError(`Consume ${spec.name}`, backoff.outageMs(), { cause: err }));
+        return;
+      }
+      if (backoff.failures === 1) sink.onReconnect?.(spec.slot, err);
+      this.timers.after(wait, () => {
+        if (closing) return;
+        // A restarted memory-store broker forgot the subscription (and its topic): create them again.
+        const again = isStatus(err, grpc.status.NOT_FOUND) ? this.recreate(spec) : Promise.resolve();
+        void again.then(
+          () => open(true),
+          (e: unknown) => broke(e instanceof Error ? e : new Error(String(e))),
+        );
+      });
+    };
+    const open = (isRetry: boolean): void => {
+      if (closing) return;
+      reopened = isRetry;
+      current = this.openStream(spec, consumerIndex, sink, () => closing, confirm, broke);
+      if (isRetry) stableTimer = setTimeout(confirm, STREAM_STABLE_MS);
+    };
+    open(false);
+    return {
+      close: () => {
+        closing = true;
+        if (stableTimer) clearTimeout(stableTimer);
+        current?.cancel();
+        if (current) this.streams.delete(current);
+      },
+    };
+  }
+
+  /** Create a topic and subscription again after a broker restart lost them (existing ones are fine). */
+  private async recreate(spec: SubscriptionSpec): Promise<void> {
+    await this.createTopics([spec.topic]);
+    await this.createSubscription(spec);
+  }
+
+  /** One Consume stream; `broke` is called once when it ends other than by close. */
+  private openStream(
+    spec: SubscriptionSpec,
+    consumerIndex: number,
+    sink: DeliverySink,
+    closing: () => boolean,
+    delivered: () => void,
+    broke: (err: Error) => void,
+  ): grpc.ClientDuplexStream<Buffer, DeliveryBatch> {
     const client = this.pool.at(spec.slot + consumerIndex);
     // Requests are pre-encoded: the start with the generated code, acks by hand (hot path).
     const stream = client.makeBidiStreamRequest(BrokerService.consume.path, identity, decodeConsumeResponse);
     this.streams.add(stream);
-    let closing = false;
     let ended = false;
     let pending: bigint[] = [];
     let timer: NodeJS.Timeout | undefined;
+    let first = true;
     const flushNow = Math.max(1, Math.floor(this.options.maxOutstandingMessages / 2));
     const flush = (): void => {
       if (timer) clearTimeout(timer);
       timer = undefined;
-      if (pending.length === 0 || closing || ended) return;
+      if (pending.length === 0 || closing() || ended) return;
       stream.write(encodeAckRequest(pending));
       pending = [];
     };
+    const end = (err: Error | undefined): void => {
+      if (ended) return;
+      ended = true;
+      if (timer) clearTimeout(timer);
+      this.streams.delete(stream);
+      if (closing()) return;
+      if (err === undefined) {
+        // Without reconnect a clean end is what it always was (the run sees no more deliveries).
+        if (this.reconnect) broke(Object.assign(new Error("Consume stream ended by the broker"), { code: grpc.status.UNAVAILABLE }));
+        return;
+      }
+      if (!this.reconnect && (err as grpc.ServiceError).code === grpc.status.CANCELLED) return;
+      broke(err);
+    };
     stream.on("data", (batch: DeliveryBatch) => {
+      if (first) {
+        first = false;
+        delivered();
+      }
       sink.onDeliveries(spec.slot, batch.payloads, batch.attempts, batch.count);
-      if (batch.count === 0 || closing || ended) return;
+      if (batch.count === 0 || closing() || ended) return;
       for (let i = 0; i < batch.count; i++) pending.push(batch.ackIds[i]!);
       if (pending.length >= flushNow) flush();
       else timer ??= setTimeout(flush, ACK_LINGER_MS);
     });
-    stream.on("error", (err: grpc.ServiceError) => {
-      ended = true;
-      if (timer) clearTimeout(timer);
-      this.streams.delete(stream);
-      if (!closing && err.code !== grpc.status.CANCELLED) sink.onStreamError(spec.slot, err);
-    });
-    stream.on("end", () => {
-      ended = true;
-      if (timer) clearTimeout(timer);
-      this.streams.delete(stream);
-    });
+    stream.on("error", (err: grpc.ServiceError) => end(err));
+    stream.on("end", () => end(undefined));
     stream.write(
       encodeConsumeRequest({
         start: {
@@ -150,22 +264,48 @@ export class RatatoskrV2Driver implements Driver {
         extend: undefined,
       }),
     );
-    return {
-      close: () => {
-        closing = true;
-        if (timer) clearTimeout(timer);
-        stream.cancel();
-        this.streams.delete(stream);
-      },
-    };
+    return stream;
   }
 
   publish(topic: string, payloads: readonly Buffer[], channelHint: number): Promise<number> {
+    if (this.reconnect) return this.publishRetrying(topic, payloads, channelHint, this.reconnect);
     if (this.publishers) return this.publishers.publish(topic, payloads, channelHint);
-    const request = encodeV2Publish(topic, payloads);
-    const n = payloads.length;
+    return this.publishUnary(encodeV2Publish(topic, payloads), payloads.length, channelHint);
+  }
+
+  private publishUnary(request: Buffer, n: number, channelHint: number, timeoutMs?: number): Promise<number> {
+    const options: grpc.CallOptions = timeoutMs === undefined ? {} : { deadline: this.options.clock.wallMs() + timeoutMs };
     return new Promise((resolve, reject) => {
-      this.pool.at(channelHint).makeUnaryRequest(BrokerService.publish.path, identity, identity, request, (err) => (err ? reject(err) : resolve(n)));
+      this.pool.at(channelHint).makeUnaryRequest(BrokerService.publish.path, identity, identity, request, new grpc.Metadata(), options, (err) => (err ? reject(err) : resolve(n)));
+    });
+  }
+
+  /**
+   * Reconnect on: the batch is encoded once with its message ids and sent until an ack arrives,
+   * a final status (INVALID_ARGUMENT, RESOURCE_EXHAUSTED, ...) rejects it, or the outage passes
+   * the give-up deadline. A retry re-sends the same ids, so the broker stores the batch once.
+   */
+  private publishRetrying(topic: string, payloads: readonly Buffer[], channelHint: number, policy: ReconnectPolicy): Promise<number> {
+    const ids = payloads.map((p) => messageIdOf(this.nonce, p));
+    const request = encodeV2Publish(topic, payloads, ids);
+    const n = payloads.length;
+    const backoff = new Backoff(policy, () => this.options.clock.wallMs());
+    const send = (): Promise<number> => (this.publishers ? this.publishers.publishEncoded(request, n, channelHint) : this.publishUnary(request, n, channelHint, PUBLISH_ACK_TIMEOUT_MS));
+    return new Promise((resolve, reject) => {
+      const attempt = (): void => {
+        send().then(resolve, (err: unknown) => {
+          if (this.timers.isClosed || !retryable(err)) return reject(err);
+          const wait = backoff.failed();
+          if (wait === undefined) return reject(new ReconnectGaveUpError(`publish to ${topic}`, backoff.outageMs(), { cause: err }));
+          this.timers.after(wait, () => {
+            this.counts.publishRetries++;
+            if (!isStatus(err, grpc.status.NOT_FOUND)) return attempt();
+            // A restarted memory-store broker forgot the topic: create it again, then retry.
+            this.createTopics([topic]).then(attempt, (e: unknown) => reject(e));
+          });
+        });
+      };
+      attempt();
     });
   }
 
@@ -201,6 +341,7 @@ export class RatatoskrV2Driver implements Driver {
   }
 
   async close(): Promise<void> {
+    this.timers.close();
     for (const s of this.streams) s.cancel();
     this.streams.clear();
     this.publishers?.close();
@@ -213,6 +354,9 @@ interface PendingPublish {
   reject(err: Error): void;
   n: number;
   channel: number;
+  /** The stream it was written to: only that stream's end rejects it. */
+  stream?: grpc.ClientDuplexStream<Buffer, PublishStreamAck>;
+  timer?: NodeJS.Timeout;
 }
 
 /**
@@ -226,14 +370,42 @@ class StreamPublisher {
   private nextId = 1n;
   private closed = false;
 
-  constructor(private readonly pool: ClientPool<BrokerClient>) {}
+  /** `ackTimeoutMs` (reconnect on): a request unanswered that long rejects with DEADLINE_EXCEEDED and its stream is dropped. */
+  constructor(
+    private readonly pool: ClientPool<BrokerClient>,
+    private readonly ackTimeoutMs?: number,
+  ) {}
 
   publish(topic: string, payloads: readonly Buffer[], channelHint: number): Promise<number> {
     const channel = channelHint % this.pool.clients.length;
     const requestId = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(requestId, { resolve, reject, n: payloads.length, channel });
-      this.stream(channel).write(encodeV2PublishStream(requestId, topic, payloads));
+      const stream = this.stream(channel);
+      this.pending.set(requestId, { resolve, reject, n: payloads.length, channel, stream });
+      stream.write(encodeV2PublishStream(requestId, topic, payloads));
+    });
+  }
+
+  /** Send a pre-encoded PublishRequest (encodeV2Publish) under a fresh request id. */
+  publishEncoded(request: Buffer, n: number, channelHint: number): Promise<number> {
+    const channel = channelHint % this.pool.clients.length;
+    const requestId = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const stream = this.stream(channel);
+      const p: PendingPublish = { resolve, reject, n, channel, stream };
+      this.pending.set(requestId, p);
+      if (this.ackTimeoutMs !== undefined) {
+        p.timer = setTimeout(() => {
+          if (!this.pending.delete(requestId)) return;
+          reject(Object.assign(new Error(`no PublishStream ack within ${this.ackTimeoutMs} ms`), { code: grpc.status.DEADLINE_EXCEEDED }));
+          // A stream that stopped answering is dropped; the next publish opens a new one.
+          if (this.streams.get(channel) === stream) {
+            this.streams.delete(channel);
+            stream.cancel();
+          }
+        }, this.ackTimeoutMs);
+      }
+      stream.write(withRequestId(request, requestId));
     });
   }
 
@@ -252,19 +424,21 @@ class StreamPublisher {
       const p = this.pending.get(ack.requestId);
       if (!p) return;
       this.pending.delete(ack.requestId);
+      if (p.timer) clearTimeout(p.timer);
       if (ack.errorCode === 0) p.resolve(p.n);
       else p.reject(Object.assign(new Error(`${ack.errorCode} ${grpc.status[ack.errorCode] ?? ""}: ${ack.errorMessage}`), { code: ack.errorCode, details: ack.errorMessage }));
     });
     const ended = (err: Error): void => {
       if (this.streams.get(channel) === stream) this.streams.delete(channel);
       for (const [id, p] of this.pending) {
-        if (p.channel !== channel) continue;
+        if (p.stream !== stream) continue;
         this.pending.delete(id);
+        if (p.timer) clearTimeout(p.timer);
         p.reject(err);
       }
     };
     stream.on("error", (err: grpc.ServiceError) => ended(this.closed ? new Error("driver closed") : err));
-    stream.on("end", () => ended(new Error("PublishStream ended by the broker")));
+    stream.on("end", () => ended(Object.assign(new Error("PublishStream ended by the broker"), { code: grpc.status.UNAVAILABLE })));
     return stream;
   }
 }

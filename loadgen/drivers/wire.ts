@@ -5,7 +5,7 @@
  * rest are skipped. Cold paths use the generated ts-proto code.
  *
  * Layouts (field numbers from proto/):
- *  v2 PublishRequest     { 1: topic string, 2: repeated PublishMessage { 1: payload bytes } }
+ *  v2 PublishRequest     { 1: topic string, 2: repeated PublishMessage { 1: payload bytes, 3: message_id string } }
  *  v2 PublishStreamRequest  PublishRequest + { 3: request_id uint64 }
  *  v2 PublishStreamResponse { 3: request_id uint64, 4: error_code int32, 5: error_message string }
  *  v2 ConsumeResponse    { 1: repeated Delivery { 1: ack_id int64, 2: attempt int32,
@@ -70,21 +70,25 @@ function writeLenField(buf: Buffer, o: number, tag: number, len: number): number
  * PublishRequest (inner field 1 = payload) and, with `innerPayloadField = 2` and the topic
  * repeated per item, v1 PublishBatchRequest.
  */
-function encodeBatch(topic: string, payloads: readonly Uint8Array[], innerPayloadField: 1 | 2, itemTopic: boolean, requestId?: bigint): Buffer {
+function encodeBatch(topic: string, payloads: readonly Uint8Array[], innerPayloadField: 1 | 2, itemTopic: boolean, requestId?: bigint, messageIds?: readonly string[]): Buffer {
   const topicBytes = Buffer.from(topic, "utf8");
   const innerTopicLen = itemTopic ? 1 + varintSize(topicBytes.length) + topicBytes.length : 0;
   let total = 1 + varintSize(topicBytes.length) + topicBytes.length;
   if (requestId !== undefined) total += 1 + varint64Size(requestId);
-  for (const p of payloads) {
-    const inner = innerTopicLen + 1 + varintSize(p.length) + p.length;
+  // v2 PublishMessage.message_id (field 3); ids are ASCII, so their length is their byte length.
+  const idLen = (i: number): number => (messageIds ? 1 + varintSize(messageIds[i]!.length) + messageIds[i]!.length : 0);
+  for (let i = 0; i < payloads.length; i++) {
+    const p = payloads[i]!;
+    const inner = innerTopicLen + 1 + varintSize(p.length) + p.length + idLen(i);
     total += 1 + varintSize(inner) + inner;
   }
   const buf = Buffer.allocUnsafe(total);
   let o = writeLenField(buf, 0, (1 << 3) | 2, topicBytes.length);
   o += topicBytes.copy(buf, o);
   const payloadTag = (innerPayloadField << 3) | 2;
-  for (const p of payloads) {
-    const inner = innerTopicLen + 1 + varintSize(p.length) + p.length;
+  for (let i = 0; i < payloads.length; i++) {
+    const p = payloads[i]!;
+    const inner = innerTopicLen + 1 + varintSize(p.length) + p.length + idLen(i);
     o = writeLenField(buf, o, (2 << 3) | 2, inner);
     if (itemTopic) {
       o = writeLenField(buf, o, (1 << 3) | 2, topicBytes.length);
@@ -93,6 +97,11 @@ function encodeBatch(topic: string, payloads: readonly Uint8Array[], innerPayloa
     o = writeLenField(buf, o, payloadTag, p.length);
     buf.set(p, o);
     o += p.length;
+    if (messageIds) {
+      const id = messageIds[i]!;
+      o = writeLenField(buf, o, (3 << 3) | 2, id.length);
+      o += buf.write(id, o, "latin1");
+    }
   }
   if (requestId !== undefined) {
     buf[o++] = (3 << 3) | 0;
@@ -101,8 +110,20 @@ function encodeBatch(topic: string, payloads: readonly Uint8Array[], innerPayloa
   return buf;
 }
 
-export function encodeV2Publish(topic: string, payloads: readonly Uint8Array[]): Buffer {
-  return encodeBatch(topic, payloads, 1, false);
+export function encodeV2Publish(topic: string, payloads: readonly Uint8Array[], messageIds?: readonly string[]): Buffer {
+  return encodeBatch(topic, payloads, 1, false, undefined, messageIds);
+}
+
+/**
+ * A v2 PublishRequest (from encodeV2Publish) as a `PublishStreamRequest` with `request_id`:
+ * the id is field 3 after the messages, so a retry re-sends the same body under a new id.
+ */
+export function withRequestId(publishRequest: Buffer, requestId: bigint): Buffer {
+  const buf = Buffer.allocUnsafe(publishRequest.length + 1 + varint64Size(requestId));
+  publishRequest.copy(buf, 0);
+  buf[publishRequest.length] = (3 << 3) | 0;
+  writeVarint64(buf, publishRequest.length + 1, requestId);
+  return buf;
 }
 
 /** v2 `PublishStreamRequest`: a PublishRequest (same fields 1 and 2) plus `request_id` (field 3). */

@@ -10,7 +10,7 @@ export { evaluateGates, allPassed, type GateResult } from "./gates.js";
 export { readResult, writeReport, renderReport, REPORT_FILES } from "./files.js";
 export { mergeResults, combineResults } from "./merge.js";
 export { compareMarkdown } from "./compare.js";
-export { SEED_HEADER, seedRow, configurationLabel, renderMarkdown } from "./md.js";
+export { SEED_HEADER, seedRow, configurationLabel, renderMarkdown, faultCountsLine } from "./md.js";
 export { renderChart, renderHtml } from "./html.js";
 export { captureEnvironment, type Environment } from "./environment.js";
 export { renderJUnit, renderSummaryMarkdown, xmlEscape, gateLabel, type UnreportedRun } from "./junit.js";

@@ -87,6 +87,8 @@ export function renderMarkdown(r: RunResult): string {
   lines.push("| published in warmup | published in measure | publish errors | expected deliveries | delivered | lost | duplicates | out of order | redelivered | foreign | stream errors | complete subscriptions |");
   lines.push("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
   lines.push(`| ${c.published - c.measuredPublished} | ${c.measuredPublished} | ${c.publishErrors} | ${c.expected} | ${c.delivered} | ${c.lost} | ${c.duplicates} | ${c.outOfOrder} | ${c.redelivered} | ${c.foreign} | ${c.streamErrors} | ${c.completeSubscriptions}/${c.subscriptions} |`, "");
+  const faultLine = faultCountsLine(c);
+  if (faultLine) lines.push(faultLine, "");
   if (r.run.drainTimedOut) lines.push(`Drain timed out after ${s.drainTimeoutSeconds} s with deliveries missing.`, "");
   if (r.errors.streams.length || r.errors.publishes.length) {
     lines.push("Errors (first few):", "");
@@ -125,4 +127,14 @@ function costLine(r: RunResult): string {
 export function generatorBoundBanner(r: RunResult): string | undefined {
   if (!r.generatorBound?.bound) return undefined;
   return `GENERATOR-BOUND: these figures may measure the load generator, not the broker (${r.generatorBound.reasons.join("; ")})`;
+}
+
+/**
+ * The counts of a run that rode through faults, in one line (absent when all are zero): `lost`
+ * above counts acknowledged messages only (docs/faults.md, "Drivers under faults").
+ */
+export function faultCountsLine(c: RunResult["counts"]): string | undefined {
+  const v = [c.unackedDelivered ?? 0, c.unackedUndelivered ?? 0, c.publishRetries ?? 0, c.streamBreaks ?? 0, c.reconnects ?? 0];
+  if (v.every((n) => n === 0)) return undefined;
+  return `Under faults: never acknowledged but delivered ${v[0]}, never acknowledged and not delivered ${v[1]} (not a loss); publish retries ${v[2]}, consumer streams broken ${v[3]}, reconnects ${v[4]}.`;
 }

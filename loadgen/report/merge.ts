@@ -69,7 +69,7 @@ export function combineResults(results: readonly RunResult[], count: number, mis
   const first = results[0]!;
 
   const counts = Object.fromEntries(
-    (Object.keys(first.counts) as (keyof Counts)[]).map((k) => [k, results.reduce((a, r) => a + r.counts[k], 0)]),
+    (Object.keys(first.counts) as (keyof Counts)[]).map((k) => [k, results.reduce((a, r) => a + (r.counts[k] ?? 0), 0)]),
   ) as unknown as Counts;
   // Topics and subscriptions partition over the shards, producers do not: a producer whose topics
   // fall in several shards runs in each. A whole set had the whole run's producers.

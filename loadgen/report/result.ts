@@ -61,6 +61,20 @@ export interface Counts {
   redelivered: number;
   foreign: number;
   streamErrors: number;
+  /**
+   * Riding through faults (docs/faults.md, "Drivers under faults"); written by every run since
+   * issue 17, absent from older results. `lost` counts acknowledged messages only: what was
+   * sent but never acknowledged is `unackedDelivered` (it arrived anyway) or
+   * `unackedUndelivered` (it did not: not a loss), per subscription like `lost`.
+   */
+  unackedDelivered?: number;
+  unackedUndelivered?: number;
+  /** Publish batches sent again after their ack did not arrive. */
+  publishRetries?: number;
+  /** Consumer streams that broke and were re-opened by the driver. */
+  streamBreaks?: number;
+  /** Streams or connections the driver re-established (its own count; NATS: connections). */
+  reconnects?: number;
   topics: number;
   subscriptions: number;
   completeSubscriptions: number;
@@ -182,6 +196,11 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
     redelivered: a.redelivered,
     foreign: a.foreign,
     streamErrors: outcome.streamErrors,
+    unackedDelivered: a.unackedDelivered,
+    unackedUndelivered: a.unackedUndelivered,
+    publishRetries: outcome.publishRetries,
+    streamBreaks: outcome.streamBreaks,
+    reconnects: outcome.reconnects,
     topics: plan.topics.length,
     subscriptions: a.subscriptions,
     completeSubscriptions: a.completeSubscriptions,

@@ -57,3 +57,32 @@ describe("Accounting", () => {
     expect(a.totals()).toMatchObject({ delivered: n - 10, lost: 10, duplicates: 0, outOfOrder: 0 });
   });
 });
+
+describe("Accounting of never-acknowledged publishes", () => {
+  it("counts an unacked range delivered anyway apart from losses, whether it arrived before or after it was declared", () => {
+    // One subscription on topic 1 (one stream): seqs 0..9 acked, 10..14 never acked.
+    const a = new Accounting([1], () => 1, 2);
+    a.addPublished(1, 10);
+    for (const s of [0, 1, 2, 3, 4, 5, 6, 7, 10, 11]) a.record(0, 0, s, 1); // 8 and 9 lost; 10, 11 before the declaration
+    a.addUnacked(1, 0, 10, 5);
+    a.record(0, 0, 12, 1); // after it
+    expect(a.deliveredExpectedCount).toBe(8);
+    expect(a.totals()).toMatchObject({ expected: 10, delivered: 11, lost: 2, unackedDelivered: 3, unackedUndelivered: 2, completeSubscriptions: 0 });
+  });
+
+  it("does not let a delivered unacked message hide the loss of an acked one", () => {
+    const a = new Accounting([0], () => 1, 1);
+    a.addPublished(0, 2); // seqs 0, 1 acked
+    a.addUnacked(0, 0, 2, 1); // seq 2 never acked
+    for (const s of [0, 2]) a.record(0, 0, s, 1);
+    expect(a.totals()).toMatchObject({ expected: 2, delivered: 2, lost: 1, unackedDelivered: 1, unackedUndelivered: 0 });
+  });
+
+  it("keeps the figures of a run without unacked ranges as they were", () => {
+    const a = new Accounting([0, 0], () => 1, 1);
+    a.addPublished(0, 3);
+    for (const s of [0, 1, 2]) a.record(0, 0, s, 1);
+    a.record(1, 0, 0, 1);
+    expect(a.totals()).toMatchObject({ expected: 6, delivered: 4, lost: 2, unackedDelivered: 0, unackedUndelivered: 0 });
+  });
+});

@@ -6,7 +6,14 @@
  *  - delivered  unique sequences received
  *  - duplicates receptions of a sequence already received (redeliveries included)
  *  - outOfOrder receptions of a sequence lower than the highest already received on that stream
- *  - lost       expected − delivered, judged after the drain phase
+ *  - lost       acknowledged but never delivered, per subscription, judged after the drain
+ *
+ * A publish counts as acknowledged only when its ack arrived. What a producer sent but never saw
+ * acknowledged (a batch that failed, or the part a broker refused) is declared with
+ * `addUnacked` as a range of its stream's sequences; it is expected by nobody, and after the
+ * drain it is either `unackedDelivered` (it reached the subscription anyway) or
+ * `unackedUndelivered` (it did not: not a loss, since nobody promised it). Without unacked
+ * ranges the figures are what they always were.
  *
  * Competing consumers of one subscription share its streams, and a producer's concurrent
  * publish calls may be stored in another order than sent; both make `outOfOrder` non-zero
@@ -56,6 +63,19 @@ export interface AccountingTotals {
   /** Subscriptions that received every expected message. */
   completeSubscriptions: number;
   subscriptions: number;
+  /** Deliveries (unique, per subscription) of messages whose publish was never acknowledged. */
+  unackedDelivered: number;
+  /** Messages never acknowledged and never delivered, per subscription: not a loss, reported apart. */
+  unackedUndelivered: number;
+}
+
+/** Messages `firstSeq .. firstSeq+count-1` of producer `producer`'s stream on `topic` were never acknowledged. */
+export interface UnackedRange {
+  topic: number;
+  /** The producer's id (ProducerPlan.id). */
+  producer: number;
+  firstSeq: number;
+  count: number;
 }
 
 export class Accounting {
@@ -67,6 +87,11 @@ export class Accounting {
   private outOfOrder = 0;
   private redelivered = 0;
   private foreign = 0;
+  /** Unacked ranges per topic, then per producer stream slot: [firstSeq, count] pairs. */
+  private readonly unacked = new Map<number, Map<number, number[]>>();
+  private readonly unackedByTopic: Float64Array;
+  private readonly unackedDeliveredBySub: Float64Array;
+  private unackedDeliveredTotal = 0;
 
   /**
    * @param subscriptionTopics topic index of each subscription slot (slot = position).
@@ -82,6 +107,39 @@ export class Accounting {
     this.topicOf = Int32Array.from(subscriptionTopics);
     this.streams = subscriptionTopics.map((t) => new Array<StreamBits | undefined>(streamsPerTopic(t)));
     this.expectedByTopic = new Float64Array(topicCount);
+    this.unackedByTopic = new Float64Array(topicCount);
+    this.unackedDeliveredBySub = new Float64Array(subscriptionTopics.length);
+  }
+
+  /**
+   * Declare messages sent but never acknowledged: sequences `firstSeq .. firstSeq+count-1` of
+   * stream `slot` (the producer's slot within the topic). Deliveries of them, before or after
+   * this call, count as `unackedDelivered`, never as deliveries of expected messages.
+   */
+  addUnacked(topic: number, slot: number, firstSeq: number, count: number): void {
+    if (count <= 0) return;
+    let byStream = this.unacked.get(topic);
+    if (!byStream) this.unacked.set(topic, (byStream = new Map<number, number[]>()));
+    let ranges = byStream.get(slot);
+    if (!ranges) byStream.set(slot, (ranges = []));
+    ranges.push(firstSeq, count);
+    this.unackedByTopic[topic] = this.unackedByTopic[topic]! + count;
+    for (let sub = 0; sub < this.topicOf.length; sub++) {
+      if (this.topicOf[sub] !== topic) continue;
+      const bits = this.streams[sub]![slot]?.bits;
+      if (!bits) continue;
+      let seen = 0;
+      for (let seq = firstSeq; seq < firstSeq + count; seq++) if ((seq >>> 3) < bits.length && (bits[seq >>> 3]! & (1 << (seq & 7))) !== 0) seen++;
+      this.unackedDeliveredBySub[sub] = this.unackedDeliveredBySub[sub]! + seen;
+      this.unackedDeliveredTotal += seen;
+    }
+  }
+
+  private isUnacked(topic: number, slot: number, seq: number): boolean {
+    const ranges = this.unacked.get(topic)?.get(slot);
+    if (!ranges) return false;
+    for (let i = 0; i < ranges.length; i += 2) if (seq >= ranges[i]! && seq < ranges[i]! + ranges[i + 1]!) return true;
+    return false;
   }
 
   /** Declare messages published (acknowledged by the broker) on a topic: they are now expected. */
@@ -109,6 +167,10 @@ export class Accounting {
     }
     this.delivered++;
     if (r === 1) this.outOfOrder++;
+    if (this.unacked.size > 0 && this.isUnacked(this.topicOf[sub]!, slot, seq)) {
+      this.unackedDeliveredBySub[sub] = this.unackedDeliveredBySub[sub]! + 1;
+      this.unackedDeliveredTotal++;
+    }
     return true;
   }
 
@@ -121,6 +183,11 @@ export class Accounting {
     return this.delivered;
   }
 
+  /** Unique deliveries of acknowledged (expected) messages so far: what the drain waits for. */
+  get deliveredExpectedCount(): number {
+    return this.delivered - this.unackedDeliveredTotal;
+  }
+
   /** Expected deliveries given what was published so far. */
   get expectedCount(): number {
     let n = 0;
@@ -131,12 +198,16 @@ export class Accounting {
   totals(): AccountingTotals {
     let complete = 0;
     let lost = 0;
+    let unackedUndelivered = 0;
     for (let i = 0; i < this.topicOf.length; i++) {
-      const expected = this.expectedByTopic[this.topicOf[i]!]!;
-      let got = 0;
+      const topic = this.topicOf[i]!;
+      const expected = this.expectedByTopic[topic]!;
+      const unackedGot = this.unackedDeliveredBySub[i]!;
+      let got = -unackedGot;
       for (const s of this.streams[i]!) got += s?.unique ?? 0;
       if (got >= expected) complete++;
       else lost += expected - got;
+      unackedUndelivered += this.unackedByTopic[topic]! - unackedGot;
     }
     const expected = this.expectedCount;
     return {
@@ -149,6 +220,8 @@ export class Accounting {
       foreign: this.foreign,
       completeSubscriptions: complete,
       subscriptions: this.topicOf.length,
+      unackedDelivered: this.unackedDeliveredTotal,
+      unackedUndelivered,
     };
   }
 }

@@ -12,7 +12,7 @@
  * stream once per frame), not once per message; see docs/loadgen.md, "Receive time".
  */
 import type { Clock } from "../clock.js";
-import type { DeliverySink } from "../drivers/index.js";
+import { ReconnectGaveUpError, type DeliverySink } from "../drivers/index.js";
 import type { Accounting } from "./accounting.js";
 import { emptyHeader, readHeader } from "./payload.js";
 import type { Plan } from "./plan.js";
@@ -41,7 +41,13 @@ export class AccountingSink implements DeliverySink {
   untimedTarget = Infinity;
   onUntimedTarget: (() => void) | undefined;
   streamErrors = 0;
+  /** Consumer streams that broke and were re-opened by their driver (reconnect on). */
+  streamBreaks = 0;
   readonly streamErrorSamples: StreamErrorInfo[] = [];
+  /** Set when a driver gave up reconnecting: the run ends with this error. */
+  gaveUp: ReconnectGaveUpError | undefined;
+  /** Called once when a driver gives up (the runner ends the phase). */
+  onGaveUp: ((err: ReconnectGaveUpError) => void) | undefined;
 
   private readonly subTopic: Int32Array;
   private readonly subsOnTopic: Float64Array;
@@ -56,7 +62,7 @@ export class AccountingSink implements DeliverySink {
   constructor(
     private readonly plan: Pick<Plan, "subscriptions" | "producerSlot">,
     topicCount: number,
-    private readonly accounting: Pick<Accounting, "record" | "recordForeign" | "addPublished" | "deliveredCount">,
+    private readonly accounting: Pick<Accounting, "record" | "recordForeign" | "addPublished" | "deliveredExpectedCount">,
     private readonly recorder: Pick<Recorder, "recordDelivery">,
     private readonly clock: Clock,
   ) {
@@ -99,13 +105,27 @@ export class AccountingSink implements DeliverySink {
       }
       this.recorder.recordDelivery(now - h.intendedUs, now - h.sentUs, h.warmup);
     }
-    if (this.drainWaiter && this.accounting.deliveredCount >= this.expectedTotal) this.drainWaiter();
+    if (this.drainWaiter && this.accounting.deliveredExpectedCount >= this.expectedTotal) this.drainWaiter();
   }
 
   onStreamError(slot: number, err: Error): void {
     this.streamErrors++;
+    this.sample(slot, err.message);
+    if (err instanceof ReconnectGaveUpError && this.gaveUp === undefined) {
+      this.gaveUp = err;
+      this.onGaveUp?.(err);
+    }
+  }
+
+  /** A stream broke and its driver is re-opening it: kept in the report's errors, not a stream error. */
+  onReconnect(slot: number, cause: Error): void {
+    this.streamBreaks++;
+    this.sample(slot, `${cause.message} (reconnecting)`);
+  }
+
+  private sample(slot: number, message: string): void {
     if (this.streamErrorSamples.length < STREAM_ERROR_SAMPLES) {
-      this.streamErrorSamples.push({ subscription: this.plan.subscriptions[slot]?.name ?? String(slot), message: err.message });
+      this.streamErrorSamples.push({ subscription: this.plan.subscriptions[slot]?.name ?? String(slot), message });
     }
   }
 
@@ -120,7 +140,7 @@ export class AccountingSink implements DeliverySink {
    * missing (true: the drain timed out).
    */
   drained(timeoutMs: number): Promise<boolean> {
-    if (this.accounting.deliveredCount >= this.expectedTotal) return Promise.resolve(false);
+    if (this.accounting.deliveredExpectedCount >= this.expectedTotal) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
         this.drainWaiter = undefined;

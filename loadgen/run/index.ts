@@ -3,17 +3,17 @@
  * the offered rate, the delivery sink accounts and times what arrives, the recorder keeps the
  * histograms, and the runner moves through the phases. Other folders enter here.
  */
-export { loadScenario, parseScenario, applyOverride, scenarioSchema, scenarioForDriver, totalSubscriptions, subscriptionCount, searchSettings, type Scenario, type Slo, type SearchSettings, type BacklogTarget } from "./scenario.js";
+export { loadScenario, parseScenario, applyOverride, scenarioSchema, scenarioForDriver, reconnectPolicyOf, totalSubscriptions, subscriptionCount, searchSettings, type Scenario, type Slo, type SearchSettings, type BacklogTarget } from "./scenario.js";
 export { runRateSearch, stepScenario, judgeStep, stepFigures, RateSearchPlanner, type RateSearchReport, type RateSearchStep, type StepFigures, type StepRun } from "./rate-search.js";
 export { backlogMessages, backlogQuotas, type BacklogReport } from "./backlog.js";
 export { buildPlan, parseShard, expectedPerTopic, type Plan, type Shard } from "./plan.js";
-export { runScenario, type RunOptions, type RunOutcome, type PhaseTiming, type PhaseCoordinator, type RunFaults } from "./runner.js";
+export { runScenario, type RunOptions, type RunOutcome, type PhaseTiming, type PhaseCoordinator, type PhaseTotals, type RunFaults } from "./runner.js";
 export { splitPlan, partPlan, type WorkerPart, type WorkerRole } from "./worker-split.js";
 export { GeneratorMeter, type GeneratorUsage } from "./generator-usage.js";
 export type { StreamErrorInfo } from "./delivery-sink.js";
 export type { BrokerSample, GeneratorProbe } from "./sampler.js";
 export { RateLimiter } from "./rate-limiter.js";
-export { Accounting, type AccountingTotals } from "./accounting.js";
+export { Accounting, type AccountingTotals, type UnackedRange } from "./accounting.js";
 export { Recorder, type IntervalPoint, type EncodedInterval, type Phase } from "./recorder.js";
 export { Progress, fmtBytes, fmtCount, fmtUs, type ProgressState } from "./progress.js";
 export {

@@ -16,6 +16,11 @@ export interface PublishListener {
   /** `accepted` messages of a batch on `topic` were acknowledged by the broker. */
   onPublished(topic: number, accepted: number): void;
   onPublishError(topic: number, count: number, err: unknown): void;
+  /**
+   * Messages `firstSeq .. firstSeq+count-1` of producer `producer`'s stream on `topic` were sent
+   * but never acknowledged (the batch failed, or the broker accepted only its first part).
+   */
+  onUnacked?(topic: number, producer: number, firstSeq: number, count: number): void;
 }
 
 interface ProducerState {
@@ -217,6 +222,7 @@ export class PublisherGroup {
     const batch = s.free.pop()!;
     batch.reset();
     const flags = spec.warmup ? FLAG_WARMUP : 0;
+    const firstSeq = s.seq[pos]!;
     for (let i = 0; i < want; i++) {
       const intended = s.limiter.take(now);
       batch.push(s.plan.id, topic, s.seq[pos]!++, intended, flags);
@@ -234,12 +240,16 @@ export class PublisherGroup {
     this.driver.publish(this.topicNames[topic]!, batch.messages(), s.plan.id).then(
       (accepted) => {
         this.recorder.recordPublish(accepted, this.clock.nowUs() - sentUs);
-        if (accepted < want) this.recorder.recordPublishError(want - accepted);
+        if (accepted < want) {
+          this.recorder.recordPublishError(want - accepted);
+          this.listener.onUnacked?.(topic, s.plan.id, firstSeq + accepted, want - accepted);
+        }
         this.listener.onPublished(topic, accepted);
         release();
       },
       (err: unknown) => {
         this.recorder.recordPublishError(want);
+        this.listener.onUnacked?.(topic, s.plan.id, firstSeq, want);
         this.listener.onPublishError(topic, want, err);
         release();
       },

@@ -20,9 +20,9 @@
 import type { Clock } from "../clock.js";
 import { InterruptedError } from "../errors.js";
 import type { FaultEvent } from "../faults/index.js";
-import { selfReportWarnings, type BrokerSelfReport, type BrokerStatsSample, type Consumer, type Driver, type SubscriptionSpec } from "../drivers/index.js";
+import { ReconnectGaveUpError, selfReportWarnings, type BrokerSelfReport, type BrokerStatsSample, type Consumer, type Driver, type SubscriptionSpec } from "../drivers/index.js";
 import { DriverError, UsageError } from "../errors.js";
-import { Accounting, type AccountingTotals } from "./accounting.js";
+import { Accounting, type AccountingTotals, type UnackedRange } from "./accounting.js";
 import { BacklogTracker, type BacklogReport } from "./backlog.js";
 import { GeneratorMeter, type GeneratorUsage } from "./generator-usage.js";
 import { AccountingSink, type StreamErrorInfo } from "./delivery-sink.js";
@@ -91,9 +91,16 @@ export interface PhaseCoordinator {
   ready(): Promise<void>;
   /**
    * This worker's producers finished `phase` (for `drain`: its drain ended); `publishedByTopic` counts what its broker acks
-   * accepted so far (index = topic). Resolves with the totals of all workers once all finished.
+   * accepted so far (index = topic), `unacked` what its producers sent and never saw acknowledged.
+   * Resolves with the totals of all workers once all finished.
    */
-  phaseDone(phase: "warmup" | "measure" | "drain", publishedByTopic: readonly number[]): Promise<number[]>;
+  phaseDone(phase: "warmup" | "measure" | "drain", publishedByTopic: readonly number[], unacked: readonly UnackedRange[]): Promise<PhaseTotals>;
+}
+
+/** What every worker's producers had published at a join: acknowledged per topic, and the unacknowledged ranges. */
+export interface PhaseTotals {
+  published: number[];
+  unacked: UnackedRange[];
 }
 
 export interface PhaseTiming {
@@ -114,6 +121,11 @@ export interface RunOutcome {
   /** Stopped by `signal` during measure or drain. */
   interrupted: boolean;
   streamErrors: number;
+  /** Consumer streams that broke and were re-opened (reconnect on). */
+  streamBreaks: number;
+  /** The driver's publish retries and reconnects (reconnect on; zero otherwise). */
+  publishRetries: number;
+  reconnects: number;
   streamErrorSamples: StreamErrorInfo[];
   publishErrorSamples: string[];
   consumers: number;
@@ -156,9 +168,19 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
   const ownPublished = new Array<number>(scenario.topics).fill(0);
   const othersPublished = new Array<number>(scenario.topics).fill(0);
   const coordinator = options.coordinator;
+  // Sent but never acknowledged by this run's producers; ranges other workers reported, by key.
+  const ownUnacked: UnackedRange[] = [];
+  const ownProducers = new Set(plan.producers.map((p) => p.id));
+  const addUnacked = (r: UnackedRange) => accounting.addUnacked(r.topic, plan.producerSlot(r.producer, r.topic), r.firstSeq, r.count);
   const join = async (phase: "warmup" | "measure" | "drain") => {
     if (!coordinator) return;
-    const totals = await coordinator.phaseDone(phase, ownPublished);
+    const { published: totals, unacked } = await coordinator.phaseDone(phase, ownPublished, ownUnacked);
+    for (const r of unacked) {
+      const key = `${r.topic}.${r.producer}.${r.firstSeq}`;
+      if (ownProducers.has(r.producer) || othersUnacked.has(key)) continue;
+      othersUnacked.add(key);
+      addUnacked(r);
+    }
     for (let t = 0; t < scenario.topics; t++) {
       const others = (totals[t] ?? 0) - ownPublished[t]!;
       if (others > othersPublished[t]!) {
@@ -167,8 +189,21 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
       }
     }
   };
+  const othersUnacked = new Set<string>();
   const meter = new GeneratorMeter(clock);
   const publishErrorSamples: string[] = [];
+  // A driver that gave up reconnecting ends the run (after teardown) with its error.
+  let gaveUp: ReconnectGaveUpError | undefined;
+  const giveUp = (err: ReconnectGaveUpError) => {
+    if (gaveUp) return;
+    gaveUp = err;
+    progress.log(`error: ${err.message}`);
+    publishers.endPhase();
+  };
+  sink.onGaveUp = giveUp;
+  const stopIfGaveUp = (): void => {
+    if (gaveUp) throw gaveUp;
+  };
   const publishers = new PublisherGroup(
     only === "consumers" ? [] : plan.producers,
     driver,
@@ -181,7 +216,13 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
         // Producer-only: nothing will be consumed, so nothing is expected.
         if (only !== "producers") sink.onPublished(topic, accepted);
       },
+      onUnacked(topic, producer, firstSeq, count) {
+        const r = { topic, producer, firstSeq, count };
+        ownUnacked.push(r);
+        addUnacked(r);
+      },
       onPublishError(topic, count, err) {
+        if (err instanceof ReconnectGaveUpError) giveUp(err);
         if (publishErrorSamples.length < PUBLISH_ERROR_SAMPLES) publishErrorSamples.push(`${plan.topicNames[topic]} (${count} messages): ${err instanceof Error ? err.message : String(err)}`);
       },
     },
@@ -236,6 +277,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
   let brokerReport: BrokerSelfReport | undefined;
   let generator: GeneratorUsage;
   let faultEvents: FaultEvent[] | undefined;
+  let retryCounts: ReturnType<NonNullable<Driver["retryCounts"]>> | undefined;
   const warnings: string[] = [];
   try {
     // ---- connect
@@ -323,15 +365,18 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     // A worker's measure ends with every worker's (a consumer worker has no producers of its own).
     await join("measure");
     measureEndUs = clock.nowUs();
+    stopIfGaveUp();
     // A fault still holding (a stall, a broker down) ends before the drain starts counting.
     await options.faults?.settle();
     // ---- drain
     setPhase("drain");
     if (only !== "consumers") drainTimedOut = await drain(sink, scenario.drainTimeoutSeconds * 1000, options.interruptDrainMs ?? 2000, signal);
+    stopIfGaveUp();
     // Workers clean up only once every worker drained (a topic's owner must not delete it under another's consumers).
     await join("drain");
   } finally {
     generator = meter.stop();
+    retryCounts = driver.retryCounts?.();
     signal?.removeEventListener("abort", onAbort);
     faultEvents = await options.faults?.stop();
     // ---- teardown
@@ -363,6 +408,9 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     drainTimedOut,
     interrupted: interrupted(),
     streamErrors: sink.streamErrors,
+    streamBreaks: sink.streamBreaks,
+    publishRetries: retryCounts?.publishRetries ?? 0,
+    reconnects: retryCounts?.reconnects ?? 0,
     streamErrorSamples: sink.streamErrorSamples,
     publishErrorSamples,
     consumers: consumers.length,

@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { parseDocument, parse as parseYamlScalar } from "yaml";
 import { z } from "zod";
-import { DEFAULT_DRIVER, DRIVER_NAMES, DRIVERS, movedScenarioFields, type BrokerSettings, type DriverModule, type DriverName } from "../drivers/index.js";
+import { DEFAULT_DRIVER, DEFAULT_RECONNECT, DRIVER_NAMES, DRIVERS, movedScenarioFields, type BrokerSettings, type DriverModule, type DriverName, type ReconnectPolicy } from "../drivers/index.js";
 import { ScenarioError, UsageError, type ScenarioIssue } from "../errors.js";
 import { faultScheduleIssues, faultsSchema } from "../faults/index.js";
 
@@ -171,6 +171,12 @@ export const scenarioSchema = z
      * checked against --tls-ca (default: the system's roots).
      */
     tls: z.boolean().default(false),
+    /**
+     * Riding through faults (docs/faults.md, "Drivers under faults"): drivers re-open broken
+     * streams and retry unacknowledged publishes with backoff. `enabled` defaults to on when the
+     * scenario has a `faults:` block; a broker unreachable for `giveUpSeconds` ends the run.
+     */
+    reconnect: z.strictObject({ enabled: z.boolean().optional(), giveUpSeconds: z.number().positive().default(30) }).default({ giveUpSeconds: 30 }),
     slo: sloSchema.default({}),
     /** Faults applied during the measure phase (docs/faults.md, "The faults block"). */
     faults: faultsSchema.default([]),
@@ -236,6 +242,16 @@ export function searchSettings(s: Scenario): SearchSettings {
  */
 export function scenarioForDriver(s: Scenario, driver: DriverModule<DriverName>): Scenario {
   return { ...s, driver: driver.name, driverOptions: { ...s.driverOptions, [driver.name]: driver.options.parse(s.driverOptions[driver.name] ?? {}) } };
+}
+
+/**
+ * The drivers' reconnect policy for a scenario (loadgen/drivers/reconnect.ts), or undefined when
+ * drivers do not ride through faults: on when `reconnect.enabled`, or by default when the
+ * scenario has faults.
+ */
+export function reconnectPolicyOf(s: Scenario): ReconnectPolicy | undefined {
+  const enabled = s.reconnect.enabled ?? s.faults.length > 0;
+  return enabled ? { ...DEFAULT_RECONNECT, giveUpMs: s.reconnect.giveUpSeconds * 1000 } : undefined;
 }
 
 /** Total subscriptions in the scenario (all shards). */
