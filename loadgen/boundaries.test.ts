@@ -9,7 +9,7 @@ const loadgen = import.meta.dirname;
 const root = join(loadgen, "..");
 
 /** Groups from the bottom up: a group's sources may import only groups below it. */
-const GROUPS = ["drivers", "run", "bare", "report", "suite"] as const;
+const GROUPS = ["drivers", "faults", "run", "bare", "report", "suite"] as const;
 /** Files at loadgen/'s top level that every group may use (they import no group). */
 const BASE = ["clock.ts", "errors.ts", "cli-entry.ts"];
 
@@ -59,7 +59,7 @@ describe("loadgen folders", () => {
     expect(offenders).toEqual([]);
   });
 
-  it("stacks the groups: drivers, then run, then bare, then report, then suite; the base imports no group", () => {
+  it("stacks the groups: drivers, then faults, then run, then bare, then report, then suite; the base imports no group", () => {
     const offenders: string[] = [];
     for (const f of sources(loadgen).filter((x) => !isTest(x))) {
       const path = rel(f);

@@ -87,7 +87,7 @@ export class AccountingSink implements DeliverySink {
         if (this.firstTimedDeliveryUs === 0) this.firstTimedDeliveryUs = now;
         this.lastTimedDeliveryUs = now;
       }
-      this.recorder.recordDelivery(now - h.intendedUs, now - h.sentUs, h.warmup);
+      this.recorder.recordDelivery(now - h.intendedUs, now - h.sentUs, h.warmup, now);
     }
     if (this.drainWaiter && this.accounting.deliveredCount >= this.expectedTotal) this.drainWaiter();
   }

@@ -13,6 +13,7 @@
  */
 import type { Clock } from "../clock.js";
 import { InterruptedError } from "../errors.js";
+import type { FaultEvent } from "../faults/index.js";
 import { selfReportWarnings, type BrokerSelfReport, type BrokerStatsSample, type Consumer, type Driver, type SubscriptionSpec } from "../drivers/index.js";
 import { Accounting, type AccountingTotals } from "./accounting.js";
 import { GeneratorMeter, type GeneratorUsage } from "./generator-usage.js";
@@ -103,6 +104,8 @@ export interface RunOutcome {
   warnings: string[];
   /** The generator's own CPU and event-loop delay from measure start to the end of the drain. */
   generator: GeneratorUsage;
+  /** The faults applied during the run, seconds since its start (loadgen/faults/types.ts); absent: none. */
+  faults?: FaultEvent[];
 }
 
 /** Publish errors kept verbatim for the report. */
@@ -114,6 +117,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
   const recorder = new Recorder();
   const startedAtMs = clock.wallMs();
   const t0 = clock.nowUs();
+  recorder.timeline.start(t0, startedAtMs);
   const sec = () => (clock.nowUs() - t0) / 1e6;
 
   const subs = plan.subscriptions;
