@@ -154,11 +154,14 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
           }
         : undefined;
     const securityLabels = () => ({ tls: tlsLabel(security), resourceSource: sources.size > 0 ? [...sources].join(", ") : "none" });
+    // The durability disclosure: what the driver promises with the broker settings in effect.
+    const durabilityOf = (storage: ReturnType<typeof effectiveStorage>) => driverModule.promises?.({ ...scenario.broker, ...storage }, scenario.driverOptions[driverModule.name] ?? {});
     const workers = args.workers ?? scenario.workers ?? defaultWorkers(plan, driverModule.name, embedded !== undefined);
     let result: RunResult;
     if (splitPlan(plan, workers).length > 1) {
       // Worker threads: each opens its own connections; the parent samples the broker.
-      const meta: ResultMeta = { runId, driver: driverModule.name, environment: captureEnvironment(), broker: { ...brokerInfo, ...effectiveStorage(scenario.broker, undefined) } };
+      const storage = effectiveStorage(scenario.broker, undefined);
+      const meta: ResultMeta = { runId, driver: driverModule.name, environment: captureEnvironment(), broker: { ...brokerInfo, ...storage }, durability: durabilityOf(storage) };
       result = await runWorkers({
         scenario,
         plan,
@@ -204,6 +207,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
         signal: interrupt.signal,
         ...(args.startAt !== undefined ? { startAtMs: args.startAt } : {}),
       });
+      const storage = effectiveStorage(scenario.broker, outcome.brokerReport);
       const built = buildResult(scenario, plan, outcome, {
         runId,
         driver: driverModule.name,
@@ -211,9 +215,10 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
         broker: {
           ...brokerInfo,
           // Labelled with what the broker reports about itself where it does (warnings say where it differs).
-          ...effectiveStorage(scenario.broker, outcome.brokerReport),
+          ...storage,
           ...securityLabels(),
         },
+        durability: durabilityOf(storage),
       });
       const result = outcome.interrupted ? judge({ ...built, run: { ...built.run, interrupted: true } }) : built;
       outcome.recorder.destroy();

@@ -20,6 +20,7 @@ export type {
   DriverModule,
   DriverOptions,
   DriverScenario,
+  DurabilityPromise,
   EmbeddedBroker,
   EmbeddedServerSpec,
   SubscriptionSpec,
