@@ -2,78 +2,29 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { describe, expect, it } from "vitest";
+import { faultedResult, SYNTHETIC_KILL, withSyntheticTimeline } from "../../test/support/index.js";
 import { systemClock } from "../clock.js";
-import { FakeDriver, findDriver } from "../drivers/index.js";
-import type { FaultEvent } from "../faults/index.js";
-import { buildPlan, decodeHistogram, encodeHistogram, mergeEncoded, parseScenario, runScenario, summarize, type Scenario } from "../run/index.js";
+import { FakeDriver } from "../drivers/index.js";
+import { buildPlan, decodeHistogram, parseScenario, runScenario, summarize, type Scenario } from "../run/index.js";
 import { captureEnvironment } from "./environment.js";
 import { renderJUnit } from "./junit.js";
 import { renderMarkdown } from "./md.js";
 import { mergeResults } from "./merge.js";
-import { buildResult, judge, type RunResult } from "./result.js";
+import { buildResult, type RunResult } from "./result.js";
 
-// A real fake-driver result whose timeline, phases and interval histograms are then replaced by
-// a synthetic 20 s measure phase: 1,000 deliveries/s, nothing from 10.0 to 12.5 s, a kill from
-// 10 to 12 s. The fault figures, gates and report rows are computed from that, as from a run.
+// Figures, gates, report rows and merges of a faulted result (test/support/faulted-result.ts: a
+// 20 s measure phase at 1,000 deliveries/s, nothing from 10.0 to 12.5 s, a kill from 10 to 12 s).
 const schema = JSON.parse(readFileSync(join(import.meta.dirname, "result.schema.json"), "utf8")) as object;
 const validate = new Ajv2020({ allErrors: true, strict: true, validateFormats: false }).compile(schema);
 const schemaErrors = (v: unknown) => (validate(v) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message ?? ""} ${JSON.stringify(e.params)}`));
-
-const KILL: FaultEvent = { spec: 0, kind: "kill", occurrence: 0, startSec: 10, endSec: 12, detail: "SIGKILL pid 4121 | restarted as pid 4188 after 2.0 s" };
 
 function scenarioWith(slo: string): Scenario {
   return parseScenario(`name: fault-report-test\ntopics: 2\nsubscriptions: {perTopic: 1}\nproducers: 1\nmessages: 400\nbatchSize: 20\nslo: {lostMax: 0${slo}}\n`, "fault-report-test.yaml");
 }
 
-async function fakeRun(s: Scenario, shard = { index: 0, count: 1 }): Promise<RunResult> {
-  const plan = buildPlan(s, "f1", shard);
-  const outcome = await runScenario(s, plan, new FakeDriver(), { clock: systemClock, intervalMs: 200 });
-  const r = buildResult(s, plan, { ...outcome, faults: [KILL] }, {
-    runId: "f1",
-    driver: "fake",
-    environment: captureEnvironment(),
-    broker: { embedded: false, target: "in-process", args: [], storage: "memory", fsync: false },
-    durability: findDriver("fake").promises?.(s.broker, {}),
-  });
-  outcome.recorder.destroy();
-  return r;
-}
-
-/** Slow (10 s) interval histograms during the fault, 2 ms ones elsewhere; all from real encoded histograms. */
-function synthetic(r: RunResult, perBucket: (t: number) => number = (t) => (t >= 10 && t < 12.5 ? 0 : 100), share = 1, startedAt = r.run.startedAt): RunResult {
-  const startMs = Date.parse(startedAt);
-  const n = 240;
-  const delivered = Array.from({ length: n }, (_, k) => Math.round(perBucket(k / 10) * share));
-  const hist = (us: number) => {
-    const h = mergeEncoded([]);
-    h.recordValueWithCount(us, 10);
-    return encodeHistogram(h);
-  };
-  const intervalHistograms = Array.from({ length: 21 }, (_, i) => {
-    const s = 2 + i;
-    const slow = s >= 10 && s < 12;
-    return { startMs: startMs + s * 1000, endMs: startMs + (s + 1) * 1000, histogram: hist(slow ? 10_000_000 : 2_000), uncorrected: hist(slow ? 5_000 : 1_000) };
-  });
-  return judge({
-    ...r,
-    run: {
-      ...r.run,
-      startedAt,
-      phases: [
-        { phase: "connect", startSec: 0, endSec: 2 },
-        { phase: "measure", startSec: 2, endSec: 22 },
-        { phase: "drain", startSec: 22, endSec: 23 },
-        { phase: "teardown", startSec: 23, endSec: 23.2 },
-      ],
-    },
-    timeline: { bucketMs: 100, startMs, published: delivered.slice(), delivered },
-    intervalHistograms,
-  });
-}
-
 describe("fault figures in a result", () => {
   it("are derived when the result is judged, and match result.schema.json", async () => {
-    const r = synthetic(await fakeRun(scenarioWith("")));
+    const r = await faultedResult(scenarioWith(""));
     const a = r.faultFigures!;
     expect(a.preFaultDeliveryRate).toBe(1000);
     const f = a.faults[0]!;
@@ -86,12 +37,12 @@ describe("fault figures in a result", () => {
     expect(a.outside.corrected.count).toBe(10 * 18);
     expect(schemaErrors(JSON.parse(JSON.stringify(r)))).toEqual([]);
     // A stale figure is never kept: judging again after the timeline changed gives new figures.
-    const healed = synthetic(r, () => 100);
+    const healed = withSyntheticTimeline(r, { perBucket: () => 100 });
     expect(healed.faultFigures!.faults[0]!.unavailableSeconds).toBe(0);
   });
 
   it("gate unavailability and recovery, naming the worst fault", async () => {
-    const tight = synthetic(await fakeRun(scenarioWith(", unavailableSecondsMax: 1, recoverySecondsMax: 0.2")));
+    const tight = await faultedResult(scenarioWith(", unavailableSecondsMax: 1, recoverySecondsMax: 0.2"));
     const gate = (r: RunResult, name: string) => r.gates.find((g) => g.name === name)!;
     expect(gate(tight, "unavailable")).toMatchObject({ passed: false, actual: 2.5, limit: 1, unit: "s" });
     expect(gate(tight, "unavailable").detail).toBe("unavailable 2.5 s fails <= 1 s (off by 1.5 s; kill #1 of fault 0 at 10 s)");
@@ -99,13 +50,13 @@ describe("fault figures in a result", () => {
     expect(tight.passed).toBe(false);
     expect(renderJUnit([tight])).toContain("2.5 s");
 
-    const loose = synthetic(await fakeRun(scenarioWith(", unavailableSecondsMax: 3, recoverySecondsMax: 1")));
+    const loose = await faultedResult(scenarioWith(", unavailableSecondsMax: 3, recoverySecondsMax: 1"));
     expect(gate(loose, "unavailable").passed).toBe(true);
     expect(gate(loose, "recovery").passed).toBe(true);
     expect(loose.passed).toBe(true);
 
     // Never back to 90% (half rate after the fault): the recovery gate fails and says why.
-    const stuck = synthetic(await fakeRun(scenarioWith(", recoverySecondsMax: 5")), (t) => (t >= 10 && t < 12.5 ? 0 : t >= 12.5 ? 50 : 100));
+    const stuck = await faultedResult(scenarioWith(", recoverySecondsMax: 5"), { perBucket: (t) => (t >= 10 && t < 12.5 ? 0 : t >= 12.5 ? 50 : 100) });
     expect(gate(stuck, "recovery")).toMatchObject({ passed: false, actual: null });
     expect(gate(stuck, "recovery").detail).toMatch(/kill #1 of fault 0 at 10 s did not recover \(run-ended\)/);
   });
@@ -123,7 +74,7 @@ describe("fault figures in a result", () => {
   });
 
   it("put a fault table and the durability disclosure into report.md", async () => {
-    const md = renderMarkdown(synthetic(await fakeRun(scenarioWith(""))));
+    const md = renderMarkdown(await faultedResult(scenarioWith("")));
     expect(md).toContain("## Faults");
     expect(md).toContain("| fault | at | duration | detail | unavailable | first delivery after | recovery | e2e p99 in fault | e2e p99 in recovery | e2e p99 outside |");
     const row = md.split("\n").find((l) => l.startsWith("| kill #1 |"))!;
@@ -136,12 +87,12 @@ describe("fault figures in a result", () => {
   it("merge shards' timelines bucket by bucket and are derived again from the merge", async () => {
     const s = scenarioWith("");
     // Shards started together (--start-at): one start time, so their buckets line up exactly.
-    const first = await fakeRun(s, { index: 0, count: 2 });
-    const halves = [synthetic(first, undefined, 0.5), synthetic(await fakeRun(s, { index: 1, count: 2 }), undefined, 0.5, first.run.startedAt)];
+    const first = await faultedResult(s, { shard: { index: 0, count: 2 }, share: 0.5 });
+    const halves = [first, await faultedResult(s, { shard: { index: 1, count: 2 }, share: 0.5, startedAt: first.run.startedAt })];
     const merged = mergeResults(halves);
     const sum = (r: RunResult) => r.timeline!.delivered.reduce((a, b) => a + b, 0);
     expect(sum(merged)).toBe(sum(halves[0]!) + sum(halves[1]!));
-    expect(merged.faults).toEqual([KILL]);
+    expect(merged.faults).toEqual([SYNTHETIC_KILL]);
     expect(merged.faultFigures!.faults[0]!.unavailableSeconds).toBe(2.5);
     // Interval histograms merge with their uncorrected halves.
     expect(merged.intervalHistograms.every((iv) => iv.uncorrected !== undefined)).toBe(true);
