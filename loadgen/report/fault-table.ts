@@ -6,9 +6,8 @@ import type { FaultFigures, WindowLatency } from "../faults/index.js";
 import { fmtUs } from "../run/index.js";
 import type { RunResult } from "./result.js";
 
-const HEADER =
-  "| fault | at | duration | detail | unavailable | first delivery after | recovery | e2e p99 in fault | e2e p99 in recovery | e2e p99 outside |\n" +
-  "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|";
+export const FAULT_TABLE_HEAD = ["fault", "at", "duration", "detail", "unavailable", "first delivery after", "recovery", "e2e p99 in fault", "e2e p99 in recovery", "e2e p99 outside"];
+const HEADER = `| ${FAULT_TABLE_HEAD.join(" | ")} |\n|---|---:|---:|---|---:|---:|---:|---:|---:|---:|`;
 
 const secs = (v: number | null) => (v === null ? "n/a" : `${v.toFixed(v < 10 ? 2 : 1)} s`);
 
@@ -25,12 +24,16 @@ const NOT_RECOVERED: Record<NonNullable<FaultFigures["notRecovered"]>, string> =
   "no-pre-fault-rate": "n/a (no pre-fault second)",
 };
 
-export function faultRow(f: FaultFigures, outside: WindowLatency): string {
+/** The cells of one fault's row (plain text; the caller escapes for its format). */
+export function faultCells(f: FaultFigures, outside: WindowLatency): string[] {
   const duration = f.endSec === null ? "until the end" : f.endSec === f.startSec ? "instant" : secs(Math.round((f.endSec - f.startSec) * 1000) / 1000);
   const unavailable = `${secs(f.unavailableSeconds)}${f.unavailableUntilRunEnd ? " (until the end)" : ""}`;
   const recovery = f.recoverySeconds === null ? NOT_RECOVERED[f.notRecovered ?? "run-ended"] : secs(f.recoverySeconds);
-  const detail = f.detail.replace(/\|/g, "\\|");
-  return `| ${f.kind} #${f.occurrence + 1} | ${f.startSec.toFixed(1)} s | ${duration} | ${detail} | ${unavailable} | ${secs(f.firstDeliveryAfterSeconds)} | ${recovery} | ${p99Cell(f.latency.inFault)} | ${p99Cell(f.latency.recovery)} | ${p99Cell(outside)} |`;
+  return [`${f.kind} #${f.occurrence + 1}`, `${f.startSec.toFixed(1)} s`, duration, f.detail, unavailable, secs(f.firstDeliveryAfterSeconds), recovery, p99Cell(f.latency.inFault), p99Cell(f.latency.recovery), p99Cell(outside)];
+}
+
+export function faultRow(f: FaultFigures, outside: WindowLatency): string {
+  return `| ${faultCells(f, outside).map((c) => c.replace(/\|/g, "\\|")).join(" | ")} |`;
 }
 
 /** The "Faults" section, or [] when the run had none. */

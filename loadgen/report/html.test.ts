@@ -101,6 +101,11 @@ describe("report files", () => {
       expect(none, chart.name).not.toMatch(/fill="rgb\(214,39,40\)"/);
     }
     expect(FAULT_BAND_COLOR).toContain("0.18");
+    // And the faults table among the page's tables.
+    const page = renderHtml(faulted);
+    expect(page).toContain("<h2>Faults</h2>");
+    expect(page).toMatch(/<td>pause #1<\/td><td>[\d.]+ s<\/td><td>0\.20 s<\/td>/);
+    expect(renderHtml({ ...plain, faultFigures: undefined })).not.toContain("<h2>Faults</h2>");
   });
 
   it("shows its four charts in headless chromium with no console errors", async () => {
