@@ -178,6 +178,8 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
           }
         : undefined;
     const securityLabels = () => ({ tls: tlsLabel(security), resourceSource: sources.size > 0 ? [...sources].join(", ") : "none" });
+    // The durability disclosure: what the driver promises with the broker settings in effect.
+    const durabilityOf = (storage: ReturnType<typeof effectiveStorage>) => driverModule.promises?.({ ...scenario.broker, ...storage }, scenario.driverOptions[driverModule.name] ?? {});
     let result: RunResult;
     if (scenario.rate === "max") {
       // One broker for the whole search: each step is a fixed-rate run on fresh topics, cleaned up after it.
@@ -193,7 +195,8 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
       if (result.run.interrupted === undefined) delete result.run.interrupted;
     } else if (splitPlan(plan, workers).length > 1) {
       // Worker threads: each opens its own connections; the parent samples the broker.
-      const meta: ResultMeta = { runId, driver: driverModule.name, environment: captureEnvironment(), broker: { ...brokerInfo, ...effectiveStorage(scenario.broker, undefined) } };
+      const storage = effectiveStorage(scenario.broker, undefined);
+      const meta: ResultMeta = { runId, driver: driverModule.name, environment: captureEnvironment(), broker: { ...brokerInfo, ...storage }, durability: durabilityOf(storage) };
       result = await runWorkers({
         scenario,
         plan,
@@ -253,6 +256,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
       return { outcome };
     }
     function resultOf(scenario: Scenario, plan: Plan, outcome: Awaited<ReturnType<typeof runOnce>>["outcome"]): RunResult {
+      const storage = effectiveStorage(scenario.broker, outcome.brokerReport);
       return buildResult(scenario, plan, outcome, {
         runId,
         driver: driverModule.name,
@@ -260,9 +264,10 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
         broker: {
           ...brokerInfo,
           // Labelled with what the broker reports about itself where it does (warnings say where it differs).
-          ...effectiveStorage(scenario.broker, outcome.brokerReport),
+          ...storage,
           ...securityLabels(),
         },
+        durability: durabilityOf(storage),
       });
     }
 

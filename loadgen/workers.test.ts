@@ -55,6 +55,9 @@ describe("a run over worker threads (fake driver)", () => {
     expect(r.latency.lateness.count).toBe(10000);
     expect(r.latency.e2e.p50Us!).toBeGreaterThanOrEqual(r.latency.e2eUncorrected.p50Us!);
     expect(r.latency.e2e.maxUs!).toBeGreaterThanOrEqual(r.latency.e2eUncorrected.maxUs!);
+    // The workers' fine timelines merge losslessly: every ack and every first delivery is in one bucket.
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    expect([sum(r.timeline!.published), sum(r.timeline!.delivered)]).toEqual([10000, 20000]);
     expect(r.passed).toBe(true);
   }, 120_000);
 

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { cliEntry, nodeArgs } from "../cli-entry.js";
 import { BrokerUnreachableError } from "../errors.js";
 import type { ProcessControl } from "../faults/index.js";
-import type { BrokerSettings, EmbeddedBroker, EmbeddedServerSpec, ProcessLog } from "./driver.js";
+import type { BrokerSettings, DurabilityPromise, EmbeddedBroker, EmbeddedServerSpec, ProcessLog } from "./driver.js";
 import { exited, signal, signalAndWait, stopOrContinue } from "./process-signals.js";
 import { generateSelfSigned, type GeneratedCertificate } from "./self-signed.js";
 
@@ -26,6 +26,18 @@ export const referenceBroker: EmbeddedServerSpec = {
 export function referenceBrokerStorage(broker: BrokerSettings): string {
   if (broker.storage !== "durable") return "memory";
   return broker.fsync ? "durable, fsync" : "durable, no fsync";
+}
+
+/** The reference broker's storage and flush, as a durability disclosure (docs/storage.md, "What `--fsync` guarantees"). */
+export function referenceBrokerDurability(broker: BrokerSettings): Pick<DurabilityPromise, "storage" | "flush" | "replicas"> {
+  if (broker.storage !== "durable") return { storage: "memory (lost when the broker stops or is killed)", flush: "none", replicas: 1 };
+  return {
+    storage: "LMDB on disk (survives kill -9)",
+    flush: broker.fsync
+      ? "fdatasync before each publish ack (group commit): survives a power loss"
+      : "page cache at the ack, background flush every second: survives kill -9, not a power loss",
+    replicas: 1,
+  };
 }
 
 export function brokerArgs(broker: BrokerSettings, dataDir: string | undefined, cert?: { certFile: string; keyFile: string }): string[] {

@@ -189,6 +189,27 @@ export interface EmbeddedServerSpec {
   version?(): string;
 }
 
+/**
+ * What a run of this driver with these settings promises (the durability disclosure, shown next
+ * to the losses it produced): each field one short sentence a reader can check the losses against.
+ */
+export interface DurabilityPromise {
+  /** When a publish counts as acknowledged, e.g. "PublishResponse after the store commit". */
+  publishAck: string;
+  /** Where accepted messages live, e.g. "LMDB on disk". */
+  storage: string;
+  /** When stored messages reach the disk, e.g. "fdatasync before each ack (group commit)". */
+  flush: string;
+  /** How deliveries are acknowledged and what happens to unacknowledged ones. */
+  ackPolicy: string;
+  /** Copies of each accepted message (1: a single server). */
+  replicas: number;
+  /** What order a subscription sees. */
+  ordering: string;
+  /** Anything else that bounds the promise (driver options in effect, known exceptions). */
+  notes?: string[];
+}
+
 /** How reports label a driver's runs. */
 export interface DriverReportLabels {
   /** A peer broker that ratatoskr is compared against (the comparison's ratios divide by the best peer). */
@@ -225,16 +246,28 @@ export interface DriverModule<N extends string = string> {
   /** The server started when no --target is given; undefined for an in-process driver. */
   readonly embeddedServer: EmbeddedServerSpec | undefined;
   readonly report: DriverReportLabels;
+  /**
+   * What a run promises with these broker settings (the effective ones: what the broker reports
+   * about itself where it does) and this driver's options block. Optional in the type so that a
+   * driver can be written first; every registered driver must have it (registry.test.ts).
+   */
+  promises?(broker: BrokerSettings, options: Record<string, unknown>): DurabilityPromise;
   /** A driver for one run; `options` is this driver's block of the scenario, validated here. */
   create(context: DriverContext, options: unknown): Driver;
 }
 
 /** The description a driver module writes; `defineDriver` types its options from the schema. */
-export interface DriverSpec<N extends string, S extends z.ZodType<Record<string, unknown>>> extends Omit<DriverModule<N>, "options" | "create"> {
+export interface DriverSpec<N extends string, S extends z.ZodType<Record<string, unknown>>> extends Omit<DriverModule<N>, "options" | "create" | "promises"> {
   readonly options: S;
+  promises?(broker: BrokerSettings, options: z.output<S>): DurabilityPromise;
   create(context: DriverContext, options: z.output<S>): Driver;
 }
 
 export function defineDriver<const N extends string, S extends z.ZodType<Record<string, unknown>>>(spec: DriverSpec<N, S>): DriverModule<N> {
-  return { ...spec, create: (context, options) => spec.create(context, spec.options.parse(options ?? {})) };
+  const { promises } = spec;
+  return {
+    ...spec,
+    ...(promises ? { promises: (broker: BrokerSettings, options: Record<string, unknown>) => promises(broker, spec.options.parse(options ?? {})) } : {}),
+    create: (context, options) => spec.create(context, spec.options.parse(options ?? {})),
+  };
 }

@@ -46,6 +46,15 @@ export const fakeDriver = defineDriver({
   refusals: fakeRefusals,
   embeddedServer: undefined,
   report: { peer: false, storage: () => "memory" },
+  promises: (_broker, o) => ({
+    publishAck: "in-process: at once",
+    storage: "memory of this process",
+    flush: "none",
+    ackPolicy: "none (the fake delivers each message once unless told to duplicate)",
+    replicas: 1,
+    ordering: "send order per publisher, unless told to reorder",
+    ...(o.dropEvery || o.duplicateEvery || o.swapEvery || o.unackEvery || o.refuseEvery ? { notes: [`injected faults: ${JSON.stringify(o)}`] } : {}),
+  }),
   create: (context, options) => new FakeDriver(options, 256, context.workerGroup, context.clock),
 });
 

@@ -22,6 +22,7 @@ export type {
   DriverModule,
   DriverOptions,
   DriverScenario,
+  DurabilityPromise,
   EmbeddedBroker,
   EmbeddedServerSpec,
   ProcessLog,

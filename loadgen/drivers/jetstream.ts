@@ -54,6 +54,15 @@ export const jetStreamDriver = defineDriver({
   refusals: jetStreamRefusals,
   embeddedServer: natsServer,
   report: { peer: true, storage: (broker) => (broker.storage === "durable" ? "file (background sync)" : "memory") },
+  promises: (broker) => ({
+    publishAck: "PubAck after the stream stored the message",
+    storage: broker.storage === "durable" ? "file store (stream per topic, interest retention)" : "memory store (lost when nats-server stops or is killed)",
+    flush: broker.storage === "durable" ? "background sync (nats-server's sync interval, 2 minutes by default): acknowledged messages are in the page cache, so they survive a process kill but not an OS crash or power loss before the sync" : "none",
+    ackPolicy: "explicit acks (AckPolicy.Explicit) on durable pull consumers; redelivered after ack_wait (at-least-once)",
+    replicas: 1,
+    ordering: "per stream in publish order for one consumer",
+    notes: ["a publish retried with the same Nats-Msg-Id is de-duplicated within the stream's duplicate window"],
+  }),
   create: (context) => new JetStreamDriver(context, context.broker.storage === "durable" ? "file" : "memory"),
 });
 

@@ -48,6 +48,14 @@ export const natsDriver = defineDriver({
   refusals: natsCoreRefusals,
   embeddedServer: natsServer,
   report: { peer: true, storage: () => "none (core)" },
+  promises: () => ({
+    publishAck: `none: NATS core has no publish ack; a publish counts as accepted after the flush (PING/PONG) that follows every ${NATS_FLUSH_EVERY} messages on its connection`,
+    storage: "none: messages are only forwarded to the subscribers connected at that moment",
+    flush: "none",
+    ackPolicy: "none: at-most-once; a subscriber that is disconnected misses what is published meanwhile",
+    replicas: 1,
+    ordering: "per publishing connection",
+  }),
   create: (context) => new NatsCoreDriver(context),
 });
 

@@ -14,7 +14,7 @@ import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
 import { MessageBrokerClient, MessageBrokerService, PublishBatchResponse, SubscribeRequest } from "../../proto/gen/ratatoskr.js";
 import { DriverError } from "../errors.js";
-import { referenceBroker, referenceBrokerStorage } from "./broker-process.js";
+import { referenceBroker, referenceBrokerDurability, referenceBrokerStorage } from "./broker-process.js";
 import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type SubscriptionSpec } from "./driver.js";
 import { ClientPool, isStatus, reconnectChannelOptions, unary } from "./grpc-pool.js";
 import { Backoff, ReconnectGaveUpError, RetryTimers, type RetryCounts } from "./reconnect.js";
@@ -35,6 +35,12 @@ export const ratatoskrV1Driver = defineDriver({
       : [`consumersPerSubscription=${s.consumersPerSubscription}: a v1 Subscribe stream is one at-most-once subscriber; v1 has no competing consumers`],
   embeddedServer: referenceBroker,
   report: { peer: false, storage: (broker) => `${referenceBrokerStorage(broker)} (at-most-once)` },
+  promises: (broker) => ({
+    publishAck: "PublishBatch result per message, after the store commit",
+    ...referenceBrokerDurability(broker),
+    ackPolicy: "none: a Subscribe stream is at-most-once; what is published while it is closed is not delivered to it",
+    ordering: "per topic in publish order on one stream",
+  }),
   create: (context) => new RatatoskrV1Driver(context),
 });
 

@@ -18,7 +18,7 @@ import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
 import { BrokerClient, BrokerService, ConsumeRequest, StartPosition, type BrokerStats } from "../../proto/gen/ratatoskr/v2/broker.js";
 import { DriverError } from "../errors.js";
-import { referenceBroker, referenceBrokerStorage } from "./broker-process.js";
+import { referenceBroker, referenceBrokerDurability, referenceBrokerStorage } from "./broker-process.js";
 import { defineDriver, type BrokerSelfReport, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type SubscriptionSpec } from "./driver.js";
 import { ClientPool, isStatus, reconnectChannelOptions, unary } from "./grpc-pool.js";
 import { Backoff, ReconnectGaveUpError, RetryTimers, type ReconnectPolicy, type RetryCounts } from "./reconnect.js";
@@ -50,6 +50,13 @@ export const ratatoskrDriver = defineDriver({
   refusals: () => [],
   embeddedServer: referenceBroker,
   report: { peer: false, storage: referenceBrokerStorage },
+  promises: (broker, options) => ({
+    publishAck: `${options.publish === "stream" ? "PublishStream ack" : "Publish response"} after the store commit`,
+    ...referenceBrokerDurability(broker),
+    ackPolicy: "explicit per-message acks; an unacknowledged message is redelivered after its ack deadline (at-least-once)",
+    ordering: "per topic in publish order for first deliveries of one consumer; redeliveries go ahead of new messages",
+    notes: ["a retried publish with the same message id is not stored again within the de-duplication window (docs/api-v2.md)"],
+  }),
   create: (context, options) => new RatatoskrV2Driver(context, options.publish),
 });
 

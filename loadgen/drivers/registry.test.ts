@@ -29,6 +29,26 @@ function issuesOf(text: string) {
 }
 
 describe("driver registry", () => {
+  it("has every registered driver say what a run promises (the durability disclosure), for every storage", () => {
+    const missing = DRIVERS.filter((d) => typeof d.promises !== "function").map((d) => d.name);
+    expect(missing, `drivers without promises(settings, options) in their module (see DriverModule.promises): ${missing.join(", ")}`).toEqual([]);
+    for (const d of DRIVERS) {
+      const said = new Set<string>();
+      for (const broker of [memory, { ...memory, storage: "durable" as const }, { ...memory, storage: "durable" as const, fsync: true }]) {
+        const p = d.promises!(broker, {});
+        for (const k of ["publishAck", "storage", "flush", "ackPolicy", "ordering"] as const) expect(p[k].length, `${d.name}.${k}`).toBeGreaterThan(3);
+        expect(Number.isInteger(p.replicas) && p.replicas >= 1, `${d.name}.replicas`).toBe(true);
+        said.add(`${p.storage} / ${p.flush}`);
+      }
+      // A driver whose server stores messages durably says so differently from memory.
+      if (d.name === "ratatoskr" || d.name === "ratatoskr-v1") expect(said.size, d.name).toBe(3);
+      if (d.name === "jetstream") expect(said.size, d.name).toBe(2); // fsync is refused: durable is file + background sync either way
+    }
+    // Options are validated and applied: the v2 publish mode names its ack.
+    expect(findDriver("ratatoskr").promises!(memory, { publish: "unary" }).publishAck).toMatch(/^Publish response/);
+    expect(() => findDriver("ratatoskr").promises!(memory, { publish: "carrier-pigeon" })).toThrow();
+  });
+
   it("has every driver once, and each describes itself completely", async () => {
     expect(new Set(DRIVER_NAMES).size).toBe(DRIVERS.length);
     expect(DRIVER_NAMES).toContain(DEFAULT_DRIVER);

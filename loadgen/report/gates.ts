@@ -2,6 +2,7 @@
  * SLO gates: each `slo:` field of the scenario becomes one gate judged against the result.
  * A failed gate says which and by how much; exit code 1 when any gate fails.
  */
+import { worstRecovery, type FaultFigures } from "../faults/index.js";
 import type { Slo } from "../run/index.js";
 
 export interface GateInput {
@@ -19,6 +20,11 @@ export interface GateInput {
   achievedRateRatio: number | undefined;
   /** The generator-bound verdict; undefined when the result has none (written before it existed). */
   generatorBound?: boolean | undefined;
+  /**
+   * The per-fault figures, when the run applied faults; `figures` undefined when it did but the
+   * result cannot say (no fine timeline). Undefined: no fault ran.
+   */
+  faults?: { figures: readonly FaultFigures[] | undefined } | undefined;
 }
 
 export interface GateResult {
@@ -34,7 +40,7 @@ export interface GateResult {
 }
 
 interface GateDef {
-  key: Exclude<keyof Slo, "generatorBound">;
+  key: Exclude<keyof Slo, "generatorBound" | "unavailableSecondsMax" | "recoverySecondsMax">;
   name: string;
   op: ">=" | "<=";
   unit: string;
@@ -45,6 +51,7 @@ interface GateDef {
 
 const DEFS: GateDef[] = [
   { key: "deliveredRatioMin", name: "delivered ratio", op: ">=", unit: "", actual: (g) => (g.expected === 0 ? 1 : g.delivered / g.expected) },
+  // Lost = acknowledged by the broker and never delivered (expected counts acknowledged publishes only).
   { key: "lostMax", name: "lost", op: "<=", unit: "messages", actual: (g) => g.lost },
   { key: "duplicatesMax", name: "duplicates", op: "<=", unit: "messages", actual: (g) => g.duplicates },
   { key: "outOfOrderMax", name: "out of order", op: "<=", unit: "messages", actual: (g) => g.outOfOrder },
@@ -76,6 +83,7 @@ export function evaluateGates(slo: Slo, input: GateInput): GateResult[] {
             : "generator bound: no",
     });
   }
+  out.push(...faultGates(slo, input));
   for (const d of DEFS) {
     const limit = slo[d.key];
     if (limit === undefined) continue;
@@ -91,6 +99,56 @@ export function evaluateGates(slo: Slo, input: GateInput): GateResult[] {
       ? `${d.name} ${fmt(actual)} ${d.op} ${fmt(limit)}`
       : `${d.name} ${fmt(actual)} fails ${d.op} ${fmt(limit)} (off by ${fmt(by)})`;
     out.push({ name: d.name, op: d.op, limit, actual: round(actual), unit: d.unit, passed, detail });
+  }
+  return out;
+}
+
+/** unavailableSecondsMax and recoverySecondsMax: the worst fault of the run against the limit. */
+function faultGates(slo: Slo, input: GateInput): GateResult[] {
+  const out: GateResult[] = [];
+  const figures = input.faults?.figures;
+  const missing = input.faults === undefined ? "no fault ran in this run" : "the result has no fine timeline to measure faults from";
+  const at = (f: FaultFigures) => `${f.kind} #${f.occurrence + 1} of fault ${f.spec} at ${round(f.startSec)} s`;
+  const limitU = slo.unavailableSecondsMax;
+  if (limitU !== undefined) {
+    const name = "unavailable";
+    if (!figures || figures.length === 0) out.push({ name, op: "<=", limit: limitU, actual: null, unit: "s", passed: false, detail: `${name}: not measurable (${missing})` });
+    else {
+      const worst = figures.reduce((a, f) => (f.unavailableSeconds > a.unavailableSeconds ? f : a));
+      const actual = worst.unavailableSeconds;
+      const passed = actual <= limitU;
+      out.push({
+        name,
+        op: "<=",
+        limit: limitU,
+        actual,
+        unit: "s",
+        passed,
+        detail: passed ? `${name} ${actual} s <= ${limitU} s (worst: ${at(worst)})` : `${name} ${actual} s fails <= ${limitU} s (off by ${round(actual - limitU)} s; ${at(worst)}${worst.unavailableUntilRunEnd ? ", until the run ended" : ""})`,
+      });
+    }
+  }
+  const limitR = slo.recoverySecondsMax;
+  if (limitR !== undefined) {
+    const name = "recovery";
+    if (!figures || figures.length === 0) out.push({ name, op: "<=", limit: limitR, actual: null, unit: "s", passed: false, detail: `${name}: not measurable (${missing})` });
+    else {
+      const { seconds, fault } = worstRecovery(figures);
+      if (seconds === null) {
+        out.push({ name, op: "<=", limit: limitR, actual: null, unit: "s", passed: false, detail: `${name}: ${fault ? at(fault) : "a fault"} did not recover (${fault?.notRecovered ?? "unknown"}), fails <= ${limitR} s` });
+      } else {
+        const passed = seconds <= limitR;
+        out.push({
+          name,
+          op: "<=",
+          limit: limitR,
+          actual: seconds,
+          unit: "s",
+          passed,
+          detail: passed ? `${name} ${seconds} s <= ${limitR} s${fault ? ` (worst: ${at(fault)})` : ""}` : `${name} ${seconds} s fails <= ${limitR} s (off by ${round(seconds - limitR)} s; ${fault ? at(fault) : ""})`,
+        });
+      }
+    }
   }
   return out;
 }

@@ -6,24 +6,32 @@ import { HistogramLogReader } from "hdr-histogram-js";
 import { chromium } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { systemClock } from "../clock.js";
-import { FakeDriver } from "../drivers/index.js";
+import { FakeDriver, findDriver } from "../drivers/index.js";
+import type { FaultEvent } from "../faults/index.js";
 import { buildPlan, parseScenario, runScenario } from "../run/index.js";
 import { captureEnvironment } from "./environment.js";
 import { readResult, REPORT_FILES, writeReport } from "./files.js";
-import { renderHtml } from "./html.js";
+import { FAULT_BAND_COLOR, faultBandLabel, latencyOverTimeChart, renderHtml, throughputChart } from "./html.js";
 import { buildResult } from "./result.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 
-async function fakeReport(): Promise<string> {
+/** A fake run's report; with `faults`, two synthetic fault events (a pause and a cut) inside its measure phase. */
+async function fakeReport(faults = false): Promise<string> {
   const s = parseScenario("name: html-test\ntopics: 2\nsubscriptions: {perTopic: 2}\nproducers: 2\nrate: 20000\nmessages: 20000\nwarmupSeconds: 0.3\nslo: {lostMax: 0}\n", "html-test.yaml");
   const plan = buildPlan(s, "h1");
   const outcome = await runScenario(s, plan, new FakeDriver(), { clock: systemClock, intervalMs: 100, sampleBroker: () => new FakeDriver().brokerStats() });
-  const result = buildResult(s, plan, outcome, {
+  const measure = outcome.phases.find((p) => p.phase === "measure")!;
+  const events: FaultEvent[] = [
+    { spec: 0, kind: "pause", occurrence: 0, startSec: measure.startSec + 0.2, endSec: measure.startSec + 0.4, detail: "SIGSTOP pid 1; SIGCONT after 0.2 s" },
+    { spec: 1, kind: "cut", occurrence: 0, startSec: measure.startSec + 0.6, endSec: measure.startSec + 0.6, detail: "reset 4 connections" },
+  ];
+  const result = buildResult(s, plan, faults ? { ...outcome, faults: events } : outcome, {
     runId: "h1",
     driver: "fake",
     environment: captureEnvironment(),
     broker: { embedded: false, target: "in-process", args: [], storage: "memory", fsync: false },
+    durability: findDriver("fake").promises?.(s.broker, {}),
   });
   const dir = mkdtempSync(join(tmpdir(), "rt-report-"));
   writeReport(dir, result);
@@ -45,7 +53,7 @@ describe("report files", () => {
   });
 
   it("writes every report file and reads result.json back", async () => {
-    const dir = await fakeReport();
+    const dir = await fakeReport(true);
     for (const f of REPORT_FILES) expect(existsSync(join(dir, f)), f).toBe(true);
     const r = readResult(dir);
     expect(r.counts.lost).toBe(0);
@@ -56,7 +64,9 @@ describe("report files", () => {
     };
     const record = r as unknown as Record<string, Record<string, unknown>>;
     for (const key of schema.required) expect(record, key).toHaveProperty(key);
-    // Optional objects (rateSearch, backlog: only their workloads write them) are checked when present.
+    // The optional blocks of a faulted run are all there, so the loop below checks them too.
+    for (const key of ["timeline", "faults", "faultFigures", "durability"]) expect(record, key).toHaveProperty(key);
+    // Other optional objects (rateSearch, backlog: only their workloads write them) are checked when present.
     for (const [key, sub] of Object.entries(schema.properties)) {
       if (!schema.required.includes(key) && record[key] === undefined) continue;
       for (const k of sub.required ?? []) expect(record[key], `${key}.${k}`).toHaveProperty(k);
@@ -80,10 +90,32 @@ describe("report files", () => {
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
   });
 
+  it("draws each fault window as a shaded band on the throughput and latency timelines, and none without faults", async () => {
+    const faulted = readResult(await fakeReport(true));
+    const labels = faulted.faults!.map(faultBandLabel);
+    expect(labels).toEqual(["pause #1", "cut #1"]);
+    const plain = { ...faulted, faults: undefined };
+    for (const chart of [throughputChart, latencyOverTimeChart]) {
+      const svg = chart(faulted);
+      for (const l of labels) expect(svg, chart.name).toContain(`>${l}<`);
+      // The bands' fill: echarts writes the colour as rgb + fill-opacity.
+      expect(svg, chart.name).toMatch(/fill="rgb\(214,39,40\)"[^>]*fill-opacity="0.18"/);
+      const none = chart(plain);
+      for (const l of labels) expect(none, chart.name).not.toContain(`>${l}<`);
+      expect(none, chart.name).not.toMatch(/fill="rgb\(214,39,40\)"/);
+    }
+    expect(FAULT_BAND_COLOR).toContain("0.18");
+    // And the faults table among the page's tables.
+    const page = renderHtml(faulted);
+    expect(page).toContain("<h2>Faults</h2>");
+    expect(page).toMatch(/<td>pause #1<\/td><td>[\d.]+ s<\/td><td>0\.20 s<\/td>/);
+    expect(renderHtml({ ...plain, faultFigures: undefined })).not.toContain("<h2>Faults</h2>");
+  });
+
   it("shows its four charts in headless chromium with no console errors", async () => {
     // A missing browser fails this test, never skips it (`npm test` installs chromium as root).
     if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (scripts/test-deps.sh does it as root)`);
-    const dir = await fakeReport();
+    const dir = await fakeReport(true); // with fault bands on the timelines
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],

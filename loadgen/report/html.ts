@@ -1,7 +1,8 @@
 /**
  * report.html: one self-contained page (no scripts, no CDN). Charts are rendered server-side by
  * Apache ECharts to SVG and inlined: throughput over time, latency over time, the latency
- * percentile distribution on a 1/(1−p) log axis, broker CPU and memory.
+ * percentile distribution on a 1/(1−p) log axis, broker CPU and memory. Fault windows (the
+ * run's `faults`) are shaded bands on the throughput and latency timelines.
  */
 import * as echarts from "echarts";
 import { decodeHistogram, percentileCurve } from "../run/index.js";
@@ -39,6 +40,41 @@ function phaseAreas(r: RunResult): unknown {
   };
 }
 
+/** The fault band colour: translucent, so the lines stay readable through it. */
+export const FAULT_BAND_COLOR = "rgba(214, 39, 40, 0.18)";
+
+/** The label of a fault's band: its kind and occurrence (a cut is an instant: a thin band). */
+export function faultBandLabel(f: { kind: string; occurrence: number }): string {
+  return `${f.kind} #${f.occurrence + 1}`;
+}
+
+/**
+ * A series that only draws the fault windows: one band per applied fault from its start to its
+ * end (to the run's end when it was not lifted; a cut gets a band one bucket wide so it shows).
+ * Undefined when the run had no faults.
+ */
+function faultBands(r: RunResult): Record<string, unknown> | undefined {
+  const faults = (r.faults ?? []).filter((f) => f.error === undefined);
+  if (faults.length === 0) return undefined;
+  const end = Math.max(1e-3, ...r.run.phases.map((p) => p.endSec));
+  const bucket = (r.timeline?.bucketMs ?? 100) / 1000;
+  return {
+    name: "faults",
+    type: "line",
+    data: [],
+    color: FAULT_BAND_COLOR,
+    markArea: {
+      silent: true,
+      itemStyle: { color: FAULT_BAND_COLOR },
+      label: { color: "#a00", fontSize: 10, position: "insideTop" },
+      data: faults.map((f) => [
+        { name: faultBandLabel(f), xAxis: f.startSec },
+        { xAxis: Math.max(f.endSec ?? end, f.startSec + bucket) },
+      ]),
+    },
+  };
+}
+
 const baseGrid = { left: 70, right: 70, top: 75, bottom: 50 };
 
 export function throughputChart(r: RunResult): string {
@@ -51,6 +87,7 @@ export function throughputChart(r: RunResult): string {
     series: [
       { name: "published", type: "line", showSymbol: false, data: r.series.map((p) => [p.t, p.publishRate]), markArea: phaseAreas(r) },
       { name: "delivered", type: "line", showSymbol: false, data: r.series.map((p) => [p.t, p.deliveryRate]) },
+      ...optional(faultBands(r)),
     ],
   });
 }
@@ -69,6 +106,7 @@ export function latencyOverTimeChart(r: RunResult): string {
       { name: "p99", type: "line", showSymbol: false, data: timed.map((p) => [p.t, ms(p.e2eP99Us)]) },
       { name: "p99.9", type: "line", showSymbol: false, data: timed.map((p) => [p.t, ms(p.e2eP999Us)]) },
       { name: "max", type: "line", showSymbol: false, data: timed.map((p) => [p.t, ms(p.e2eMaxUs)]) },
+      ...optional(faultBands(r)),
     ],
   });
 }
@@ -147,6 +185,10 @@ export function backlogChart(r: RunResult): string {
     yAxis: { type: "value", name: "deliveries" },
     series: [{ name: "backlog", type: "line", showSymbol: false, data: points.map((p) => [p.t, p.backlog]), markArea: phaseAreas(r) }],
   });
+}
+
+function optional<T>(x: T | undefined): T[] {
+  return x === undefined ? [] : [x];
 }
 
 function esc(s: string): string {

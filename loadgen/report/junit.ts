@@ -22,7 +22,7 @@ export function xmlEscape(text: string): string {
     .replace(/'/g, "&apos;");
 }
 
-const unitSuffix = (g: GateResult) => (g.unit === "ms" ? " ms" : g.unit === "messages" ? " messages" : "");
+const unitSuffix = (g: GateResult) => (g.unit === "ms" ? " ms" : g.unit === "messages" ? " messages" : g.unit === "s" ? " s" : "");
 
 /** `e2e p99 <= 20 ms`: the gate and its limit, as a testcase name. */
 export function gateLabel(g: GateResult): string {

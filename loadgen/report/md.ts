@@ -1,6 +1,7 @@
 /** report.md: the seed-shaped summary table, latency percentiles, gates, counts, environment. */
 import type { RunResult } from "./result.js";
 import { fmtBytes, fmtCount, fmtUs, totalSubscriptions, type LatencySummary } from "../run/index.js";
+import { durabilityLines, faultSection } from "./fault-table.js";
 import { gateValue, headline, parameterRows, partialNotice } from "./summary.js";
 import { workloadMarkdown } from "./workloads.js";
 import { costText } from "./cost.js";
@@ -82,6 +83,7 @@ export function renderMarkdown(r: RunResult): string {
     for (const g of r.gates) lines.push(`| ${g.name} | ${g.op} ${gateValue(g, g.limit)} | ${gateValue(g, g.actual)} | ${g.passed ? "pass" : `**FAIL**: ${g.detail}`} |`);
     lines.push("");
   }
+  lines.push(...faultSection(r));
   lines.push("## Delivery accounting", "");
   lines.push("Published is split by phase; expected, delivered and lost cover warmup and measure together.", "");
   lines.push("| published in warmup | published in measure | publish errors | expected deliveries | delivered | lost | duplicates | out of order | redelivered | foreign | stream errors | complete subscriptions |");
@@ -90,6 +92,7 @@ export function renderMarkdown(r: RunResult): string {
   const faultLine = faultCountsLine(c);
   if (faultLine) lines.push(faultLine, "");
   if (r.run.drainTimedOut) lines.push(`Drain timed out after ${s.drainTimeoutSeconds} s with deliveries missing.`, "");
+  lines.push(...durabilityLines(r));
   if (r.errors.streams.length || r.errors.publishes.length) {
     lines.push("Errors (first few):", "");
     for (const x of r.errors.streams) lines.push(`- stream ${x.subscription}: ${x.message}`);

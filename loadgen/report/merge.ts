@@ -6,7 +6,7 @@
  * scenario and driver) unless `allowPartial`, and then the merge says so and fails.
  */
 import { ReportError } from "../errors.js";
-import { encodeHistogram, mergeEncoded, summarize, type EncodedInterval, type IntervalPoint } from "../run/index.js";
+import { encodeHistogram, mergeEncoded, mergeTimelines, summarize, type EncodedInterval, type IntervalPoint } from "../run/index.js";
 import { combineCosts } from "./cost.js";
 import { judge, type Counts, type RunResult } from "./result.js";
 import type { GeneratorBound } from "./verdict.js";
@@ -83,9 +83,15 @@ export function combineResults(results: readonly RunResult[], count: number, mis
   const publishRate = results.reduce((a, r) => a + r.throughput.publishRate, 0);
   const offered = results.every((r) => r.throughput.offeredRate !== null) ? results.reduce((a, r) => a + (r.throughput.offeredRate ?? 0), 0) : null;
   const { series, intervals } = mergeSeries(results);
+  const timeline = mergeTimelines(results.map((r) => r.timeline));
+  // The faults are the run's (applied once, to its one broker): the first part that recorded them.
+  const faults = results.find((r) => r.faults?.length)?.faults;
+  const { timeline: _t, faults: _f, faultFigures: _ff, ...firstRest } = first;
 
   const merged: RunResult = {
-    ...first,
+    ...firstRest,
+    ...(timeline ? { timeline } : {}),
+    ...(faults ? { faults } : {}),
     run: {
       ...first.run,
       startedAt: results.map((r) => r.run.startedAt).sort()[0]!,
@@ -198,6 +204,10 @@ function mergeSeries(results: readonly RunResult[]): { series: IntervalPoint[]; 
       startMs: Math.min(...list.map((i) => i.startMs)),
       endMs: Math.max(...list.map((i) => i.endMs)),
       histogram: list.length === 1 ? list[0]!.histogram : encodeHistogram(mergeEncoded(list.map((i) => i.histogram))),
+      // Uncorrected only when every part has it (a part written before it would make it partial).
+      ...(list.every((i) => i.uncorrected !== undefined)
+        ? { uncorrected: list.length === 1 ? list[0]!.uncorrected! : encodeHistogram(mergeEncoded(list.map((i) => i.uncorrected!))) }
+        : {}),
     }));
   return { series: [...bySecond.values()].sort((a, b) => a.t - b.t), intervals };
 }

@@ -7,9 +7,10 @@
 import type { Environment } from "./environment.js";
 import type { BacklogReport, RateSearchReport } from "../run/index.js";
 import { evaluateGates, allPassed, type GateResult } from "./gates.js";
-import type { BrokerStatsSample } from "../drivers/index.js";
+import type { BrokerStatsSample, DurabilityPromise } from "../drivers/index.js";
 import { brokerCost, type BrokerCost } from "./cost.js";
-import type { FaultEvent } from "../faults/index.js";
+import type { FaultAnalysis, FaultEvent } from "../faults/index.js";
+import { faultFiguresOf } from "./fault-figures.js";
 import { brokerCpuShare, generatorVerdict, type GeneratorBound, type WorkerFigures } from "./verdict.js";
 import {
   decodeHistogram,
@@ -17,6 +18,7 @@ import {
   summarize,
   totalSubscriptions,
   type EncodedInterval,
+  type FineTimelineData,
   type IntervalPoint,
   type LatencySummary,
   type PhaseTiming,
@@ -151,8 +153,14 @@ export interface RunResult {
   backlog?: BacklogReport;
   /** `only:` runs: which side ran and what the counts mean (docs/loadgen.md, "Producer-only and consumer-only runs"). */
   only?: "producers" | "consumers";
-  /** What happened when each fault of the scenario was applied (docs/faults.md); absent without faults. */
+  /** Acks and first deliveries per 100 ms (absent in results written before it). */
+  timeline?: FineTimelineData;
+  /** The faults applied during the run (absent: none). */
   faults?: FaultEvent[];
+  /** Per-fault figures derived from timeline, intervalHistograms and faults (docs/faults.md, "Reading the figures"). */
+  faultFigures?: FaultAnalysis;
+  /** What the driver and broker settings of this run promise (the durability disclosure). */
+  durability?: DurabilityPromise;
 }
 
 export interface GeneratorInfo {
@@ -176,6 +184,8 @@ export interface ResultMeta {
   driver: string;
   broker: Omit<BrokerInfo, "samples" | "peakRssBytes" | "cpuSeconds" | "cost">;
   environment: Environment;
+  /** The driver's DurabilityPromise for the run's (effective) broker settings. */
+  durability?: DurabilityPromise | undefined;
 }
 
 export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome, meta: ResultMeta): RunResult {
@@ -233,6 +243,7 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
     lateness: summarize(decodeHistogram(histograms.lateness)),
   };
   const phases = outcome.phases.map((p) => ({ ...p, startSec: round3(p.startSec), endSec: round3(p.endSec) }));
+  const timeline = r.timeline.data();
   const result: RunResult = {
     schemaVersion: RESULT_SCHEMA_VERSION,
     kind: RESULT_KIND,
@@ -283,6 +294,8 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
       workers: 1,
       perWorker: [{ index: 0, role: "both", producers: plan.producers.length, subscriptions: plan.subscriptions.length, ...workerFigures(outcome.generator) }],
     },
+    ...(timeline ? { timeline } : {}),
+    ...(meta.durability ? { durability: meta.durability } : {}),
   };
   return judge(withVerdict(result));
 }
@@ -306,8 +319,11 @@ export function withVerdict(result: RunResult): RunResult {
   return { ...result, generatorBound };
 }
 
-/** (Re)evaluate the scenario's gates against the result's figures. */
-export function judge(result: RunResult): RunResult {
+/** (Re)evaluate the scenario's gates against the result's figures (the per-fault figures derived again first). */
+export function judge(judged: RunResult): RunResult {
+  const { faultFigures: _stale, ...rest } = judged;
+  const figures = faultFiguresOf(rest);
+  const result: RunResult = figures ? { ...rest, faultFigures: figures } : rest;
   const c = result.counts;
   const gates = evaluateGates(result.scenario.slo, {
     expected: c.expected,
@@ -322,6 +338,7 @@ export function judge(result: RunResult): RunResult {
     publishP99Us: result.latency.publish.p99Us,
     achievedRateRatio: result.throughput.achievedRateRatio ?? undefined,
     generatorBound: result.generatorBound?.bound,
+    faults: result.faults?.length ? { figures: result.faultFigures?.faults } : undefined,
   });
   if (result.run.partial) {
     // A partial merge never passes: its figures are those of the shards present only.

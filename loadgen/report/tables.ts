@@ -1,4 +1,5 @@
 /** HTML tables for report.html (summary, latency, gates, accounting, environment). */
+import { FAULT_TABLE_HEAD, faultCells } from "./fault-table.js";
 import { configurationLabel } from "./md.js";
 import type { RunResult } from "./result.js";
 import { fmtBytes, fmtCount, fmtUs, totalSubscriptions } from "../run/index.js";
@@ -14,6 +15,17 @@ function table(head: string[], rows: (string | number)[][]): string {
     .map((r) => `<tr>${r.map((c) => (typeof c === "number" ? `<td class="num">${c}</td>` : `<td>${c}</td>`)).join("")}</tr>`)
     .join("\n");
   return `<table><thead><tr>${th}</tr></thead><tbody>\n${tr}\n</tbody></table>`;
+}
+
+/** The faults table (docs/faults.md, "Reading the figures"), or nothing when the run had no fault figures. */
+function faultTable(r: RunResult): string[] {
+  const a = r.faultFigures;
+  if (!a) return [];
+  return [
+    "<h2>Faults</h2>",
+    `<p>Seconds since the run started; unavailable, first delivery and recovery at ${a.resolutionSeconds} s resolution (pre-fault rate ${a.preFaultDeliveryRate ?? "n/a"} deliveries/s; longest gap before the first fault ${a.preFaultLongestGapSeconds ?? "n/a"} s); e2e p99 corrected / uncorrected from 1 s interval histograms. Lost over the run: ${r.counts.lost}.</p>`,
+    table(FAULT_TABLE_HEAD, a.faults.map((f) => faultCells(f, a.outside).map(esc))),
+  ];
 }
 
 export function renderHtmlTables(r: RunResult): string {
@@ -51,6 +63,7 @@ export function renderHtmlTables(r: RunResult): string {
     r.gates.length === 0
       ? "<p>No gates.</p>"
       : table(["gate", "limit", "actual", "result"], r.gates.map((g) => [esc(g.name), `${g.op} ${esc(gateValue(g, g.limit))}`, esc(gateValue(g, g.actual)), g.passed ? `<span class="pass">pass</span>` : `<span class="fail">FAIL: ${esc(g.detail)}</span>`])),
+    ...faultTable(r),
     "<h2>Delivery accounting</h2>",
     "<p>Published is split by phase; expected, delivered and lost cover warmup and measure together.</p>",
     table(["published in warmup", "published in measure", "publish errors", "expected", "delivered", "lost", "duplicates", "out of order", "redelivered", "stream errors"], [

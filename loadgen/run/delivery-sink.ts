@@ -103,7 +103,7 @@ export class AccountingSink implements DeliverySink {
         this.lastUntimedDeliveryUs = now;
         if (++this.untimedDelivered === this.untimedTarget) this.onUntimedTarget?.();
       }
-      this.recorder.recordDelivery(now - h.intendedUs, now - h.sentUs, h.warmup);
+      this.recorder.recordDelivery(now - h.intendedUs, now - h.sentUs, h.warmup, now);
     }
     if (this.drainWaiter && this.accounting.deliveredExpectedCount >= this.expectedTotal) this.drainWaiter();
   }

@@ -15,6 +15,7 @@ export type { BrokerSample, GeneratorProbe } from "./sampler.js";
 export { RateLimiter } from "./rate-limiter.js";
 export { Accounting, type AccountingTotals, type UnackedRange } from "./accounting.js";
 export { Recorder, type IntervalPoint, type EncodedInterval, type Phase } from "./recorder.js";
+export { FineTimeline, mergeTimelines, TIMELINE_BUCKET_MS, type FineTimelineData } from "./timeline.js";
 export { Progress, fmtBytes, fmtCount, fmtUs, type ProgressState } from "./progress.js";
 export {
   decodeHistogram,

@@ -239,7 +239,8 @@ export class PublisherGroup {
     };
     this.driver.publish(this.topicNames[topic]!, batch.messages(), s.plan.id).then(
       (accepted) => {
-        this.recorder.recordPublish(accepted, this.clock.nowUs() - sentUs);
+        const ackUs = this.clock.nowUs();
+        this.recorder.recordPublish(accepted, ackUs - sentUs, ackUs);
         if (accepted < want) {
           this.recorder.recordPublishError(want - accepted);
           this.listener.onUnacked?.(topic, s.plan.id, firstSeq + accepted, want - accepted);

@@ -4,9 +4,12 @@
  * lateness) and, each second, an interval snapshot (counts, rates, interval percentiles, the
  * encoded interval histogram of corrected e2e for the .hlog).
  *
- * Hot-path methods only call recordValue; the per-second work happens in `closeInterval`.
+ * Hot-path methods only call recordValue and count into the fine timeline (timeline.ts: acks
+ * and first deliveries per 100 ms, for the per-fault figures); the per-second work happens in
+ * `closeInterval`.
  */
 import { clampUs, encodeHistogram, newFastHistogram, type Histogram } from "./histogram.js";
+import { FineTimeline } from "./timeline.js";
 
 /** `build`: a backlog scenario publishing with its consumers held back (loadgen/run/backlog.ts). */
 export type Phase = "connect" | "warmup" | "build" | "measure" | "drain" | "teardown";
@@ -41,7 +44,10 @@ export interface IntervalPoint {
 export interface EncodedInterval {
   startMs: number;
   endMs: number;
+  /** Corrected e2e (from the intended send time) of the deliveries in this interval. */
   histogram: string;
+  /** Uncorrected e2e (from the actual send time) of the same deliveries; absent in results written before it. */
+  uncorrected?: string;
 }
 
 export class Recorder {
@@ -51,6 +57,7 @@ export class Recorder {
   readonly lateness: Histogram = newFastHistogram();
 
   private readonly ivE2e: Histogram = newFastHistogram();
+  private readonly ivE2eUncorrected: Histogram = newFastHistogram();
   private readonly ivPublish: Histogram = newFastHistogram();
   private readonly ivLateness: Histogram = newFastHistogram();
   private ivPublished = 0;
@@ -65,6 +72,8 @@ export class Recorder {
   measuredDelivered = 0;
 
   readonly series: IntervalPoint[] = [];
+  /** Acks and first deliveries per 100 ms; the runner starts it at the run's start. */
+  readonly timeline = new FineTimeline();
   readonly intervals: EncodedInterval[] = [];
   /**
    * While set, every acknowledged publish is also recorded here, whatever the phase (a backlog
@@ -92,17 +101,19 @@ export class Recorder {
   startMeasuring(): void {
     this.phase = "measure";
     if (this.measuring) return;
-    for (const h of [this.publishLatency, this.e2e, this.e2eUncorrected, this.lateness, this.ivE2e, this.ivPublish, this.ivLateness]) h.reset();
+    for (const h of [this.publishLatency, this.e2e, this.e2eUncorrected, this.lateness, this.ivE2e, this.ivE2eUncorrected, this.ivPublish, this.ivLateness]) h.reset();
     this.phase = "measure";
     this.measuring = true;
   }
 
   /**
    * A publish batch of `count` messages was acknowledged `latencyUs` after it was sent (the
-   * broker's service time; the wait before sending is in `lateness`).
+   * broker's service time; the wait before sending is in `lateness`). `atUs`: when the ack
+   * arrived (monotonic), for the fine timeline.
    */
-  recordPublish(count: number, latencyUs: number): void {
+  recordPublish(count: number, latencyUs: number, atUs?: number): void {
     this.published += count;
+    if (atUs !== undefined) this.timeline.recordPublished(atUs, count);
     this.ivPublished += count;
     if (this.phase === "measure") this.measuredPublished += count;
     if (count > 0) this.windowPublish?.recordValueWithCount(clampUs(latencyUs), count);
@@ -124,9 +135,13 @@ export class Recorder {
     this.publishErrors += count;
   }
 
-  /** A first delivery; `warmup` messages count as delivered but are not timed once measuring. */
-  recordDelivery(correctedUs: number, uncorrectedUs: number, warmup: boolean): void {
+  /**
+   * A first delivery; `warmup` messages count as delivered but are not timed once measuring.
+   * `atUs`: when it arrived (monotonic), for the fine timeline.
+   */
+  recordDelivery(correctedUs: number, uncorrectedUs: number, warmup: boolean, atUs?: number): void {
     this.delivered++;
+    if (atUs !== undefined) this.timeline.recordDelivered(atUs, 1);
     this.ivDelivered++;
     // A measured message can reach a consumer worker before the join that starts its measure
     // phase (the producer worker was released first): it starts measuring here, so the phase
@@ -138,7 +153,9 @@ export class Recorder {
     const c = clampUs(correctedUs);
     this.e2e.recordValue(c);
     this.ivE2e.recordValue(c);
-    this.e2eUncorrected.recordValue(clampUs(uncorrectedUs));
+    const u = clampUs(uncorrectedUs);
+    this.e2eUncorrected.recordValue(u);
+    this.ivE2eUncorrected.recordValue(u);
   }
 
   /** Close the current interval: append a series point and the encoded e2e interval histogram. */
@@ -160,8 +177,9 @@ export class Recorder {
       ...extra,
     };
     this.series.push(point);
-    if (this.ivE2e.totalCount > 0 && this.phase !== "warmup") this.intervals.push({ startMs, endMs, histogram: encodeHistogram(this.ivE2e) });
+    if (this.ivE2e.totalCount > 0 && this.phase !== "warmup") this.intervals.push({ startMs, endMs, histogram: encodeHistogram(this.ivE2e), uncorrected: encodeHistogram(this.ivE2eUncorrected) });
     this.ivE2e.reset();
+    this.ivE2eUncorrected.reset();
     this.ivPublish.reset();
     this.ivLateness.reset();
     this.ivPublished = 0;
@@ -171,7 +189,7 @@ export class Recorder {
 
   /** Free the histograms' WASM memory; the recorder must not be used afterwards. */
   destroy(): void {
-    for (const h of [this.publishLatency, this.e2e, this.e2eUncorrected, this.lateness, this.ivE2e, this.ivPublish, this.ivLateness]) h.destroy();
+    for (const h of [this.publishLatency, this.e2e, this.e2eUncorrected, this.lateness, this.ivE2e, this.ivE2eUncorrected, this.ivPublish, this.ivLateness]) h.destroy();
   }
 
   /** p99 of corrected e2e so far (for the progress line). */

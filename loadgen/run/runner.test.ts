@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { systemClock } from "../clock.js";
 import { FakeDriver, procSample, type FakeFaults } from "../drivers/index.js";
+import { decodeHistogram } from "./histogram.js";
 import { buildPlan, expectedPerTopic } from "./plan.js";
 import { buildResult, captureEnvironment } from "../report/index.js";
 import { runScenario } from "./runner.js";
@@ -38,6 +39,16 @@ describe("runner against the fake driver", () => {
     expect(result.latency.lateness.count).toBe(0); // unthrottled: no schedule to be late for
     expect(result.passed).toBe(true);
     expect(result.run.phases.map((p) => p.phase)).toEqual(["connect", "measure", "drain", "teardown"]);
+    // The fine timeline holds every ack and every first delivery, inside the run's span.
+    const tl = result.timeline!;
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    expect([sum(tl.published), sum(tl.delivered)]).toEqual([3000, 6000]);
+    const startMs = Date.parse(result.run.startedAt);
+    expect(tl.startMs).toBeLessThanOrEqual(startMs);
+    expect(tl.startMs).toBeGreaterThan(startMs - 100);
+    expect(tl.startMs + tl.delivered.length * tl.bucketMs).toBeLessThanOrEqual(startMs + result.run.durationSeconds * 1000 + 200);
+    // Each interval histogram has its uncorrected twin with the same count.
+    for (const iv of result.intervalHistograms) expect(decodeHistogram(iv.uncorrected!).totalCount).toBe(decodeHistogram(iv.histogram).totalCount);
   });
 
   it("accounts streams of several producers per topic, with warmup excluded from timing", async () => {

@@ -138,7 +138,7 @@ export interface RunOutcome {
   generator: GeneratorUsage;
   /** A backlog scenario's build and drain (absent otherwise). */
   backlog?: BacklogReport;
-  /** What the fault scheduler did (present when the run had one). */
+  /** The faults applied during the run, seconds since its start (loadgen/faults/types.ts); absent: none. */
   faults?: FaultEvent[];
 }
 
@@ -151,6 +151,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
   const recorder = new Recorder();
   const startedAtMs = clock.wallMs();
   const t0 = clock.nowUs();
+  recorder.timeline.start(t0, startedAtMs);
   const sec = () => (clock.nowUs() - t0) / 1e6;
 
   const subs = plan.subscriptions;

@@ -47,6 +47,10 @@ const sloSchema = z.strictObject({
   achievedRateRatioMin: ratio.optional(),
   /** `false`: the run fails if the generator, not the broker, was the limit (the generator-bound verdict). */
   generatorBound: z.literal(false).optional(),
+  /** The longest unavailability of any fault, seconds (docs/faults.md, "Reading the figures"). */
+  unavailableSecondsMax: nonNegative.optional(),
+  /** The longest recovery of any fault, seconds; a fault that did not recover fails it. */
+  recoverySecondsMax: nonNegative.optional(),
 });
 
 /**

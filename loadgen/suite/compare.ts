@@ -62,6 +62,42 @@ export interface Row {
   passes?: { count: number; min: number; max: number };
   /** The run's generator-bound verdict: its figures may measure the load generator (docs/loadgen.md, "Generator-bound verdict"). */
   generatorBound?: boolean;
+  /** A run with faults: its fault figures, worst over its faults (absent: the run had none). */
+  faults?: FaultRow;
+}
+
+/** The fault figures of one run, for the comparison of brokers on a fault scenario. */
+export interface FaultRow {
+  count: number;
+  worstUnavailableSeconds: number;
+  /** Null when some fault did not recover (`notRecovered` of them). */
+  worstRecoverySeconds: number | null;
+  notRecovered: number;
+  /** Worst corrected e2e p99 inside a fault window, and p99 outside every fault and recovery window. */
+  p99InFaultUs: number;
+  p99OutsideUs: number;
+  lost: number;
+  duplicates: number;
+  /** What the run promised (durability disclosure), in short: publish ack; flush. */
+  promise: string;
+}
+
+/** The fault row of a result, or undefined when it had no fault figures. */
+export function faultRowOf(r: RunResult): FaultRow | undefined {
+  const a = r.faultFigures;
+  if (!a || a.faults.length === 0) return undefined;
+  const stuck = a.faults.filter((f) => f.recoverySeconds === null).length;
+  return {
+    count: a.faults.length,
+    worstUnavailableSeconds: Math.max(...a.faults.map((f) => f.unavailableSeconds)),
+    worstRecoverySeconds: stuck ? null : Math.max(...a.faults.map((f) => f.recoverySeconds!)),
+    notRecovered: stuck,
+    p99InFaultUs: Math.max(...a.faults.map((f) => f.latency.inFault.corrected.p99Us)),
+    p99OutsideUs: a.outside.corrected.p99Us,
+    lost: r.counts.lost,
+    duplicates: r.counts.duplicates,
+    promise: r.durability ? `${r.durability.publishAck}; ${r.durability.flush}` : "not disclosed",
+  };
 }
 
 export interface TargetVerdict extends Target {
@@ -117,7 +153,12 @@ export function rowOf(r: RunResult, meta: { label: string; note?: string | undef
     p99VsBestPeer: null,
     bestPeer: null,
     ...(r.generatorBound?.bound ? { generatorBound: true } : {}),
+    ...optionalFaults(faultRowOf(r)),
   };
+}
+
+function optionalFaults(f: FaultRow | undefined): { faults?: FaultRow } {
+  return f ? { faults: f } : {};
 }
 
 /** The driver that ran says what its server did with the broker block. */

@@ -10,7 +10,7 @@ import { parse } from "yaml";
 import { ReportError } from "../errors.js";
 import { readResult, renderChart, type RunResult } from "../report/index.js";
 import { fmtBytes, fmtCount, fmtUs } from "../run/index.js";
-import { groupBy, isPeer, judgeTargets, medianPasses, METRICS, rowOf, withPeerRatios, type Row, type TargetVerdict } from "./compare.js";
+import { groupBy, isPeer, judgeTargets, medianPasses, METRICS, rowOf, withPeerRatios, type FaultRow, type Row, type TargetVerdict } from "./compare.js";
 import { MANIFEST_FILE, type SuiteManifest } from "./run.js";
 import { setSchema, type SuiteSet } from "./set.js";
 
@@ -70,6 +70,34 @@ function passesText(r: Row): string {
   const f = (v: number) => (r.fixedRate ? fmtUs(v) : `${fmtCount(v)}/s`);
   return `median of ${r.passes.count} passes (${r.fixedRate ? "e2e p99" : "deliveries/s"} ${f(r.passes.min)} – ${f(r.passes.max)})`;
 }
+
+const FAULT_HEAD = ["run", "storage", "what it promises", "faults", "worst unavailable", "worst recovery", "lost", "duplicates", "worst e2e p99 in a fault", "e2e p99 outside faults"];
+
+/** One row of a scenario's fault comparison. */
+function faultCells(r: Row & { faults: FaultRow }): string[] {
+  const f = r.faults;
+  const recovery = f.worstRecoverySeconds === null ? `not recovered (${f.notRecovered} of ${f.count})` : `${f.worstRecoverySeconds.toFixed(2)} s`;
+  return [
+    (r.ok ? r.label : `${r.label} (exit ${r.exitCode})`) + (r.passes ? ` ×${r.passes.count}` : ""),
+    r.storage,
+    f.promise,
+    String(f.count),
+    `${f.worstUnavailableSeconds.toFixed(2)} s`,
+    recovery,
+    fmtCount(f.lost),
+    fmtCount(f.duplicates),
+    fmtUs(f.p99InFaultUs),
+    fmtUs(f.p99OutsideUs),
+  ];
+}
+
+/** The rows of a scenario that ran faults (a fault scenario: every run of it has them). */
+export function faultRows(rows: readonly Row[]): (Row & { faults: FaultRow })[] {
+  return rows.filter((r): r is Row & { faults: FaultRow } => r.faults !== undefined);
+}
+
+const FAULT_NOTE =
+  "Per fault figures from each run's fine timeline (docs/faults.md, \"Reading the figures\"): unavailable = longest span with no ack and no delivery overlapping a fault; recovery = until a 1 s window delivered 90% of the pre-fault rate; lost = acknowledged, never delivered (over the run). Runs that failed their gates (e.g. lostMax) are shown here too: their losses are the point.";
 
 function cells(r: Row): string[] {
   return [
@@ -168,6 +196,12 @@ export function renderSuiteMarkdown(v: SuiteView): string {
     const notes = rows.filter((r) => r.note || r.passes).map((r) => `- ${r.label}: ${[passesText(r), r.note ?? ""].filter(Boolean).join("; ")}`);
     if (notes.length) out.push("", ...notes);
     out.push("");
+    const faulted = faultRows(rows);
+    if (faulted.length) {
+      out.push(`### ${scenario}: faults`, "", FAULT_NOTE, "", `| ${FAULT_HEAD.join(" | ")} |`, `|${FAULT_HEAD.map((_, i) => (i < 3 ? "---" : "---:")).join("|")}|`);
+      for (const r of faulted) out.push(`| ${faultCells(r).map((c) => c.replace(/\|/g, "\\|")).join(" | ")} |`);
+      out.push("");
+    }
   }
   if (v.targets.length) {
     out.push("## Targets (ratios within this run)", "", "| target | ours | best peer | ratio | required | result |", "|---|---:|---:|---:|---|---|");
@@ -237,6 +271,8 @@ export function renderSuiteHtml(v: SuiteView): string {
     parts.push(htmlTable(HEAD, rows.map(cells)));
     const notes = rows.filter((r) => r.note || r.passes).map((r) => `${r.label}: ${[passesText(r), r.note ?? ""].filter(Boolean).join("; ")}`);
     if (notes.length) parts.push(`<ul>${notes.map((n) => `<li>${esc(n)}</li>`).join("")}</ul>`);
+    const faulted = faultRows(rows);
+    if (faulted.length) parts.push(`<h3>${esc(scenario)}: faults</h3>`, `<p>${esc(FAULT_NOTE)}</p>`, htmlTable(FAULT_HEAD, faulted.map(faultCells)));
     parts.push(`<div class="chart">${scenarioChart(scenario, rows)}</div>`);
   }
   if (v.targets.length) {

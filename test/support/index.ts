@@ -37,3 +37,4 @@ export { REPO_ROOT, spawnTs, startCliBroker, type Child } from "./child-process.
 export { parseXml, xmlFind, type XmlElement } from "./xml.js";
 export { parseOpenMetrics, sampleValue, samplesOf, type MetricFamily, type Sample } from "./openmetrics.js";
 export { httpGet, type HttpAnswer } from "./http.js";
+export { faultedResult, withSyntheticTimeline, SYNTHETIC_KILL, type FaultedOptions } from "./faulted-result.js";
