@@ -141,6 +141,11 @@ export interface EmbeddedBroker {
   tls?: DriverTls;
   /** The token it requires, when it requires one. */
   token?: string;
+  /**
+   * Copies the server's log into `dir` (the report folder of a run that failed) before stop()
+   * removes it; returns the copy's path. Absent for servers whose log is not kept in a file.
+   */
+  keepLog?(dir: string): string | undefined;
   stop(): Promise<void>;
 }
 

@@ -10,8 +10,9 @@ import { jetStreamDriver } from "./jetstream.js";
 import { natsDriver } from "./nats.js";
 import { ratatoskrV1Driver } from "./ratatoskr-v1.js";
 import { ratatoskrDriver } from "./ratatoskr-v2.js";
+import { redisStreamsDriver } from "./redis-streams.js";
 
-export const DRIVERS = [ratatoskrDriver, ratatoskrV1Driver, natsDriver, jetStreamDriver, fakeDriver] as const;
+export const DRIVERS = [ratatoskrDriver, ratatoskrV1Driver, natsDriver, jetStreamDriver, redisStreamsDriver, fakeDriver] as const;
 
 export type DriverName = (typeof DRIVERS)[number]["name"];
 
