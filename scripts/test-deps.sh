@@ -5,6 +5,12 @@
 #                loadgen/drivers/driver-contract.test.ts
 #   chromium     the browser case of loadgen/report/html.test.ts (/usr/bin/chromium)
 #   openssl      the live TLS case of loadgen/drivers/probe.test.ts (a throwaway certificate)
+#   redis-server loadgen/drivers/peer-servers.test.ts, peer-reconnect.test.ts, the redis-streams
+#                cases of driver-contract.test.ts and loadgen/bare/bare-client.test.ts
+#   mosquitto    the same files' mqtt cases
+# Their Debian packages start a system service on install (redis on 6379, mosquitto on 1883);
+# the tests start their own servers, so the install runs under a policy-rc.d that forbids
+# starting services (exit 101), unless the machine already has one.
 # A missing one is installed with apt-get when running as root where apt-get exists. Otherwise
 # (or if apt-get fails) it prints one line naming what is missing and which tests will fail, and
 # exits 0: those tests then fail with the reason, they are never skipped.
@@ -23,6 +29,8 @@ missing=()
 on_path nats-server || missing+=(nats-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 on_path openssl || missing+=(openssl)
+on_path redis-server || missing+=(redis-server)
+on_path mosquitto || missing+=(mosquitto)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 will_fail() {
@@ -32,6 +40,8 @@ will_fail() {
       nats-server) out+="${out:+; }loadgen/drivers/nats-server.test.ts; loadgen/drivers/driver-contract.test.ts (nats, jetstream)" ;;
       chromium) out+="${out:+; }loadgen/report/html.test.ts (headless chromium)" ;;
       openssl) out+="${out:+; }loadgen/drivers/probe.test.ts (live TLS server)" ;;
+      redis-server) out+="${out:+; }loadgen/drivers/peer-servers.test.ts, peer-reconnect.test.ts, driver-contract.test.ts, loadgen/bare/bare-client.test.ts (redis-streams)" ;;
+      mosquitto) out+="${out:+; }loadgen/drivers/peer-servers.test.ts, peer-reconnect.test.ts, driver-contract.test.ts, loadgen/bare/bare-client.test.ts (mqtt)" ;;
     esac
   done
   echo "$out"
@@ -45,6 +55,12 @@ fi
 echo "test-deps: installing ${missing[*]} with apt-get (for the tests that need them)"
 log=$(mktemp)
 t0=$(date +%s)
+# No service may start (or listen) because of this install: the tests start their own servers.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# written by ratatoskr scripts/test-deps.sh for one apt-get install\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
+fi
 if apt-get update -qq >"$log" 2>&1 &&
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
   echo "test-deps: installed ${missing[*]} in $(($(date +%s) - t0)) s"
@@ -53,4 +69,5 @@ else
   tail -n 5 "$log" >&2
   echo "test-deps: could not install ${missing[*]} (apt-get output above, full log $log); these tests will fail: $(will_fail)" >&2
 fi
+[ "$own_policy" -eq 1 ] && rm -f "$policy"
 exit 0

@@ -16,7 +16,7 @@
  * Ready once it logs "running" and answers an MQTT CONNECT; its log is kept in the temporary
  * directory (copied to the report folder of a failed run); stopped with SIGTERM by PID.
  */
-import { execFileSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,14 +39,9 @@ export function findMosquitto(path?: string, fallbacks?: readonly string[]): str
 }
 
 export function mosquittoVersion(binary: string): string {
-  try {
-    // `mosquitto -h` prints its version and exits 3.
-    const out = execFileSync(binary, ["-h"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-    return /mosquitto version (\S+)/.exec(out)?.[1] ?? "unknown";
-  } catch (err) {
-    const out = String((err as { stdout?: unknown }).stdout ?? "");
-    return /mosquitto version (\S+)/.exec(out)?.[1] ?? "unknown";
-  }
+  // `mosquitto -h` prints its version and exits 3: read stdout whatever the exit code.
+  const out = spawnSync(binary, ["-h"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).stdout ?? "";
+  return /mosquitto version (\S+)/.exec(out)?.[1] ?? "unknown";
 }
 
 /** The config file for a port and a broker block. */

@@ -99,11 +99,18 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const c of consumers) c.close();
-  for (const d of drivers) await d.close().catch(() => undefined);
-  for (const r of relays) await r.stop();
-  await Promise.all([redis?.stop(), mosquitto?.stop()]);
-});
+  try {
+    for (const c of consumers) c.close();
+    // A driver that never got its connection back must not keep the servers running: bounded.
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, 10_000)));
+    await Promise.race([Promise.all(drivers.map((d) => d.close().catch(() => undefined))), bound]);
+    clearTimeout(timer);
+    for (const r of relays) await r.stop();
+  } finally {
+    await Promise.all([redis?.stop(), mosquitto?.stop()]);
+  }
+}, 30_000);
 
 async function through(server: EmbeddedBroker, name: "redis-streams" | "mqtt", maxOutstanding = 100, options: Record<string, unknown> = {}): Promise<{ relay: CutRelay; driver: Driver }> {
   const relay = new CutRelay();
