@@ -87,6 +87,9 @@ export function checkStartAt(startAt: number, nowMs: number): void {
 export async function runBench(args: BenchArgs, log: (s: string) => void = (s) => process.stdout.write(`${s}\n`), clock: Clock = systemClock): Promise<number> {
   let embedded: EmbeddedBroker | undefined;
   let faults: BenchFaults | undefined;
+  // A run that did not pass keeps the embedded server's log (where it keeps one) in its report folder.
+  let reportDir: string | undefined;
+  let passed = false;
   const interrupt = new AbortController();
   // After a kill or restart fault the broker runs under a new PID: ask its control.
   const brokerPid = (): number | undefined => (embedded?.control ? embedded.control.pid() : embedded?.pid);
@@ -111,6 +114,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     // Every output is proven writable before a broker is started or a message sent.
     const dir = args.out ?? join("reports", `${scenario.name}-${timestamp(clock.wallMs())}${shard.count > 1 ? `-shard${shard.index}of${shard.count}` : ""}`);
     prepareOutputDir(dir);
+    reportDir = dir;
     if (args.junit !== undefined) prepareOutputFile(args.junit);
     if (args.summaryMd !== undefined) prepareOutputFile(args.summaryMd);
     const progress = new Progress(process.stderr, args.quiet);
@@ -283,6 +287,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
       return EXIT_BAD_INPUT;
     }
     if (result.run.interrupted) return EXIT_INTERRUPTED;
+    passed = result.passed;
     return result.passed ? EXIT_OK : EXIT_GATE_FAILED;
   } catch (err) {
     process.stderr.write(`ratatoskr bench: ${err instanceof Error ? err.message : String(err)}\n`);
@@ -290,6 +295,14 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
   } finally {
     stopListening();
     await faults?.close();
+    if (!passed && reportDir !== undefined && embedded?.keepLog) {
+      try {
+        const kept = embedded.keepLog(reportDir);
+        if (kept) process.stderr.write(`ratatoskr bench: the embedded server's log is kept in ${kept}\n`);
+      } catch (err) {
+        process.stderr.write(`ratatoskr bench: could not keep the embedded server's log: ${err instanceof Error ? err.message : String(err)}\n`);
+      }
+    }
     await embedded?.stop();
   }
 }

@@ -11,6 +11,12 @@
 #                101 (action forbidden) is written for the install only if none exists, and removed
 #                after; RUNLEVEL=1 covers invoke-rc.d without one. The tests start their own node
 #                on loopback (loadgen/drivers/rabbitmq-server.ts).
+#   redis-server loadgen/drivers/peer-servers.test.ts, peer-reconnect.test.ts, the redis-streams
+#                cases of driver-contract.test.ts and loadgen/bare/bare-client.test.ts
+#   mosquitto    the same files' mqtt cases
+# Their Debian packages start a system service on install (redis on 6379, mosquitto on 1883);
+# the tests start their own servers, so the install runs under a policy-rc.d that forbids
+# starting services (exit 101), unless the machine already has one.
 # A missing one is installed with apt-get when running as root where apt-get exists. Otherwise
 # (or if apt-get fails) it prints one line naming what is missing and which tests will fail, and
 # exits 0: those tests then fail with the reason, they are never skipped.
@@ -30,6 +36,8 @@ on_path nats-server || missing+=(nats-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 on_path openssl || missing+=(openssl)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
+on_path redis-server || missing+=(redis-server)
+on_path mosquitto || missing+=(mosquitto)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 will_fail() {
@@ -40,6 +48,8 @@ will_fail() {
       chromium) out+="${out:+; }loadgen/report/html.test.ts (headless chromium)" ;;
       openssl) out+="${out:+; }loadgen/drivers/probe.test.ts (live TLS server)" ;;
       rabbitmq-server) out+="${out:+; }loadgen/drivers/rabbitmq.test.ts" ;;
+      redis-server) out+="${out:+; }loadgen/drivers/peer-servers.test.ts, peer-reconnect.test.ts, driver-contract.test.ts, loadgen/bare/bare-client.test.ts (redis-streams)" ;;
+      mosquitto) out+="${out:+; }loadgen/drivers/peer-servers.test.ts, peer-reconnect.test.ts, driver-contract.test.ts, loadgen/bare/bare-client.test.ts (mqtt)" ;;
     esac
   done
   echo "$out"

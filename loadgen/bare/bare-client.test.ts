@@ -18,6 +18,11 @@ beforeAll(async () => {
   const ratatoskr = await findDriver("ratatoskr").embeddedServer!.start(parseScenario(yaml("ratatoskr"), "x.yaml"));
   servers.push(ratatoskr);
   started.set("ratatoskr", ratatoskr);
+  for (const driver of ["redis-streams", "mqtt"]) {
+    const server = await findDriver(driver).embeddedServer!.start(parseScenario(yaml(driver), "x.yaml"));
+    servers.push(server);
+    started.set(driver, server);
+  }
 }, 60_000);
 
 afterAll(async () => {
@@ -25,7 +30,7 @@ afterAll(async () => {
 });
 
 describe("the bare clients", () => {
-  for (const driver of ["nats", "jetstream", "ratatoskr"]) {
+  for (const driver of ["nats", "jetstream", "ratatoskr", "redis-streams", "mqtt"]) {
     it(`${driver}: a publisher process and subscriber processes deliver every message to every subscription, and time the measured share`, async () => {
       const scenario = scenarioForDriver(parseScenario(yaml(driver), `${driver}.yaml`), findDriver(driver));
       const r = await runBareClient({ scenario, driver, target: started.get(driver)!.address, subscriberProcesses: 2 });

@@ -6,11 +6,15 @@
  * Each driver runs the contract twice: plaintext, and with TLS and a bearer token against a
  * broker started with --tls-cert/--tls-key/--token-file and a nats-server with a tls block and
  * a token (certificates from a throwaway CA made with openssl, test/support makeTestPki).
+ * The redis-streams and mqtt drivers run it against an embedded redis-server and mosquitto
+ * (`apt-get install -y redis-server mosquitto`), plaintext only: without them their tests fail,
+ * each naming the package.
  */
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
+import { Redis } from "ioredis";
 import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { makeTestPki, type TestPki } from "../../test/support/index.js";
@@ -21,6 +25,8 @@ import type { Consumer, DeliverySink, Driver, EmbeddedBroker } from "./driver.js
 import { unary } from "./grpc-pool.js";
 import { createDriver, type DriverName } from "./registry.js";
 import { startNatsServer, type EmbeddedNatsServer } from "./nats-server.js";
+import { startMosquitto } from "./mosquitto.js";
+import { startRedisServer } from "./redis-server.js";
 import { bearerInterceptor, type DriverSecurity } from "./security.js";
 
 interface Subject {
@@ -50,6 +56,11 @@ let secureRatatoskr: EmbeddedBroker;
 let secureNatsServer: EmbeddedNatsServer | undefined;
 let secureV2Admin: BrokerClient;
 let secureNatsAdmin: NatsConnection;
+let redis: EmbeddedBroker | undefined;
+let redisMissing: unknown;
+let redisAdmin: Redis;
+let mosquitto: EmbeddedBroker | undefined;
+let mosquittoMissing: unknown;
 
 beforeAll(async () => {
   // A nats-server that cannot start fails the nats and jetstream tests (in nats()), not the
@@ -58,9 +69,21 @@ beforeAll(async () => {
     (s) => (natsServer = s),
     (err: unknown) => (natsMissing = err),
   );
+  const peersStarted = Promise.all([
+    startRedisServer().then(
+      (s) => (redis = s),
+      (err: unknown) => (redisMissing = err),
+    ),
+    startMosquitto().then(
+      (s) => (mosquitto = s),
+      (err: unknown) => (mosquittoMissing = err),
+    ),
+  ]);
   ratatoskr = await startEmbeddedBroker({ storage: "memory", fsync: false, args: [] });
   v2Admin = new BrokerClient(ratatoskr.address, grpc.credentials.createInsecure());
   await natsStarted;
+  await peersStarted;
+  if (redis) redisAdmin = new Redis(`redis://${redis.address}`, { protocol: 2, lazyConnect: true });
   if (natsServer) natsAdmin = await connect({ servers: natsServer.address, reconnect: false });
 
   pki = makeTestPki();
@@ -86,12 +109,23 @@ function nats(): EmbeddedNatsServer {
   return natsServer;
 }
 
+function redisServer(): EmbeddedBroker {
+  if (!redis) throw redisMissing;
+  return redis;
+}
+
+function mosquittoServer(): EmbeddedBroker {
+  if (!mosquitto) throw mosquittoMissing;
+  return mosquitto;
+}
+
 afterAll(async () => {
   v2Admin?.close();
   secureV2Admin?.close();
   await natsAdmin?.close();
   await secureNatsAdmin?.close();
-  await Promise.all([ratatoskr?.stop(), natsServer?.stop(), secureRatatoskr?.stop(), secureNatsServer?.stop()]);
+  redisAdmin?.disconnect();
+  await Promise.all([ratatoskr?.stop(), natsServer?.stop(), secureRatatoskr?.stop(), secureNatsServer?.stop(), redis?.stop(), mosquitto?.stop()]);
   pki?.remove();
 });
 
@@ -101,6 +135,17 @@ const v2Acked = v2AckedVia(() => v2Admin);
 const jsAckedVia = (admin: () => NatsConnection) => async (topic: string, name: string): Promise<number> => {
   const info = await (await admin().jetstreamManager()).consumers.info(topic, name);
   return info.num_ack_pending === 0 ? info.ack_floor.stream_seq : -1;
+};
+
+/** Entries the group read minus those still pending: what its consumers acked (XINFO GROUPS, Redis 7). */
+const redisAcked = async (topic: string, name: string): Promise<number> => {
+  const groups = (await redisAdmin.xinfo("GROUPS", topic)) as (string | number | null)[][];
+  for (const g of groups) {
+    const info = new Map<string, string | number | null>();
+    for (let i = 0; i + 1 < g.length; i += 2) info.set(String(g[i]), g[i + 1]!);
+    if (info.get("name") === name) return Number(info.get("entries-read")) - Number(info.get("pending"));
+  }
+  return -1;
 };
 
 const subjects: Subject[] = [
@@ -115,6 +160,10 @@ const subjects: Subject[] = [
     statsViaProtocol: false,
     acked: jsAckedVia(() => natsAdmin),
   },
+  { name: "redis-streams", server: redisServer, acks: true, statsViaProtocol: false, acked: redisAcked },
+  // Mosquitto counts no acks per subscription: mqtt-reconnect.test.ts checks PUBACKs another way.
+  { name: "mqtt", label: "mqtt (QoS 1)", server: mosquittoServer, acks: true, statsViaProtocol: false },
+  { name: "mqtt", label: "mqtt (QoS 0)", options: { qos: 0 }, server: mosquittoServer, acks: false, statsViaProtocol: false },
   // The same contract over TLS with a bearer token.
   { name: "ratatoskr", label: "ratatoskr (TLS + token)", options: { publish: "stream" }, server: () => secureRatatoskr, acks: true, statsViaProtocol: true, acked: v2AckedVia(() => secureV2Admin), security: secure },
   { name: "ratatoskr", label: "ratatoskr (unary Publish, TLS + token)", options: { publish: "unary" }, server: () => secureRatatoskr, acks: true, statsViaProtocol: true, acked: v2AckedVia(() => secureV2Admin), security: secure },
@@ -213,7 +262,7 @@ describe.each(subjects.map((s) => ({ ...s, label: s.label ?? s.name })))("driver
   });
 
   // At-most-once drivers (v1, NATS core) have no acks and no competing consumers.
-  if (subject.acks) it("acks every delivery: the server counts them all acknowledged", async () => {
+  if (subject.acked) it("acks every delivery: the server counts them all acknowledged", async () => {
     const topic = `ct-${unique()}`;
     const spec = { slot: 0, name: `${topic}-s0`, topic };
     const sink = new Collector();

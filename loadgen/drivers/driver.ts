@@ -164,6 +164,11 @@ export interface EmbeddedBroker {
   control?: ProcessControl;
   /** The output tails of the processes a fault ended (kill, restart), kept for the run's record. */
   endedProcesses?(): ProcessLog[];
+  /**
+   * Copies the server's log into `dir` (the report folder of a run that failed) before stop()
+   * removes it; returns the copy's path. Absent for servers whose log is not kept in a file.
+   */
+  keepLog?(dir: string): string | undefined;
   /** Stops whichever process runs now (continuing it first if paused). */
   stop(): Promise<void>;
 }

@@ -28,6 +28,7 @@ import type { Channel, ConsumeMessage } from "amqplib";
 import { z } from "zod";
 import { DriverError, UsageError } from "../errors.js";
 import { defineDriver, type BrokerSettings, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverContext, type DriverScenario, type SubscriptionSpec } from "./driver.js";
+import type { RetryCounts } from "./reconnect.js";
 import { AmqpLink, type OutgoingBatch } from "./rabbitmq-link.js";
 import { rabbitMqServer } from "./rabbitmq-server.js";
 import { inBatches, message } from "./util.js";
@@ -103,6 +104,15 @@ export const rabbitMqDriver = defineDriver({
   movedFields: {},
   refusals: rabbitMqRefusals,
   embeddedServer: rabbitMqServer,
+  promises: (broker, o) => ({
+    publishAck: RABBITMQ_PROMISES.publishAck,
+    storage: `${RABBITMQ_PROMISES.storage[broker.storage]} (queue type ${queueTypeFor(broker, o)})`,
+    flush: RABBITMQ_PROMISES.flush[broker.storage],
+    ackPolicy: RABBITMQ_PROMISES.consumerAck,
+    replicas: 1,
+    ordering: RABBITMQ_PROMISES.ordering,
+    notes: [RABBITMQ_PROMISES.duplicates],
+  }),
   report: { peer: true, storage: (broker) => (broker.storage === "durable" ? "durable queues (quorum default), fsync before confirm" : "memory (classic, transient)") },
   create: (context, options) => new RabbitMqDriver(context, options),
 });
@@ -149,6 +159,11 @@ export class RabbitMqDriver implements Driver {
   /** Messages re-sent after a failed or lost confirm. */
   get republished(): number {
     return this.links.reduce((n, l) => n + l.republished, 0);
+  }
+
+  /** For the run's accounting (docs/faults.md, "Drivers under faults"): messages re-sent, connections re-established. */
+  retryCounts(): RetryCounts {
+    return { publishRetries: this.republished, reconnects: this.reconnects };
   }
 
   async connect(): Promise<void> {

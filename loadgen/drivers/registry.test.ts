@@ -8,8 +8,10 @@ import { parseScenario, scenarioForDriver } from "../run/index.js";
 import { loadSet } from "../suite/index.js";
 import { referenceBroker } from "./broker-process.js";
 import type { BrokerSettings, DriverContext } from "./driver.js";
+import { mosquittoServer } from "./mosquitto.js";
 import { natsServer } from "./nats-server.js";
 import { rabbitMqServer } from "./rabbitmq-server.js";
+import { redisServer } from "./redis-server.js";
 import { assertDriverAccepts, createDriver, DEFAULT_DRIVER, DRIVER_NAMES, DRIVERS, findDriver, movedScenarioFields } from "./registry.js";
 
 const base = "name: t\ntopics: 1\nsubscriptions: {perTopic: 1}\nproducers: 1\nmessages: 10\n";
@@ -148,6 +150,28 @@ describe("driver refusals", () => {
     expect(rmq.refusals(scenario("broker: {storage: durable, fsync: false}\n")).join()).toMatch(/broker\.fsync=false: RabbitMQ confirms/);
   });
 
+  it("redis-streams takes every storage and fsync setting (AOF) and competing consumers, but refuses ratatoskr broker options and TLS", () => {
+    const rs = findDriver("redis-streams");
+    expect(rs.refusals(scenario("consumersPerSubscription: 3\nbroker: {storage: durable, fsync: true}\n"))).toEqual([]);
+    const r = rs.refusals(scenario("tls: true\nbroker: {memoryBudgetBytes: 1000, args: [--x]}\n")).join("\n");
+    for (const field of ["broker.memoryBudgetBytes", "broker.args", "tls=true"]) expect(r).toContain(field);
+  });
+
+  it("mqtt takes durable storage (persistence) and competing consumers but refuses fsync, which mosquitto never does before a PUBACK", () => {
+    const mq = findDriver("mqtt");
+    expect(mq.refusals(scenario("consumersPerSubscription: 3\nbroker: {storage: durable}\n"))).toEqual([]);
+    expect(mq.refusals(scenario("broker: {storage: durable, fsync: true}\n")).join()).toMatch(/broker\.fsync=true: mosquitto never flushes before a PUBACK/);
+    const r = mq.refusals(scenario("tls: true\nbroker: {memoryBudgetBytes: 1000, args: [--x]}\n")).join("\n");
+    for (const field of ["broker.memoryBudgetBytes", "broker.args", "tls=true"]) expect(r).toContain(field);
+  });
+
+  it("the mqtt and redis-streams options have defaults and validate their values", () => {
+    expect(findDriver("mqtt").options.parse({})).toEqual({ qos: 1, sessionExpirySeconds: 300, keepaliveSeconds: 30, reconnectMaxMs: 5000 });
+    expect(() => createDriver("mqtt", context, { qos: 2 })).toThrow();
+    expect(findDriver("redis-streams").options.parse({})).toEqual({ blockMs: 2000, claimIdleMs: 30_000, claimIntervalMs: 5000, reconnectForSeconds: 60 });
+    expect(() => createDriver("redis-streams", context, { blockMs: 0 })).toThrow();
+  });
+
   it("ratatoskr-v1 refuses competing consumers; ratatoskr (v2) takes them", () => {
     expect(findDriver("ratatoskr-v1").refusals(scenario("consumersPerSubscription: 2\n"))).toHaveLength(1);
     expect(findDriver("ratatoskr").refusals(scenario("consumersPerSubscription: 2\nbroker: {storage: durable, fsync: true}\n"))).toEqual([]);
@@ -181,6 +205,8 @@ describe("embedded servers and report labels", () => {
     expect(findDriver("nats").embeddedServer).toBe(natsServer);
     expect(findDriver("jetstream").embeddedServer).toBe(natsServer);
     expect(findDriver("rabbitmq").embeddedServer).toBe(rabbitMqServer);
+    expect(findDriver("redis-streams").embeddedServer).toBe(redisServer);
+    expect(findDriver("mqtt").embeddedServer).toBe(mosquittoServer);
     expect(findDriver("fake").embeddedServer).toBeUndefined();
   });
 
@@ -193,7 +219,12 @@ describe("embedded servers and report labels", () => {
     expect(findDriver("jetstream").report.storage(durable)).toBe("file (background sync)");
     expect(findDriver("rabbitmq").report.storage(memory)).toBe("memory (classic, transient)");
     expect(findDriver("rabbitmq").report.storage({ ...durable, fsync: true })).toBe("durable queues (quorum default), fsync before confirm");
-    expect(DRIVERS.filter((d) => d.report.peer).map((d) => d.name)).toEqual(["nats", "jetstream", "rabbitmq"]);
+        expect(findDriver("redis-streams").report.storage(memory)).toBe("memory (no AOF)");
+    expect(findDriver("redis-streams").report.storage(durable)).toBe("AOF, appendfsync everysec");
+    expect(findDriver("redis-streams").report.storage({ ...durable, fsync: true })).toBe("AOF, appendfsync always");
+    expect(findDriver("mqtt").report.storage(memory)).toBe("memory (persistence off)");
+    expect(findDriver("mqtt").report.storage(durable)).toMatch(/^persistence file \(autosave 1800 s/);
+    expect(DRIVERS.filter((d) => d.report.peer).map((d) => d.name)).toEqual(["nats", "jetstream", "rabbitmq", "redis-streams", "mqtt"]);
   });
 
   it("names where each moved top-level field went", () => {

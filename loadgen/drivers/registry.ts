@@ -7,12 +7,14 @@ import { UnknownDriverError, UsageError } from "../errors.js";
 import type { DriverContext, DriverModule, DriverScenario, Driver } from "./driver.js";
 import { fakeDriver } from "./fake.js";
 import { jetStreamDriver } from "./jetstream.js";
+import { mqttDriver } from "./mqtt.js";
 import { natsDriver } from "./nats.js";
 import { rabbitMqDriver } from "./rabbitmq.js";
 import { ratatoskrV1Driver } from "./ratatoskr-v1.js";
 import { ratatoskrDriver } from "./ratatoskr-v2.js";
+import { redisStreamsDriver } from "./redis-streams.js";
 
-export const DRIVERS = [ratatoskrDriver, ratatoskrV1Driver, natsDriver, jetStreamDriver, rabbitMqDriver, fakeDriver] as const;
+export const DRIVERS = [ratatoskrDriver, ratatoskrV1Driver, natsDriver, jetStreamDriver, rabbitMqDriver, redisStreamsDriver, mqttDriver, fakeDriver] as const;
 
 export type DriverName = (typeof DRIVERS)[number]["name"];
 
