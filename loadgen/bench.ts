@@ -145,7 +145,7 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
     }
     const workers = special !== undefined ? 1 : (requested ?? defaultWorkers(plan, driverModule.name, embedded !== undefined));
     // Faults: the drivers connect through the fault proxy (docs/faults.md).
-    faults = await prepareBenchFaults({ scenario, target, embedded, workers, clock, progress });
+    faults = await prepareBenchFaults({ scenario, target, embedded, workers, pausableConsumers: driverModule.pausableConsumers === true, driverName: driverModule.name, clock, progress });
     const connectTo = faults?.address ?? target;
     // Where the broker's CPU and RSS come from, in this order: its metrics endpoint when given,
     // the driver's statistics call (GetBrokerStats, one-process mode only), /proc of a broker we

@@ -7,7 +7,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Clock } from "./clock.js";
-import type { EmbeddedBroker } from "./drivers/index.js";
+import type { Consumer, EmbeddedBroker } from "./drivers/index.js";
 import { UsageError } from "./errors.js";
 import { faultApplicabilityError, FaultScheduler, hostPort, plannedMeasureSeconds, startFaultProxy, type FaultEvent, type FaultProxy } from "./faults/index.js";
 import type { Progress, RunFaults, Scenario } from "./run/index.js";
@@ -32,6 +32,9 @@ export interface BenchFaultsOptions {
   embedded: EmbeddedBroker | undefined;
   /** Generator workers: slow-consumer needs the consumers in this process. */
   workers: number;
+  /** The driver's consumers can stop reading (DriverModule.pausableConsumers): slow-consumer applies. */
+  pausableConsumers: boolean;
+  driverName: string;
   clock: Clock;
   progress: Progress;
 }
@@ -44,9 +47,21 @@ export async function prepareBenchFaults(o: BenchFaultsOptions): Promise<BenchFa
     proxy: true,
     process: o.embedded?.control !== undefined,
     processWhy: o.embedded === undefined ? "the broker is a --target: the harness did not start it, so it cannot signal it or restart it" : "this embedded server has no process control",
-    slowConsumer: false,
-    slowConsumerWhy: "not built yet: the drivers' consumers have no way to stop reading (docs/faults.md, \"slow-consumer\")",
+    slowConsumer: o.pausableConsumers && o.workers <= 1,
+    slowConsumerWhy: !o.pausableConsumers
+      ? `the ${o.driverName} driver's consumers cannot stop reading on their own (docs/faults.md, "slow-consumer")`
+      : `the consumers run in ${o.workers} worker threads; run it with workers: 1 (docs/faults.md, "slow-consumer")`,
   });
+  // The runner hands over its consumers once they exist (RunFaults.attachConsumers).
+  let consumersOf: ((subscription: number) => readonly Consumer[]) | undefined;
+  const slowConsumer = (subscription: number, reading: boolean): void => {
+    const consumers = consumersOf?.(subscription) ?? [];
+    if (consumers.length === 0) throw new Error(`subscription ${subscription} has no open consumer`);
+    for (const c of consumers) {
+      if (!c.setReading) throw new Error(`the ${o.driverName} driver's consumers cannot stop reading`);
+      c.setReading(reading);
+    }
+  };
   if (problem) throw new UsageError(problem);
   const measureSeconds = plannedMeasureSeconds(o.scenario);
   if (typeof measureSeconds === "string") throw new UsageError(measureSeconds);
@@ -63,11 +78,13 @@ export async function prepareBenchFaults(o: BenchFaultsOptions): Promise<BenchFa
     measureSeconds,
     proxy,
     ...(o.embedded?.control ? { process: o.embedded.control } : {}),
+    slowConsumer,
     onEvent: (e: FaultEvent) => o.progress.log(`fault ${e.kind}#${e.occurrence} ${e.error ? `FAILED: ${e.error}` : e.endSec === null ? `at ${e.startSec.toFixed(1)}s: ${e.detail}` : `ended at ${e.endSec.toFixed(1)}s: ${e.detail}`}`),
   });
   return {
     address: `${proxy.host}:${proxy.port}`,
     run: {
+      attachConsumers: (lookup) => (consumersOf = lookup),
       start: (measureStartUs, runStartUs) => scheduler.start(measureStartUs, runStartUs),
       settle: () => scheduler.settle(),
       stop: () => scheduler.stop(),

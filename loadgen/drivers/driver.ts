@@ -109,6 +109,13 @@ export interface BrokerSelfReport {
 
 export interface Consumer {
   close(): void;
+  /**
+   * The slow-consumer fault (docs/faults.md, "slow-consumer"): `false` stops reading the
+   * stream (nothing more is taken from the socket, so the transport's flow control pushes back
+   * on the broker), `true` reads again. A stream re-opened after a break keeps the setting.
+   * Absent for consumers that cannot stop reading on their own.
+   */
+  setReading?(reading: boolean): void;
 }
 
 export interface Driver {
@@ -250,6 +257,8 @@ export interface DriverModule<N extends string = string> {
   refusals(scenario: DriverScenario): string[];
   /** The server started when no --target is given; undefined for an in-process driver. */
   readonly embeddedServer: EmbeddedServerSpec | undefined;
+  /** Its consumers can stop reading on their own (Consumer.setReading): the slow-consumer fault applies. */
+  readonly pausableConsumers?: boolean;
   readonly report: DriverReportLabels;
   /**
    * What a run promises with these broker settings (the effective ones: what the broker reports

@@ -34,6 +34,7 @@ export const ratatoskrV1Driver = defineDriver({
       ? []
       : [`consumersPerSubscription=${s.consumersPerSubscription}: a v1 Subscribe stream is one at-most-once subscriber; v1 has no competing consumers`],
   embeddedServer: referenceBroker,
+  pausableConsumers: true,
   report: { peer: false, storage: (broker) => `${referenceBrokerStorage(broker)} (at-most-once)` },
   promises: (broker) => ({
     publishAck: "PublishBatch result per message, after the store commit",
@@ -84,11 +85,19 @@ export class RatatoskrV1Driver implements Driver {
     const backoff = policy ? new Backoff(policy, () => this.options.clock.wallMs()) : undefined;
     let closing = false;
     let current: grpc.ClientReadableStream<Buffer> | undefined;
+    let reading = true;
     const consumer: Consumer = {
       close: () => {
         closing = true;
         current?.cancel();
         if (current) this.streams.delete(current);
+      },
+      // A paused Subscribe stream fills the HTTP/2 window; the v1 broker then queues up to its
+      // --v1-subscriber-buffer-bytes and cuts the subscriber off as slow (docs/protocol-v1.md).
+      setReading: (on) => {
+        reading = on;
+        if (on) current?.resume();
+        else current?.pause();
       },
     };
     const broke = (err: Error): void => {
@@ -106,6 +115,7 @@ export class RatatoskrV1Driver implements Driver {
             (stream) => {
               if (closing) return stream.cancel();
               current = stream;
+              if (!reading) stream.pause();
               backoff.succeeded();
               this.counts.reconnects++;
             },

@@ -49,6 +49,7 @@ export const ratatoskrDriver = defineDriver({
   movedFields: { v2Publish: "publish" },
   refusals: () => [],
   embeddedServer: referenceBroker,
+  pausableConsumers: true,
   report: { peer: false, storage: referenceBrokerStorage },
   promises: (broker, options) => ({
     publishAck: `${options.publish === "stream" ? "PublishStream ack" : "Publish response"} after the store commit`,
@@ -183,10 +184,12 @@ export class RatatoskrV2Driver implements Driver {
         );
       });
     };
+    let reading = true;
     const open = (isRetry: boolean): void => {
       if (closing) return;
       reopened = isRetry;
       current = this.openStream(spec, consumerIndex, sink, () => closing, confirm, broke);
+      if (!reading) current.pause();
       if (isRetry) stableTimer = setTimeout(confirm, STREAM_STABLE_MS);
     };
     open(false);
@@ -196,6 +199,13 @@ export class RatatoskrV2Driver implements Driver {
         if (stableTimer) clearTimeout(stableTimer);
         current?.cancel();
         if (current) this.streams.delete(current);
+      },
+      // grpc-js reads the next message only when the stream wants data: a paused stream leaves
+      // the HTTP/2 window to fill, and the broker's outbound budget then holds its deliveries.
+      setReading: (on) => {
+        reading = on;
+        if (on) current?.resume();
+        else current?.pause();
       },
     };
   }

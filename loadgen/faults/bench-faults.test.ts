@@ -29,10 +29,13 @@ describe("bench with faults", () => {
     expect(existsSync(join(out, "result.json"))).toBe(false);
   });
 
-  it("refuses slow-consumer before the run with the reason", async () => {
-    const { value, text } = await captureStderr(() => runBench({ scenario: scenario("  - {kind: slow-consumer, at: 1s, duration: 1s}"), target: "127.0.0.1:1", out: join(dir, "slow"), set: [], quiet: true, handleSignals: false }, () => undefined));
-    expect(value).toBe(2);
-    expect(text).toMatch(/faults\[0\] \(slow-consumer\) cannot apply: not built yet/);
+  it("refuses slow-consumer before the run for a driver whose consumers cannot stop reading, and in worker mode", async () => {
+    const nats = await captureStderr(() => runBench({ scenario: scenario("  - {kind: slow-consumer, at: 1s, duration: 1s}"), driver: "nats", target: "127.0.0.1:1", out: join(dir, "slow-nats"), set: [], quiet: true, handleSignals: false }, () => undefined));
+    expect(nats.value).toBe(2);
+    expect(nats.text).toMatch(/faults\[0\] \(slow-consumer\) cannot apply: the nats driver's consumers cannot stop reading on their own/);
+    const workers = await captureStderr(() => runBench({ scenario: scenario("  - {kind: slow-consumer, at: 1s, duration: 1s}"), workers: 2, target: "127.0.0.1:1", out: join(dir, "slow-workers"), set: [], quiet: true, handleSignals: false }, () => undefined));
+    expect(workers.value).toBe(2);
+    expect(workers.text).toMatch(/faults\[0\] \(slow-consumer\) cannot apply: the consumers run in 2 worker threads; run it with workers: 1/);
   });
 
   it("refuses network faults against a broker off loopback (the proxy is loopback only)", async () => {

@@ -72,6 +72,8 @@ export interface RunOptions {
 
 /** The runner's view of the fault scheduler (docs/faults.md, "The schedule"). */
 export interface RunFaults {
+  /** The run's consumers of each subscription (by its index in the plan), for the slow-consumer fault. */
+  attachConsumers?(consumersOf: (subscription: number) => readonly Consumer[]): void;
   /** The measure phase started: schedule every fault from `measureStartUs`; times are since `runStartUs`. */
   start(measureStartUs: number, runStartUs: number): void;
   /** The measure phase's producers are done: drop faults not started, wait for those in progress. */
@@ -270,6 +272,10 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
 
   sampler.start();
   const consumers: Consumer[] = [];
+  // The slow-consumer fault stops the consumers of one subscription: `consumers` holds them in
+  // the ramp's order, consumersPerSubscription for each subscription slot in turn (ramp.ts).
+  const perSubscription = driver.acks ? scenario.consumersPerSubscription : 1;
+  options.faults?.attachConsumers?.((sub) => consumers.slice(sub * perSubscription, (sub + 1) * perSubscription));
   let drainTimedOut = false;
   let measureStartUs: number;
   let measureEndUs: number;
@@ -294,7 +300,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     const specs: SubscriptionSpec[] = subs.map((s, slot) => ({ slot, name: s.name, topic: plan.topicNames[s.topic]! }));
     const open = () =>
       openConsumers(specs, driver, sink, consumers, {
-        consumersPerSubscription: driver.acks ? scenario.consumersPerSubscription : 1,
+        consumersPerSubscription: perSubscription,
         rampPerSecond: scenario.rampPerSecond,
         clock,
         progress,
