@@ -75,6 +75,7 @@ const PRODUCTION = ["broker", "loadgen", "cli", "scripts"];
 /** Scripts that measure an internal part on its own, with the reason. */
 const MEASURES_INTERNALS: Record<string, string> = {
   "scripts/v2-fanout-cpu.ts": "times the Consume frame encoder (broker/server/consume-codec.ts) without gRPC",
+  "scripts/v2-codec-cost.ts": "times the hand request decoders and answer encoder (broker/server/v2/) against the generated code, without gRPC",
 };
 
 describe("module boundaries", () => {

@@ -75,6 +75,7 @@ describe("scenario validation", () => {
     expect(files.length).toBeGreaterThanOrEqual(15);
     for (const f of files) expect(loadScenario(f).name).toBe(f.slice(f.lastIndexOf("/") + 1).replace(/\.yaml$/, ""));
     expect(loadSet(join(root, "published", "set.yaml")).runs.length).toBeGreaterThanOrEqual(15);
+    expect(loadSet(join(root, "faults", "set.yaml")).runs.map((r) => r.label)).toEqual(["ratatoskr-fsync", "ratatoskr-nofsync", "jetstream-file", "ratatoskr-fsync", "ratatoskr-nofsync", "jetstream-file"]);
   });
 
   it("refuses a top-level field that moved into driverOptions, naming where it went", () => {
