@@ -1,6 +1,6 @@
 // The local multi-container run (docs/deploy.md, "Compose"): scripts/compose-run.sh starts the
 // broker image and two generator containers with host networking from
-// deploy/compose/compose.yaml, runs scenarios/sharded/smoke.yaml sharded 0/2 and 1/2 with one run
+// deploy/compose/compose.yaml, runs scenarios/sharded/sharded-smoke.yaml sharded 0/2 and 1/2 with one run
 // id and start time, and merges the shards in a third container. The merged report must equal
 // the sum of its shards (counts and histograms), deliver everything, and leave no container or
 // network behind.
@@ -39,7 +39,7 @@ describe("Compose: one scenario sharded over two generator containers", () => {
   it("runs both shards against the broker container and merges them into one report that is their sum", async () => {
     const networksBefore = await docker("network", "ls", "--quiet");
     // compose-run.sh exits non-zero (with the compose output) if a shard or the merge fails.
-    const { stdout } = await run("bash", ["scripts/compose-run.sh", "scenarios/sharded/smoke.yaml", reports], {
+    const { stdout } = await run("bash", ["scripts/compose-run.sh", "scenarios/sharded/sharded-smoke.yaml", reports], {
       env: { ...process.env, RATATOSKR_RUN_ID: runId },
       maxBuffer: 16 * 1024 * 1024,
     });

@@ -229,7 +229,7 @@ exit 0
   it("applies broker, ConfigMaps and an N-shard Job, waits for every index, then merges", async () => {
     const k = fakeKubectl(["ratatoskr-tls", "ratatoskr-tokens", "ratatoskr-ca", "ratatoskr-bench-token"]);
     writeFileSync(join(k.bin, "completions"), "3");
-    const { stdout } = await run("bash", [join(dir, "run.sh"), "scenarios/sharded/smoke.yaml", "3", "0"], {
+    const { stdout } = await run("bash", [join(dir, "run.sh"), "scenarios/sharded/sharded-smoke.yaml", "3", "0"], {
       env: { ...process.env, PATH: `${k.bin}:${process.env.PATH}`, RATATOSKR_K8S_POLL_S: "0", RATATOSKR_RUN_ID: "k8s-test" },
     });
     expect(stdout).toContain("run.sh: run k8s-test, 3 shards");
@@ -250,7 +250,7 @@ exit 0
 
   it("stops before applying anything when a Secret is missing, naming it and how to make it", async () => {
     const k = fakeKubectl(["ratatoskr-tls", "ratatoskr-tokens"]);
-    const failed = await run("bash", [join(dir, "run.sh"), "scenarios/sharded/smoke.yaml"], { env: { ...process.env, PATH: `${k.bin}:${process.env.PATH}` } }).then(
+    const failed = await run("bash", [join(dir, "run.sh"), "scenarios/sharded/sharded-smoke.yaml"], { env: { ...process.env, PATH: `${k.bin}:${process.env.PATH}` } }).then(
       () => null,
       (err: { code: number; stderr: string }) => err,
     );
