@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { systemClock } from "../clock.js";
 import { FakeDriver } from "../drivers/index.js";
 import { buildPlan, parseScenario, runScenario, type PhaseTiming } from "../run/index.js";
-import { brokerCost, combineCosts, costText, type CpuSample } from "./cost.js";
+import { brokerCost, combineCosts, costText, cumulativeCpu, type CpuSample } from "./cost.js";
 import { captureEnvironment } from "./environment.js";
 import { renderMarkdown } from "./md.js";
 import { buildResult } from "./result.js";
@@ -67,8 +67,9 @@ describe("broker cost per message", () => {
     expect(brokerCost(s.filter((x) => x.t >= 7.5), phases, { deliveries: 1, published: 1 })).toBeNull();
   });
 
-  it("gives no per-message figure for zero messages, and never a negative CPU", () => {
-    const flat = [0, 3, 8].map((t) => ({ t, cpuUserSeconds: 5 - t * 0.01, cpuSystemSeconds: 0 })); // a counter that went back
+  it("gives no per-message figure for zero messages, and a zero CPU for a counter that did not move", () => {
+    // (A counter that goes down is a restarted broker: "broker CPU across restarts" below.)
+    const flat = [0, 3, 8].map((t) => ({ t, cpuUserSeconds: 5, cpuSystemSeconds: 0 }));
     const c = brokerCost(flat, phases, { deliveries: 0, published: 10 })!;
     expect(c.cpuSeconds).toBe(0);
     expect(c.cpuUsPerDelivery).toBeNull();
@@ -119,5 +120,17 @@ describe("the cost in a run's result and report.md", () => {
     expect(c.cpuSeconds).toBeLessThanOrEqual(r.broker.cpuSeconds! + 0.001);
     expect(c.cpuUsPerDelivery).toBeCloseTo((c.cpuSeconds * 1e6) / 8000, 2);
     expect(renderMarkdown(r)).toContain(`**Broker cost:** ${costText(c)} (broker CPU`);
+  });
+});
+
+describe("broker CPU across restarts", () => {
+  it("adds a restarted broker's CPU (its counter starts again from 0) to what the old process had used", () => {
+    const s = (t: number, cpu: number) => ({ t, cpuUserSeconds: cpu, cpuSystemSeconds: 0 });
+    // 1 s of CPU, a kill at ~2 s, the new process at 0.2 s and then 0.7 s of CPU.
+    const samples = [s(0, 10), s(1, 10.5), s(2, 11), s(3, 0.2), s(4, 0.7)];
+    expect(cumulativeCpu(samples)).toEqual([10, 10.5, 11, 11.2, 11.7]);
+    const cost = brokerCost(samples, [{ phase: "measure", startSec: 0, endSec: 4 }], { deliveries: 1000, published: 1000 });
+    expect(cost?.cpuSeconds).toBeCloseTo(1.7, 6);
+    expect(cost?.cpuUsPerDelivery).toBe(1700);
   });
 });

@@ -43,8 +43,29 @@ export function measureWindow(phases: readonly PhaseTiming[]): { fromSec: number
 }
 
 /** Cumulative CPU seconds at `t`, linearly interpolated; `sorted` must be sorted by t and bracket t. */
+/**
+ * The broker's CPU seconds at each sample (sorted by time), made cumulative across restarts: a
+ * counter that goes down is a new broker process (the kill and restart faults, docs/faults.md),
+ * which counts from zero, so what it reports is added to what the old one had used. The CPU an
+ * old process used between its last sample and its death (at most one sampling interval) is not
+ * seen.
+ */
+export function cumulativeCpu(sorted: readonly CpuSample[]): number[] {
+  const out: number[] = [];
+  let offset = 0;
+  let prev: number | undefined;
+  for (const s of sorted) {
+    const raw = s.cpuUserSeconds + s.cpuSystemSeconds;
+    if (prev !== undefined && raw < prev) offset += prev;
+    out.push(offset + raw);
+    prev = raw;
+  }
+  return out;
+}
+
 function cpuAt(sorted: readonly CpuSample[], t: number): number {
-  const cpu = (s: CpuSample) => s.cpuUserSeconds + s.cpuSystemSeconds;
+  const cum = cumulativeCpu(sorted);
+  const cpu = (s: CpuSample) => cum[sorted.indexOf(s)]!;
   let i = 1;
   while (i < sorted.length - 1 && sorted[i]!.t < t) i++;
   const a = sorted[i - 1]!;

@@ -8,7 +8,7 @@ import type { Environment } from "./environment.js";
 import type { BacklogReport, RateSearchReport } from "../run/index.js";
 import { evaluateGates, allPassed, type GateResult } from "./gates.js";
 import type { BrokerStatsSample, DurabilityPromise } from "../drivers/index.js";
-import { brokerCost, type BrokerCost } from "./cost.js";
+import { brokerCost, cumulativeCpu, type BrokerCost } from "./cost.js";
 import type { FaultAnalysis, FaultEvent } from "../faults/index.js";
 import { faultFiguresOf } from "./fault-figures.js";
 import { brokerCpuShare, generatorVerdict, type GeneratorBound, type WorkerFigures } from "./verdict.js";
@@ -272,7 +272,8 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
       peakRssBytes: samples.length ? Math.max(...samples.map((s) => s.peakRssBytes ?? s.rssBytes)) : null,
       // The run's own share: CPU between the first sample (run start) and the last (teardown), not
       // since the broker started (an external broker may have run for days).
-      cpuSeconds: first && last && last !== first ? round3(Math.max(0, last.cpuUserSeconds + last.cpuSystemSeconds - first.cpuUserSeconds - first.cpuSystemSeconds)) : null,
+      // Cumulative across broker restarts (kill and restart faults: a new process counts from 0).
+      cpuSeconds: first && last && last !== first ? round3(Math.max(0, runCpuSeconds(samples))) : null,
       // From the phases as stored, so that the file alone reproduces it.
       cost: brokerCost(samples, phases, { deliveries: latency.e2e.count, published: r.measuredPublished }),
     },
@@ -359,4 +360,11 @@ export function judge(judged: RunResult): RunResult {
 
 function round3(v: number): number {
   return Math.round(v * 1000) / 1000;
+}
+
+/** The broker CPU seconds from the first sample to the last, summed across restarts (cumulativeCpu). */
+function runCpuSeconds(samples: readonly (BrokerStatsSample & { t: number })[]): number {
+  const sorted = [...samples].sort((a, b) => a.t - b.t);
+  const cum = cumulativeCpu(sorted);
+  return cum[cum.length - 1]! - cum[0]!;
 }

@@ -135,7 +135,10 @@ export class IntervalSampler {
     if (last) {
       extra.brokerRssBytes = last.rssBytes;
       if (prev && last.t > prev.t) {
-        const cpu = last.cpuUserSeconds + last.cpuSystemSeconds - prev.cpuUserSeconds - prev.cpuSystemSeconds;
+        const now = last.cpuUserSeconds + last.cpuSystemSeconds;
+        const before = prev.cpuUserSeconds + prev.cpuSystemSeconds;
+        // A counter that went down is a restarted broker (kill/restart faults): it counts from 0.
+        const cpu = now >= before ? now - before : now;
         extra.brokerCpuPercent = Math.round((cpu / (last.t - prev.t)) * 1000) / 10;
       }
     }
