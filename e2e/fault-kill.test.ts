@@ -4,7 +4,7 @@
 // front, so the generator keeps one address. What is acknowledged must be delivered: 0 lost.
 import { afterAll, describe, expect, it } from "vitest";
 import { buildPlan, createDriver, FaultScheduler, hostPort, parseScenario, runScenario, startFaultProxy, systemClock, type ProcessControl } from "../loadgen/index.js";
-import { Progress } from "../loadgen/run/index.js";
+import { Progress, reconnectPolicyOf } from "../loadgen/run/index.js";
 import { uniqueName } from "../test/support/index.js";
 import { type BrokerContainer, cleanUp, dockerContainer, freePort, killContainer, startBrokerContainer } from "./support/broker-container.js";
 import { requireDockerAndImage } from "./support/docker-engine.js";
@@ -59,7 +59,8 @@ describe("a fault scenario against the container image", () => {
     );
     const plan = buildPlan(scenario, uniqueName("e2ek"), { index: 0, count: 1 });
     const target = `127.0.0.1:${proxy.port}`;
-    const driver = createDriver("ratatoskr", { target, connections: 1, maxOutstandingMessages: 1000, connectTimeoutMs: 10_000, broker: scenario.broker, clock: systemClock });
+    // As bench does: a scenario with faults rides through them (reconnect on, docs/faults.md, "Drivers under faults").
+    const driver = createDriver("ratatoskr", { target, connections: 1, maxOutstandingMessages: 1000, connectTimeoutMs: 10_000, broker: scenario.broker, clock: systemClock, reconnect: reconnectPolicyOf(scenario) });
     const scheduler = new FaultScheduler({ specs: scenario.faults, clock: systemClock, measureSeconds: 30, proxy, process: containerControl(first) });
     try {
       const outcome = await runScenario(scenario, plan, driver, {
