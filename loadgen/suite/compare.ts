@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import { findDriver } from "../drivers/index.js";
-import { costOf, type RunResult } from "../report/index.js";
+import { costOf, cumulativeCpu, type RunResult } from "../report/index.js";
 
 export const METRICS = {
   deliveryRate: { title: "deliveries/s", higherIsBetter: true },
@@ -117,12 +117,13 @@ export function brokerCpu(r: RunResult): { percent: number; seconds: number } | 
   if (!measure) return null;
   const from = measure.startSec;
   const to = (drain ?? measure).endSec;
-  const s = r.broker.samples;
+  const s = [...r.broker.samples].sort((a, b) => a.t - b.t);
   const before = [...s].reverse().find((x) => x.t <= from) ?? s.find((x) => x.t >= from);
   const after = [...s].reverse().find((x) => x.t <= to + 1);
   if (!before || !after || after.t <= before.t) return null;
-  const cpu = (x: (typeof s)[number]) => x.cpuUserSeconds + x.cpuSystemSeconds;
-  const seconds = cpu(after) - cpu(before);
+  // Cumulative across broker restarts (kill and restart faults): a new process counts from 0.
+  const cum = cumulativeCpu(s);
+  const seconds = cum[s.indexOf(after)]! - cum[s.indexOf(before)]!;
   return { percent: (seconds / (after.t - before.t)) * 100, seconds };
 }
 
