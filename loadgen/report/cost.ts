@@ -63,16 +63,15 @@ export function cumulativeCpu(sorted: readonly CpuSample[]): number[] {
   return out;
 }
 
-function cpuAt(sorted: readonly CpuSample[], t: number): number {
-  const cum = cumulativeCpu(sorted);
-  const cpu = (s: CpuSample) => cum[sorted.indexOf(s)]!;
+/** CPU seconds at time t, interpolated between the samples around it; `cum` is cumulativeCpu(sorted). */
+function cpuAt(sorted: readonly CpuSample[], cum: readonly number[], t: number): number {
   let i = 1;
   while (i < sorted.length - 1 && sorted[i]!.t < t) i++;
   const a = sorted[i - 1]!;
   const b = sorted[i]!;
-  if (b.t <= a.t) return cpu(b);
+  if (b.t <= a.t) return cum[i]!;
   const f = Math.min(1, Math.max(0, (t - a.t) / (b.t - a.t)));
-  return cpu(a) + (cpu(b) - cpu(a)) * f;
+  return cum[i - 1]! + (cum[i]! - cum[i - 1]!) * f;
 }
 
 /**
@@ -95,7 +94,8 @@ export function brokerCost(
   const fromSec = Math.max(window.fromSec, first);
   const toSec = Math.min(window.toSec, last);
   if (toSec <= fromSec) return null;
-  const cpuSeconds = Math.max(0, cpuAt(sorted, toSec) - cpuAt(sorted, fromSec));
+  const cum = cumulativeCpu(sorted);
+  const cpuSeconds = Math.max(0, cpuAt(sorted, cum, toSec) - cpuAt(sorted, cum, fromSec));
   const per = (n: number) => (n > 0 ? round3((cpuSeconds * 1e6) / n) : null);
   return {
     fromSec: round3(fromSec),
