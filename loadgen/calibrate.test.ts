@@ -33,7 +33,8 @@ describe("ratatoskr calibrate", () => {
       expect(p.harnessDeliveriesPerSecond).toBeGreaterThan(0);
       expect(p.ratio).toBeCloseTo(p.harnessDeliveriesPerSecond / p.bareDeliveriesPerSecond, 2);
     }
-    expect(c.median.ratio).toBeCloseTo(median(c.passes.map((p) => p.ratio)), 3);
+    // The median ratio is the median of the pass ratios, rounded to three decimals as they are.
+    expect(c.median.ratio).toBe(Math.round(median(c.passes.map((p) => p.ratio)) * 1000) / 1000);
     expect(lines.filter((l) => l.startsWith("pass "))).toHaveLength(2);
     expect(lines.some((l) => l.startsWith("median of 2: bare "))).toBe(true);
   }, 120_000);
