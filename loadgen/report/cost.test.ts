@@ -2,10 +2,11 @@ import { describe, expect, it } from "vitest";
 import { systemClock } from "../clock.js";
 import { FakeDriver } from "../drivers/index.js";
 import { buildPlan, parseScenario, runScenario, type PhaseTiming } from "../run/index.js";
-import { brokerCost, combineCosts, costText, cumulativeCpu, type CpuSample } from "./cost.js";
+import { brokerCost, brokerCpuBetween, combineCosts, costText, cumulativeCpu, type CpuSample } from "./cost.js";
 import { captureEnvironment } from "./environment.js";
 import { renderMarkdown } from "./md.js";
 import { buildResult } from "./result.js";
+import { brokerCpuShare } from "./verdict.js";
 
 const phases: PhaseTiming[] = [
   { phase: "connect", startSec: 0, endSec: 1 },
@@ -132,5 +133,29 @@ describe("broker CPU across restarts", () => {
     const cost = brokerCost(samples, [{ phase: "measure", startSec: 0, endSec: 4 }], { deliveries: 1000, published: 1000 });
     expect(cost?.cpuSeconds).toBeCloseTo(1.7, 6);
     expect(cost?.cpuUsPerDelivery).toBe(1700);
+  });
+
+  it("reads a dip of a few ms (the last sample from /proc in 10 ms ticks after the broker's own µs figures) as no change, not as a restart", () => {
+    const s = (t: number, cpu: number) => ({ t, cpuUserSeconds: cpu, cpuSystemSeconds: 0 });
+    // The published latency run of 2026-12-01: 25.8246 s from the broker, then 25.82 s from /proc.
+    const samples = [s(0, 4.1), s(60, 25.8246), s(60.02, 25.82)];
+    expect(cumulativeCpu(samples)).toEqual([4.1, 25.8246, 25.8246]);
+    const cost = brokerCost(samples, [{ phase: "measure", startSec: 0, endSec: 60.02 }], { deliveries: 300_000, published: 300_000 });
+    expect(cost?.cpuSeconds).toBeCloseTo(21.7246, 6);
+    // A drop of more than 0.05 CPU-s is a new process.
+    expect(cumulativeCpu([s(0, 1), s(1, 0.9)])).toEqual([1, 1.9]);
+  });
+
+  it("is read the same way by the cost, the verdict's CPU share and any window: interpolated, across the restart, clipped to the samples", () => {
+    const s = (t: number, cpu: number) => ({ t, cpuUserSeconds: cpu, cpuSystemSeconds: 0 });
+    const samples = [s(0, 10), s(1, 10.5), s(2, 11), s(3, 0.2), s(4, 0.7)];
+    // 0.5 → 3.5 s: half of the first second (0.25), 1 → 2 (0.5), the restart step (0.2), half of 3 → 4 (0.25).
+    expect(brokerCpuBetween(samples, 0.5, 3.5)).toEqual({ fromSec: 0.5, toSec: 3.5, cpuSeconds: expect.closeTo(1.2, 9), clipped: false });
+    expect(brokerCpuShare(samples, 0.5, 3.5)).toBe(0.4);
+    // A window past the last sample is clipped to it, and says so.
+    expect(brokerCpuBetween(samples, 3, 9)).toMatchObject({ fromSec: 3, toSec: 4, clipped: true });
+    expect(brokerCpuShare(samples, 3, 9)).toBe(0.5);
+    expect(brokerCpuBetween(samples.slice(0, 1), 0, 1)).toBeNull();
+    expect(brokerCpuBetween(samples, 5, 9)).toBeNull();
   });
 });

@@ -42,23 +42,33 @@ export function measureWindow(phases: readonly PhaseTiming[]): { fromSec: number
   return { fromSec: measure.startSec, toSec: (drain ?? measure).endSec };
 }
 
-/** Cumulative CPU seconds at `t`, linearly interpolated; `sorted` must be sorted by t and bracket t. */
+/**
+ * A CPU counter that goes down by at most this much is the same process read by two sources of
+ * different precision, not a restart: the broker's own stats report CPU in microseconds, /proc in
+ * 10 ms ticks, and the last sample of a run (from /proc at teardown) can read a few ms below the
+ * one before it. Read as a restart, such a dip added the whole run's CPU a second time.
+ */
+export const CPU_COUNTER_NOISE_SECONDS = 0.05;
+
 /**
  * The broker's CPU seconds at each sample (sorted by time), made cumulative across restarts: a
- * counter that goes down is a new broker process (the kill and restart faults, docs/faults.md),
- * which counts from zero, so what it reports is added to what the old one had used. The CPU an
- * old process used between its last sample and its death (at most one sampling interval) is not
- * seen.
+ * counter that goes down by more than CPU_COUNTER_NOISE_SECONDS is a new broker process (the kill
+ * and restart faults, docs/faults.md), which counts from zero, so what it reports is added to what
+ * the old one had used; a smaller dip is read as no change. The CPU an old process used between
+ * its last sample and its death (at most one sampling interval) is not seen.
  */
 export function cumulativeCpu(sorted: readonly CpuSample[]): number[] {
   const out: number[] = [];
   let offset = 0;
   let prev: number | undefined;
   for (const s of sorted) {
-    const raw = s.cpuUserSeconds + s.cpuSystemSeconds;
-    if (prev !== undefined && raw < prev) offset += prev;
-    out.push(offset + raw);
-    prev = raw;
+    let value = s.cpuUserSeconds + s.cpuSystemSeconds;
+    if (prev !== undefined && value < prev) {
+      if (prev - value > CPU_COUNTER_NOISE_SECONDS) offset += prev;
+      else value = prev;
+    }
+    out.push(offset + value);
+    prev = value;
   }
   return out;
 }
@@ -87,26 +97,41 @@ export function brokerCost(
   counts: { deliveries: number; published: number },
 ): BrokerCost | null {
   const window = measureWindow(phases);
-  if (!window || samples.length < 2) return null;
-  const sorted = [...samples].sort((a, b) => a.t - b.t);
-  const first = sorted[0]!.t;
-  const last = sorted[sorted.length - 1]!.t;
-  const fromSec = Math.max(window.fromSec, first);
-  const toSec = Math.min(window.toSec, last);
-  if (toSec <= fromSec) return null;
-  const cum = cumulativeCpu(sorted);
-  const cpuSeconds = Math.max(0, cpuAt(sorted, cum, toSec) - cpuAt(sorted, cum, fromSec));
-  const per = (n: number) => (n > 0 ? round3((cpuSeconds * 1e6) / n) : null);
+  const cpu = window && brokerCpuBetween(samples, window.fromSec, window.toSec);
+  if (!cpu) return null;
+  const per = (n: number) => (n > 0 ? round3((cpu.cpuSeconds * 1e6) / n) : null);
   return {
-    fromSec: round3(fromSec),
-    toSec: round3(toSec),
-    cpuSeconds: round6(cpuSeconds),
+    fromSec: round3(cpu.fromSec),
+    toSec: round3(cpu.toSec),
+    cpuSeconds: round6(cpu.cpuSeconds),
     deliveries: counts.deliveries,
     published: counts.published,
     cpuUsPerDelivery: per(counts.deliveries),
     cpuUsPerPublish: per(counts.published),
-    clipped: fromSec > window.fromSec || toSec < window.toSec,
+    clipped: cpu.clipped,
   };
+}
+
+/**
+ * The broker's CPU seconds between two moments of the run (seconds since its start): cumulative
+ * across restarts (cumulativeCpu), linearly interpolated between the samples around each end,
+ * the window clipped to the samples' span (`clipped` says so). Null with fewer than two samples
+ * or no span left. The one reading of broker CPU over a window that the cost, the
+ * generator-bound verdict and the suite's CPU column share.
+ */
+export function brokerCpuBetween(
+  samples: readonly CpuSample[],
+  from: number,
+  to: number,
+): { fromSec: number; toSec: number; cpuSeconds: number; clipped: boolean } | null {
+  if (samples.length < 2) return null;
+  const sorted = [...samples].sort((a, b) => a.t - b.t);
+  const fromSec = Math.max(from, sorted[0]!.t);
+  const toSec = Math.min(to, sorted[sorted.length - 1]!.t);
+  if (toSec <= fromSec) return null;
+  const cum = cumulativeCpu(sorted);
+  const cpuSeconds = Math.max(0, cpuAt(sorted, cum, toSec) - cpuAt(sorted, cum, fromSec));
+  return { fromSec, toSec, cpuSeconds, clipped: fromSec > from || toSec < to };
 }
 
 /** What a result holds that its cost is read or derived from. */
