@@ -77,7 +77,9 @@ export class AmqpLink {
   private async connectOnce(first: boolean): Promise<void> {
     let conn: ChannelModel;
     try {
-      conn = await connect(this.url, { timeout: this.connectTimeoutMs });
+      // TCP_NODELAY: amqplib leaves Nagle on, and a small publish then waits for the ACK of the one
+      // before it (40 ms delayed ACK): publisher confirms took 44 ms at 5,000 msg/s unbatched.
+      conn = await connect(this.url, { timeout: this.connectTimeoutMs, noDelay: true });
     } catch (err) {
       throw new BrokerUnreachableError(this.target, `AMQP connect: ${message(err)}`, { cause: err });
     }
