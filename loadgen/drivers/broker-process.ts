@@ -13,7 +13,7 @@ import { cliEntry, nodeArgs } from "../cli-entry.js";
 import { BrokerUnreachableError } from "../errors.js";
 import type { ProcessControl } from "../faults/index.js";
 import type { BrokerSettings, DurabilityPromise, EmbeddedBroker, EmbeddedServerSpec, ProcessLog } from "./driver.js";
-import { exited, signal, signalAndWait, stopOrContinue } from "./process-signals.js";
+import { exited, signal, signalAndWait, stopChild, stopOrContinue } from "./process-signals.js";
 import { generateSelfSigned, type GeneratedCertificate } from "./self-signed.js";
 
 /** The reference broker as the embedded server of the ratatoskr drivers (v2 and v1). */
@@ -170,18 +170,6 @@ function listeningAddress(line: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-    child.once("exit", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill("SIGTERM");
-  });
 }
 
 /**

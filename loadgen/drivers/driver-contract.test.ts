@@ -6,14 +6,16 @@
  * Each driver runs the contract twice: plaintext, and with TLS and a bearer token against a
  * broker started with --tls-cert/--tls-key/--token-file and a nats-server with a tls block and
  * a token (certificates from a throwaway CA made with openssl, test/support makeTestPki).
- * The redis-streams and mqtt drivers run it against an embedded redis-server and mosquitto
- * (`apt-get install -y redis-server mosquitto`), plaintext only: without them their tests fail,
- * each naming the package.
+ * The redis-streams, mqtt and rabbitmq drivers run it against an embedded redis-server,
+ * mosquitto and rabbitmq-server (`apt-get install -y redis-server mosquitto rabbitmq-server`),
+ * plaintext only: without them their tests fail, each naming the package. RabbitMQ's own
+ * behaviour (queue types, nack/requeue, dead-lettering, a reset mid-run) is in rabbitmq.test.ts.
  */
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
+import { connect as amqpConnect, type ChannelModel } from "amqplib";
 import { Redis } from "ioredis";
 import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
@@ -21,11 +23,12 @@ import { makeTestPki, type TestPki } from "../../test/support/index.js";
 import { BrokerClient, type Subscription } from "../../proto/gen/ratatoskr/v2/broker.js";
 import { systemClock } from "../clock.js";
 import { procSample, startEmbeddedBroker } from "./broker-process.js";
-import type { Consumer, DeliverySink, Driver, EmbeddedBroker } from "./driver.js";
+import type { BrokerSettings, Consumer, DeliverySink, Driver, EmbeddedBroker } from "./driver.js";
 import { unary } from "./grpc-pool.js";
 import { createDriver, type DriverName } from "./registry.js";
 import { startNatsServer, type EmbeddedNatsServer } from "./nats-server.js";
 import { startMosquitto } from "./mosquitto.js";
+import { startRabbitMqServer, type EmbeddedRabbitMq } from "./rabbitmq-server.js";
 import { startRedisServer } from "./redis-server.js";
 import { bearerInterceptor, type DriverSecurity } from "./security.js";
 
@@ -38,8 +41,13 @@ interface Subject {
   server: () => EmbeddedBroker;
   acks: boolean;
   statsViaProtocol: boolean;
-  /** Server-side count of acknowledged deliveries of a subscription (ack drivers). */
-  acked?: (topic: string, subscription: string) => Promise<number>;
+  /** The broker settings the driver is given (default: memory, no fsync). */
+  broker?: BrokerSettings;
+  /**
+   * Server-side count of acknowledged deliveries of a subscription (ack drivers), read while
+   * `consumer` is open after it received `delivered` messages.
+   */
+  acked?: (topic: string, subscription: string, consumer: Consumer, delivered: number) => Promise<number>;
   /** TLS files and token the driver is given (the secure servers). */
   security?: () => DriverSecurity;
 }
@@ -61,6 +69,9 @@ let redisMissing: unknown;
 let redisAdmin: Redis;
 let mosquitto: EmbeddedBroker | undefined;
 let mosquittoMissing: unknown;
+let rabbit: EmbeddedRabbitMq | undefined;
+let rabbitMissing: unknown;
+let rabbitAdmin: ChannelModel;
 
 beforeAll(async () => {
   // A nats-server that cannot start fails the nats and jetstream tests (in nats()), not the
@@ -77,6 +88,13 @@ beforeAll(async () => {
     startMosquitto().then(
       (s) => (mosquitto = s),
       (err: unknown) => (mosquittoMissing = err),
+    ),
+    startRabbitMqServer().then(
+      async (s) => {
+        rabbit = s;
+        rabbitAdmin = await amqpConnect(s.url);
+      },
+      (err: unknown) => (rabbitMissing = err),
     ),
   ]);
   ratatoskr = await startEmbeddedBroker({ storage: "memory", fsync: false, args: [] });
@@ -95,7 +113,7 @@ beforeAll(async () => {
     secureNatsServer = await startNatsServer({ tls: { certFile: pki.server.certFile, keyFile: pki.server.keyFile, token: TOKEN } });
     secureNatsAdmin = await connect({ servers: secureNatsServer.address, reconnect: false, token: TOKEN, tls: { caFile: pki.ca.certFile } });
   }
-}, 90_000);
+}, 120_000);
 
 function secureNats(): EmbeddedNatsServer {
   if (!secureNatsServer) throw natsMissing;
@@ -119,13 +137,19 @@ function mosquittoServer(): EmbeddedBroker {
   return mosquitto;
 }
 
+function rabbitServer(): EmbeddedBroker {
+  if (!rabbit) throw rabbitMissing;
+  return rabbit;
+}
+
 afterAll(async () => {
   v2Admin?.close();
   secureV2Admin?.close();
   await natsAdmin?.close();
   await secureNatsAdmin?.close();
   redisAdmin?.disconnect();
-  await Promise.all([ratatoskr?.stop(), natsServer?.stop(), secureRatatoskr?.stop(), secureNatsServer?.stop(), redis?.stop(), mosquitto?.stop()]);
+  await rabbitAdmin?.close().catch(() => undefined);
+  await Promise.all([ratatoskr?.stop(), natsServer?.stop(), secureRatatoskr?.stop(), secureNatsServer?.stop(), redis?.stop(), mosquitto?.stop(), rabbit?.stop()]);
   pki?.remove();
 });
 
@@ -148,6 +172,27 @@ const redisAcked = async (topic: string, name: string): Promise<number> => {
   return -1;
 };
 
+/**
+ * RabbitMQ counts no acks per queue without its management plugin. Unacked deliveries go back to
+ * the queue when their consumer's channel closes, so: close the consumer, wait until the queue has
+ * no consumer, and what is not back in the queue was acked.
+ */
+const rabbitAcked = async (_topic: string, name: string, consumer: Consumer, delivered: number): Promise<number> => {
+  consumer.close();
+  const ch = await rabbitAdmin.createChannel();
+  try {
+    let q = await ch.checkQueue(name);
+    while (q.consumerCount > 0) {
+      await new Promise((r) => setTimeout(r, 20)); // polling the server's count; vi.waitFor bounds the whole check
+      q = await ch.checkQueue(name);
+    }
+    return delivered - q.messageCount;
+  } finally {
+    await ch.close().catch(() => undefined);
+  }
+};
+const DURABLE: BrokerSettings = { storage: "durable", fsync: true, args: [] };
+
 const subjects: Subject[] = [
   { name: "ratatoskr", label: "ratatoskr (PublishStream)", options: { publish: "stream" }, server: () => ratatoskr, acks: true, statsViaProtocol: true, acked: v2Acked },
   { name: "ratatoskr", label: "ratatoskr (unary Publish)", options: { publish: "unary" }, server: () => ratatoskr, acks: true, statsViaProtocol: true, acked: v2Acked },
@@ -164,6 +209,9 @@ const subjects: Subject[] = [
   // Mosquitto counts no acks per subscription: mqtt-reconnect.test.ts checks PUBACKs another way.
   { name: "mqtt", label: "mqtt (QoS 1)", server: mosquittoServer, acks: true, statsViaProtocol: false },
   { name: "mqtt", label: "mqtt (QoS 0)", options: { qos: 0 }, server: mosquittoServer, acks: false, statsViaProtocol: false },
+  { name: "rabbitmq", label: "rabbitmq (classic, memory)", server: rabbitServer, acks: true, statsViaProtocol: false, acked: rabbitAcked },
+  { name: "rabbitmq", label: "rabbitmq (quorum, durable)", broker: DURABLE, server: rabbitServer, acks: true, statsViaProtocol: false, acked: rabbitAcked },
+  { name: "rabbitmq", label: "rabbitmq (classic, durable)", broker: DURABLE, options: { queueType: "classic" }, server: rabbitServer, acks: true, statsViaProtocol: false, acked: rabbitAcked },
   // The same contract over TLS with a bearer token.
   { name: "ratatoskr", label: "ratatoskr (TLS + token)", options: { publish: "stream" }, server: () => secureRatatoskr, acks: true, statsViaProtocol: true, acked: v2AckedVia(() => secureV2Admin), security: secure },
   { name: "ratatoskr", label: "ratatoskr (unary Publish, TLS + token)", options: { publish: "unary" }, server: () => secureRatatoskr, acks: true, statsViaProtocol: true, acked: v2AckedVia(() => secureV2Admin), security: secure },
@@ -210,7 +258,7 @@ describe.each(subjects.map((s) => ({ ...s, label: s.label ?? s.name })))("driver
   const open = async () => {
     driver = createDriver(
       subject.name,
-      { target: subject.server().address, connections: 2, maxOutstandingMessages: 100, connectTimeoutMs: 5000, broker: { storage: "memory", fsync: false, args: [] }, clock: systemClock, ...subject.security?.() },
+      { target: subject.server().address, connections: 2, maxOutstandingMessages: 100, connectTimeoutMs: 5000, broker: subject.broker ?? { storage: "memory", fsync: false, args: [] }, clock: systemClock, ...subject.security?.() },
       subject.options,
     );
     await driver.connect();
@@ -268,11 +316,12 @@ describe.each(subjects.map((s) => ({ ...s, label: s.label ?? s.name })))("driver
     const sink = new Collector();
     await driver.createTopics([topic]);
     await driver.createSubscription(spec);
-    consumers.push(await driver.openConsumer(spec, 0, sink));
+    const consumer = await driver.openConsumer(spec, 0, sink);
+    consumers.push(consumer);
     await driver.publish(topic, payloads(40, "k"), 0);
     await sink.until(0, 40);
     // Acks travel after the deliveries; wait until the server has counted them.
-    await vi.waitFor(async () => expect(await subject.acked!(topic, spec.name)).toBe(40), { timeout: 10_000, interval: 50 });
+    await vi.waitFor(async () => expect(await subject.acked!(topic, spec.name, consumer, 40)).toBe(40), { timeout: 10_000, interval: 50 });
   });
 
   if (subject.acks) it("competing consumers of one subscription share its messages without duplicates", async () => {

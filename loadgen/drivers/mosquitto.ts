@@ -22,7 +22,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectAsync } from "mqtt";
 import type { BrokerSettings, EmbeddedBroker, EmbeddedServerSpec } from "./driver.js";
-import { findPeerBinary, keepLogIn, startPeerServer, stopPeerChild } from "./peer-server.js";
+import { findPeerBinary, keepLogIn, startPeerServer } from "./peer-server.js";
+import { stopChild } from "./process-signals.js";
 
 export const MOSQUITTO_PACKAGE = "mosquitto";
 
@@ -98,7 +99,7 @@ export async function startMosquitto(broker: Pick<BrokerSettings, "storage"> = {
     logFile,
     version,
     keepLog: (dir) => keepLogIn(logFile, dir),
-    stop: () => stopPeerChild(started.child).finally(cleanup),
+    stop: () => stopChild(started.child).finally(cleanup),
   };
 }
 

@@ -16,7 +16,7 @@ import { delimiter, join } from "node:path";
 import { BrokerUnreachableError } from "../errors.js";
 import type { ProcessControl } from "../faults/index.js";
 import type { EmbeddedBroker, EmbeddedServerSpec, ProcessLog } from "./driver.js";
-import { exited, signal, signalAndWait, stopOrContinue } from "./process-signals.js";
+import { exited, signal, signalAndWait, stopChild, stopOrContinue } from "./process-signals.js";
 import { generateSelfSigned, type GeneratedCertificate } from "./self-signed.js";
 
 export const NATS_INSTALL_HINT = "install it with `apt-get install -y nats-server` (Debian package nats-server), or pass --target host:port of a running server";
@@ -190,18 +190,6 @@ async function spawnNats(binary: string, args: string[], timeoutMs: number): Pro
   return { child, port, log: () => log };
 }
 
-
-function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-    child.once("exit", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill("SIGTERM");
-  });
-}
 
 /** nats-server as the embedded server of the nats and jetstream drivers. */
 export const natsServer: EmbeddedServerSpec = {

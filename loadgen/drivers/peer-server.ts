@@ -3,7 +3,7 @@
  * share: finding the binary (one line naming the Debian package when it is missing), a free
  * loopback port, starting the server in its own process group with its log kept in a file of its
  * temporary directory, readiness by a log line and then a real client round trip (no sleeps),
- * a retry on the rare port race, and stop by PID (SIGTERM, SIGKILL after a grace period).
+ * a retry on the rare port race. They stop by PID with process-signals.ts stopChild.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, appendFileSync, constants, copyFileSync, existsSync, mkdirSync } from "node:fs";
@@ -143,19 +143,6 @@ async function startOnce(spec: PeerServerSpec, port: number, args: string[]): Pr
   if (result === true) return { child, port, args, tail: () => tail };
   child.kill("SIGKILL");
   return { why: `${result}${tail ? `; log: ${tail.trim()}` : ""}`, portTaken };
-}
-
-/** SIGTERM by PID, SIGKILL after `graceMs`; resolves when the process has exited. */
-export function stopPeerChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-    child.once("exit", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill("SIGTERM");
-  });
 }
 
 /** Copies a server log into `dir` (the report folder) under its own name; the path, or undefined when there is no log. */

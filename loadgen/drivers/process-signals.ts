@@ -1,6 +1,7 @@
 /**
- * Signals to an embedded server by PID for the process faults, shared by broker-process.ts and
- * nats-server.ts: SIGSTOP/SIGCONT that resolve once the kernel shows the new state.
+ * Signals to an embedded server by PID, shared by the embedded-server modules (broker-process,
+ * nats-server, rabbitmq-server, peer-server): stop by PID with a grace period, and for the
+ * process faults SIGSTOP/SIGCONT that resolve once the kernel shows the new state.
  */
 import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -12,6 +13,19 @@ export function exited(child: ChildProcess): boolean {
 /** Sends `sig` to the child by PID unless it has exited. */
 export function signal(child: ChildProcess, sig: NodeJS.Signals): void {
   if (!exited(child)) child.kill(sig);
+}
+
+/** SIGTERM by PID, SIGKILL after `graceMs`; resolves when the process has exited. */
+export function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill("SIGTERM");
+  });
 }
 
 /** Sends `sig` and resolves once the child has exited. */

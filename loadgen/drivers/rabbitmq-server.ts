@@ -17,13 +17,15 @@
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { accessSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, connect as tcpConnect } from "node:net";
+import { connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as amqpConnect } from "amqplib";
 import { systemClock } from "../clock.js";
 import { BrokerUnreachableError } from "../errors.js";
 import type { EmbeddedBroker, EmbeddedServerSpec } from "./driver.js";
+import { freeLoopbackPort } from "./peer-server.js";
+import { stopChild } from "./process-signals.js";
 
 export const RABBITMQ_SERVER_BINARY = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 export const RABBITMQ_INSTALL_HINT = "install it with `apt-get install -y rabbitmq-server` (Debian package rabbitmq-server), or pass --target host:port of a running server";
@@ -92,17 +94,6 @@ export function rabbitMqVersion(binary = RABBITMQ_SERVER_BINARY): string {
   }
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** Resolves once something accepts TCP connections on 127.0.0.1:port, rejects at the deadline. */
 async function waitForTcp(port: number, deadline: number, alive: () => string | undefined): Promise<void> {
   for (;;) {
@@ -154,7 +145,7 @@ async function startOnce(binary: string, epmdBinary: string, options: RabbitMqSe
   const deadline = systemClock.wallMs() + timeoutMs;
   const version = rabbitMqVersion(binary);
   const baseDir = mkdtempSync(join(tmpdir(), "ratatoskr-rabbitmq-"));
-  const [amqpPort, distPort, epmdPort] = [await freePort(), await freePort(), await freePort()];
+  const [amqpPort, distPort, epmdPort] = [await freeLoopbackPort(), await freeLoopbackPort(), await freeLoopbackPort()];
   const nodeName = `ratatoskr-${amqpPort}-${process.pid}@localhost`;
   writeFileSync(join(baseDir, "enabled_plugins"), "[].\n");
   writeFileSync(join(baseDir, "rabbitmq-env.conf"), "");
@@ -194,14 +185,14 @@ async function startOnce(binary: string, epmdBinary: string, options: RabbitMqSe
     const server = started.server;
     if (server) {
       const beam = beamPid(server.pid!);
-      await stopChild(server);
+      await stopChild(server, 15_000);
       // The script waits for the VM; if it had to be killed, the VM may still run: end it by PID.
       if (beam !== undefined && alive(beam)) {
         process.kill(beam, "SIGKILL");
         await waitUntilGone(beam);
       }
     }
-    await stopChild(epmd);
+    await stopChild(epmd, 15_000);
   };
   const fail = async (why: string, cause?: unknown): Promise<never> => {
     await teardown();
@@ -292,18 +283,6 @@ async function waitUntilGone(pid: number, timeoutMs = 5_000): Promise<void> {
   const deadline = systemClock.wallMs() + timeoutMs;
   // Not our child (the script's): no exit event reaches us, so poll its /proc entry.
   while (alive(pid) && systemClock.wallMs() < deadline) await new Promise((r) => setTimeout(r, 20));
-}
-
-function stopChild(child: ChildProcess, graceMs = 15_000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-    child.once("exit", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill("SIGTERM");
-  });
 }
 
 /** The installed rabbitmq-server's version, for the suite's version list. */

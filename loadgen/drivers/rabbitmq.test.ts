@@ -1,8 +1,10 @@
 /**
- * The rabbitmq driver against a real rabbitmq-server started by this file (one shared server,
- * stopped at the end), with the cases of driver-contract.test.ts plus RabbitMQ's own: queue
- * types, durable storage, redelivery by nack/requeue, dead-lettering, and a connection reset in
- * the middle of a run (through a loopback TCP relay this file controls). Needs rabbitmq-server
+ * The rabbitmq driver's RabbitMQ-specific behaviour against a real rabbitmq-server started by
+ * this file (one shared server, stopped at the end): queue types, cleanup, redelivery by
+ * nack/requeue, dead-lettering, and a connection reset in the middle of a run (through a
+ * loopback TCP relay this file controls). The driver contract (delivery, fan-out, acks,
+ * competing consumers, /proc stats, cleanup) runs for rabbitmq in driver-contract.test.ts, for
+ * classic and quorum queues, memory and durable. Needs rabbitmq-server
  * (`apt-get install -y rabbitmq-server`; `npm test` installs it as root): without it every test
  * here fails with that reason.
  * Also: the embedded server's listeners (AMQP, Erlang distribution, epmd) are all on loopback,
@@ -15,12 +17,12 @@ import { createServer, connect as tcpConnect, type Server, type Socket } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type ChannelModel } from "amqplib";
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runBench } from "../bench.js";
 import { systemClock } from "../clock.js";
 import { readResult } from "../report/index.js";
 import { procSample } from "./broker-process.js";
-import type { BrokerSettings, Consumer, DeliverySink, Driver } from "./driver.js";
+import type { BrokerSettings, DeliverySink, Driver } from "./driver.js";
 import { RabbitMqDriver, rabbitMqRefusals } from "./rabbitmq.js";
 import { alive, findRabbitMqServer, startRabbitMqServer, type EmbeddedRabbitMq } from "./rabbitmq-server.js";
 import { createDriver, findDriver } from "./registry.js";
@@ -100,110 +102,6 @@ function make(target: string, broker: BrokerSettings, options: Record<string, un
   return createDriver("rabbitmq", { target, connections: 2, maxOutstandingMessages, connectTimeoutMs: 5000, broker, clock: systemClock }, options);
 }
 
-const variants = [
-  { label: "classic, memory", broker: MEMORY, options: {} },
-  { label: "quorum, durable", broker: DURABLE, options: {} },
-  { label: "classic, durable", broker: DURABLE, options: { queueType: "classic" } },
-];
-
-describe.each(variants)("rabbitmq driver contract: $label", ({ broker, options }) => {
-  let driver: Driver;
-  const consumers: Consumer[] = [];
-  let openFailure: { err: unknown } | undefined;
-  beforeAll(async () => {
-    try {
-      driver = make(rabbit().address, broker, options);
-      await driver.connect();
-    } catch (err) {
-      openFailure = { err };
-    }
-  }, 30_000);
-  beforeEach(() => {
-    if (openFailure) throw openFailure.err;
-  });
-  afterAll(async () => {
-    for (const c of consumers.splice(0)) c.close();
-    await driver?.close();
-  });
-
-  it("delivers every published message to a subscription with its bytes unchanged", async () => {
-    const topic = `ct-${unique()}`;
-    const spec = { slot: 0, name: `${topic}-s0`, topic };
-    const sink = new Collector();
-    await driver.createTopics([topic]);
-    await driver.createSubscription(spec);
-    consumers.push(await driver.openConsumer(spec, 0, sink));
-    const sent = [...payloads(10, "a"), ...payloads(10, "b"), ...payloads(10, "c")];
-    const accepted = await Promise.all([0, 10, 20].map((o, i) => driver.publish(topic, sent.slice(o, o + 10), i)));
-    expect(accepted).toEqual([10, 10, 10]);
-    await sink.until(0, 30);
-    expect([...(sink.got.get(0) ?? [])].sort()).toEqual(sent.map((b) => b.toString("hex")).sort());
-    expect(sink.attempts.get(0)!.every((a) => a === 1)).toBe(true);
-    expect(sink.errors).toEqual([]);
-  });
-
-  it("fans out: each of three subscriptions of a topic gets every message once", async () => {
-    const topic = `ct-${unique()}`;
-    const specs = [0, 1, 2].map((slot) => ({ slot, name: `${topic}-s${slot}`, topic }));
-    const sink = new Collector();
-    await driver.createTopics([topic]);
-    for (const s of specs) await driver.createSubscription(s);
-    for (const s of specs) consumers.push(await driver.openConsumer(s, 0, sink));
-    expect(await driver.publish(topic, payloads(50, "f"), 0)).toBe(50);
-    await Promise.all(specs.map((s) => sink.until(s.slot, 50)));
-    for (const s of specs) {
-      expect(sink.got.get(s.slot)).toHaveLength(50);
-      expect(new Set(sink.got.get(s.slot)).size).toBe(50);
-    }
-  });
-
-  it("acks every delivery: closing the consumer returns nothing to the queue", async () => {
-    const topic = `ct-${unique()}`;
-    const spec = { slot: 0, name: `${topic}-s0`, topic };
-    const sink = new Collector();
-    await driver.createTopics([topic]);
-    await driver.createSubscription(spec);
-    const c = await driver.openConsumer(spec, 0, sink);
-    await driver.publish(topic, payloads(40, "k"), 0);
-    await sink.until(0, 40);
-    c.close();
-    // Unacked deliveries go back to the queue when their consumer's channel closes.
-    await vi.waitFor(async () => expect((await queueState(spec.name)).consumerCount).toBe(0), { timeout: 10_000, interval: 50 });
-    expect((await queueState(spec.name)).messageCount).toBe(0);
-  });
-
-  it("competing consumers of one subscription share its messages without duplicates", async () => {
-    const topic = `ct-${unique()}`;
-    const spec = { slot: 0, name: `${topic}-s0`, topic };
-    const sink = new Collector();
-    await driver.createTopics([topic]);
-    await driver.createSubscription(spec);
-    consumers.push(await driver.openConsumer(spec, 0, sink), await driver.openConsumer(spec, 1, sink));
-    const sent = payloads(200, "q");
-    await Promise.all([driver.publish(topic, sent.slice(0, 100), 0), driver.publish(topic, sent.slice(100), 1)]);
-    await sink.until(0, 200);
-    expect(new Set(sink.got.get(0)).size).toBe(200);
-    expect(sink.got.get(0)).toHaveLength(200);
-    expect((await queueState(spec.name)).consumerCount).toBe(2);
-  });
-
-  it("cleans up what a run created, so the same names can be created again", async () => {
-    const topic = `ct-${unique()}`;
-    const spec = { slot: 0, name: `${topic}-s0`, topic };
-    await driver.createTopics([topic]);
-    await driver.createSubscription(spec);
-    await driver.cleanup([topic], [spec.name]);
-    await expect(queueState(spec.name)).rejects.toThrow(/NOT_FOUND|404/);
-    await driver.createTopics([topic]);
-    await driver.createSubscription(spec);
-    const sink = new Collector();
-    consumers.push(await driver.openConsumer(spec, 0, sink));
-    expect(await driver.publish(topic, payloads(5, "c"), 0)).toBe(5);
-    await sink.until(0, 5);
-    expect(sink.got.get(0)).toHaveLength(5);
-  });
-});
-
 describe("rabbitmq driver: RabbitMQ's own behaviour", () => {
   const drivers: Driver[] = [];
   afterAll(async () => {
@@ -233,6 +131,19 @@ describe("rabbitmq driver: RabbitMQ's own behaviour", () => {
       await sink.until(0, 20);
       expect(sink.got.get(0)).toHaveLength(20);
     }
+  });
+
+  it("cleans up what a run created: the queue is gone from the server, and the same names can be created again", async () => {
+    const d = await open(MEMORY);
+    const topic = `cl-${unique()}`;
+    const spec = { slot: 0, name: `${topic}-s0`, topic };
+    await d.createTopics([topic]);
+    await d.createSubscription(spec);
+    await d.cleanup([topic], [spec.name]);
+    await expect(queueState(spec.name)).rejects.toThrow(/NOT_FOUND|404/);
+    await d.createTopics([topic]);
+    await d.createSubscription(spec);
+    expect((await queueState(spec.name)).messageCount).toBe(0);
   });
 
   it("redelivers what a closing consumer nacks to its competing consumer, counted as attempt 2", async () => {

@@ -15,7 +15,8 @@ import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BrokerSettings, EmbeddedBroker, EmbeddedServerSpec } from "./driver.js";
-import { findPeerBinary, keepLogIn, startPeerServer, stopPeerChild } from "./peer-server.js";
+import { findPeerBinary, keepLogIn, startPeerServer } from "./peer-server.js";
+import { stopChild } from "./process-signals.js";
 
 export const REDIS_PACKAGE = "redis-server";
 
@@ -86,7 +87,7 @@ export async function startRedisServer(broker: Pick<BrokerSettings, "storage" | 
     logFile,
     version,
     keepLog: (dir) => keepLogIn(logFile, dir),
-    stop: () => stopPeerChild(started.child).finally(cleanup),
+    stop: () => stopChild(started.child).finally(cleanup),
   };
 }
 

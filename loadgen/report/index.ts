@@ -5,7 +5,7 @@
  */
 export { buildResult, judge, withVerdict, workerFigures, RESULT_SCHEMA_VERSION, RESULT_KIND, type RunResult, type Counts, type BrokerInfo, type GeneratorInfo, type ResultMeta } from "./result.js";
 export { generatorVerdict, brokerCpuShare, GENERATOR_BOUND_THRESHOLDS, type GeneratorBound, type VerdictInput, type WorkerFigures } from "./verdict.js";
-export { brokerCost, combineCosts, costOf, costText, cumulativeCpu, measureWindow, type BrokerCost, type CostSource, type CpuSample } from "./cost.js";
+export { brokerCost, brokerCpuBetween, combineCosts, costOf, costText, cumulativeCpu, measureWindow, type BrokerCost, type CostSource, type CpuSample } from "./cost.js";
 export { evaluateGates, allPassed, type GateResult } from "./gates.js";
 export { readResult, writeReport, renderReport, REPORT_FILES } from "./files.js";
 export { mergeResults, combineResults } from "./merge.js";

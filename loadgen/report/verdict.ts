@@ -13,6 +13,7 @@
  *  - stalled: a worker's event-loop delay p99 exceeded 50 ms (timings carry the generator's own
  *    stalls, whatever the broker did).
  */
+import { brokerCpuBetween, type CpuSample } from "./cost.js";
 
 export const GENERATOR_BOUND_THRESHOLDS = {
   /** A worker at or above this loop utilization (0..1) or CPU share of a core is saturated. */
@@ -93,19 +94,10 @@ function pct(x: number): string {
 
 /**
  * The broker's CPU in cores between two moments of the run (seconds since its start), from
- * cumulative CPU samples: the samples nearest the window's ends. Null with fewer than two.
+ * cumulative CPU samples (brokerCpuBetween: across restarts, interpolated, clipped to the
+ * samples). Null with fewer than two samples or no span.
  */
-export function brokerCpuShare(samples: readonly { t: number; cpuUserSeconds: number; cpuSystemSeconds: number }[], fromSec: number, toSec: number): number | null {
-  if (samples.length < 2) return null;
-  const sorted = [...samples].sort((a, b) => a.t - b.t);
-  const at = (t: number) => sorted.reduce((best, s) => (Math.abs(s.t - t) < Math.abs(best.t - t) ? s : best));
-  let a = at(fromSec);
-  let b = at(toSec);
-  if (b.t <= a.t) {
-    a = sorted[0]!;
-    b = sorted[sorted.length - 1]!;
-  }
-  if (b.t <= a.t) return null;
-  const cpu = b.cpuUserSeconds + b.cpuSystemSeconds - a.cpuUserSeconds - a.cpuSystemSeconds;
-  return Math.round((Math.max(0, cpu) / (b.t - a.t)) * 1000) / 1000;
+export function brokerCpuShare(samples: readonly CpuSample[], fromSec: number, toSec: number): number | null {
+  const cpu = brokerCpuBetween(samples, fromSec, toSec);
+  return cpu ? Math.round((cpu.cpuSeconds / (cpu.toSec - cpu.fromSec)) * 1000) / 1000 : null;
 }

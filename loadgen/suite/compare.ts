@@ -6,8 +6,8 @@
  * page (ECharts SVG, no scripts).
  */
 import { z } from "zod";
-import { findDriver } from "../drivers/index.js";
-import { costOf, cumulativeCpu, type RunResult } from "../report/index.js";
+import { findDriver, type DurabilityPromise } from "../drivers/index.js";
+import { brokerCpuBetween, costOf, measureWindow, type RunResult } from "../report/index.js";
 
 export const METRICS = {
   deliveryRate: { title: "deliveries/s", higherIsBetter: true },
@@ -64,6 +64,8 @@ export interface Row {
   generatorBound?: boolean;
   /** A run with faults: its fault figures, worst over its faults (absent: the run had none). */
   faults?: FaultRow;
+  /** What the run promised: the driver's durability disclosure for its broker settings (absent in results written before it). */
+  promise?: DurabilityPromise;
 }
 
 /** The fault figures of one run, for the comparison of brokers on a fault scenario. */
@@ -110,21 +112,11 @@ export interface TargetVerdict extends Target {
   caveats: string[];
 }
 
-/** Broker CPU over the measure and drain phases, from the cumulative samples. */
+/** Broker CPU over the measure and drain phases (report/cost.ts brokerCpuBetween), as a share of one core and in seconds. */
 export function brokerCpu(r: RunResult): { percent: number; seconds: number } | null {
-  const measure = r.run.phases.find((p) => p.phase === "measure");
-  const drain = r.run.phases.find((p) => p.phase === "drain");
-  if (!measure) return null;
-  const from = measure.startSec;
-  const to = (drain ?? measure).endSec;
-  const s = [...r.broker.samples].sort((a, b) => a.t - b.t);
-  const before = [...s].reverse().find((x) => x.t <= from) ?? s.find((x) => x.t >= from);
-  const after = [...s].reverse().find((x) => x.t <= to + 1);
-  if (!before || !after || after.t <= before.t) return null;
-  // Cumulative across broker restarts (kill and restart faults): a new process counts from 0.
-  const cum = cumulativeCpu(s);
-  const seconds = cum[s.indexOf(after)]! - cum[s.indexOf(before)]!;
-  return { percent: (seconds / (after.t - before.t)) * 100, seconds };
+  const window = measureWindow(r.run.phases);
+  const cpu = window && brokerCpuBetween(r.broker.samples, window.fromSec, window.toSec);
+  return cpu ? { percent: (cpu.cpuSeconds / (cpu.toSec - cpu.fromSec)) * 100, seconds: cpu.cpuSeconds } : null;
 }
 
 export function rowOf(r: RunResult, meta: { label: string; note?: string | undefined; exitCode: number }): Row {
@@ -155,6 +147,7 @@ export function rowOf(r: RunResult, meta: { label: string; note?: string | undef
     bestPeer: null,
     ...(r.generatorBound?.bound ? { generatorBound: true } : {}),
     ...optionalFaults(faultRowOf(r)),
+    ...(r.durability ? { promise: r.durability } : {}),
   };
 }
 

@@ -160,6 +160,31 @@ const FAILED_NOTE = "These runs failed their own scenario gates (see each run's 
 
 const HEADLINE_HEAD = ["scenario", "run", "figure", "best peer", "ratio"];
 
+/** The comparison's title: ratatoskr beside the peer drivers that ran (their registry names), not a fixed list. */
+export function suiteTitle(name: string, rows: readonly Row[]): string {
+  const peers = [...new Set(rows.filter(isPeer).map((r) => r.driver))];
+  if (peers.length === 0) return `${name}: ratatoskr`;
+  const list = peers.length === 1 ? peers[0]! : `${peers.slice(0, -1).join(", ")} and ${peers[peers.length - 1]!}`;
+  return `${name}: ratatoskr side by side with ${list}`;
+}
+
+const PROMISE_HEAD = ["run", "storage", "publish ack", "where messages live", "flush", "delivery acks", "replicas", "ordering", "notes"];
+const PROMISE_NOTE =
+  "What each run promised, as its driver discloses it for the broker settings in effect (result.json `durability`; docs/peers.md per driver). One line per run label and storage; runs whose result predates the disclosure are not listed.";
+
+/** One line per distinct run label and storage: what that run promised (the durability disclosure). */
+export function promiseRows(rows: readonly Row[]): string[][] {
+  const seen = new Map<string, string[]>();
+  for (const r of rows) {
+    const p = r.promise;
+    if (!p) continue;
+    const cells = [r.label, r.storage, p.publishAck, p.storage, p.flush, p.ackPolicy, String(p.replicas), p.ordering, (p.notes ?? []).join("; ")];
+    const key = JSON.stringify(cells);
+    if (!seen.has(key)) seen.set(key, cells);
+  }
+  return [...seen.values()];
+}
+
 function targetCells(t: TargetVerdict): string[] {
   const need = t.min !== undefined ? `≥ ${t.min}` : t.max !== undefined ? `≤ ${t.max}` : "";
   return [
@@ -174,7 +199,7 @@ function targetCells(t: TargetVerdict): string[] {
 
 export function renderSuiteMarkdown(v: SuiteView): string {
   const m = v.manifest;
-  const out: string[] = [`# ${v.set.name}: ratatoskr side by side with NATS and JetStream`, ""];
+  const out: string[] = [`# ${suiteTitle(v.set.name, v.rows)}`, ""];
   if (v.set.description) out.push(v.set.description.trim(), "");
   out.push(`Measured ${m.startedAt} – ${m.finishedAt || "(unfinished)"} with:`, "", "```", m.command, "```", "");
   out.push("| component | version |", "|---|---|", ...Object.entries(m.versions).map(([k, val]) => `| ${k} | ${val} |`), "");
@@ -202,6 +227,12 @@ export function renderSuiteMarkdown(v: SuiteView): string {
       for (const r of faulted) out.push(`| ${faultCells(r).map((c) => c.replace(/\|/g, "\\|")).join(" | ")} |`);
       out.push("");
     }
+  }
+  const promised = promiseRows(v.rows);
+  if (promised.length) {
+    out.push("## What each run promises", "", PROMISE_NOTE, "", `| ${PROMISE_HEAD.join(" | ")} |`, `|${PROMISE_HEAD.map((_, i) => (i === 6 ? "---:" : "---")).join("|")}|`);
+    for (const c of promised) out.push(`| ${c.map((x) => x.replace(/\|/g, "\\|")).join(" | ")} |`);
+    out.push("");
   }
   if (v.targets.length) {
     out.push("## Targets (ratios within this run)", "", "| target | ours | best peer | ratio | required | result |", "|---|---:|---:|---:|---|---|");
@@ -254,7 +285,7 @@ function scenarioChart(scenario: string, rows: readonly Row[]): string {
 export function renderSuiteHtml(v: SuiteView): string {
   const m = v.manifest;
   const parts: string[] = [
-    `<h1>${esc(v.set.name)}: ratatoskr side by side with NATS and JetStream</h1>`,
+    `<h1>${esc(suiteTitle(v.set.name, v.rows))}</h1>`,
     v.set.description ? `<p>${esc(v.set.description.trim())}</p>` : "",
     `<p>Measured ${esc(m.startedAt)} – ${esc(m.finishedAt || "(unfinished)")} with <code>${esc(m.command)}</code>.</p>`,
     htmlTable(["component", "version"], Object.entries(m.versions)),
@@ -275,6 +306,8 @@ export function renderSuiteHtml(v: SuiteView): string {
     if (faulted.length) parts.push(`<h3>${esc(scenario)}: faults</h3>`, `<p>${esc(FAULT_NOTE)}</p>`, htmlTable(FAULT_HEAD, faulted.map(faultCells)));
     parts.push(`<div class="chart">${scenarioChart(scenario, rows)}</div>`);
   }
+  const promised = promiseRows(v.rows);
+  if (promised.length) parts.push("<h2>What each run promises</h2>", `<p>${esc(PROMISE_NOTE)}</p>`, htmlTable(PROMISE_HEAD, promised));
   if (v.targets.length) {
     parts.push("<h2>Targets (ratios within this run)</h2>", htmlTable(["target", "ours", "best peer", "ratio", "required", "result"], v.targets.map(targetCells)));
   }

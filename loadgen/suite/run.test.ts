@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runSuite, type SuiteManifest } from "./run.js";
-import { writeSuiteComparison } from "./render.js";
+import type { Row } from "./compare.js";
+import { suiteTitle, writeSuiteComparison } from "./render.js";
 
 // The one command end to end: a set of two runs (each a `ratatoskr bench` child process), then
 // the side-by-side comparison. The fake driver keeps it fast; the NATS drivers have their own
@@ -32,10 +33,22 @@ describe("bench-suite", () => {
     expect(view.rows.map((r) => [r.label, r.deliveredPct])).toEqual([["fake", 100], ["fake-small", 100]]);
     const md = readFileSync(join(out, "compare.md"), "utf8");
     expect(md).toContain("- disclosed");
+    // The title names only what ran (the fake is no peer), and the promise of each run is listed.
+    expect(md.startsWith("# t: ratatoskr\n")).toBe(true);
+    expect(md).toContain("## What each run promises");
+    const promise = "| memory | in-process: at once | memory of this process | none | none (the fake delivers each message once unless told to duplicate) | 1 | send order per publisher, unless told to reorder |  |";
+    expect(md).toContain(`| fake ${promise}`);
+    expect(md).toContain(`| fake-small ${promise}`);
     expect(md).toMatch(/\| fake-small \| memory \| [\d.K]+ \| [\d.K]+ \|/);
     expect(md).toMatch(/\| small vs big \| fake-small: [\d.K]+\/s \| fake: [\d.K]+\/s \| [\d.]+× \| ≥ 0\.000001 \| met( \(fake(-small)? was generator-bound(; fake(-small)? was generator-bound)?\))? \|/);
     expect(readFileSync(join(out, "compare.html"), "utf8")).toMatch(/<svg[\s\S]*<\/svg>/);
   }, 120_000);
+
+  it("titles the comparison with the peer drivers that ran, in their order", () => {
+    const rows = ["ratatoskr", "nats", "ratatoskr-v1", "rabbitmq", "nats", "mqtt"].map((driver) => ({ driver }) as Row);
+    expect(suiteTitle("published", rows)).toBe("published: ratatoskr side by side with nats, rabbitmq and mqtt");
+    expect(suiteTitle("p", rows.slice(0, 2))).toBe("p: ratatoskr side by side with nats");
+  });
 
   it("with --repeat, runs the whole set pass after pass and compares each run's median pass", async () => {
     const dir = mkdtempSync(join(tmpdir(), "rt-suite-repeat-"));
