@@ -62,6 +62,12 @@ describe("scenario validation", () => {
     expect(s.subscriptions).toEqual({ total: 3 });
     expect(issuesOf(base, ["rate=-1"])[0]).toMatchObject({ path: "rate" });
     expect(() => parseScenario(base, "ok.yaml", ["rate"])).toThrow(UsageError);
+    // A fixed rate on a rate: max scenario drops its search: block (the confirmation run of a found rate).
+    const search = "rate: max\nsearch: {stepSeconds: 5}\n";
+    const fixed = parseScenario(`${base.replace(/^rate:.*$/m, "")}${search}`, "max.yaml", ["rate=125000"]);
+    expect(fixed.rate).toBe(125000);
+    expect(fixed.search).toBeUndefined();
+    expect(parseScenario(`${base.replace(/^rate:.*$/m, "")}${search}`, "max.yaml", ["rate=max"]).search).toMatchObject({ stepSeconds: 5 });
   });
 
   it("rejects duplicate keys", () => {
