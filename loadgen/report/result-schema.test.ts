@@ -125,6 +125,6 @@ describe("result.schema.json", () => {
       // And the reader accepts it.
       expect(readResult(f).run.id).toBe(r.run.id);
     }
-    expect([...drivers].sort()).toEqual(["jetstream", "nats", "ratatoskr", "ratatoskr-v1"]);
+    expect([...drivers].sort()).toEqual(["jetstream", "mqtt", "nats", "rabbitmq", "ratatoskr", "ratatoskr-v1", "redis-streams"]);
   });
 });

@@ -63,11 +63,11 @@ describe("scenario validation", () => {
     expect(issuesOf(base, ["rate=-1"])[0]).toMatchObject({ path: "rate" });
     expect(() => parseScenario(base, "ok.yaml", ["rate"])).toThrow(UsageError);
     // A fixed rate on a rate: max scenario drops its search: block (the confirmation run of a found rate).
-    const search = "rate: max\nsearch: {stepSeconds: 5}\n";
-    const fixed = parseScenario(`${base.replace(/^rate:.*$/m, "")}${search}`, "max.yaml", ["rate=125000"]);
+    const max = `${base.replace("messages: 100\n", "")}rate: max\nsearch: {stepSeconds: 5}\n`;
+    const fixed = parseScenario(max, "max.yaml", ["rate=125000", "durationSeconds=30"]);
     expect(fixed.rate).toBe(125000);
     expect(fixed.search).toBeUndefined();
-    expect(parseScenario(`${base.replace(/^rate:.*$/m, "")}${search}`, "max.yaml", ["rate=max"]).search).toMatchObject({ stepSeconds: 5 });
+    expect(parseScenario(max, "max.yaml", ["rate=max"]).search).toMatchObject({ stepSeconds: 5 });
   });
 
   it("rejects duplicate keys", () => {
