@@ -333,7 +333,8 @@ export function applyOverride(raw: unknown, override: string): void {
   if (keys.length === 1 && last === "durationSeconds") delete node.messages;
   if (keys.length === 2 && keys[0] === "subscriptions") delete node[last === "total" ? "perTopic" : "total"];
   // A fixed rate replaces rate: max, whose search: block then means nothing: confirming a found
-  // rate with `--set rate=FOUND` on the search's own scenario is this (docs/loadgen.md, "rate: max").
+  // rate with `--set rate=FOUND` on the search's own scenario is this
+  // (docs/loadgen.md, "rate: max: the highest sustainable rate").
   if (keys.length === 1 && last === "rate" && value !== "max") delete node.search;
   node[last] = value;
 }
