@@ -17,7 +17,9 @@ reports=$2
 shards=${3:-2}
 [ -f "$scenario" ] || { echo "shard-local: no scenario file $scenario" >&2; exit 2; }
 [[ $shards =~ ^[1-9][0-9]*$ ]] || { echo "shard-local: shards must be a positive integer; got $shards" >&2; exit 2; }
-if [ -n "${RATATOSKR_CLI:-}" ]; then cli=(node "$RATATOSKR_CLI"); else cli=(npx --no-install tsx cli/main.ts); fi
+# From source the CLI runs as `node --import tsx` (one process): under `npx tsx` the PID we stop
+# would be npx's, and the broker under it outlived every run.
+if [ -n "${RATATOSKR_CLI:-}" ]; then cli=(node "$RATATOSKR_CLI"); else cli=(node --import tsx cli/main.ts); fi
 mkdir -p "$reports/shards"
 
 log=$(mktemp)

@@ -6,6 +6,7 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect } from "node:net";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { readResult } from "../../loadgen/index.js";
@@ -34,5 +35,15 @@ describe("scripts/shard-local.sh", () => {
     }
     expect(merged.counts.delivered).toBe(2000 * 2);
     expect(shards.map((s) => s.run.id)).toEqual(["shard-local-test", "shard-local-test"]);
+    // The broker it started is gone once the script has exited: its port refuses connections.
+    const address = /broker (127\.0\.0\.1:\d+)/.exec(stdout)?.[1];
+    expect(address).toBeDefined();
+    const [host, port] = address!.split(":");
+    const refused = await new Promise<boolean>((resolve) => {
+      const sock = connect(Number(port), host!);
+      sock.once("connect", () => (sock.destroy(), resolve(false)));
+      sock.once("error", () => resolve(true));
+    });
+    expect(refused).toBe(true);
   }, 180_000);
 });
