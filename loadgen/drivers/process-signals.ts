@@ -17,7 +17,7 @@ export function signal(child: ChildProcess, sig: NodeJS.Signals): void {
 
 /** SIGTERM by PID, SIGKILL after `graceMs`; resolves when the process has exited. */
 export function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  if (exited(child)) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
     child.once("exit", () => {

@@ -4,7 +4,7 @@
  * the figure the hot-path work of issue 16 is judged by: CPU time moves much less with a busy
  * host than throughput does.
  */
-import type { PhaseTiming } from "../run/index.js";
+import { cpuCounterStep, type PhaseTiming } from "../run/index.js";
 
 /** A cumulative CPU sample of the broker, `t` in seconds since the start of the run. */
 export interface CpuSample {
@@ -43,19 +43,10 @@ export function measureWindow(phases: readonly PhaseTiming[]): { fromSec: number
 }
 
 /**
- * A CPU counter that goes down by at most this much is the same process read by two sources of
- * different precision, not a restart: the broker's own stats report CPU in microseconds, /proc in
- * 10 ms ticks, and the last sample of a run (from /proc at teardown) can read a few ms below the
- * one before it. Read as a restart, such a dip added the whole run's CPU a second time.
- */
-export const CPU_COUNTER_NOISE_SECONDS = 0.05;
-
-/**
- * The broker's CPU seconds at each sample (sorted by time), made cumulative across restarts: a
- * counter that goes down by more than CPU_COUNTER_NOISE_SECONDS is a new broker process (the kill
- * and restart faults, docs/faults.md), which counts from zero, so what it reports is added to what
- * the old one had used; a smaller dip is read as no change. The CPU an old process used between
- * its last sample and its death (at most one sampling interval) is not seen.
+ * The broker's CPU seconds at each sample (sorted by time), made cumulative across restarts with
+ * run/sampler.ts cpuCounterStep: a new broker process's CPU is added to what the old one had
+ * used, and a dip of a few ms between two sample sources reads as no change. The CPU an old
+ * process used between its last sample and its death (at most one sampling interval) is not seen.
  */
 export function cumulativeCpu(sorted: readonly CpuSample[]): number[] {
   const out: number[] = [];
@@ -63,10 +54,9 @@ export function cumulativeCpu(sorted: readonly CpuSample[]): number[] {
   let prev: number | undefined;
   for (const s of sorted) {
     let value = s.cpuUserSeconds + s.cpuSystemSeconds;
-    if (prev !== undefined && value < prev) {
-      if (prev - value > CPU_COUNTER_NOISE_SECONDS) offset += prev;
-      else value = prev;
-    }
+    const step = prev === undefined ? "up" : cpuCounterStep(prev, value);
+    if (step === "restart") offset += prev!;
+    else if (step === "dip") value = prev!;
     out.push(offset + value);
     prev = value;
   }

@@ -12,6 +12,7 @@ export { splitPlan, partPlan, type WorkerPart, type WorkerRole } from "./worker-
 export { GeneratorMeter, type GeneratorUsage } from "./generator-usage.js";
 export type { StreamErrorInfo } from "./delivery-sink.js";
 export type { BrokerSample, GeneratorProbe } from "./sampler.js";
+export { CPU_COUNTER_NOISE_SECONDS, cpuCounterStep, cpuUsedBetween } from "./sampler.js";
 export { RateLimiter } from "./rate-limiter.js";
 export { Accounting, type AccountingTotals, type UnackedRange } from "./accounting.js";
 export { Recorder, type IntervalPoint, type EncodedInterval, type Phase } from "./recorder.js";

@@ -3,7 +3,7 @@ import { FakeClock } from "../clock.js";
 import type { BrokerStatsSample } from "../drivers/index.js";
 import type { ProgressState } from "./progress.js";
 import { Recorder } from "./recorder.js";
-import { IntervalSampler, type GeneratorProbe } from "./sampler.js";
+import { cpuUsedBetween, IntervalSampler, type GeneratorProbe } from "./sampler.js";
 
 /** A probe reporting fixed figures: 250 ms of CPU per call, a 3 ms loop delay, 100 MB RSS. */
 function fixedProbe(): GeneratorProbe & { closed: boolean } {
@@ -115,5 +115,15 @@ describe("the per-second sampler", () => {
     sampler.stop();
     await sampler.final();
     expect(sampler.brokerSamples.at(-1)).toMatchObject({ t: 1, cpuUserSeconds: 0.7, peakRssBytes: 80e6 });
+  });
+});
+
+describe("CPU used between two readings of a broker's CPU counter", () => {
+  it("is the difference, a restarted process's own reading after a drop, and nothing for a dip of a few ms", () => {
+    expect(cpuUsedBetween(10, 10.5)).toBeCloseTo(0.5, 9);
+    // A kill and restart: the new process counts from 0, so its 0.2 s is what it used.
+    expect(cpuUsedBetween(11, 0.2)).toBe(0.2);
+    // The broker's µs figure, then /proc's 10 ms ticks at teardown: the same process.
+    expect(cpuUsedBetween(25.8246, 25.82)).toBe(0);
   });
 });

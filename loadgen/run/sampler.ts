@@ -135,10 +135,7 @@ export class IntervalSampler {
     if (last) {
       extra.brokerRssBytes = last.rssBytes;
       if (prev && last.t > prev.t) {
-        const now = last.cpuUserSeconds + last.cpuSystemSeconds;
-        const before = prev.cpuUserSeconds + prev.cpuSystemSeconds;
-        // A counter that went down is a restarted broker (kill/restart faults): it counts from 0.
-        const cpu = now >= before ? now - before : now;
+        const cpu = cpuUsedBetween(prev.cpuUserSeconds + prev.cpuSystemSeconds, last.cpuUserSeconds + last.cpuSystemSeconds);
         extra.brokerCpuPercent = Math.round((cpu / (last.t - prev.t)) * 1000) / 10;
       }
     }
@@ -190,4 +187,30 @@ export class IntervalSampler {
         this.sampling = false;
       });
   }
+}
+
+/**
+ * A broker CPU counter that goes down by at most this much is the same process read by two
+ * sources of different precision, not a restart: the broker's own stats report CPU in
+ * microseconds, /proc in 10 ms ticks, and the last sample of a run (from /proc at teardown) can
+ * read a few ms below the one before it. Read as a restart, such a dip added the whole run's CPU
+ * a second time.
+ */
+export const CPU_COUNTER_NOISE_SECONDS = 0.05;
+
+/**
+ * What happened between two readings of a broker's cumulative CPU counter: it went up; it dropped
+ * by more than CPU_COUNTER_NOISE_SECONDS, so a new broker process (the kill and restart faults,
+ * docs/faults.md) counts from zero; or it dipped by less, which is no change. The one rule for
+ * every series made from these counters (cpuUsedBetween here, report/cost.ts cumulativeCpu).
+ */
+export function cpuCounterStep(before: number, now: number): "up" | "restart" | "dip" {
+  if (now >= before) return "up";
+  return before - now > CPU_COUNTER_NOISE_SECONDS ? "restart" : "dip";
+}
+
+/** CPU seconds a broker used between two readings of its CPU counter (cpuCounterStep): a restarted process's reading is what it used. */
+export function cpuUsedBetween(before: number, now: number): number {
+  const step = cpuCounterStep(before, now);
+  return step === "up" ? now - before : step === "restart" ? now : 0;
 }
