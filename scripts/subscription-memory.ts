@@ -24,8 +24,7 @@ import { parseArgs } from "node:util";
 import { writeHeapSnapshot } from "node:v8";
 import { credentials } from "@grpc/grpc-js";
 import { BrokerClient, type BrokerStats } from "../proto/gen/ratatoskr/v2/broker.js";
-import { createDriver, type Consumer, type DeliverySink } from "../loadgen/drivers/index.js";
-import { systemClock } from "../loadgen/clock.js";
+import { createDriver, systemClock, type Consumer, type DeliverySink } from "../loadgen/index.js";
 
 const { values } = parseArgs({
   options: {

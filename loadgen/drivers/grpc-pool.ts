@@ -10,9 +10,14 @@ import { probeBroker } from "./probe.js";
 import type { ReconnectPolicy } from "./reconnect.js";
 import { grpcSecurity, type DriverSecurity, type LoadedTls } from "./security.js";
 
+/** The largest message a client takes (grpc-js channels and the Consume client alike). */
+export const MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024 * 1024;
+/** With reconnect on: a connection is pinged this often and dropped when a ping goes unanswered as long. */
+export const KEEPALIVE_MS = 2000;
+
 export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.use_local_subchannel_pool": 1,
-  "grpc.max_receive_message_length": 64 * 1024 * 1024,
+  "grpc.max_receive_message_length": MAX_RECEIVE_MESSAGE_BYTES,
   "grpc.max_send_message_length": 64 * 1024 * 1024,
   "grpc.keepalive_permit_without_calls": 0,
 };
@@ -28,14 +33,15 @@ export function reconnectChannelOptions(policy: ReconnectPolicy | undefined): gr
   return {
     "grpc.initial_reconnect_backoff_ms": policy.initialDelayMs,
     "grpc.max_reconnect_backoff_ms": policy.maxDelayMs,
-    "grpc.keepalive_time_ms": 2000,
-    "grpc.keepalive_timeout_ms": 2000,
+    "grpc.keepalive_time_ms": KEEPALIVE_MS,
+    "grpc.keepalive_timeout_ms": KEEPALIVE_MS,
   };
 }
 
 export class ClientPool<C extends grpc.Client> {
   readonly clients: C[];
-  private readonly tls: LoadedTls | undefined;
+  /** The TLS files the channels were built with (read once), for other connections to the same broker. */
+  readonly tls: LoadedTls | undefined;
   /** `security`: TLS files and token (security.ts); read here, once. */
   constructor(make: (credentials: grpc.ChannelCredentials, options: grpc.ClientOptions) => C, size: number, security?: DriverSecurity) {
     const { credentials, options, tls } = grpcSecurity(security);

@@ -2,7 +2,9 @@
  * Driver `ratatoskr`: the v2 API. Batches published as pre-encoded frames on one PublishStream
  * per connection (or, with `driverOptions.ratatoskr.publish: unary`, one Publish call each), one
  * Consume bidi stream per consumer with flow control, acks batched on the same stream (see
- * ACK_LINGER_MS).
+ * ACK_LINGER_MS). Publishes and the unary calls go through grpc-js channels; Consume streams
+ * through h2-consume.ts (node:http2 without grpc-js's per-call layers), on connections of their
+ * own: `connections` of each.
  *
  * Under faults (`reconnect` on; docs/faults.md, "Drivers under faults"): at-least-once end to
  * end. Every message carries a producer message id (run nonce + producer, topic, sequence), so a
@@ -20,7 +22,8 @@ import { BrokerClient, BrokerService, ConsumeRequest, StartPosition, type Broker
 import { DriverError } from "../errors.js";
 import { referenceBroker, referenceBrokerDurability, referenceBrokerStorage } from "./broker-process.js";
 import { defineDriver, type BrokerSelfReport, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type SubscriptionSpec } from "./driver.js";
-import { ClientPool, isStatus, reconnectChannelOptions, unary } from "./grpc-pool.js";
+import { KEEPALIVE_MS, MAX_RECEIVE_MESSAGE_BYTES, ClientPool, isStatus, reconnectChannelOptions, unary } from "./grpc-pool.js";
+import { H2Sessions, type ConsumeCall } from "./h2-consume.js";
 import { Backoff, ReconnectGaveUpError, RetryTimers, type ReconnectPolicy, type RetryCounts } from "./reconnect.js";
 import { inBatches, message, messageIdOf, runNonce } from "./util.js";
 import {
@@ -81,7 +84,9 @@ export class RatatoskrV2Driver implements Driver {
   readonly name = "ratatoskr";
   readonly acks = true;
   private readonly pool: ClientPool<BrokerClient>;
-  private readonly streams = new Set<grpc.ClientDuplexStream<Buffer, DeliveryBatch>>();
+  /** The Consume streams' own connections. */
+  private readonly consumeSessions: H2Sessions;
+  private readonly streams = new Set<ConsumeCall>();
   private readonly publishers: StreamPublisher | undefined;
   private readonly reconnect: ReconnectPolicy | undefined;
   private readonly timers = new RetryTimers();
@@ -95,6 +100,10 @@ export class RatatoskrV2Driver implements Driver {
     this.reconnect = options.reconnect;
     const channel = reconnectChannelOptions(options.reconnect);
     this.pool = new ClientPool((creds, o) => new BrokerClient(options.target, creds, { ...o, ...channel }), options.connections, options);
+    this.consumeSessions = new H2Sessions(
+      { target: options.target, tls: this.pool.tls, token: options.token, keepaliveMs: options.reconnect ? KEEPALIVE_MS : undefined, maxMessageBytes: MAX_RECEIVE_MESSAGE_BYTES },
+      options.connections,
+    );
     if (publish === "stream") this.publishers = new StreamPublisher(this.pool, this.reconnect ? PUBLISH_ACK_TIMEOUT_MS : undefined);
   }
 
@@ -146,7 +155,7 @@ export class RatatoskrV2Driver implements Driver {
 
   async openConsumer(spec: SubscriptionSpec, consumerIndex: number, sink: DeliverySink): Promise<Consumer> {
     let closing = false;
-    let current: grpc.ClientDuplexStream<Buffer, DeliveryBatch> | undefined;
+    let current: ConsumeCall | undefined;
     const policy = this.reconnect;
     const backoff = policy ? new Backoff(policy, () => this.options.clock.wallMs()) : undefined;
     let reopened = false;
@@ -200,8 +209,8 @@ export class RatatoskrV2Driver implements Driver {
         current?.cancel();
         if (current) this.streams.delete(current);
       },
-      // grpc-js reads the next message only when the stream wants data: a paused stream leaves
-      // the HTTP/2 window to fill, and the broker's outbound budget then holds its deliveries.
+      // A paused stream reads nothing: its HTTP/2 window fills, and the broker's outbound budget
+      // then holds its deliveries.
       setReading: (on) => {
         reading = on;
         if (on) current?.resume();
@@ -224,11 +233,7 @@ export class RatatoskrV2Driver implements Driver {
     closing: () => boolean,
     delivered: () => void,
     broke: (err: Error) => void,
-  ): grpc.ClientDuplexStream<Buffer, DeliveryBatch> {
-    const client = this.pool.at(spec.slot + consumerIndex);
-    // Requests are pre-encoded: the start with the generated code, acks by hand (hot path).
-    const stream = client.makeBidiStreamRequest(BrokerService.consume.path, identity, decodeConsumeResponse);
-    this.streams.add(stream);
+  ): ConsumeCall {
     let ended = false;
     let pending: bigint[] = [];
     let timer: NodeJS.Timeout | undefined;
@@ -238,24 +243,11 @@ export class RatatoskrV2Driver implements Driver {
       if (timer) clearTimeout(timer);
       timer = undefined;
       if (pending.length === 0 || closing() || ended) return;
-      stream.write(encodeAckRequest(pending));
+      call.write(encodeAckRequest(pending));
       pending = [];
     };
-    const end = (err: Error | undefined): void => {
-      if (ended) return;
-      ended = true;
-      if (timer) clearTimeout(timer);
-      this.streams.delete(stream);
-      if (closing()) return;
-      if (err === undefined) {
-        // Without reconnect a clean end is what it always was (the run sees no more deliveries).
-        if (this.reconnect) broke(Object.assign(new Error("Consume stream ended by the broker"), { code: grpc.status.UNAVAILABLE }));
-        return;
-      }
-      if (!this.reconnect && (err as grpc.ServiceError).code === grpc.status.CANCELLED) return;
-      broke(err);
-    };
-    stream.on("data", (batch: DeliveryBatch) => {
+    const onMessage = (message: Buffer): void => {
+      const batch: DeliveryBatch = decodeConsumeResponse(message);
       if (first) {
         first = false;
         delivered();
@@ -265,23 +257,35 @@ export class RatatoskrV2Driver implements Driver {
       for (let i = 0; i < batch.count; i++) pending.push(batch.ackIds[i]!);
       if (pending.length >= flushNow) flush();
       else timer ??= setTimeout(flush, ACK_LINGER_MS);
+    };
+    const onEnd = (err: Error | undefined): void => {
+      if (ended) return;
+      ended = true;
+      if (timer) clearTimeout(timer);
+      this.streams.delete(call);
+      if (closing()) return;
+      if (err === undefined) {
+        // Without reconnect a clean end is what it always was (the run sees no more deliveries).
+        if (this.reconnect) broke(Object.assign(new Error("Consume stream ended by the broker"), { code: grpc.status.UNAVAILABLE }));
+        return;
+      }
+      if (!this.reconnect && (err as grpc.ServiceError).code === grpc.status.CANCELLED) return;
+      broke(err);
+    };
+    const start = encodeConsumeRequest({
+      start: {
+        subscription: spec.name,
+        maxOutstandingMessages: this.options.maxOutstandingMessages,
+        maxOutstandingBytes: 0n,
+        consumerName: `bench-${consumerIndex}`,
+      },
+      ackIds: [],
+      nackIds: [],
+      extend: undefined,
     });
-    stream.on("error", (err: grpc.ServiceError) => end(err));
-    stream.on("end", () => end(undefined));
-    stream.write(
-      encodeConsumeRequest({
-        start: {
-          subscription: spec.name,
-          maxOutstandingMessages: this.options.maxOutstandingMessages,
-          maxOutstandingBytes: 0n,
-          consumerName: `bench-${consumerIndex}`,
-        },
-        ackIds: [],
-        nackIds: [],
-        extend: undefined,
-      }),
-    );
-    return stream;
+    const call = this.consumeSessions.consume(spec.slot + consumerIndex, start, { onMessage, onEnd });
+    this.streams.add(call);
+    return call;
   }
 
   publish(topic: string, payloads: readonly Buffer[], channelHint: number): Promise<number> {
@@ -361,6 +365,7 @@ export class RatatoskrV2Driver implements Driver {
     this.timers.close();
     for (const s of this.streams) s.cancel();
     this.streams.clear();
+    this.consumeSessions.close();
     this.publishers?.close();
     this.pool.close();
   }

@@ -1,0 +1,260 @@
+/**
+ * The ratatoskr driver's Consume streams over node:http2, without grpc-js's per-call layers
+ * (docs/loadgen.md, "The Consume client"). gRPC for this one bidi method is small: a HEADERS
+ * frame, length-prefixed messages both ways, `grpc-status` in the trailers. A grpc-js client
+ * call costs the generator 12.7 KB of live heap per stream (an interceptor chain, a retrying
+ * call, a Duplex over the HTTP/2 stream's own Duplex); this costs about 2 KB, which is what
+ * lets one generator process hold 100,000 streams (docs/performance.md, "Memory per
+ * subscription and per stream").
+ *
+ * What it keeps of grpc-js's behaviour: a stream that ends without an OK status fails with an
+ * Error carrying the gRPC `code` and `details` (so the driver's retry rules read it the same
+ * way), a connection that breaks fails its streams with UNAVAILABLE and is opened again by the
+ * next stream that needs it, keepalive pings (when the driver rides through faults) find a
+ * silent connection, and a paused stream stops reading, so HTTP/2 flow control pushes back on
+ * the broker.
+ */
+import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
+import { connect as tlsConnect } from "node:tls";
+import { status as Status } from "@grpc/grpc-js";
+import type { LoadedTls } from "./security.js";
+
+/** A gRPC status as an Error, shaped like grpc-js's ServiceError where the driver reads it. */
+export class GrpcStatusError extends Error {
+  constructor(
+    readonly code: number,
+    readonly details: string,
+  ) {
+    super(`${code} ${Status[code] ?? "UNKNOWN"}: ${details}`);
+  }
+}
+
+export interface H2SessionOptions {
+  /** host:port */
+  target: string;
+  tls?: LoadedTls | undefined;
+  token?: string | undefined;
+  /** Ping each connection this often and drop it when a ping is not answered within the same time; absent = no pings. */
+  keepaliveMs?: number | undefined;
+  /** Messages larger than this fail the stream with RESOURCE_EXHAUSTED (grpc-js's max_receive_message_length). */
+  maxMessageBytes: number;
+}
+
+/** HTTP/2 connections for Consume streams, one per slot, each opened again after it broke. */
+export class H2Sessions {
+  private readonly sessions: (ClientHttp2Session | undefined)[];
+  private readonly headers: Record<string, string>;
+  private closed = false;
+
+  constructor(
+    private readonly o: H2SessionOptions,
+    size: number,
+  ) {
+    this.sessions = new Array<ClientHttp2Session | undefined>(Math.max(1, size)).fill(undefined);
+    this.headers = {
+      [constants.HTTP2_HEADER_METHOD]: "POST",
+      [constants.HTTP2_HEADER_PATH]: "/ratatoskr.v2.Broker/Consume",
+      [constants.HTTP2_HEADER_CONTENT_TYPE]: "application/grpc",
+      [constants.HTTP2_HEADER_TE]: "trailers",
+      ...(o.tls?.serverName !== undefined ? { [constants.HTTP2_HEADER_AUTHORITY]: o.tls.serverName } : {}),
+      ...(o.token !== undefined ? { authorization: `Bearer ${o.token}` } : {}),
+    };
+  }
+
+  /** Opens a Consume stream on connection `slot` (modulo the pool) and writes `first` on it. */
+  consume(slot: number, first: Buffer, handlers: ConsumeHandlers): ConsumeCall {
+    const session = this.session(slot % this.sessions.length);
+    return new ConsumeCall(session, this.headers, first, handlers, this.o.maxMessageBytes);
+  }
+
+  /** Cancels nothing by itself: the driver cancels its streams first; then every connection ends. */
+  close(): void {
+    this.closed = true;
+    for (const s of this.sessions) {
+      if (!s) continue;
+      s.close();
+      // A connection whose streams did not end (a broker that no longer answers) is not waited for.
+      setTimeout(() => s.destroy(), 1000).unref();
+    }
+    this.sessions.fill(undefined);
+  }
+
+  private session(i: number): ClientHttp2Session {
+    const open = this.sessions[i];
+    if (open && !open.closed && !open.destroyed) return open;
+    if (this.closed) throw new GrpcStatusError(Status.CANCELLED, "the driver is closed");
+    const tls = this.o.tls;
+    // TLS through our own socket: http2.connect would send the IP address of a loopback target as
+    // the SNI name (which RFC 6066 forbids, and Node warns about); without --tls-server-name the
+    // certificate is checked against the address, as grpc-js does.
+    const session = tls
+      ? connect(`https://${this.o.target}`, {
+          createConnection: (url: URL) =>
+            tlsConnect({ host: url.hostname.replace(/^\[|\]$/g, ""), port: Number(url.port), ca: tls.ca, cert: tls.cert, key: tls.key, ALPNProtocols: ["h2"], ...(tls.serverName !== undefined ? { servername: tls.serverName } : {}) }),
+        })
+      : connect(`http://${this.o.target}`);
+    // A connection's error reaches its streams (they close with it); the session itself only logs nothing.
+    session.on("error", () => {});
+    if (this.o.keepaliveMs !== undefined) this.keepalive(session, this.o.keepaliveMs);
+    this.sessions[i] = session;
+    return session;
+  }
+
+  private keepalive(session: ClientHttp2Session, everyMs: number): void {
+    const timer = setInterval(() => {
+      if (session.closed || session.destroyed) return;
+      const silent = setTimeout(() => session.destroy(new Error("keepalive ping not answered")), everyMs);
+      try {
+        session.ping((err) => {
+          clearTimeout(silent);
+          if (err) session.destroy(err);
+        });
+      } catch {
+        clearTimeout(silent);
+      }
+    }, everyMs);
+    timer.unref();
+    session.once("close", () => clearInterval(timer));
+  }
+}
+
+export interface ConsumeHandlers {
+  /** One whole gRPC message (a ConsumeResponse), valid only during the call. */
+  onMessage(message: Buffer): void;
+  /** Called once: undefined when the broker ended the stream with OK, else the status as an Error. */
+  onEnd(err: Error | undefined): void;
+}
+
+/** Length prefix of a gRPC message: compressed flag (1 byte) and length (4 bytes, big-endian). */
+const PREFIX = 5;
+
+/** One Consume call: write requests, pause and resume reading, cancel. */
+export class ConsumeCall {
+  private readonly stream: ClientHttp2Stream;
+  /** Bytes of an incomplete message carried over from the previous chunk. */
+  private partial: Buffer | undefined;
+  private status: number | undefined;
+  private details = "";
+  private cancelled = false;
+  private ended = false;
+
+  constructor(
+    private readonly session: ClientHttp2Session,
+    headers: Record<string, string>,
+    first: Buffer,
+    private readonly h: ConsumeHandlers,
+    private readonly maxMessageBytes: number,
+  ) {
+    this.stream = session.request(headers);
+    this.stream.on("response", (head) => this.readStatus(head));
+    this.stream.on("trailers", (trailers: IncomingHttpHeaders) => this.readStatus(trailers));
+    this.stream.on("data", (chunk: Buffer) => this.onData(chunk));
+    this.stream.on("error", (err: Error) => {
+      if (!this.details) this.details = err.message;
+    });
+    // The broker's END_STREAM (after its trailers) ends the call; the stream is then closed from
+    // this side too (an HTTP/2 stream closes only when both sides ended). `close` covers resets
+    // and a connection that went away.
+    this.stream.on("end", () => {
+      this.onClose(true);
+      if (!this.stream.destroyed) this.stream.close();
+    });
+    this.stream.on("close", () => this.onClose(false));
+    this.write(first);
+  }
+
+  /** Writes one request message (framed here). */
+  write(message: Buffer): void {
+    if (this.ended || this.stream.destroyed) return;
+    const framed = Buffer.allocUnsafe(PREFIX + message.length);
+    framed[0] = 0;
+    framed.writeUInt32BE(message.length, 1);
+    message.copy(framed, PREFIX);
+    this.stream.write(framed);
+  }
+
+  pause(): void {
+    this.stream.pause();
+  }
+
+  resume(): void {
+    this.stream.resume();
+  }
+
+  /** Ends the call from this side (RST_STREAM CANCEL); onEnd is not called. */
+  cancel(): void {
+    this.cancelled = true;
+    if (!this.stream.destroyed) this.stream.close(constants.NGHTTP2_CANCEL);
+  }
+
+  private readStatus(h: IncomingHttpHeaders): void {
+    const httpStatus = Number(h[constants.HTTP2_HEADER_STATUS] ?? 200);
+    if (httpStatus !== 200) {
+      this.status ??= Status.UNKNOWN;
+      this.details ||= `HTTP status ${httpStatus}`;
+    }
+    const code = h["grpc-status"];
+    if (code === undefined) return;
+    this.status = Number(code);
+    const text = h["grpc-message"];
+    if (typeof text === "string") {
+      try {
+        this.details = decodeURIComponent(text);
+      } catch {
+        this.details = text;
+      }
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    let buf = chunk;
+    if (this.partial) {
+      buf = Buffer.concat([this.partial, chunk]);
+      this.partial = undefined;
+    }
+    let pos = 0;
+    while (buf.length - pos >= PREFIX) {
+      const len = buf.readUInt32BE(pos + 1);
+      if (buf[pos] !== 0) return this.fail(Status.INTERNAL, "compressed message on a stream without grpc-encoding");
+      if (len > this.maxMessageBytes) return this.fail(Status.RESOURCE_EXHAUSTED, `received message larger than max (${len} vs. ${this.maxMessageBytes})`);
+      if (buf.length - pos - PREFIX < len) break;
+      this.h.onMessage(buf.subarray(pos + PREFIX, pos + PREFIX + len));
+      if (this.ended || this.cancelled) return;
+      pos += PREFIX + len;
+    }
+    if (pos < buf.length) this.partial = Buffer.from(buf.subarray(pos));
+  }
+
+  /** Ends the call from this side with a status of its own (a malformed stream). */
+  private fail(code: number, details: string): void {
+    this.status = code;
+    this.details = details;
+    this.partial = undefined;
+    this.stream.close(constants.NGHTTP2_CANCEL);
+  }
+
+  /** `remoteEnded`: the broker ended its side of the stream (END_STREAM), with or without trailers. */
+  private onClose(remoteEnded: boolean): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.partial = undefined;
+    if (this.cancelled) return;
+    if (this.status === Status.OK) return this.h.onEnd(undefined);
+    if (this.status !== undefined) return this.h.onEnd(new GrpcStatusError(this.status, this.details));
+    // No status: its connection went away (UNAVAILABLE, as grpc-js says), the broker ended the
+    // stream without one, or it reset the stream (grpc-js's mapping of RST_STREAM codes).
+    const gone = this.session.destroyed || this.session.closed;
+    if (remoteEnded && !gone) return this.h.onEnd(new GrpcStatusError(Status.UNKNOWN, "the broker ended the stream without a status"));
+    const rst = this.stream.rstCode;
+    const code =
+      gone || rst === undefined || rst === constants.NGHTTP2_REFUSED_STREAM || rst === constants.NGHTTP2_NO_ERROR
+        ? Status.UNAVAILABLE
+        : rst === constants.NGHTTP2_CANCEL
+          ? Status.CANCELLED
+          : rst === constants.NGHTTP2_ENHANCE_YOUR_CALM
+            ? Status.RESOURCE_EXHAUSTED
+            : Status.INTERNAL;
+    const why = gone ? "the connection to the broker closed" : `stream reset by the broker (RST_STREAM code ${rst})`;
+    this.h.onEnd(new GrpcStatusError(code, this.details ? `${why}: ${this.details}` : why));
+  }
+}
