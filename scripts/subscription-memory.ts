@@ -24,7 +24,7 @@ import { parseArgs } from "node:util";
 import { writeHeapSnapshot } from "node:v8";
 import { credentials } from "@grpc/grpc-js";
 import { BrokerClient, type BrokerStats } from "../proto/gen/ratatoskr/v2/broker.js";
-import { createDriver, systemClock, type Consumer, type DeliverySink } from "../loadgen/index.js";
+import { createDriver, procSample, systemClock, type Consumer, type DeliverySink } from "../loadgen/index.js";
 
 const { values } = parseArgs({
   options: {
@@ -73,10 +73,6 @@ function readSnapshot(file: string): { total: number; byName: HeapByName } {
   return { total, byName };
 }
 
-function rssOf(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
-}
 
 interface State {
   heap: number;
@@ -97,9 +93,9 @@ const settle = () => new Promise((r) => setTimeout(r, 1000));
 async function brokerState(): Promise<State> {
   if (values.rss) {
     await settle();
-    return { heap: NaN, rss: rssOf(brokerPid), byName: new Map() };
+    return { heap: NaN, rss: procSample(brokerPid)?.rssBytes ?? NaN, byName: new Map() };
   }
-  const rss = rssOf(brokerPid);
+  const rss = procSample(brokerPid)?.rssBytes ?? NaN;
   const before = new Set(readdirSync(dir));
   process.kill(brokerPid, "SIGUSR2");
   let file: string | undefined;

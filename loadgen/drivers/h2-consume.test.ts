@@ -1,7 +1,7 @@
 import { createServer, constants, type Http2Server, type ServerHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { GrpcStatusError, H2Sessions, type ConsumeHandlers } from "./h2-consume.js";
+import { CONNECTION_WINDOW_BYTES, GrpcStatusError, H2Sessions, STREAM_WINDOW_BYTES, type ConsumeHandlers } from "./h2-consume.js";
 
 /** A gRPC message on the wire: flag byte, 4-byte big-endian length, body. */
 function framed(body: Buffer, compressed = false): Buffer {
@@ -187,5 +187,24 @@ describe("h2-consume: the Consume client over node:http2", () => {
     next.stream.respond({ ...grpcHeaders, "grpc-status": "0" }, { endStream: true });
     expect(await h.ended).toBeUndefined();
     expect(ends).toBe(0);
+  });
+
+  it("offers the broker its receive windows: STREAM_WINDOW_BYTES per stream, CONNECTION_WINDOW_BYTES per connection", async () => {
+    const s = await start();
+    sessions = new H2Sessions({ target: s.target, maxMessageBytes: 1 << 20 }, 1);
+    const first = collect();
+    sessions.consume(0, Buffer.from("x"), first);
+    const a = await s.next();
+    const connection = a.stream.session!;
+    // The client's SETTINGS come with its preface, before any stream.
+    expect(connection.remoteSettings.initialWindowSize).toBe(STREAM_WINDOW_BYTES);
+    a.stream.respond({ ...grpcHeaders, "grpc-status": "0" }, { endStream: true });
+    expect(await first.ended).toBeUndefined();
+    // The client widens the connection's window once it has the server's SETTINGS, which come
+    // before that response; so the next stream's HEADERS follow the WINDOW_UPDATE.
+    sessions.consume(0, Buffer.from("y"), collect());
+    const b = await s.next();
+    expect(b.stream.session).toBe(connection);
+    expect(connection.state.remoteWindowSize).toBe(CONNECTION_WINDOW_BYTES);
   });
 });

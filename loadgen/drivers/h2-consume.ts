@@ -147,8 +147,11 @@ const PREFIX = 5;
 /** One Consume call: write requests, pause and resume reading, cancel. */
 export class ConsumeCall {
   private readonly stream: ClientHttp2Stream;
-  /** Bytes of an incomplete message carried over from the previous chunk. */
-  private partial: Buffer | undefined;
+  /** The chunks of an incomplete message, carried over until it is whole. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** Bytes the incomplete message needs in all (prefix + body); 0 until its prefix is whole. */
+  private need = 0;
   private status: number | undefined;
   private details = "";
   private cancelled = false;
@@ -224,9 +227,13 @@ export class ConsumeCall {
 
   private onData(chunk: Buffer): void {
     let buf = chunk;
-    if (this.partial) {
-      buf = Buffer.concat([this.partial, chunk]);
-      this.partial = undefined;
+    if (this.pendingBytes > 0) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      // A message that spans chunks is joined once, when it is whole, not once per chunk.
+      if (this.need > this.pendingBytes) return;
+      buf = Buffer.concat(this.pending, this.pendingBytes);
+      this.dropPending();
     }
     let pos = 0;
     while (buf.length - pos >= PREFIX) {
@@ -238,14 +245,25 @@ export class ConsumeCall {
       if (this.ended || this.cancelled) return;
       pos += PREFIX + len;
     }
-    if (pos < buf.length) this.partial = Buffer.from(buf.subarray(pos));
+    if (pos === buf.length) return;
+    const rest = Buffer.from(buf.subarray(pos));
+    this.pending.push(rest);
+    this.pendingBytes = rest.length;
+    // Unknown (0) until the length prefix is whole: the next chunk is then joined and read again.
+    this.need = rest.length >= PREFIX ? PREFIX + rest.readUInt32BE(1) : 0;
+  }
+
+  private dropPending(): void {
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.need = 0;
   }
 
   /** Ends the call from this side with a status of its own (a malformed stream). */
   private fail(code: number, details: string): void {
     this.status = code;
     this.details = details;
-    this.partial = undefined;
+    this.dropPending();
     this.stream.close(constants.NGHTTP2_CANCEL);
   }
 
@@ -253,7 +271,7 @@ export class ConsumeCall {
   private onClose(remoteEnded: boolean): void {
     if (this.ended) return;
     this.ended = true;
-    this.partial = undefined;
+    this.dropPending();
     if (this.cancelled) return;
     if (this.status === Status.OK) return this.h.onEnd(undefined);
     if (this.status !== undefined) return this.h.onEnd(new GrpcStatusError(this.status, this.details));
