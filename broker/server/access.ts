@@ -16,6 +16,8 @@ import { HEALTH_SERVICE_NAME } from "./discovery.js";
 /** The authorization checks the handlers make; see require(). */
 export interface Access {
   readonly mode: "off" | "tokens";
+  /** Step 1 for a call served outside grpc-js (h2-call.ts): UNAUTHENTICATED without a known bearer token, else undefined. */
+  admit(metadata: Metadata): ServiceError | undefined;
   /** Throws PERMISSION_DENIED unless the caller's token has `permission` on `topic` (UNAUTHENTICATED without a known token). */
   require(metadata: Metadata, permission: Permission, topic: string): void;
   /** As require(), for any of the three permissions: reading a topic or subscription (Get, TopicExists, GetStats). */
@@ -27,6 +29,7 @@ export interface Access {
 /** No token file: every caller may do everything. */
 export const OPEN_ACCESS: Access = {
   mode: "off",
+  admit: () => undefined,
   require: () => undefined,
   requireAny: () => undefined,
   visible: () => () => true,
@@ -57,6 +60,11 @@ export class TokenAccess implements Access {
     const found = this.lookup(metadata);
     if ("code" in found) throw found;
     return found;
+  }
+
+  admit(metadata: Metadata): ServiceError | undefined {
+    const found = this.lookup(metadata);
+    return "code" in found ? found : undefined;
   }
 
   private lookup(metadata: Metadata): TokenGrant | ServiceError {

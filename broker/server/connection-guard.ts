@@ -1,6 +1,7 @@
 import { constants as http2, type Http2Server, type Http2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import type { Socket } from "node:net";
 import type { Server } from "@grpc/grpc-js";
+import type { DirectCallWatch } from "./h2-call.js";
 import type { Logger } from "./logger.js";
 
 /** What the guard enforces (docs/limits.md, "Connections, streams and timeouts"); 0 = off. */
@@ -25,9 +26,10 @@ export interface ConnectionGuardStats {
  * SETTINGS) has not arrived within `handshakeTimeoutMs`, ends a call whose request message has
  * not arrived whole within `messageReceiveTimeoutMs` of its first byte, and refuses a message
  * with the compressed flag on a call without `grpc-encoding`. `destroyAll` ends every connection
- * (the last step of shutdown, whatever state they are in).
+ * (the last step of shutdown, whatever state they are in). Calls served on HTTP/2 directly
+ * (h2-call.ts) make the per-message checks themselves and report them here (DirectCallWatch).
  */
-export class ConnectionGuard {
+export class ConnectionGuard implements DirectCallWatch {
   readonly stats: ConnectionGuardStats = { open: 0, refused: 0, handshakeTimeouts: 0, messageTimeouts: 0, compressedWithoutEncoding: 0 };
   private readonly sockets = new Map<string, Connection>();
   private closing = false;
@@ -37,8 +39,24 @@ export class ConnectionGuard {
     private readonly log: Logger,
   ) {}
 
-  /** Attaches to every HTTP/2 server of a bound grpc-js Server; throws if grpc-js no longer exposes them. */
-  attach(server: Server): void {
+  get messageReceiveTimeoutMs(): number {
+    return this.limits.messageReceiveTimeoutMs;
+  }
+
+  messageTimedOut(path: string): void {
+    this.stats.messageTimeouts++;
+    this.log.warn("call ended: request message not received whole in time", { messageReceiveTimeoutMs: this.limits.messageReceiveTimeoutMs, path });
+  }
+
+  compressedWithoutEncoding(): void {
+    this.stats.compressedWithoutEncoding++;
+  }
+
+  /**
+   * Attaches to every HTTP/2 server of a bound grpc-js Server; throws if grpc-js no longer
+   * exposes them. Streams of `directPaths` are left to their calls' own checks.
+   */
+  attach(server: Server, directPaths: ReadonlySet<string> = new Set()): void {
     const servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
     if (!(servers instanceof Map) || servers.size === 0) {
       throw new Error("grpc-js internals changed: Server.http2Servers is not a Map of HTTP/2 servers; the connection limits cannot be enforced");
@@ -46,7 +64,9 @@ export class ConnectionGuard {
     for (const h2 of servers.keys() as Iterable<Http2Server>) {
       h2.prependListener("connection", (socket: Socket) => this.onConnection(socket));
       h2.on("session", (session: Http2Session) => this.onSession(session));
-      h2.prependListener("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.onStream(stream, headers));
+      h2.prependListener("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+        if (!directPaths.has(headers[":path"] ?? "")) this.onStream(stream, headers);
+      });
     }
   }
 
@@ -135,7 +155,7 @@ export class ConnectionGuard {
         headerFill = 0;
         if (header[0] === 1 && !encoded) {
           stop();
-          this.stats.compressedWithoutEncoding++;
+          this.compressedWithoutEncoding();
           stream.off("data", onData);
           refuse(stream, 13 /* INTERNAL */, "a message has the compressed flag set but the call has no grpc-encoding header");
           return;
@@ -147,8 +167,7 @@ export class ConnectionGuard {
       if ((headerFill > 0 || bodyLeft > 0) && timeoutMs > 0 && !timer) {
         timer = setTimeout(() => {
           timer = undefined;
-          this.stats.messageTimeouts++;
-          this.log.warn("call ended: request message not received whole in time", { messageReceiveTimeoutMs: timeoutMs, path: headers[":path"] });
+          this.messageTimedOut(headers[":path"] ?? "");
           refuse(stream, 8 /* RESOURCE_EXHAUSTED */, `the request message did not arrive whole within ${timeoutMs} ms (message-receive-timeout-ms)`);
         }, timeoutMs);
         timer.unref();

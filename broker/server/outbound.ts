@@ -7,7 +7,7 @@
 export class OutboundBudget {
   private queued = 0;
   private peak = 0;
-  private readonly waiters = new Set<() => void>();
+  private readonly waiters = new Set<BudgetWaiter>();
 
   /** `budgetBytes` 0 = unlimited. */
   constructor(readonly budgetBytes: number) {}
@@ -34,21 +34,30 @@ export class OutboundBudget {
     const wasFull = this.full;
     this.queued -= bytes;
     if (wasFull && !this.full) {
-      for (const wake of [...this.waiters]) {
+      for (const waiter of [...this.waiters]) {
         if (this.full) break;
-        wake();
+        waiter.wake();
       }
     }
   }
 
-  /** `wake` runs when the budget stops being full, until `unwait`. */
-  wait(wake: () => void): void {
-    this.waiters.add(wake);
+  /** `waiter.wake()` runs when the budget stops being full, until `unwait`. */
+  wait(waiter: BudgetWaiter): void {
+    this.waiters.add(waiter);
   }
 
-  unwait(wake: () => void): void {
-    this.waiters.delete(wake);
+  unwait(waiter: BudgetWaiter): void {
+    this.waiters.delete(waiter);
   }
+}
+
+export interface BudgetWaiter {
+  wake(): void;
+}
+
+/** Who a StreamOutbound tells when it is writable again (an object, not a closure: one fewer per stream). */
+export interface OutboundOwner {
+  onWritable(): void;
 }
 
 /** The narrow view of a grpc-js call this file writes into. */
@@ -59,9 +68,9 @@ export interface WritableCall {
 /**
  * One stream's outbound bytes. `write` always writes (what was leased or accepted is never
  * dropped); `writable` says whether more should be produced now: the stream is under its own
- * cap and the broker-wide budget is not full. `onWritable` runs once that turns true again.
+ * cap and the broker-wide budget is not full. `owner.onWritable()` runs once that turns true again.
  */
-export class StreamOutbound {
+export class StreamOutbound implements BudgetWaiter {
   private pending = 0;
   private closed = false;
   private waiting = false;
@@ -72,7 +81,7 @@ export class StreamOutbound {
     private readonly call: WritableCall,
     private readonly budget: OutboundBudget,
     readonly capBytes: number,
-    private readonly onWritable: () => void,
+    private readonly owner: OutboundOwner,
   ) {}
 
   get pendingBytes(): number {
@@ -109,14 +118,14 @@ export class StreamOutbound {
   waitWritable(): void {
     if (this.closed || this.waiting) return;
     this.waiting = true;
-    this.budget.wait(this.wake);
+    this.budget.wait(this);
   }
 
   /** The stream is gone: its bytes leave the budget now, whatever HTTP/2 still holds. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.budget.unwait(this.wake);
+    this.budget.unwait(this);
     this.budget.release(this.pending);
     this.pending = 0;
   }
@@ -125,10 +134,11 @@ export class StreamOutbound {
     if (this.waiting && this.writable) this.wake();
   }
 
-  private readonly wake = (): void => {
+  /** The budget has room again (BudgetWaiter), or a write completed. */
+  wake(): void {
     if (!this.waiting || !this.writable) return;
     this.waiting = false;
-    this.budget.unwait(this.wake);
-    this.onWritable();
-  };
+    this.budget.unwait(this);
+    this.owner.onWritable();
+  }
 }

@@ -10,6 +10,7 @@ import { addV2Service } from "./v2/index.js";
 import { OPEN_ACCESS, TokenAccess } from "./access.js";
 import { checkExposure } from "./exposure.js";
 import { listenerCredentials, type TlsMode } from "./tls.js";
+import { serveDirect } from "./h2-call.js";
 import { ConnectionGuard, type ConnectionGuardStats } from "./connection-guard.js";
 import { OutboundBudget } from "./outbound.js";
 import { BrokerMetrics, NO_METRICS, startMetricsServer, type MetricsServer } from "./metrics.js";
@@ -129,7 +130,8 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
   const logger = metrics ? countingRefusals(baseLogger, (code) => metrics.refused(code)) : baseLogger;
   const observer = metrics ?? NO_METRICS;
   addV1Service(server, core.topics, config, logger, { budget: outbound }, access, observer);
-  shutdownHooks.push(addV2Service(server, core, config, logger, access, observer, outbound));
+  const v2 = addV2Service(server, core, config, logger, access, observer, outbound);
+  shutdownHooks.push(v2.shutdown);
   const health = addHealthAndReflection(server);
 
   const port = await new Promise<number>((resolve, reject) => {
@@ -140,7 +142,9 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
   const address = `${formatHost(config.host)}:${port}`;
   const guard = new ConnectionGuard(config, logger);
   try {
-    guard.attach(server);
+    // Consume streams on HTTP/2 directly (h2-call.ts); the guard's checks still run first on every stream.
+    serveDirect(server, v2.direct, access, config.maxMessageBytes, guard);
+    guard.attach(server, new Set(v2.direct.keys()));
   } catch (err) {
     server.forceShutdown();
     await core.close();

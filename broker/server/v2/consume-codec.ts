@@ -1,9 +1,10 @@
 import type { Lease, StoredMessage } from "../../core/index.js";
+import { GRPC_PREFIX_BYTES } from "../h2-call.js";
 
 // ConsumeResponse frames written straight from the core's leases: a size pass, then a write
 // pass into one buffer per frame, no intermediate objects or writer chunks (docs/design.md, "Encode once": the
-// consume path is the hot one). The server writes these pre-encoded Buffers through a
-// pass-through serializer. Field numbers follow proto/ratatoskr/v2/broker.proto:
+// consume path is the hot one). The server writes these Buffers, gRPC prefix included, straight
+// on the Consume stream's HTTP/2 stream (h2-call.ts). Field numbers follow proto/ratatoskr/v2/broker.proto:
 //   ConsumeResponse { repeated Delivery deliveries = 1; }
 //   Delivery { int64 ack_id = 1; int32 attempt = 2; Message message = 3; }
 //   Message { string id = 1; string topic = 2; int64 sequence = 3; bytes payload = 4;
@@ -179,9 +180,10 @@ const bodies: (Buffer | undefined)[] = [];
  * Encodes a batch of leases as `ratatoskr.v2.ConsumeResponse` frames of at most
  * `maxFrameBytes` each (gRPC refuses to send a message above its max send size; a single
  * delivery larger than that goes alone). With `shared`, message bodies are encoded once and
- * reused across subscriptions.
+ * reused across subscriptions. With `grpcPrefix`, each frame starts with gRPC's 5-byte message
+ * prefix (uncompressed, its length), ready for a call that writes framed messages (h2-call.ts).
  */
-export function encodeFrames(batch: readonly Lease[], maxFrameBytes: number, shared?: EncodedMessages): Buffer[] {
+export function encodeFrames(batch: readonly Lease[], maxFrameBytes: number, shared?: EncodedMessages, grpcPrefix = false): Buffer[] {
   const n = batch.length;
   if (scratch.length < n * 2) scratch = new Float64Array(n * 2);
   // Size pass: body and delivery lengths, and where frames are cut.
@@ -209,9 +211,15 @@ export function encodeFrames(batch: readonly Lease[], maxFrameBytes: number, sha
   // Write pass: one buffer per frame.
   const frames = new Array<Buffer>(cuts.length);
   let i = 0;
+  const head = grpcPrefix ? GRPC_PREFIX_BYTES : 0;
   for (let f = 0; f < cuts.length; f++) {
-    const buf = Buffer.allocUnsafe(totals[f]!);
+    const buf = Buffer.allocUnsafe(head + totals[f]!);
     let pos = 0;
+    if (grpcPrefix) {
+      buf[0] = 0;
+      buf.writeUInt32BE(totals[f]!, 1);
+      pos = GRPC_PREFIX_BYTES;
+    }
     for (const end = cuts[f]!; i < end; i++) {
       const lease = batch[i]!;
       buf[pos++] = TAG_DELIVERY;

@@ -1,2 +1,2 @@
 // v2 (`ratatoskr.v2.Broker`): the room's door.
-export { addV2Service, maxFrameBytes, V2_SERVICE_DEFINITION } from "./v2-service.js";
+export { addV2Service, maxFrameBytes, V2_SERVICE_DEFINITION, type V2Service } from "./v2-service.js";

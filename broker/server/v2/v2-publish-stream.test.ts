@@ -119,7 +119,7 @@ describe("v2 PublishStream and a malformed frame", () => {
   let api: V2Api;
   let stopV2: () => void;
   beforeAll(async () => {
-    stopV2 = addV2Service(server, core, { ...DEFAULT_CONFIG, logLevel: "silent" }, silentLogger);
+    stopV2 = addV2Service(server, core, { ...DEFAULT_CONFIG, logLevel: "silent" }, silentLogger).shutdown;
     const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
     client = v2Client(`127.0.0.1:${port}`);
     api = v2Api(client);

@@ -1,13 +1,15 @@
-import type { Server, ServiceDefinition } from "@grpc/grpc-js";
+import { status, type Server, type ServiceDefinition } from "@grpc/grpc-js";
 import { InvalidArgumentError, TopicNotFoundError, type BrokerCore, type PublishInput } from "../../core/index.js";
 import { BrokerService } from "../../../proto/gen/ratatoskr/v2/broker.js";
 import { OPEN_ACCESS, type Access } from "../access.js";
 import type { BrokerServerConfig } from "../config.js";
 import { EncodedMessages } from "./consume-codec.js";
-import { unary, type ServedHandlers } from "../handlers.js";
+import { bidiStream, unary, type ServedHandlers } from "../handlers.js";
+import type { DirectHandler } from "../h2-call.js";
+import { statusError } from "../status.js";
 import type { Logger } from "../logger.js";
 import { NO_METRICS, type BrokerObserver } from "../metrics.js";
-import { consumeHandler } from "./v2-consume.js";
+import { consumeHandler, type ConsumeStream } from "./v2-consume.js";
 import { OutboundBudget } from "../outbound.js";
 import { publishStreamHandler } from "./v2-publish-stream.js";
 import { decodePublishRequest } from "./request-codec.js";
@@ -44,10 +46,18 @@ export const V2_SERVICE_DEFINITION = {
   consume: { ...BrokerService.consume, requestDeserialize: passThrough, responseSerialize: passThrough },
 } satisfies ServiceDefinition;
 
-/**
- * Registers `ratatoskr.v2.Broker` on the shared core. Returns the shutdown hook: it ends
- * every Consume and PublishStream stream with UNAVAILABLE (before the core closes).
- */
+/** What addV2Service leaves to the server that binds it. */
+export interface V2Service {
+  /** Ends every Consume and PublishStream stream with UNAVAILABLE (before the core closes). */
+  shutdown(): void;
+  /**
+   * The methods served on HTTP/2 directly, by path: Consume (h2-call.ts, serveDirect). The
+   * server installs them once bound; grpc-js's own Consume handler only says they are missing.
+   */
+  readonly direct: ReadonlyMap<string, DirectHandler>;
+}
+
+/** Registers `ratatoskr.v2.Broker` on the shared core. */
 export function addV2Service(
   server: Server,
   core: BrokerCore,
@@ -56,7 +66,7 @@ export function addV2Service(
   access: Access = OPEN_ACCESS,
   observer: BrokerObserver = NO_METRICS,
   outbound = new OutboundBudget(config.outboundBudgetBytes),
-): () => void {
+): V2Service {
   const broker = core.topics;
   const registry = core.subscriptions;
   const openStreams = new Set<() => void>();
@@ -121,12 +131,9 @@ export function addV2Service(
       await registry.delete(req.name);
       return {};
     }),
-    consume: consumeHandler(registry, log, openStreams, maxFrameBytes(config.maxMessageBytes), sharedBodies, {
-      budget: outbound,
-      streamCapBytes: config.streamOutboundBytes,
-      stuckTimeoutMs: config.consumerStuckTimeoutMs,
-      resetGraceMs: 1_000,
-    }, access, observer),
+    consume: bidiStream<Buffer, Buffer>(log, () => {
+      throw statusError(status.INTERNAL, "Consume is served on HTTP/2 directly and this server was bound without serveDirect");
+    }),
     getBrokerStats: unary(log, () => {
       // Broker-wide figures, no topic names: any token the interceptor let through may read them.
       return brokerStatsToWire(core.stats());
@@ -135,9 +142,20 @@ export function addV2Service(
 
   server.addService(V2_SERVICE_DEFINITION, handlers);
 
-  return () => {
-    sharedBodies.clear();
-    for (const end of [...openStreams]) end();
+  const openConsumes = new Set<ConsumeStream>();
+  const consume = consumeHandler(registry, log, openConsumes, maxFrameBytes(config.maxMessageBytes), sharedBodies, {
+    budget: outbound,
+    streamCapBytes: config.streamOutboundBytes,
+    stuckTimeoutMs: config.consumerStuckTimeoutMs,
+    resetGraceMs: 1_000,
+  }, access, observer);
+  return {
+    shutdown: () => {
+      sharedBodies.clear();
+      for (const end of [...openStreams]) end();
+      for (const stream of [...openConsumes]) stream.shutdown();
+    },
+    direct: new Map([[BrokerService.consume.path, consume]]),
   };
 }
 
