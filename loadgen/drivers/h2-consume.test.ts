@@ -208,3 +208,33 @@ describe("h2-consume: the Consume client over node:http2", () => {
     expect(connection.state.remoteWindowSize).toBe(CONNECTION_WINDOW_BYTES);
   });
 });
+
+describe("h2-consume: unary calls over node:http2", () => {
+  it("sends one framed request and half-closes; resolves with the answer, rejects with the status", async () => {
+    const s = await start();
+    sessions = new H2Sessions({ target: s.target, token: "sesame", maxMessageBytes: 1 << 20 }, 1);
+    const answer = sessions.unary(0, "/ratatoskr.v2.Broker/CreateSubscription", Buffer.from("req"));
+    const served = await s.next();
+    expect(served.headers[":path"]).toBe("/ratatoskr.v2.Broker/CreateSubscription");
+    expect(served.headers.authorization).toBe("Bearer sesame");
+    // The request is whole and the client half-closed.
+    await new Promise<void>((resolve) => (served.stream.readableEnded ? resolve() : served.stream.once("end", () => resolve())));
+    expect(Buffer.concat(served.received)).toEqual(framed(Buffer.from("req")));
+    served.stream.respond(grpcHeaders, { waitForTrailers: true });
+    served.stream.once("wantTrailers", () => served.stream.sendTrailers({ "grpc-status": "0" }));
+    served.stream.end(framed(Buffer.from("sub")));
+    expect((await answer).toString()).toBe("sub");
+
+    const refused = sessions.unary(0, "/ratatoskr.v2.Broker/CreateSubscription", Buffer.from("again"));
+    const second = await s.next();
+    second.stream.respond({ ...grpcHeaders, "grpc-status": "6", "grpc-message": "exists" }, { endStream: true });
+    const err = await refused.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GrpcStatusError);
+    expect((err as GrpcStatusError).code).toBe(6);
+    expect((err as GrpcStatusError).details).toBe("exists");
+
+    const empty = sessions.unary(0, "/ratatoskr.v2.Broker/CreateSubscription", Buffer.from("x"));
+    (await s.next()).stream.respond({ ...grpcHeaders, "grpc-status": "0" }, { endStream: true });
+    expect(((await empty.catch((e: unknown) => e)) as GrpcStatusError).code).toBe(12); // UNIMPLEMENTED: OK with no answer
+  });
+});

@@ -18,7 +18,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
-import { BrokerClient, BrokerService, ConsumeRequest, StartPosition, type BrokerStats } from "../../proto/gen/ratatoskr/v2/broker.js";
+import { BrokerClient, BrokerService, ConsumeRequest, CreateSubscriptionRequest, StartPosition, type BrokerStats } from "../../proto/gen/ratatoskr/v2/broker.js";
 import { DriverError } from "../errors.js";
 import { referenceBroker, referenceBrokerDurability, referenceBrokerStorage } from "./broker-process.js";
 import { defineDriver, type BrokerSelfReport, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type SubscriptionSpec } from "./driver.js";
@@ -128,26 +128,24 @@ export class RatatoskrV2Driver implements Driver {
 
   async createSubscription(spec: SubscriptionSpec): Promise<void> {
     this.subscriptions.set(spec.name, spec);
+    const request = CreateSubscriptionRequest.encode({
+      name: spec.name,
+      topic: spec.topic,
+      config: {
+        start: StartPosition.START_POSITION_LATEST,
+        startSequence: 0n,
+        startTimestampMs: 0n,
+        ackDeadlineMs: 0,
+        maxDeliveries: 0,
+        deadLetterTopic: "",
+        retryBackoffMinMs: 0,
+        retryBackoffMaxMs: 0,
+      },
+    }).finish();
     try {
-      await unary((cb) =>
-        this.pool.at(spec.slot).createSubscription(
-          {
-            name: spec.name,
-            topic: spec.topic,
-            config: {
-              start: StartPosition.START_POSITION_LATEST,
-              startSequence: 0n,
-              startTimestampMs: 0n,
-              ackDeadlineMs: 0,
-              maxDeliveries: 0,
-              deadLetterTopic: "",
-              retryBackoffMinMs: 0,
-              retryBackoffMaxMs: 0,
-            },
-          },
-          cb,
-        ),
-      );
+      // Over node:http2 on the Consume connections (h2-consume.ts): a grpc-js unary call costs
+      // the generator several times as much, and a connect phase makes one per subscription.
+      await this.consumeSessions.unary(spec.slot, BrokerService.createSubscription.path, Buffer.from(request.buffer, request.byteOffset, request.byteLength));
     } catch (err) {
       if (!isStatus(err, grpc.status.ALREADY_EXISTS)) throw new DriverError(this.name, `CreateSubscription ${spec.name}: ${message(err)}`, { cause: err });
     }
