@@ -3,7 +3,7 @@ import { gzipSync } from "node:zlib";
 import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConsumeRequest, ConsumeResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
-import { consumersAttached, frame, http2Session, pollUntil, startV2TestServer, topicWithSubscription, type V2TestServer } from "../../test/support/index.js";
+import { consumersAttached, frame, http2Session, pollUntil, startV2TestServer, TestConsumer, topicWithSubscription, type V2TestServer } from "../../test/support/index.js";
 
 // The Consume stream served on HTTP/2 directly (h2-call.ts), from outside: a raw node:http2
 // client sends what grpc-js clients send and what they never would, and reads the frames and
@@ -171,5 +171,33 @@ describe("Consume served on HTTP/2 directly", () => {
     await new Promise<void>((resolve) => idle.once("goaway", () => resolve()));
     expect(busyGoaway).toBe(false);
     expect((await s.api.getSubscription(sub)).stats?.consumerCount).toBe(1);
+  });
+
+  it("ends a busy Consume stream at shutdown with a status a grpc-js client reads (UNAVAILABLE), not a reset", async () => {
+    // A grpc-js client still reading deliveries and sending acks when the status comes: a reset
+    // right behind the trailers reached it first (INTERNAL, "Received RST_STREAM with code 0").
+    s = await startV2TestServer({ shutdownGraceMs: 3000 });
+    const { topic, sub } = await topicWithSubscription(s.api);
+    const consumer = new TestConsumer(s.client, sub, { autoAck: true });
+    await consumersAttached(s.api, sub, 1);
+    let stop = false;
+    const producer = (async () => {
+      for (let b = 0; !stop; b++) {
+        try {
+          await s!.api.publish(topic, Array.from({ length: 20 }, (_, k) => ({ payload: Buffer.from(`b${b}-${k}`) })));
+        } catch {
+          return;
+        }
+      }
+    })();
+    await consumer.waitForDeliveries(200);
+    const running = s;
+    s = undefined;
+    await running.close();
+    stop = true;
+    await producer;
+    await consumer.waitForEnd();
+    expect(consumer.error?.code, consumer.error?.details).toBe(status.UNAVAILABLE);
+    expect(consumer.error?.details).toMatch(/shutting down/);
   });
 });

@@ -189,16 +189,21 @@ class H2Call implements DirectCall {
     }
   }
 
-  /** @internal (the shared 'wantTrailers' listener) */
+  /**
+   * @internal (the shared 'wantTrailers' listener). No RST_STREAM follows these trailers: a
+   * grpc-js client that still had deliveries to read saw the reset before the trailers and
+   * reported INTERNAL ("Received RST_STREAM with code 0") instead of the status. The client
+   * closes its side once it has the status, as it does with grpc-js's server.
+   */
   onWantTrailers(): void {
     if (!this.trailers) return;
     this.stream.sendTrailers(this.trailers);
-    this.stopReading();
   }
 
   /**
-   * The status is out while the client may still be sending: RST_STREAM NO_ERROR tells it to
-   * stop ("Early Server Closure" in gRPC's PROTOCOL-HTTP2.md) and closes the stream here.
+   * A trailers-only answer went out while the client may still be sending: RST_STREAM NO_ERROR
+   * tells it to stop ("Early Server Closure" in gRPC's PROTOCOL-HTTP2.md), as the connection
+   * guard's refusals do, and closes the stream here.
    */
   private stopReading(): void {
     if (!this.stream.readableEnded && !this.stream.closed) this.stream.close(h2.NGHTTP2_NO_ERROR);
