@@ -7,7 +7,8 @@ import { HEALTH_SERVICE_NAME } from "./discovery.js";
 // Who may do what (docs/security.md). Two steps, both on the server side of every call:
 //   1. authentication, in a grpc-js server interceptor, for every method but grpc.health.v1:
 //      a known bearer token, else UNAUTHENTICATED before any handler runs. Server reflection
-//      needs a token with some admin permission.
+//      needs a token with some admin permission. Consume, served on HTTP/2 directly
+//      (h2-call.ts), makes the same check through admit() before its handler.
 //   2. authorization, in the v1 and v2 handlers, where the topic is known (a request field, a
 //      PublishStream frame, a subscription's topic): require(metadata, permission, topic),
 //      else PERMISSION_DENIED naming the token, the permission and the topic.

@@ -5,9 +5,9 @@
  * call costs the generator 12.7 KB of live heap per stream (an interceptor chain, a retrying
  * call, a Duplex over the HTTP/2 stream's own Duplex); this costs about 2 KB, which is what
  * lets one generator process hold 100,000 streams (docs/performance.md, "Memory per
- * subscription and per stream"). A grpc-js unary call costs the generator about 180 CPU-µs, which
- * made the 100,000 CreateSubscription calls of a connect phase take 40 s with the generator at a
- * full core; the same call here costs a fraction of that.
+ * subscription and per stream"). CreateSubscription goes this way too: a connect phase makes one
+ * per subscription, and with grpc-js unary calls ultimate's 100,000 took about 40 s with the
+ * generator at a full core (what one call costs here against grpc-js was not measured apart).
  *
  * What it keeps of grpc-js's behaviour: a stream that ends without an OK status fails with an
  * Error carrying the gRPC `code` and `details` (so the driver's retry rules read it the same

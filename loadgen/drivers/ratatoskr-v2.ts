@@ -143,8 +143,8 @@ export class RatatoskrV2Driver implements Driver {
       },
     }).finish();
     try {
-      // Over node:http2 on the Consume connections (h2-consume.ts): a grpc-js unary call costs
-      // the generator several times as much, and a connect phase makes one per subscription.
+      // Over node:http2 on the Consume connections (h2-consume.ts), not a grpc-js unary call:
+      // a connect phase makes one per subscription, with the generator's loop as its limit.
       await this.consumeSessions.unary(spec.slot, BrokerService.createSubscription.path, Buffer.from(request.buffer, request.byteOffset, request.byteLength));
     } catch (err) {
       if (!isStatus(err, grpc.status.ALREADY_EXISTS)) throw new DriverError(this.name, `CreateSubscription ${spec.name}: ${message(err)}`, { cause: err });
