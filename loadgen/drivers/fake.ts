@@ -5,7 +5,9 @@
  * duplicate or swap every n-th delivery (`driverOptions: {fake: {dropEvery: 100}}` in a scenario).
  * A capacity (`deliveriesPerSecond`) makes it a broker with a limit: it hands over at most that
  * many deliveries per second (all subscriptions together) and queues the rest, so a backlog
- * builds above it and the `rate: max` search has a rate to find.
+ * builds above it and the `rate: max` search has a rate to find. A publish capacity
+ * (`publishesPerSecond`) holds each publish until the capacity admits its messages (then fans it
+ * out and acknowledges it), as a broker whose intake is the limit: producers fall behind.
  *
  * Split over generator workers (threads), each worker has its own fake; with a `workerGroup`
  * they share one BroadcastChannel, so a publish in a producer worker reaches the subscriptions
@@ -37,6 +39,8 @@ export const fakeDriver = defineDriver({
     swapEvery: z.number().int().positive().optional(),
     /** At most this many deliveries per second over all subscriptions (a token bucket of 100 ms, so a stalled event loop does not lose capacity); absent = no limit. */
     deliveriesPerSecond: z.number().positive().optional(),
+    /** At most this many published messages per second (each publish waits until its messages fit); absent = no limit. */
+    publishesPerSecond: z.number().positive().optional(),
     /** Every n-th publish batch is delivered but its ack is lost (the publish rejects): unacknowledged but delivered. */
     unackEvery: z.number().int().positive().optional(),
     /** Every n-th publish batch (not an unackEvery one) is refused and never delivered: unacknowledged and undelivered. */
@@ -67,6 +71,8 @@ export interface FakeFaults {
   swapEvery?: number;
   /** Capacity: at most this many deliveries per second over all subscriptions. */
   deliveriesPerSecond?: number;
+  /** Capacity: at most this many published messages per second (a publish waits for its turn). */
+  publishesPerSecond?: number;
   /** Deliver every n-th publish batch but reject the publish (its ack is lost). */
   unackEvery?: number;
   /** Reject every n-th publish batch (not an unackEvery one) and deliver nothing of it. */
@@ -75,6 +81,8 @@ export interface FakeFaults {
 
 /** The capacity's bucket holds this much time's worth of deliveries (the largest burst). */
 const BUCKET_MS = 100;
+/** The publish capacity keeps this much idle time's worth of intake (the largest burst it admits at once). */
+const INTAKE_BURST_MS = 5;
 
 interface FakeSubscription {
   name: string;
@@ -95,6 +103,8 @@ export class FakeDriver implements Driver {
   private readonly channel: BroadcastChannel | undefined;
   published = 0;
   private publishBatches = 0;
+  /** Publish capacity: when the capacity has admitted everything published so far (µs). */
+  private intakeFreeAtUs = 0;
 
   constructor(
     private readonly faults: FakeFaults = {},
@@ -142,6 +152,7 @@ export class FakeDriver implements Driver {
     const ackLost = f.unackEvery !== undefined && n % f.unackEvery === 0;
     if (!ackLost && f.refuseEvery !== undefined && n % f.refuseEvery === 0) throw new DriverError(this.name, `publish batch ${n} refused (refuseEvery)`);
     const copies = payloads.map((p) => Buffer.from(p)); // the caller reuses its buffers
+    if (f.publishesPerSecond !== undefined) await this.admit(payloads.length, f.publishesPerSecond);
     if (this.channel) {
       // Another worker may hold the topic's subscriptions (and created the topic).
       this.channel.postMessage({ topic, payloads: copies });
@@ -150,6 +161,17 @@ export class FakeDriver implements Driver {
     if (ackLost) throw new DriverError(this.name, `publish batch ${n} stored but its ack was lost (unackEvery)`);
     this.published += payloads.length;
     return payloads.length;
+  }
+
+  /**
+   * Wait until the publish capacity admits n more messages. Idle capacity is kept for at most
+   * INTAKE_BURST_MS: a larger burst would let a producer that is behind catch up at every pause.
+   */
+  private async admit(n: number, perSecond: number): Promise<void> {
+    const now = this.clock.nowUs();
+    this.intakeFreeAtUs = Math.max(this.intakeFreeAtUs, now - INTAKE_BURST_MS * 1000) + (n * 1e6) / perSecond;
+    const waitMs = (this.intakeFreeAtUs - now) / 1000;
+    if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
   }
 
   private fanOut(topic: string, payloads: readonly Buffer[]): void {

@@ -42,6 +42,13 @@ describe("gates", () => {
     expect(g!.detail).toMatch(/not measurable/);
   });
 
+  it("judges the producers' lateness p99 at a fixed rate, and cannot in an unthrottled run", () => {
+    expect(evaluateGates({ latenessP99MaxMs: 100 }, { ...input, latenessP99Us: 40_000 })).toMatchObject([{ name: "lateness p99", passed: true, actual: 40 }]);
+    const [behind] = evaluateGates({ latenessP99MaxMs: 100 }, { ...input, latenessP99Us: 1_340_000 });
+    expect(behind!.detail).toBe("lateness p99 1340 ms fails <= 100 ms (off by 1240 ms)");
+    expect(evaluateGates({ latenessP99MaxMs: 100 }, input)).toMatchObject([{ passed: false, actual: null }]);
+  });
+
   it("passes exact limits", () => {
     expect(allPassed(evaluateGates({ lostMax: 10, duplicatesMax: 2, e2eP99MaxMs: 42 }, input))).toBe(true);
   });

@@ -18,6 +18,8 @@ export interface GateInput {
   publishP99Us: number;
   /** Achieved / offered publish rate; undefined when unthrottled. */
   achievedRateRatio: number | undefined;
+  /** Producer lateness p99 (µs); undefined when unthrottled (no schedule to be late for). */
+  latenessP99Us?: number | undefined;
   /** The generator-bound verdict; undefined when the result has none (written before it existed). */
   generatorBound?: boolean | undefined;
   /**
@@ -61,6 +63,7 @@ const DEFS: GateDef[] = [
   { key: "e2eP999MaxMs", name: "e2e p99.9", op: "<=", unit: "ms", actual: (g) => g.e2eP999Us / 1000 },
   { key: "publishP99MaxMs", name: "publish p99", op: "<=", unit: "ms", actual: (g) => g.publishP99Us / 1000 },
   { key: "achievedRateRatioMin", name: "achieved/offered rate", op: ">=", unit: "", actual: (g) => g.achievedRateRatio },
+  { key: "latenessP99MaxMs", name: "lateness p99", op: "<=", unit: "ms", actual: (g) => (g.latenessP99Us === undefined ? undefined : g.latenessP99Us / 1000) },
 ];
 
 export function evaluateGates(slo: Slo, input: GateInput): GateResult[] {

@@ -338,6 +338,7 @@ export function judge(judged: RunResult): RunResult {
     e2eP999Us: result.latency.e2e.p999Us,
     publishP99Us: result.latency.publish.p99Us,
     achievedRateRatio: result.throughput.achievedRateRatio ?? undefined,
+    latenessP99Us: result.throughput.offeredRate === null ? undefined : (result.latency.lateness.p99Us ?? 0),
     generatorBound: result.generatorBound?.bound,
     faults: result.faults?.length ? { figures: result.faultFigures?.faults } : undefined,
   });

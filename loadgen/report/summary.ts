@@ -27,7 +27,7 @@ export function parameterRows(r: RunResult): [string, string][] {
   const share = (own: string, all: string) => (isShard(r) ? `${own} (this shard ${r.run.shard.index}/${r.run.shard.count}; whole run ${all})` : all);
   const measure = r.run.phases.find((p) => p.phase === "measure");
   const measured =
-    s.rate === "max" ? `rate: max steps of ${searchSettings(s).stepSeconds} s (this is the ${r.rateSearch?.confirmed !== null && r.rateSearch?.confirmed !== undefined ? "confirmation" : "chosen"} step)` : s.messages !== undefined ? `${fmtCount(s.messages)} messages` : `${s.durationSeconds ?? 0} s`;
+    s.rate === "max" ? searchMeasured(r) : s.messages !== undefined ? `${fmtCount(s.messages)} messages` : `${s.durationSeconds ?? 0} s`;
   const phases = r.run.phases.map((p) => `${p.phase} ${(p.endSec - p.startSec).toFixed(1)} s`).join(", ");
   return [
     ["offered rate", share(rate(r.throughput.offeredRate), rate(whole.offeredRate))],
@@ -70,4 +70,15 @@ export function gateValue(g: GateResult, v: number | null): string {
   if (v === null) return "n/a";
   if (g.unit === "") return `${Number((v * 100).toFixed(3))}%`;
   return `${v} ${g.unit}`;
+}
+
+/**
+ * What a rate: max result's figures measured: the confirmation step when it held (its own
+ * length), else the found (or lowest) step, as rate-search.ts chooses it.
+ */
+function searchMeasured(r: RunResult): string {
+  const search = searchSettings(r.scenario);
+  if (r.rateSearch?.confirmed === true) return `rate: max, the confirmation step of ${r.rateSearch.confirmSeconds ?? search.stepSeconds} s at the found rate`;
+  const found = r.rateSearch?.foundRate;
+  return `rate: max, the ${found === null || found === undefined ? "lowest-rate" : "found rate's"} step of ${search.stepSeconds} s${r.rateSearch?.confirmed === false ? " (its confirmation failed)" : ""}`;
 }

@@ -31,11 +31,12 @@ function stepRow(x: RateSearchStep): string[] {
     fmtUs(x.p99Us),
     `${opt(x.p99FirstHalfUs, fmtUs)} → ${opt(x.p99SecondHalfUs, fmtUs)}`,
     x.backlogSlope === null ? "n/a" : `${fmtCount(x.backlogSlope)}/s`,
+    x.lagSlopeUsPerSec === undefined || x.lagSlopeUsPerSec === null ? "n/a" : `${fmtUs(x.lagSlopeUsPerSec)}/s`,
     x.sustainable ? "holds" : `fails: ${x.reasons.join("; ")}`,
   ];
 }
 
-const STEP_HEAD = ["step", "kind", "offered msg/s", "achieved msg/s", "deliveries/s", "e2e p50", "e2e p99", "p99 1st → 2nd half", "backlog growth", "verdict"];
+const STEP_HEAD = ["step", "kind", "offered msg/s", "achieved msg/s", "deliveries/s", "e2e p50", "e2e p99", "p99 1st → 2nd half", "backlog growth", "lag growth", "verdict"];
 
 /** Steps by offered rate (the curve of latency against offered rate), one per rate: the last step tried at it. */
 export function latencyCurve(steps: readonly RateSearchStep[]): RateSearchStep[] {
@@ -49,9 +50,15 @@ function searchSummary(r: RunResult): string {
   const s = rs.settings;
   const found = rs.foundRate === null ? "no rate held" : `**${fmtCount(rs.foundRate)} msg/s**`;
   const confirm = rs.confirmed === null ? "not confirmed (no confirmation step)" : rs.confirmed ? "confirmed by a fixed-rate step at that rate" : "**not** confirmed: the fixed-rate step at that rate failed (see the last step)";
+  // Results written before queueGrowthMax judged the backlog with the rate tolerance and had no lag condition.
+  const queues =
+    s.queueGrowthMax === undefined
+      ? `the backlog grows by at most ${pct(s.tolerance)} of the offered deliveries/s`
+      : `the backlog grows by at most ${pct(s.queueGrowthMax)} of the offered deliveries/s and the producers' lag (lateness p99) by at most ${fmtUs(s.queueGrowthMax * 1e6)} per second`;
+  const confirmLength = rs.confirmed === null ? "" : ` (the confirmation ${rs.confirmSeconds ?? s.stepSeconds} s)`;
   return (
-    `Highest sustainable rate: ${found}, ${confirm}. ${rs.steps.length} steps of ${s.stepSeconds} s (warmup ${s.warmupSeconds} s) in ${rs.totalSeconds.toFixed(0)} s; stopped because ${rs.stoppedBecause}. ` +
-    `A step holds when published and delivered rates are at least ${pct(1 - s.tolerance)} of offered, the backlog grows by at most ${pct(s.tolerance)} of the offered deliveries/s, ` +
+    `Highest sustainable rate: ${found}, ${confirm}. ${rs.steps.length} steps of ${s.stepSeconds} s${confirmLength} (warmup ${s.warmupSeconds} s) in ${rs.totalSeconds.toFixed(0)} s; stopped because ${rs.stoppedBecause}. ` +
+    `A step holds when published and delivered rates are at least ${pct(1 - s.tolerance)} of offered, ${queues}, ` +
     `p99 of its second half is at most ${s.latencyGrowthMax}× its first half's (or under ${s.latencyFloorMs} ms)${s.p99MaxMs !== undefined ? `, p99 at most ${s.p99MaxMs} ms` : ""}, and its drain completes with nothing lost or refused. ` +
     "The rest of this report is the figures of the confirmation step (else the found step, else the lowest step)."
   );

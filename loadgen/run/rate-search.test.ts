@@ -31,6 +31,8 @@ const steady: StepFigures = {
   p99SecondHalfUs: 3100,
   backlogSlope: 5,
   backlogEnd: 40,
+  lagSlopeUsPerSec: 200,
+  lagEndUs: 1500,
   lost: 0,
   publishErrors: 0,
   drainTimedOut: false,
@@ -85,10 +87,25 @@ describe("a step's verdict", () => {
     expect(judgeStep(steady, settings)).toEqual([]);
     expect(judgeStep({ ...steady, achievedRate: 900 }, settings).join()).toMatch(/published 90.0% of the offered rate/);
     expect(judgeStep({ ...steady, deliveryRate: 1800 }, settings).join()).toMatch(/delivered 90.0% of the offered deliveries/);
-    expect(judgeStep({ ...steady, backlogSlope: 150 }, settings).join()).toMatch(/backlog grew 150 deliveries\/s \(> 5.0% of 2000\)/);
+    expect(judgeStep({ ...steady, backlogSlope: 150 }, settings).join()).toMatch(/backlog grew 150 deliveries\/s \(> 1.0% of 2000\)/);
+    expect(judgeStep({ ...steady, lagSlopeUsPerSec: 40_000, lagEndUs: 400_000 }, settings).join()).toMatch(/producers fell behind their schedule: lateness p99 grew 40 ms per second \(> 10 ms\/s\), to 400 ms/);
     expect(judgeStep({ ...steady, p99FirstHalfUs: 12_000, p99SecondHalfUs: 30_000 }, settings).join()).toMatch(/e2e p99 grew from 12 ms/);
     expect(judgeStep({ ...steady, drainTimedOut: true, lost: 3, publishErrors: 2 }, settings)).toHaveLength(3);
     expect(judgeStep(steady, { ...settings, p99MaxMs: 2 }).join()).toMatch(/p99MaxMs 2 ms/);
+  });
+
+  it("fails a step 4% behind its schedule although its rates are within the tolerance: its queues grow", () => {
+    // 96% published and delivered: the rate conditions hold, but the lag gains 40 ms every second
+    // and the backlog 2% of the offered deliveries every second; neither is bounded.
+    const behind = { ...steady, achievedRate: 960, deliveryRate: 1920, lagSlopeUsPerSec: 40_000, backlogSlope: 40 };
+    const reasons = judgeStep(behind, settings);
+    expect(reasons.join()).not.toMatch(/published|delivered/);
+    expect(reasons).toHaveLength(2);
+    // Queue growth under the limit (1% of the offered work per second) holds.
+    expect(judgeStep({ ...behind, lagSlopeUsPerSec: 9_000, backlogSlope: 19 }, settings)).toEqual([]);
+    // A result written before the lag figure is judged without it.
+    const { lagSlopeUsPerSec: _l, lagEndUs: _e, ...old } = steady;
+    expect(judgeStep(old, settings)).toEqual([]);
   });
 
   it("lets p99 grow under the floor (sub-millisecond noise is not a trend)", () => {
@@ -121,6 +138,28 @@ async function fakeStep(s: Scenario, runId: string, driver: FakeDriver) {
 }
 
 describe("rate: max against the fake driver with a capacity", () => {
+  it("sees producers fall behind a publish capacity the rates hide: 3% over it publishes 97% and its lag grows", async () => {
+    const intake = 2000;
+    const s = parseScenario(
+      `name: rs-lag\ntopics: 2\nsubscriptions: {perTopic: 1}\nproducers: 2\nrate: max\nbatchSize: 20\nlingerMs: 2\nmaxInFlightBatches: 2\n` +
+        `search: {stepSeconds: 4, warmupSeconds: 0.5, drainTimeoutSeconds: 3, latencyGrowthMax: 10, latencyFloorMs: 1000}\n`,
+      "rs-lag.yaml",
+    );
+    const at = async (rate: number) => {
+      const run = await fakeStep(stepScenarioAt(s, rate), `rs-lag-${rate}`, new FakeDriver({ publishesPerSecond: intake }));
+      const f = stepFigures(run.outcome, rate);
+      run.outcome.recorder.destroy();
+      return f;
+    };
+    const over = await at(Math.round(intake * 1.03));
+    expect(over.achievedRate / over.offeredRate).toBeGreaterThan(1 - searchSettings(s).tolerance);
+    expect(over.lagSlopeUsPerSec!).toBeGreaterThan(searchSettings(s).queueGrowthMax * 1e6);
+    expect(judgeStep(over, searchSettings(s)).join()).toMatch(/producers fell behind their schedule/);
+    // Under the capacity the producers keep their schedule.
+    const under = await at(Math.round(intake * 0.7));
+    expect(judgeStep(under, searchSettings(s))).toEqual([]);
+  }, 30_000);
+
   it("judges a step at twice the capacity unsustainable: the backlog grows and deliveries fall short", async () => {
     const s = searchScenario();
     const step = stepScenarioAt(s, CAPACITY * 2);
@@ -152,12 +191,12 @@ describe("rate: max against the fake driver with a capacity", () => {
     // The confirmation as a user runs it: the same scenario at a fixed rate, an ordinary run with gates.
     const fixed = parseScenario(
       `name: rs-fixed\ntopics: 2\nsubscriptions: {perTopic: 1}\nproducers: 2\nrate: ${report.foundRate}\nbatchSize: 20\nlingerMs: 2\n` +
-        `durationSeconds: 2\nwarmupSeconds: 0.5\ndrainTimeoutSeconds: 3\nslo: {achievedRateRatioMin: 0.95, lostMax: 0}\n`,
+        `durationSeconds: 2\nwarmupSeconds: 0.5\ndrainTimeoutSeconds: 3\nslo: {achievedRateRatioMin: 0.95, latenessP99MaxMs: 100, lostMax: 0}\n`,
       "rs-fixed.yaml",
     );
     const run = await fakeStep(fixed, "rs-fixed", new FakeDriver({ deliveriesPerSecond: CAPACITY }));
     const result = buildResult(fixed, run.plan, run.outcome, { runId: "rs-fixed", driver: "fake", environment: captureEnvironment(), broker: { embedded: false, target: "in-process", args: [], storage: "memory", fsync: false } });
-    expect(result.gates.map((g) => [g.name, g.passed])).toEqual([["lost", true], ["achieved/offered rate", true]]);
+    expect(result.gates.map((g) => [g.name, g.passed])).toEqual([["lost", true], ["achieved/offered rate", true], ["lateness p99", true]]);
     expect(judgeStep(stepFigures(run.outcome, report.foundRate!), searchSettings(s))).toEqual([]);
     run.outcome.recorder.destroy();
   }, 120_000);

@@ -6,8 +6,11 @@
  * A step holds (is sustainable) when, over its measure window:
  *   1. achieved publish rate >= (1 − tolerance) × offered;
  *   2. delivery rate >= (1 − tolerance) × offered × deliveries per message (the fan-out);
- *   3. the backlog (deliveries outstanding, sampled each interval) grows by at most
- *      tolerance × offered × fan-out per second (least-squares slope over the window);
+ *   3. the queues stay bounded (least-squares slopes over the window's intervals): the backlog
+ *      (deliveries outstanding) grows by at most queueGrowthMax × offered × fan-out per second,
+ *      and the producers' lag behind their schedule (interval lateness p99) by at most
+ *      queueGrowthMax seconds per second. Rates alone cannot say this: a step 5% behind its
+ *      schedule still publishes 95% of the offered rate, and its lag grows without bound;
  *   4. e2e p99 of the window's second half <= max(latencyGrowthMax × p99 of its first half,
  *      latencyFloorMs), and <= p99MaxMs when that is set;
  *   5. the drain finished in time, and nothing was lost or refused.
@@ -15,7 +18,8 @@
  * The search: start at `startRate`; while every step held, multiply by `growth` (capped at
  * `maxRate`); while none held, divide by it; once there is a highest holding rate below a lowest
  * failing one, bisect until they are within `precision` of each other or `maxSteps` ran. The
- * found rate is the highest that held; with `confirm`, it runs once more as a fixed-rate step,
+ * found rate is the highest that held; with `confirm`, it runs once more as a fixed-rate step of
+ * `confirmSeconds` (default 3 × stepSeconds: a slowly building queue shows over a longer window),
  * and when that fails it is withdrawn and the search continues below it (at most 3 confirmations).
  */
 import type { RunOutcome } from "./runner.js";
@@ -41,6 +45,13 @@ export interface StepFigures {
   backlogSlope: number | null;
   /** Deliveries outstanding at the last sample of the measure window. */
   backlogEnd: number | null;
+  /**
+   * The producers' lag behind their schedule: growth of the interval lateness p99, in µs per
+   * second, over the measure window (null with < 3 intervals). Absent in results written before it.
+   */
+  lagSlopeUsPerSec?: number | null;
+  /** Interval lateness p99 of the last interval of the measure window (µs). */
+  lagEndUs?: number | null;
   lost: number;
   publishErrors: number;
   drainTimedOut: boolean;
@@ -59,6 +70,8 @@ export interface RateSearchReport {
   foundRate: number | null;
   /** The confirmation step at foundRate held too (null: not run). */
   confirmed: boolean | null;
+  /** Measured seconds of a confirmation step; absent in results written before it (their confirmation was stepSeconds long). */
+  confirmSeconds?: number;
   /** Why the search stopped. */
   stoppedBecause: string;
   settings: SearchSettings;
@@ -75,7 +88,11 @@ export function judgeStep(f: StepFigures, s: SearchSettings): string[] {
   if (f.achievedRate < floor * f.offeredRate) out.push(`published ${pct(f.achievedRate / f.offeredRate)} of the offered rate (< ${pct(floor)})`);
   const owed = f.offeredRate * f.fanOut;
   if (owed > 0 && f.deliveryRate < floor * owed) out.push(`delivered ${pct(f.deliveryRate / owed)} of the offered deliveries/s (< ${pct(floor)})`);
-  if (f.backlogSlope !== null && owed > 0 && f.backlogSlope > s.tolerance * owed) out.push(`backlog grew ${Math.round(f.backlogSlope)} deliveries/s (> ${pct(s.tolerance)} of ${Math.round(owed)})`);
+  if (f.backlogSlope !== null && owed > 0 && f.backlogSlope > s.queueGrowthMax * owed) out.push(`backlog grew ${Math.round(f.backlogSlope)} deliveries/s (> ${pct(s.queueGrowthMax)} of ${Math.round(owed)})`);
+  const lag = f.lagSlopeUsPerSec;
+  if (lag !== undefined && lag !== null && lag > s.queueGrowthMax * 1e6) {
+    out.push(`producers fell behind their schedule: lateness p99 grew ${ms(lag)} per second (> ${ms(s.queueGrowthMax * 1e6)}/s)${f.lagEndUs ? `, to ${ms(f.lagEndUs)}` : ""}`);
+  }
   if (f.p99FirstHalfUs !== null && f.p99SecondHalfUs !== null) {
     const limitUs = Math.max(s.latencyGrowthMax * f.p99FirstHalfUs, s.latencyFloorMs * 1000);
     if (f.p99SecondHalfUs > limitUs) out.push(`e2e p99 grew from ${ms(f.p99FirstHalfUs)} (first half) to ${ms(f.p99SecondHalfUs)} (second half; limit ${ms(limitUs)})`);
@@ -163,7 +180,8 @@ export function stepFigures(outcome: RunOutcome, offeredRate: number): StepFigur
   const measure = outcome.phases.find((p) => p.phase === "measure");
   const from = measure?.startSec ?? 0;
   const to = measure?.endSec ?? from;
-  const points = r.series.filter((p) => p.phase === "measure" && p.backlog !== undefined);
+  const measured = r.series.filter((p) => p.phase === "measure");
+  const points = measured.filter((p) => p.backlog !== undefined);
   // Interval histograms of the measure window (wall ms), split at its middle.
   const wallFrom = outcome.startedAtMs + from * 1000;
   const wallTo = outcome.startedAtMs + to * 1000;
@@ -187,6 +205,8 @@ export function stepFigures(outcome: RunOutcome, offeredRate: number): StepFigur
     p99SecondHalfUs: p99Of(inWindow.filter((iv) => (iv.startMs + iv.endMs) / 2 >= mid)),
     backlogSlope: points.length >= 3 ? Math.round(slope(points.map((p) => [p.t, p.backlog!]))) : null,
     backlogEnd: points.length ? points[points.length - 1]!.backlog! : null,
+    lagSlopeUsPerSec: measured.length >= 3 ? Math.round(slope(measured.map((p) => [p.t, p.latenessP99Us]))) : null,
+    lagEndUs: measured.length ? measured[measured.length - 1]!.latenessP99Us : null,
     lost: a.lost,
     publishErrors: r.publishErrors,
     drainTimedOut: outcome.drainTimedOut,
@@ -207,14 +227,22 @@ export function slope(xy: readonly (readonly [number, number])[]): number {
   return den === 0 ? 0 : num / den;
 }
 
-/** A search step's scenario: the scenario at one fixed rate, for stepSeconds, with the search's warmup and drain. */
-export function stepScenario(s: Scenario, rate: number): Scenario {
+/** Measured seconds of the confirmation step. */
+export function confirmSeconds(search: SearchSettings): number {
+  return search.confirmSeconds ?? 3 * search.stepSeconds;
+}
+
+/**
+ * A search step's scenario: the scenario at one fixed rate, for stepSeconds (a confirmation:
+ * confirmSeconds), with the search's warmup and drain.
+ */
+export function stepScenario(s: Scenario, rate: number, kind: StepKind = "ramp"): Scenario {
   const search = searchSettings(s);
   const { search: _search, messages: _messages, ...rest } = s;
   return {
     ...rest,
     rate,
-    durationSeconds: search.stepSeconds,
+    durationSeconds: kind === "confirm" ? confirmSeconds(search) : search.stepSeconds,
     warmupSeconds: search.warmupSeconds,
     drainTimeoutSeconds: search.drainTimeoutSeconds ?? Math.max(2, search.stepSeconds),
   };
@@ -247,7 +275,7 @@ export async function runRateSearch(s: Scenario, runStep: (stepScenario: Scenari
   let confirmed: boolean | null = null;
   let confirmedRun: StepRun | undefined;
   const step = async (rate: number, kind: StepKind): Promise<RateSearchStep> => {
-    const run = await runStep(stepScenario(s, rate), steps.length);
+    const run = await runStep(stepScenario(s, rate, kind), steps.length);
     runs.push(run);
     const judgedStep = judged(run.outcome, rate, steps.length, kind, settings);
     steps.push(judgedStep);
@@ -280,6 +308,7 @@ export async function runRateSearch(s: Scenario, runStep: (stepScenario: Scenari
     report: {
       foundRate: foundRate ?? null,
       confirmed,
+      confirmSeconds: confirmSeconds(settings),
       stoppedBecause: planner.stoppedBecause,
       settings,
       totalSeconds: Math.round(nowMs() - startedMs) / 1000,

@@ -45,6 +45,12 @@ const sloSchema = z.strictObject({
   publishP99MaxMs: nonNegative.optional(),
   /** Achieved publish rate / offered rate during the measure phase (fixed-rate scenarios). */
   achievedRateRatioMin: ratio.optional(),
+  /**
+   * Producer lateness p99 (intended → actual send) at most this (ms), fixed-rate scenarios: a run
+   * whose sends fall further behind their schedule over its window fails, though it may still
+   * publish most of the offered rate.
+   */
+  latenessP99MaxMs: nonNegative.optional(),
   /** `false`: the run fails if the generator, not the broker, was the limit (the generator-bound verdict). */
   generatorBound: z.literal(false).optional(),
   /** The longest unavailability of any fault, seconds (docs/faults.md, "Reading the figures"). */
@@ -70,8 +76,15 @@ const searchSchema = z.strictObject({
   growth: z.number().gt(1).default(2),
   /** No step above this rate. */
   maxRate: z.number().positive().optional(),
-  /** Achieved/offered publish and delivery rates at least 1 − tolerance; backlog growth at most tolerance × offered deliveries/s. */
+  /** Achieved/offered publish and delivery rates at least 1 − tolerance. */
   tolerance: z.number().gt(0).lt(1).default(0.05),
+  /**
+   * The queues may grow by at most this many seconds of work per second: the backlog by
+   * queueGrowthMax × offered deliveries/s, the producers' lag behind their schedule (lateness p99)
+   * by queueGrowthMax s/s. A rate that falls behind by 5% is not sustainable, even when 95% of it
+   * arrives within a step.
+   */
+  queueGrowthMax: z.number().gt(0).lt(1).default(0.01),
   /** Bisection stops when (lowest failing − highest holding) / highest holding <= precision. */
   precision: z.number().gt(0).lt(1).default(0.05),
   /** Steps at most (ramp and bisection; the confirmation step is extra). */
@@ -83,6 +96,8 @@ const searchSchema = z.strictObject({
   p99MaxMs: z.number().positive().optional(),
   /** Run the found rate once more as a fixed-rate step and say whether it held again. */
   confirm: z.boolean().default(true),
+  /** Measured seconds of the confirmation step; default 3 × stepSeconds (a queue that builds slowly shows over a longer window). */
+  confirmSeconds: z.number().min(1).optional(),
 });
 
 /** `backlog:`: hold consumers back until this much is stored, then release them (loadgen/run/backlog.ts). */
