@@ -190,7 +190,10 @@ export async function runBench(args: BenchArgs, log: (s: string) => void = (s) =
       const search = await runRateSearch(scenario, async (stepScenario, index) => {
         progress.log(`rate search: step ${index + 1} at ${stepScenario.rate as number} msg/s`);
         const stepPlan = buildPlan(stepScenario, `${runId}-${index}`, shard);
-        return { ...(await runOnce(stepScenario, stepPlan, true)), scenario: stepScenario, plan: stepPlan };
+        const { outcome } = await runOnce(stepScenario, stepPlan, true);
+        // Each step says whether the generator was its limit: a failing step that was tells the broker's rate from the generator's.
+        const generatorBound = resultOf(stepScenario, stepPlan, outcome).generatorBound?.reasons ?? [];
+        return { outcome, scenario: stepScenario, plan: stepPlan, generatorBound };
       });
       const { outcome, plan: chosenPlan, scenario: chosenScenario } = search.chosen;
       const built = resultOf(chosenScenario, chosenPlan, outcome);

@@ -38,6 +38,8 @@ describe("workloads through ratatoskr bench", () => {
     const steps = r.rateSearch!.steps;
     expect(steps[0]!.offeredRate).toBe(1000);
     for (const x of steps) expect(x.reasons.length === 0, `step ${x.index}`).toBe(x.sustainable);
+    // Every step carries its own generator-bound verdict (reasons; empty when not bound).
+    for (const x of steps) expect(Array.isArray(x.generatorBound), `step ${x.index}`).toBe(true);
     // Over the capacity nothing holds (4000 msg/s into a 3000/s broker, if the ramp got there).
     for (const x of steps.filter((y) => y.offeredRate >= 4000)) expect(x.sustainable).toBe(false);
     if (r.rateSearch!.foundRate !== null) expect(r.run.whole!.offeredRate).toBe(r.rateSearch!.foundRate);

@@ -30,13 +30,14 @@ function stepRow(x: RateSearchStep): string[] {
     fmtUs(x.p50Us),
     fmtUs(x.p99Us),
     `${opt(x.p99FirstHalfUs, fmtUs)} → ${opt(x.p99SecondHalfUs, fmtUs)}`,
+    x.p99SlopeUsPerSec === undefined || x.p99SlopeUsPerSec === null ? "n/a" : `${fmtUs(x.p99SlopeUsPerSec)}/s`,
     x.backlogSlope === null ? "n/a" : `${fmtCount(x.backlogSlope)}/s`,
     x.lagSlopeUsPerSec === undefined || x.lagSlopeUsPerSec === null ? "n/a" : `${fmtUs(x.lagSlopeUsPerSec)}/s`,
-    x.sustainable ? "holds" : `fails: ${x.reasons.join("; ")}`,
+    (x.sustainable ? "holds" : `fails: ${x.reasons.join("; ")}`) + (x.generatorBound?.length ? ` (generator-bound: ${x.generatorBound.join("; ")})` : ""),
   ];
 }
 
-const STEP_HEAD = ["step", "kind", "offered msg/s", "achieved msg/s", "deliveries/s", "e2e p50", "e2e p99", "p99 1st → 2nd half", "backlog growth", "lag growth", "verdict"];
+const STEP_HEAD = ["step", "kind", "offered msg/s", "achieved msg/s", "deliveries/s", "e2e p50", "e2e p99", "p99 1st → 2nd half", "p99 growth", "backlog growth", "lag growth", "verdict"];
 
 /** Steps by offered rate (the curve of latency against offered rate), one per rate: the last step tried at it. */
 export function latencyCurve(steps: readonly RateSearchStep[]): RateSearchStep[] {
@@ -59,9 +60,49 @@ function searchSummary(r: RunResult): string {
   return (
     `Highest sustainable rate: ${found}, ${confirm}. ${rs.steps.length} steps of ${s.stepSeconds} s${confirmLength} (warmup ${s.warmupSeconds} s) in ${rs.totalSeconds.toFixed(0)} s; stopped because ${rs.stoppedBecause}. ` +
     `A step holds when published and delivered rates are at least ${pct(1 - s.tolerance)} of offered, ${queues}, ` +
-    `p99 of its second half is at most ${s.latencyGrowthMax}× its first half's (or under ${s.latencyFloorMs} ms)${s.p99MaxMs !== undefined ? `, p99 at most ${s.p99MaxMs} ms` : ""}, and its drain completes with nothing lost or refused. ` +
+    `${p99Trend(s)}${s.p99MaxMs !== undefined ? `, p99 at most ${s.p99MaxMs} ms` : ""}, and its drain completes with nothing lost or refused. ` +
+    bracketNote(rs) +
+    generatorNote(rs) +
     "The rest of this report is the figures of the confirmation step (else the found step, else the lowest step)."
   );
+}
+
+/** The p99 trend condition as the search judged it (results written before the slope had the halves test only). */
+function p99Trend(s: NonNullable<RunResult["rateSearch"]>["settings"]): string {
+  const halves = s.latencyGrowthMax === undefined ? "" : `p99 of its second half is at most ${s.latencyGrowthMax}× its first half's (or under ${s.latencyFloorMs} ms)`;
+  if (s.queueGrowthMax === undefined) return halves;
+  const slope = `e2e p99 grows by at most ${fmtUs(s.queueGrowthMax * 1e6)} per second`;
+  return halves ? `${slope}, ${halves}` : slope;
+}
+
+/**
+ * Where the answer lies when the search did not narrow it to its precision (it ran out of steps,
+ * e.g. after a failed confirmation withdrew a rate), and which rates a confirmation withdrew.
+ */
+export function bracketNote(rs: Pick<NonNullable<RunResult["rateSearch"]>, "foundRate" | "steps" | "settings">): string {
+  const out: string[] = [];
+  const withdrawn = rs.steps.filter((x) => x.kind === "confirm" && !x.sustainable).map((x) => `${fmtCount(x.offeredRate)} msg/s`);
+  if (withdrawn.length > 0) out.push(`Withdrawn after a failed confirmation: ${withdrawn.join(", ")}.`);
+  const found = rs.foundRate;
+  const failedAbove = rs.steps.filter((x) => !x.sustainable && (found === null || x.offeredRate > found)).map((x) => x.offeredRate);
+  if (found !== null && failedAbove.length > 0) {
+    const bad = Math.min(...failedAbove);
+    if ((bad - found) / found > rs.settings.precision) {
+      out.push(`**The highest sustainable rate lies between ${fmtCount(found)} (held) and ${fmtCount(bad)} msg/s (failed)**: the search stopped before narrowing it to ${pct(rs.settings.precision)}; read the found rate as a lower bound (more \`maxSteps\` narrow it).`);
+    }
+  }
+  return out.length ? `${out.join(" ")} ` : "";
+}
+
+/** Whether the steps that failed above the found rate measured the generator, not the broker ("" when none was judged). */
+export function generatorNote(rs: NonNullable<RunResult["rateSearch"]>): string {
+  const above = rs.steps.filter((x) => !x.sustainable && x.generatorBound !== undefined && (rs.foundRate === null || x.offeredRate > rs.foundRate));
+  const bound = above.filter((x) => x.generatorBound!.length > 0);
+  if (above.length === 0 || bound.length === 0) return "";
+  const which = bound.map((x) => fmtCount(x.offeredRate)).join(", ");
+  return bound.length === above.length
+    ? `**Every step that failed above the found rate was generator-bound** (${which} msg/s): the found rate is the generator's limit on this machine, a lower bound for the broker's. `
+    : `${bound.length} of the ${above.length} steps that failed above the found rate were generator-bound (${which} msg/s); the others failed with the generator within its limits. `;
 }
 
 function backlogRows(r: RunResult): [string, string][] {

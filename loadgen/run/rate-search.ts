@@ -11,8 +11,10 @@
  *      and the producers' lag behind their schedule (interval lateness p99) by at most
  *      queueGrowthMax seconds per second. Rates alone cannot say this: a step 5% behind its
  *      schedule still publishes 95% of the offered rate, and its lag grows without bound;
- *   4. e2e p99 of the window's second half <= max(latencyGrowthMax × p99 of its first half,
- *      latencyFloorMs), and <= p99MaxMs when that is set;
+ *   4. e2e p99 does not trend up: the interval e2e p99 grows by at most queueGrowthMax seconds
+ *      per second (least-squares slope; a queue that builds shows here as it does in the backlog);
+ *      with latencyGrowthMax set, also p99 of the second half <= max(latencyGrowthMax × the first
+ *      half's, latencyFloorMs); and <= p99MaxMs when that is set;
  *   5. the drain finished in time, and nothing was lost or refused.
  *
  * The search: start at `startRate`; while every step held, multiply by `growth` (capped at
@@ -41,6 +43,8 @@ export interface StepFigures {
   p99Us: number;
   p99FirstHalfUs: number | null;
   p99SecondHalfUs: number | null;
+  /** Growth of the interval e2e p99 over the measure window, µs per second (null with < 3 intervals). Absent in results written before it. */
+  p99SlopeUsPerSec?: number | null;
   /** Deliveries outstanding: growth per second over the measure window (null with < 3 samples). */
   backlogSlope: number | null;
   /** Deliveries outstanding at the last sample of the measure window. */
@@ -63,6 +67,12 @@ export interface RateSearchStep extends StepFigures {
   sustainable: boolean;
   /** Why it did not hold (empty when it did). */
   reasons: string[];
+  /**
+   * The generator-bound verdict of this step (docs/loadgen.md, "Generator-bound verdict"): its
+   * reasons, empty when the broker, not the generator, was the limit. Absent when not judged
+   * (results written before it, or a runner that does not judge it).
+   */
+  generatorBound?: string[];
 }
 
 export interface RateSearchReport {
@@ -93,7 +103,9 @@ export function judgeStep(f: StepFigures, s: SearchSettings): string[] {
   if (lag !== undefined && lag !== null && lag > s.queueGrowthMax * 1e6) {
     out.push(`producers fell behind their schedule: lateness p99 grew ${ms(lag)} per second (> ${ms(s.queueGrowthMax * 1e6)}/s)${f.lagEndUs ? `, to ${ms(f.lagEndUs)}` : ""}`);
   }
-  if (f.p99FirstHalfUs !== null && f.p99SecondHalfUs !== null) {
+  const p99Slope = f.p99SlopeUsPerSec;
+  if (p99Slope !== undefined && p99Slope !== null && p99Slope > s.queueGrowthMax * 1e6) out.push(`e2e p99 grew ${ms(p99Slope)} per second (> ${ms(s.queueGrowthMax * 1e6)}/s)`);
+  if (s.latencyGrowthMax !== undefined && f.p99FirstHalfUs !== null && f.p99SecondHalfUs !== null) {
     const limitUs = Math.max(s.latencyGrowthMax * f.p99FirstHalfUs, s.latencyFloorMs * 1000);
     if (f.p99SecondHalfUs > limitUs) out.push(`e2e p99 grew from ${ms(f.p99FirstHalfUs)} (first half) to ${ms(f.p99SecondHalfUs)} (second half; limit ${ms(limitUs)})`);
   }
@@ -205,6 +217,7 @@ export function stepFigures(outcome: RunOutcome, offeredRate: number): StepFigur
     p99SecondHalfUs: p99Of(inWindow.filter((iv) => (iv.startMs + iv.endMs) / 2 >= mid)),
     backlogSlope: points.length >= 3 ? Math.round(slope(points.map((p) => [p.t, p.backlog!]))) : null,
     backlogEnd: points.length ? points[points.length - 1]!.backlog! : null,
+    p99SlopeUsPerSec: measured.length >= 3 ? Math.round(slope(measured.map((p) => [p.t, p.e2eP99Us]))) : null,
     lagSlopeUsPerSec: measured.length >= 3 ? Math.round(slope(measured.map((p) => [p.t, p.latenessP99Us]))) : null,
     lagEndUs: measured.length ? measured[measured.length - 1]!.latenessP99Us : null,
     lost: a.lost,
@@ -252,6 +265,8 @@ export interface StepRun {
   outcome: RunOutcome;
   plan: Plan;
   scenario: Scenario;
+  /** The step's generator-bound reasons (empty: not bound), when the runner judged them. */
+  generatorBound?: readonly string[];
 }
 
 export interface RateSearchOutcome {
@@ -278,6 +293,7 @@ export async function runRateSearch(s: Scenario, runStep: (stepScenario: Scenari
     const run = await runStep(stepScenario(s, rate, kind), steps.length);
     runs.push(run);
     const judgedStep = judged(run.outcome, rate, steps.length, kind, settings);
+    if (run.generatorBound !== undefined) judgedStep.generatorBound = [...run.generatorBound];
     steps.push(judgedStep);
     if (run.outcome.interrupted) interrupted = true;
     if (kind === "confirm" && judgedStep.sustainable) confirmedRun = run;

@@ -89,8 +89,12 @@ const searchSchema = z.strictObject({
   precision: z.number().gt(0).lt(1).default(0.05),
   /** Steps at most (ramp and bisection; the confirmation step is extra). */
   maxSteps: positiveInt.default(12),
-  /** p99 of a step's second half at most latencyGrowthMax × its first half's (or under latencyFloorMs). */
-  latencyGrowthMax: z.number().gt(1).default(2),
+  /**
+   * Optional, off by default: p99 of a step's second half at most latencyGrowthMax × its first
+   * half's (or under latencyFloorMs). One slow second in the second half fails it, so the default
+   * judges the p99 trend as a slope (queueGrowthMax) instead.
+   */
+  latencyGrowthMax: z.number().gt(1).optional(),
   latencyFloorMs: nonNegative.default(20),
   /** Optional: a step whose e2e p99 exceeds this does not hold (the highest rate within a latency bound). */
   p99MaxMs: z.number().positive().optional(),
