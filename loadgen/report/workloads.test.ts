@@ -31,6 +31,9 @@ describe("the rate search's generator note", () => {
     const note = generatorNote(search(4000, [step(2000, true, []), step(4000, true, []), step(8000, false, ["worker 0 was saturated"]), step(6000, false, ["stalled"])]));
     expect(note).toMatch(/Every step that failed above the found rate was generator-bound\*\* \(8000, 6000 msg\/s\)/);
     expect(note).toMatch(/a lower bound for the broker's/);
+    expect(note).not.toMatch(/own steps/);
+    const atLimit = generatorNote(search(4000, [step(4000, true, ["worker 0 was saturated"]), step(8000, false, ["stalled"])]));
+    expect(atLimit).toMatch(/a lower bound for the broker's\. The found rate's own steps were generator-bound too\./);
   });
 
   it("counts the generator-bound ones when only some were, and says nothing when none was or none was judged", () => {

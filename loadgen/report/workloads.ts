@@ -98,11 +98,14 @@ export function bracketNote(rs: Pick<NonNullable<RunResult["rateSearch"]>, "foun
 export function generatorNote(rs: NonNullable<RunResult["rateSearch"]>): string {
   const above = rs.steps.filter((x) => !x.sustainable && x.generatorBound !== undefined && (rs.foundRate === null || x.offeredRate > rs.foundRate));
   const bound = above.filter((x) => x.generatorBound!.length > 0);
-  if (above.length === 0 || bound.length === 0) return "";
+  // The found rate's own steps (the search's and the confirmation) at the generator's limit.
+  const atFound = rs.steps.some((x) => x.sustainable && x.offeredRate === rs.foundRate && (x.generatorBound?.length ?? 0) > 0);
+  const own = atFound ? "The found rate's own steps were generator-bound too. " : "";
+  if (above.length === 0 || bound.length === 0) return own;
   const which = bound.map((x) => fmtCount(x.offeredRate)).join(", ");
   return bound.length === above.length
-    ? `**Every step that failed above the found rate was generator-bound** (${which} msg/s): the found rate is the generator's limit on this machine, a lower bound for the broker's. `
-    : `${bound.length} of the ${above.length} steps that failed above the found rate were generator-bound (${which} msg/s); the others failed with the generator within its limits. `;
+    ? `**Every step that failed above the found rate was generator-bound** (${which} msg/s): the found rate is the generator's limit on this machine, a lower bound for the broker's. ${own}`
+    : `${bound.length} of the ${above.length} steps that failed above the found rate were generator-bound (${which} msg/s); the others failed with the generator within its limits. ${own}`;
 }
 
 function backlogRows(r: RunResult): [string, string][] {
