@@ -13,7 +13,7 @@ import { assertDriverAccepts, checkMetricsUrl, DRIVERS, effectiveStorage, findDr
 import { EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_BAD_INPUT, exitCodeFor, InterruptedError, UsageError } from "./errors.js";
 import { prepareBenchFaults, type BenchFaults } from "./fault-run.js";
 import { prepareOutputDir, prepareOutputFile } from "./out-dir.js";
-import { buildResult, captureEnvironment, faultCountsLine, judge, renderJUnit, renderSummaryMarkdown, SEED_HEADER, seedRow, writeReport, type ResultMeta, type RunResult } from "./report/index.js";
+import { buildResult, captureEnvironment, faultCountsLine, judge, rateHeldLine, renderJUnit, renderSummaryMarkdown, SEED_HEADER, seedRow, writeReport, type ResultMeta, type RunResult } from "./report/index.js";
 import { buildPlan, fmtUs, loadScenario, parseShard, Progress, reconnectPolicyOf, runRateSearch, runScenario, scenarioForDriver, splitPlan, type Plan, type Scenario } from "./run/index.js";
 import { defaultWorkers, runWorkers } from "./workers.js";
 
@@ -383,6 +383,8 @@ export function printSummary(r: RunResult, dir: string, log: (s: string) => void
   if (faultLine) log(faultLine);
   for (const w of r.warnings ?? []) log(`warning: ${w}`);
   if (r.generator) log(`generator: ${r.generator.mode === "workers" ? `${r.generator.workers} workers` : "one process"}; ${r.generator.perWorker.map((w) => `${w.role} loop ${Math.round(w.loopUtilization * 100)}% cpu ${w.cpuShare.toFixed(2)}`).join(", ")}`);
+  const held = rateHeldLine(r);
+  if (held) log(`rate held: ${held.replace(/\*\*/g, "")}`);
   if (r.generatorBound?.bound) log(`warning: GENERATOR-BOUND: the figures may measure the load generator, not the broker: ${r.generatorBound.reasons.join("; ")}`);
   for (const g of r.gates) log(`gate ${g.passed ? "PASS" : "FAIL"}: ${g.detail}`);
   if (r.run.interrupted) log(`INTERRUPTED: partial report in ${dir}/ (report.md, report.html, result.json); its gates are not judged`);

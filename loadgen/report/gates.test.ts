@@ -49,6 +49,13 @@ describe("gates", () => {
     expect(evaluateGates({ latenessP99MaxMs: 100 }, input)).toMatchObject([{ passed: false, actual: null }]);
   });
 
+  it("makes rateHeld: true a gate on the fixed-rate verdict, not measurable without one", () => {
+    expect(evaluateGates({ rateHeld: true }, { ...input, rateHeld: { held: true, reasons: [] } })).toMatchObject([{ name: "rate held", passed: true, actual: 1 }]);
+    const [no] = evaluateGates({ rateHeld: true }, { ...input, rateHeld: { held: false, reasons: ["backlog grew 40 deliveries/s"] } });
+    expect(no).toMatchObject({ passed: false, actual: 0, detail: "rate held: no (backlog grew 40 deliveries/s)" });
+    expect(evaluateGates({ rateHeld: true }, input)).toMatchObject([{ passed: false, actual: null, detail: "rate held: not measurable (needs a fixed-rate run)" }]);
+  });
+
   it("passes exact limits", () => {
     expect(allPassed(evaluateGates({ lostMax: 10, duplicatesMax: 2, e2eP99MaxMs: 42 }, input))).toBe(true);
   });

@@ -22,6 +22,8 @@ export interface GateInput {
   latenessP99Us?: number | undefined;
   /** The generator-bound verdict; undefined when the result has none (written before it existed). */
   generatorBound?: boolean | undefined;
+  /** A fixed-rate run's held-its-rate verdict (report/rate-held.ts); undefined when not judged. */
+  rateHeld?: { held: boolean; reasons: readonly string[] } | undefined;
   /**
    * The per-fault figures, when the run applied faults; `figures` undefined when it did but the
    * result cannot say (no fine timeline). Undefined: no fault ran.
@@ -42,7 +44,7 @@ export interface GateResult {
 }
 
 interface GateDef {
-  key: Exclude<keyof Slo, "generatorBound" | "unavailableSecondsMax" | "recoverySecondsMax">;
+  key: Exclude<keyof Slo, "generatorBound" | "rateHeld" | "unavailableSecondsMax" | "recoverySecondsMax">;
   name: string;
   op: ">=" | "<=";
   unit: string;
@@ -84,6 +86,19 @@ export function evaluateGates(slo: Slo, input: GateInput): GateResult[] {
           : bound
             ? "generator bound: yes, fails generatorBound: false (the generator, not the broker, was the limit; see the verdict's reasons)"
             : "generator bound: no",
+    });
+  }
+  if (slo.rateHeld === true) {
+    // A flag: actual 1 = held, 0 = not; the gate asks for 1.
+    const v = input.rateHeld;
+    out.push({
+      name: "rate held",
+      op: ">=",
+      limit: 1,
+      actual: v === undefined ? null : v.held ? 1 : 0,
+      unit: "",
+      passed: v?.held === true,
+      detail: v === undefined ? "rate held: not measurable (needs a fixed-rate run)" : v.held ? "rate held: yes" : `rate held: no (${v.reasons.join("; ")})`,
     });
   }
   out.push(...faultGates(slo, input));

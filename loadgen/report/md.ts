@@ -59,6 +59,8 @@ export function renderMarkdown(r: RunResult): string {
       "",
     );
   }
+  const held = rateHeldLine(r);
+  if (held) lines.push(`**Rate held:** ${held}`, "");
   lines.push(`**Broker cost:** ${costLine(r)}`, "");
   if (s.description) lines.push(s.description.trim(), "");
   lines.push("## Parameters", "", "| parameter | value |", "|---|---|", ...parameterRows(r).map(([k, v]) => `| ${k} | ${v} |`), "");
@@ -140,4 +142,15 @@ export function faultCountsLine(c: RunResult["counts"]): string | undefined {
   const v = [c.unackedDelivered ?? 0, c.unackedUndelivered ?? 0, c.publishRetries ?? 0, c.streamBreaks ?? 0, c.reconnects ?? 0];
   if (v.every((n) => n === 0)) return undefined;
   return `Under faults: never acknowledged but delivered ${v[0]}, never acknowledged and not delivered ${v[1]} (not a loss); publish retries ${v[2]}, consumer streams broken ${v[3]}, reconnects ${v[4]}.`;
+}
+
+/** A fixed-rate run's held-its-rate verdict in one line (undefined for other runs). */
+export function rateHeldLine(r: RunResult): string | undefined {
+  const h = r.rateHeld;
+  if (!h) return undefined;
+  const f = h.figures;
+  const slope = (v: number | null | undefined) => (v === null || v === undefined ? "n/a" : `${fmtUs(v)}/s`);
+  const grew = `lag grew ${slope(f.lagSlopeUsPerSec)}, e2e p99 ${slope(f.p99SlopeUsPerSec)}, backlog ${f.backlogSlope === null ? "n/a" : `${fmtCount(f.backlogSlope)} deliveries/s`}`;
+  const verdict = h.held ? "yes, by the rate: max step conditions" : `**no**: ${h.reasons.join("; ")}`;
+  return `${verdict} (${grew}${h.notJudged.length ? `; not judged: ${h.notJudged.join("; ")}` : ""}).`;
 }

@@ -11,6 +11,7 @@ import type { BrokerStatsSample, DurabilityPromise } from "../drivers/index.js";
 import { brokerCost, cumulativeCpu, type BrokerCost } from "./cost.js";
 import type { FaultAnalysis, FaultEvent } from "../faults/index.js";
 import { faultFiguresOf } from "./fault-figures.js";
+import { rateHeldOf, type RateHeld } from "./rate-held.js";
 import { brokerCpuShare, generatorVerdict, type GeneratorBound, type WorkerFigures } from "./verdict.js";
 import {
   decodeHistogram,
@@ -143,6 +144,8 @@ export interface RunResult {
   generator?: GeneratorInfo;
   /** Whether the generator, not the broker, was the limit (docs/loadgen.md, "Generator-bound verdict"). */
   generatorBound?: GeneratorBound;
+  /** Fixed-rate runs: whether the run held its rate, by the rate: max step conditions (report/rate-held.ts). */
+  rateHeld?: RateHeld;
   /**
    * `rate: max`: every step of the search and the rate found (docs/loadgen.md, "rate: max: the highest sustainable rate"). The
    * rest of the result (counts, latency, series, phases) is the confirmation step's, else the
@@ -324,7 +327,10 @@ export function withVerdict(result: RunResult): RunResult {
 export function judge(judged: RunResult): RunResult {
   const { faultFigures: _stale, ...rest } = judged;
   const figures = faultFiguresOf(rest);
-  const result: RunResult = figures ? { ...rest, faultFigures: figures } : rest;
+  const withFaults: RunResult = figures ? { ...rest, faultFigures: figures } : rest;
+  const { rateHeld: _staleHeld, ...withoutHeld } = withFaults;
+  const held = rateHeldOf(withoutHeld);
+  const result: RunResult = held ? { ...withoutHeld, rateHeld: held } : withoutHeld;
   const c = result.counts;
   const gates = evaluateGates(result.scenario.slo, {
     expected: c.expected,
@@ -340,6 +346,7 @@ export function judge(judged: RunResult): RunResult {
     achievedRateRatio: result.throughput.achievedRateRatio ?? undefined,
     latenessP99Us: result.throughput.offeredRate === null ? undefined : (result.latency.lateness.p99Us ?? 0),
     generatorBound: result.generatorBound?.bound,
+    rateHeld: result.rateHeld,
     faults: result.faults?.length ? { figures: result.faultFigures?.faults } : undefined,
   });
   if (result.run.partial) {

@@ -4,7 +4,7 @@
  * histograms, and the runner moves through the phases. Other folders enter here.
  */
 export { loadScenario, parseScenario, applyOverride, scenarioSchema, scenarioForDriver, reconnectPolicyOf, totalSubscriptions, subscriptionCount, searchSettings, type Scenario, type Slo, type SearchSettings, type BacklogTarget } from "./scenario.js";
-export { runRateSearch, stepScenario, judgeStep, stepFigures, RateSearchPlanner, type RateSearchReport, type RateSearchStep, type StepFigures, type StepRun } from "./rate-search.js";
+export { runRateSearch, stepScenario, judgeStep, stepFigures, windowFigures, RateSearchPlanner, type RateSearchReport, type RateSearchStep, type StepFigures, type StepRun, type WindowInput } from "./rate-search.js";
 export { backlogMessages, backlogQuotas, type BacklogReport } from "./backlog.js";
 export { buildPlan, parseShard, expectedPerTopic, type Plan, type Shard } from "./plan.js";
 export { runScenario, type RunOptions, type RunOutcome, type PhaseTiming, type PhaseCoordinator, type PhaseTotals, type RunFaults } from "./runner.js";

@@ -165,6 +165,21 @@ describe("rate: max against the fake driver with a capacity", () => {
     expect(judgeStep(under, searchSettings(s))).toEqual([]);
   }, 30_000);
 
+  it("fails a separate fixed-rate run 4% over a publish capacity on rateHeld, which achievedRateRatioMin passes", async () => {
+    const intake = 2000;
+    const fixed = parseScenario(
+      `name: rs-held\ntopics: 2\nsubscriptions: {perTopic: 1}\nproducers: 2\nrate: ${intake * 1.04}\nbatchSize: 20\nlingerMs: 2\nmaxInFlightBatches: 2\n` +
+        `durationSeconds: 4\nwarmupSeconds: 0.5\ndrainTimeoutSeconds: 3\nslo: {achievedRateRatioMin: 0.95, rateHeld: true}\n`,
+      "rs-held.yaml",
+    );
+    const run = await fakeStep(fixed, "rs-held", new FakeDriver({ publishesPerSecond: intake }));
+    const result = buildResult(fixed, run.plan, run.outcome, { runId: "rs-held", driver: "fake", environment: captureEnvironment(), broker: { embedded: false, target: "in-process", args: [], storage: "memory", fsync: false } });
+    run.outcome.recorder.destroy();
+    expect(result.gates.map((g) => [g.name, g.passed])).toEqual([["rate held", false], ["achieved/offered rate", true]]);
+    expect(result.rateHeld!.reasons.join("; ")).toMatch(/producers fell behind their schedule/);
+    expect(result.gates[0]!.detail).toMatch(/^rate held: no \(producers fell behind/);
+  }, 30_000);
+
   it("judges a step at twice the capacity unsustainable: the backlog grows and deliveries fall short", async () => {
     const s = searchScenario();
     const step = stepScenarioAt(s, CAPACITY * 2);
@@ -196,12 +211,13 @@ describe("rate: max against the fake driver with a capacity", () => {
     // The confirmation as a user runs it: the same scenario at a fixed rate, an ordinary run with gates.
     const fixed = parseScenario(
       `name: rs-fixed\ntopics: 2\nsubscriptions: {perTopic: 1}\nproducers: 2\nrate: ${report.foundRate}\nbatchSize: 20\nlingerMs: 2\n` +
-        `durationSeconds: 2\nwarmupSeconds: 0.5\ndrainTimeoutSeconds: 3\nslo: {achievedRateRatioMin: 0.95, latenessP99MaxMs: 100, lostMax: 0}\n`,
+        `durationSeconds: 2\nwarmupSeconds: 0.5\ndrainTimeoutSeconds: 3\nslo: {achievedRateRatioMin: 0.95, latenessP99MaxMs: 100, rateHeld: true, lostMax: 0}\n`,
       "rs-fixed.yaml",
     );
     const run = await fakeStep(fixed, "rs-fixed", new FakeDriver({ deliveriesPerSecond: CAPACITY }));
     const result = buildResult(fixed, run.plan, run.outcome, { runId: "rs-fixed", driver: "fake", environment: captureEnvironment(), broker: { embedded: false, target: "in-process", args: [], storage: "memory", fsync: false } });
-    expect(result.gates.map((g) => [g.name, g.passed])).toEqual([["lost", true], ["achieved/offered rate", true], ["lateness p99", true]]);
+    expect(result.gates.map((g) => [g.name, g.passed])).toEqual([["rate held", true], ["lost", true], ["achieved/offered rate", true], ["lateness p99", true]]);
+    expect(result.rateHeld).toMatchObject({ held: true, reasons: [], notJudged: [] });
     expect(judgeStep(stepFigures(run.outcome, report.foundRate!), searchSettings(s))).toEqual([]);
     run.outcome.recorder.destroy();
   }, 120_000);

@@ -24,7 +24,8 @@
  * `confirmSeconds` (default 3 × stepSeconds: a slowly building queue shows over a longer window),
  * and when that fails it is withdrawn and the search continues below it (at most 3 confirmations).
  */
-import type { RunOutcome } from "./runner.js";
+import type { PhaseTiming, RunOutcome } from "./runner.js";
+import type { EncodedInterval, IntervalPoint } from "./recorder.js";
 import { mergeEncoded } from "./histogram.js";
 import type { Plan } from "./plan.js";
 import { searchSettings, type Scenario, type SearchSettings } from "./scenario.js";
@@ -185,20 +186,43 @@ export class RateSearchPlanner {
   }
 }
 
-/** A step's figures from its run's outcome (one-process run: the series carries `backlog`). */
-export function stepFigures(outcome: RunOutcome, offeredRate: number): StepFigures {
-  const r = outcome.recorder;
-  const a = outcome.accounting;
-  const measure = outcome.phases.find((p) => p.phase === "measure");
+/**
+ * What a fixed-rate run's verdict reads, whether from a run's outcome (a search step) or from a
+ * written result (any fixed-rate run: report/rate-held.ts).
+ */
+export interface WindowInput {
+  offeredRate: number;
+  phases: readonly PhaseTiming[];
+  /** Wall ms of the run's start (interval histograms are stamped in wall ms). */
+  startedAtMs: number;
+  series: readonly IntervalPoint[];
+  intervals: readonly EncodedInterval[];
+  measuredPublished: number;
+  measureSeconds: number;
+  /** Timed first deliveries and the seconds they span (measure start to the last one). */
+  timedDeliveries: number;
+  deliverySeconds: number;
+  published: number;
+  expected: number;
+  p50Us: number;
+  p99Us: number;
+  lost: number;
+  publishErrors: number;
+  drainTimedOut: boolean;
+}
+
+/** A fixed-rate window's figures (the series carries `backlog` in one-process runs only: else no backlog slope). */
+export function windowFigures(w: WindowInput): StepFigures {
+  const measure = w.phases.find((p) => p.phase === "measure");
   const from = measure?.startSec ?? 0;
   const to = measure?.endSec ?? from;
-  const measured = r.series.filter((p) => p.phase === "measure");
+  const measured = w.series.filter((p) => p.phase === "measure");
   const points = measured.filter((p) => p.backlog !== undefined);
   // Interval histograms of the measure window (wall ms), split at its middle.
-  const wallFrom = outcome.startedAtMs + from * 1000;
-  const wallTo = outcome.startedAtMs + to * 1000;
+  const wallFrom = w.startedAtMs + from * 1000;
+  const wallTo = w.startedAtMs + to * 1000;
   const mid = (wallFrom + wallTo) / 2;
-  const inWindow = r.intervals.filter((iv) => iv.endMs > wallFrom && iv.startMs < wallTo + 500);
+  const inWindow = w.intervals.filter((iv) => iv.endMs > wallFrom && iv.startMs < wallTo + 500);
   const p99Of = (list: typeof inWindow): number | null => {
     if (list.length === 0) return null;
     const h = mergeEncoded(list.map((i) => i.histogram));
@@ -207,12 +231,12 @@ export function stepFigures(outcome: RunOutcome, offeredRate: number): StepFigur
     return v;
   };
   return {
-    offeredRate,
-    achievedRate: Math.round(r.measuredPublished / outcome.measureSeconds),
-    deliveryRate: Math.round(r.e2e.totalCount / Math.max(1e-6, outcome.deliverySeconds)),
-    fanOut: r.published > 0 ? a.expected / r.published : 0,
-    p50Us: r.e2e.totalCount ? r.e2e.getValueAtPercentile(50) : 0,
-    p99Us: r.e2e.totalCount ? r.e2e.getValueAtPercentile(99) : 0,
+    offeredRate: w.offeredRate,
+    achievedRate: Math.round(w.measuredPublished / Math.max(1e-6, w.measureSeconds)),
+    deliveryRate: Math.round(w.timedDeliveries / Math.max(1e-6, w.deliverySeconds)),
+    fanOut: w.published > 0 ? w.expected / w.published : 0,
+    p50Us: w.p50Us,
+    p99Us: w.p99Us,
     p99FirstHalfUs: p99Of(inWindow.filter((iv) => (iv.startMs + iv.endMs) / 2 < mid)),
     p99SecondHalfUs: p99Of(inWindow.filter((iv) => (iv.startMs + iv.endMs) / 2 >= mid)),
     backlogSlope: points.length >= 3 ? Math.round(slope(points.map((p) => [p.t, p.backlog!]))) : null,
@@ -220,10 +244,34 @@ export function stepFigures(outcome: RunOutcome, offeredRate: number): StepFigur
     p99SlopeUsPerSec: measured.length >= 3 ? Math.round(slope(measured.map((p) => [p.t, p.e2eP99Us]))) : null,
     lagSlopeUsPerSec: measured.length >= 3 ? Math.round(slope(measured.map((p) => [p.t, p.latenessP99Us]))) : null,
     lagEndUs: measured.length ? measured[measured.length - 1]!.latenessP99Us : null,
-    lost: a.lost,
+    lost: w.lost,
+    publishErrors: w.publishErrors,
+    drainTimedOut: w.drainTimedOut,
+  };
+}
+
+/** A step's figures from its run's outcome (one-process run: the series carries `backlog`). */
+export function stepFigures(outcome: RunOutcome, offeredRate: number): StepFigures {
+  const r = outcome.recorder;
+  const timed = r.e2e.totalCount;
+  return windowFigures({
+    offeredRate,
+    phases: outcome.phases,
+    startedAtMs: outcome.startedAtMs,
+    series: r.series,
+    intervals: r.intervals,
+    measuredPublished: r.measuredPublished,
+    measureSeconds: outcome.measureSeconds,
+    timedDeliveries: timed,
+    deliverySeconds: outcome.deliverySeconds,
+    published: r.published,
+    expected: outcome.accounting.expected,
+    p50Us: timed ? r.e2e.getValueAtPercentile(50) : 0,
+    p99Us: timed ? r.e2e.getValueAtPercentile(99) : 0,
+    lost: outcome.accounting.lost,
     publishErrors: r.publishErrors,
     drainTimedOut: outcome.drainTimedOut,
-  };
+  });
 }
 
 /** Least-squares slope of y over x. */

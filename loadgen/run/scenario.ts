@@ -51,6 +51,12 @@ const sloSchema = z.strictObject({
    * publish most of the offered rate.
    */
   latenessP99MaxMs: nonNegative.optional(),
+  /**
+   * `true`: a fixed-rate run fails unless it held its rate by the `rate: max` step conditions
+   * (rates within the tolerance; backlog, producer lag and e2e p99 bounded), judged with the
+   * search's default settings: the check that confirms a found rate.
+   */
+  rateHeld: z.literal(true).optional(),
   /** `false`: the run fails if the generator, not the broker, was the limit (the generator-bound verdict). */
   generatorBound: z.literal(false).optional(),
   /** The longest unavailability of any fault, seconds (docs/faults.md, "Reading the figures"). */
