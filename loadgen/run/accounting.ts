@@ -195,6 +195,17 @@ export class Accounting {
     return n;
   }
 
+  /** Subscription slots that have not yet received every expected delivery. */
+  incompleteSubscriptions(): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.topicOf.length; i++) {
+      let got = -this.unackedDeliveredBySub[i]!;
+      for (const s of this.streams[i]!) got += s?.unique ?? 0;
+      if (got < this.expectedByTopic[this.topicOf[i]!]!) out.push(i);
+    }
+    return out;
+  }
+
   totals(): AccountingTotals {
     let complete = 0;
     let lost = 0;

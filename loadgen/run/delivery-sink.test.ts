@@ -141,3 +141,23 @@ describe("the delivery sink", () => {
     expect(sink.streamErrorSamples[0]).toEqual({ subscription: plan.subscriptions[1]!.name, message: "cut 0" });
   });
 });
+
+describe("stranded subscriptions", () => {
+  it("are those owing deliveries whose every consumer stream ended; one live consumer keeps a subscription waiting", () => {
+    const clock = new FakeClock(1_000_000);
+    const accounting = new Accounting(plan.subscriptions.map((x) => x.topic), plan.producersPerTopic, scenario.topics);
+    const recorder = new Recorder();
+    const sink = new AccountingSink(plan, scenario.topics, accounting, recorder, clock, 2);
+    sink.onPublished(0, 3);
+    expect(sink.stranded()).toEqual([]); // owed, but no stream ended: it may still arrive
+    const [a, b] = plan.subscriptions.map((x, slot) => [x, slot] as const).filter(([x]) => x.topic === 0).map(([, slot]) => slot);
+    sink.onStreamError(a!, new Error("ended"));
+    expect(sink.stranded()).toEqual([]); // slot a still has its second consumer
+    sink.onStreamError(a!, new Error("ended"));
+    sink.onStreamError(b!, new Error("ended"));
+    expect(sink.stranded()).toEqual([]); // slot b still has one consumer and owes 3
+    sink.onDeliveries(b!, messages(0, [0, 1, 2], 1_000_000, 1_000_000), undefined, 3);
+    expect(sink.stranded()).toEqual([a]); // only a owes anything now, and it has no consumer left
+    recorder.destroy();
+  });
+});

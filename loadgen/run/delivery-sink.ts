@@ -49,6 +49,9 @@ export class AccountingSink implements DeliverySink {
   /** Called once when a driver gives up (the runner ends the phase). */
   onGaveUp: ((err: ReconnectGaveUpError) => void) | undefined;
 
+  /** Consumer streams of each subscription slot that ended with an error (a DeliverySink stream error is final). */
+  private readonly endedConsumers: Int32Array;
+  private endedTotal = 0;
   private readonly subTopic: Int32Array;
   private readonly subsOnTopic: Float64Array;
   private readonly header = emptyHeader();
@@ -62,10 +65,13 @@ export class AccountingSink implements DeliverySink {
   constructor(
     private readonly plan: Pick<Plan, "subscriptions" | "producerSlot">,
     topicCount: number,
-    private readonly accounting: Pick<Accounting, "record" | "recordForeign" | "addPublished" | "deliveredExpectedCount">,
+    private readonly accounting: Pick<Accounting, "record" | "recordForeign" | "addPublished" | "deliveredExpectedCount" | "incompleteSubscriptions">,
     private readonly recorder: Pick<Recorder, "recordDelivery">,
     private readonly clock: Clock,
+    /** Consumers opened per subscription: when that many of a slot's streams ended, nothing more can arrive on it. */
+    private readonly consumersPerSubscription = 1,
   ) {
+    this.endedConsumers = new Int32Array(plan.subscriptions.length);
     this.subTopic = Int32Array.from(plan.subscriptions.map((s) => s.topic));
     this.subsOnTopic = new Float64Array(topicCount);
     for (const s of plan.subscriptions) this.subsOnTopic[s.topic]! += 1;
@@ -110,6 +116,10 @@ export class AccountingSink implements DeliverySink {
 
   onStreamError(slot: number, err: Error): void {
     this.streamErrors++;
+    if (slot >= 0 && slot < this.endedConsumers.length) {
+      this.endedConsumers[slot]!++;
+      this.endedTotal++;
+    }
     this.sample(slot, err.message);
     if (err instanceof ReconnectGaveUpError && this.gaveUp === undefined) {
       this.gaveUp = err;
@@ -133,6 +143,19 @@ export class AccountingSink implements DeliverySink {
   onPublished(topic: number, accepted: number): void {
     this.accounting.addPublished(topic, accepted);
     this.expectedTotal += accepted * this.subsOnTopic[topic]!;
+  }
+
+  /**
+   * The subscriptions that still owe deliveries and have no consumer left (every one of their
+   * streams ended with an error): what they owe can no longer arrive, so waiting for it is
+   * pointless. Empty while any missing delivery could still arrive, or when no stream ended.
+   */
+  stranded(): number[] {
+    if (this.endedTotal === 0) return [];
+    const incomplete = this.accounting.incompleteSubscriptions();
+    if (incomplete.length === 0) return [];
+    for (const slot of incomplete) if (this.endedConsumers[slot]! < this.consumersPerSubscription) return [];
+    return incomplete;
   }
 
   /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { systemClock } from "../clock.js";
-import { FakeDriver, procSample, type FakeFaults } from "../drivers/index.js";
+import { FakeDriver, procSample, type Consumer, type DeliverySink, type FakeFaults, type SubscriptionSpec } from "../drivers/index.js";
 import { decodeHistogram } from "./histogram.js";
 import { buildPlan, expectedPerTopic } from "./plan.js";
 import { buildResult, captureEnvironment } from "../report/index.js";
@@ -105,4 +105,28 @@ describe("runner against the fake driver", () => {
     expect(result.broker.peakRssBytes).toBeGreaterThanOrEqual(process.memoryUsage.rss() / 2);
     expect(outcome.brokerSamples.at(-1)!.peakRssBytes).toBeGreaterThanOrEqual(outcome.brokerSamples.at(-1)!.rssBytes);
   });
+});
+
+/** A fake broker whose consumer streams of slot 0 end with an error as soon as they open (a broker that ended them). */
+class EndingFakeDriver extends FakeDriver {
+  override async openConsumer(spec: SubscriptionSpec, consumerIndex: number, sink: DeliverySink): Promise<Consumer> {
+    if (spec.slot !== 0) return super.openConsumer(spec, consumerIndex, sink);
+    setImmediate(() => sink.onStreamError(0, new Error("RESOURCE_EXHAUSTED: ended by the broker")));
+    return { close: () => undefined };
+  }
+}
+
+describe("a drain that cannot complete", () => {
+  it("ends when every subscription still owed deliveries has no consumer left, instead of waiting out drainTimeoutSeconds", async () => {
+    const s = scenario(["drainTimeoutSeconds=600", "messages=600"]);
+    const plan = buildPlan(s, "r-ended");
+    const outcome = await runScenario(s, plan, new EndingFakeDriver({}), { clock: systemClock, intervalMs: 200 });
+    const drain = outcome.phases.find((p) => p.phase === "drain")!;
+    // What slot 0 owes (its topic's share of 600 messages) can never arrive: the drain stops within a few steps, not after 600 s.
+    expect(drain.endSec - drain.startSec).toBeLessThan(60);
+    expect(outcome.drainTimedOut).toBe(true);
+    expect(outcome.accounting.lost).toBe(expectedPerTopic(plan, s.topics)[plan.subscriptions[0]!.topic]);
+    expect(outcome.streamErrors).toBe(1);
+    expect(outcome.warnings.join()).toMatch(/the drain ended early: 1 subscription\(s\) still owed deliveries and had no consumer left/);
+  }, 60_000);
 });

@@ -164,7 +164,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     scenario.topics,
     expectedHint,
   );
-  const sink = new AccountingSink(plan, scenario.topics, accounting, recorder, clock);
+  const sink = new AccountingSink(plan, scenario.topics, accounting, recorder, clock, driver.acks ? scenario.consumersPerSubscription : 1);
   const only = scenario.only;
   const backlog = scenario.backlog !== undefined ? new BacklogTracker(scenario, plan, sink, recorder, clock) : undefined;
   // What this run's own producers had accepted, and what it was told other workers' did (per topic).
@@ -286,6 +286,12 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
   let faultEvents: FaultEvent[] | undefined;
   let retryCounts: ReturnType<NonNullable<Driver["retryCounts"]>> | undefined;
   const warnings: string[] = [];
+  const strandedWarning = (stranded: number[]) => {
+    const names = stranded.slice(0, 3).map((slot) => subs[slot]?.name ?? String(slot));
+    const w = `the drain ended early: ${stranded.length} subscription(s) still owed deliveries and had no consumer left (every stream ended with an error; see the stream errors), so nothing more could arrive (${names.join(", ")}${stranded.length > 3 ? ", ..." : ""}); what they owe counts as lost`;
+    warnings.push(w);
+    progress.log(`warning: ${w}`);
+  };
   try {
     // ---- connect
     setPhase("connect");
@@ -367,7 +373,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
       // The measure phase is the consumption, from opening the consumers (so every delivery is
       // timed) until every expected delivery arrived, or the drain timeout.
       await open();
-      drainTimedOut = await drain(sink, scenario.drainTimeoutSeconds * 1000, options.interruptDrainMs ?? 2000, signal);
+      drainTimedOut = await drain(sink, scenario.drainTimeoutSeconds * 1000, options.interruptDrainMs ?? 2000, signal, strandedWarning);
     }
     // A worker's measure ends with every worker's (a consumer worker has no producers of its own).
     await join("measure");
@@ -377,7 +383,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     await options.faults?.settle();
     // ---- drain
     setPhase("drain");
-    if (only !== "consumers") drainTimedOut = await drain(sink, scenario.drainTimeoutSeconds * 1000, options.interruptDrainMs ?? 2000, signal);
+    if (only !== "consumers") drainTimedOut = await drain(sink, scenario.drainTimeoutSeconds * 1000, options.interruptDrainMs ?? 2000, signal, strandedWarning);
     stopIfGaveUp();
     // Workers clean up only once every worker drained (a topic's owner must not delete it under another's consumers).
     await join("drain");
@@ -453,11 +459,16 @@ function waitUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise
   });
 }
 
+/** How often the drain looks for subscriptions whose consumers are all gone (DRAIN_STEP_MS at most between looks). */
+const DRAIN_STEP_MS = 1000;
+
 /**
- * The drain phase: true if it timed out with deliveries missing. With a signal, it waits in
- * steps of at most 250 ms so that an interrupt cuts what is left to `interruptMs`.
+ * The drain phase: true if it ended with deliveries missing: it timed out, or every subscription
+ * still owed deliveries had no consumer left (`onStranded` is told which; waiting longer could
+ * not bring them). It waits in steps (250 ms with a signal, so that an interrupt cuts what is
+ * left to `interruptMs`; else DRAIN_STEP_MS).
  */
-async function drain(sink: AccountingSink, drainMs: number, interruptMs: number, signal: AbortSignal | undefined): Promise<boolean> {
+async function drain(sink: AccountingSink, drainMs: number, interruptMs: number, signal: AbortSignal | undefined, onStranded: (slots: number[]) => void): Promise<boolean> {
   let left = drainMs;
   let cut = false;
   for (;;) {
@@ -465,10 +476,15 @@ async function drain(sink: AccountingSink, drainMs: number, interruptMs: number,
       left = Math.min(left, interruptMs);
       cut = true;
     }
-    const step = signal !== undefined && !cut ? Math.min(left, 250) : left;
+    const step = Math.min(left, signal !== undefined && !cut ? 250 : DRAIN_STEP_MS);
     if (!(await sink.drained(step))) return false;
     left -= step;
     if (left <= 0) return true;
+    const stranded = sink.stranded();
+    if (stranded.length > 0) {
+      onStranded(stranded);
+      return true;
+    }
   }
 }
 
