@@ -105,6 +105,11 @@ describe("shards with workers", () => {
 });
 
 describe("combining workers' results", () => {
+  it("ends although a worker's driver leaves a handle open after close: the parent terminates it once its result is in", async () => {
+    const r = await inWorkers(scenario("driverOptions: {fake: {holdOpenAfterClose: true}}\n"), 2);
+    expect(r.counts).toMatchObject({ expected: 20000, delivered: 20000, lost: 0 });
+  }, 30_000);
+
   it("gives the histograms of one run that recorded every sample", async () => {
     const base = await inOneProcess(scenario());
     const whole = decodeHistogram(encodeHistogram(decodeHistogram(base.histograms.e2e)));

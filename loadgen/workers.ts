@@ -66,6 +66,14 @@ export interface WorkersRunOptions {
 /** The longest gap between broker samples (as the one-process sampler). */
 const BROKER_SAMPLE_MS = 250;
 
+/**
+ * How long a worker may take to exit after sending its result before the parent terminates it.
+ * Its work is done then; a handle a client library still holds open (seen: the sockets of a
+ * consumer worker with 100,000 streams, still open after the driver closed its connections)
+ * must not hang the run.
+ */
+export const WORKER_EXIT_GRACE_MS = 2000;
+
 /** Run the scenario over worker threads; the combined result, judged. */
 export async function runWorkers(o: WorkersRunOptions): Promise<RunResult> {
   const parts = splitPlan(o.plan, o.workers);
@@ -161,10 +169,18 @@ export async function runWorkers(o: WorkersRunOptions): Promise<RunResult> {
                   if (/^phase /.test(m.text) ? i === 0 : !logged.has(m.text)) o.progress.log(m.text);
                   logged.add(m.text);
                   break;
-                case "result":
+                case "result": {
                   results[i] = m.result;
                   interrupted ||= m.interrupted;
+                  const grace = setTimeout(() => {
+                    if (w.done) return;
+                    o.progress.log(`warning: generator worker ${i} had not exited ${WORKER_EXIT_GRACE_MS} ms after sending its result (a handle left open); terminated`);
+                    void w.worker.terminate();
+                  }, WORKER_EXIT_GRACE_MS);
+                  grace.unref();
+                  w.worker.once("exit", () => clearTimeout(grace));
                   break;
+                }
                 case "error":
                   errors.push({ index: i, name: m.name, message: m.message, ...(m.signal !== undefined ? { signal: m.signal } : {}) });
                   finish();

@@ -45,6 +45,8 @@ export const fakeDriver = defineDriver({
     unackEvery: z.number().int().positive().optional(),
     /** Every n-th publish batch (not an unackEvery one) is refused and never delivered: unacknowledged and undelivered. */
     refuseEvery: z.number().int().positive().optional(),
+    /** Tests: close() leaves a timer running that keeps the event loop alive (a client library that does not let go). */
+    holdOpenAfterClose: z.boolean().optional(),
   }),
   movedFields: {},
   refusals: fakeRefusals,
@@ -77,6 +79,8 @@ export interface FakeFaults {
   unackEvery?: number;
   /** Reject every n-th publish batch (not an unackEvery one) and deliver nothing of it. */
   refuseEvery?: number;
+  /** close() leaves a ref'd timer running (a handle held open after close). */
+  holdOpenAfterClose?: boolean;
 }
 
 /** The capacity's bucket holds this much time's worth of deliveries (the largest burst). */
@@ -247,5 +251,6 @@ export class FakeDriver implements Driver {
 
   async close(): Promise<void> {
     this.channel?.close();
+    if (this.faults.holdOpenAfterClose) setInterval(() => undefined, 60_000);
   }
 }
