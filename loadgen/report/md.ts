@@ -3,7 +3,7 @@ import type { RunResult } from "./result.js";
 import { fmtBytes, fmtCount, fmtUs, totalSubscriptions, type LatencySummary } from "../run/index.js";
 import { durabilityLines, faultSection } from "./fault-table.js";
 import { gateValue, headline, parameterRows, partialNotice } from "./summary.js";
-import { workloadMarkdown } from "./workloads.js";
+import { perSecond, workloadMarkdown } from "./workloads.js";
 import { costText } from "./cost.js";
 
 export const SEED_HEADER = "| configuration | messages | topics | subscribers | throughput | deliveries | broker memory |\n|---|---:|---:|---:|---:|---:|---:|";
@@ -149,7 +149,7 @@ export function rateHeldLine(r: RunResult): string | undefined {
   const h = r.rateHeld;
   if (!h) return undefined;
   const f = h.figures;
-  const slope = (v: number | null | undefined) => (v === null || v === undefined ? "n/a" : `${fmtUs(v)}/s`);
+  const slope = (v: number | null | undefined) => (v === null || v === undefined ? "n/a" : perSecond(v));
   const grew = `lag grew ${slope(f.lagSlopeUsPerSec)}, e2e p99 ${slope(f.p99SlopeUsPerSec)}, backlog ${f.backlogSlope === null ? "n/a" : `${fmtCount(f.backlogSlope)} deliveries/s`}`;
   const verdict = h.held ? "yes, by the rate: max step conditions" : `**no**: ${h.reasons.join("; ")}`;
   return `${verdict} (${grew}${h.notJudged.length ? `; not judged: ${h.notJudged.join("; ")}` : ""}).`;

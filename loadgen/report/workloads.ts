@@ -8,6 +8,8 @@ import type { RunResult } from "./result.js";
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const opt = (v: number | null, f: (x: number) => string) => (v === null ? "n/a" : f(v));
+/** A growth in µs per second (a slope of the step figures). */
+export const perSecond = (us: number) => `${fmtUs(us)}/s`;
 
 /** What a reader must know before the figures of an only: run (undefined for other runs). */
 export function onlyNotice(r: RunResult): string | undefined {
@@ -30,9 +32,9 @@ function stepRow(x: RateSearchStep): string[] {
     fmtUs(x.p50Us),
     fmtUs(x.p99Us),
     `${opt(x.p99FirstHalfUs, fmtUs)} → ${opt(x.p99SecondHalfUs, fmtUs)}`,
-    x.p99SlopeUsPerSec === undefined || x.p99SlopeUsPerSec === null ? "n/a" : `${fmtUs(x.p99SlopeUsPerSec)}/s`,
+    opt(x.p99SlopeUsPerSec ?? null, perSecond),
     x.backlogSlope === null ? "n/a" : `${fmtCount(x.backlogSlope)}/s`,
-    x.lagSlopeUsPerSec === undefined || x.lagSlopeUsPerSec === null ? "n/a" : `${fmtUs(x.lagSlopeUsPerSec)}/s`,
+    opt(x.lagSlopeUsPerSec ?? null, perSecond),
     (x.sustainable ? "holds" : `fails: ${x.reasons.join("; ")}`) + (x.generatorBound?.length ? ` (generator-bound: ${x.generatorBound.join("; ")})` : ""),
   ];
 }

@@ -116,6 +116,13 @@ describe("a step's verdict", () => {
     expect(judgeStep({ ...steady, p99FirstHalfUs: 500, p99SecondHalfUs: 19_000 }, { ...settings, latencyGrowthMax: 2 })).toEqual([]);
   });
 
+  it("runs the confirmation step for confirmSeconds, 3 × stepSeconds unless set", () => {
+    const s = searchScenario();
+    expect(stepScenarioAt(s, 1000).durationSeconds).toBe(2);
+    expect(stepScenarioAt(s, 1000, "confirm").durationSeconds).toBe(6);
+    expect(stepScenarioAt({ ...s, search: { ...searchSettings(s), confirmSeconds: 9 } }, 1000, "confirm").durationSeconds).toBe(9);
+  });
+
   it("fits the backlog slope by least squares", () => {
     expect(slope([[0, 10], [1, 30], [2, 50], [3, 70]])).toBeCloseTo(20, 9);
     expect(slope([[0, 5], [1, 5], [2, 5]])).toBe(0);

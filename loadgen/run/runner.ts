@@ -164,7 +164,9 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
     scenario.topics,
     expectedHint,
   );
-  const sink = new AccountingSink(plan, scenario.topics, accounting, recorder, clock, driver.acks ? scenario.consumersPerSubscription : 1);
+  // Consumers opened per subscription slot (ramp.ts); a driver without acks opens one.
+  const perSubscription = driver.acks ? scenario.consumersPerSubscription : 1;
+  const sink = new AccountingSink(plan, scenario.topics, accounting, recorder, clock, perSubscription);
   const only = scenario.only;
   const backlog = scenario.backlog !== undefined ? new BacklogTracker(scenario, plan, sink, recorder, clock) : undefined;
   // What this run's own producers had accepted, and what it was told other workers' did (per topic).
@@ -273,8 +275,7 @@ export async function runScenario(scenario: Scenario, plan: Plan, driver: Driver
   sampler.start();
   const consumers: Consumer[] = [];
   // The slow-consumer fault stops the consumers of one subscription: `consumers` holds them in
-  // the ramp's order, consumersPerSubscription for each subscription slot in turn (ramp.ts).
-  const perSubscription = driver.acks ? scenario.consumersPerSubscription : 1;
+  // the ramp's order, perSubscription for each subscription slot in turn (ramp.ts).
   options.faults?.attachConsumers?.((sub) => consumers.slice(sub * perSubscription, (sub + 1) * perSubscription));
   let drainTimedOut = false;
   let measureStartUs: number;
