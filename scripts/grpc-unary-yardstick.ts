@@ -8,7 +8,11 @@
 // Run them one right after the other (or alternating) and compare calls/s in the same session:
 //   npx tsx scripts/grpc-unary-yardstick.ts bare [calls=50000] [inFlight=64]
 //   npx tsx scripts/grpc-unary-yardstick.ts v1 127.0.0.1:PORT [calls=50000] [inFlight=64]
+// CLIENT=h2 makes the calls over node:http2 directly (a HEADERS frame, one length-prefixed
+// message, half-close, read the answer and the trailers) instead of a grpc-js client: what a
+// unary call costs without grpc-js's client layers (the v1 driver's client, loadgen/drivers/h2-consume.ts).
 import { spawn } from "node:child_process";
+import { connect, constants, type IncomingHttpHeaders } from "node:http2";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { CreateTopicRequest, PublishRequest } from "../proto/gen/ratatoskr.js";
@@ -41,9 +45,32 @@ if (process.argv[2] === "serve") {
       child!.once("exit", (code) => reject(new Error(`server exited ${code}`)));
     });
   }
+  const useH2 = process.env.CLIENT === "h2";
   const client = new grpc.Client(address, grpc.credentials.createInsecure());
-  const unary = (path: string, body: Buffer) =>
+  const session = useH2 ? connect(`http://${address}`) : undefined;
+  const grpcUnary = (path: string, body: Buffer) =>
     new Promise<void>((resolve, reject) => client.makeUnaryRequest(path, passThrough, passThrough, body, (err) => (err ? reject(err) : resolve())));
+  const h2Unary = (path: string, body: Buffer) =>
+    new Promise<void>((resolve, reject) => {
+      const stream = session!.request({
+        [constants.HTTP2_HEADER_METHOD]: "POST",
+        [constants.HTTP2_HEADER_PATH]: path,
+        [constants.HTTP2_HEADER_CONTENT_TYPE]: "application/grpc",
+        [constants.HTTP2_HEADER_TE]: "trailers",
+      });
+      let code: string | undefined;
+      stream.on("response", (h) => (code ??= h["grpc-status"] as string | undefined));
+      stream.on("trailers", (h: IncomingHttpHeaders) => (code = h["grpc-status"] as string | undefined));
+      stream.on("data", () => {});
+      stream.on("error", reject);
+      stream.on("close", () => (code === "0" ? resolve() : reject(new Error(`grpc-status ${code} on ${path}`))));
+      const framed = Buffer.allocUnsafe(5 + body.length);
+      framed[0] = 0;
+      framed.writeUInt32BE(body.length, 1);
+      body.copy(framed, 5);
+      stream.end(framed);
+    });
+  const unary = useH2 ? h2Unary : grpcUnary;
   const topic = `yardstick-${process.pid}-${Date.now()}`;
   let path = "/yardstick.Bare/Call";
   const payload = Buffer.alloc(128, 7);
@@ -72,9 +99,10 @@ if (process.argv[2] === "serve") {
   const sorted = [...latencies].sort((a, b) => a - b);
   const pct = (p: number) => (sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! / 1000).toFixed(2);
   console.log(
-    `${mode}: ${calls} calls, ${inFlight} in flight: ${Math.round(calls / seconds)} calls/s, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms; ` +
+    `${mode}${useH2 ? " (node:http2 client)" : ""}: ${calls} calls, ${inFlight} in flight: ${Math.round(calls / seconds)} calls/s, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms; ` +
       `client CPU ${(((used.user + used.system) / 1e6 / seconds) * 100).toFixed(0)}% of a core`,
   );
   client.close();
+  session?.close();
   if (child?.pid !== undefined) process.kill(child.pid, "SIGTERM");
 }

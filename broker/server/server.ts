@@ -131,7 +131,7 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
   const metrics = config.metricsPort !== undefined ? new BrokerMetrics(core, { version: brokerVersion() }) : undefined;
   const logger = metrics ? countingRefusals(baseLogger, (code) => metrics.refused(code)) : baseLogger;
   const observer = metrics ?? NO_METRICS;
-  addV1Service(server, core.topics, config, logger, { budget: outbound }, access, observer);
+  const v1 = addV1Service(server, core.topics, config, logger, { budget: outbound }, access, observer);
   const v2 = addV2Service(server, core, config, logger, access, observer, outbound);
   shutdownHooks.push(v2.shutdown);
   const health = addHealthAndReflection(server);
@@ -144,9 +144,11 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
   const address = `${formatHost(config.host)}:${port}`;
   const guard = new ConnectionGuard(config, logger);
   try {
-    // Consume streams on HTTP/2 directly (h2-call.ts); the guard's checks still run first on every stream.
-    serveDirect(server, v2.direct, access, config.maxMessageBytes, guard);
-    guard.attach(server, new Set(v2.direct.keys()));
+    // Consume streams and v1 Publish/PublishBatch calls on HTTP/2 directly (h2-call.ts); the
+    // guard's checks still run first on every stream.
+    const direct = new Map([...v1.direct, ...v2.direct]);
+    serveDirect(server, direct, access, config.maxMessageBytes, guard);
+    guard.attach(server, new Set(direct.keys()));
   } catch (err) {
     server.forceShutdown();
     await core.close();

@@ -200,12 +200,15 @@ export class ConsumeCall {
     this.stream.on("error", (err: Error) => {
       if (!this.details) this.details = err.message;
     });
-    // The broker's END_STREAM (after its trailers) ends the call; the stream is then closed from
-    // this side too (an HTTP/2 stream closes only when both sides ended). `close` covers resets
-    // and a connection that went away.
+    // The broker's END_STREAM (after its trailers) ends the call. A stream whose requests are
+    // still open (a Consume stream the broker ended) is then closed from this side too (an HTTP/2
+    // stream closes only when both sides ended); one that half-closed already (a unary call) closes
+    // by itself. Closing that one too sent an RST_STREAM per unary call, and nghttp2's reset rate
+    // limit (a burst of 1,000, then 33 a second) made the broker end the connection with
+    // INTERNAL_ERROR after about 1,100 calls. `close` covers resets and a connection that went away.
     this.stream.on("end", () => {
       this.onClose(true);
-      if (!this.stream.destroyed) this.stream.close();
+      if (!this.stream.destroyed && !this.stream.writableEnded) this.stream.close();
     });
     this.stream.on("close", () => this.onClose(false));
     this.write(first);

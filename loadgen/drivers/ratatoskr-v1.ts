@@ -4,6 +4,11 @@
  * stream per subscriber (at-most-once: no acks). A Subscribe stream is ready once its response
  * headers (with `x-subscription-ref`) arrive; from then on the broker delivers.
  *
+ * PublishBatch calls go over node:http2 directly, on connections of their own (h2-consume.ts,
+ * docs/loadgen.md, "The Consume client"): a grpc-js unary call cost this generator about twice
+ * what the broker spent on it, so the v1 rows measured grpc-js's client (docs/performance.md,
+ * "The v1 unary path served directly"). Subscribe, CreateTopic and DeleteTopic stay on grpc-js.
+ *
  * Under faults (`reconnect` on; docs/faults.md, "Drivers under faults"): at-most-once. A broken
  * Subscribe stream is re-opened with backoff (reconnect.ts); what was published while it was
  * down is never delivered to it and counts as lost. Publishes are not retried: v1 has no
@@ -16,12 +21,12 @@ import { MessageBrokerClient, MessageBrokerService, PublishBatchResponse, Subscr
 import { DriverError } from "../errors.js";
 import { referenceBroker, referenceBrokerDurability, referenceBrokerStorage } from "./broker-process.js";
 import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type SubscriptionSpec } from "./driver.js";
-import { ClientPool, isStatus, reconnectChannelOptions, unary } from "./grpc-pool.js";
+import { ClientPool, isStatus, KEEPALIVE_MS, MAX_RECEIVE_MESSAGE_BYTES, reconnectChannelOptions, unary } from "./grpc-pool.js";
+import { H2Sessions } from "./h2-consume.js";
 import { Backoff, ReconnectGaveUpError, RetryTimers, type RetryCounts } from "./reconnect.js";
 import { inBatches, message } from "./util.js";
 import { decodeV1MessagePayload, encodeV1PublishBatch } from "./wire.js";
 
-const identity = (b: Buffer): Buffer => b;
 const encodeSubscribe = (r: SubscribeRequest): Buffer => Buffer.from(SubscribeRequest.encode(r).finish());
 
 export const ratatoskrV1Driver = defineDriver({
@@ -49,6 +54,8 @@ export class RatatoskrV1Driver implements Driver {
   readonly name = "ratatoskr-v1";
   readonly acks = false;
   private readonly pool: ClientPool<MessageBrokerClient>;
+  /** The PublishBatch calls' own connections. */
+  private readonly publishSessions: H2Sessions;
   private readonly streams = new Set<grpc.ClientReadableStream<Buffer>>();
   private readonly attemptsNone = undefined;
   private readonly timers = new RetryTimers();
@@ -57,6 +64,10 @@ export class RatatoskrV1Driver implements Driver {
   constructor(private readonly options: DriverOptions) {
     const channel = reconnectChannelOptions(options.reconnect);
     this.pool = new ClientPool((creds, o) => new MessageBrokerClient(options.target, creds, { ...o, ...channel }), options.connections, options);
+    this.publishSessions = new H2Sessions(
+      { target: options.target, tls: this.pool.tls, token: options.token, keepaliveMs: options.reconnect ? KEEPALIVE_MS : undefined, maxMessageBytes: MAX_RECEIVE_MESSAGE_BYTES },
+      options.connections,
+    );
   }
 
   retryCounts(): RetryCounts {
@@ -173,19 +184,11 @@ export class RatatoskrV1Driver implements Driver {
     });
   }
 
-  publish(topic: string, payloads: readonly Buffer[], channelHint: number): Promise<number> {
-    const request = encodeV1PublishBatch(topic, payloads);
-    return new Promise((resolve, reject) => {
-      this.pool.at(channelHint).makeUnaryRequest(MessageBrokerService.publishBatch.path, identity, (b: Buffer) => b, request, (err, res) => {
-        if (err || !res) return reject(err ?? new Error("empty response"));
-        const decoded = PublishBatchResponse.decode(res);
-        if (decoded.errorCount > 0) {
-          // Results are in order; accepted = the successes (not atomic: docs/design.md, "v1 wire contract").
-          return resolve(decoded.successCount);
-        }
-        resolve(payloads.length);
-      });
-    });
+  async publish(topic: string, payloads: readonly Buffer[], channelHint: number): Promise<number> {
+    const answer = await this.publishSessions.unary(channelHint, MessageBrokerService.publishBatch.path, encodeV1PublishBatch(topic, payloads));
+    const decoded = PublishBatchResponse.decode(answer);
+    // Results are in order; accepted = the successes (not atomic: docs/design.md, "v1 wire contract").
+    return decoded.errorCount > 0 ? decoded.successCount : payloads.length;
   }
 
   async brokerStats(): Promise<BrokerStatsSample | undefined> {
@@ -201,5 +204,6 @@ export class RatatoskrV1Driver implements Driver {
     for (const s of this.streams) s.cancel();
     this.streams.clear();
     this.pool.close();
+    this.publishSessions.close();
   }
 }

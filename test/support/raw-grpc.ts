@@ -36,6 +36,8 @@ export interface RawOutcome {
   grpcMessage: string;
   /** How the stream ended: a normal close, a reset from the server, or our own deadline. */
   end: "closed" | "reset" | "timeout";
+  /** The response's DATA bytes as received (gRPC-framed messages). */
+  body: Buffer;
 }
 
 export function http2Session(address: string): Promise<ClientHttp2Session> {
@@ -57,7 +59,7 @@ export function rawCall(
   options: { timeoutMs?: number; headers?: Record<string, string>; endStream?: boolean } = {},
 ): Promise<RawOutcome> {
   return new Promise((resolve) => {
-    const outcome: RawOutcome = { httpStatus: 0, grpcStatus: undefined, grpcMessage: "", end: "closed" };
+    const outcome: RawOutcome = { httpStatus: 0, grpcStatus: undefined, grpcMessage: "", end: "closed", body: Buffer.alloc(0) };
     const take = (h: IncomingHttpHeaders): void => {
       if (h[":status"] !== undefined) outcome.httpStatus = Number(h[":status"]);
       if (h["grpc-status"] !== undefined) outcome.grpcStatus = Number(h["grpc-status"]);
@@ -76,12 +78,14 @@ export function rawCall(
     }, options.timeoutMs ?? 5_000);
     req.on("response", take);
     req.on("trailers", take);
-    req.on("data", () => undefined);
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("error", () => {
       if (outcome.end !== "timeout") outcome.end = "reset";
     });
     req.on("close", () => {
       clearTimeout(timer);
+      outcome.body = Buffer.concat(chunks);
       if (outcome.end === "closed" && req.rstCode !== undefined && req.rstCode !== constants.NGHTTP2_NO_ERROR && outcome.grpcStatus === undefined) outcome.end = "reset";
       resolve(outcome);
     });

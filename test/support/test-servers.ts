@@ -4,6 +4,8 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { createBrokerCore, type TopicRegistry } from "../../broker/core/index.js";
 import { DEFAULT_CONFIG, messageLimitsOf, silentLogger, startBroker, type BrokerServerConfig, type RunningBroker } from "../../broker/server/index.js";
+import { OPEN_ACCESS } from "../../broker/server/access.js";
+import { serveDirect } from "../../broker/server/h2-call.js";
 import { addV1Service, type V1Service, type V1SubscribeOptions } from "../../broker/server/v1/index.js";
 import { MemoryStore } from "../../broker/store/index.js";
 import type { BrokerClient } from "../../proto/gen/ratatoskr/v2/broker.js";
@@ -35,6 +37,8 @@ export async function startV1TestServer(
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
+  // Publish and PublishBatch are served on HTTP/2 directly, as in the broker (server.ts).
+  serveDirect(server, v1.direct, OPEN_ACCESS, config.maxMessageBytes, { messageReceiveTimeoutMs: 0, messageTimedOut: () => {}, compressedWithoutEncoding: () => {} });
   const address = `127.0.0.1:${port}`;
   const client = v1Client(address);
   return {

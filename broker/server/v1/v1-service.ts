@@ -1,11 +1,14 @@
-import { Metadata, type Server } from "@grpc/grpc-js";
+import { Metadata, status, type Server } from "@grpc/grpc-js";
 import { checkMessage, checkName, InvalidArgumentError, InvalidTopicNameError, MessageTooLargeError, ResourceExhaustedError, TopicExistsError, type TopicNameProblem, TopicNotFoundError, type TopicRegistry } from "../../core/index.js";
-import type { PublishBatchRequest, PublishBatchResponse, PublishRequest, PublishResponse } from "../../../proto/gen/ratatoskr.js";
+import { MessageBrokerService, type PublishBatchRequest, type PublishBatchResponse, type PublishRequest, type PublishResponse } from "../../../proto/gen/ratatoskr.js";
 import { OPEN_ACCESS, type Access } from "../access.js";
 import type { BrokerServerConfig } from "../config.js";
+import { directUnary, type UnaryFn } from "../direct-unary.js";
+import type { DirectHandler } from "../h2-call.js";
 import { unary, type ServedHandlers } from "../handlers.js";
 import type { Logger } from "../logger.js";
 import { NO_METRICS, type BrokerObserver } from "../metrics.js";
+import { statusError } from "../status.js";
 import { subscribeHandler, V1Subscribers, type V1SubscribeOptions } from "./v1-subscribe.js";
 import { isWellFormedRef, V1_SERVICE_DEFINITION } from "./v1-wire.js";
 
@@ -67,9 +70,11 @@ function varintSize(n: number): number {
   return size;
 }
 
-/** Handle on the v1 service for statistics and tests. */
+/** Handle on the v1 service for statistics and tests, and what it leaves to the server that binds it. */
 export interface V1Service {
   readonly subscribers: V1Subscribers;
+  /** The methods served on HTTP/2 directly, by path: Publish and PublishBatch (direct-unary.ts, serveDirect). */
+  readonly direct: ReadonlyMap<string, DirectHandler>;
 }
 
 export function addV1Service(
@@ -138,28 +143,12 @@ export function addV1Service(
       return { topic, messageCount: BigInt(stats.published), subscriberCount: stats.liveSubscriberCount, error: "" };
     }),
 
-    publish: unary(log, async ({ topic, payload, metadata }, call) => {
-      access.require(call.metadata, "publish", topic);
-      const problem = checkName(topic);
-      if (problem) return failed(broker, PUBLISH_ERRORS[problem]);
-      const started = observer.publishStart();
-      try {
-        const [outcome] = await broker.publish(topic, [{ payload, attributes: metadata }], { autoCreate: true });
-        return { messageId: outcome!.id, timestamp: BigInt(outcome!.publishTimeMs), success: true, error: "" };
-      } finally {
-        observer.publishDone("v1", started);
-      }
+    publish: unary(log, () => {
+      throw statusError(status.INTERNAL, "Publish is served on HTTP/2 directly and this server was bound without serveDirect");
     }),
 
-    publishBatch: unary(log, async (request, call) => {
-      // All or nothing: a batch naming one topic the token may not publish to is refused whole.
-      for (const item of request.messages) access.require(call.metadata, "publish", item.topic || request.topic);
-      const started = observer.publishStart();
-      try {
-        return await publishBatch(broker, request);
-      } finally {
-        observer.publishDone("v1", started);
-      }
+    publishBatch: unary(log, () => {
+      throw statusError(status.INTERNAL, "PublishBatch is served on HTTP/2 directly and this server was bound without serveDirect");
     }),
 
     subscribe: subscribeHandler(broker, subscribers, subscribeOptions, log, access),
@@ -173,7 +162,36 @@ export function addV1Service(
   } satisfies ServedHandlers<typeof V1_SERVICE_DEFINITION>;
 
   server.addService(V1_SERVICE_DEFINITION, implementation);
-  return { subscribers };
+
+  // Publish and PublishBatch, one call per message or batch, are served on HTTP/2 directly
+  // (direct-unary.ts): grpc-js's server call was most of what a v1 message cost.
+  const publish: UnaryFn<PublishRequest, PublishResponse> = async ({ topic, payload, metadata }, call) => {
+    access.require(call.metadata, "publish", topic);
+    const problem = checkName(topic);
+    if (problem) return failed(broker, PUBLISH_ERRORS[problem]);
+    const started = observer.publishStart();
+    try {
+      const [outcome] = await broker.publish(topic, [{ payload, attributes: metadata }], { autoCreate: true });
+      return { messageId: outcome!.id, timestamp: BigInt(outcome!.publishTimeMs), success: true, error: "" };
+    } finally {
+      observer.publishDone("v1", started);
+    }
+  };
+  const publishBatchFn: UnaryFn<PublishBatchRequest, PublishBatchResponse> = async (request, call) => {
+    // All or nothing: a batch naming one topic the token may not publish to is refused whole.
+    for (const item of request.messages) access.require(call.metadata, "publish", item.topic || request.topic);
+    const started = observer.publishStart();
+    try {
+      return await publishBatch(broker, request);
+    } finally {
+      observer.publishDone("v1", started);
+    }
+  };
+  const direct = new Map<string, DirectHandler>([
+    [MessageBrokerService.publish.path, directUnary(log, MessageBrokerService.publish, publish)],
+    [MessageBrokerService.publishBatch.path, directUnary(log, MessageBrokerService.publishBatch, publishBatchFn)],
+  ]);
+  return { subscribers, direct };
 }
 
 /**
