@@ -1,6 +1,6 @@
 import { logVerbosity, setLogger, setLogVerbosity } from "@grpc/grpc-js";
 import type { Argv, CommandModule } from "yargs";
-import { EXIT_BAD_INPUT } from "../loadgen/index.js";
+import { EXIT_BAD_INPUT } from "../loadgen/errors.js";
 import { BrokerConfigError, createLogger, isLoopbackHost, DEFAULT_CONFIG, deadLetterReserveBytes, maxPublishDeliveryBytes, messageLimitsOf, startBroker, type BrokerServerConfig, type LogLevel, type RunningBroker } from "../broker/index.js";
 
 // `ratatoskr broker`: every setting comes from a flag, else from its RATATOSKR_* variable,

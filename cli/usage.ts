@@ -2,7 +2,7 @@
  * Usage errors of every subcommand: one line on stderr, the error and where the help is, then
  * exit 2 (docs/loadgen.md, "Exit codes"). Never the whole help text.
  */
-import { EXIT_BAD_INPUT } from "../loadgen/index.js";
+import { EXIT_BAD_INPUT } from "../loadgen/errors.js";
 
 const COMMANDS = ["broker", "bench", "bench-suite", "calibrate", "report"];
 const REPORT_COMMANDS = ["merge", "compare", "render"];

@@ -78,6 +78,27 @@ const MEASURES_INTERNALS: Record<string, string> = {
   "scripts/v2-codec-cost.ts": "times the hand request decoders and answer encoder (broker/server/v2/) against the generated code, without gRPC",
 };
 
+/**
+ * Files that import loadgen/errors.ts (the exit codes) instead of the load generator's door: the
+ * broker command, so that a broker process does not load the load generator (docs/design.md,
+ * "Layout and boundaries").
+ */
+const BROKER_PROCESS_FILES = ["cli/broker-command.ts", "cli/usage.ts"];
+const EXIT_CODES = "loadgen/errors.ts";
+
+/** Every repository file reached from `file` by static imports (dynamic `import()` not followed). */
+function staticClosure(file: string, seen = new Set<string>()): Set<string> {
+  if (seen.has(file) || !existsSync(file)) return seen;
+  seen.add(file);
+  const text = readFileSync(file, "utf8");
+  const specs = importsOf(text.replace(/\bimport\(\s*["'][^"']+["']\s*\)/g, ""));
+  for (const spec of specs) {
+    const to = target(file, spec);
+    if (to !== undefined) staticClosure(to, seen);
+  }
+  return seen;
+}
+
 describe("module boundaries", () => {
   it("keeps gRPC, generated code and the server out of broker/core", () => {
     const offenders = edges("broker/core")
@@ -106,6 +127,7 @@ describe("module boundaries", () => {
     const pkgs = packages("broker", "loadgen");
     const offenders = edges(...PRODUCTION)
       .filter((e) => !isTest(e.from) && e.to !== undefined && !(rel(e.from) in MEASURES_INTERNALS && inside(e.to, join(root, "broker/server"))))
+      .filter((e) => !(BROKER_PROCESS_FILES.includes(rel(e.from)) && rel(e.to!) === EXIT_CODES))
       .map((e) => doorViolation(e.from, e.to!, pkgs))
       .filter((v) => v !== undefined);
     expect(offenders).toEqual([]);
@@ -137,6 +159,14 @@ describe("module boundaries", () => {
     const scanned = edges("test/support", "e2e").filter((e) => !builders.includes(e.from));
     expect(scanned.length, "the scan found no imports").toBeGreaterThan(0);
     expect(scanned.filter((e) => e.to !== undefined && inside(e.to, broker)).map(show)).toEqual([]);
+  });
+
+  it("loads no load generator in `ratatoskr broker`: cli/main.ts reaches loadgen/ only for the exit codes, the other commands by import()", () => {
+    const reached = [...staticClosure(join(root, "cli/main.ts"))].map(rel);
+    expect(reached, "the scan did not follow the broker command").toEqual(expect.arrayContaining(["cli/broker-command.ts", "broker/index.ts", "broker/server/server.ts"]));
+    expect(reached.filter((f) => f.startsWith("loadgen/"))).toEqual([EXIT_CODES]);
+    // The closure follows static imports only: the bench command, which does load it, is reached by import().
+    expect([...staticClosure(join(root, "cli/bench-command.ts"))].map(rel)).toContain("loadgen/index.ts");
   });
 
   it("runs no periodic timers in broker/server: the core owns them", () => {
