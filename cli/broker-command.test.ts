@@ -126,7 +126,7 @@ describe("ratatoskr broker (CLI): what it says is what it does", { timeout: 60_0
   it("takes --fsync=1 as fsync on, and the listening line states the effective settings", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "ratatoskr-cli-"));
     dirs.push(dataDir);
-    const cli = runCli(["--port", "0", "--data-dir", dataDir, "--fsync=1", "--disk-budget-bytes", "5000000", "--memory-budget-bytes=1000", "--max-message-bytes", "65536", "--v1-subscriber-buffer-bytes", "4096"]);
+    const cli = runCli(["--port", "0", "--data-dir", dataDir, "--fsync=1", "--disk-budget-bytes", "5000000", "--memory-budget-bytes=1000", "--max-message-bytes", "65536", "--v1-subscriber-buffer-bytes", "4096", "--heap-growth-percent", "100"]);
     await cli.listening;
     expect(cli.lines.find((l) => l["msg"] === "listening")).toMatchObject({
       store: "durable",
@@ -137,6 +137,7 @@ describe("ratatoskr broker (CLI): what it says is what it does", { timeout: 60_0
       budgetBytes: 5_000_000,
       maxMessageBytes: 65536,
       v1SubscriberBufferBytes: 4096,
+      heapGrowthPercent: 100,
     });
     cli.proc.kill("SIGTERM");
     expect(await cli.exit).toBe(0);
@@ -219,7 +220,7 @@ describe("broker flags and variables: one parser, the same spellings", () => {
   const integers = BROKER_SETTINGS.filter((s) => s.kind === "integer");
   it("covers every boolean and integer setting", () => {
     expect(booleans.map((s) => s.flag)).toEqual(["fsync", "insecure"]);
-    expect(integers.map((s) => s.flag)).toEqual(["port", "max-message-bytes", "memory-budget-bytes", "disk-budget-bytes", "v1-subscriber-buffer-bytes", "shutdown-grace-ms", "max-message-id-bytes", "max-attributes", "max-attribute-key-bytes", "max-attribute-value-bytes", "max-dedup-entries", "disk-reserve-bytes",
+    expect(integers.map((s) => s.flag)).toEqual(["port", "max-message-bytes", "memory-budget-bytes", "disk-budget-bytes", "v1-subscriber-buffer-bytes", "shutdown-grace-ms", "heap-growth-percent", "max-message-id-bytes", "max-attributes", "max-attribute-key-bytes", "max-attribute-value-bytes", "max-dedup-entries", "disk-reserve-bytes",
       "outbound-budget-bytes", "stream-outbound-bytes", "consumer-stuck-timeout-ms", "max-topics", "max-subscriptions", "max-subscriptions-per-topic",
       "max-consumers-per-subscription", "max-connections", "max-streams-per-connection", "handshake-timeout-ms", "idle-connection-timeout-ms",
       "message-receive-timeout-ms", "metrics-port"]);
@@ -287,6 +288,7 @@ describe("resolveBrokerConfig", () => {
         RATATOSKR_DISK_BUDGET_BYTES: "5000",
         RATATOSKR_V1_SUBSCRIBER_BUFFER_BYTES: "65536",
         RATATOSKR_SHUTDOWN_GRACE_MS: "100",
+        RATATOSKR_HEAP_GROWTH_PERCENT: "100",
         RATATOSKR_MAX_MESSAGE_ID_BYTES: "64",
         RATATOSKR_MAX_ATTRIBUTES: "10",
         RATATOSKR_MAX_ATTRIBUTE_KEY_BYTES: "32",
@@ -325,6 +327,7 @@ describe("resolveBrokerConfig", () => {
       diskBudgetBytes: 5000,
       v1SubscriberBufferBytes: 65536,
       shutdownGraceMs: 100,
+      heapGrowthPercent: 100,
       maxMessageIdBytes: 64,
       maxAttributes: 10,
       maxAttributeKeyBytes: 32,

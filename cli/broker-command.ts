@@ -1,3 +1,4 @@
+import { setFlagsFromString } from "node:v8";
 import { logVerbosity, setLogger, setLogVerbosity } from "@grpc/grpc-js";
 import type { Argv, CommandModule } from "yargs";
 import { EXIT_BAD_INPUT } from "../loadgen/errors.js";
@@ -31,6 +32,7 @@ export const BROKER_SETTINGS: readonly Setting[] = [
   { key: "diskBudgetBytes", flag: "disk-budget-bytes", env: "RATATOSKR_DISK_BUDGET_BYTES", kind: "integer", min: 0, describe: "durable store: refuse publishes past this data size (0 = unlimited)" },
   { key: "v1SubscriberBufferBytes", flag: "v1-subscriber-buffer-bytes", env: "RATATOSKR_V1_SUBSCRIBER_BUFFER_BYTES", kind: "integer", min: 1, describe: "v1 Subscribe: bytes queued per subscriber before it is cut off as a slow consumer" },
   { key: "shutdownGraceMs", flag: "shutdown-grace-ms", env: "RATATOSKR_SHUTDOWN_GRACE_MS", kind: "integer", min: 0, describe: "on SIGTERM/SIGINT: how long open calls get before they are cancelled" },
+  { key: "heapGrowthPercent", flag: "heap-growth-percent", env: "RATATOSKR_HEAP_GROWTH_PERCENT", kind: "integer", min: 0, max: 10_000, describe: "V8 grows its heap limit to (100 + N)% of the live heap after a full GC: lower = lower peak RSS, more GC CPU (0 = V8's own, up to 4x)" },
   // Message, de-duplication and disk limits (docs/limits.md).
   { key: "maxMessageIdBytes", flag: "max-message-id-bytes", env: "RATATOSKR_MAX_MESSAGE_ID_BYTES", kind: "integer", min: 1, max: 65535, describe: "largest producer message_id, in UTF-8 bytes" },
   { key: "maxAttributes", flag: "max-attributes", env: "RATATOSKR_MAX_ATTRIBUTES", kind: "integer", min: 1, max: 65535, describe: "most attributes (v1 metadata entries) per message" },
@@ -153,6 +155,9 @@ async function runBroker(config: BrokerServerConfig): Promise<void> {
   // route them into the JSON log instead, so stderr carries only our one startup error line.
   setLogger({ error: (...args: unknown[]) => log.debug("grpc-js", { message: args.map(String).join(" ") }) });
   setLogVerbosity(config.logLevel === "debug" ? logVerbosity.DEBUG : logVerbosity.ERROR);
+  // V8 reads the flag at each full GC, so setting it now, before the broker holds anything, is
+  // as good as `node --heap-growing-percent` (which NODE_OPTIONS does not accept).
+  if (config.heapGrowthPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.heapGrowthPercent}`);
   let running: RunningBroker;
   try {
     running = await startBroker(config, log);

@@ -22,6 +22,12 @@ export interface BrokerServerConfig {
   v1SubscriberBufferBytes: number;
   /** Graceful shutdown: how long open calls get before they are cancelled. */
   shutdownGraceMs: number;
+  /**
+   * V8's old-space growth after a full GC, in percent of the live heap (V8's --heap-growing-percent);
+   * 0 = V8's own (it grows the limit by up to 4x). Set by the process that runs the broker
+   * (cli/broker-command.ts); a lower value trades CPU for peak RSS (docs/operations.md, "Memory").
+   */
+  heapGrowthPercent: number;
 
   // Message, de-duplication and disk limits (docs/limits.md).
   /** Producer message id, UTF-8 bytes (at most 65535, what the durable store can hold). */
@@ -100,6 +106,7 @@ export const DEFAULT_CONFIG: BrokerServerConfig = {
   diskBudgetBytes: 0,
   v1SubscriberBufferBytes: 8 * 1024 * 1024,
   shutdownGraceMs: 3_000,
+  heapGrowthPercent: 0,
   maxMessageIdBytes: 1024,
   maxAttributes: 1024,
   maxAttributeKeyBytes: 1024,

@@ -30,6 +30,8 @@ export interface EffectiveSettings {
   budgetBytes: number;
   maxMessageBytes: number;
   v1SubscriberBufferBytes: number;
+  /** 0 = V8's own heap growth. */
+  heapGrowthPercent: number;
   // Message, de-duplication and disk limits (docs/limits.md).
   /** The largest message a client may publish, as delivered (maxMessageBytes less the dead-letter reserve). */
   maxPublishDeliveryBytes: number;
@@ -201,6 +203,7 @@ export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log
     budgetBytes: durable ? core.topics.budgets.diskBudgetBytes : core.topics.budgets.memoryBudgetBytes,
     maxMessageBytes: config.maxMessageBytes,
     v1SubscriberBufferBytes: config.v1SubscriberBufferBytes,
+    heapGrowthPercent: config.heapGrowthPercent,
     maxPublishDeliveryBytes: maxPublishDeliveryBytes(messageLimits),
     maxMessageIdBytes: config.maxMessageIdBytes,
     maxAttributes: config.maxAttributes,
