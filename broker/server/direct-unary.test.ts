@@ -2,7 +2,7 @@ import type { ClientHttp2Session } from "node:http2";
 import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import { PublishBatchRequest, PublishBatchResponse, PublishRequest, PublishResponse } from "../../proto/gen/ratatoskr.js";
-import { frame, http2Session, rawCall, startV1TestServer, uniqueName, type V1TestServer } from "../../test/support/index.js";
+import { frame, RawSessions, rawCall, startV1TestServer, uniqueName, type V1TestServer } from "../../test/support/index.js";
 
 // v1 Publish and PublishBatch served on HTTP/2 directly (direct-unary.ts), from outside: a raw
 // node:http2 client sends what grpc-js clients send and what they never would. What the methods
@@ -13,18 +13,14 @@ const PUBLISH = "/ratatoskr.MessageBroker/Publish";
 const PUBLISH_BATCH = "/ratatoskr.MessageBroker/PublishBatch";
 
 let s: V1TestServer | undefined;
-const sessions: ClientHttp2Session[] = [];
+const sessions = new RawSessions();
 afterEach(async () => {
-  for (const session of sessions.splice(0)) session.destroy();
+  sessions.destroyAll();
   await s?.close();
   s = undefined;
 });
 
-async function session(): Promise<ClientHttp2Session> {
-  const h = await http2Session(s!.address);
-  sessions.push(h);
-  return h;
-}
+const session = (): Promise<ClientHttp2Session> => sessions.connect(s!.address);
 
 /** The one gRPC message of a unary answer (its 5-byte prefix checked and removed). */
 function onlyMessage(body: Buffer): Buffer {

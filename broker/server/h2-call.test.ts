@@ -3,7 +3,7 @@ import { gzipSync } from "node:zlib";
 import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConsumeRequest, ConsumeResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
-import { consumersAttached, frame, http2Session, pollUntil, startV2TestServer, TestConsumer, topicWithSubscription, type V2TestServer } from "../../test/support/index.js";
+import { consumersAttached, frame, RawSessions, pollUntil, startV2TestServer, TestConsumer, topicWithSubscription, type V2TestServer } from "../../test/support/index.js";
 
 // The Consume stream served on HTTP/2 directly (h2-call.ts), from outside: a raw node:http2
 // client sends what grpc-js clients send and what they never would, and reads the frames and
@@ -13,18 +13,14 @@ import { consumersAttached, frame, http2Session, pollUntil, startV2TestServer, T
 const CONSUME = "/ratatoskr.v2.Broker/Consume";
 
 let s: V2TestServer | undefined;
-const sessions: ClientHttp2Session[] = [];
+const sessions = new RawSessions();
 afterEach(async () => {
-  for (const session of sessions.splice(0)) session.destroy();
+  sessions.destroyAll();
   await s?.close();
   s = undefined;
 });
 
-async function session(): Promise<ClientHttp2Session> {
-  const h = await http2Session(s!.running.address);
-  sessions.push(h);
-  return h;
-}
+const session = (): Promise<ClientHttp2Session> => sessions.connect(s!.running.address);
 
 interface RawConsume {
   stream: ClientHttp2Stream;

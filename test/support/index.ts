@@ -26,7 +26,7 @@ export {
   type SubscriptionConfigInput,
   type V2Api,
 } from "./v2-client.js";
-export { frame, http2Session, prng, rawCall, rawTcp, type RawOutcome } from "./raw-grpc.js";
+export { frame, http2Session, prng, rawCall, RawSessions, rawTcp, type RawOutcome } from "./raw-grpc.js";
 export { unreadConsumer, unreadSession, type UnreadConsumer } from "./unread-consumer.js";
 export { startV1TestServer, startV2TestServer, type V1TestServer, type V2TestServer } from "./test-servers.js";
 export { EngineHarness, RecordingSink } from "./engine-harness.js";

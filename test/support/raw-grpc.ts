@@ -48,6 +48,21 @@ export function http2Session(address: string): Promise<ClientHttp2Session> {
   });
 }
 
+/** HTTP/2 sessions a test opens, destroyed together (call `destroyAll` in its afterEach). */
+export class RawSessions {
+  private readonly open: ClientHttp2Session[] = [];
+
+  async connect(address: string): Promise<ClientHttp2Session> {
+    const session = await http2Session(address);
+    this.open.push(session);
+    return session;
+  }
+
+  destroyAll(): void {
+    for (const session of this.open.splice(0)) session.destroy();
+  }
+}
+
 /**
  * Sends `body` (exactly these bytes) as one request to `path` and ends the request stream.
  * Resolves when the server has answered and closed the stream, or after `timeoutMs`.
