@@ -1,4 +1,3 @@
-import { setFlagsFromString } from "node:v8";
 import { logVerbosity, setLogger, setLogVerbosity } from "@grpc/grpc-js";
 import type { Argv, CommandModule } from "yargs";
 import { EXIT_BAD_INPUT } from "../loadgen/errors.js";
@@ -155,9 +154,6 @@ async function runBroker(config: BrokerServerConfig): Promise<void> {
   // route them into the JSON log instead, so stderr carries only our one startup error line.
   setLogger({ error: (...args: unknown[]) => log.debug("grpc-js", { message: args.map(String).join(" ") }) });
   setLogVerbosity(config.logLevel === "debug" ? logVerbosity.DEBUG : logVerbosity.ERROR);
-  // V8 reads the flag at each full GC, so setting it now, before the broker holds anything, is
-  // as good as `node --heap-growing-percent` (which NODE_OPTIONS does not accept).
-  if (config.heapGrowthPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.heapGrowthPercent}`);
   let running: RunningBroker;
   try {
     running = await startBroker(config, log);

@@ -8,7 +8,7 @@ import { failUsage } from "./usage.js";
 const args = hideBin(process.argv);
 
 // `ratatoskr broker` loads the broker and nothing else: the other commands bring the load
-// generator (drivers, peer clients, report charts), about 70 MiB of RSS and a second of start-up
+// generator (drivers, peer clients, report charts), about 59 MiB of RSS and 2 s of start-up
 // CPU that every broker process (the image, an embedded broker) would carry for nothing.
 const others: CommandModule<object, never>[] =
   args[0] === "broker"

@@ -24,8 +24,8 @@ export interface BrokerServerConfig {
   shutdownGraceMs: number;
   /**
    * V8's old-space growth after a full GC, in percent of the live heap (V8's --heap-growing-percent);
-   * 0 = V8's own (it grows the limit by up to 4x). Set by the process that runs the broker
-   * (cli/broker-command.ts); a lower value trades CPU for peak RSS (docs/operations.md, "Memory").
+   * 0 = V8's own (it grows the limit by up to 4x). Applied by startBroker to the whole process it
+   * runs in; a lower value trades CPU for peak RSS (docs/operations.md, "Memory").
    */
   heapGrowthPercent: number;
 

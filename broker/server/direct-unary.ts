@@ -36,7 +36,7 @@ export function directUnary<Req, Res>(log: Logger, method: UnaryMethod<Req, Res>
 }
 
 /** A gRPC message with its 5-byte prefix (uncompressed). */
-export function frameMessage(body: Buffer): Buffer {
+function frameMessage(body: Buffer): Buffer {
   const framed = Buffer.allocUnsafe(GRPC_PREFIX_BYTES + body.length);
   framed[0] = 0;
   framed.writeUInt32BE(body.length, 1);

@@ -1,4 +1,5 @@
 import { resolve } from "node:path";
+import { setFlagsFromString } from "node:v8";
 import { Server } from "@grpc/grpc-js";
 import { createBrokerCore, defaultDiskReserveBytes, maxPublishDeliveryBytes, type BrokerCore } from "../core/index.js";
 import { openStore } from "../store/index.js";
@@ -86,6 +87,10 @@ export interface BrokerResources {
  */
 export async function startBroker(partial: Partial<BrokerServerConfig> = {}, log?: Logger): Promise<RunningBroker> {
   const config: BrokerServerConfig = { ...DEFAULT_CONFIG, ...partial };
+  // Process-wide, as the setting says (docs/operations.md, "Memory"). V8 reads the flag at each
+  // full GC, so setting it here, before the broker holds anything, is as good as `node
+  // --heap-growing-percent` (which NODE_OPTIONS does not accept).
+  if (config.heapGrowthPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.heapGrowthPercent}`);
   const baseLogger = log ?? createLogger(config.logLevel);
   const listener = listenerCredentials(config);
   const tokens = config.tokenFile === undefined ? undefined : new TokenAccess(config.tokenFile);

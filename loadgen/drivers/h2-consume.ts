@@ -19,6 +19,8 @@
 import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import { connect as tlsConnect } from "node:tls";
 import { status as Status } from "@grpc/grpc-js";
+import type { DriverOptions } from "./driver.js";
+import { KEEPALIVE_MS, MAX_RECEIVE_MESSAGE_BYTES } from "./grpc-pool.js";
 import type { LoadedTls } from "./security.js";
 
 /** A gRPC status as an Error, shaped like grpc-js's ServiceError where the driver reads it. */
@@ -52,6 +54,17 @@ export interface H2SessionOptions {
  */
 export const STREAM_WINDOW_BYTES = 256 * 1024;
 export const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
+
+/**
+ * A driver's own HTTP/2 connections to the broker its grpc-js `pool` reaches: `connections` of
+ * them, the channels' TLS and token, keepalive pings when it rides through faults.
+ */
+export function driverSessions(options: DriverOptions, pool: { readonly tls: LoadedTls | undefined }): H2Sessions {
+  return new H2Sessions(
+    { target: options.target, tls: pool.tls, token: options.token, keepaliveMs: options.reconnect ? KEEPALIVE_MS : undefined, maxMessageBytes: MAX_RECEIVE_MESSAGE_BYTES },
+    options.connections,
+  );
+}
 
 /** HTTP/2 connections for Consume streams, one per slot, each opened again after it broke. */
 export class H2Sessions {
@@ -205,7 +218,7 @@ export class ConsumeCall {
     // stream closes only when both sides ended); one that half-closed already (a unary call) closes
     // by itself. Closing that one too sent an RST_STREAM per unary call, and nghttp2's reset rate
     // limit (a burst of 1,000, then 33 a second) made the broker end the connection with
-    // INTERNAL_ERROR after about 1,100 calls. `close` covers resets and a connection that went away.
+    // INTERNAL_ERROR after about 1,150 calls. `close` covers resets and a connection that went away.
     this.stream.on("end", () => {
       this.onClose(true);
       if (!this.stream.destroyed && !this.stream.writableEnded) this.stream.close();

@@ -21,8 +21,8 @@ import { MessageBrokerClient, MessageBrokerService, PublishBatchResponse, Subscr
 import { DriverError } from "../errors.js";
 import { referenceBroker, referenceBrokerDurability, referenceBrokerStorage } from "./broker-process.js";
 import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type SubscriptionSpec } from "./driver.js";
-import { ClientPool, isStatus, KEEPALIVE_MS, MAX_RECEIVE_MESSAGE_BYTES, reconnectChannelOptions, unary } from "./grpc-pool.js";
-import { H2Sessions } from "./h2-consume.js";
+import { ClientPool, isStatus, reconnectChannelOptions, unary } from "./grpc-pool.js";
+import { driverSessions, type H2Sessions } from "./h2-consume.js";
 import { Backoff, ReconnectGaveUpError, RetryTimers, type RetryCounts } from "./reconnect.js";
 import { inBatches, message } from "./util.js";
 import { decodeV1MessagePayload, encodeV1PublishBatch } from "./wire.js";
@@ -64,10 +64,7 @@ export class RatatoskrV1Driver implements Driver {
   constructor(private readonly options: DriverOptions) {
     const channel = reconnectChannelOptions(options.reconnect);
     this.pool = new ClientPool((creds, o) => new MessageBrokerClient(options.target, creds, { ...o, ...channel }), options.connections, options);
-    this.publishSessions = new H2Sessions(
-      { target: options.target, tls: this.pool.tls, token: options.token, keepaliveMs: options.reconnect ? KEEPALIVE_MS : undefined, maxMessageBytes: MAX_RECEIVE_MESSAGE_BYTES },
-      options.connections,
-    );
+    this.publishSessions = driverSessions(options, this.pool);
   }
 
   retryCounts(): RetryCounts {

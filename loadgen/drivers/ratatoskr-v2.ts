@@ -22,8 +22,8 @@ import { BrokerClient, BrokerService, ConsumeRequest, CreateSubscriptionRequest,
 import { DriverError } from "../errors.js";
 import { referenceBroker, referenceBrokerDurability, referenceBrokerStorage } from "./broker-process.js";
 import { defineDriver, type BrokerSelfReport, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type SubscriptionSpec } from "./driver.js";
-import { KEEPALIVE_MS, MAX_RECEIVE_MESSAGE_BYTES, ClientPool, isStatus, reconnectChannelOptions, unary } from "./grpc-pool.js";
-import { H2Sessions, type ConsumeCall } from "./h2-consume.js";
+import { ClientPool, isStatus, reconnectChannelOptions, unary } from "./grpc-pool.js";
+import { driverSessions, type ConsumeCall, type H2Sessions } from "./h2-consume.js";
 import { Backoff, ReconnectGaveUpError, RetryTimers, type ReconnectPolicy, type RetryCounts } from "./reconnect.js";
 import { inBatches, message, messageIdOf, runNonce } from "./util.js";
 import {
@@ -100,10 +100,7 @@ export class RatatoskrV2Driver implements Driver {
     this.reconnect = options.reconnect;
     const channel = reconnectChannelOptions(options.reconnect);
     this.pool = new ClientPool((creds, o) => new BrokerClient(options.target, creds, { ...o, ...channel }), options.connections, options);
-    this.consumeSessions = new H2Sessions(
-      { target: options.target, tls: this.pool.tls, token: options.token, keepaliveMs: options.reconnect ? KEEPALIVE_MS : undefined, maxMessageBytes: MAX_RECEIVE_MESSAGE_BYTES },
-      options.connections,
-    );
+    this.consumeSessions = driverSessions(options, this.pool);
     if (publish === "stream") this.publishers = new StreamPublisher(this.pool, this.reconnect ? PUBLISH_ACK_TIMEOUT_MS : undefined);
   }
 
