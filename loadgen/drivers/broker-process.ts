@@ -114,10 +114,26 @@ interface Spawned {
 
 const LOG_TAIL_CHARS = 64 * 1024;
 
+/**
+ * The generator's environment without its RATATOSKR_* variables: the broker reads its settings
+ * from those too, and an embedded broker's settings are the scenario's (its command line, which
+ * the result records). A setting the report does not show would be a run that is not what it says.
+ */
+export function embeddedBrokerEnv(env: NodeJS.ProcessEnv): { env: NodeJS.ProcessEnv; ignored: string[] } {
+  const out: NodeJS.ProcessEnv = { ...env, NODE_OPTIONS: env.NODE_OPTIONS ?? "" };
+  const ignored = Object.keys(out).filter((k) => k.startsWith("RATATOSKR_")).sort();
+  for (const k of ignored) delete out[k];
+  return { env: out, ignored };
+}
+
 async function spawnBroker(args: string[], timeoutMs: number): Promise<Spawned> {
+  const { env, ignored } = embeddedBrokerEnv(process.env);
+  if (ignored.length > 0) {
+    process.stderr.write(`embedded broker: not passing ${ignored.join(", ")} from the environment (its settings are the scenario's broker.args, which the report records)\n`);
+  }
   const child = spawn(process.execPath, [...nodeArgs(), cliEntry(), ...args], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, NODE_OPTIONS: process.env.NODE_OPTIONS ?? "" },
+    env,
     // Its own process group: a terminal's Ctrl-C reaches the generator only, which keeps the
     // broker up for the interrupted run's short drain and then stops it by PID.
     detached: true,
