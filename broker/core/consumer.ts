@@ -1,6 +1,7 @@
 import type { Clock } from "./clock.js";
 import { InvalidArgumentError } from "./errors.js";
 import { FlowControl, type FlowLimits } from "./flow-control.js";
+import { HeldLeases } from "./held-leases.js";
 import type { Lease, LeaseHolder, LeaseTable } from "./lease-table.js";
 import { MAX_DEADLINE_MS } from "./subscription-config.js";
 import type { StoredMessage } from "./types.js";
@@ -46,7 +47,7 @@ export interface ConsumerCommands {
  * only valid on the stream that received it), its flow control and its outgoing batch.
  */
 export class Consumer implements LeaseHolder {
-  readonly leases = new Map<number, Lease>();
+  readonly leases = new HeldLeases();
   readonly flow: FlowControl;
   private outbox: Lease[] = [];
   private outboxBytes = 0;
@@ -82,7 +83,7 @@ export class Consumer implements LeaseHolder {
   /** Leases one message to this consumer; it goes out with the next `flush`. */
   deliver(message: StoredMessage, attempt: number, bytes: number, deadlineMs: number): void {
     const lease = this.table.lease(message, attempt, bytes, this, deadlineMs);
-    this.leases.set(lease.ackId, lease);
+    this.leases.add(lease);
     this.flow.take(bytes);
     this.outbox.push(lease);
     this.outboxBytes += bytes;
@@ -149,7 +150,7 @@ export class Consumer implements LeaseHolder {
   }
 
   onLeaseExpired(lease: Lease): void {
-    if (this.leases.delete(lease.ackId)) {
+    if (this.leases.delete(lease.ackId) !== undefined) {
       this.flow.release(lease.bytes);
       this.parent.onUnacked(lease, false);
       this.parent.requestPump();
@@ -179,7 +180,7 @@ export class Consumer implements LeaseHolder {
 
   /** Hands every lease back (used by detach); the caller redelivers them. */
   drainLeases(): Lease[] {
-    const leases = [...this.leases.values()];
+    const leases = this.leases.values();
     for (const lease of leases) this.table.release(lease);
     this.leases.clear();
     this.flow.reset();
@@ -187,9 +188,8 @@ export class Consumer implements LeaseHolder {
   }
 
   private take(id: number): Lease | undefined {
-    const lease = this.leases.get(id);
+    const lease = this.leases.delete(id);
     if (!lease) return undefined;
-    this.leases.delete(id);
     this.table.release(lease);
     this.flow.release(lease.bytes);
     return lease;

@@ -89,7 +89,7 @@ describe("subscription engine under random schedules", () => {
               // No overlap: the competing consumer holds no lease on a message just delivered here.
               const other = slots[slot ^ 1];
               if (other) {
-                const held = new Set([...other.consumer.leases.values()].map((l) => l.sequence));
+                const held = new Set(other.consumer.leases.values().map((l) => l.sequence));
                 for (const lease of batch) expect(held.has(lease.sequence)).toBe(false);
               }
               return true;

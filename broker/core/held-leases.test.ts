@@ -1,0 +1,80 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { HeldLeases } from "./held-leases.js";
+import { Lease, type LeaseHolder } from "./lease-table.js";
+import type { StoredMessage } from "./types.js";
+
+const holder: LeaseHolder = { onLeaseExpired: () => undefined };
+const message = { sequence: 1 } as StoredMessage;
+const lease = (ackId: number): Lease => new Lease(ackId, message, 1, 10, holder, 0);
+
+type Op = { kind: "add"; gap: number } | { kind: "delete"; pick: number } | { kind: "get"; pick: number } | { kind: "clear" };
+
+const op: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant("add" as const), gap: fc.integer({ min: 1, max: 3 }) }) },
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant("delete" as const), pick: fc.nat(200) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("get" as const), pick: fc.nat(200) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("clear" as const) }) },
+);
+
+describe("HeldLeases", () => {
+  it("answers as a Map of ack id to lease would, over random adds, deletes, lookups and clears", () => {
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 400 }), (ops) => {
+        const held = new HeldLeases();
+        const model = new Map<number, Lease>();
+        let nextId = 1;
+        // Ids ever handed out, so lookups also try released and never-held ids.
+        const issued: number[] = [];
+        for (const o of ops) {
+          if (o.kind === "add") {
+            const l = lease(nextId);
+            nextId += o.gap;
+            held.add(l);
+            model.set(l.ackId, l);
+            issued.push(l.ackId);
+          } else if (o.kind === "clear") {
+            held.clear();
+            model.clear();
+          } else {
+            const id = issued.length === 0 ? o.pick : (issued[o.pick % issued.length] ?? 0) + (o.pick % 7 === 0 ? 1 : 0);
+            if (o.kind === "get") {
+              expect(held.get(id)).toBe(model.get(id));
+            } else {
+              const expected = model.get(id);
+              model.delete(id);
+              expect(held.delete(id)).toBe(expected);
+            }
+          }
+          expect(held.size).toBe(model.size);
+        }
+        expect(held.values()).toEqual([...model.values()]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("keeps its ring bounded when one old lease stays held while thousands come and go", () => {
+    const held = new HeldLeases();
+    const stuck = lease(1);
+    held.add(stuck);
+    // Each ack leaves a hole between the stuck lease and the newest one, which stays held.
+    held.add(lease(2));
+    for (let id = 3; id < 10_000; id++) {
+      held.add(lease(id));
+      expect(held.delete(id - 1)?.ackId).toBe(id - 1);
+    }
+    expect(held.size).toBe(2);
+    expect(held.get(9_999)?.ackId).toBe(9_999);
+    expect(held.get(1)).toBe(stuck);
+    // The ring compacts in place instead of growing with the span of ack ids.
+    expect((held as unknown as { slots: unknown[] }).slots.length).toBeLessThanOrEqual(16);
+  });
+
+  it("refuses an ack id that is not above the last one held", () => {
+    const held = new HeldLeases();
+    held.add(lease(5));
+    expect(() => held.add(lease(5))).toThrow(/ack id 5 is not above/);
+    expect(() => held.add(lease(3))).toThrow(RangeError);
+  });
+});
