@@ -6,7 +6,7 @@ import type { StoredMessage } from "./types.js";
 
 const holder: LeaseHolder = { onLeaseExpired: () => undefined };
 const message = { sequence: 1 } as StoredMessage;
-const lease = (ackId: number): Lease => new Lease(ackId, message, 1, 10, holder, 0);
+const lease = (ackId: number): Lease => new Lease(ackId, message, 1, 10, holder);
 
 type Op = { kind: "add"; gap: number } | { kind: "delete"; pick: number } | { kind: "get"; pick: number } | { kind: "clear" };
 

@@ -4,11 +4,13 @@ import { FlowControl } from "./flow-control.js";
 import { SeqHeap } from "./seq-heap.js";
 import { TimerWheel } from "./timer-wheel.js";
 
+type Item = { id: number; tick: number; prev: Item | undefined; next: Item | undefined };
+const item = (id: number): Item => ({ id, tick: -1, prev: undefined, next: undefined });
+
 describe("TimerWheel", () => {
-  const item = (id: number) => ({ id, tick: 0 });
 
   it("fires items at or after their deadline, never before", () => {
-    const wheel = new TimerWheel<{ id: number; tick: number }>(10);
+    const wheel = new TimerWheel<Item>(10);
     wheel.add(item(1), 1005);
     wheel.add(item(2), 1010);
     wheel.add(item(3), 1011);
@@ -23,7 +25,7 @@ describe("TimerWheel", () => {
   });
 
   it("does not fire removed items and moves rescheduled ones", () => {
-    const wheel = new TimerWheel<{ id: number; tick: number }>(10);
+    const wheel = new TimerWheel<Item>(10);
     const a = item(1);
     const b = item(2);
     wheel.add(a, 100);
@@ -40,10 +42,33 @@ describe("TimerWheel", () => {
 });
 
 describe("TimerWheel under churn", () => {
-  type Item = { id: number; tick: number };
+  it("lets a handler remove, or schedule again at a due tick, items of the bucket being fired", () => {
+    const wheel = new TimerWheel<Item>(10);
+    const [a, b, c] = [item(1), item(2), item(3)];
+    for (const i of [a, b, c]) wheel.add(i, 100);
+    const fired: number[] = [];
+    wheel.expire(100, (i) => {
+      fired.push(i.id);
+      if (i === a) expect(wheel.remove(b)).toBe(true);
+      if (i === c) wheel.add(a, 50); // due already: fired by the next sweep, not this one
+    });
+    expect(fired).toEqual([1, 3]);
+    expect(wheel.size).toBe(1);
+    wheel.expire(100, (i) => fired.push(i.id));
+    expect(fired).toEqual([1, 3, 1]);
+    expect(wheel.size).toBe(0);
+  });
+
+  it("refuses to add an item that is already scheduled (its links would be overwritten)", () => {
+    const wheel = new TimerWheel<Item>(10);
+    const a = item(1);
+    wheel.add(a, 100);
+    expect(() => wheel.add(a, 200)).toThrow(/already scheduled/);
+  });
+
   it("fires an item moved away and back exactly once, at its final deadline", () => {
     const wheel = new TimerWheel<Item>(10);
-    const a: Item = { id: 1, tick: -1 };
+    const a = item(1);
     wheel.add(a, 100);
     wheel.reschedule(a, 500);
     wheel.reschedule(a, 100);
@@ -58,7 +83,7 @@ describe("TimerWheel under churn", () => {
     const model = new Map<Item, number>();
     let seed = 42;
     const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
-    const items: Item[] = Array.from({ length: 200 }, (_, id) => ({ id, tick: -1 }));
+    const items: Item[] = Array.from({ length: 200 }, (_, id) => item(id));
     let now = 0;
     for (let step = 0; step < 20_000; step++) {
       const item = items[rand(items.length)]!;

@@ -6,9 +6,12 @@ export interface LeaseHolder {
   onLeaseExpired(lease: Lease): void;
 }
 
-/** One delivery of one message to one consumer, awaiting ack until `deadlineMs`. */
+/** One delivery of one message to one consumer, awaiting ack until its deadline (the tick it is scheduled at). */
 export class Lease {
+  // Its place on the deadline wheel (timer-wheel.ts).
   tick = -1;
+  prev: Lease | undefined = undefined;
+  next: Lease | undefined = undefined;
   constructor(
     /** Unique per delivery, broker-wide. */
     readonly ackId: number,
@@ -18,7 +21,6 @@ export class Lease {
     /** Counted against the holder's flow control (see messageBytes). */
     readonly bytes: number,
     readonly holder: LeaseHolder,
-    public deadlineMs: number,
   ) {}
 
   get sequence(): number {
@@ -33,7 +35,10 @@ export interface RetryOwner {
 
 /** A nacked message waiting out its backoff before it may be delivered again. */
 export class PendingRetry {
+  // Its place on the retry wheel (timer-wheel.ts).
   tick = -1;
+  prev: PendingRetry | undefined = undefined;
+  next: PendingRetry | undefined = undefined;
   constructor(
     readonly owner: RetryOwner,
     readonly sequence: number,
@@ -69,7 +74,7 @@ export class LeaseTable {
   }
 
   lease(message: StoredMessage, attempt: number, bytes: number, holder: LeaseHolder, deadlineMs: number): Lease {
-    const lease = new Lease(this.nextAckId++, message, attempt, bytes, holder, deadlineMs);
+    const lease = new Lease(this.nextAckId++, message, attempt, bytes, holder);
     this.deadlines.add(lease, deadlineMs);
     return lease;
   }
@@ -80,7 +85,6 @@ export class LeaseTable {
   }
 
   extend(lease: Lease, deadlineMs: number): void {
-    lease.deadlineMs = deadlineMs;
     this.deadlines.reschedule(lease, deadlineMs);
   }
 

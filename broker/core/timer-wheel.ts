@@ -3,13 +3,30 @@
  * per item (docs/design.md, "Timer wheel"). Items fire at or after their deadline, never before: a deadline is
  * rounded up to its tick.
  *
- * Buckets are plain arrays with lazy deletion, because adding and removing are on the hot
- * path (every delivery and every ack): `remove` only marks the item (tick = -1) and counts
- * the dead entry; a bucket is compacted once most of it is dead, so memory stays within
- * about twice the live items, and dropped when it is all dead.
+ * A bucket is a doubly linked list threaded through the items themselves (their `prev` and
+ * `next`), because adding and removing are on the hot path (every delivery and every ack): both
+ * are O(1), allocate nothing, and a removed item is no longer referenced from here. (Buckets were
+ * arrays with lazy deletion: an acked lease stayed reachable from its bucket until a compaction,
+ * long enough to be promoted to the old space, and the arrays' growth and compaction were most of
+ * the rest of what the broker promoted per delivery; docs/performance.md, "Memory per subscriber".)
  */
-export class TimerWheel<T extends { tick: number }> {
+export interface WheelItem<T> {
+  /** The item's tick while scheduled, -1 otherwise. */
+  tick: number;
+  prev: T | undefined;
+  next: T | undefined;
+}
+
+interface Bucket<T> {
+  readonly tick: number;
+  head: T | undefined;
+  tail: T | undefined;
+}
+
+export class TimerWheel<T extends WheelItem<T>> {
   private readonly buckets = new Map<number, Bucket<T>>();
+  /** The bucket `expire` is firing, already out of `buckets`: a handler may remove its items. */
+  private firing: Bucket<T> | undefined;
   private count = 0;
 
   constructor(readonly tickMs: number) {
@@ -23,14 +40,19 @@ export class TimerWheel<T extends { tick: number }> {
 
   /** Schedules `item` (not currently scheduled) at `atMs`. */
   add(item: T, atMs: number): void {
+    if (item.tick >= 0) throw new RangeError("item is already scheduled");
     const tick = Math.ceil(atMs / this.tickMs);
-    item.tick = tick;
     let bucket = this.buckets.get(tick);
     if (!bucket) {
-      bucket = { tick, items: [], dead: 0 };
+      bucket = { tick, head: undefined, tail: undefined };
       this.buckets.set(tick, bucket);
     }
-    bucket.items.push(item);
+    item.tick = tick;
+    item.prev = bucket.tail;
+    item.next = undefined;
+    if (bucket.tail) bucket.tail.next = item;
+    else bucket.head = item;
+    bucket.tail = item;
     this.count++;
   }
 
@@ -38,14 +60,9 @@ export class TimerWheel<T extends { tick: number }> {
   remove(item: T): boolean {
     const tick = item.tick;
     if (tick < 0) return false;
-    item.tick = -1;
-    this.count--;
-    const bucket = this.buckets.get(tick);
-    if (bucket) {
-      bucket.dead++;
-      if (bucket.dead >= bucket.items.length) this.buckets.delete(tick);
-      else if (bucket.dead > 32 && bucket.dead * 2 > bucket.items.length) compact(bucket);
-    }
+    const bucket = this.firing?.tick === tick ? this.firing : this.buckets.get(tick)!;
+    this.unlink(bucket, item);
+    if (bucket.head === undefined && bucket !== this.firing) this.buckets.delete(tick);
     return true;
   }
 
@@ -62,33 +79,32 @@ export class TimerWheel<T extends { tick: number }> {
     if (this.count === 0) return;
     const nowTick = Math.floor(nowMs / this.tickMs);
     // Buckets are few (deadline span / tick), so scanning the keys beats keeping them sorted.
-    const due: Bucket<T>[] = [];
-    for (const [tick, bucket] of this.buckets) {
-      if (tick > nowTick) continue;
+    const due: number[] = [];
+    for (const tick of this.buckets.keys()) if (tick <= nowTick) due.push(tick);
+    for (const tick of due) {
+      const bucket = this.buckets.get(tick);
+      if (!bucket) continue;
       this.buckets.delete(tick);
-      due.push(bucket);
-    }
-    for (const bucket of due) {
-      for (const item of bucket.items) {
-        // Skips removed items and stale entries of items moved to another tick (or moved
-        // away and back, which leaves two entries: the first one fires, the second skips).
-        if (item.tick !== bucket.tick) continue;
-        item.tick = -1;
-        this.count--;
+      this.firing = bucket;
+      // One at a time from the head: `fire` may remove (or reschedule) items still queued here.
+      // Items it adds at a due tick go to a new bucket, fired by a later sweep.
+      for (let item = bucket.head; item !== undefined; item = bucket.head) {
+        this.unlink(bucket, item);
         fire(item);
       }
+      this.firing = undefined;
     }
   }
-}
 
-interface Bucket<T extends { tick: number }> {
-  readonly tick: number;
-  items: T[];
-  /** Entries in `items` that no longer belong here. */
-  dead: number;
-}
-
-function compact<T extends { tick: number }>(bucket: Bucket<T>): void {
-  bucket.items = bucket.items.filter((item) => item.tick === bucket.tick);
-  bucket.dead = 0;
+  private unlink(bucket: Bucket<T>, item: T): void {
+    const { prev, next } = item;
+    if (prev) prev.next = next;
+    else bucket.head = next;
+    if (next) next.prev = prev;
+    else bucket.tail = prev;
+    item.prev = undefined;
+    item.next = undefined;
+    item.tick = -1;
+    this.count--;
+  }
 }

@@ -29,7 +29,7 @@ describe("ConsumeResponse encoder", () => {
       fc.property(
         fc.array(fc.tuple(message, fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.integer({ min: 1, max: 2 ** 31 - 1 })), { maxLength: 20 }),
         (items) => {
-          const leases = items.map(([m, ackId, attempt]) => new Lease(ackId, m, attempt, 0, holder, 0));
+          const leases = items.map(([m, ackId, attempt]) => new Lease(ackId, m, attempt, 0, holder));
           const encoded = encodeConsumeResponse(leases);
           expect(encodeFrames(leases, Number.POSITIVE_INFINITY, new EncodedMessages())[0]).toEqual(encoded);
           const decoded = ConsumeResponse.decode(encoded);
@@ -56,7 +56,7 @@ describe("ConsumeResponse encoder", () => {
   it("writes the same frames with some bodies already shared, the rest encoded on the way, across frame cuts", () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(message, fc.boolean()), { minLength: 1, maxLength: 30 }), fc.integer({ min: 64, max: 2048 }), (items, maxFrameBytes) => {
-        const leases = items.map(([m], i) => new Lease(i + 1, m, 1, 0, holder, 0));
+        const leases = items.map(([m], i) => new Lease(i + 1, m, 1, 0, holder));
         const shared = new EncodedMessages();
         // A second subscription delivered some of these messages already.
         const before = leases.filter((_, i) => items[i]![1]);
@@ -71,7 +71,7 @@ describe("ConsumeResponse encoder", () => {
 
 describe("frame splitting and shared bodies", () => {
   const lease = (bytes: number, ackId: number): Lease =>
-    new Lease(ackId, { id: "id", topic: "t", sequence: ackId, payload: Buffer.alloc(bytes, ackId), attributes: { a: "b" }, publishTimeMs: 1, producerId: false }, 1, bytes, holder, 0);
+    new Lease(ackId, { id: "id", topic: "t", sequence: ackId, payload: Buffer.alloc(bytes, ackId), attributes: { a: "b" }, publishTimeMs: 1, producerId: false }, 1, bytes, holder);
 
   it("keeps every frame within the limit, in order, and sends an oversized delivery alone", () => {
     const batch = [100, 200, 300, 5000, 100, 100, 100].map((b, i) => lease(b, i + 1));
@@ -84,16 +84,16 @@ describe("frame splitting and shared bodies", () => {
   it("encodes a message body once for every subscription delivering it in the same turn", () => {
     const shared = new EncodedMessages();
     const m = lease(50, 1).message;
-    const a = encodeFrames([new Lease(10, m, 1, 50, holder, 0)], 1 << 20, shared)[0]!;
+    const a = encodeFrames([new Lease(10, m, 1, 50, holder)], 1 << 20, shared)[0]!;
     expect(shared.size).toBe(1);
-    const b = encodeFrames([new Lease(11, m, 2, 50, holder, 0)], 1 << 20, shared)[0]!;
+    const b = encodeFrames([new Lease(11, m, 2, 50, holder)], 1 << 20, shared)[0]!;
     expect(shared.size).toBe(1);
     const [da, db] = [ConsumeResponse.decode(a).deliveries[0]!, ConsumeResponse.decode(b).deliveries[0]!];
     expect([da.ackId, da.attempt, db.ackId, db.attempt]).toEqual([10n, 1, 11n, 2]);
     expect(db.message).toEqual(da.message);
     expect(db.message?.payload).toEqual(m.payload);
     // Same bytes as without sharing.
-    expect(encodeFrames([new Lease(11, m, 2, 50, holder, 0)], 1 << 20)[0]).toEqual(b);
+    expect(encodeFrames([new Lease(11, m, 2, 50, holder)], 1 << 20)[0]).toEqual(b);
   });
 });
 
