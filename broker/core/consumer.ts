@@ -12,7 +12,9 @@ export type ConsumerEndReason = "subscription_deleted" | "topic_deleted" | "shut
 /**
  * Where a consumer's deliveries go: the server implements it over a Consume stream.
  * `send` gets a batch of fresh leases (one frame) and returns false when the transport's
- * buffer is full; the server then calls `Consumer.resume()` once it drains.
+ * buffer is full; the server then calls `Consumer.resume()` once it drains. The leases and the
+ * array are valid only during the call (the lease table reuses leases): a sink that keeps
+ * anything keeps a copy (`snapshotLease`).
  */
 export interface ConsumerSink {
   send(batch: Lease[]): boolean;
@@ -114,6 +116,7 @@ export class Consumer implements LeaseHolder {
         const lease = this.take(id);
         if (lease) {
           this.parent.onAcked(lease);
+          this.table.recycle(lease);
           released = true;
         }
       }
@@ -123,6 +126,7 @@ export class Consumer implements LeaseHolder {
         const lease = this.take(id);
         if (lease) {
           this.parent.onUnacked(lease, true);
+          this.table.recycle(lease);
           released = true;
         }
       }
@@ -140,6 +144,7 @@ export class Consumer implements LeaseHolder {
           // A zero extension gives the message back at once (no backoff), as Pub/Sub's modAck 0.
           this.take(id);
           this.parent.onUnacked(lease, false);
+          this.table.recycle(lease);
           released = true;
         } else {
           this.table.extend(lease, deadline);
@@ -153,6 +158,7 @@ export class Consumer implements LeaseHolder {
     if (this.leases.delete(lease.ackId) !== undefined) {
       this.flow.release(lease.bytes);
       this.parent.onUnacked(lease, false);
+      this.table.recycle(lease);
       this.parent.requestPump();
     }
   }
@@ -172,13 +178,16 @@ export class Consumer implements LeaseHolder {
     this.closed = true;
     this.outbox = [];
     this.outboxBytes = 0;
-    for (const lease of this.leases.values()) this.table.release(lease);
+    for (const lease of this.leases.values()) {
+      this.table.release(lease);
+      this.table.recycle(lease);
+    }
     this.leases.clear();
     this.flow.reset();
     this.sink.end(reason);
   }
 
-  /** Hands every lease back (used by detach); the caller redelivers them. */
+  /** Hands every lease back (used by detach); the caller redelivers them, then recycles each. */
   drainLeases(): Lease[] {
     const leases = this.leases.values();
     for (const lease of leases) this.table.release(lease);

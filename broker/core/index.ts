@@ -39,7 +39,7 @@ export {
   type TopicNameProblem,
 } from "./errors.js";
 export { DEFAULT_MAX_OUTSTANDING_BYTES, DEFAULT_MAX_OUTSTANDING_MESSAGES, type FlowLimits } from "./flow-control.js";
-export { Lease, type LeaseHolder } from "./lease-table.js";
+export { Lease, snapshotLease, type DeliveredLease, type LeaseHolder } from "./lease-table.js";
 export type { LiveEndReason, LiveSink, LiveSubscription } from "./live-subscriber.js";
 export { checkName, MAX_NAME_LENGTH } from "./names.js";
 export { MAX_DEADLINE_MS, type SubscriptionRequest } from "./subscription-config.js";

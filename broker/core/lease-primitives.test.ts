@@ -2,7 +2,9 @@ import { describe, expect, it } from "vitest";
 import { AckSet } from "./ack-set.js";
 import { FlowControl } from "./flow-control.js";
 import { SeqHeap } from "./seq-heap.js";
+import { LeaseTable, type LeaseHolder } from "./lease-table.js";
 import { TimerWheel } from "./timer-wheel.js";
+import type { StoredMessage } from "./types.js";
 
 type Item = { id: number; tick: number; prev: Item | undefined; next: Item | undefined };
 const item = (id: number): Item => ({ id, tick: -1, prev: undefined, next: undefined });
@@ -171,5 +173,31 @@ describe("SeqHeap", () => {
     while (heap.size > 0) out.push(heap.pop()!);
     expect(out).toEqual([1, 3, 3, 5, 7, 9]);
     expect(heap.pop()).toBeUndefined();
+  });
+});
+
+describe("LeaseTable reuse", () => {
+  const holder: LeaseHolder = { onLeaseExpired: () => undefined };
+  const message = (sequence: number) => ({ sequence }) as StoredMessage;
+
+  it("hands a recycled lease out again with a new ack id and the new delivery's fields", () => {
+    const table = new LeaseTable(10);
+    const first = table.lease(message(1), 1, 10, holder, 100);
+    const firstId = first.ackId;
+    expect(table.release(first)).toBe(true);
+    table.recycle(first);
+    const second = table.lease(message(2), 3, 20, holder, 200);
+    expect(second).toBe(first);
+    expect([second.ackId > firstId, second.sequence, second.attempt, second.bytes]).toEqual([true, 2, 3, 20]);
+    expect(table.size).toBe(1);
+  });
+
+  it("refuses to recycle a lease still scheduled, or one recycled already", () => {
+    const table = new LeaseTable(10);
+    const lease = table.lease(message(1), 1, 10, holder, 100);
+    expect(() => table.recycle(lease)).toThrow(/still scheduled/);
+    table.release(lease);
+    table.recycle(lease);
+    expect(() => table.recycle(lease)).toThrow(/recycled twice/);
   });
 });

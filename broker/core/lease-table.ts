@@ -6,27 +6,49 @@ export interface LeaseHolder {
   onLeaseExpired(lease: Lease): void;
 }
 
-/** One delivery of one message to one consumer, awaiting ack until its deadline (the tick it is scheduled at). */
+/**
+ * One delivery of one message to one consumer, awaiting ack until its deadline (the tick it is
+ * scheduled at). The table reuses a lease whose life is over (`LeaseTable.recycle`), so a lease is
+ * valid only until its holder recycles it: a sink copies what it keeps (`snapshotLease`).
+ */
 export class Lease {
   // Its place on the deadline wheel (timer-wheel.ts).
   tick = -1;
   prev: Lease | undefined = undefined;
   next: Lease | undefined = undefined;
   constructor(
-    /** Unique per delivery, broker-wide. */
-    readonly ackId: number,
-    readonly message: StoredMessage,
+    /** Unique per delivery, broker-wide; 0 once recycled. */
+    public ackId: number,
+    public message: StoredMessage,
     /** 1 on first delivery. */
-    readonly attempt: number,
+    public attempt: number,
     /** Counted against the holder's flow control (see messageBytes). */
-    readonly bytes: number,
-    readonly holder: LeaseHolder,
+    public bytes: number,
+    public holder: LeaseHolder,
   ) {}
 
   get sequence(): number {
     return this.message.sequence;
   }
 }
+
+/** What a delivery was, kept past its lease's life (tests, recording sinks). */
+export interface DeliveredLease {
+  readonly ackId: number;
+  readonly message: StoredMessage;
+  readonly attempt: number;
+  readonly bytes: number;
+  readonly sequence: number;
+}
+
+export function snapshotLease(lease: Lease): DeliveredLease {
+  return { ackId: lease.ackId, message: lease.message, attempt: lease.attempt, bytes: lease.bytes, sequence: lease.message.sequence };
+}
+
+/** Leases kept for reuse at most (about 90 B each). */
+const MAX_FREE_LEASES = 1 << 16;
+const NO_MESSAGE = { sequence: 0 } as StoredMessage;
+const NO_HOLDER: LeaseHolder = { onLeaseExpired: () => undefined };
 
 /** Who is told when a delayed redelivery (nack backoff) is due. */
 export interface RetryOwner {
@@ -56,6 +78,13 @@ export const DEFAULT_LEASE_TICK_MS = 25;
  */
 export class LeaseTable {
   private nextAckId = 1;
+  /**
+   * Leases whose life is over, reused by `lease`: at the massive scenario a lease lives as long as
+   * a delivery's round trip, past two scavenges, so a new object per delivery was promoted to the
+   * old space and collected there (docs/performance.md, "Leases without hash tables or
+   * lazy-deletion arrays").
+   */
+  private readonly free: Lease[] = [];
   private readonly deadlines: TimerWheel<Lease>;
   private readonly retries: TimerWheel<PendingRetry>;
 
@@ -74,9 +103,32 @@ export class LeaseTable {
   }
 
   lease(message: StoredMessage, attempt: number, bytes: number, holder: LeaseHolder, deadlineMs: number): Lease {
-    const lease = new Lease(this.nextAckId++, message, attempt, bytes, holder);
+    let lease = this.free.pop();
+    if (lease) {
+      lease.ackId = this.nextAckId++;
+      lease.message = message;
+      lease.attempt = attempt;
+      lease.bytes = bytes;
+      lease.holder = holder;
+    } else {
+      lease = new Lease(this.nextAckId++, message, attempt, bytes, holder);
+    }
     this.deadlines.add(lease, deadlineMs);
     return lease;
+  }
+
+  /**
+   * The lease's life is over (released, and its holder done reading it): the table may hand the
+   * object out again. Throws for a lease still scheduled or recycled twice, either of which would
+   * give two deliveries one object.
+   */
+  recycle(lease: Lease): void {
+    if (lease.tick >= 0) throw new Error(`lease ${lease.ackId} recycled while it is still scheduled`);
+    if (lease.ackId === 0) throw new Error("lease recycled twice");
+    lease.ackId = 0;
+    lease.message = NO_MESSAGE;
+    lease.holder = NO_HOLDER;
+    if (this.free.length < MAX_FREE_LEASES) this.free.push(lease);
   }
 
   /** The lease ended (ack, nack, holder gone); returns false when it had already ended. */

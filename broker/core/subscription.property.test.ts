@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Consumer, ConsumerSink } from "./consumer.js";
 import { DEAD_LETTER_ATTRIBUTES } from "./dead-letter.js";
-import type { Lease } from "./lease-table.js";
+import { snapshotLease, type DeliveredLease } from "./lease-table.js";
 import { EngineHarness } from "../../test/support/index.js";
 
 // Random schedules of publishes, acks, nacks, deadline expiries, extensions and consumer
@@ -44,7 +44,7 @@ const subSpec: fc.Arbitrary<SubSpec> = fc.record({
 interface Delivered {
   sub: string;
   slot: number;
-  lease: Lease;
+  lease: DeliveredLease;
 }
 
 describe("subscription engine under random schedules", () => {
@@ -73,14 +73,15 @@ describe("subscription engine under random schedules", () => {
           });
         }
         const log: Delivered[] = [];
-        const slots: Array<{ consumer: Consumer; outstanding: Lease[] } | undefined> = new Array(6).fill(undefined);
+        const slots: Array<{ consumer: Consumer; outstanding: DeliveredLease[] } | undefined> = new Array(6).fill(undefined);
         const connect = (slot: number): void => {
           if (slots[slot]) return;
           const sub = subs[slot >> 1]!;
-          const entry = { consumer: undefined as unknown as Consumer, outstanding: [] as Lease[] };
+          const entry = { consumer: undefined as unknown as Consumer, outstanding: [] as DeliveredLease[] };
           const sink: ConsumerSink = {
             send: (batch) => {
-              for (const lease of batch) {
+              // Copies: a lease is valid only during send (the table reuses it).
+              for (const lease of batch.map(snapshotLease)) {
                 log.push({ sub: sub.name, slot, lease });
                 entry.outstanding.push(lease);
               }
@@ -100,7 +101,7 @@ describe("subscription engine under random schedules", () => {
           slots[slot] = entry;
           h.run();
         };
-        const picked = (entry: { outstanding: Lease[] }, pick: number[]): Lease[] => {
+        const picked = (entry: { outstanding: DeliveredLease[] }, pick: number[]): DeliveredLease[] => {
           const chosen = new Set(pick.filter((i) => i < entry.outstanding.length));
           const out = entry.outstanding.filter((_, i) => chosen.has(i));
           entry.outstanding = entry.outstanding.filter((_, i) => !chosen.has(i));

@@ -133,7 +133,10 @@ export class Subscription implements TopicSubscriber, ConsumerParent, RetryOwner
     if (i < 0) return;
     this.consumers.splice(i, 1);
     // A consumer leaving counts as a failed delivery of everything it held.
-    for (const lease of consumer.drainLeases()) this.retry(lease.sequence, lease.attempt, false);
+    for (const lease of consumer.drainLeases()) {
+      this.retry(lease.sequence, lease.attempt, false);
+      this.host.leases.recycle(lease);
+    }
     this.requestPump();
   }
 

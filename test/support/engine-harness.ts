@@ -10,34 +10,37 @@ import {
   type Consumer,
   type ConsumerEndReason,
   type ConsumerSink,
+  type DeliveredLease,
   type Lease,
   type SubscriptionRegistry,
   type SubscriptionRequest,
   type TopicConfig,
   type TopicRegistry,
+  snapshotLease,
 } from "../../broker/core/index.js";
 import { MemoryStore } from "../../broker/store/index.js";
 
 export class RecordingSink implements ConsumerSink {
-  readonly batches: Lease[][] = [];
+  /** What each frame carried (copies: a lease is valid only during `send`). */
+  readonly batches: DeliveredLease[][] = [];
   ended: ConsumerEndReason | undefined;
   /** What `send` returns: false simulates a full transport buffer. */
   writable = true;
   send(batch: Lease[]): boolean {
-    this.batches.push(batch);
+    this.batches.push(batch.map(snapshotLease));
     return this.writable;
   }
   end(reason: ConsumerEndReason): void {
     this.ended = reason;
   }
-  get leases(): Lease[] {
+  get leases(): DeliveredLease[] {
     return this.batches.flat();
   }
   get sequences(): number[] {
     return this.leases.map((l) => l.sequence);
   }
   /** Leases received since the last call. */
-  takeNew(): Lease[] {
+  takeNew(): DeliveredLease[] {
     const seen = this.seen;
     const all = this.leases;
     this.seen = all.length;
@@ -93,12 +96,12 @@ export class EngineHarness {
     return { consumer, sink };
   }
 
-  ack(consumer: Consumer, leases: readonly Lease[]): void {
+  ack(consumer: Consumer, leases: readonly DeliveredLease[]): void {
     consumer.handle({ ackIds: leases.map((l) => l.ackId) });
     this.run();
   }
 
-  nack(consumer: Consumer, leases: readonly Lease[]): void {
+  nack(consumer: Consumer, leases: readonly DeliveredLease[]): void {
     consumer.handle({ nackIds: leases.map((l) => l.ackId) });
     this.run();
   }
