@@ -6,6 +6,9 @@ import type { Lease, LeaseHolder, LeaseTable } from "./lease-table.js";
 import { MAX_DEADLINE_MS } from "./subscription-config.js";
 import type { StoredMessage } from "./types.js";
 
+/** The empty outbox, shared; never pushed to (see Consumer.outbox). */
+const NO_LEASES: Lease[] = [];
+
 /** Why the broker ended a consumer. */
 export type ConsumerEndReason = "subscription_deleted" | "topic_deleted" | "shutdown";
 
@@ -51,7 +54,12 @@ export interface ConsumerCommands {
 export class Consumer implements LeaseHolder {
   readonly leases = new HeldLeases();
   readonly flow: FlowControl;
-  private outbox: Lease[] = [];
+  /**
+   * The frame being collected; NO_LEASES between pumps, so an idle consumer holds no array of
+   * its own (at massive an array made at each flush lived until the consumer's next delivery,
+   * long enough to be promoted to the old space).
+   */
+  private outbox: Lease[] = NO_LEASES;
   private outboxBytes = 0;
   private paused = false;
   private closed = false;
@@ -87,6 +95,7 @@ export class Consumer implements LeaseHolder {
     const lease = this.table.lease(message, attempt, bytes, this, deadlineMs);
     this.leases.add(lease);
     this.flow.take(bytes);
+    if (this.outbox === NO_LEASES) this.outbox = [];
     this.outbox.push(lease);
     this.outboxBytes += bytes;
   }
@@ -95,7 +104,7 @@ export class Consumer implements LeaseHolder {
   flush(): void {
     if (this.outbox.length === 0 || this.closed) return;
     const batch = this.outbox;
-    this.outbox = [];
+    this.outbox = NO_LEASES;
     this.outboxBytes = 0;
     if (!this.sink.send(batch)) this.paused = true;
   }
@@ -167,7 +176,7 @@ export class Consumer implements LeaseHolder {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.outbox = [];
+    this.outbox = NO_LEASES;
     this.outboxBytes = 0;
     this.parent.detach(this);
   }
@@ -176,7 +185,7 @@ export class Consumer implements LeaseHolder {
   end(reason: ConsumerEndReason): void {
     if (this.closed) return;
     this.closed = true;
-    this.outbox = [];
+    this.outbox = NO_LEASES;
     this.outboxBytes = 0;
     for (const lease of this.leases.values()) {
       this.table.release(lease);
