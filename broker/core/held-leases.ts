@@ -14,7 +14,7 @@ const INITIAL_CAPACITY = 16;
  * Not a Map: at the massive scenario (10,000 consumers) the consumers' Maps reallocated their
  * hash tables each time they grew and shrank with a window of acks, and those tables lived long
  * enough to reach the old space: 35% of the bytes that survived a scavenge there
- * (docs/performance.md, "Memory per subscriber").
+ * (docs/performance.md, "Leases without hash tables or lazy-deletion arrays").
  */
 export class HeldLeases {
   private slots: (Lease | undefined)[] = new Array<Lease | undefined>(INITIAL_CAPACITY).fill(undefined);

@@ -81,8 +81,8 @@ export class LeaseTable {
   /**
    * Leases whose life is over, reused by `lease`: at the massive scenario a lease lives as long as
    * a delivery's round trip, past two scavenges, so a new object per delivery was promoted to the
-   * old space and collected there (docs/performance.md, "Leases without hash tables or
-   * lazy-deletion arrays").
+   * old space and collected there
+   * (docs/performance.md, "Leases without hash tables or lazy-deletion arrays").
    */
   private readonly free: Lease[] = [];
   private readonly deadlines: TimerWheel<Lease>;

@@ -8,7 +8,8 @@
  * are O(1), allocate nothing, and a removed item is no longer referenced from here. (Buckets were
  * arrays with lazy deletion: an acked lease stayed reachable from its bucket until a compaction,
  * long enough to be promoted to the old space, and the arrays' growth and compaction were most of
- * the rest of what the broker promoted per delivery; docs/performance.md, "Memory per subscriber".)
+ * the rest of what the broker promoted per delivery:
+ * docs/performance.md, "Leases without hash tables or lazy-deletion arrays".)
  */
 export interface WheelItem<T> {
   /** The item's tick while scheduled, -1 otherwise. */
