@@ -61,6 +61,22 @@ describe("TimerWheel under churn", () => {
     expect(wheel.size).toBe(0);
   });
 
+  it("keeps firing a bucket when a handler adds, then removes, an item at the tick being fired", () => {
+    const wheel = new TimerWheel<Item>(10);
+    const [a, b, c, late] = [item(1), item(2), item(3), item(4)];
+    for (const i of [a, b, c]) wheel.add(i, 100);
+    const fired: number[] = [];
+    wheel.expire(100, (i) => {
+      fired.push(i.id);
+      if (i === a) {
+        wheel.add(late, 100);
+        expect(wheel.remove(late)).toBe(true);
+      }
+    });
+    expect(fired).toEqual([1, 2, 3]);
+    expect(wheel.size).toBe(0);
+  });
+
   it("refuses to add an item that is already scheduled (its links would be overwritten)", () => {
     const wheel = new TimerWheel<Item>(10);
     const a = item(1);

@@ -42,7 +42,10 @@ export class TimerWheel<T extends WheelItem<T>> {
   /** Schedules `item` (not currently scheduled) at `atMs`. */
   add(item: T, atMs: number): void {
     if (item.tick >= 0) throw new RangeError("item is already scheduled");
-    const tick = Math.ceil(atMs / this.tickMs);
+    let tick = Math.ceil(atMs / this.tickMs);
+    // The tick being fired belongs to its bucket alone (remove finds an item's bucket by its
+    // tick): an item a handler adds there goes one tick later, still never before its deadline.
+    if (tick === this.firing?.tick) tick++;
     let bucket = this.buckets.get(tick);
     if (!bucket) {
       bucket = { tick, head: undefined, tail: undefined };
