@@ -1,58 +1,23 @@
-import { createServer, constants, type Http2Server, type ServerHttp2Stream, type IncomingHttpHeaders } from "node:http2";
-import type { AddressInfo } from "node:net";
+import { constants } from "node:http2";
 import { afterEach, describe, expect, it } from "vitest";
+import { grpcFramed, startH2Server, type H2TestServer } from "../../test/support/index.js";
 import { CONNECTION_WINDOW_BYTES, GrpcStatusError, H2Sessions, STREAM_WINDOW_BYTES, type ConsumeHandlers } from "./h2-consume.js";
 
-/** A gRPC message on the wire: flag byte, 4-byte big-endian length, body. */
-function framed(body: Buffer, compressed = false): Buffer {
-  const head = Buffer.alloc(5);
-  head[0] = compressed ? 1 : 0;
-  head.writeUInt32BE(body.length, 1);
-  return Buffer.concat([head, body]);
-}
+const framed = grpcFramed;
 
-interface Served {
-  stream: ServerHttp2Stream;
-  headers: IncomingHttpHeaders;
-  /** The request bytes received so far. */
-  received: Buffer[];
-}
-
-let server: Http2Server | undefined;
+let server: H2TestServer | undefined;
 let sessions: H2Sessions | undefined;
 
 afterEach(async () => {
   sessions?.close();
   sessions = undefined;
-  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  await server?.close();
   server = undefined;
 });
 
-/** A loopback HTTP/2 server handing each stream to the test, in order. */
-async function start(): Promise<{ target: string; next: () => Promise<Served>; connections: () => number }> {
-  const waiting: ((s: Served) => void)[] = [];
-  const ready: Served[] = [];
-  let connections = 0;
-  server = createServer();
-  server.on("session", () => connections++);
-  server.on("stream", (stream, headers) => {
-    const served: Served = { stream, headers, received: [] };
-    stream.on("data", (d: Buffer) => served.received.push(d));
-    stream.on("error", () => {});
-    const w = waiting.shift();
-    if (w) w(served);
-    else ready.push(served);
-  });
-  await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    target: `127.0.0.1:${port}`,
-    next: () => {
-      const r = ready.shift();
-      return r ? Promise.resolve(r) : new Promise((resolve) => waiting.push(resolve));
-    },
-    connections: () => connections,
-  };
+async function start(): Promise<H2TestServer> {
+  server = await startH2Server();
+  return server;
 }
 
 /** Handlers that collect messages (copied: they are valid only during the call) and the end. */
@@ -243,8 +208,8 @@ describe("h2-consume: unary calls over node:http2", () => {
     // reset more than a burst of 1,000 streams (then 33 a second). A reset after every
     // answered unary call failed every call from about the 1,150th on.
     const s = await start();
-    server!.removeAllListeners("stream");
-    server!.on("stream", (stream) => {
+    s.server.removeAllListeners("stream");
+    s.server.on("stream", (stream) => {
       stream.on("error", () => {});
       stream.resume();
       stream.once("end", () => {

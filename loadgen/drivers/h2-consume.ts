@@ -60,10 +60,12 @@ export const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
  * them, the channels' TLS and token, keepalive pings when it rides through faults.
  */
 export function driverSessions(options: DriverOptions, pool: { readonly tls: LoadedTls | undefined }): H2Sessions {
-  return new H2Sessions(
-    { target: options.target, tls: pool.tls, token: options.token, keepaliveMs: options.reconnect ? KEEPALIVE_MS : undefined, maxMessageBytes: MAX_RECEIVE_MESSAGE_BYTES },
-    options.connections,
-  );
+  return new H2Sessions(driverSessionOptions(options, pool), options.connections);
+}
+
+/** The settings of a driver's own HTTP/2 connections (these and the unary client's). */
+export function driverSessionOptions(options: DriverOptions, pool: { readonly tls: LoadedTls | undefined }): H2SessionOptions {
+  return { target: options.target, tls: pool.tls, token: options.token, keepaliveMs: options.reconnect ? KEEPALIVE_MS : undefined, maxMessageBytes: MAX_RECEIVE_MESSAGE_BYTES };
 }
 
 /** HTTP/2 connections for Consume streams, one per slot, each opened again after it broke. */
@@ -183,6 +185,49 @@ export interface ConsumeHandlers {
   onEnd(err: Error | undefined): void;
 }
 
+/** What a call learned of its status so far, from headers and trailers. */
+export interface CallStatus {
+  status: number | undefined;
+  details: string;
+}
+
+/**
+ * Reads a gRPC status off response headers or trailers as grpc-js does: an HTTP status other
+ * than 200 is UNKNOWN (unless a grpc-status follows), `grpc-message` is percent-decoded.
+ */
+export function readGrpcStatus(into: CallStatus, httpStatus: string | number | undefined, grpcStatus: string | undefined, grpcMessage: string | undefined): void {
+  const http = Number(httpStatus ?? 200);
+  if (http !== 200) {
+    into.status ??= Status.UNKNOWN;
+    into.details ||= `HTTP status ${http}`;
+  }
+  if (grpcStatus === undefined) return;
+  into.status = Number(grpcStatus);
+  if (grpcMessage === undefined) return;
+  try {
+    into.details = decodeURIComponent(grpcMessage);
+  } catch {
+    into.details = grpcMessage;
+  }
+}
+
+/**
+ * The status of a call that closed without one: its connection went away (`gone`: UNAVAILABLE,
+ * as grpc-js says) or the broker reset the stream (grpc-js's mapping of RST_STREAM codes).
+ */
+export function statusOfClose(gone: boolean, rstCode: number | undefined, details: string): GrpcStatusError {
+  const code =
+    gone || rstCode === undefined || rstCode === constants.NGHTTP2_REFUSED_STREAM || rstCode === constants.NGHTTP2_NO_ERROR
+      ? Status.UNAVAILABLE
+      : rstCode === constants.NGHTTP2_CANCEL
+        ? Status.CANCELLED
+        : rstCode === constants.NGHTTP2_ENHANCE_YOUR_CALM
+          ? Status.RESOURCE_EXHAUSTED
+          : Status.INTERNAL;
+  const why = gone ? "the connection to the broker closed" : `stream reset by the broker (RST_STREAM code ${rstCode})`;
+  return new GrpcStatusError(code, details ? `${why}: ${details}` : why);
+}
+
 /** Length prefix of a gRPC message: compressed flag (1 byte) and length (4 bytes, big-endian). */
 const PREFIX = 5;
 
@@ -194,8 +239,9 @@ export class ConsumeCall {
   private pendingBytes = 0;
   /** Bytes the incomplete message needs in all (prefix + body); 0 until its prefix is whole. */
   private need = 0;
-  private status: number | undefined;
-  private details = "";
+  /** Read by readGrpcStatus. */
+  status: number | undefined;
+  details = "";
   private cancelled = false;
   private ended = false;
 
@@ -257,22 +303,11 @@ export class ConsumeCall {
   }
 
   private readStatus(h: IncomingHttpHeaders): void {
-    const httpStatus = Number(h[constants.HTTP2_HEADER_STATUS] ?? 200);
-    if (httpStatus !== 200) {
-      this.status ??= Status.UNKNOWN;
-      this.details ||= `HTTP status ${httpStatus}`;
-    }
-    const code = h["grpc-status"];
-    if (code === undefined) return;
-    this.status = Number(code);
-    const text = h["grpc-message"];
-    if (typeof text === "string") {
-      try {
-        this.details = decodeURIComponent(text);
-      } catch {
-        this.details = text;
-      }
-    }
+    const one = (name: string) => {
+      const v = h[name];
+      return typeof v === "string" || typeof v === "number" ? String(v) : undefined;
+    };
+    readGrpcStatus(this, one(constants.HTTP2_HEADER_STATUS), one("grpc-status"), one("grpc-message"));
   }
 
   private onData(chunk: Buffer): void {
@@ -329,16 +364,6 @@ export class ConsumeCall {
     // stream without one, or it reset the stream (grpc-js's mapping of RST_STREAM codes).
     const gone = this.session.destroyed || this.session.closed;
     if (remoteEnded && !gone) return this.h.onEnd(new GrpcStatusError(Status.UNKNOWN, "the broker ended the stream without a status"));
-    const rst = this.stream.rstCode;
-    const code =
-      gone || rst === undefined || rst === constants.NGHTTP2_REFUSED_STREAM || rst === constants.NGHTTP2_NO_ERROR
-        ? Status.UNAVAILABLE
-        : rst === constants.NGHTTP2_CANCEL
-          ? Status.CANCELLED
-          : rst === constants.NGHTTP2_ENHANCE_YOUR_CALM
-            ? Status.RESOURCE_EXHAUSTED
-            : Status.INTERNAL;
-    const why = gone ? "the connection to the broker closed" : `stream reset by the broker (RST_STREAM code ${rst})`;
-    this.h.onEnd(new GrpcStatusError(code, this.details ? `${why}: ${this.details}` : why));
+    this.h.onEnd(statusOfClose(gone, this.stream.rstCode, this.details));
   }
 }

@@ -4,10 +4,11 @@
  * stream per subscriber (at-most-once: no acks). A Subscribe stream is ready once its response
  * headers (with `x-subscription-ref`) arrive; from then on the broker delivers.
  *
- * PublishBatch calls go over node:http2 directly, on connections of their own (h2-consume.ts,
- * docs/loadgen.md, "The Consume client"): a grpc-js unary call cost this generator about twice
- * what the broker spent on it, so the v1 rows measured grpc-js's client (docs/performance.md,
- * "The v1 unary path served directly"). Subscribe, CreateTopic and DeleteTopic stay on grpc-js.
+ * PublishBatch calls go over the generator's own HTTP/2 client, on connections of their own
+ * (h2-unary.ts, docs/loadgen.md, "The unary client"): a grpc-js unary call cost this generator
+ * about twice what the broker spent on it (docs/performance.md, "The v1 unary path served
+ * directly"), and a node:http2 stream per call made it pause for GC at 5,000 calls/s.
+ * Subscribe, CreateTopic and DeleteTopic stay on grpc-js.
  *
  * Under faults (`reconnect` on; docs/faults.md, "Drivers under faults"): at-most-once. A broken
  * Subscribe stream is re-opened with backoff (reconnect.ts); what was published while it was
@@ -22,7 +23,8 @@ import { DriverError } from "../errors.js";
 import { referenceBroker, referenceBrokerDurability, referenceBrokerStorage } from "./broker-process.js";
 import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type SubscriptionSpec } from "./driver.js";
 import { ClientPool, isStatus, reconnectChannelOptions, unary } from "./grpc-pool.js";
-import { driverSessions, type H2Sessions } from "./h2-consume.js";
+import { driverSessionOptions } from "./h2-consume.js";
+import { H2UnaryClient } from "./h2-unary.js";
 import { Backoff, ReconnectGaveUpError, RetryTimers, type RetryCounts } from "./reconnect.js";
 import { inBatches, message } from "./util.js";
 import { decodeV1MessagePayload, encodeV1PublishBatch } from "./wire.js";
@@ -55,7 +57,7 @@ export class RatatoskrV1Driver implements Driver {
   readonly acks = false;
   private readonly pool: ClientPool<MessageBrokerClient>;
   /** The PublishBatch calls' own connections. */
-  private readonly publishSessions: H2Sessions;
+  private readonly publishCalls: H2UnaryClient;
   private readonly streams = new Set<grpc.ClientReadableStream<Buffer>>();
   private readonly attemptsNone = undefined;
   private readonly timers = new RetryTimers();
@@ -64,7 +66,7 @@ export class RatatoskrV1Driver implements Driver {
   constructor(private readonly options: DriverOptions) {
     const channel = reconnectChannelOptions(options.reconnect);
     this.pool = new ClientPool((creds, o) => new MessageBrokerClient(options.target, creds, { ...o, ...channel }), options.connections, options);
-    this.publishSessions = driverSessions(options, this.pool);
+    this.publishCalls = new H2UnaryClient(driverSessionOptions(options, this.pool), options.connections);
   }
 
   retryCounts(): RetryCounts {
@@ -182,7 +184,7 @@ export class RatatoskrV1Driver implements Driver {
   }
 
   async publish(topic: string, payloads: readonly Buffer[], channelHint: number): Promise<number> {
-    const answer = await this.publishSessions.unary(channelHint, MessageBrokerService.publishBatch.path, encodeV1PublishBatch(topic, payloads));
+    const answer = await this.publishCalls.unary(channelHint, MessageBrokerService.publishBatch.path, encodeV1PublishBatch(topic, payloads));
     const decoded = PublishBatchResponse.decode(answer);
     // Results are in order; accepted = the successes (not atomic: docs/design.md, "v1 wire contract").
     return decoded.errorCount > 0 ? decoded.successCount : payloads.length;
@@ -201,6 +203,6 @@ export class RatatoskrV1Driver implements Driver {
     for (const s of this.streams) s.cancel();
     this.streams.clear();
     this.pool.close();
-    this.publishSessions.close();
+    this.publishCalls.close();
   }
 }

@@ -38,3 +38,4 @@ export { parseXml, xmlFind, type XmlElement } from "./xml.js";
 export { parseOpenMetrics, sampleValue, samplesOf, type MetricFamily, type Sample } from "./openmetrics.js";
 export { httpGet, type HttpAnswer } from "./http.js";
 export { faultedResult, withSyntheticTimeline, SYNTHETIC_KILL, type FaultedOptions } from "./faulted-result.js";
+export { grpcFramed, startH2Server, type H2TestServer, type ServedStream } from "./h2-server.js";
