@@ -10,11 +10,15 @@
 //   npx tsx scripts/grpc-unary-yardstick.ts v1 127.0.0.1:PORT [calls=50000] [inFlight=64]
 // CLIENT=h2 makes the calls over node:http2 directly (a HEADERS frame, one length-prefixed
 // message, half-close, read the answer and the trailers) instead of a grpc-js client: what a
-// unary call costs without grpc-js's client layers (the v1 driver's client, loadgen/drivers/h2-consume.ts).
+// unary call costs without grpc-js's client layers (the v1 driver's client before
+// loadgen/drivers/h2-unary.ts). CLIENT=own makes them with the generator's own HTTP/2 unary client
+// (loadgen/drivers/h2-unary.ts, the v1 driver's client now): the cheapest client here, so the
+// server is the limit.
 import { spawn } from "node:child_process";
 import { connect, constants, type IncomingHttpHeaders } from "node:http2";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
+import { H2UnaryClient } from "../loadgen/drivers/h2-unary.js";
 import { CreateTopicRequest, PublishRequest } from "../proto/gen/ratatoskr.js";
 
 const passThrough = (b: Buffer): Buffer => b;
@@ -46,6 +50,7 @@ if (process.argv[2] === "serve") {
     });
   }
   const useH2 = process.env.CLIENT === "h2";
+  const own = process.env.CLIENT === "own" ? new H2UnaryClient({ target: address, maxMessageBytes: 64 << 20 }, 1) : undefined;
   const client = new grpc.Client(address, grpc.credentials.createInsecure());
   const session = useH2 ? connect(`http://${address}`) : undefined;
   const grpcUnary = (path: string, body: Buffer) =>
@@ -70,7 +75,8 @@ if (process.argv[2] === "serve") {
       body.copy(framed, 5);
       stream.end(framed);
     });
-  const unary = useH2 ? h2Unary : grpcUnary;
+  const ownUnary = (path: string, body: Buffer) => own!.unary(0, path, body).then(() => undefined);
+  const unary = own ? ownUnary : useH2 ? h2Unary : grpcUnary;
   const topic = `yardstick-${process.pid}-${Date.now()}`;
   let path = "/yardstick.Bare/Call";
   const payload = Buffer.alloc(128, 7);
@@ -99,10 +105,11 @@ if (process.argv[2] === "serve") {
   const sorted = [...latencies].sort((a, b) => a - b);
   const pct = (p: number) => (sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! / 1000).toFixed(2);
   console.log(
-    `${mode}${useH2 ? " (node:http2 client)" : ""}: ${calls} calls, ${inFlight} in flight: ${Math.round(calls / seconds)} calls/s, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms; ` +
+    `${mode}${useH2 ? " (node:http2 client)" : own ? " (own HTTP/2 client)" : ""}: ${calls} calls, ${inFlight} in flight: ${Math.round(calls / seconds)} calls/s, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms; ` +
       `client CPU ${(((used.user + used.system) / 1e6 / seconds) * 100).toFixed(0)}% of a core`,
   );
   client.close();
   session?.close();
+  own?.close();
   if (child?.pid !== undefined) process.kill(child.pid, "SIGTERM");
 }
