@@ -1,13 +1,12 @@
 /**
- * The ratatoskr driver's Consume streams and CreateSubscription calls over node:http2, without
+ * The ratatoskr driver's Consume streams over node:http2, without
  * grpc-js's per-call layers (docs/loadgen.md, "The Consume client"). gRPC for this one bidi method is small: a HEADERS
  * frame, length-prefixed messages both ways, `grpc-status` in the trailers. A grpc-js client
  * call costs the generator 12.7 KB of live heap per stream (an interceptor chain, a retrying
  * call, a Duplex over the HTTP/2 stream's own Duplex); this costs about 2 KB, which is what
  * lets one generator process hold 100,000 streams (docs/performance.md, "Memory per
- * subscription and per stream"). CreateSubscription goes this way too: a connect phase makes one
- * per subscription, and with grpc-js unary calls ultimate's 100,000 took about 40 s with the
- * generator at a full core (what one call costs here against grpc-js was not measured apart).
+ * subscription and per stream"). Unary calls (CreateSubscription, v1 PublishBatch) go over the
+ * generator's own client instead (h2-unary.ts), which shares this file's status helpers.
  *
  * What it keeps of grpc-js's behaviour: a stream that ends without an OK status fails with an
  * Error carrying the gRPC `code` and `details` (so the driver's retry rules read it the same
@@ -93,33 +92,6 @@ export class H2Sessions {
   consume(slot: number, first: Buffer, handlers: ConsumeHandlers): ConsumeCall {
     const session = this.session(slot % this.sessions.length);
     return new ConsumeCall(session, this.headers, first, handlers, this.o.maxMessageBytes);
-  }
-
-  /**
-   * One unary call to `path` (`/package.Service/Method`) on connection `slot`: resolves with the
-   * response message, rejects with a GrpcStatusError (or UNAVAILABLE when the connection broke).
-   */
-  unary(slot: number, path: string, request: Buffer): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      let answer: Buffer | undefined;
-      let call: ConsumeCall;
-      try {
-        const session = this.session(slot % this.sessions.length);
-        call = new ConsumeCall(session, { ...this.headers, [constants.HTTP2_HEADER_PATH]: path }, request, {
-          // Valid only during the callback: copied.
-          onMessage: (message) => (answer = Buffer.from(message)),
-          onEnd: (err) => {
-            if (err) reject(err);
-            else if (answer) resolve(answer);
-            else reject(new GrpcStatusError(Status.UNIMPLEMENTED, `${path} answered OK without a response message`));
-          },
-        }, this.o.maxMessageBytes);
-      } catch (err) {
-        reject(err instanceof Error ? err : new Error(String(err)));
-        return;
-      }
-      call.end();
-    });
   }
 
   /** Cancels nothing by itself: the driver cancels its streams first; then every connection ends. */
@@ -231,7 +203,7 @@ export function statusOfClose(gone: boolean, rstCode: number | undefined, detail
 /** Length prefix of a gRPC message: compressed flag (1 byte) and length (4 bytes, big-endian). */
 const PREFIX = 5;
 
-/** One call on an HTTP/2 stream (a Consume stream, or a unary call): write requests, half-close, pause and resume reading, cancel. */
+/** One call on an HTTP/2 stream (a Consume stream): write requests, half-close, pause and resume reading, cancel. */
 export class ConsumeCall {
   private readonly stream: ClientHttp2Stream;
   /** The chunks of an incomplete message, carried over until it is whole. */
@@ -261,10 +233,11 @@ export class ConsumeCall {
     });
     // The broker's END_STREAM (after its trailers) ends the call. A stream whose requests are
     // still open (a Consume stream the broker ended) is then closed from this side too (an HTTP/2
-    // stream closes only when both sides ended); one that half-closed already (a unary call) closes
-    // by itself. Closing that one too sent an RST_STREAM per unary call, and nghttp2's reset rate
-    // limit (a burst of 1,000, then 33 a second) made the broker end the connection with
-    // INTERNAL_ERROR after about 1,150 calls. `close` covers resets and a connection that went away.
+    // stream closes only when both sides ended); one that half-closed already closes by itself.
+    // Closing that one too sent an RST_STREAM per call when unary calls went this way, and
+    // nghttp2's reset rate limit (a burst of 1,000, then 33 a second) made the broker end the
+    // connection with INTERNAL_ERROR after about 1,150 calls. `close` covers resets and a
+    // connection that went away.
     this.stream.on("end", () => {
       this.onClose(true);
       if (!this.stream.destroyed && !this.stream.writableEnded) this.stream.close();
@@ -283,7 +256,7 @@ export class ConsumeCall {
     this.stream.write(framed);
   }
 
-  /** Half-closes: no more requests (a unary call's one request is written). */
+  /** Half-closes: no more requests. */
   end(): void {
     if (!this.ended && !this.stream.destroyed) this.stream.end();
   }

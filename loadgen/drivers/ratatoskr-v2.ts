@@ -23,7 +23,8 @@ import { DriverError } from "../errors.js";
 import { referenceBroker, referenceBrokerDurability, referenceBrokerStorage } from "./broker-process.js";
 import { defineDriver, type BrokerSelfReport, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type SubscriptionSpec } from "./driver.js";
 import { ClientPool, isStatus, reconnectChannelOptions, unary } from "./grpc-pool.js";
-import { driverSessions, type ConsumeCall, type H2Sessions } from "./h2-consume.js";
+import { driverSessionOptions, driverSessions, type ConsumeCall, type H2Sessions } from "./h2-consume.js";
+import { H2UnaryClient } from "./h2-unary.js";
 import { Backoff, ReconnectGaveUpError, RetryTimers, type ReconnectPolicy, type RetryCounts } from "./reconnect.js";
 import { inBatches, message, messageIdOf, runNonce } from "./util.js";
 import {
@@ -86,6 +87,8 @@ export class RatatoskrV2Driver implements Driver {
   private readonly pool: ClientPool<BrokerClient>;
   /** The Consume streams' own connections. */
   private readonly consumeSessions: H2Sessions;
+  /** CreateSubscription's own connections (the generator's unary client). */
+  private readonly unaryCalls: H2UnaryClient;
   private readonly streams = new Set<ConsumeCall>();
   private readonly publishers: StreamPublisher | undefined;
   private readonly reconnect: ReconnectPolicy | undefined;
@@ -101,6 +104,7 @@ export class RatatoskrV2Driver implements Driver {
     const channel = reconnectChannelOptions(options.reconnect);
     this.pool = new ClientPool((creds, o) => new BrokerClient(options.target, creds, { ...o, ...channel }), options.connections, options);
     this.consumeSessions = driverSessions(options, this.pool);
+    this.unaryCalls = new H2UnaryClient(driverSessionOptions(options, this.pool), options.connections);
     if (publish === "stream") this.publishers = new StreamPublisher(this.pool, this.reconnect ? PUBLISH_ACK_TIMEOUT_MS : undefined);
   }
 
@@ -140,9 +144,9 @@ export class RatatoskrV2Driver implements Driver {
       },
     }).finish();
     try {
-      // Over node:http2 on the Consume connections (h2-consume.ts), not a grpc-js unary call:
-      // a connect phase makes one per subscription, with the generator's loop as its limit.
-      await this.consumeSessions.unary(spec.slot, BrokerService.createSubscription.path, Buffer.from(request.buffer, request.byteOffset, request.byteLength));
+      // On the generator's own unary client (h2-unary.ts), not a grpc-js unary call: a connect
+      // phase makes one per subscription, with the generator's loop as its limit.
+      await this.unaryCalls.unary(spec.slot, BrokerService.createSubscription.path, request);
     } catch (err) {
       if (!isStatus(err, grpc.status.ALREADY_EXISTS)) throw new DriverError(this.name, `CreateSubscription ${spec.name}: ${message(err)}`, { cause: err });
     }
@@ -361,6 +365,7 @@ export class RatatoskrV2Driver implements Driver {
     for (const s of this.streams) s.cancel();
     this.streams.clear();
     this.consumeSessions.close();
+    this.unaryCalls.close();
     this.publishers?.close();
     this.pool.close();
   }
