@@ -18,7 +18,7 @@ import { spawn } from "node:child_process";
 import { connect, constants, type IncomingHttpHeaders } from "node:http2";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import { H2UnaryClient } from "../loadgen/drivers/h2-unary.js";
+import { H2UnaryClient } from "../loadgen/index.js";
 import { CreateTopicRequest, PublishRequest } from "../proto/gen/ratatoskr.js";
 
 const passThrough = (b: Buffer): Buffer => b;
