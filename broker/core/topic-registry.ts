@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { newMessageId } from "./message-id.js";
 import type { RecoveredState, Store } from "../store/index.js";
 import type { Clock } from "./clock.js";
 import {
@@ -232,7 +233,7 @@ export class TopicRegistry implements SubscriptionTopics {
         dedupBytes += dedupEntryBytes(input.messageId);
       }
       const message: StoredMessage = {
-        id: input.messageId ?? randomUUID(),
+        id: input.messageId ?? newMessageId(),
         topic: topicName,
         sequence: 0, // assigned below, once the whole batch is accepted
         payload: input.payload,
