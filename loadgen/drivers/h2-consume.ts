@@ -201,7 +201,17 @@ export function statusOfClose(gone: boolean, rstCode: number | undefined, detail
 }
 
 /** Length prefix of a gRPC message: compressed flag (1 byte) and length (4 bytes, big-endian). */
-const PREFIX = 5;
+export const GRPC_PREFIX = 5;
+const PREFIX = GRPC_PREFIX;
+
+/** `message` as a gRPC message on the wire: uncompressed, its length prefix, its bytes. */
+export function grpcFramed(message: Uint8Array): Buffer {
+  const framed = Buffer.allocUnsafe(PREFIX + message.length);
+  framed[0] = 0;
+  framed.writeUInt32BE(message.length, 1);
+  framed.set(message, PREFIX);
+  return framed;
+}
 
 /** One call on an HTTP/2 stream (a Consume stream): write requests, half-close, pause and resume reading, cancel. */
 export class ConsumeCall {
@@ -249,11 +259,7 @@ export class ConsumeCall {
   /** Writes one request message (framed here). */
   write(message: Buffer): void {
     if (this.ended || this.stream.destroyed) return;
-    const framed = Buffer.allocUnsafe(PREFIX + message.length);
-    framed[0] = 0;
-    framed.writeUInt32BE(message.length, 1);
-    message.copy(framed, PREFIX);
-    this.stream.write(framed);
+    this.stream.write(grpcFramed(message));
   }
 
   /** Half-closes: no more requests. */

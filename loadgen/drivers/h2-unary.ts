@@ -17,57 +17,34 @@
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { status as Status } from "@grpc/grpc-js";
-import { CONNECTION_WINDOW_BYTES, GrpcStatusError, readGrpcStatus, statusOfClose, STREAM_WINDOW_BYTES, type CallStatus, type H2SessionOptions } from "./h2-consume.js";
+import { hostPort } from "../faults/index.js";
+import { CONNECTION_WINDOW_BYTES, GRPC_PREFIX as PREFIX, grpcFramed, GrpcStatusError, readGrpcStatus, statusOfClose, STREAM_WINDOW_BYTES, type CallStatus, type H2SessionOptions } from "./h2-consume.js";
 import { encodeHeaderBlock, HpackDecoder } from "./hpack.js";
+import {
+  PREFACE,
+  FRAME_HEADER,
+  Type,
+  END_STREAM,
+  ACK,
+  END_HEADERS,
+  PADDED,
+  PRIORITY_FLAG,
+  NO_ERROR,
+  PROTOCOL_ERROR,
+  FLOW_CONTROL_ERROR,
+  FRAME_SIZE_ERROR,
+  CANCEL,
+  COMPRESSION_ERROR,
+  DEFAULT_WINDOW,
+  DEFAULT_MAX_FRAME,
+  MAX_WINDOW,
+  MAX_STREAM_ID,
+  MAX_HEADER_BLOCK_BYTES,
+  ConnectionError,
+} from "./h2-frames.js";
 
-const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
-const FRAME_HEADER = 9;
-/** Frame types (RFC 9113 §6). */
-const Type = {
-  DATA: 0,
-  HEADERS: 1,
-  PRIORITY: 2,
-  RST_STREAM: 3,
-  SETTINGS: 4,
-  PUSH_PROMISE: 5,
-  PING: 6,
-  GOAWAY: 7,
-  WINDOW_UPDATE: 8,
-  CONTINUATION: 9,
-} as const;
-const END_STREAM = 0x1;
-const ACK = 0x1;
-const END_HEADERS = 0x4;
-const PADDED = 0x8;
-const PRIORITY_FLAG = 0x20;
-/** Error codes (RFC 9113 §7). */
-const NO_ERROR = 0;
-const PROTOCOL_ERROR = 1;
-const FLOW_CONTROL_ERROR = 3;
-const FRAME_SIZE_ERROR = 6;
-const CANCEL = 8;
-const COMPRESSION_ERROR = 9;
-/** The defaults before the peer's SETTINGS arrive. */
-const DEFAULT_WINDOW = 65_535;
-const DEFAULT_MAX_FRAME = 16_384;
-const MAX_WINDOW = 2 ** 31 - 1;
-const MAX_STREAM_ID = 2 ** 31 - 1;
-/** A header block from the broker larger than this ends the connection: no answer of ours has one. */
-const MAX_HEADER_BLOCK_BYTES = 1 << 20;
 /** gRPC status OK, as the number a call reads off its trailers. */
 const OK: number = Status.OK;
-/** Length prefix of a gRPC message: compressed flag (1 byte), length (4 bytes, big-endian). */
-const PREFIX = 5;
-
-/** A protocol violation by the broker: the connection ends with GOAWAY `code`. */
-class ConnectionError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /** One call: its request (framed), what has been sent of it, the answer as it comes. */
 class Call implements CallStatus {
@@ -112,10 +89,7 @@ export class H2UnaryClient {
    */
   unary(slot: number, path: string, request: Uint8Array): Promise<Buffer> {
     if (this.closed) return Promise.reject(new GrpcStatusError(Status.CANCELLED, "the driver is closed"));
-    const body = Buffer.allocUnsafe(PREFIX + request.length);
-    body[0] = 0;
-    body.writeUInt32BE(request.length, 1);
-    body.set(request, PREFIX);
+    const body = grpcFramed(request);
     const block = this.block(path);
     return new Promise((resolve, reject) => this.connection(slot % this.connections.length).start(new Call(block, body, resolve, reject)));
   }
@@ -187,7 +161,7 @@ class UnaryConnection {
   private pingAnswer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: H2SessionOptions) {
-    const [host, port] = splitTarget(o.target);
+    const { host, port } = hostPort(o.target);
     const tls = o.tls;
     this.socket = tls
       ? tlsConnect({ host, port, ca: tls.ca, cert: tls.cert, key: tls.key, ALPNProtocols: ["h2"], ...(tls.serverName !== undefined ? { servername: tls.serverName } : {}) })
@@ -616,10 +590,4 @@ class UnaryConnection {
     }, everyMs);
     this.keepalive.unref();
   }
-}
-
-/** host:port, with an IPv6 host in brackets. */
-function splitTarget(target: string): [string, number] {
-  const at = target.lastIndexOf(":");
-  return [target.slice(0, at).replace(/^\[|\]$/g, ""), Number(target.slice(at + 1))];
 }
