@@ -1,12 +1,13 @@
 import { constants } from "node:http2";
 import { afterEach, describe, expect, it } from "vitest";
 import { grpcFramed, startH2Server, type H2TestServer } from "../../test/support/index.js";
-import { CONNECTION_WINDOW_BYTES, GrpcStatusError, H2Sessions, STREAM_WINDOW_BYTES, type ConsumeHandlers } from "./h2-consume.js";
+import { H2ConsumeClient, type ConsumeHandlers } from "./h2-consume.js";
+import { CONNECTION_WINDOW_BYTES, GrpcStatusError, STREAM_WINDOW_BYTES } from "./h2-grpc.js";
 
 const framed = grpcFramed;
 
 let server: H2TestServer | undefined;
-let sessions: H2Sessions | undefined;
+let sessions: H2ConsumeClient | undefined;
 
 afterEach(async () => {
   sessions?.close();
@@ -28,12 +29,18 @@ function collect(): ConsumeHandlers & { messages: Buffer[]; ended: Promise<Error
   return { messages, ended, onMessage: (m) => messages.push(Buffer.from(m)), onEnd: (e) => end(e) };
 }
 
+/** Buffers compared with equals(): vitest's deep equality walks a Buffer byte by byte, seconds for megabytes. */
+function expectSame(actual: Buffer[], expected: Buffer[]): void {
+  expect(actual.length).toBe(expected.length);
+  actual.forEach((b, i) => expect(b.equals(expected[i]!), `message ${i}`).toBe(true));
+}
+
 const grpcHeaders = { [constants.HTTP2_HEADER_STATUS]: 200, "content-type": "application/grpc" };
 
-describe("h2-consume: the Consume client over node:http2", () => {
+describe("h2-consume: Consume streams on the generator's own HTTP/2 client", () => {
   it("sends the gRPC request headers, the token and the first message framed", async () => {
     const s = await start();
-    sessions = new H2Sessions({ target: s.target, token: "sesame", maxMessageBytes: 1 << 20 }, 2);
+    sessions = new H2ConsumeClient({ target: s.target, token: "sesame", maxMessageBytes: 1 << 20 }, 2);
     const h = collect();
     sessions.consume(0, Buffer.from("start"), h);
     const served = await s.next();
@@ -48,7 +55,7 @@ describe("h2-consume: the Consume client over node:http2", () => {
 
   it("hands over each whole message, whether a chunk holds several or a message spans chunks", async () => {
     const s = await start();
-    sessions = new H2Sessions({ target: s.target, maxMessageBytes: 1 << 20 }, 1);
+    sessions = new H2ConsumeClient({ target: s.target, maxMessageBytes: 1 << 20 }, 1);
     const h = collect();
     sessions.consume(0, Buffer.from("x"), h);
     const served = await s.next();
@@ -65,7 +72,7 @@ describe("h2-consume: the Consume client over node:http2", () => {
 
   it("ends with the trailers' status and its percent-decoded message", async () => {
     const s = await start();
-    sessions = new H2Sessions({ target: s.target, maxMessageBytes: 1 << 20 }, 1);
+    sessions = new H2ConsumeClient({ target: s.target, maxMessageBytes: 1 << 20 }, 1);
     const h = collect();
     sessions.consume(0, Buffer.from("x"), h);
     const served = await s.next();
@@ -81,7 +88,7 @@ describe("h2-consume: the Consume client over node:http2", () => {
 
   it("reads a trailers-only response (the status in the headers)", async () => {
     const s = await start();
-    sessions = new H2Sessions({ target: s.target, maxMessageBytes: 1 << 20 }, 1);
+    sessions = new H2ConsumeClient({ target: s.target, maxMessageBytes: 1 << 20 }, 1);
     const h = collect();
     sessions.consume(0, Buffer.from("x"), h);
     const served = await s.next();
@@ -91,7 +98,7 @@ describe("h2-consume: the Consume client over node:http2", () => {
 
   it("fails a stream whose connection broke with UNAVAILABLE, and opens a new connection for the next stream", async () => {
     const s = await start();
-    sessions = new H2Sessions({ target: s.target, maxMessageBytes: 1 << 20 }, 1);
+    sessions = new H2ConsumeClient({ target: s.target, maxMessageBytes: 1 << 20 }, 1);
     const h = collect();
     sessions.consume(0, Buffer.from("x"), h);
     const served = await s.next();
@@ -114,7 +121,7 @@ describe("h2-consume: the Consume client over node:http2", () => {
 
   it("refuses a message over the limit and a compressed one, naming each", async () => {
     const s = await start();
-    sessions = new H2Sessions({ target: s.target, maxMessageBytes: 100 }, 1);
+    sessions = new H2ConsumeClient({ target: s.target, maxMessageBytes: 100 }, 1);
     const big = collect();
     sessions.consume(0, Buffer.from("x"), big);
     const a = await s.next();
@@ -137,7 +144,7 @@ describe("h2-consume: the Consume client over node:http2", () => {
 
   it("cancel() resets the stream with CANCEL and reports no end", async () => {
     const s = await start();
-    sessions = new H2Sessions({ target: s.target, maxMessageBytes: 1 << 20 }, 1);
+    sessions = new H2ConsumeClient({ target: s.target, maxMessageBytes: 1 << 20 }, 1);
     let ends = 0;
     const call = sessions.consume(0, Buffer.from("x"), { onMessage: () => {}, onEnd: () => ends++ });
     const served = await s.next();
@@ -156,7 +163,7 @@ describe("h2-consume: the Consume client over node:http2", () => {
 
   it("offers the broker its receive windows: STREAM_WINDOW_BYTES per stream, CONNECTION_WINDOW_BYTES per connection", async () => {
     const s = await start();
-    sessions = new H2Sessions({ target: s.target, maxMessageBytes: 1 << 20 }, 1);
+    sessions = new H2ConsumeClient({ target: s.target, maxMessageBytes: 1 << 20 }, 1);
     const first = collect();
     sessions.consume(0, Buffer.from("x"), first);
     const a = await s.next();
@@ -165,11 +172,115 @@ describe("h2-consume: the Consume client over node:http2", () => {
     expect(connection.remoteSettings.initialWindowSize).toBe(STREAM_WINDOW_BYTES);
     a.stream.respond({ ...grpcHeaders, "grpc-status": "0" }, { endStream: true });
     expect(await first.ended).toBeUndefined();
-    // The client widens the connection's window once it has the server's SETTINGS, which come
-    // before that response; so the next stream's HEADERS follow the WINDOW_UPDATE.
+    // The client widens the connection's window right after its preface, before any stream.
     sessions.consume(0, Buffer.from("y"), collect());
     const b = await s.next();
     expect(b.stream.session).toBe(connection);
     expect(connection.state.remoteWindowSize).toBe(CONNECTION_WINDOW_BYTES);
+  });
+  it("a paused stream reads nothing; on resume it reads what was held, in order, and opens its window again", async () => {
+    const s = await start();
+    sessions = new H2ConsumeClient({ target: s.target, maxMessageBytes: 1 << 20 }, 1);
+    const h = collect();
+    const call = sessions.consume(0, Buffer.from("x"), h);
+    call.pause();
+    const served = await s.next();
+    served.stream.respond(grpcHeaders, { waitForTrailers: true });
+    // 30 x 10 KiB: more than the stream's window, so the last ones go only once the window opens.
+    const bodies = Array.from({ length: 30 }, (_, i) => Buffer.alloc(10 * 1024, i));
+    expect(bodies.length * 10 * 1024).toBeGreaterThan(STREAM_WINDOW_BYTES);
+    for (const b of bodies) served.stream.write(framed(b));
+    served.stream.on("wantTrailers", () => served.stream.sendTrailers({ "grpc-status": "0" }));
+    served.stream.end();
+    // A second stream on the same connection is answered while the first is paused.
+    const other = collect();
+    sessions.consume(0, Buffer.from("y"), other);
+    const second = await s.next();
+    expect(second.stream.session).toBe(served.stream.session);
+    second.stream.respond(grpcHeaders, { waitForTrailers: true });
+    second.stream.on("wantTrailers", () => second.stream.sendTrailers({ "grpc-status": "0" }));
+    second.stream.end(framed(Buffer.from("other")));
+    expect(await other.ended).toBeUndefined();
+    expect(other.messages).toEqual([Buffer.from("other")]);
+    expect(h.messages).toEqual([]);
+    call.resume();
+    expect(await h.ended).toBeUndefined();
+    expectSame(h.messages, bodies);
+  });
+
+  it("carries 300 streams on one connection, each with its own messages, requests and status", async () => {
+    const s = await start();
+    sessions = new H2ConsumeClient({ target: s.target, maxMessageBytes: 1 << 20 }, 1);
+    const n = 300;
+    const handlers = Array.from({ length: n }, () => collect());
+    const calls = handlers.map((h, i) => sessions!.consume(0, Buffer.from(`start ${i}`), h));
+    const served = await Promise.all(handlers.map(() => s.next()));
+    expect(s.connections()).toBe(1);
+    for (const st of served) {
+      // Each stream echoes its requests back as messages, then ends with a status from its first request.
+      st.stream.respond(grpcHeaders, { waitForTrailers: true });
+      let i = -1;
+      let seen = 0;
+      let carried = Buffer.alloc(0);
+      const take = (d: Buffer): void => {
+        carried = Buffer.concat([carried, d]);
+        while (carried.length >= 5 && carried.length >= 5 + carried.readUInt32BE(1)) {
+          const body = carried.subarray(5, 5 + carried.readUInt32BE(1));
+          carried = carried.subarray(5 + body.length);
+          if (i < 0) i = Number(body.toString().split(" ")[1]);
+          st.stream.write(framed(Buffer.concat([body, Buffer.alloc(i * 50, i % 256)])));
+          if (++seen === 3) st.stream.end();
+        }
+      };
+      // What arrived before this listener (the test server collects it) comes first.
+      for (const d of st.received) take(d);
+      st.stream.on("data", take);
+      st.stream.on("wantTrailers", () => st.stream.sendTrailers({ "grpc-status": String(i % 2 === 0 ? 0 : 9) }));
+    }
+    calls.forEach((c, i) => {
+      c.write(Buffer.from(`ack ${i}`));
+      c.write(Buffer.from(`ack2 ${i}`));
+    });
+    const ends = await Promise.all(handlers.map((h) => h.ended));
+    ends.forEach((e, i) => {
+      if (i % 2 === 0) expect(e).toBeUndefined();
+      else expect((e as GrpcStatusError).code).toBe(9);
+      const pad = Buffer.alloc(i * 50, i % 256);
+      expectSame(handlers[i]!.messages, [`start ${i}`, `ack ${i}`, `ack2 ${i}`].map((t) => Buffer.concat([Buffer.from(t), pad])));
+    });
+  });
+
+  it("maps the broker's RST_STREAM codes as grpc-js does", async () => {
+    const s = await start();
+    sessions = new H2ConsumeClient({ target: s.target, maxMessageBytes: 1 << 20 }, 1);
+    const cases = [
+      [constants.NGHTTP2_REFUSED_STREAM, 14],
+      [constants.NGHTTP2_CANCEL, 1],
+      [constants.NGHTTP2_ENHANCE_YOUR_CALM, 8],
+      [constants.NGHTTP2_INTERNAL_ERROR, 13],
+    ] as const;
+    for (const [rst, code] of cases) {
+      const h = collect();
+      sessions.consume(0, Buffer.from("x"), h);
+      const served = await s.next();
+      served.stream.close(rst);
+      const err = (await h.ended) as GrpcStatusError;
+      expect(err.code).toBe(code);
+      expect(err.details).toContain(`RST_STREAM code ${rst}`);
+    }
+    expect(s.connections()).toBe(1);
+  });
+
+  it("ends its side with END_STREAM, not a reset, when the broker ends a stream this side still had open", async () => {
+    const s = await start();
+    sessions = new H2ConsumeClient({ target: s.target, maxMessageBytes: 1 << 20 }, 1);
+    const h = collect();
+    sessions.consume(0, Buffer.from("x"), h);
+    const served = await s.next();
+    const closed = new Promise<{ rst: number; ended: boolean }>((resolve) => served.stream.on("close", () => resolve({ rst: served.stream.rstCode, ended: served.stream.readableEnded })));
+    served.stream.resume();
+    served.stream.respond({ ...grpcHeaders, "grpc-status": "0" }, { endStream: true });
+    expect(await h.ended).toBeUndefined();
+    expect(await closed).toEqual({ rst: constants.NGHTTP2_NO_ERROR, ended: true });
   });
 });

@@ -1,12 +1,11 @@
 /**
- * The ratatoskr driver's Consume streams over node:http2, without
- * grpc-js's per-call layers (docs/loadgen.md, "The Consume client"). gRPC for this one bidi method is small: a HEADERS
- * frame, length-prefixed messages both ways, `grpc-status` in the trailers. A grpc-js client
- * call costs the generator 12.7 KB of live heap per stream (an interceptor chain, a retrying
- * call, a Duplex over the HTTP/2 stream's own Duplex); this costs about 2 KB, which is what
- * lets one generator process hold 100,000 streams (docs/performance.md, "Memory per
- * subscription and per stream"). Unary calls (CreateSubscription, v1 PublishBatch) go over the
- * generator's own client instead (h2-unary.ts), which shares this file's status helpers.
+ * The ratatoskr driver's Consume streams on the generator's own HTTP/2 connections
+ * (h2-connection.ts; docs/loadgen.md, "The Consume client"). gRPC for this one bidi method is
+ * small: a HEADERS frame, length-prefixed messages both ways, `grpc-status` in the trailers. A
+ * grpc-js client call held 12.7 KB of the generator's live heap per stream (an interceptor chain,
+ * a retrying call, a Duplex over the HTTP/2 stream's own Duplex), a node:http2 stream 6.1 KB;
+ * this holds one object and the bytes of a message cut between frames (docs/performance.md,
+ * "Memory per subscription and per stream").
  *
  * What it keeps of grpc-js's behaviour: a stream that ends without an OK status fails with an
  * Error carrying the gRPC `code` and `details` (so the driver's retry rules read it the same
@@ -15,140 +14,12 @@
  * silent connection, and a paused stream stops reading, so HTTP/2 flow control pushes back on
  * the broker.
  */
-import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
-import { connect as tlsConnect } from "node:tls";
 import { status as Status } from "@grpc/grpc-js";
 import type { DriverOptions } from "./driver.js";
-import { KEEPALIVE_MS, MAX_RECEIVE_MESSAGE_BYTES } from "./grpc-pool.js";
+import { H2Pool, H2Stream, requestBlock } from "./h2-connection.js";
+import { CANCEL } from "./h2-frames.js";
+import { driverSessionOptions, GRPC_PREFIX as PREFIX, grpcFramed, GrpcStatusError, type H2SessionOptions } from "./h2-grpc.js";
 import type { LoadedTls } from "./security.js";
-
-/** A gRPC status as an Error, shaped like grpc-js's ServiceError where the driver reads it. */
-export class GrpcStatusError extends Error {
-  constructor(
-    readonly code: number,
-    readonly details: string,
-  ) {
-    super(`${code} ${Status[code] ?? "UNKNOWN"}: ${details}`);
-  }
-}
-
-export interface H2SessionOptions {
-  /** host:port */
-  target: string;
-  tls?: LoadedTls | undefined;
-  token?: string | undefined;
-  /** Ping each connection this often and drop it when a ping is not answered within the same time; absent = no pings. */
-  keepaliveMs?: number | undefined;
-  /** Messages larger than this fail the stream with RESOURCE_EXHAUSTED (grpc-js's max_receive_message_length). */
-  maxMessageBytes: number;
-}
-
-/**
- * Receive windows. With HTTP/2's defaults (64 KiB per stream and per connection) a connection
- * carrying hundreds of Consume streams stalled: massive (625 streams per connection) fell to
- * ~4,000 deliveries/s with acks no longer reaching the broker. These let a connection carry a
- * frame for many streams at once and still bound what an unread stream holds (the slow-consumer
- * fault): a stream takes at most STREAM_WINDOW_BYTES before the broker's outbound budget holds
- * the rest, a connection at most CONNECTION_WINDOW_BYTES.
- */
-export const STREAM_WINDOW_BYTES = 256 * 1024;
-export const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
-
-/**
- * A driver's own HTTP/2 connections to the broker its grpc-js `pool` reaches: `connections` of
- * them, the channels' TLS and token, keepalive pings when it rides through faults.
- */
-export function driverSessions(options: DriverOptions, pool: { readonly tls: LoadedTls | undefined }): H2Sessions {
-  return new H2Sessions(driverSessionOptions(options, pool), options.connections);
-}
-
-/** The settings of a driver's own HTTP/2 connections (these and the unary client's). */
-export function driverSessionOptions(options: DriverOptions, pool: { readonly tls: LoadedTls | undefined }): H2SessionOptions {
-  return { target: options.target, tls: pool.tls, token: options.token, keepaliveMs: options.reconnect ? KEEPALIVE_MS : undefined, maxMessageBytes: MAX_RECEIVE_MESSAGE_BYTES };
-}
-
-/** HTTP/2 connections for Consume streams, one per slot, each opened again after it broke. */
-export class H2Sessions {
-  private readonly sessions: (ClientHttp2Session | undefined)[];
-  private readonly headers: Record<string, string>;
-  private closed = false;
-
-  constructor(
-    private readonly o: H2SessionOptions,
-    size: number,
-  ) {
-    this.sessions = new Array<ClientHttp2Session | undefined>(Math.max(1, size)).fill(undefined);
-    this.headers = {
-      [constants.HTTP2_HEADER_METHOD]: "POST",
-      [constants.HTTP2_HEADER_PATH]: "/ratatoskr.v2.Broker/Consume",
-      [constants.HTTP2_HEADER_CONTENT_TYPE]: "application/grpc",
-      [constants.HTTP2_HEADER_TE]: "trailers",
-      ...(o.tls?.serverName !== undefined ? { [constants.HTTP2_HEADER_AUTHORITY]: o.tls.serverName } : {}),
-      ...(o.token !== undefined ? { authorization: `Bearer ${o.token}` } : {}),
-    };
-  }
-
-  /** Opens a Consume stream on connection `slot` (modulo the pool) and writes `first` on it. */
-  consume(slot: number, first: Buffer, handlers: ConsumeHandlers): ConsumeCall {
-    const session = this.session(slot % this.sessions.length);
-    return new ConsumeCall(session, this.headers, first, handlers, this.o.maxMessageBytes);
-  }
-
-  /** Cancels nothing by itself: the driver cancels its streams first; then every connection ends. */
-  close(): void {
-    this.closed = true;
-    for (const s of this.sessions) {
-      if (!s) continue;
-      s.close();
-      // A connection whose streams did not end (a broker that no longer answers) is not waited for.
-      setTimeout(() => s.destroy(), 1000).unref();
-    }
-    this.sessions.fill(undefined);
-  }
-
-  private session(i: number): ClientHttp2Session {
-    const open = this.sessions[i];
-    if (open && !open.closed && !open.destroyed) return open;
-    if (this.closed) throw new GrpcStatusError(Status.CANCELLED, "the driver is closed");
-    const tls = this.o.tls;
-    // As grpc-js sets it: Node's default session memory limit (10 MB of buffered frames and
-    // headers) degrades a connection that carries hundreds of busy streams.
-    const base = { maxSessionMemory: Number.MAX_SAFE_INTEGER, maxSendHeaderBlockLength: Number.MAX_SAFE_INTEGER, settings: { initialWindowSize: STREAM_WINDOW_BYTES } };
-    // TLS through our own socket: http2.connect would send the IP address of a loopback target as
-    // the SNI name (which RFC 6066 forbids, and Node warns about); without --tls-server-name the
-    // certificate is checked against the address, as grpc-js does.
-    const session = tls
-      ? connect(`https://${this.o.target}`, {
-          ...base,
-          createConnection: (url: URL) =>
-            tlsConnect({ host: url.hostname.replace(/^\[|\]$/g, ""), port: Number(url.port), ca: tls.ca, cert: tls.cert, key: tls.key, ALPNProtocols: ["h2"], ...(tls.serverName !== undefined ? { servername: tls.serverName } : {}) }),
-        })
-      : connect(`http://${this.o.target}`, base);
-    // A connection's error reaches its streams (they close with it); the session itself only logs nothing.
-    session.on("error", () => {});
-    session.once("remoteSettings", () => session.setLocalWindowSize(CONNECTION_WINDOW_BYTES));
-    if (this.o.keepaliveMs !== undefined) this.keepalive(session, this.o.keepaliveMs);
-    this.sessions[i] = session;
-    return session;
-  }
-
-  private keepalive(session: ClientHttp2Session, everyMs: number): void {
-    const timer = setInterval(() => {
-      if (session.closed || session.destroyed) return;
-      const silent = setTimeout(() => session.destroy(new Error("keepalive ping not answered")), everyMs);
-      try {
-        session.ping((err) => {
-          clearTimeout(silent);
-          if (err) session.destroy(err);
-        });
-      } catch {
-        clearTimeout(silent);
-      }
-    }, everyMs);
-    timer.unref();
-    session.once("close", () => clearInterval(timer));
-  }
-}
 
 export interface ConsumeHandlers {
   /** One whole gRPC message (a ConsumeResponse), valid only during the call. */
@@ -157,147 +28,153 @@ export interface ConsumeHandlers {
   onEnd(err: Error | undefined): void;
 }
 
-/** What a call learned of its status so far, from headers and trailers. */
-export interface CallStatus {
-  status: number | undefined;
-  details: string;
+const CONSUME_PATH = "/ratatoskr.v2.Broker/Consume";
+/** gRPC status OK, as the number a call reads off its trailers. */
+const OK: number = Status.OK;
+
+/** A driver's Consume streams on `connections` HTTP/2 connections of their own, with the channels' TLS and token. */
+export function driverConsumeClient(options: DriverOptions, pool: { readonly tls: LoadedTls | undefined }): H2ConsumeClient {
+  return new H2ConsumeClient(driverSessionOptions(options, pool), options.connections);
 }
 
-/**
- * Reads a gRPC status off response headers or trailers as grpc-js does: an HTTP status other
- * than 200 is UNKNOWN (unless a grpc-status follows), `grpc-message` is percent-decoded.
- */
-export function readGrpcStatus(into: CallStatus, httpStatus: string | number | undefined, grpcStatus: string | undefined, grpcMessage: string | undefined): void {
-  const http = Number(httpStatus ?? 200);
-  if (http !== 200) {
-    into.status ??= Status.UNKNOWN;
-    into.details ||= `HTTP status ${http}`;
+/** Consume streams spread over `size` connections by slot, each connection opened again after it broke. */
+export class H2ConsumeClient {
+  private readonly pool: H2Pool;
+  private readonly block: Buffer;
+
+  constructor(
+    private readonly o: H2SessionOptions,
+    size: number,
+  ) {
+    this.pool = new H2Pool(o, size);
+    this.block = requestBlock(o, CONSUME_PATH);
   }
-  if (grpcStatus === undefined) return;
-  into.status = Number(grpcStatus);
-  if (grpcMessage === undefined) return;
-  try {
-    into.details = decodeURIComponent(grpcMessage);
-  } catch {
-    into.details = grpcMessage;
+
+  /** Opens a Consume stream on connection `slot` (modulo the pool) and writes `first` on it. */
+  consume(slot: number, first: Buffer, handlers: ConsumeHandlers): ConsumeCall {
+    if (this.pool.isClosed) throw new GrpcStatusError(Status.CANCELLED, "the driver is closed");
+    const call = new ConsumeCall(this.block, handlers, this.o.maxMessageBytes);
+    call.out.push(grpcFramed(first));
+    this.pool.open(slot, call);
+    return call;
+  }
+
+  /** The driver cancels its streams first; then every connection ends (streams still open fail with UNAVAILABLE). */
+  close(): void {
+    this.pool.close();
   }
 }
 
-/**
- * The status of a call that closed without one: its connection went away (`gone`: UNAVAILABLE,
- * as grpc-js says) or the broker reset the stream (grpc-js's mapping of RST_STREAM codes).
- */
-export function statusOfClose(gone: boolean, rstCode: number | undefined, details: string): GrpcStatusError {
-  const code =
-    gone || rstCode === undefined || rstCode === constants.NGHTTP2_REFUSED_STREAM || rstCode === constants.NGHTTP2_NO_ERROR
-      ? Status.UNAVAILABLE
-      : rstCode === constants.NGHTTP2_CANCEL
-        ? Status.CANCELLED
-        : rstCode === constants.NGHTTP2_ENHANCE_YOUR_CALM
-          ? Status.RESOURCE_EXHAUSTED
-          : Status.INTERNAL;
-  const why = gone ? "the connection to the broker closed" : `stream reset by the broker (RST_STREAM code ${rstCode})`;
-  return new GrpcStatusError(code, details ? `${why}: ${details}` : why);
-}
-
-/** Length prefix of a gRPC message: compressed flag (1 byte) and length (4 bytes, big-endian). */
-export const GRPC_PREFIX = 5;
-const PREFIX = GRPC_PREFIX;
-
-/** `message` as a gRPC message on the wire: uncompressed, its length prefix, its bytes. */
-export function grpcFramed(message: Uint8Array): Buffer {
-  const framed = Buffer.allocUnsafe(PREFIX + message.length);
-  framed[0] = 0;
-  framed.writeUInt32BE(message.length, 1);
-  framed.set(message, PREFIX);
-  return framed;
-}
-
-/** One call on an HTTP/2 stream (a Consume stream): write requests, half-close, pause and resume reading, cancel. */
-export class ConsumeCall {
-  private readonly stream: ClientHttp2Stream;
-  /** The chunks of an incomplete message, carried over until it is whole. */
-  private pending: Buffer[] = [];
+/** One Consume call: write requests, half-close, pause and resume reading, cancel. */
+export class ConsumeCall extends H2Stream {
+  /** The bytes of an incomplete message, carried over until it is whole. */
+  private pending: Buffer[] | undefined;
   private pendingBytes = 0;
   /** Bytes the incomplete message needs in all (prefix + body); 0 until its prefix is whole. */
   private need = 0;
-  /** Read by readGrpcStatus. */
-  status: number | undefined;
-  details = "";
+  /** What arrived while paused (copies), read on resume; `heldEnd` the peer's END_STREAM among it. */
+  private held: Buffer[] | undefined;
+  private heldEnd = false;
   private cancelled = false;
   private ended = false;
 
   constructor(
-    private readonly session: ClientHttp2Session,
-    headers: Record<string, string>,
-    first: Buffer,
+    block: Buffer,
     private readonly h: ConsumeHandlers,
     private readonly maxMessageBytes: number,
   ) {
-    this.stream = session.request(headers);
-    this.stream.on("response", (head) => this.readStatus(head));
-    this.stream.on("trailers", (trailers: IncomingHttpHeaders) => this.readStatus(trailers));
-    this.stream.on("data", (chunk: Buffer) => this.onData(chunk));
-    this.stream.on("error", (err: Error) => {
-      if (!this.details) this.details = err.message;
-    });
-    // The broker's END_STREAM (after its trailers) ends the call. A stream whose requests are
-    // still open (a Consume stream the broker ended) is then closed from this side too (an HTTP/2
-    // stream closes only when both sides ended); one that half-closed already closes by itself.
-    // Closing that one too sent an RST_STREAM per call when unary calls went this way, and
-    // nghttp2's reset rate limit (a burst of 1,000, then 33 a second) made the broker end the
-    // connection with INTERNAL_ERROR after about 1,150 calls. `close` covers resets and a
-    // connection that went away.
-    this.stream.on("end", () => {
-      this.onClose(true);
-      if (!this.stream.destroyed && !this.stream.writableEnded) this.stream.close();
-    });
-    this.stream.on("close", () => this.onClose(false));
-    this.write(first);
+    super(block);
   }
 
   /** Writes one request message (framed here). */
   write(message: Buffer): void {
-    if (this.ended || this.stream.destroyed) return;
-    this.stream.write(grpcFramed(message));
+    if (this.ended || this.endQueued || this.released) return;
+    this.out.push(grpcFramed(message));
+    this.conn?.send(this);
   }
 
   /** Half-closes: no more requests. */
   end(): void {
-    if (!this.ended && !this.stream.destroyed) this.stream.end();
+    if (this.ended || this.endQueued || this.released) return;
+    this.endQueued = true;
+    this.conn?.send(this);
   }
 
   pause(): void {
-    this.stream.pause();
+    this.paused = true;
   }
 
   resume(): void {
-    this.stream.resume();
+    if (!this.paused) return;
+    this.paused = false;
+    const held = this.held;
+    this.held = undefined;
+    if (held) for (const b of held) if (!this.ended && !this.cancelled) this.read(b);
+    if (this.heldEnd && !this.ended && !this.cancelled) {
+      this.heldEnd = false;
+      this.finish();
+    }
+    if (!this.ended && !this.cancelled) this.conn?.resumed(this);
   }
 
   /** Ends the call from this side (RST_STREAM CANCEL); onEnd is not called. */
   cancel(): void {
+    if (this.cancelled || this.ended) return;
     this.cancelled = true;
-    if (!this.stream.destroyed) this.stream.close(constants.NGHTTP2_CANCEL);
+    this.drop();
+    this.conn?.reset(this, CANCEL);
   }
 
-  private readStatus(h: IncomingHttpHeaders): void {
-    const one = (name: string) => {
-      const v = h[name];
-      return typeof v === "string" || typeof v === "number" ? String(v) : undefined;
-    };
-    readGrpcStatus(this, one(constants.HTTP2_HEADER_STATUS), one("grpc-status"), one("grpc-message"));
+  onBytes(data: Buffer): void {
+    if (this.ended || this.cancelled) return;
+    if (this.paused) {
+      // Copied: the bytes are the socket chunk's. The stream's window bounds what is held.
+      (this.held ??= []).push(Buffer.from(data));
+      return;
+    }
+    this.read(data);
   }
 
-  private onData(chunk: Buffer): void {
+  onRemoteEnd(): void {
+    // The broker ended the stream while this side still had it open: this side ends now too (an
+    // HTTP/2 stream closes only when both sides ended) with END_STREAM, not a reset; nghttp2
+    // limits the resets a connection may send it.
+    if (!this.localEnded) this.conn!.endNow(this);
+    if (this.paused && this.held) {
+      this.heldEnd = true;
+      return;
+    }
+    this.finish();
+  }
+
+  onAbort(err: GrpcStatusError): void {
+    if (this.ended || this.cancelled) return;
+    this.ended = true;
+    this.drop();
+    // A status the headers carried (an HTTP status other than 200) says more than the reset.
+    this.h.onEnd(this.status !== undefined && this.status !== OK ? new GrpcStatusError(this.status, this.details) : err);
+  }
+
+  /** The broker's END_STREAM, after everything it sent was read. */
+  private finish(): void {
+    if (this.ended || this.cancelled) return;
+    this.ended = true;
+    this.drop();
+    if (this.status === OK) return this.h.onEnd(undefined);
+    if (this.status !== undefined) return this.h.onEnd(new GrpcStatusError(this.status, this.details));
+    this.h.onEnd(new GrpcStatusError(Status.UNKNOWN, "the broker ended the stream without a status"));
+  }
+
+  private read(chunk: Buffer): void {
     let buf = chunk;
-    if (this.pendingBytes > 0) {
+    if (this.pending) {
       this.pending.push(chunk);
       this.pendingBytes += chunk.length;
-      // A message that spans chunks is joined once, when it is whole, not once per chunk.
-      if (this.need > this.pendingBytes) return;
+      // A message that spans frames is joined once, when it is whole, not once per frame.
+      if (this.need === 0 && this.pendingBytes >= PREFIX) this.need = this.needOf(Buffer.concat(this.pending, PREFIX));
+      if (this.need === 0 || this.need > this.pendingBytes) return;
       buf = Buffer.concat(this.pending, this.pendingBytes);
-      this.dropPending();
+      this.drop();
     }
     let pos = 0;
     while (buf.length - pos >= PREFIX) {
@@ -310,39 +187,30 @@ export class ConsumeCall {
       pos += PREFIX + len;
     }
     if (pos === buf.length) return;
+    // Copied: the bytes are the socket chunk's, and the rest of the message comes in later frames.
     const rest = Buffer.from(buf.subarray(pos));
-    this.pending.push(rest);
+    this.pending = [rest];
     this.pendingBytes = rest.length;
-    // Unknown (0) until the length prefix is whole: the next chunk is then joined and read again.
     this.need = rest.length >= PREFIX ? PREFIX + rest.readUInt32BE(1) : 0;
   }
 
-  private dropPending(): void {
-    this.pending = [];
+  /** Prefix + length of the message whose prefix `head` starts with. */
+  private needOf(head: Buffer): number {
+    return PREFIX + head.readUInt32BE(1);
+  }
+
+  private drop(): void {
+    this.pending = undefined;
     this.pendingBytes = 0;
     this.need = 0;
+    this.held = undefined;
   }
 
   /** Ends the call from this side with a status of its own (a malformed stream). */
   private fail(code: number, details: string): void {
-    this.status = code;
-    this.details = details;
-    this.dropPending();
-    this.stream.close(constants.NGHTTP2_CANCEL);
-  }
-
-  /** `remoteEnded`: the broker ended its side of the stream (END_STREAM), with or without trailers. */
-  private onClose(remoteEnded: boolean): void {
-    if (this.ended) return;
     this.ended = true;
-    this.dropPending();
-    if (this.cancelled) return;
-    if (this.status === Status.OK) return this.h.onEnd(undefined);
-    if (this.status !== undefined) return this.h.onEnd(new GrpcStatusError(this.status, this.details));
-    // No status: its connection went away (UNAVAILABLE, as grpc-js says), the broker ended the
-    // stream without one, or it reset the stream (grpc-js's mapping of RST_STREAM codes).
-    const gone = this.session.destroyed || this.session.closed;
-    if (remoteEnded && !gone) return this.h.onEnd(new GrpcStatusError(Status.UNKNOWN, "the broker ended the stream without a status"));
-    this.h.onEnd(statusOfClose(gone, this.stream.rstCode, this.details));
+    this.drop();
+    this.conn?.reset(this, CANCEL);
+    this.h.onEnd(new GrpcStatusError(code, details));
   }
 }

@@ -1,7 +1,8 @@
 /**
- * HTTP/2 (RFC 9113) as the generator's own unary client speaks it (h2-unary.ts, docs/loadgen.md,
- * "The unary client"): the connection preface, frame types, flags, error codes and the protocol's
- * defaults and limits, and the error that ends a connection.
+ * HTTP/2 (RFC 9113) as the generator's own HTTP/2 clients speak it (h2-connection.ts;
+ * docs/loadgen.md, "The unary client" and "The Consume client"): the connection preface, frame
+ * types, flags, error codes and the protocol's defaults and limits, and the error that ends a
+ * connection.
  */
 export const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 export const FRAME_HEADER = 9;
@@ -28,8 +29,10 @@ export const NO_ERROR = 0;
 export const PROTOCOL_ERROR = 1;
 export const FLOW_CONTROL_ERROR = 3;
 export const FRAME_SIZE_ERROR = 6;
+export const REFUSED_STREAM = 7;
 export const CANCEL = 8;
 export const COMPRESSION_ERROR = 9;
+export const ENHANCE_YOUR_CALM = 11;
 /** The defaults before the peer's SETTINGS arrive. */
 export const DEFAULT_WINDOW = 65_535;
 export const DEFAULT_MAX_FRAME = 16_384;

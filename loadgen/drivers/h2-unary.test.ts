@@ -2,7 +2,7 @@ import { constants, type ServerHttp2Stream } from "node:http2";
 import { createServer, type AddressInfo, type Server } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { grpcFramed as framed, startH2Server, type H2TestServer, type ServedStream } from "../../test/support/index.js";
-import { GrpcStatusError } from "./h2-consume.js";
+import { GrpcStatusError } from "./h2-grpc.js";
 import { H2UnaryClient } from "./h2-unary.js";
 
 let server: H2TestServer | undefined;

@@ -23,7 +23,7 @@ import { DriverError } from "../errors.js";
 import { referenceBroker, referenceBrokerDurability, referenceBrokerStorage } from "./broker-process.js";
 import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type SubscriptionSpec } from "./driver.js";
 import { ClientPool, isStatus, reconnectChannelOptions, unary } from "./grpc-pool.js";
-import { driverSessionOptions } from "./h2-consume.js";
+import { driverSessionOptions } from "./h2-grpc.js";
 import { H2UnaryClient } from "./h2-unary.js";
 import { Backoff, ReconnectGaveUpError, RetryTimers, type RetryCounts } from "./reconnect.js";
 import { inBatches, message } from "./util.js";

@@ -23,7 +23,8 @@ import { DriverError } from "../errors.js";
 import { referenceBroker, referenceBrokerDurability, referenceBrokerStorage } from "./broker-process.js";
 import { defineDriver, type BrokerSelfReport, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type SubscriptionSpec } from "./driver.js";
 import { ClientPool, isStatus, reconnectChannelOptions, unary } from "./grpc-pool.js";
-import { driverSessionOptions, driverSessions, type ConsumeCall, type H2Sessions } from "./h2-consume.js";
+import { driverConsumeClient, type ConsumeCall, type H2ConsumeClient } from "./h2-consume.js";
+import { driverSessionOptions } from "./h2-grpc.js";
 import { H2UnaryClient } from "./h2-unary.js";
 import { Backoff, ReconnectGaveUpError, RetryTimers, type ReconnectPolicy, type RetryCounts } from "./reconnect.js";
 import { inBatches, message, messageIdOf, runNonce } from "./util.js";
@@ -86,7 +87,7 @@ export class RatatoskrV2Driver implements Driver {
   readonly acks = true;
   private readonly pool: ClientPool<BrokerClient>;
   /** The Consume streams' own connections. */
-  private readonly consumeSessions: H2Sessions;
+  private readonly consumeSessions: H2ConsumeClient;
   /** CreateSubscription's own connections (the generator's unary client). */
   private readonly unaryCalls: H2UnaryClient;
   private readonly streams = new Set<ConsumeCall>();
@@ -103,7 +104,7 @@ export class RatatoskrV2Driver implements Driver {
     this.reconnect = options.reconnect;
     const channel = reconnectChannelOptions(options.reconnect);
     this.pool = new ClientPool((creds, o) => new BrokerClient(options.target, creds, { ...o, ...channel }), options.connections, options);
-    this.consumeSessions = driverSessions(options, this.pool);
+    this.consumeSessions = driverConsumeClient(options, this.pool);
     this.unaryCalls = new H2UnaryClient(driverSessionOptions(options, this.pool), options.connections);
     if (publish === "stream") this.publishers = new StreamPublisher(this.pool, this.reconnect ? PUBLISH_ACK_TIMEOUT_MS : undefined);
   }
