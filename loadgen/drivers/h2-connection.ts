@@ -16,7 +16,8 @@
  * maps them, a connection that closed is UNAVAILABLE, and the pool opens a new one for the next
  * stream.
  */
-import { connect as netConnect, type Socket } from "node:net";
+import { connect as netConnect, Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { status as Status } from "@grpc/grpc-js";
 import { hostPort } from "../faults/index.js";
@@ -46,6 +47,23 @@ import { encodeHeaderBlock, HpackDecoder } from "./hpack.js";
 
 /** Frames up to this size go out as one buffer (header and payload copied together): one socket write instead of two. */
 const JOIN_BELOW = 1024;
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Socket reads one event-loop turn handles, across this thread's connections, before the rest
+ * wait for the next turn. libuv reads a readable socket up to 32 times per turn, so 16
+ * connections full of deliveries (ultimate's 100,000 streams) held timers (ack flushes, publish
+ * pacing, the loop-delay monitor) back for hundreds of milliseconds. Past the budget a connection
+ * pauses its socket until the turn's check phase: its data waits in the kernel's buffer, and
+ * TCP's window pushes back on the broker (docs/loadgen.md, "The Consume client").
+ */
+export const TURN_READ_BUDGET_MS = 10;
+let turnStartedMs = -1;
+const pausedThisTurn: H2Connection[] = [];
+function endTurn(): void {
+  turnStartedMs = -1;
+  for (const c of pausedThisTurn.splice(0)) c.resumeReading();
+}
 
 /**
  * One gRPC call's HTTP/2 stream as its connection drives it: the request bytes queued for
@@ -72,6 +90,8 @@ export abstract class H2Stream implements CallStatus {
   released = false;
   /** A paused stream's window is not opened again until it reads (flow control pushes back on the peer). */
   paused = false;
+  /** In its connection's send queue. */
+  queued = false;
 
   constructor(readonly block: Buffer) {}
 
@@ -137,13 +157,18 @@ export class H2Pool {
 
 /** One HTTP/2 connection to the broker. */
 export class H2Connection {
-  private readonly socket: Socket | TLSSocket;
+  private readonly socket: Socket | TLSSocket | Duplex;
   private readonly decoder = new HpackDecoder();
   private readonly streams = new Map<number, H2Stream>();
   /** Streams waiting for the peer's concurrent-stream limit. */
   private readonly waiting: H2Stream[] = [];
-  /** Open streams with request bytes (or END_STREAM) not yet sent. */
-  private readonly unsent: H2Stream[] = [];
+  /**
+   * Open streams with request bytes (or END_STREAM) not yet sent, oldest first from `unsentHead`.
+   * A queue, not a scan: when the broker's connection window is used up, thousands of Consume
+   * streams' acks wait here, and each new one is O(1).
+   */
+  private unsent: H2Stream[] = [];
+  private unsentHead = 0;
   private nextId = 1;
   private sendWindow = DEFAULT_WINDOW;
   private peerInitialWindow = DEFAULT_WINDOW;
@@ -151,8 +176,12 @@ export class H2Connection {
   private peerMaxStreams = Infinity;
   /** Receive bytes taken on the connection since its window was last opened. */
   private unacked = 0;
-  /** The start of a frame the last chunk cut, carried over to the next. */
+  /** The start of a frame the last chunk cut, carried over to the next (DATA frames excepted: below). */
   private rest: Buffer | undefined;
+  /** A DATA frame the last chunk cut: its stream, flags and the payload bytes still to come. */
+  private dataStream = 0;
+  private dataFlags = 0;
+  private dataLeft = 0;
   /** HEADERS fragments waiting for their CONTINUATION, and their stream. */
   private fragments: Buffer[] = [];
   private fragmentBytes = 0;
@@ -165,21 +194,36 @@ export class H2Connection {
   private lastError = "";
   private keepalive: NodeJS.Timeout | undefined;
   private pingAnswer: NodeJS.Timeout | undefined;
+  /** The socket is paused until the turn ends (TURN_READ_BUDGET_MS). */
+  private readingPaused = false;
 
   constructor(private readonly o: H2SessionOptions) {
     const { host, port } = hostPort(o.target);
     const tls = o.tls;
-    this.socket = tls
-      ? tlsConnect({ host, port, ca: tls.ca, cert: tls.cert, key: tls.key, ALPNProtocols: ["h2"], ...(tls.serverName !== undefined ? { servername: tls.serverName } : {}) })
-      : netConnect({ host, port });
-    this.socket.setNoDelay(true);
+    this.socket = o.socket
+      ? o.socket()
+      : tls
+        ? tlsConnect({ host, port, ca: tls.ca, cert: tls.cert, key: tls.key, ALPNProtocols: ["h2"], ...(tls.serverName !== undefined ? { servername: tls.serverName } : {}) })
+        : netConnect({ host, port });
+    if (this.socket instanceof Socket) this.socket.setNoDelay(true);
     if (tls) {
       this.socket.once("secureConnect", () => {
         const alpn = (this.socket as TLSSocket).alpnProtocol;
         if (alpn !== "h2") this.destroy(`the broker did not agree to HTTP/2 over TLS (ALPN ${alpn === false ? "none" : alpn})`);
       });
     }
-    this.socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    this.socket.on("data", (chunk: Buffer) => {
+      if (turnStartedMs < 0) {
+        turnStartedMs = performance.now();
+        setImmediate(endTurn);
+      }
+      this.onData(chunk);
+      if (!this.readingPaused && performance.now() - turnStartedMs > TURN_READ_BUDGET_MS) {
+        this.readingPaused = true;
+        this.socket.pause();
+        pausedThisTurn.push(this);
+      }
+    });
     this.socket.on("error", (err: Error) => (this.lastError ||= err.message));
     this.socket.on("close", () => this.onSocketClose());
     // SETTINGS: no push, our stream receive window; then open the connection's window.
@@ -220,8 +264,12 @@ export class H2Connection {
   /** `stream` queued request bytes or its END_STREAM: sends what the windows allow. */
   send(stream: H2Stream): void {
     if (stream.id === 0 || stream.released || stream.localEnded) return;
-    if (!this.unsent.includes(stream)) this.unsent.push(stream);
-    this.sendData();
+    if (!stream.queued) {
+      stream.queued = true;
+      this.unsent.push(stream);
+    }
+    // With the connection's window used up, the broker's WINDOW_UPDATE sends what waits.
+    if (this.sendWindow > 0) this.sendData();
   }
 
   /** Ends `stream` from this side now: what it has not sent is dropped, END_STREAM goes out, and once the peer ended too the stream is released. */
@@ -248,6 +296,12 @@ export class H2Connection {
     if (stream.released || stream.remoteEnded || stream.unacked === 0) return;
     this.windowUpdate(stream.id, stream.unacked);
     stream.unacked = 0;
+  }
+
+  /** The turn that paused this connection's reading ended. */
+  resumeReading(): void {
+    this.readingPaused = false;
+    if (!this.dead) this.socket.resume();
   }
 
   /** No new streams: the pool has another connection; this one closes when its streams are done. */
@@ -305,11 +359,13 @@ export class H2Connection {
 
   /** Sends what the windows allow of the streams' queued bytes, oldest stream first. */
   private sendData(): void {
-    let i = 0;
-    while (i < this.unsent.length && !this.dead) {
-      const s = this.unsent[i]!;
+    const q = this.unsent;
+    /** Streams held by their own window (not the connection's): they go to the back of the queue. */
+    let held: H2Stream[] | undefined;
+    while (this.unsentHead < q.length && this.sendWindow > 0 && !this.dead) {
+      const s = q[this.unsentHead++]!;
       if (s.released || s.localEnded) {
-        this.unsent.splice(i, 1);
+        s.queued = false;
         continue;
       }
       while (s.out.length > 0 && this.sendWindow > 0 && s.sendWindow > 0) {
@@ -330,21 +386,27 @@ export class H2Connection {
           break;
         }
       }
-      if (s.released || s.localEnded) {
-        this.unsent.splice(i, 1);
+      if (!s.released && !s.localEnded && s.out.length === 0 && s.endQueued) {
+        // END_STREAM with nothing left to send: an empty DATA frame, which no window holds.
+        this.frame(Type.DATA, END_STREAM, s.id, undefined);
+        this.localEnd(s);
+      }
+      if (s.released || s.localEnded || s.out.length === 0) {
+        s.queued = false;
         continue;
       }
-      if (s.out.length === 0) {
-        if (s.endQueued) {
-          // END_STREAM with nothing left to send: an empty DATA frame, which no window holds.
-          this.frame(Type.DATA, END_STREAM, s.id, undefined);
-          this.localEnd(s);
-        }
-        this.unsent.splice(i, 1);
-        continue;
-      }
-      if (this.sendWindow <= 0) return;
-      i++;
+      if (this.sendWindow > 0) (held ??= []).push(s);
+      else this.unsentHead--; // the connection's window ran out: it stays first
+    }
+    if (this.unsentHead === q.length) {
+      this.unsent = held ?? [];
+      this.unsentHead = 0;
+      return;
+    }
+    if (held) for (const s of held) q.push(s);
+    if (this.unsentHead > 1024 && this.unsentHead * 2 > q.length) {
+      this.unsent = q.slice(this.unsentHead);
+      this.unsentHead = 0;
     }
   }
 
@@ -377,7 +439,7 @@ export class H2Connection {
     let pos = 0;
     try {
       if (this.rest) {
-        // Only the cut frame is joined, not the whole chunk.
+        // Only the frame header the last read cut is joined, or a whole frame other than DATA.
         let r = this.rest;
         if (r.length < FRAME_HEADER) {
           const take = Math.min(FRAME_HEADER - r.length, chunk.length);
@@ -387,22 +449,43 @@ export class H2Connection {
             this.rest = r;
             return;
           }
+          if (r.length === FRAME_HEADER && this.startCutData(r, 0)) {
+            this.rest = undefined;
+            if (this.dataLeft === 0) this.onDataBytes(this.dataFlags, this.dataStream, EMPTY, true);
+          }
         }
-        const total = FRAME_HEADER + this.frameLength(r, 0);
-        const take = Math.min(total - r.length, chunk.length - pos);
-        r = Buffer.concat([r, chunk.subarray(pos, pos + take)]);
-        pos += take;
-        if (r.length < total) {
-          this.rest = r;
-          return;
+        if (this.rest) {
+          const total = FRAME_HEADER + this.frameLength(r, 0);
+          const take = Math.min(total - r.length, chunk.length - pos);
+          r = Buffer.concat([r, chunk.subarray(pos, pos + take)]);
+          pos += take;
+          if (r.length < total) {
+            this.rest = r;
+            return;
+          }
+          this.rest = undefined;
+          this.onFrame(r[3]!, r[4]!, r.readUInt32BE(5) & MAX_STREAM_ID, r.subarray(FRAME_HEADER));
         }
-        this.rest = undefined;
-        this.onFrame(r[3]!, r[4]!, r.readUInt32BE(5) & MAX_STREAM_ID, r.subarray(FRAME_HEADER));
+      }
+      if (this.dataLeft > 0) {
+        // The rest of a DATA frame the last read cut goes straight to its stream.
+        const n = Math.min(this.dataLeft, chunk.length - pos);
+        this.dataLeft -= n;
+        this.onDataBytes(this.dataFlags, this.dataStream, chunk.subarray(pos, pos + n), this.dataLeft === 0);
+        pos += n;
+        if (this.dataLeft > 0) return;
       }
       while (chunk.length - pos >= FRAME_HEADER && !this.dead) {
         const length = this.frameLength(chunk, pos);
-        if (chunk.length - pos - FRAME_HEADER < length) break;
         const start = pos + FRAME_HEADER;
+        if (chunk.length - start < length) {
+          // A DATA frame the read cut: what is here goes to its stream now, the rest as it comes
+          // (no copy of the frame); other frames are joined.
+          if (!this.startCutData(chunk, pos)) break;
+          this.dataLeft -= chunk.length - start;
+          this.onDataBytes(this.dataFlags, this.dataStream, chunk.subarray(start), false);
+          return;
+        }
         this.onFrame(chunk[pos + 3]!, chunk[pos + 4]!, chunk.readUInt32BE(pos + 5) & MAX_STREAM_ID, chunk.subarray(start, start + length));
         pos = start + length;
       }
@@ -413,6 +496,22 @@ export class H2Connection {
       return;
     }
     if (pos < chunk.length && !this.dead) this.rest = Buffer.from(chunk.subarray(pos));
+  }
+
+  /**
+   * When the frame whose header is at `buf[at]` is a DATA frame that can be read in pieces (not
+   * padded, not inside a header block), notes its stream, flags and length (dataLeft) and says yes.
+   */
+  private startCutData(buf: Buffer, at: number): boolean {
+    const length = this.frameLength(buf, at);
+    const flags = buf[at + 4]!;
+    if (buf[at + 3] !== Type.DATA || flags & PADDED || this.fragmentStream !== 0) return false;
+    const id = buf.readUInt32BE(at + 5) & MAX_STREAM_ID;
+    if (id === 0) throw new ConnectionError(PROTOCOL_ERROR, "DATA on stream 0");
+    this.dataStream = id;
+    this.dataFlags = flags;
+    this.dataLeft = length;
+    return true;
   }
 
   private frameLength(buf: Buffer, at: number): number {
@@ -501,29 +600,46 @@ export class H2Connection {
 
   private onDataFrame(flags: number, id: number, p: Buffer): void {
     if (id === 0) throw new ConnectionError(PROTOCOL_ERROR, "DATA on stream 0");
-    // Flow control counts the whole payload, padding included. The connection's window is opened
-    // whatever its streams do: a paused stream is held back by its own window alone.
-    this.unacked += p.length;
+    if (!(flags & PADDED)) return this.onDataBytes(flags, id, p, true);
+    const pad = p[0] ?? 0;
+    if (pad >= p.length) throw new ConnectionError(PROTOCOL_ERROR, "DATA padding longer than the frame");
+    // Flow control counts the whole payload, padding included.
+    this.took(id, p.length - (p.length - 1 - pad), (flags & END_STREAM) !== 0);
+    this.onDataBytes(flags, id, p.subarray(1, p.length - pad), true);
+  }
+
+  /**
+   * DATA payload for stream `id`, the whole of a frame's or a piece of one (`last`: its final
+   * piece, where END_STREAM counts). Flow control counts each piece as it comes.
+   */
+  private onDataBytes(flags: number, id: number, data: Buffer, last: boolean): void {
+    const end = last && (flags & END_STREAM) !== 0;
+    this.took(id, data.length, end);
+    const s = this.streams.get(id);
+    if (!s || s.remoteEnded) return; // a stream this side already ended
+    if (data.length > 0) s.onBytes(data);
+    if (end && !s.released) this.remoteEnd(s);
+  }
+
+  /**
+   * `n` bytes of DATA taken on stream `id`: the windows are opened again at half. The
+   * connection's is opened whatever its streams do: a paused stream is held back by its own
+   * window alone.
+   */
+  private took(id: number, n: number, end: boolean): void {
+    if (n === 0) return;
+    this.unacked += n;
     if (this.unacked >= CONNECTION_WINDOW_BYTES / 2) {
       this.windowUpdate(0, this.unacked);
       this.unacked = 0;
     }
-    let data = p;
-    if (flags & PADDED) {
-      const pad = p[0] ?? 0;
-      if (pad >= p.length) throw new ConnectionError(PROTOCOL_ERROR, "DATA padding longer than the frame");
-      data = p.subarray(1, p.length - pad);
-    }
     const s = this.streams.get(id);
-    if (!s || s.remoteEnded) return; // a stream this side already ended
-    s.unacked += p.length;
-    const end = (flags & END_STREAM) !== 0;
+    if (!s || s.remoteEnded) return;
+    s.unacked += n;
     if (s.unacked >= STREAM_WINDOW_BYTES / 2 && !end && !s.paused) {
       this.windowUpdate(id, s.unacked);
       s.unacked = 0;
     }
-    if (data.length > 0) s.onBytes(data);
-    if (end && !s.released) this.remoteEnd(s);
   }
 
   private onFragment(flags: number, fragment: Buffer): void {
@@ -662,7 +778,8 @@ export class H2Connection {
     this.dead = true;
     clearInterval(this.keepalive);
     clearTimeout(this.pingAnswer);
-    this.unsent.length = 0;
+    this.unsent = [];
+    this.unsentHead = 0;
     const gone = statusOfClose(true, undefined, this.lastError);
     for (const s of [...this.streams.values()]) this.abort(s, gone);
     for (const s of this.waiting.splice(0)) {

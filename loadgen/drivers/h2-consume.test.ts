@@ -1,8 +1,10 @@
 import { constants } from "node:http2";
+import { Duplex } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { grpcFramed, startH2Server, type H2TestServer } from "../../test/support/index.js";
 import { H2ConsumeClient, type ConsumeHandlers } from "./h2-consume.js";
 import { CONNECTION_WINDOW_BYTES, GrpcStatusError, STREAM_WINDOW_BYTES } from "./h2-grpc.js";
+import { encodeHeaderBlock } from "./hpack.js";
 
 const framed = grpcFramed;
 
@@ -282,5 +284,60 @@ describe("h2-consume: Consume streams on the generator's own HTTP/2 client", () 
     served.stream.respond({ ...grpcHeaders, "grpc-status": "0" }, { endStream: true });
     expect(await h.ended).toBeUndefined();
     expect(await closed).toEqual({ rst: constants.NGHTTP2_NO_ERROR, ended: true });
+  });
+  it("sends past the broker's windows: what waits for a WINDOW_UPDATE goes out later, in order, on every stream", async () => {
+    // 16 KiB per stream (node:http2's connection window stays 64 KiB): 100 streams x 3 KiB
+    // exceed the connection's window, one stream of 200 KiB its own while the connection's is open.
+    server = await startH2Server({ initialWindowSize: 16 * 1024 });
+    const s = server;
+    sessions = new H2ConsumeClient({ target: s.target, maxMessageBytes: 1 << 20 }, 1);
+    const small = Array.from({ length: 100 }, (_, i) => [Buffer.alloc(1024, i), Buffer.alloc(1024, i + 1), Buffer.alloc(1024, i + 2)]);
+    const big = Array.from({ length: 50 }, (_, i) => Buffer.alloc(4096, i));
+    const plans = [...small, big];
+    const calls = plans.map((_, i) => sessions!.consume(0, Buffer.from(`start ${i}`), collect()));
+    const served = await Promise.all(plans.map(() => s.next()));
+    plans.forEach((plan, i) => {
+      for (const m of plan) calls[i]!.write(m);
+      calls[i]!.end();
+    });
+    const received = await Promise.all(served.map((st) => (st.stream.readableEnded ? Promise.resolve() : new Promise((resolve) => st.stream.once("end", resolve))).then(() => Buffer.concat(st.received))));
+    received.forEach((r, i) => expect(r.equals(Buffer.concat([framed(Buffer.from(`start ${i}`)), ...plans[i]!.map((m) => framed(m))])), `stream ${i}`).toBe(true));
+  });
+  it("reads the broker's bytes cut anywhere: frame headers, DATA payloads, gRPC prefixes and padded frames", async () => {
+    /** An HTTP/2 frame as the broker would send it. */
+    const frame = (type: number, flags: number, id: number, payload: Buffer): Buffer => {
+      const head = Buffer.alloc(9);
+      head.writeUIntBE(payload.length, 0, 3);
+      head[3] = type;
+      head[4] = flags;
+      head.writeUInt32BE(id, 5);
+      return Buffer.concat([head, payload]);
+    };
+    const bodies = Array.from({ length: 24 }, (_, i) => Buffer.alloc((i * 397) % 3001, i + 1));
+    const grpc = Buffer.concat(bodies.map((b) => framed(b)));
+    // DATA frames cut across messages every 1,000 bytes; the third one padded (8 bytes).
+    const data: Buffer[] = [];
+    for (let at = 0, n = 0; at < grpc.length; at += 1000, n++) {
+      const part = grpc.subarray(at, at + 1000);
+      data.push(n === 2 ? frame(0, 0x8, 1, Buffer.concat([Buffer.from([8]), part, Buffer.alloc(8)])) : frame(0, 0, 1, part));
+    }
+    const wire = Buffer.concat([
+      frame(4, 0, 0, Buffer.alloc(0)), // SETTINGS
+      frame(1, 0x4, 1, encodeHeaderBlock([[":status", "200"], ["content-type", "application/grpc"]])),
+      ...data,
+      frame(1, 0x5, 1, encodeHeaderBlock([["grpc-status", "0"]])),
+    ]);
+    for (const piece of [1, 2, 3, 5, 8, 9, 10, 17, 100, 999, 1001, 4096, wire.length]) {
+      // The client's socket is a Duplex fed here: each push is one read, so the cuts are exact.
+      const socket = new Duplex({ read() {}, write: (_c, _e, done) => done() });
+      const client = new H2ConsumeClient({ target: "127.0.0.1:1", maxMessageBytes: 1 << 20, socket: () => socket }, 1);
+      const h = collect();
+      client.consume(0, Buffer.from("x"), h);
+      for (let at = 0; at < wire.length; at += piece) socket.push(wire.subarray(at, at + piece));
+      const err = await h.ended;
+      client.close();
+      expect(err, `pieces of ${piece}`).toBeUndefined();
+      expectSame(h.messages, bodies);
+    }
   });
 });

@@ -67,11 +67,10 @@ export class H2ConsumeClient {
 
 /** One Consume call: write requests, half-close, pause and resume reading, cancel. */
 export class ConsumeCall extends H2Stream {
-  /** The bytes of an incomplete message, carried over until it is whole. */
-  private pending: Buffer[] | undefined;
-  private pendingBytes = 0;
-  /** Bytes the incomplete message needs in all (prefix + body); 0 until its prefix is whole. */
-  private need = 0;
+  /** A message cut between frames: its bytes so far (`have` of them), in a buffer of its size or, while `prefixCut`, of its prefix's. */
+  private partial: Buffer | undefined;
+  private have = 0;
+  private prefixCut = false;
   /** What arrived while paused (copies), read on resume; `heldEnd` the peer's END_STREAM among it. */
   private held: Buffer[] | undefined;
   private heldEnd = false;
@@ -166,43 +165,76 @@ export class ConsumeCall extends H2Stream {
   }
 
   private read(chunk: Buffer): void {
-    let buf = chunk;
-    if (this.pending) {
-      this.pending.push(chunk);
-      this.pendingBytes += chunk.length;
-      // A message that spans frames is joined once, when it is whole, not once per frame.
-      if (this.need === 0 && this.pendingBytes >= PREFIX) this.need = this.needOf(Buffer.concat(this.pending, PREFIX));
-      if (this.need === 0 || this.need > this.pendingBytes) return;
-      buf = Buffer.concat(this.pending, this.pendingBytes);
-      this.drop();
-    }
     let pos = 0;
-    while (buf.length - pos >= PREFIX) {
-      const len = buf.readUInt32BE(pos + 1);
-      if (buf[pos] !== 0) return this.fail(Status.INTERNAL, "compressed message on a stream without grpc-encoding");
-      if (len > this.maxMessageBytes) return this.fail(Status.RESOURCE_EXHAUSTED, `received message larger than max (${len} vs. ${this.maxMessageBytes})`);
-      if (buf.length - pos - PREFIX < len) break;
-      this.h.onMessage(buf.subarray(pos + PREFIX, pos + PREFIX + len));
+    if (this.partial) {
+      pos = this.fill(chunk);
+      if (pos < 0) return;
+    }
+    while (chunk.length - pos >= PREFIX) {
+      if (!this.checkPrefix(chunk, pos)) return;
+      const len = chunk.readUInt32BE(pos + 1);
+      if (chunk.length - pos - PREFIX < len) break;
+      this.h.onMessage(chunk.subarray(pos + PREFIX, pos + PREFIX + len));
       if (this.ended || this.cancelled) return;
       pos += PREFIX + len;
     }
-    if (pos === buf.length) return;
-    // Copied: the bytes are the socket chunk's, and the rest of the message comes in later frames.
-    const rest = Buffer.from(buf.subarray(pos));
-    this.pending = [rest];
-    this.pendingBytes = rest.length;
-    this.need = rest.length >= PREFIX ? PREFIX + rest.readUInt32BE(1) : 0;
+    if (pos === chunk.length) return;
+    // A message cut at the end of these bytes: copied into a buffer of its size (of its prefix's
+    // while the prefix is cut too), which the next bytes fill. Only the message is copied.
+    const n = chunk.length - pos;
+    this.prefixCut = n < PREFIX;
+    this.partial = Buffer.allocUnsafe(this.prefixCut ? PREFIX : PREFIX + chunk.readUInt32BE(pos + 1));
+    chunk.copy(this.partial, 0, pos);
+    this.have = n;
   }
 
-  /** Prefix + length of the message whose prefix `head` starts with. */
-  private needOf(head: Buffer): number {
-    return PREFIX + head.readUInt32BE(1);
+  /** Fills the cut message from the start of `chunk`: the bytes taken, or -1 when it is still not whole (or the call ended). */
+  private fill(chunk: Buffer): number {
+    let used = 0;
+    if (this.prefixCut) {
+      used = Math.min(PREFIX - this.have, chunk.length);
+      chunk.copy(this.partial!, this.have, 0, used);
+      this.have += used;
+      if (this.have < PREFIX) return -1;
+      this.prefixCut = false;
+      if (!this.checkPrefix(this.partial!, 0)) return -1;
+      const size = PREFIX + this.partial!.readUInt32BE(1);
+      if (size > PREFIX) {
+        const grown = Buffer.allocUnsafe(size);
+        this.partial!.copy(grown, 0, 0, PREFIX);
+        this.partial = grown;
+      }
+    }
+    const m = this.partial!;
+    const take = Math.min(m.length - this.have, chunk.length - used);
+    chunk.copy(m, this.have, used, used + take);
+    this.have += take;
+    used += take;
+    if (this.have < m.length) return -1;
+    this.partial = undefined;
+    this.have = 0;
+    this.h.onMessage(m.subarray(PREFIX));
+    return this.ended || this.cancelled ? -1 : used;
+  }
+
+  /** The prefix at `buf[pos]` is one this client reads (uncompressed, within the limit); else the call fails. */
+  private checkPrefix(buf: Buffer, pos: number): boolean {
+    if (buf[pos] !== 0) {
+      this.fail(Status.INTERNAL, "compressed message on a stream without grpc-encoding");
+      return false;
+    }
+    const len = buf.readUInt32BE(pos + 1);
+    if (len > this.maxMessageBytes) {
+      this.fail(Status.RESOURCE_EXHAUSTED, `received message larger than max (${len} vs. ${this.maxMessageBytes})`);
+      return false;
+    }
+    return true;
   }
 
   private drop(): void {
-    this.pending = undefined;
-    this.pendingBytes = 0;
-    this.need = 0;
+    this.partial = undefined;
+    this.prefixCut = false;
+    this.have = 0;
     this.held = undefined;
   }
 

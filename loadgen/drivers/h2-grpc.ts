@@ -5,6 +5,7 @@
  * as grpc-js reads them (an Error carrying `code` and `details`, so the drivers' retry rules read
  * both clients the same way).
  */
+import type { Duplex } from "node:stream";
 import { status as Status } from "@grpc/grpc-js";
 import type { DriverOptions } from "./driver.js";
 import { KEEPALIVE_MS, MAX_RECEIVE_MESSAGE_BYTES } from "./grpc-pool.js";
@@ -30,6 +31,8 @@ export interface H2SessionOptions {
   keepaliveMs?: number | undefined;
   /** Messages larger than this fail the call with RESOURCE_EXHAUSTED (grpc-js's max_receive_message_length). */
   maxMessageBytes: number;
+  /** Tests only: the connection's byte stream instead of a socket to `target` (h2-consume.test.ts feeds it cut anywhere). */
+  socket?: (() => Duplex) | undefined;
 }
 
 /**
