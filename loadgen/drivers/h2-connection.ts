@@ -50,22 +50,6 @@ const JOIN_BELOW = 1024;
 const EMPTY = Buffer.alloc(0);
 
 /**
- * Socket reads one event-loop turn handles, across this thread's connections, before the rest
- * wait for the next turn. libuv reads a readable socket up to 32 times per turn, so 16
- * connections full of deliveries (ultimate's 100,000 streams) held timers (ack flushes, publish
- * pacing, the loop-delay monitor) back for hundreds of milliseconds. Past the budget a connection
- * pauses its socket until the turn's check phase: its data waits in the kernel's buffer, and
- * TCP's window pushes back on the broker (docs/loadgen.md, "The Consume client").
- */
-export const TURN_READ_BUDGET_MS = 10;
-let turnStartedMs = -1;
-const pausedThisTurn: H2Connection[] = [];
-function endTurn(): void {
-  turnStartedMs = -1;
-  for (const c of pausedThisTurn.splice(0)) c.resumeReading();
-}
-
-/**
  * One gRPC call's HTTP/2 stream as its connection drives it: the request bytes queued for
  * sending, the windows both ways, the status the headers carried. A subclass reads the DATA and
  * decides what the peer's END_STREAM and an abort mean for its caller.
@@ -194,8 +178,6 @@ export class H2Connection {
   private lastError = "";
   private keepalive: NodeJS.Timeout | undefined;
   private pingAnswer: NodeJS.Timeout | undefined;
-  /** The socket is paused until the turn ends (TURN_READ_BUDGET_MS). */
-  private readingPaused = false;
 
   constructor(private readonly o: H2SessionOptions) {
     const { host, port } = hostPort(o.target);
@@ -212,18 +194,7 @@ export class H2Connection {
         if (alpn !== "h2") this.destroy(`the broker did not agree to HTTP/2 over TLS (ALPN ${alpn === false ? "none" : alpn})`);
       });
     }
-    this.socket.on("data", (chunk: Buffer) => {
-      if (turnStartedMs < 0) {
-        turnStartedMs = performance.now();
-        setImmediate(endTurn);
-      }
-      this.onData(chunk);
-      if (!this.readingPaused && performance.now() - turnStartedMs > TURN_READ_BUDGET_MS) {
-        this.readingPaused = true;
-        this.socket.pause();
-        pausedThisTurn.push(this);
-      }
-    });
+    this.socket.on("data", (chunk: Buffer) => this.onData(chunk));
     this.socket.on("error", (err: Error) => (this.lastError ||= err.message));
     this.socket.on("close", () => this.onSocketClose());
     // SETTINGS: no push, our stream receive window; then open the connection's window.
@@ -296,12 +267,6 @@ export class H2Connection {
     if (stream.released || stream.remoteEnded || stream.unacked === 0) return;
     this.windowUpdate(stream.id, stream.unacked);
     stream.unacked = 0;
-  }
-
-  /** The turn that paused this connection's reading ended. */
-  resumeReading(): void {
-    this.readingPaused = false;
-    if (!this.dead) this.socket.resume();
   }
 
   /** No new streams: the pool has another connection; this one closes when its streams are done. */

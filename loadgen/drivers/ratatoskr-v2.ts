@@ -73,35 +73,6 @@ export const ratatoskrDriver = defineDriver({
  * than the deliveries themselves.
  */
 export const ACK_LINGER_MS = 2;
-
-/**
- * The consumers whose acks linger, flushed together by one timer ACK_LINGER_MS after the first
- * of them: one timer for the driver instead of one per consumer (at 100,000 streams, ~100,000
- * timers a second). A consumer that joins later is flushed sooner than ACK_LINGER_MS, never later.
- */
-class AckLinger {
-  private due: (() => void)[] = [];
-  private timer: NodeJS.Timeout | undefined;
-
-  /** `flush` runs within ACK_LINGER_MS (it does nothing if the consumer flushed meanwhile). */
-  add(flush: () => void): void {
-    this.due.push(flush);
-    this.timer ??= setTimeout(() => this.fire(), ACK_LINGER_MS);
-  }
-
-  close(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.due = [];
-  }
-
-  private fire(): void {
-    this.timer = undefined;
-    const due = this.due;
-    this.due = [];
-    for (const flush of due) flush();
-  }
-}
 /** With reconnect on: a publish whose ack has not arrived after this long is sent again. */
 export const PUBLISH_ACK_TIMEOUT_MS = 5000;
 /** With reconnect on: a re-opened Consume stream that stayed up this long (or delivered) counts as reconnected. */
@@ -120,7 +91,6 @@ export class RatatoskrV2Driver implements Driver {
   /** CreateSubscription's own connections (the generator's unary client). */
   private readonly unaryCalls: H2UnaryClient;
   private readonly streams = new Set<ConsumeCall>();
-  private readonly lingering = new AckLinger();
   private readonly publishers: StreamPublisher | undefined;
   private readonly reconnect: ReconnectPolicy | undefined;
   private readonly timers = new RetryTimers();
@@ -266,18 +236,15 @@ export class RatatoskrV2Driver implements Driver {
   ): ConsumeCall {
     let ended = false;
     let pending: bigint[] = [];
-    /** In the driver's AckLinger until it fires. */
-    let lingering = false;
+    let timer: NodeJS.Timeout | undefined;
     let first = true;
     const flushNow = Math.max(1, Math.floor(this.options.maxOutstandingMessages / 2));
     const flush = (): void => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
       if (pending.length === 0 || closing() || ended) return;
       call.write(encodeAckRequest(pending));
       pending = [];
-    };
-    const lingered = (): void => {
-      lingering = false;
-      flush();
     };
     const onMessage = (message: Buffer): void => {
       const batch: DeliveryBatch = decodeConsumeResponse(message);
@@ -289,14 +256,12 @@ export class RatatoskrV2Driver implements Driver {
       if (batch.count === 0 || closing() || ended) return;
       for (let i = 0; i < batch.count; i++) pending.push(batch.ackIds[i]!);
       if (pending.length >= flushNow) flush();
-      else if (!lingering) {
-        lingering = true;
-        this.lingering.add(lingered);
-      }
+      else timer ??= setTimeout(flush, ACK_LINGER_MS);
     };
     const onEnd = (err: Error | undefined): void => {
       if (ended) return;
       ended = true;
+      if (timer) clearTimeout(timer);
       this.streams.delete(call);
       if (closing()) return;
       if (err === undefined) {
@@ -398,7 +363,6 @@ export class RatatoskrV2Driver implements Driver {
 
   async close(): Promise<void> {
     this.timers.close();
-    this.lingering.close();
     for (const s of this.streams) s.cancel();
     this.streams.clear();
     this.consumeSessions.close();
