@@ -15,6 +15,7 @@
 // each state settles (the broker's without a forced GC, so it includes garbage not yet collected).
 //
 //   npm run build && node --import tsx scripts/subscription-memory.ts [--rss]
+// (the build is what both sides measure: the broker runs dist/cli/main.js, the generator dist/loadgen)
 //   options: --subscriptions 10000 --topics 1000 --connections 16 --max-outstanding 500 --top 15
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -24,7 +25,14 @@ import { parseArgs } from "node:util";
 import { writeHeapSnapshot } from "node:v8";
 import { credentials } from "@grpc/grpc-js";
 import { BrokerClient, type BrokerStats } from "../proto/gen/ratatoskr/v2/broker.js";
-import { createDriver, procSample, systemClock, type Consumer, type DeliverySink } from "../loadgen/index.js";
+import type { Consumer, DeliverySink } from "../loadgen/index.js";
+
+// The generator side is the built code `ratatoskr bench` runs (dist/), not the sources through
+// tsx: tsx's esbuild names every function with Object.defineProperty, which gives each closure a
+// 256-byte property dictionary the build does not have (2 KB per stream of the driver's closures,
+// counted in the generator's figures before 2026-12-03).
+const built = new URL("../dist/loadgen/index.js", import.meta.url).href;
+const { createDriver, procSample, systemClock } = (await import(built)) as typeof import("../loadgen/index.js");
 
 const { values } = parseArgs({
   options: {
