@@ -1,7 +1,8 @@
 /**
  * The generator's own HTTP/2 connection (docs/loadgen.md, "The unary client" and "The Consume
  * client"): frames on a socket, with no node:http2 session or stream. Two kinds of gRPC call ride
- * on it as subclasses of H2Stream: unary calls (h2-unary.ts) and Consume streams (h2-consume.ts).
+ * on it as subclasses of H2Stream (h2-stream.ts): unary calls (h2-unary.ts) and Consume streams
+ * (h2-consume.ts). Frames are cut out of the socket's reads by h2-frame-reader.ts.
  * A node:http2 stream per call or per Consume stream is what made the generator pause at 5,000
  * calls/s (Node 20's per-request AsyncResource wrappers, and each dead stream's native handles)
  * and what held 6.1 KB of its heap per open Consume stream (docs/performance.md, "Memory per
@@ -24,7 +25,6 @@ import { hostPort } from "../faults/index.js";
 import {
   ACK,
   ConnectionError,
-  COMPRESSION_ERROR,
   DEFAULT_MAX_FRAME,
   DEFAULT_WINDOW,
   END_HEADERS,
@@ -32,74 +32,20 @@ import {
   FLOW_CONTROL_ERROR,
   FRAME_HEADER,
   FRAME_SIZE_ERROR,
-  MAX_HEADER_BLOCK_BYTES,
   MAX_STREAM_ID,
   MAX_WINDOW,
   NO_ERROR,
   PADDED,
   PREFACE,
-  PRIORITY_FLAG,
   PROTOCOL_ERROR,
   Type,
 } from "./h2-frames.js";
-import { CONNECTION_WINDOW_BYTES, GrpcStatusError, readGrpcStatus, statusOfClose, STREAM_WINDOW_BYTES, type CallStatus, type H2SessionOptions } from "./h2-grpc.js";
-import { encodeHeaderBlock, HpackDecoder } from "./hpack.js";
+import { FrameReader, type FrameSink } from "./h2-frame-reader.js";
+import { CONNECTION_WINDOW_BYTES, GrpcStatusError, readGrpcStatus, statusOfClose, STREAM_WINDOW_BYTES, type H2SessionOptions } from "./h2-grpc.js";
+import type { H2Stream, StreamConnection } from "./h2-stream.js";
 
 /** Frames up to this size go out as one buffer (header and payload copied together): one socket write instead of two. */
 const JOIN_BELOW = 1024;
-const EMPTY = Buffer.alloc(0);
-
-/**
- * One gRPC call's HTTP/2 stream as its connection drives it: the request bytes queued for
- * sending, the windows both ways, the status the headers carried. A subclass reads the DATA and
- * decides what the peer's END_STREAM and an abort mean for its caller.
- */
-export abstract class H2Stream implements CallStatus {
-  /** 0 until the connection opened the stream. */
-  id = 0;
-  conn: H2Connection | undefined;
-  sendWindow = 0;
-  /** Receive bytes taken on this stream since its window was last opened. */
-  unacked = 0;
-  status: number | undefined = undefined;
-  details = "";
-  /** Request bytes not yet sent, in order; the first is sent up to `outSent`. */
-  out: Buffer[] = [];
-  outSent = 0;
-  /** END_STREAM follows the queued bytes. */
-  endQueued = false;
-  localEnded = false;
-  remoteEnded = false;
-  /** No longer the connection's (both sides ended, reset, or the connection closed). */
-  released = false;
-  /** A paused stream's window is not opened again until it reads (flow control pushes back on the peer). */
-  paused = false;
-  /** In its connection's send queue. */
-  queued = false;
-
-  constructor(readonly block: Buffer) {}
-
-  /** DATA bytes (padding removed), valid only during the call. */
-  abstract onBytes(data: Buffer): void;
-  /** The peer's END_STREAM: `status` holds what its headers and trailers said. */
-  abstract onRemoteEnd(): void;
-  /** The stream ended without the peer's END_STREAM: it was reset, refused by GOAWAY, or its connection closed. */
-  abstract onAbort(err: GrpcStatusError): void;
-}
-
-/** A request header block for `path` (`/package.Service/Method`): constant, as the encoder keeps no table. */
-export function requestBlock(o: H2SessionOptions, path: string): Buffer {
-  const tls = o.tls;
-  return encodeHeaderBlock([
-    [":method", "POST"],
-    [":scheme", tls ? "https" : "http"],
-    [":path", path],
-    [":authority", tls?.serverName ?? o.target],
-    ["content-type", "application/grpc"],
-    ["te", "trailers"],
-    ...(o.token !== undefined ? [["authorization", `Bearer ${o.token}`, "never-indexed"] as const] : []),
-  ]);
-}
 
 /** `size` connections, one per slot, each replaced once it closed or stopped taking streams. */
 export class H2Pool {
@@ -140,9 +86,8 @@ export class H2Pool {
 }
 
 /** One HTTP/2 connection to the broker. */
-export class H2Connection {
+export class H2Connection implements StreamConnection, FrameSink {
   private readonly socket: Socket | TLSSocket | Duplex;
-  private readonly decoder = new HpackDecoder();
   private readonly streams = new Map<number, H2Stream>();
   /** Streams waiting for the peer's concurrent-stream limit. */
   private readonly waiting: H2Stream[] = [];
@@ -160,17 +105,7 @@ export class H2Connection {
   private peerMaxStreams = Infinity;
   /** Receive bytes taken on the connection since its window was last opened. */
   private unacked = 0;
-  /** The start of a frame the last chunk cut, carried over to the next (DATA frames excepted: below). */
-  private rest: Buffer | undefined;
-  /** A DATA frame the last chunk cut: its stream, flags and the payload bytes still to come. */
-  private dataStream = 0;
-  private dataFlags = 0;
-  private dataLeft = 0;
-  /** HEADERS fragments waiting for their CONTINUATION, and their stream. */
-  private fragments: Buffer[] = [];
-  private fragmentBytes = 0;
-  private fragmentStream = 0;
-  private fragmentEnd = false;
+  private readonly reader = new FrameReader(this);
   private corked = false;
   /** No new streams here (GOAWAY came, ids ran out, or the pool moved on). */
   private draining = false;
@@ -400,116 +335,30 @@ export class H2Connection {
 
   // --- receiving
 
+  get reading(): boolean {
+    return !this.dead;
+  }
+
   private onData(chunk: Buffer): void {
-    let pos = 0;
     try {
-      if (this.rest) {
-        // Only the frame header the last read cut is joined, or a whole frame other than DATA.
-        let r = this.rest;
-        if (r.length < FRAME_HEADER) {
-          const take = Math.min(FRAME_HEADER - r.length, chunk.length);
-          r = Buffer.concat([r, chunk.subarray(0, take)]);
-          pos = take;
-          if (r.length < FRAME_HEADER) {
-            this.rest = r;
-            return;
-          }
-          if (r.length === FRAME_HEADER && this.startCutData(r, 0)) {
-            this.rest = undefined;
-            if (this.dataLeft === 0) this.onDataBytes(this.dataFlags, this.dataStream, EMPTY, true);
-          }
-        }
-        if (this.rest) {
-          const total = FRAME_HEADER + this.frameLength(r, 0);
-          const take = Math.min(total - r.length, chunk.length - pos);
-          r = Buffer.concat([r, chunk.subarray(pos, pos + take)]);
-          pos += take;
-          if (r.length < total) {
-            this.rest = r;
-            return;
-          }
-          this.rest = undefined;
-          this.onFrame(r[3]!, r[4]!, r.readUInt32BE(5) & MAX_STREAM_ID, r.subarray(FRAME_HEADER));
-        }
-      }
-      if (this.dataLeft > 0) {
-        // The rest of a DATA frame the last read cut goes straight to its stream.
-        const n = Math.min(this.dataLeft, chunk.length - pos);
-        this.dataLeft -= n;
-        this.onDataBytes(this.dataFlags, this.dataStream, chunk.subarray(pos, pos + n), this.dataLeft === 0);
-        pos += n;
-        if (this.dataLeft > 0) return;
-      }
-      while (chunk.length - pos >= FRAME_HEADER && !this.dead) {
-        const length = this.frameLength(chunk, pos);
-        const start = pos + FRAME_HEADER;
-        if (chunk.length - start < length) {
-          // A DATA frame the read cut: what is here goes to its stream now, the rest as it comes
-          // (no copy of the frame); other frames are joined.
-          if (!this.startCutData(chunk, pos)) break;
-          this.dataLeft -= chunk.length - start;
-          this.onDataBytes(this.dataFlags, this.dataStream, chunk.subarray(start), false);
-          return;
-        }
-        this.onFrame(chunk[pos + 3]!, chunk[pos + 4]!, chunk.readUInt32BE(pos + 5) & MAX_STREAM_ID, chunk.subarray(start, start + length));
-        pos = start + length;
-      }
+      this.reader.push(chunk);
     } catch (err) {
       if (!(err instanceof ConnectionError)) throw err;
       this.goaway(err.code);
       this.destroy(`HTTP/2 protocol error from the broker: ${err.message}`);
-      return;
     }
-    if (pos < chunk.length && !this.dead) this.rest = Buffer.from(chunk.subarray(pos));
   }
 
-  /**
-   * When the frame whose header is at `buf[at]` is a DATA frame that can be read in pieces (not
-   * padded, not inside a header block), notes its stream, flags and length (dataLeft) and says yes.
-   */
-  private startCutData(buf: Buffer, at: number): boolean {
-    const length = this.frameLength(buf, at);
-    const flags = buf[at + 4]!;
-    if (buf[at + 3] !== Type.DATA || flags & PADDED || this.fragmentStream !== 0) return false;
-    const id = buf.readUInt32BE(at + 5) & MAX_STREAM_ID;
-    if (id === 0) throw new ConnectionError(PROTOCOL_ERROR, "DATA on stream 0");
-    this.dataStream = id;
-    this.dataFlags = flags;
-    this.dataLeft = length;
-    return true;
+  /** A piece of a DATA frame that a socket read cut (FrameReader). */
+  onDataPiece(flags: number, id: number, data: Buffer, last: boolean): void {
+    this.onDataBytes(flags, id, data, last);
   }
 
-  private frameLength(buf: Buffer, at: number): number {
-    const length = buf.readUIntBE(at, 3);
-    // We never raise SETTINGS_MAX_FRAME_SIZE.
-    if (length > DEFAULT_MAX_FRAME) throw new ConnectionError(FRAME_SIZE_ERROR, `a frame of ${length} bytes, above the 16384 allowed`);
-    return length;
-  }
-
-  private onFrame(type: number, flags: number, id: number, p: Buffer): void {
-    if (this.fragmentStream !== 0 && (type !== Type.CONTINUATION || id !== this.fragmentStream)) {
-      throw new ConnectionError(PROTOCOL_ERROR, `a frame of type ${type} inside a header block of stream ${this.fragmentStream}`);
-    }
+  /** A whole frame (FrameReader). */
+  onFrame(type: number, flags: number, id: number, p: Buffer): void {
     switch (type) {
       case Type.DATA:
         return this.onDataFrame(flags, id, p);
-      case Type.HEADERS: {
-        if (id === 0) throw new ConnectionError(PROTOCOL_ERROR, "HEADERS on stream 0");
-        let from = 0;
-        let to = p.length;
-        if (flags & PADDED) {
-          to -= p[0] ?? 0;
-          from = 1;
-        }
-        if (flags & PRIORITY_FLAG) from += 5;
-        if (from > to) throw new ConnectionError(PROTOCOL_ERROR, "HEADERS padding longer than the frame");
-        this.fragmentStream = id;
-        this.fragmentEnd = (flags & END_STREAM) !== 0;
-        return this.onFragment(flags, p.subarray(from, to));
-      }
-      case Type.CONTINUATION:
-        if (this.fragmentStream === 0) throw new ConnectionError(PROTOCOL_ERROR, "CONTINUATION without a header block");
-        return this.onFragment(flags, p);
       case Type.RST_STREAM: {
         if (p.length !== 4) throw new ConnectionError(FRAME_SIZE_ERROR, "RST_STREAM of a length other than 4");
         const s = this.streams.get(id);
@@ -607,24 +456,8 @@ export class H2Connection {
     }
   }
 
-  private onFragment(flags: number, fragment: Buffer): void {
-    this.fragmentBytes += fragment.length;
-    if (this.fragmentBytes > MAX_HEADER_BLOCK_BYTES) throw new ConnectionError(PROTOCOL_ERROR, `a header block above ${MAX_HEADER_BLOCK_BYTES} bytes`);
-    this.fragments.push(Buffer.from(fragment));
-    if (!(flags & END_HEADERS)) return;
-    const block = this.fragments.length === 1 ? this.fragments[0]! : Buffer.concat(this.fragments);
-    const id = this.fragmentStream;
-    const endStream = this.fragmentEnd;
-    this.fragments = [];
-    this.fragmentBytes = 0;
-    this.fragmentStream = 0;
-    let fields: [string, string][];
-    try {
-      // Every block is decoded, a stream's or not: the table is the connection's.
-      fields = this.decoder.decode(block);
-    } catch (err) {
-      throw new ConnectionError(COMPRESSION_ERROR, (err as Error).message);
-    }
+  /** A header block, decoded (FrameReader): the response's headers or trailers. */
+  onHeaders(id: number, fields: [string, string][], endStream: boolean): void {
     const s = this.streams.get(id);
     if (!s || s.remoteEnded) return;
     let http: string | undefined;

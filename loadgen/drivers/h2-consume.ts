@@ -16,9 +16,10 @@
  */
 import { status as Status } from "@grpc/grpc-js";
 import type { DriverOptions } from "./driver.js";
-import { H2Pool, H2Stream, requestBlock } from "./h2-connection.js";
+import { H2Pool } from "./h2-connection.js";
 import { CANCEL } from "./h2-frames.js";
 import { driverSessionOptions, GRPC_PREFIX as PREFIX, grpcFramed, GrpcStatusError, type H2SessionOptions } from "./h2-grpc.js";
+import { H2Stream, requestBlock } from "./h2-stream.js";
 import type { LoadedTls } from "./security.js";
 
 export interface ConsumeHandlers {

@@ -8,9 +8,10 @@
  * promise, an object and its buffers.
  */
 import { status as Status } from "@grpc/grpc-js";
-import { H2Pool, H2Stream, requestBlock } from "./h2-connection.js";
+import { H2Pool } from "./h2-connection.js";
 import { CANCEL } from "./h2-frames.js";
 import { GRPC_PREFIX as PREFIX, grpcFramed, GrpcStatusError, type H2SessionOptions } from "./h2-grpc.js";
+import { H2Stream, requestBlock } from "./h2-stream.js";
 
 /** gRPC status OK, as the number a call reads off its trailers. */
 const OK: number = Status.OK;
