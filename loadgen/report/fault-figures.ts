@@ -6,7 +6,7 @@
  */
 import { analyzeFaults, type FaultAnalysis, type IntervalInput } from "../faults/index.js";
 import { mergeEncoded, summarize } from "../run/index.js";
-import type { RunResult } from "./result.js";
+import type { RunResult } from "./result-schema.js";
 
 /** Undefined when the run had no faults, or the result lacks a fine timeline (written before it existed). */
 export function faultFiguresOf(r: RunResult): FaultAnalysis | undefined {

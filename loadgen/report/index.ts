@@ -11,7 +11,8 @@ export { readResult, writeReport, renderReport, REPORT_FILES } from "./files.js"
 export { mergeResults, combineResults } from "./merge.js";
 export { compareMarkdown } from "./compare.js";
 export { SEED_HEADER, seedRow, configurationLabel, renderMarkdown, faultCountsLine, rateHeldLine } from "./md.js";
-export { rateHeldOf, type RateHeld } from "./rate-held.js";
+export { rateHeldOf } from "./rate-held.js";
+export type { RateHeld } from "./result-schema.js";
 export { renderChart, renderHtml } from "./html.js";
 export { captureEnvironment, type Environment } from "./environment.js";
 export { renderJUnit, renderSummaryMarkdown, xmlEscape, gateLabel, type UnreportedRun } from "./junit.js";

@@ -5,18 +5,8 @@
  * conditions that found it: rates within the tolerance, and backlog, producer lag and e2e p99
  * growing by at most queueGrowthMax of the offered work per second.
  */
-import { judgeStep, searchSettings, windowFigures, type StepFigures } from "../run/index.js";
-import type { RunResult } from "./result.js";
-
-export interface RateHeld {
-  /** Every condition that could be judged held. */
-  held: boolean;
-  /** The conditions it broke (empty when it held). */
-  reasons: string[];
-  /** Conditions this result cannot judge, and why (e.g. no backlog series from worker threads). */
-  notJudged: string[];
-  figures: StepFigures;
-}
+import { judgeStep, searchSettings, windowFigures } from "../run/index.js";
+import type { RateHeld, RunResult } from "./result-schema.js";
 
 /** The verdict for a fixed-rate run; undefined for an unthrottled run, `rate: max`, a backlog or an `only:` run. */
 export function rateHeldOf(r: RunResult): RateHeld | undefined {
