@@ -97,6 +97,18 @@ export function statusOfClose(gone: boolean, rstCode: number | undefined, detail
 /** Length prefix of a gRPC message: compressed flag (1 byte) and length (4 bytes, big-endian). */
 export const GRPC_PREFIX = 5;
 
+/**
+ * What is wrong with the gRPC message prefix at `buf[pos]` for a client that asked for no
+ * compression and takes at most `maxBytes`: INTERNAL for a compressed message, RESOURCE_EXHAUSTED
+ * for one over the limit (as grpc-js says them); undefined when it can be read.
+ */
+export function prefixProblem(buf: Buffer, pos: number, maxBytes: number): GrpcStatusError | undefined {
+  if (buf[pos] !== 0) return new GrpcStatusError(Status.INTERNAL, "compressed message on a stream without grpc-encoding");
+  const len = buf.readUInt32BE(pos + 1);
+  if (len > maxBytes) return new GrpcStatusError(Status.RESOURCE_EXHAUSTED, `received message larger than max (${len} vs. ${maxBytes})`);
+  return undefined;
+}
+
 /** `message` as a gRPC message on the wire: uncompressed, its length prefix, its bytes. */
 export function grpcFramed(message: Uint8Array): Buffer {
   const framed = Buffer.allocUnsafe(GRPC_PREFIX + message.length);

@@ -10,7 +10,7 @@
 import { status as Status } from "@grpc/grpc-js";
 import { H2Pool } from "./h2-connection.js";
 import { CANCEL } from "./h2-frames.js";
-import { GRPC_PREFIX as PREFIX, grpcFramed, GrpcStatusError, type H2SessionOptions } from "./h2-grpc.js";
+import { GRPC_PREFIX as PREFIX, grpcFramed, GrpcStatusError, prefixProblem, type H2SessionOptions } from "./h2-grpc.js";
 import { H2Stream, requestBlock } from "./h2-stream.js";
 
 /** gRPC status OK, as the number a call reads off its trailers. */
@@ -39,15 +39,14 @@ class UnaryCall extends H2Stream {
   onBytes(data: Buffer): void {
     if (this.answerBytes < PREFIX && this.answerBytes + data.length >= PREFIX) {
       const head = this.answerBytes === 0 ? data : Buffer.concat([...this.answer, data]);
-      if (head[0] !== 0) return this.cancel(Status.INTERNAL, "compressed message on a call without grpc-encoding");
-      const length = head.readUInt32BE(1);
-      if (length > this.maxMessageBytes) return this.cancel(Status.RESOURCE_EXHAUSTED, `received message larger than max (${length} vs. ${this.maxMessageBytes})`);
-      this.expect = PREFIX + length;
+      const problem = prefixProblem(head, 0, this.maxMessageBytes);
+      if (problem) return this.cancel(problem);
+      this.expect = PREFIX + head.readUInt32BE(1);
     }
     // Copied: the bytes are the socket chunk's, valid only during this call.
     this.answer.push(Buffer.from(data));
     this.answerBytes += data.length;
-    if (this.expect > 0 && this.answerBytes > this.expect) this.cancel(Status.INTERNAL, "more than one response message on a unary call");
+    if (this.expect > 0 && this.answerBytes > this.expect) this.cancel(new GrpcStatusError(Status.INTERNAL, "more than one response message on a unary call"));
   }
 
   onRemoteEnd(): void {
@@ -66,9 +65,9 @@ class UnaryCall extends H2Stream {
   }
 
   /** Ends the call from this side (RST_STREAM CANCEL) with a status of its own. */
-  private cancel(code: number, details: string): void {
+  private cancel(err: GrpcStatusError): void {
     this.conn!.reset(this, CANCEL);
-    this.settle(new GrpcStatusError(code, details));
+    this.settle(err);
   }
 
   private settle(outcome: Buffer | Error): void {
