@@ -182,7 +182,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < specs.length; i += 500) await Promise.all(specs.slice(i, i + 500).map((s) => driver.createSubscription(s)));
   const b1 = await brokerState();
   const g1 = generatorState();
-  const sink: DeliverySink = { onDeliveries: () => {}, onStreamError: (slot, err) => console.error(`stream ${slot}: ${err.message}`) };
+  const sink: DeliverySink = { onDelivery: () => {}, onStreamError: (slot, err) => console.error(`stream ${slot}: ${err.message}`) };
   const consumers: Consumer[] = [];
   const started = performance.now();
   for (let i = 0; i < specs.length; i += 500) consumers.push(...(await Promise.all(specs.slice(i, i + 500).map((s) => driver.openConsumer(s, 0, sink)))));

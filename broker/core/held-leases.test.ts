@@ -68,7 +68,35 @@ describe("HeldLeases", () => {
     expect(held.get(9_999)?.ackId).toBe(9_999);
     expect(held.get(1)).toBe(stuck);
     // The ring compacts in place instead of growing with the span of ack ids.
-    expect((held as unknown as { slots: unknown[] }).slots.length).toBeLessThanOrEqual(16);
+    expect(held.capacity).toBeLessThanOrEqual(16);
+  });
+
+  it("drops a ring past its first size once nothing is held, and makes the next one as large at once", () => {
+    const held = new HeldLeases();
+    expect(held.capacity).toBe(0); // a consumer that was never delivered to holds no ring
+    for (let id = 1; id <= 200; id++) held.add(lease(id));
+    expect(held.capacity).toBe(256);
+    for (let id = 1; id < 200; id++) held.delete(id);
+    expect(held.capacity).toBe(256); // one lease still held
+    held.delete(200);
+    expect(held.size).toBe(0);
+    expect(held.capacity).toBe(0);
+    expect(held.get(200)).toBeUndefined();
+    held.add(lease(201));
+    expect(held.capacity).toBe(256);
+    expect(held.get(201)?.ackId).toBe(201);
+    held.clear();
+    expect(held.capacity).toBe(0);
+    // A small ring stays: a consumer taking one message at a time does not make a ring per message.
+    held.add(lease(300));
+    held.delete(300);
+    held.add(lease(301));
+    expect(held.capacity).toBe(256);
+    held.delete(301);
+    const small = new HeldLeases();
+    small.add(lease(1));
+    small.delete(1);
+    expect(small.capacity).toBe(16);
   });
 
   it("refuses an ack id that is not above the last one held", () => {

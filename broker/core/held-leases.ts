@@ -1,6 +1,9 @@
 import type { Lease } from "./lease-table.js";
 
 const INITIAL_CAPACITY = 16;
+/** The storage of a consumer holding nothing: no slot at all (the next add makes the ring). */
+const NO_SLOTS: readonly (Lease | undefined)[] = Object.freeze([]);
+const NO_IDS: readonly number[] = Object.freeze([]);
 
 /**
  * The leases one consumer holds, found by ack id (docs/design.md, "Subscriptions and leases").
@@ -9,7 +12,11 @@ const INITIAL_CAPACITY = 16;
  * a ring of slots in delivery order, found by binary search (a look at the oldest slot first,
  * since acks mostly come in order), and a released slot is a hole the ring's ends pass over.
  * When the ring is full it is compacted in place if at most half of it is live, and doubled
- * otherwise; it never shrinks.
+ * otherwise. When the last lease is released a ring past INITIAL_CAPACITY is dropped, and the
+ * next add makes one of the size it had: at the ultimate scenario (100,000 consumers, bursts of
+ * 100 to 200 leases about every 30 s each) the idle consumers' rings of 256 slots, with their
+ * ids, were 4 KB a consumer, 400 MB of the broker's heap (docs/performance.md, "Broker memory at
+ * 100,000 streams").
  *
  * Not a Map: at the massive scenario (10,000 consumers) the consumers' Maps reallocated their
  * hash tables each time they grew and shrank with a window of acks, and those tables lived long
@@ -17,9 +24,11 @@ const INITIAL_CAPACITY = 16;
  * (docs/performance.md, "Leases without hash tables or lazy-deletion arrays").
  */
 export class HeldLeases {
-  private slots: (Lease | undefined)[] = new Array<Lease | undefined>(INITIAL_CAPACITY).fill(undefined);
+  private slots = NO_SLOTS as (Lease | undefined)[];
   /** The ack id of each slot, kept when the slot is released, so the search still works. */
-  private ids = new Float64Array(INITIAL_CAPACITY);
+  private ids = NO_IDS as number[];
+  /** The ring's size when it was last dropped: the next one starts there. */
+  private nextCapacity = INITIAL_CAPACITY;
   /** Index of the oldest slot in use (live or a hole behind a live one). */
   private head = 0;
   /** Slots in use from `head` on, holes included. */
@@ -63,7 +72,7 @@ export class HeldLeases {
       this.span--;
     }
     while (this.span > 0 && this.slots[(this.head + this.span - 1) & mask] === undefined) this.span--;
-    if (this.span === 0) this.head = 0;
+    if (this.span === 0) this.emptied();
     return lease;
   }
 
@@ -80,9 +89,23 @@ export class HeldLeases {
 
   clear(): void {
     this.slots.fill(undefined);
-    this.head = 0;
     this.span = 0;
     this.live = 0;
+    this.emptied();
+  }
+
+  /** Slots the ring has (for tests and memory figures). */
+  get capacity(): number {
+    return this.slots.length;
+  }
+
+  /** Nothing is held: a large ring is dropped (the next add makes one as large). */
+  private emptied(): void {
+    this.head = 0;
+    if (this.slots.length <= INITIAL_CAPACITY) return;
+    this.nextCapacity = this.slots.length;
+    this.slots = NO_SLOTS as (Lease | undefined)[];
+    this.ids = NO_IDS as number[];
   }
 
   /** The slot holding `ackId` (live or released), or -1. */
@@ -103,12 +126,21 @@ export class HeldLeases {
     return -1;
   }
 
-  /** The ring is full: squeeze the holes out, or double it when at most half of it are holes. */
+  /**
+   * The ring is full: squeeze the holes out, or double it when at most half of it are holes;
+   * make it when there is none.
+   */
   private makeRoom(): void {
     const capacity = this.slots.length;
+    if (capacity === 0) {
+      this.slots = new Array<Lease | undefined>(this.nextCapacity).fill(undefined);
+      this.ids = new Array<number>(this.nextCapacity).fill(0);
+      this.head = 0;
+      return;
+    }
     const next = this.live * 2 <= capacity ? capacity : capacity * 2;
     const slots = next === capacity ? this.slots : new Array<Lease | undefined>(next).fill(undefined);
-    const ids = next === capacity ? this.ids : new Float64Array(next);
+    const ids = next === capacity ? this.ids : new Array<number>(next).fill(0);
     const order = this.values();
     if (slots === this.slots) slots.fill(undefined);
     for (let i = 0; i < order.length; i++) {

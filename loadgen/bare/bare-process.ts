@@ -48,8 +48,8 @@ async function subscriber(job: BareJob): Promise<void> {
     send({ kind: "done", received, warmDoneUs, lastUs });
   };
   const sink: DeliverySink = {
-    onDeliveries(_slot, _payloads, _attempts, count) {
-      received += count;
+    onDelivery() {
+      received++;
       if (warmDoneUs === 0 && received >= job.warmupDeliveries) warmDoneUs = clock.nowUs();
       if (received >= job.expectedDeliveries) {
         lastUs = clock.nowUs();

@@ -225,9 +225,9 @@ class Collector implements DeliverySink {
   readonly got = new Map<number, string[]>();
   readonly errors: Error[] = [];
   private waiters: { slot: number; n: number; resolve: () => void }[] = [];
-  onDeliveries(slot: number, payloads: readonly Buffer[], _attempts: readonly number[] | undefined, count: number): void {
+  onDelivery(slot: number, buf: Uint8Array, start: number, end: number): void {
     const list = this.got.get(slot) ?? [];
-    for (let i = 0; i < count; i++) list.push(Buffer.from(payloads[i]!).toString("hex"));
+    list.push(Buffer.from(buf.subarray(start, end)).toString("hex"));
     this.got.set(slot, list);
     this.waiters = this.waiters.filter((w) => {
       if ((this.got.get(w.slot)?.length ?? 0) < w.n) return true;

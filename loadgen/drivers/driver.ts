@@ -70,11 +70,12 @@ export interface SubscriptionSpec {
 
 export interface DeliverySink {
   /**
-   * One received frame. `payloads[i]` is valid only during the call (a view into the
-   * client's receive buffer: drivers pass what their client hands them, no copy and no Buffer
-   * wrapper); `attempts` is undefined for drivers without redelivery (v1).
+   * One delivered message: bytes `start` to `end` of `buf`, valid only during the call (the
+   * client's receive buffer: drivers pass what their client hands them, with no copy and no
+   * view made per message). `attempt` is the broker's delivery attempt (1 for a first delivery,
+   * and for drivers without redelivery, v1).
    */
-  onDeliveries(slot: number, payloads: readonly Uint8Array[], attempts: readonly number[] | undefined, count: number): void;
+  onDelivery(slot: number, buf: Uint8Array, start: number, end: number, attempt: number): void;
   /** A consumer stream ended with an error (slow consumer disconnect, broker gone, ...). */
   onStreamError(slot: number, err: Error): void;
   /**

@@ -211,7 +211,7 @@ export class FakeDriver implements Driver {
           budget -= batch.length;
           this.tokens -= batch.length;
           const c = s.consumers[s.next++ % s.consumers.length]!;
-          c.sink.onDeliveries(c.slot, batch, undefined, batch.length);
+          for (const m of batch) c.sink.onDelivery(c.slot, m, 0, m.length, 1);
         }
       }
       // Over capacity: the rest waits for the bucket to refill (1 ms), as a saturated broker queues.

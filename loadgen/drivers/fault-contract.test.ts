@@ -24,12 +24,12 @@ const CUT_AFTER = 300;
 /** The drain of at-least-once drivers: longer than JetStream's ack_wait (30 s), see below. */
 const ACK_DRAIN_SECONDS = 45;
 
-/** The driver, with a hook on every delivery frame (the test's view of what arrived when). */
-function observed(inner: Driver, onFrame: (count: number) => void): Driver {
+/** The driver, with a hook on every delivery (the test's view of what arrived when). */
+function observed(inner: Driver, onDelivered: (count: number) => void): Driver {
   const wrap = (sink: DeliverySink): DeliverySink => ({
-    onDeliveries(slot, payloads, attempts, count) {
-      sink.onDeliveries(slot, payloads, attempts, count);
-      onFrame(count);
+    onDelivery(slot, buf, start, end, attempt) {
+      sink.onDelivery(slot, buf, start, end, attempt);
+      onDelivered(1);
     },
     onStreamError: (slot, err) => sink.onStreamError(slot, err),
     onReconnect: (slot, cause) => sink.onReconnect?.(slot, cause),

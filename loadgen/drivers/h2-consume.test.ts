@@ -28,7 +28,7 @@ function collect(): ConsumeHandlers & { messages: Buffer[]; ended: Promise<Error
   let end!: (e: Error | undefined) => void;
   const ended = new Promise<Error | undefined>((resolve) => (end = resolve));
   const messages: Buffer[] = [];
-  return { messages, ended, onMessage: (m) => messages.push(Buffer.from(m)), onEnd: (e) => end(e) };
+  return { messages, ended, onMessage: (b, start, end) => messages.push(Buffer.from(b.subarray(start, end))), onEnd: (e) => end(e) };
 }
 
 /** Buffers compared with equals(): vitest's deep equality walks a Buffer byte by byte, seconds for megabytes. */

@@ -24,8 +24,8 @@ import { H2Stream, requestBlock } from "./h2-stream.js";
 import type { LoadedTls } from "./security.js";
 
 export interface ConsumeHandlers {
-  /** One whole gRPC message (a ConsumeResponse), valid only during the call. */
-  onMessage(message: Buffer): void;
+  /** One whole gRPC message (a ConsumeResponse): bytes `start` to `end` of `buf`, valid only during the call. */
+  onMessage(buf: Buffer, start: number, end: number): void;
   /** Called once: undefined when the broker ended the stream with OK, else the status as an Error. */
   onEnd(err: Error | undefined): void;
 }
@@ -89,8 +89,13 @@ export class ConsumeCall extends H2Stream {
 
   /** Writes one request message (framed here). */
   write(message: Buffer): void {
+    this.writeFramed(grpcFramed(message));
+  }
+
+  /** Writes one request message that carries its gRPC prefix already (AckRequestBuilder's). */
+  writeFramed(framed: Buffer): void {
     if (this.ended || this.endQueued || this.released) return;
-    this.out.push(grpcFramed(message));
+    this.out.push(framed);
     this.conn?.send(this);
   }
 
@@ -176,7 +181,7 @@ export class ConsumeCall extends H2Stream {
       if (!this.checkPrefix(chunk, pos)) return;
       const len = chunk.readUInt32BE(pos + 1);
       if (chunk.length - pos - PREFIX < len) break;
-      this.h.onMessage(chunk.subarray(pos + PREFIX, pos + PREFIX + len));
+      this.h.onMessage(chunk, pos + PREFIX, pos + PREFIX + len);
       if (this.ended || this.cancelled) return;
       pos += PREFIX + len;
     }
@@ -215,7 +220,7 @@ export class ConsumeCall extends H2Stream {
     if (this.have < m.length) return -1;
     this.partial = undefined;
     this.have = 0;
-    this.h.onMessage(m.subarray(PREFIX));
+    this.h.onMessage(m, PREFIX, m.length);
     return this.ended || this.cancelled ? -1 : used;
   }
 

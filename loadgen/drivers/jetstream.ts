@@ -177,19 +177,16 @@ export class JetStreamDriver implements Driver {
   private async consume(spec: SubscriptionSpec, consumerIndex: number, sink: DeliverySink, closing: () => boolean, broke: (err: Error) => void): Promise<ConsumerMessages> {
     const js = this.js[(spec.slot + consumerIndex) % this.js.length]!;
     const consumer = await js.consumers.get(spec.topic, spec.name);
-    const one: Uint8Array[] = [EMPTY];
-    const attempts: number[] = [1];
     // Reply subjects are `$JS.ACK.<stream>.<consumer>.<delivery count>.…`: read the count
     // without nats.js's full parse (split + five parseInt per message).
     const countAt = `$JS.ACK.${spec.topic}.${spec.name}.`.length;
     const messages = await consumer.consume({
       max_messages: this.options.maxOutstandingMessages,
       callback: (m) => {
-        one[0] = m.data;
         // JsMsgImpl exposes `reply` (not in the JsMsg type); fall back to the full parse.
         const reply = (m as JsMsg & { reply?: string }).reply;
-        attempts[0] = reply !== undefined && reply.charCodeAt(countAt + 1) === 46 ? reply.charCodeAt(countAt) - 48 : m.info.deliveryCount;
-        sink.onDeliveries(spec.slot, one, attempts, 1);
+        const attempt = reply !== undefined && reply.charCodeAt(countAt + 1) === 46 ? reply.charCodeAt(countAt) - 48 : m.info.deliveryCount;
+        sink.onDelivery(spec.slot, m.data, 0, m.data.length, attempt);
         if (!closing()) m.ack();
       },
     });
@@ -236,5 +233,3 @@ export class JetStreamDriver implements Driver {
     await this.pool.close();
   }
 }
-
-const EMPTY = new Uint8Array(0);

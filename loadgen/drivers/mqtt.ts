@@ -171,13 +171,9 @@ export class MqttDriver implements Driver {
     const receiveMaximum = Math.max(1, Math.min(MAX_RECEIVE_MAXIMUM, this.context.maxOutstandingMessages));
     const client = await this.open(`rt-${spec.name}-c${consumerIndex}-${this.instance}`, { receiveMaximum });
     this.consumers.add(client);
-    const one: Uint8Array[] = [EMPTY];
-    const attempts: number[] = [1];
     client.on("message", (_topic: string, payload: Buffer, packet: IPublishPacket) => {
-      one[0] = payload;
-      attempts[0] = packet.dup ? 2 : 1;
       // mqtt.js sends the PUBACK after this handler returns: after the generator accounted it.
-      sink.onDeliveries(spec.slot, one, attempts, 1);
+      sink.onDelivery(spec.slot, payload, 0, payload.length, packet.dup ? 2 : 1);
     });
     client.on("disconnect", (packet) => {
       // The server ended the session (e.g. taken over, or a protocol error): say so; the client reconnects.
@@ -249,5 +245,3 @@ export class MqttDriver implements Driver {
     this.publishers.length = 0;
   }
 }
-
-const EMPTY = new Uint8Array(0);

@@ -100,15 +100,13 @@ export class NatsCoreDriver implements Driver {
   async openConsumer(spec: SubscriptionSpec, consumerIndex: number, sink: DeliverySink): Promise<Consumer> {
     const hint = spec.slot + consumerIndex;
     const nc = this.pool.at(hint);
-    const one: Uint8Array[] = [EMPTY];
     const sub = nc.subscribe(spec.topic, {
       callback: (err, msg) => {
         if (err) {
           sink.onStreamError(spec.slot, err);
           return;
         }
-        one[0] = msg.data;
-        sink.onDeliveries(spec.slot, one, undefined, 1);
+        sink.onDelivery(spec.slot, msg.data, 0, msg.data.length, 1);
       },
     });
     this.subs.set(sub, { slot: spec.slot, sink, conn: this.pool.indexOf(hint) });
@@ -152,5 +150,3 @@ export class NatsCoreDriver implements Driver {
     await this.pool.close();
   }
 }
-
-const EMPTY = new Uint8Array(0);

@@ -63,11 +63,9 @@ class Collector implements DeliverySink {
   readonly got: string[] = [];
   readonly attempts: number[] = [];
   readonly errors: Error[] = [];
-  onDeliveries(_slot: number, payloads: readonly Uint8Array[], attempts: readonly number[] | undefined, count: number): void {
-    for (let i = 0; i < count; i++) {
-      this.got.push(Buffer.from(payloads[i]!).toString("hex"));
-      this.attempts.push(attempts?.[i] ?? 1);
-    }
+  onDelivery(_slot: number, buf: Uint8Array, start: number, end: number, attempt: number): void {
+    this.got.push(Buffer.from(buf.subarray(start, end)).toString("hex"));
+    this.attempts.push(attempt);
   }
   onStreamError(_slot: number, err: Error): void {
     this.errors.push(err);

@@ -67,13 +67,11 @@ class Collector implements DeliverySink {
   readonly attempts = new Map<number, number[]>();
   readonly errors: Error[] = [];
   private waiters: { slot: number; n: number; resolve: () => void }[] = [];
-  onDeliveries(slot: number, payloads: readonly Uint8Array[], attempts: readonly number[] | undefined, count: number): void {
+  onDelivery(slot: number, buf: Uint8Array, start: number, end: number, attempt: number): void {
     const list = this.got.get(slot) ?? [];
     const at = this.attempts.get(slot) ?? [];
-    for (let i = 0; i < count; i++) {
-      list.push(Buffer.from(payloads[i]!).toString("hex"));
-      at.push(attempts?.[i] ?? 0);
-    }
+    list.push(Buffer.from(buf.subarray(start, end)).toString("hex"));
+    at.push(attempt);
     this.got.set(slot, list);
     this.attempts.set(slot, at);
     this.waiters = this.waiters.filter((w) => {
@@ -156,8 +154,8 @@ describe("rabbitmq driver: RabbitMQ's own behaviour", () => {
     const first1: { close?: () => void } = {};
     const first = new Collector();
     const firstSink: DeliverySink = {
-      onDeliveries: (slot, p, a, n) => {
-        first.onDeliveries(slot, p, a, n);
+      onDelivery: (slot, buf, start, end, attempt) => {
+        first.onDelivery(slot, buf, start, end, attempt);
         if ((first.got.get(0)?.length ?? 0) === 5) first1.close?.();
       },
       onStreamError: (slot, err) => first.onStreamError(slot, err),

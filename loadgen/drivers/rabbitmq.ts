@@ -268,8 +268,6 @@ export class RabbitMqDriver implements Driver {
     c.ackTag = 0;
     c.unacked = 0;
     await ch.prefetch(this.context.maxOutstandingMessages);
-    const one: Buffer[] = [EMPTY];
-    const attempts: number[] = [1];
     const isQuorum = this.queueType === "quorum";
     // Resolves on basic.consume-ok: the queue exists and delivers to this consumer from now on.
     await ch.consume(
@@ -284,10 +282,9 @@ export class RabbitMqDriver implements Driver {
           ch.nack(m, false, true);
           return;
         }
-        one[0] = m.content;
         const count: unknown = isQuorum ? m.properties.headers?.["x-delivery-count"] : undefined;
-        attempts[0] = typeof count === "number" ? count + 1 : m.fields.redelivered ? 2 : 1;
-        c.sink.onDeliveries(c.spec.slot, one, attempts, 1);
+        const attempt = typeof count === "number" ? count + 1 : m.fields.redelivered ? 2 : 1;
+        c.sink.onDelivery(c.spec.slot, m.content, 0, m.content.length, attempt);
         c.ackTag = m.fields.deliveryTag;
         if (++c.unacked >= ACK_EVERY) this.flushAcks(c);
         else if (!c.ackScheduled) {
@@ -380,5 +377,3 @@ export class RabbitMqDriver implements Driver {
     this.links.length = 0;
   }
 }
-
-const EMPTY = Buffer.alloc(0);

@@ -59,7 +59,6 @@ export class RatatoskrV1Driver implements Driver {
   /** The PublishBatch calls' own connections. */
   private readonly publishCalls: H2UnaryClient;
   private readonly streams = new Set<grpc.ClientReadableStream<Buffer>>();
-  private readonly attemptsNone = undefined;
   private readonly timers = new RetryTimers();
   private readonly counts: RetryCounts = { publishRetries: 0, reconnects: 0 };
 
@@ -157,10 +156,8 @@ export class RatatoskrV1Driver implements Driver {
       { topic: spec.topic, subscriberId: "" },
     );
     this.streams.add(stream);
-    const one: Buffer[] = [Buffer.alloc(0)];
     stream.on("data", (payload: Buffer) => {
-      one[0] = payload;
-      sink.onDeliveries(spec.slot, one, this.attemptsNone, 1);
+      sink.onDelivery(spec.slot, payload, 0, payload.length, 1);
     });
     return new Promise((resolve, reject) => {
       let ready = false;

@@ -2,9 +2,9 @@
  * Driver `ratatoskr`: the v2 API. Batches published as pre-encoded frames on one PublishStream
  * per connection (or, with `driverOptions.ratatoskr.publish: unary`, one Publish call each), one
  * Consume bidi stream per consumer with flow control, acks batched on the same stream (see
- * ACK_LINGER_MS). Publishes and the unary calls go through grpc-js channels; Consume streams
- * through h2-consume.ts (node:http2 without grpc-js's per-call layers), on connections of their
- * own: `connections` of each.
+ * ACK_LINGER_MS in v2-consumer.ts). Publishes go through grpc-js channels; Consume streams and
+ * CreateSubscription through the generator's own HTTP/2 client (h2-consume.ts, h2-unary.ts), on
+ * connections of their own: `connections` of each.
  *
  * Under faults (`reconnect` on; docs/faults.md, "Drivers under faults"): at-least-once end to
  * end. Every message carries a producer message id (run nonce + producer, topic, sequence), so a
@@ -18,26 +18,18 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
-import { BrokerClient, BrokerService, ConsumeRequest, CreateSubscriptionRequest, StartPosition, type BrokerStats } from "../../proto/gen/ratatoskr/v2/broker.js";
+import { BrokerClient, BrokerService, CreateSubscriptionRequest, StartPosition, type BrokerStats } from "../../proto/gen/ratatoskr/v2/broker.js";
 import { DriverError } from "../errors.js";
 import { referenceBroker, referenceBrokerDurability, referenceBrokerStorage } from "./broker-process.js";
 import { defineDriver, type BrokerSelfReport, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type SubscriptionSpec } from "./driver.js";
 import { ClientPool, isStatus, reconnectChannelOptions, unary } from "./grpc-pool.js";
-import { driverConsumeClient, type ConsumeCall, type H2ConsumeClient } from "./h2-consume.js";
+import { driverConsumeClient } from "./h2-consume.js";
 import { driverSessionOptions } from "./h2-grpc.js";
 import { H2UnaryClient } from "./h2-unary.js";
 import { Backoff, ReconnectGaveUpError, RetryTimers, type ReconnectPolicy, type RetryCounts } from "./reconnect.js";
 import { inBatches, message, messageIdOf, runNonce } from "./util.js";
-import {
-  decodeConsumeResponse,
-  decodePublishStreamAck,
-  encodeAckRequest,
-  encodeV2Publish,
-  encodeV2PublishStream,
-  withRequestId,
-  type DeliveryBatch,
-  type PublishStreamAck,
-} from "./wire.js";
+import { retryable, V2Consumer, type ConsumerContext } from "./v2-consumer.js";
+import { decodePublishStreamAck, encodeV2Publish, encodeV2PublishStream, withRequestId, type PublishStreamAck } from "./wire.js";
 
 const identity = (b: Buffer): Buffer => b;
 
@@ -66,31 +58,17 @@ export const ratatoskrDriver = defineDriver({
   create: (context, options) => new RatatoskrV2Driver(context, options.publish),
 });
 
-/**
- * Acks of a consumer are sent together: at once when they reach half its flow-control window
- * (so the broker never waits on them), otherwise within ACK_LINGER_MS. At low rates every
- * delivery frame carries one message; an ack frame per delivery cost both processes more CPU
- * than the deliveries themselves.
- */
-export const ACK_LINGER_MS = 2;
 /** With reconnect on: a publish whose ack has not arrived after this long is sent again. */
 export const PUBLISH_ACK_TIMEOUT_MS = 5000;
-/** With reconnect on: a re-opened Consume stream that stayed up this long (or delivered) counts as reconnected. */
-export const STREAM_STABLE_MS = 1000;
-/** Statuses after which a publish or a Consume stream is tried again (reconnect on); others are final. */
-const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED, grpc.status.INTERNAL, grpc.status.UNKNOWN, grpc.status.ABORTED, grpc.status.NOT_FOUND]);
-const retryable = (err: unknown): boolean => !(typeof err === "object" && err !== null && "code" in err) || RETRYABLE.has((err as grpc.ServiceError).code);
-const encodeConsumeRequest = (r: ConsumeRequest): Buffer => Buffer.from(ConsumeRequest.encode(r).finish());
 
 export class RatatoskrV2Driver implements Driver {
   readonly name = "ratatoskr";
   readonly acks = true;
   private readonly pool: ClientPool<BrokerClient>;
-  /** The Consume streams' own connections. */
-  private readonly consumeSessions: H2ConsumeClient;
   /** CreateSubscription's own connections (the generator's unary client). */
   private readonly unaryCalls: H2UnaryClient;
-  private readonly streams = new Set<ConsumeCall>();
+  /** What the consumers share, the Consume streams' own connections among it. */
+  private readonly consumers: ConsumerContext;
   private readonly publishers: StreamPublisher | undefined;
   private readonly reconnect: ReconnectPolicy | undefined;
   private readonly timers = new RetryTimers();
@@ -104,7 +82,15 @@ export class RatatoskrV2Driver implements Driver {
     this.reconnect = options.reconnect;
     const channel = reconnectChannelOptions(options.reconnect);
     this.pool = new ClientPool((creds, o) => new BrokerClient(options.target, creds, { ...o, ...channel }), options.connections, options);
-    this.consumeSessions = driverConsumeClient(options, this.pool);
+    this.consumers = {
+      sessions: driverConsumeClient(options, this.pool),
+      options,
+      reconnect: this.reconnect,
+      timers: this.timers,
+      counts: this.counts,
+      open: new Set(),
+      recreate: (spec) => this.recreate(spec),
+    };
     this.unaryCalls = new H2UnaryClient(driverSessionOptions(options, this.pool), options.connections);
     if (publish === "stream") this.publishers = new StreamPublisher(this.pool, this.reconnect ? PUBLISH_ACK_TIMEOUT_MS : undefined);
   }
@@ -154,138 +140,13 @@ export class RatatoskrV2Driver implements Driver {
   }
 
   async openConsumer(spec: SubscriptionSpec, consumerIndex: number, sink: DeliverySink): Promise<Consumer> {
-    let closing = false;
-    let current: ConsumeCall | undefined;
-    const policy = this.reconnect;
-    const backoff = policy ? new Backoff(policy, () => this.options.clock.wallMs()) : undefined;
-    let reopened = false;
-    let stableTimer: NodeJS.Timeout | undefined;
-    const confirm = (): void => {
-      if (stableTimer) clearTimeout(stableTimer);
-      stableTimer = undefined;
-      if (!reopened) return;
-      reopened = false;
-      backoff?.succeeded();
-      this.counts.reconnects++;
-    };
-    const broke = (err: Error): void => {
-      current = undefined;
-      if (stableTimer) clearTimeout(stableTimer);
-      stableTimer = undefined;
-      if (closing || this.timers.isClosed) return;
-      if (!backoff || !retryable(err)) {
-        sink.onStreamError(spec.slot, err);
-        return;
-      }
-      const wait = backoff.failed();
-      if (wait === undefined) {
-        sink.onStreamError(spec.slot, new ReconnectGaveUpError(`Consume ${spec.name}`, backoff.outageMs(), { cause: err }));
-        return;
-      }
-      if (backoff.failures === 1) sink.onReconnect?.(spec.slot, err);
-      this.timers.after(wait, () => {
-        if (closing) return;
-        // A restarted memory-store broker forgot the subscription (and its topic): create them again.
-        const again = isStatus(err, grpc.status.NOT_FOUND) ? this.recreate(spec) : Promise.resolve();
-        void again.then(
-          () => open(true),
-          (e: unknown) => broke(e instanceof Error ? e : new Error(String(e))),
-        );
-      });
-    };
-    let reading = true;
-    const open = (isRetry: boolean): void => {
-      if (closing) return;
-      reopened = isRetry;
-      current = this.openStream(spec, consumerIndex, sink, () => closing, confirm, broke);
-      if (!reading) current.pause();
-      if (isRetry) stableTimer = setTimeout(confirm, STREAM_STABLE_MS);
-    };
-    open(false);
-    return {
-      close: () => {
-        closing = true;
-        if (stableTimer) clearTimeout(stableTimer);
-        current?.cancel();
-        if (current) this.streams.delete(current);
-      },
-      // A paused stream reads nothing: its HTTP/2 window fills, and the broker's outbound budget
-      // then holds its deliveries.
-      setReading: (on) => {
-        reading = on;
-        if (on) current?.resume();
-        else current?.pause();
-      },
-    };
+    return new V2Consumer(this.consumers, spec, consumerIndex, sink);
   }
 
   /** Create a topic and subscription again after a broker restart lost them (existing ones are fine). */
   private async recreate(spec: SubscriptionSpec): Promise<void> {
     await this.createTopics([spec.topic]);
     await this.createSubscription(spec);
-  }
-
-  /** One Consume stream; `broke` is called once when it ends other than by close. */
-  private openStream(
-    spec: SubscriptionSpec,
-    consumerIndex: number,
-    sink: DeliverySink,
-    closing: () => boolean,
-    delivered: () => void,
-    broke: (err: Error) => void,
-  ): ConsumeCall {
-    let ended = false;
-    let pending: bigint[] = [];
-    let timer: NodeJS.Timeout | undefined;
-    let first = true;
-    const flushNow = Math.max(1, Math.floor(this.options.maxOutstandingMessages / 2));
-    const flush = (): void => {
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-      if (pending.length === 0 || closing() || ended) return;
-      call.write(encodeAckRequest(pending));
-      pending = [];
-    };
-    const onMessage = (message: Buffer): void => {
-      const batch: DeliveryBatch = decodeConsumeResponse(message);
-      if (first) {
-        first = false;
-        delivered();
-      }
-      sink.onDeliveries(spec.slot, batch.payloads, batch.attempts, batch.count);
-      if (batch.count === 0 || closing() || ended) return;
-      for (let i = 0; i < batch.count; i++) pending.push(batch.ackIds[i]!);
-      if (pending.length >= flushNow) flush();
-      else timer ??= setTimeout(flush, ACK_LINGER_MS);
-    };
-    const onEnd = (err: Error | undefined): void => {
-      if (ended) return;
-      ended = true;
-      if (timer) clearTimeout(timer);
-      this.streams.delete(call);
-      if (closing()) return;
-      if (err === undefined) {
-        // Without reconnect a clean end is what it always was (the run sees no more deliveries).
-        if (this.reconnect) broke(Object.assign(new Error("Consume stream ended by the broker"), { code: grpc.status.UNAVAILABLE }));
-        return;
-      }
-      if (!this.reconnect && (err as grpc.ServiceError).code === grpc.status.CANCELLED) return;
-      broke(err);
-    };
-    const start = encodeConsumeRequest({
-      start: {
-        subscription: spec.name,
-        maxOutstandingMessages: this.options.maxOutstandingMessages,
-        maxOutstandingBytes: 0n,
-        consumerName: `bench-${consumerIndex}`,
-      },
-      ackIds: [],
-      nackIds: [],
-      extend: undefined,
-    });
-    const call = this.consumeSessions.consume(spec.slot + consumerIndex, start, { onMessage, onEnd });
-    this.streams.add(call);
-    return call;
   }
 
   publish(topic: string, payloads: readonly Buffer[], channelHint: number): Promise<number> {
@@ -363,9 +224,8 @@ export class RatatoskrV2Driver implements Driver {
 
   async close(): Promise<void> {
     this.timers.close();
-    for (const s of this.streams) s.cancel();
-    this.streams.clear();
-    this.consumeSessions.close();
+    for (const c of this.consumers.open) c.close();
+    this.consumers.sessions.close();
     this.unaryCalls.close();
     this.publishers?.close();
     this.pool.close();

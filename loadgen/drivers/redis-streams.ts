@@ -307,20 +307,17 @@ class RedisConsumer {
   }
 
   private deliver(entries: Entry[], attempts: readonly number[]): void {
-    const payloads: Uint8Array[] = [];
-    const tries: number[] = [];
     for (let i = 0; i < entries.length; i++) {
       const fields = entries[i]![1];
       if (!fields) continue; // deleted while pending
       for (let f = 0; f + 1 < fields.length; f += 2) {
         if (fields[f]!.length === 1 && fields[f]![0] === 0x64 /* "d" */) {
-          payloads.push(fields[f + 1]!);
-          tries.push(attempts[i]!);
+          const payload = fields[f + 1]!;
+          this.sink.onDelivery(this.spec.slot, payload, 0, payload.length, attempts[i]!);
           break;
         }
       }
     }
-    if (payloads.length > 0) this.sink.onDeliveries(this.spec.slot, payloads, tries, payloads.length);
   }
 
   private fresh(n: number): number[] {

@@ -1,7 +1,7 @@
 /**
  * Hand-rolled protobuf for the generator's hot paths: publish requests are encoded straight
- * from payload views into one Buffer, and deliveries are decoded to payload views (no copy, no
- * per-message objects beyond the view). Only the fields the generator reads are decoded; the
+ * from payload views into one Buffer, and deliveries are decoded to byte ranges of the frame
+ * (no copy and no object per message). Only the fields the generator reads are decoded; the
  * rest are skipped. Cold paths use the generated ts-proto code.
  *
  * Layouts (field numbers from proto/):
@@ -13,8 +13,9 @@
  *  v1 PublishBatchRequest{ 1: topic string, 2: repeated PublishRequest { 1: topic, 2: payload } }
  *  v1 Message            { 3: payload bytes }
  *
- * 64-bit fields (request_id, ack_id) are bigint, as in the generated code (forceLong=bigint),
- * and round-trip their whole range; values up to 2^53 take a number fast path.
+ * 64-bit fields (request_id) are bigint, as in the generated code (forceLong=bigint), and
+ * round-trip their whole range; values up to 2^53 take a number fast path. An ack_id is never
+ * read as a number: its varint's bytes go from the delivery into the AckRequest as they are.
  */
 
 function varintSize(n: number): number {
@@ -136,28 +137,31 @@ export function encodeV1PublishBatch(topic: string, payloads: readonly Uint8Arra
   return encodeBatch(topic, payloads, 2, false);
 }
 
-/** v2 `ConsumeRequest { ack_ids: [...] }` (field 2, packed int64). */
-export function encodeAckRequest(ackIds: readonly bigint[]): Buffer {
-  let len = 0;
-  for (const id of ackIds) len += varint64Size(id);
-  const buf = Buffer.allocUnsafe(1 + varintSize(len) + len);
-  let o = writeLenField(buf, 0, (2 << 3) | 2, len);
-  for (const id of ackIds) o = writeVarint64(buf, o, id);
-  return buf;
-}
-
 /** Reader state, reused; decoding never allocates besides the payload views. */
 class Reader {
   buf: Buffer = Buffer.alloc(0);
   pos = 0;
+  /**
+   * A varint as a number. Up to 4 bytes (28 bits: every length and tag) in integer arithmetic,
+   * so the positions derived from it stay small integers: a float here made every position a
+   * double, and each one passed to a call that is not inlined a HeapNumber allocation.
+   */
   varint(): number {
     const b = this.buf;
-    let result = 0;
-    let mul = 1;
-    for (;;) {
-      const byte = b[this.pos++]!;
-      result += (byte & 0x7f) * mul;
+    let byte = b[this.pos++]!;
+    if (byte < 0x80) return byte;
+    let result = byte & 0x7f;
+    for (let shift = 7; shift < 28; shift += 7) {
+      byte = b[this.pos++]!;
+      result |= (byte & 0x7f) << shift;
       if (byte < 0x80) return result;
+    }
+    let mul = 2 ** 28;
+    let big = result;
+    for (;;) {
+      byte = b[this.pos++]!;
+      big += (byte & 0x7f) * mul;
+      if (byte < 0x80) return big;
       mul *= 128;
     }
   }
@@ -207,57 +211,126 @@ class Reader {
   }
 }
 
-/** A decoded batch of deliveries; arrays are reused by the next decode of the same object. */
-export interface DeliveryBatch {
-  count: number;
-  ackIds: bigint[];
-  attempts: number[];
-  payloads: Buffer[];
+/**
+ * Receives the deliveries of a ConsumeResponse as they are decoded: byte ranges of the frame,
+ * no object per delivery. `ackStart`..`ackEnd` is the ack id's varint as the broker wrote it, to
+ * be copied into an AckRequest as is (an int64 on the wire, so no BigInt is made to carry it);
+ * an empty range is ack id 0, which proto3 encoders leave out.
+ */
+export interface DeliveryVisitor {
+  delivery(buf: Buffer, ackStart: number, ackEnd: number, attempt: number, payloadStart: number, payloadEnd: number): void;
 }
 
 const reader = new Reader();
 
-export function decodeConsumeResponse(buf: Buffer): DeliveryBatch {
-  const out: DeliveryBatch = { count: 0, ackIds: [], attempts: [], payloads: [] };
+/**
+ * v2 `ConsumeResponse` (bytes `start` to `end` of `buf`) → each delivery to `v`, in order; the
+ * count. A delivery without a payload or an ack id (proto3 leaves out an empty or zero field) has
+ * an empty range for it.
+ */
+export function readConsumeResponse(buf: Buffer, start: number, end: number, v: DeliveryVisitor): number {
   const r = reader;
   r.buf = buf;
-  r.pos = 0;
-  while (r.pos < buf.length) {
+  r.pos = start;
+  let count = 0;
+  while (r.pos < end) {
     const tag = r.varint();
     if (tag !== ((1 << 3) | 2)) {
       r.skip(tag & 7);
       continue;
     }
     const dLen = r.varint();
-    const end = r.pos + dLen;
-    let ackId = 0n;
+    const dEnd = r.pos + dLen;
+    let ackStart = 0;
+    let ackEnd = 0;
     let attempt = 1;
-    let payload: Buffer = EMPTY;
-    while (r.pos < end) {
+    let payloadStart = 0;
+    let payloadEnd = 0;
+    while (r.pos < dEnd) {
       const t = r.varint();
       const field = t >>> 3;
-      if (field === 1 && (t & 7) === 0) ackId = r.varint64(true);
-      else if (field === 2 && (t & 7) === 0) attempt = r.varint();
+      if (field === 1 && (t & 7) === 0) {
+        ackStart = r.pos;
+        r.skip(0);
+        ackEnd = r.pos;
+      } else if (field === 2 && (t & 7) === 0) attempt = r.varint();
       else if (field === 3 && (t & 7) === 2) {
-        const mLen = r.varint();
-        const mEnd = r.pos + mLen;
+        const mEnd = r.varint() + r.pos;
         while (r.pos < mEnd) {
           const mt = r.varint();
           if (mt === ((4 << 3) | 2)) {
-            const len = r.varint();
-            payload = buf.subarray(r.pos, r.pos + len);
-            r.pos += len;
+            payloadEnd = r.varint() + r.pos;
+            payloadStart = r.pos;
+            r.pos = payloadEnd;
           } else r.skip(mt & 7);
         }
       } else r.skip(t & 7);
     }
-    out.ackIds.push(ackId);
-    out.attempts.push(attempt);
-    out.payloads.push(payload);
-    out.count++;
+    count++;
+    // The reader is the module's: whatever the visitor decodes meanwhile, this frame's position is kept.
+    const pos = r.pos;
+    v.delivery(buf, ackStart, ackEnd, attempt, payloadStart, payloadEnd);
+    r.buf = buf;
+    r.pos = pos;
   }
-  return out;
+  return count;
 }
+
+/**
+ * Ack ids gathered as the varints the broker sent them in (readConsumeResponse) and taken as one
+ * gRPC-framed `ConsumeRequest { ack_ids }` message (field 2, packed): no BigInt and no array per
+ * ack. The buffer is made on the first id after a take and grows by doubling; the room for the
+ * gRPC prefix, the tag and the length is kept in front of the ids and filled on take.
+ */
+export class AckRequestBuilder {
+  private buf: Buffer | undefined;
+  private pos = ACK_HEAD;
+  /** Ids gathered since the last take. */
+  count = 0;
+
+  /** The ack id whose varint is bytes `start` to `end` of `src` (none: id 0). */
+  add(src: Uint8Array, start: number, end: number): void {
+    const n = Math.max(1, end - start);
+    if (this.buf === undefined) this.buf = Buffer.allocUnsafe(ACK_FIRST_BYTES);
+    if (this.pos + n > this.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(2 * this.buf.length, this.pos + n));
+      this.buf.copy(grown, 0, 0, this.pos);
+      this.buf = grown;
+    }
+    if (start === end) this.buf[this.pos++] = 0;
+    for (let i = start; i < end; i++) this.buf[this.pos++] = src[i]!;
+    this.count++;
+  }
+
+  /** The gathered ids as one gRPC message, prefix included (undefined when there are none); the builder is empty after. */
+  take(): Buffer | undefined {
+    const buf = this.buf;
+    if (buf === undefined || this.count === 0) return undefined;
+    const ids = this.pos - ACK_HEAD;
+    const message = 1 + varintSize(ids) + ids;
+    const at = ACK_HEAD - (message - ids) - GRPC_PREFIX_BYTES;
+    buf[at] = 0; // uncompressed
+    buf.writeUInt32BE(message, at + 1);
+    writeLenField(buf, at + GRPC_PREFIX_BYTES, (2 << 3) | 2, ids);
+    const framed = buf.subarray(at, this.pos);
+    this.clear();
+    return framed;
+  }
+
+  /** Forgets the gathered ids (their stream ended: its leases are the broker's to redeliver). */
+  clear(): void {
+    this.buf = undefined;
+    this.pos = ACK_HEAD;
+    this.count = 0;
+  }
+}
+
+/** gRPC's message prefix: a compressed flag and a 4-byte length. */
+const GRPC_PREFIX_BYTES = 5;
+/** Room in front of the ids: the gRPC prefix, ack_ids' tag and a length of up to 5 varint bytes (2^35 B). */
+const ACK_HEAD = GRPC_PREFIX_BYTES + 1 + 5;
+/** A first buffer holds ~80 small ids; a linger flush usually takes fewer. */
+const ACK_FIRST_BYTES = 256;
 
 const EMPTY = Buffer.alloc(0);
 

@@ -32,6 +32,20 @@ function messages(topic: number, seqs: number[], intendedUs: number, sentUs: num
   return batch.messages().map((m) => Buffer.from(m));
 }
 
+/**
+ * Hands `count` payloads to the sink as a driver does: byte ranges of one frame-like buffer,
+ * each after a few bytes of other fields, so the sink must read at the range it is given.
+ */
+function deliver(sink: AccountingSink, slot: number, payloads: readonly Uint8Array[], attempts: readonly number[] | undefined, count: number): void {
+  const frame = Buffer.concat(payloads.slice(0, count).flatMap((p) => [Buffer.from([0xaa, 0xbb, 0xcc]), p]));
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    at += 3;
+    sink.onDelivery(slot, frame, at, at + payloads[i]!.length, attempts ? attempts[i]! : 1);
+    at += payloads[i]!.length;
+  }
+}
+
 const slotOf = (topic: number) => plan.subscriptions.findIndex((s) => s.topic === topic);
 
 afterEach(() => {
@@ -43,7 +57,7 @@ describe("the delivery sink", () => {
     const { clock, accounting, recorder, sink } = setup();
     clock.setUs(1_004_000);
     const batch = messages(0, [0, 1, 2], 1_000_000, 1_001_000);
-    sink.onDeliveries(slotOf(0), batch, undefined, batch.length);
+    deliver(sink, slotOf(0), batch, undefined, batch.length);
     expect(accounting.totals()).toMatchObject({ delivered: 3, duplicates: 0, foreign: 0 });
     expect(recorder.e2e.totalCount).toBe(3);
     // 4 ms after the intended time (corrected), 3 ms after it was sent (uncorrected); HDR keeps 3 digits.
@@ -58,17 +72,17 @@ describe("the delivery sink", () => {
     const { clock, recorder, sink } = setup();
     clock.setUs(1_002_000);
     const first = messages(0, [0], 1_000_000, 1_000_000);
-    sink.onDeliveries(slotOf(0), first, undefined, 1);
+    deliver(sink, slotOf(0), first, undefined, 1);
     // Same synchronous run (one socket read's worth): the burst's receive time still applies.
     clock.setUs(1_009_000);
     const second = messages(0, [1], 1_000_000, 1_000_000);
-    sink.onDeliveries(slotOf(0), second, undefined, 1);
+    deliver(sink, slotOf(0), second, undefined, 1);
     expect(sink.lastTimedDeliveryUs).toBe(1_002_000);
     expect(recorder.e2e.maxValue).toBeLessThanOrEqual(2_002);
     // Once the burst's microtasks ran, the next delivery reads the clock again.
     await Promise.resolve();
     const third = messages(0, [2], 1_000_000, 1_000_000);
-    sink.onDeliveries(slotOf(0), third, undefined, 1);
+    deliver(sink, slotOf(0), third, undefined, 1);
     expect(sink.lastTimedDeliveryUs).toBe(1_009_000);
     expect(recorder.e2e.maxValue).toBeGreaterThanOrEqual(8_990);
   });
@@ -76,7 +90,7 @@ describe("the delivery sink", () => {
   it("takes only `count` payloads of a frame", () => {
     const { accounting, sink } = setup();
     const batch = messages(0, [0, 1, 2, 3], 0, 0);
-    sink.onDeliveries(slotOf(0), batch, undefined, 2);
+    deliver(sink, slotOf(0), batch, undefined, 2);
     expect(accounting.deliveredCount).toBe(2);
   });
 
@@ -84,7 +98,7 @@ describe("the delivery sink", () => {
     const { accounting, recorder, sink } = setup();
     const wrongTopic = messages(1, [0], 0, 0);
     const notOurs = Buffer.alloc(64, 7);
-    sink.onDeliveries(slotOf(0), [...wrongTopic, notOurs, Buffer.alloc(3)], undefined, 3);
+    deliver(sink, slotOf(0), [...wrongTopic, notOurs, Buffer.alloc(3)], undefined, 3);
     expect(accounting.totals()).toMatchObject({ delivered: 0, foreign: 3 });
     expect(recorder.e2e.totalCount).toBe(0);
   });
@@ -92,8 +106,8 @@ describe("the delivery sink", () => {
   it("accounts duplicates and redeliveries without timing them again", () => {
     const { accounting, recorder, sink } = setup();
     const batch = messages(0, [0, 1], 0, 0);
-    sink.onDeliveries(slotOf(0), batch, [1, 1], 2);
-    sink.onDeliveries(slotOf(0), batch, [2, 2], 2);
+    deliver(sink, slotOf(0), batch, [1, 1], 2);
+    deliver(sink, slotOf(0), batch, [2, 2], 2);
     expect(accounting.totals()).toMatchObject({ delivered: 2, duplicates: 2, redelivered: 2 });
     expect(recorder.e2e.totalCount).toBe(2);
   });
@@ -102,7 +116,7 @@ describe("the delivery sink", () => {
     const { clock, accounting, recorder, sink } = setup();
     clock.setUs(2_000_000);
     const warm = messages(0, [0, 1], 0, 0, FLAG_WARMUP);
-    sink.onDeliveries(slotOf(0), warm, undefined, 2);
+    deliver(sink, slotOf(0), warm, undefined, 2);
     expect(accounting.deliveredCount).toBe(2);
     expect(recorder.e2e.totalCount).toBe(0);
     expect(sink.lastTimedDeliveryUs).toBe(0);
@@ -116,7 +130,7 @@ describe("the delivery sink", () => {
     const drained = sink.drained(3_600_000);
     for (const [slot, s] of plan.subscriptions.entries()) {
       const batch = messages(s.topic, s.topic === 0 ? [0, 1] : [0], 0, 0);
-      sink.onDeliveries(slot, batch, undefined, batch.length);
+      deliver(sink, slot, batch, undefined, batch.length);
     }
     expect(await drained).toBe(false);
     expect(await sink.drained(1)).toBe(false); // already complete: resolves at once
@@ -128,7 +142,7 @@ describe("the delivery sink", () => {
     sink.onPublished(0, 1);
     const drained = sink.drained(5_000);
     const batch = messages(0, [0], 0, 0);
-    sink.onDeliveries(slotOf(0), batch, undefined, 1); // one of the two subscriptions
+    deliver(sink, slotOf(0), batch, undefined, 1); // one of the two subscriptions
     vi.advanceTimersByTime(5_000);
     expect(await drained).toBe(true);
   });
@@ -156,7 +170,7 @@ describe("stranded subscriptions", () => {
     sink.onStreamError(a!, new Error("ended"));
     sink.onStreamError(b!, new Error("ended"));
     expect(sink.stranded()).toEqual([]); // slot b still has one consumer and owes 3
-    sink.onDeliveries(b!, messages(0, [0, 1, 2], 1_000_000, 1_000_000), undefined, 3);
+    deliver(sink, b!, messages(0, [0, 1, 2], 1_000_000, 1_000_000), undefined, 3);
     expect(sink.stranded()).toEqual([a]); // only a owes anything now, and it has no consumer left
     recorder.destroy();
   });

@@ -90,27 +90,24 @@ export class AccountingSink implements DeliverySink {
     return this.burstUs;
   }
 
-  onDeliveries(slot: number, payloads: readonly Uint8Array[], attempts: readonly number[] | undefined, count: number): void {
+  onDelivery(slot: number, buf: Uint8Array, start: number, end: number, attempt: number): void {
     const now = this.receiveUs();
     const topic = this.subTopic[slot]!;
     const h = this.header;
-    for (let i = 0; i < count; i++) {
-      // Not ours, or not for this subscription's topic: counted, never accounted as a delivery.
-      if (!readHeader(payloads[i]!, h) || h.topic !== topic) {
-        this.accounting.recordForeign();
-        continue;
-      }
-      const fresh = this.accounting.record(slot, this.plan.producerSlot(h.producer, topic), h.seq, attempts ? attempts[i]! : 1);
-      if (!fresh) continue;
-      if (!h.warmup) {
-        if (this.firstTimedDeliveryUs === 0) this.firstTimedDeliveryUs = now;
-        this.lastTimedDeliveryUs = now;
-      } else {
-        this.lastUntimedDeliveryUs = now;
-        if (++this.untimedDelivered === this.untimedTarget) this.onUntimedTarget?.();
-      }
-      this.recorder.recordDelivery(now - h.intendedUs, now - h.sentUs, h.warmup, now);
+    // Not ours, or not for this subscription's topic: counted, never accounted as a delivery.
+    if (!readHeader(buf, h, start, end) || h.topic !== topic) {
+      this.accounting.recordForeign();
+      return;
     }
+    if (!this.accounting.record(slot, this.plan.producerSlot(h.producer, topic), h.seq, attempt)) return;
+    if (!h.warmup) {
+      if (this.firstTimedDeliveryUs === 0) this.firstTimedDeliveryUs = now;
+      this.lastTimedDeliveryUs = now;
+    } else {
+      this.lastUntimedDeliveryUs = now;
+      if (++this.untimedDelivered === this.untimedTarget) this.onUntimedTarget?.();
+    }
+    this.recorder.recordDelivery(now - h.intendedUs, now - h.sentUs, h.warmup, now);
     if (this.drainWaiter && this.accounting.deliveredExpectedCount >= this.expectedTotal) this.drainWaiter();
   }
 

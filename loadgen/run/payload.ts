@@ -125,20 +125,20 @@ function f64le(b: Uint8Array, o: number): number {
 }
 
 /**
- * Read the header of a received payload into `into`, allocating nothing (the delivery hot
- * path): fields are read byte by byte from the view the client handed over (a Buffer or any
- * Uint8Array), so no Buffer wrapper, DataView or object is made per message. Returns false,
- * leaving `into` unspecified, when `b` is not a generator payload (too short or without the
- * magic).
+ * Read the header of a received payload (bytes `start` to `end` of `b`) into `into`, allocating
+ * nothing (the delivery hot path): fields are read byte by byte from the buffer the client
+ * handed over (a Buffer or any Uint8Array), so no view, DataView or object is made per message.
+ * Returns false, leaving `into` unspecified, when the bytes are not a generator payload (too
+ * short or without the magic).
  */
-export function readHeader(b: Uint8Array, into: DecodedHeader): boolean {
-  if (b.length < HEADER_BYTES || u32(b, 0) !== PAYLOAD_MAGIC) return false;
-  into.producer = u32(b, 4);
-  into.topic = u32(b, 8);
-  into.seq = u32(b, 12);
-  into.intendedUs = f64le(b, 16);
-  into.sentUs = f64le(b, 24);
-  into.warmup = (b[32]! & FLAG_WARMUP) !== 0;
+export function readHeader(b: Uint8Array, into: DecodedHeader, start = 0, end = b.length): boolean {
+  if (end - start < HEADER_BYTES || u32(b, start) !== PAYLOAD_MAGIC) return false;
+  into.producer = u32(b, start + 4);
+  into.topic = u32(b, start + 8);
+  into.seq = u32(b, start + 12);
+  into.intendedUs = f64le(b, start + 16);
+  into.sentUs = f64le(b, start + 24);
+  into.warmup = (b[start + 32]! & FLAG_WARMUP) !== 0;
   return true;
 }
 

@@ -22,12 +22,12 @@ import { buildPlan, parseScenario, reconnectPolicyOf, runScenario, type Scenario
 
 const KILLS = 5;
 
-/** The driver, telling `onFrame` of every delivery frame. */
-function observed(inner: Driver, onFrame: (count: number) => void): Driver {
+/** The driver, telling `onDelivered` of every delivery. */
+function observed(inner: Driver, onDelivered: (count: number) => void): Driver {
   const wrap = (sink: DeliverySink): DeliverySink => ({
-    onDeliveries(slot, payloads, attempts, count) {
-      sink.onDeliveries(slot, payloads, attempts, count);
-      onFrame(count);
+    onDelivery(slot, buf, start, end, attempt) {
+      sink.onDelivery(slot, buf, start, end, attempt);
+      onDelivered(1);
     },
     onStreamError: (slot, err) => sink.onStreamError(slot, err),
     onReconnect: (slot, cause) => sink.onReconnect?.(slot, cause),
