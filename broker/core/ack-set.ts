@@ -7,11 +7,12 @@ import type { AckState } from "./types.js";
  */
 export class AckSet {
   private currentFloor: number;
-  private readonly above = new Set<number>();
+  /** Made on the first ack out of order (an empty Set's table is about 150 B a subscription). */
+  private above: Set<number> | undefined;
 
   constructor(floor: number, above: readonly number[] = []) {
     this.currentFloor = floor;
-    for (const s of above) if (s > floor) this.above.add(s);
+    for (const s of above) if (s > floor) (this.above ??= new Set()).add(s);
     this.advance();
   }
 
@@ -22,14 +23,14 @@ export class AckSet {
 
   /** Acks above the floor (the floor cannot pass a gap below them). */
   get sparseCount(): number {
-    return this.above.size;
+    return this.above?.size ?? 0;
   }
 
   /** Records an ack; returns true when the floor moved. */
   ack(sequence: number): boolean {
     if (sequence <= this.currentFloor) return false;
     if (sequence !== this.currentFloor + 1) {
-      this.above.add(sequence);
+      (this.above ??= new Set()).add(sequence);
       return false;
     }
     this.currentFloor = sequence;
@@ -38,26 +39,27 @@ export class AckSet {
   }
 
   has(sequence: number): boolean {
-    return sequence <= this.currentFloor || this.above.has(sequence);
+    return sequence <= this.currentFloor || (this.above !== undefined && this.above.has(sequence));
   }
 
   /** Treats everything <= `floor` as acked (retention dropped it); returns true when the floor moved. */
   skipTo(floor: number): boolean {
     if (floor <= this.currentFloor) return false;
     this.currentFloor = floor;
-    for (const s of this.above) if (s <= floor) this.above.delete(s);
+    if (this.above) for (const s of this.above) if (s <= floor) this.above.delete(s);
     this.advance();
     return true;
   }
 
   snapshot(): AckState {
-    return { floor: this.currentFloor, above: [...this.above].sort((a, b) => a - b) };
+    return { floor: this.currentFloor, above: this.above ? [...this.above].sort((a, b) => a - b) : [] };
   }
 
   private advance(): void {
-    if (this.above.size === 0) return;
+    const above = this.above;
+    if (above === undefined || above.size === 0) return;
     let f = this.currentFloor;
-    while (this.above.delete(f + 1)) f++;
+    while (above.delete(f + 1)) f++;
     this.currentFloor = f;
   }
 }

@@ -64,8 +64,11 @@ export class Subscription implements TopicSubscriber, ConsumerParent, RetryOwner
   private nextSequence: number;
   private lastCommitted: number;
   private readonly redeliveries = new SeqHeap();
-  /** Deliveries made so far of each message waiting in `redeliveries`. */
-  private readonly attempts = new Map<number, number>();
+  /**
+   * Deliveries made so far of each message waiting in `redeliveries`; made on the first
+   * redelivery (an empty Map's table is about 150 B, at 100,000 subscriptions 15 MB).
+   */
+  private attempts: Map<number, number> | undefined;
   private consumers: Consumer[] = [];
   private turn = 0;
   private pumpQueued = false;
@@ -229,7 +232,7 @@ export class Subscription implements TopicSubscriber, ConsumerParent, RetryOwner
     this.consumers = [];
     for (const c of consumers) c.end(reason);
     this.redeliveries.clear();
-    this.attempts.clear();
+    this.attempts = undefined;
   }
 
   // ------------------------------------------------------------------ internals
@@ -276,8 +279,8 @@ export class Subscription implements TopicSubscriber, ConsumerParent, RetryOwner
 
   private takeRedelivery(): number {
     const sequence = this.redeliveries.pop()!;
-    const attempts = this.attempts.get(sequence) ?? 0;
-    this.attempts.delete(sequence);
+    const attempts = this.attempts?.get(sequence) ?? 0;
+    this.attempts?.delete(sequence);
     return attempts;
   }
 
@@ -300,7 +303,7 @@ export class Subscription implements TopicSubscriber, ConsumerParent, RetryOwner
 
   private enqueue(sequence: number, attempts: number): void {
     if (this.acks.has(sequence)) return;
-    this.attempts.set(sequence, attempts);
+    (this.attempts ??= new Map()).set(sequence, attempts);
     this.redeliveries.push(sequence);
     if (this.consumers.length > 0) this.requestPump();
   }
