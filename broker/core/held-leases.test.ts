@@ -93,6 +93,21 @@ describe("HeldLeases", () => {
     held.add(lease(301));
     expect(held.capacity).toBe(256);
     held.delete(301);
+    // Dropped rings are pooled: consumers taking turns with them still answer for their own leases only.
+    const a = new HeldLeases();
+    const b = new HeldLeases();
+    for (let round = 0; round < 3; round++) {
+      const base = 1000 * (round + 1);
+      for (let i = 0; i < 150; i++) a.add(lease(base + i));
+      for (let i = 0; i < 150; i++) a.delete(base + i);
+      expect(a.capacity).toBe(0);
+      for (let i = 0; i < 150; i++) b.add(lease(base + 500 + i));
+      expect(b.capacity).toBe(256);
+      expect(b.get(base)).toBeUndefined(); // a's released id, in the ring b took over
+      expect(b.get(base + 500)?.ackId).toBe(base + 500);
+      expect(b.values().map((l) => l.ackId)).toEqual(Array.from({ length: 150 }, (_, i) => base + 500 + i));
+      b.clear();
+    }
     const small = new HeldLeases();
     small.add(lease(1));
     small.delete(1);

@@ -4,6 +4,15 @@ const INITIAL_CAPACITY = 16;
 /** The storage of a consumer holding nothing: no slot at all (the next add makes the ring). */
 const NO_SLOTS: readonly (Lease | undefined)[] = Object.freeze([]);
 const NO_IDS: readonly number[] = Object.freeze([]);
+/** Dropped rings kept for the next consumer that needs one of their size, at most this many a size. */
+const POOLED_PER_SIZE = 1024;
+
+/**
+ * Rings (slots and ids) of consumers that emptied, by size, for the next burst to take instead of
+ * allocating: rings made and dropped at every burst were 22% of the broker's allocations at ultimate,
+ * and lived long enough to be promoted. Every slot of a pooled ring is empty.
+ */
+const pool = new Map<number, { slots: (Lease | undefined)[]; ids: number[] }[]>();
 
 /**
  * The leases one consumer holds, found by ack id (docs/design.md, "Subscriptions and leases").
@@ -13,10 +22,10 @@ const NO_IDS: readonly number[] = Object.freeze([]);
  * since acks mostly come in order), and a released slot is a hole the ring's ends pass over.
  * When the ring is full it is compacted in place if at most half of it is live, and doubled
  * otherwise. When the last lease is released a ring past INITIAL_CAPACITY is dropped, and the
- * next add makes one of the size it had: at the ultimate scenario (100,000 consumers, bursts of
+ * next add takes one of the size it had (from a pool of dropped rings, or new): at the ultimate scenario (100,000 consumers, bursts of
  * 100 to 200 leases about every 30 s each) the idle consumers' rings of 256 slots, with their
- * ids, were 4 KB a consumer, 400 MB of the broker's heap (docs/performance.md, "Broker memory at
- * 100,000 streams").
+ * ids, were 4 KB a consumer; see
+ * docs/performance.md, "Deliveries without objects and idle lease rings".
  *
  * Not a Map: at the massive scenario (10,000 consumers) the consumers' Maps reallocated their
  * hash tables each time they grew and shrank with a window of acks, and those tables lived long
@@ -99,11 +108,15 @@ export class HeldLeases {
     return this.slots.length;
   }
 
-  /** Nothing is held: a large ring is dropped (the next add makes one as large). */
+  /** Nothing is held (every slot is empty): a large ring goes to the pool (the next add takes one as large). */
   private emptied(): void {
     this.head = 0;
-    if (this.slots.length <= INITIAL_CAPACITY) return;
-    this.nextCapacity = this.slots.length;
+    const size = this.slots.length;
+    if (size <= INITIAL_CAPACITY) return;
+    this.nextCapacity = size;
+    let rings = pool.get(size);
+    if (rings === undefined) pool.set(size, (rings = []));
+    if (rings.length < POOLED_PER_SIZE) rings.push({ slots: this.slots, ids: this.ids });
     this.slots = NO_SLOTS as (Lease | undefined)[];
     this.ids = NO_IDS as number[];
   }
@@ -133,8 +146,9 @@ export class HeldLeases {
   private makeRoom(): void {
     const capacity = this.slots.length;
     if (capacity === 0) {
-      this.slots = new Array<Lease | undefined>(this.nextCapacity).fill(undefined);
-      this.ids = new Array<number>(this.nextCapacity).fill(0);
+      const pooled = pool.get(this.nextCapacity)?.pop();
+      this.slots = pooled?.slots ?? new Array<Lease | undefined>(this.nextCapacity).fill(undefined);
+      this.ids = pooled?.ids ?? new Array<number>(this.nextCapacity).fill(0);
       this.head = 0;
       return;
     }
