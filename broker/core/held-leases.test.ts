@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { HeldLeases } from "./held-leases.js";
+import { HeldLeases, pooledRings } from "./held-leases.js";
 import { Lease, type LeaseHolder } from "./lease-table.js";
 import type { StoredMessage } from "./types.js";
 
@@ -112,6 +112,24 @@ describe("HeldLeases", () => {
     small.add(lease(1));
     small.delete(1);
     expect(small.capacity).toBe(16);
+  });
+
+  it("pools at most 2^18 slots of each ring size: 4 rings of 65,536", () => {
+    const size = 65_536;
+    const consumers = Array.from({ length: 6 }, () => new HeldLeases());
+    let id = 1;
+    for (const held of consumers) for (let i = 0; i < size / 2 + 1; i++) held.add(lease(id++));
+    expect(consumers.every((h) => h.capacity === size)).toBe(true);
+    const before = pooledRings(size);
+    for (const held of consumers) held.clear();
+    expect(pooledRings(size)).toBe(Math.max(before, 4));
+    // The next consumer takes a pooled ring instead of growing one.
+    const next = new HeldLeases();
+    consumers[0]!.add(lease(id++));
+    expect(consumers[0]!.capacity).toBe(size);
+    expect(pooledRings(size)).toBe(3);
+    next.add(lease(id));
+    expect(next.capacity).toBe(16);
   });
 
   it("refuses an ack id that is not above the last one held", () => {

@@ -4,8 +4,11 @@ const INITIAL_CAPACITY = 16;
 /** The storage of a consumer holding nothing: no slot at all (the next add makes the ring). */
 const NO_SLOTS: readonly (Lease | undefined)[] = Object.freeze([]);
 const NO_IDS: readonly number[] = Object.freeze([]);
-/** Dropped rings kept for the next consumer that needs one of their size, at most this many a size. */
-const POOLED_PER_SIZE = 1024;
+/**
+ * Dropped rings kept for the next consumer that needs one of their size: at most this many slots
+ * a size (4 MiB with their ids), so 1,024 rings of 256 slots but 4 of 65,536.
+ */
+const POOLED_SLOTS_PER_SIZE = 2 ** 18;
 
 /**
  * Rings (slots and ids) of consumers that emptied, by size, for the next burst to take instead of
@@ -13,6 +16,11 @@ const POOLED_PER_SIZE = 1024;
  * and lived long enough to be promoted. Every slot of a pooled ring is empty.
  */
 const pool = new Map<number, { slots: (Lease | undefined)[]; ids: number[] }[]>();
+
+/** Rings of `size` slots in the pool (tests and memory figures). */
+export function pooledRings(size: number): number {
+  return pool.get(size)?.length ?? 0;
+}
 
 /**
  * The leases one consumer holds, found by ack id (docs/design.md, "Subscriptions and leases").
@@ -116,7 +124,7 @@ export class HeldLeases {
     this.nextCapacity = size;
     let rings = pool.get(size);
     if (rings === undefined) pool.set(size, (rings = []));
-    if (rings.length < POOLED_PER_SIZE) rings.push({ slots: this.slots, ids: this.ids });
+    if ((rings.length + 1) * size <= POOLED_SLOTS_PER_SIZE) rings.push({ slots: this.slots, ids: this.ids });
     this.slots = NO_SLOTS as (Lease | undefined)[];
     this.ids = NO_IDS as number[];
   }
