@@ -30,9 +30,9 @@ export function pooledRings(size: number): number {
  * since acks mostly come in order), and a released slot is a hole the ring's ends pass over.
  * When the ring is full it is compacted in place if at most half of it is live, and doubled
  * otherwise. When the last lease is released a ring past INITIAL_CAPACITY is dropped, and the
- * next add takes one of the size it had (from a pool of dropped rings, or new): at the ultimate scenario (100,000 consumers, bursts of
- * 100 to 200 leases about every 30 s each) the idle consumers' rings of 256 slots, with their
- * ids, were 4 KB a consumer; see
+ * next add takes one of the size it had (from a pool of dropped rings, or new): at the ultimate
+ * scenario (100,000 consumers, bursts of 100 to 200 leases about every 30 s each) the idle
+ * consumers' rings of 256 slots, with their ids, were 4 KB a consumer; see
  * docs/performance.md, "Deliveries without objects and idle lease rings".
  *
  * Not a Map: at the massive scenario (10,000 consumers) the consumers' Maps reallocated their

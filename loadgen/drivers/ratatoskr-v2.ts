@@ -88,6 +88,7 @@ export class RatatoskrV2Driver implements Driver {
       reconnect: this.reconnect,
       timers: this.timers,
       counts: this.counts,
+      ackFlushAt: Math.max(1, Math.floor(options.maxOutstandingMessages / 2)),
       open: new Set(),
       recreate: (spec) => this.recreate(spec),
     };

@@ -33,6 +33,8 @@ export interface ConsumerContext {
   readonly reconnect: ReconnectPolicy | undefined;
   readonly timers: RetryTimers;
   readonly counts: RetryCounts;
+  /** Acks owed that are sent at once: half the flow-control window (at least 1). */
+  readonly ackFlushAt: number;
   /** The consumers not yet closed: the driver's close cancels their streams. */
   readonly open: Set<V2Consumer>;
   /** Create a topic and subscription again after a broker restart lost them. */
@@ -90,7 +92,7 @@ export class V2Consumer implements Consumer, ConsumeHandlers, DeliveryVisitor {
       this.first = false;
       this.confirm();
     }
-    if (this.acks.count >= Math.max(1, Math.floor(this.ctx.options.maxOutstandingMessages / 2))) this.flushAcks();
+    if (this.acks.count >= this.ctx.ackFlushAt) this.flushAcks();
     else if (this.acks.count > 0) this.ackTimer ??= setTimeout(lingerElapsed, ACK_LINGER_MS, this);
   }
 

@@ -137,7 +137,7 @@ export function encodeV1PublishBatch(topic: string, payloads: readonly Uint8Arra
   return encodeBatch(topic, payloads, 2, false);
 }
 
-/** Reader state, reused; decoding never allocates besides the payload views. */
+/** Reader state, reused; decoding allocates nothing but the views decodeV1MessagePayload returns. */
 class Reader {
   buf: Buffer = Buffer.alloc(0);
   pos = 0;
