@@ -126,7 +126,9 @@ export class Subscription implements TopicSubscriber, ConsumerParent, RetryOwner
 
   attach(name: string, limits: FlowLimits, sink: ConsumerSink): Consumer {
     const consumer = new Consumer(this, name, limits, sink, this.host.leases, this.host.clock);
-    this.consumers.push(consumer);
+    // The usual single consumer in an array of its size (a push onto [] reserves 17 slots, 136 B).
+    if (this.consumers.length === 0) this.consumers = [consumer];
+    else this.consumers.push(consumer);
     this.requestPump();
     return consumer;
   }

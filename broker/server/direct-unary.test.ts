@@ -2,7 +2,8 @@ import type { ClientHttp2Session } from "node:http2";
 import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import { PublishBatchRequest, PublishBatchResponse, PublishRequest, PublishResponse } from "../../proto/gen/ratatoskr.js";
-import { frame, RawSessions, rawCall, startV1TestServer, uniqueName, type V1TestServer } from "../../test/support/index.js";
+import { CreateSubscriptionRequest, Subscription } from "../../proto/gen/ratatoskr/v2/broker.js";
+import { frame, RawSessions, rawCall, startV1TestServer, startV2TestServer, uniqueName, type V1TestServer, type V2TestServer } from "../../test/support/index.js";
 
 // v1 Publish and PublishBatch served on HTTP/2 directly (direct-unary.ts), from outside: a raw
 // node:http2 client sends what grpc-js clients send and what they never would. What the methods
@@ -13,14 +14,17 @@ const PUBLISH = "/ratatoskr.MessageBroker/Publish";
 const PUBLISH_BATCH = "/ratatoskr.MessageBroker/PublishBatch";
 
 let s: V1TestServer | undefined;
+let v2: V2TestServer | undefined;
 const sessions = new RawSessions();
 afterEach(async () => {
   sessions.destroyAll();
   await s?.close();
+  await v2?.close();
   s = undefined;
+  v2 = undefined;
 });
 
-const session = (): Promise<ClientHttp2Session> => sessions.connect(s!.address);
+const session = (): Promise<ClientHttp2Session> => sessions.connect(s?.address ?? v2!.running.address);
 
 /** The one gRPC message of a unary answer (its 5-byte prefix checked and removed). */
 function onlyMessage(body: Buffer): Buffer {
@@ -103,5 +107,42 @@ describe("v1 Publish and PublishBatch served on HTTP/2 directly", () => {
     expect(out.grpcStatus).toBe(status.RESOURCE_EXHAUSTED);
     expect(out.grpcMessage).toMatch(/^Received message larger than max \(\d+ vs\. 8192\)$/);
     expect(published(topic)).toBe(0);
+  });
+});
+
+// v2 CreateSubscription goes the same way (a run opening 100,000 consumers makes as many calls).
+const CREATE_SUBSCRIPTION = "/ratatoskr.v2.Broker/CreateSubscription";
+const createSubscriptionRequest = (name: string, topic: string): Buffer =>
+  Buffer.from(CreateSubscriptionRequest.encode(CreateSubscriptionRequest.fromPartial({ name, topic, config: { ackDeadlineMs: 5000 } })).finish());
+
+describe("v2 CreateSubscription served on HTTP/2 directly", () => {
+  it("creates the subscription and answers with it and status OK; a second time ALREADY_EXISTS", async () => {
+    v2 = await startV2TestServer();
+    const topic = uniqueName("direct-v2");
+    await v2.api.createTopic({ name: topic });
+    const h = await session();
+    const out = await rawCall(h, CREATE_SUBSCRIPTION, frame(createSubscriptionRequest(`${topic}-sub`, topic)));
+    expect(out).toMatchObject({ httpStatus: 200, grpcStatus: status.OK, end: "closed" });
+    const answer = Subscription.decode(onlyMessage(out.body));
+    expect(answer).toMatchObject({ name: `${topic}-sub`, topic });
+    expect(answer.config?.ackDeadlineMs).toBe(5000);
+    expect((await v2.api.getSubscription(`${topic}-sub`)).topic).toBe(topic);
+    const again = await rawCall(h, CREATE_SUBSCRIPTION, frame(createSubscriptionRequest(`${topic}-sub`, topic)));
+    expect(again.grpcStatus).toBe(status.ALREADY_EXISTS);
+    expect(again.grpcMessage).toBe(`subscription "${topic}-sub" already exists`);
+  });
+
+  it("answers NOT_FOUND naming a missing topic, INTERNAL for bytes that are not a request, and the connection stays usable", async () => {
+    v2 = await startV2TestServer();
+    const h = await session();
+    const missing = await rawCall(h, CREATE_SUBSCRIPTION, frame(createSubscriptionRequest("s", "no-such-topic")));
+    expect(missing.grpcStatus).toBe(status.NOT_FOUND);
+    expect(missing.grpcMessage).toBe('topic "no-such-topic" does not exist');
+    const garbled = await rawCall(h, CREATE_SUBSCRIPTION, frame(Buffer.from([0x0a, 0x10])));
+    expect(garbled.grpcStatus).toBe(status.INTERNAL);
+    expect(garbled.grpcMessage).toBe("Error deserializing request");
+    const topic = uniqueName("direct-v2-after");
+    await v2.api.createTopic({ name: topic });
+    expect((await rawCall(h, CREATE_SUBSCRIPTION, frame(createSubscriptionRequest(`${topic}-sub`, topic)))).grpcStatus).toBe(status.OK);
   });
 });

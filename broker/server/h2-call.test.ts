@@ -1,8 +1,10 @@
-import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
+import { connect, constants, createServer, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
+import type { AddressInfo } from "node:net";
 import { gzipSync } from "node:zlib";
 import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConsumeRequest, ConsumeResponse } from "../../proto/gen/ratatoskr/v2/broker.js";
+import { dropSentHeaders } from "./h2-call.js";
 import { consumersAttached, frame, RawSessions, pollUntil, startV2TestServer, TestConsumer, topicWithSubscription, type V2TestServer } from "../../test/support/index.js";
 
 // The Consume stream served on HTTP/2 directly (h2-call.ts), from outside: a raw node:http2
@@ -195,5 +197,32 @@ describe("Consume served on HTTP/2 directly", () => {
     await consumer.waitForEnd();
     expect(consumer.error?.code, consumer.error?.details).toBe(status.UNAVAILABLE);
     expect(consumer.error?.details).toMatch(/shutting down/);
+  });
+
+  it("lets go of the response headers node:http2 keeps per stream (node still has the key), and the trailers still go out", async () => {
+    const server = createServer();
+    const seen: { before?: unknown; after?: unknown } = {};
+    server.on("stream", (stream: ServerHttp2Stream) => {
+      stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+      seen.before = stream.sentHeaders;
+      dropSentHeaders(stream);
+      seen.after = stream.sentHeaders;
+      stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+      stream.end(frame(Buffer.from("x")));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const client = connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    try {
+      const req = client.request({ ":method": "POST", ":path": "/t", "content-type": "application/grpc" });
+      const trailers = new Promise<IncomingHttpHeaders>((resolve) => req.on("trailers", resolve));
+      req.resume();
+      req.end();
+      expect((await trailers)["grpc-status"]).toBe("0");
+      expect(seen.before).toMatchObject({ "content-type": "application/grpc" });
+      expect(seen.after).toBeUndefined();
+    } finally {
+      client.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

@@ -1,10 +1,11 @@
 import { status, type Server, type ServiceDefinition } from "@grpc/grpc-js";
 import { InvalidArgumentError, TopicNotFoundError, type BrokerCore, type PublishInput } from "../../core/index.js";
-import { BrokerService } from "../../../proto/gen/ratatoskr/v2/broker.js";
+import { BrokerService, type CreateSubscriptionRequest, type Subscription } from "../../../proto/gen/ratatoskr/v2/broker.js";
 import { OPEN_ACCESS, type Access } from "../access.js";
 import type { BrokerServerConfig } from "../config.js";
 import { EncodedMessages } from "./consume-codec.js";
 import { bidiStream, unary, type ServedHandlers } from "../handlers.js";
+import { directUnary, type UnaryFn } from "../direct-unary.js";
 import type { DirectHandler } from "../h2-call.js";
 import { statusError } from "../status.js";
 import type { Logger } from "../logger.js";
@@ -51,7 +52,7 @@ export interface V2Service {
   /** Ends every Consume and PublishStream stream with UNAVAILABLE (before the core closes). */
   shutdown(): void;
   /**
-   * The methods served on HTTP/2 directly, by path: Consume (h2-call.ts, serveDirect). The
+   * The methods served on HTTP/2 directly, by path: Consume and CreateSubscription (h2-call.ts, serveDirect). The
    * server installs them once bound; grpc-js's own Consume handler only says they are missing.
    */
   readonly direct: ReadonlyMap<string, DirectHandler>;
@@ -74,6 +75,13 @@ export function addV2Service(
 
   // Each handler checks the caller's permission on its topic first (docs/security.md); with no
   // token file `access` allows everything.
+  const createSubscription: UnaryFn<CreateSubscriptionRequest, Subscription> = async (req, call) => {
+    access.require(call.metadata, "admin", req.topic);
+    // Dead letters are published to their topic by the broker on this subscription's behalf.
+    const deadLetterTopic = req.config?.deadLetterTopic ?? "";
+    if (deadLetterTopic !== "") access.require(call.metadata, "publish", deadLetterTopic);
+    return subscriptionToWire(await registry.create(req.name, req.topic, subscriptionRequestFromWire(req.config)));
+  };
   const handlers = {
     createTopic: unary(log, async (req, call) => {
       access.require(call.metadata, "admin", req.name);
@@ -106,13 +114,7 @@ export function addV2Service(
       }
     }),
     publishStream: publishStreamHandler(broker, log, openStreams, access, observer),
-    createSubscription: unary(log, async (req, call) => {
-      access.require(call.metadata, "admin", req.topic);
-      // Dead letters are published to their topic by the broker on this subscription's behalf.
-      const deadLetterTopic = req.config?.deadLetterTopic ?? "";
-      if (deadLetterTopic !== "") access.require(call.metadata, "publish", deadLetterTopic);
-      return subscriptionToWire(await registry.create(req.name, req.topic, subscriptionRequestFromWire(req.config)));
-    }),
+    createSubscription: unary(log, createSubscription),
     getSubscription: unary(log, (req, call) => {
       const info = registry.get(req.name);
       access.requireAny(call.metadata, info.topic);
@@ -155,7 +157,12 @@ export function addV2Service(
       for (const end of [...openStreams]) end();
       for (const stream of [...openConsumes]) stream.shutdown();
     },
-    direct: new Map([[BrokerService.consume.path, consume]]),
+    // CreateSubscription too: a run opening 100,000 consumers makes as many calls, and grpc-js's
+    // server call for each was most of the broker's garbage while they connected.
+    direct: new Map([
+      [BrokerService.consume.path, consume],
+      [BrokerService.createSubscription.path, directUnary(log, BrokerService.createSubscription, createSubscription)],
+    ]),
   };
 }
 
