@@ -114,22 +114,43 @@ describe("HeldLeases", () => {
     expect(small.capacity).toBe(16);
   });
 
-  it("pools at most 2^18 slots of each ring size: 4 rings of 65,536", () => {
+  it("pools at most 2^20 slots of each ring size: 16 rings of 65,536", () => {
     const size = 65_536;
-    const consumers = Array.from({ length: 6 }, () => new HeldLeases());
+    const consumers = Array.from({ length: 18 }, () => new HeldLeases());
     let id = 1;
     for (const held of consumers) for (let i = 0; i < size / 2 + 1; i++) held.add(lease(id++));
     expect(consumers.every((h) => h.capacity === size)).toBe(true);
     const before = pooledRings(size);
     for (const held of consumers) held.clear();
-    expect(pooledRings(size)).toBe(Math.max(before, 4));
+    expect(pooledRings(size)).toBe(Math.max(before, 16));
     // The next consumer takes a pooled ring instead of growing one.
     const next = new HeldLeases();
     consumers[0]!.add(lease(id++));
     expect(consumers[0]!.capacity).toBe(size);
-    expect(pooledRings(size)).toBe(3);
+    expect(pooledRings(size)).toBe(15);
     next.add(lease(id));
     expect(next.capacity).toBe(16);
+  });
+
+  it("grows into a pooled ring twice the size and pools the one it leaves, keeping order", () => {
+    const grower = new HeldLeases();
+    let id = 1_000_000;
+    for (let i = 0; i < 32; i++) grower.add(lease(id++));
+    expect(grower.capacity).toBe(32);
+    const before32 = pooledRings(32);
+    grower.delete(1_000_000 + 5); // a hole: still more than half live, so the ring doubles
+    grower.add(lease(id++));
+    expect(grower.capacity).toBe(64);
+    const pooled64 = pooledRings(64);
+    expect(pooledRings(32)).toBe(before32 + 1);
+    expect(grower.values().map((l) => l.ackId)).toEqual([...Array.from({ length: 33 }, (_, i) => 1_000_000 + i)].filter((a) => a !== 1_000_005));
+    // Another consumer reaching 32 slots takes the ring the first one left.
+    const other = new HeldLeases();
+    for (let i = 0; i < 17; i++) other.add(lease(id++));
+    expect(other.capacity).toBe(32);
+    expect(pooledRings(32)).toBe(before32);
+    grower.clear();
+    expect(pooledRings(64)).toBe(pooled64 + 1);
   });
 
   it("refuses an ack id that is not above the last one held", () => {
