@@ -42,7 +42,7 @@ import {
 } from "./h2-frames.js";
 import { FrameReader, type FrameSink } from "./h2-frame-reader.js";
 import { CONNECTION_WINDOW_BYTES, GrpcStatusError, readGrpcStatus, statusOfClose, STREAM_WINDOW_BYTES, type H2SessionOptions } from "./h2-grpc.js";
-import type { H2Stream, StreamConnection } from "./h2-stream.js";
+import { NO_OUT, type H2Stream, type StreamConnection } from "./h2-stream.js";
 
 /** Frames up to this size go out as one buffer (header and payload copied together): one socket write instead of two. */
 const JOIN_BELOW = 1024;
@@ -180,7 +180,7 @@ export class H2Connection implements StreamConnection, FrameSink {
 
   /** Ends `stream` from this side now: what it has not sent is dropped, END_STREAM goes out, and once the peer ended too the stream is released. */
   endNow(stream: H2Stream): void {
-    stream.out = [];
+    stream.out = NO_OUT;
     stream.outSent = 0;
     stream.endQueued = true;
     if (stream.id === 0) return this.unwait(stream);
@@ -278,7 +278,8 @@ export class H2Connection implements StreamConnection, FrameSink {
         this.sendWindow -= n;
         s.outSent += n;
         if (s.outSent === head.length) {
-          s.out.shift();
+          if (s.out.length === 1) s.out = NO_OUT;
+          else s.out.shift();
           s.outSent = 0;
         }
         if (lastOfAll) {
@@ -514,7 +515,7 @@ export class H2Connection implements StreamConnection, FrameSink {
   private release(s: H2Stream): void {
     if (s.released) return;
     s.released = true;
-    s.out = [];
+    s.out = NO_OUT;
     this.streams.delete(s.id);
     this.startWaiting();
     this.closeIfIdle();

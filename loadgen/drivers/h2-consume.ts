@@ -56,7 +56,7 @@ export class H2ConsumeClient {
   consume(slot: number, first: Buffer, handlers: ConsumeHandlers): ConsumeCall {
     if (this.pool.isClosed) throw new GrpcStatusError(Status.CANCELLED, "the driver is closed");
     const call = new ConsumeCall(this.block, handlers, this.o.maxMessageBytes);
-    call.out.push(grpcFramed(first));
+    call.queue(grpcFramed(first));
     this.pool.open(slot, call);
     return call;
   }
@@ -95,7 +95,7 @@ export class ConsumeCall extends H2Stream {
   /** Writes one request message that carries its gRPC prefix already (AckRequestBuilder's). */
   writeFramed(framed: Buffer): void {
     if (this.ended || this.endQueued || this.released) return;
-    this.out.push(framed);
+    this.queue(framed);
     this.conn?.send(this);
   }
 

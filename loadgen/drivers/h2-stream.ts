@@ -24,6 +24,13 @@ export interface StreamConnection {
  * sending, the windows both ways, the status the headers carried. A subclass reads the DATA and
  * decides what the peer's END_STREAM and an abort mean for its caller.
  */
+/**
+ * The send queue of a stream with nothing queued, shared and frozen (a push onto it throws): an
+ * empty array of its own per stream, with room for 17, was 14 MB of the generator's heap at
+ * 100,000 Consume streams, which its collector marked at every full collection.
+ */
+export const NO_OUT: Buffer[] = Object.freeze([]) as unknown as Buffer[];
+
 export abstract class H2Stream implements CallStatus {
   /** 0 until the connection opened the stream. */
   id = 0;
@@ -33,8 +40,8 @@ export abstract class H2Stream implements CallStatus {
   unacked = 0;
   status: number | undefined = undefined;
   details = "";
-  /** Request bytes not yet sent, in order; the first is sent up to `outSent`. */
-  out: Buffer[] = [];
+  /** Request bytes not yet sent, in order; the first is sent up to `outSent`. NO_OUT when none (`queue` adds). */
+  out: Buffer[] = NO_OUT;
   outSent = 0;
   /** END_STREAM follows the queued bytes. */
   endQueued = false;
@@ -48,6 +55,12 @@ export abstract class H2Stream implements CallStatus {
   queued = false;
 
   constructor(readonly block: Buffer) {}
+
+  /** Queues request bytes to send. */
+  queue(bytes: Buffer): void {
+    if (this.out === NO_OUT) this.out = [bytes];
+    else this.out.push(bytes);
+  }
 
   /** DATA bytes (padding removed), valid only during the call. */
   abstract onBytes(data: Buffer): void;

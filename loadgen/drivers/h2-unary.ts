@@ -32,7 +32,7 @@ class UnaryCall extends H2Stream {
     private readonly reject: (err: Error) => void,
   ) {
     super(block);
-    this.out.push(body);
+    this.queue(body);
     this.endQueued = true;
   }
 
