@@ -7,6 +7,8 @@
 //   node scripts/heapprofile-top.mjs /tmp/ult.<pid>.heapprofile
 // ALLOC_FROM / ALLOC_TO: ms after the process starts; ALLOC_OUT: a path prefix (pid and
 // .heapprofile are appended). One sample per 8 KiB allocated on average.
+// ALLOC_MINOR=0: leave out what scavenges collected, so the profile holds what survived them (promoted
+// to the old space, or still live): the garbage a full collection has to find.
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
 
@@ -16,7 +18,7 @@ const from = Number(process.env.ALLOC_FROM ?? 30000);
 const to = Number(process.env.ALLOC_TO ?? 50000);
 const out = `${process.env.ALLOC_OUT ?? "/tmp/alloc"}.${process.pid}.heapprofile`;
 setTimeout(() => {
-  session.post("HeapProfiler.startSampling", { samplingInterval: 8192, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }, () => {});
+  session.post("HeapProfiler.startSampling", { samplingInterval: 8192, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: process.env.ALLOC_MINOR !== "0" }, () => {});
   setTimeout(() => {
     session.post("HeapProfiler.stopSampling", (err, result) => {
       if (err) return process.stderr.write(`alloc-sample: ${err.message}\n`);
