@@ -16,9 +16,10 @@ interface BenchCommandArgs extends Omit<BenchArgs, "scenario" | "tls" | "token">
 
 /**
  * The generator's heap may grow to twice what is live between full collections. With V8's own
- * factor (about 1.3 here) the generator at ultimate ran a full collection every 2 to 3 s, and each
- * was an event-loop stall of 200 to 400 ms in the middle of reading (docs/loadgen.md, "Garbage collection in the generator").
- * It is the generator's own process only: an embedded broker is a process of its own, with its settings.
+ * factor (about 1.3 here) the generator at ultimate ran a full collection every 2 to 3 s, and
+ * each was an event-loop stall of 200 to 400 ms in the middle of reading:
+ * docs/loadgen.md, "Garbage collection in the generator". It is the generator's own process
+ * only: an embedded broker is a process of its own, with its settings.
  */
 export const GENERATOR_HEAP_GROWTH_PERCENT = 100;
 

@@ -43,8 +43,8 @@ export function pooledRings(size: number): number {
  * a ring of slots in delivery order, found by binary search (a look at the oldest slot first,
  * since acks mostly come in order), and a released slot is a hole the ring's ends pass over.
  * When the ring is full it is compacted in place if at most half of it is live, and moved to a
- * ring twice the size otherwise (pooled rings both ways). When the last lease is released a ring past INITIAL_CAPACITY is dropped, and the
- * next add takes one of the size it had (from a pool of dropped rings, or new): at the ultimate
+ * ring twice the size otherwise (pooled rings both ways). When the last lease is released a ring
+ * past INITIAL_CAPACITY is dropped, and the next add takes one of the size it had (from a pool of dropped rings, or new): at the ultimate
  * scenario (100,000 consumers, bursts of 100 to 200 leases about every 30 s each) the idle
  * consumers' rings of 256 slots, with their ids, were 4 KB a consumer; see
  * docs/performance.md, "Deliveries without objects and idle lease rings".
@@ -203,4 +203,3 @@ export class HeldLeases {
     this.ids = pooled?.ids ?? new Array<number>(size).fill(0);
   }
 }
-

@@ -20,17 +20,17 @@ export interface StreamConnection {
 }
 
 /**
- * One gRPC call's HTTP/2 stream as its connection drives it: the request bytes queued for
- * sending, the windows both ways, the status the headers carried. A subclass reads the DATA and
- * decides what the peer's END_STREAM and an abort mean for its caller.
- */
-/**
  * The send queue of a stream with nothing queued, shared and frozen (a push onto it throws): an
  * empty array of its own per stream, with room for 17, was 14 MB of the generator's heap at
  * 100,000 Consume streams, which its collector marked at every full collection.
  */
 export const NO_OUT: Buffer[] = Object.freeze([]) as unknown as Buffer[];
 
+/**
+ * One gRPC call's HTTP/2 stream as its connection drives it: the request bytes queued for
+ * sending, the windows both ways, the status the headers carried. A subclass reads the DATA and
+ * decides what the peer's END_STREAM and an abort mean for its caller.
+ */
 export abstract class H2Stream implements CallStatus {
   /** 0 until the connection opened the stream. */
   id = 0;

@@ -52,8 +52,9 @@ export interface V2Service {
   /** Ends every Consume and PublishStream stream with UNAVAILABLE (before the core closes). */
   shutdown(): void;
   /**
-   * The methods served on HTTP/2 directly, by path: Consume and CreateSubscription (h2-call.ts, serveDirect). The
-   * server installs them once bound; grpc-js's own Consume handler only says they are missing.
+   * The methods served on HTTP/2 directly, by path: Consume and CreateSubscription (h2-call.ts,
+   * serveDirect). The server installs them once bound; grpc-js's own Consume handler only says
+   * they are missing (its CreateSubscription serves a server bound without serveDirect).
    */
   readonly direct: ReadonlyMap<string, DirectHandler>;
 }
