@@ -43,6 +43,7 @@ import {
 import { FrameReader, type FrameSink } from "./h2-frame-reader.js";
 import { CONNECTION_WINDOW_BYTES, GrpcStatusError, readGrpcStatus, statusOfClose, STREAM_WINDOW_BYTES, type H2SessionOptions } from "./h2-grpc.js";
 import { NO_OUT, type H2Stream, type StreamConnection } from "./h2-stream.js";
+import { BudgetedReads } from "./read-budget.js";
 
 /** Frames up to this size go out as one buffer (header and payload copied together): one socket write instead of two. */
 const JOIN_BELOW = 1024;
@@ -129,7 +130,8 @@ export class H2Connection implements StreamConnection, FrameSink {
         if (alpn !== "h2") this.destroy(`the broker did not agree to HTTP/2 over TLS (ALPN ${alpn === false ? "none" : alpn})`);
       });
     }
-    this.socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    // Reads share the loop turn's budget with the other connections (read-budget.ts).
+    new BudgetedReads(this.socket, (chunk) => this.onData(chunk));
     this.socket.on("error", (err: Error) => (this.lastError ||= err.message));
     this.socket.on("close", () => this.onSocketClose());
     // SETTINGS: no push, our stream receive window; then open the connection's window.

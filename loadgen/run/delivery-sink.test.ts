@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { FakeClock } from "../clock.js";
+import { readsHandedOver } from "../drivers/index.js";
 import { Accounting } from "./accounting.js";
 import { AccountingSink } from "./delivery-sink.js";
 import { FLAG_WARMUP, PayloadBatch } from "./payload.js";
@@ -85,6 +86,17 @@ describe("the delivery sink", () => {
     deliver(sink, slotOf(0), third, undefined, 1);
     expect(sink.lastTimedDeliveryUs).toBe(1_009_000);
     expect(recorder.e2e.maxValue).toBeGreaterThanOrEqual(8_990);
+  });
+
+  it("reads the clock afresh for the next socket read handed over in the same synchronous run", () => {
+    const { clock, sink } = setup();
+    clock.setUs(1_002_000);
+    deliver(sink, slotOf(0), messages(0, [0], 1_000_000, 1_000_000), undefined, 1);
+    // read-budget.ts gives several held reads back in one turn, no microtask between them.
+    readsHandedOver.count++;
+    clock.setUs(1_009_000);
+    deliver(sink, slotOf(0), messages(0, [1], 1_000_000, 1_000_000), undefined, 1);
+    expect(sink.lastTimedDeliveryUs).toBe(1_009_000);
   });
 
   it("takes only `count` payloads of a frame", () => {

@@ -12,7 +12,7 @@
  * stream once per frame), not once per message; see docs/loadgen.md, "Receive time".
  */
 import type { Clock } from "../clock.js";
-import { ReconnectGaveUpError, type DeliverySink } from "../drivers/index.js";
+import { readsHandedOver, ReconnectGaveUpError, type DeliverySink } from "../drivers/index.js";
 import type { Accounting } from "./accounting.js";
 import { emptyHeader, readHeader } from "./payload.js";
 import type { Plan } from "./plan.js";
@@ -58,6 +58,7 @@ export class AccountingSink implements DeliverySink {
   private drainWaiter: (() => void) | undefined;
   /** Receive time of the current synchronous burst; -1 until read, reset by a microtask. */
   private burstUs = -1;
+  private burstRead = -1;
   private readonly endBurst = (): void => {
     this.burstUs = -1;
   };
@@ -80,12 +81,14 @@ export class AccountingSink implements DeliverySink {
   /**
    * The receive time of deliveries handed over in this synchronous run: one clock read per
    * burst. A microtask runs only once the client has handed over everything it parsed from a
-   * socket read, so the burst ends there.
+   * socket read, so the burst ends there, or where the generator's HTTP/2 client hands over its
+   * next read (read-budget.ts gives several back in one turn).
    */
   private receiveUs(): number {
-    if (this.burstUs < 0) {
+    if (this.burstUs < 0 || this.burstRead !== readsHandedOver.count) {
+      if (this.burstUs < 0) queueMicrotask(this.endBurst);
       this.burstUs = this.clock.nowUs();
-      queueMicrotask(this.endBurst);
+      this.burstRead = readsHandedOver.count;
     }
     return this.burstUs;
   }
