@@ -1,7 +1,6 @@
 import { readFileSync } from "node:fs";
-import { setFlagsFromString } from "node:v8";
 import type { Argv, CommandModule } from "yargs";
-import { DRIVER_NAMES, EXIT_BAD_INPUT, EXIT_OK, listCatalog, runBench, type BenchArgs } from "../loadgen/index.js";
+import { DRIVER_NAMES, EXIT_BAD_INPUT, EXIT_OK, listCatalog, runBench, setGeneratorHeapGrowth, type BenchArgs } from "../loadgen/index.js";
 
 interface BenchCommandArgs extends Omit<BenchArgs, "scenario" | "tls" | "token"> {
   scenario?: string;
@@ -13,15 +12,6 @@ interface BenchCommandArgs extends Omit<BenchArgs, "scenario" | "tls" | "token">
   token?: string;
   tokenFile?: string;
 }
-
-/**
- * The generator's heap may grow to twice what is live between full collections. With V8's own
- * factor (about 1.3 here) the generator at ultimate ran a full collection every 2 to 3 s, and
- * each was an event-loop stall of 200 to 400 ms in the middle of reading:
- * docs/loadgen.md, "Garbage collection in the generator". It is the generator's own process
- * only: an embedded broker is a process of its own, with its settings.
- */
-export const GENERATOR_HEAP_GROWTH_PERCENT = 100;
 
 /** The TLS files and token of the command line; throws an Error naming the flag. */
 export function securityFlags(a: Pick<BenchCommandArgs, "tlsCa" | "tlsCert" | "tlsKey" | "tlsServerName" | "token" | "tokenFile">): Pick<BenchArgs, "tls" | "token"> {
@@ -88,7 +78,8 @@ export const benchCommand: CommandModule<object, BenchCommandArgs> = {
       .option("quiet", { type: "boolean", default: false, describe: "no progress output" })
       .check((a) => (a["list"] === true || typeof a["scenario"] === "string" ? true : "missing the scenario file: ratatoskr bench <scenario.yaml>")) as unknown as Argv<BenchCommandArgs>,
   handler: async (args) => {
-    setFlagsFromString(`--heap-growing-percent=${GENERATOR_HEAP_GROWTH_PERCENT}`);
+    // The generator's own heap growth (docs/loadgen.md, "Garbage collection in the generator"), recorded in result.json.
+    setGeneratorHeapGrowth();
     if (args.list) {
       for (const line of listCatalog()) process.stdout.write(`${line}\n`);
       process.exitCode = EXIT_OK;

@@ -6,7 +6,7 @@ export { runBench, printSummary, timestamp, checkStartAt, listCatalog, START_AT_
 export { prepareOutputDir, prepareOutputFile } from "./out-dir.js";
 export { systemClock, FakeClock, type Clock } from "./clock.js";
 export * from "./errors.js";
-export { loadScenario, parseScenario, scenarioSchema, totalSubscriptions, buildPlan, parseShard, runScenario, type Scenario, type Slo, type Plan, type Shard, type RunOptions, type RunOutcome } from "./run/index.js";
+export { loadScenario, parseScenario, scenarioSchema, totalSubscriptions, buildPlan, parseShard, runScenario, setGeneratorHeapGrowth, type Scenario, type Slo, type Plan, type Shard, type RunOptions, type RunOutcome } from "./run/index.js";
 export { createDriver, DRIVER_NAMES, startEmbeddedBroker, procSample, H2UnaryClient, type DriverName, type EmbeddedBroker } from "./drivers/index.js";
 export type { Driver, DriverOptions, DeliverySink, SubscriptionSpec, Consumer, BrokerStatsSample } from "./drivers/index.js";
 export { buildResult, judge, RESULT_SCHEMA_VERSION, RESULT_KIND, evaluateGates, allPassed, readResult, writeReport, renderReport, REPORT_FILES, mergeResults, compareMarkdown, renderJUnit, renderSummaryMarkdown, type UnreportedRun, type RunResult, type GateResult } from "./report/index.js";

@@ -16,7 +16,7 @@ import type { BrokerStatsSample, DriverSecurity } from "./drivers/index.js";
 import { InterruptedError, LoadgenError } from "./errors.js";
 import { brokerCost, combineResults, judge, withVerdict, type ResultMeta, type RunResult } from "./report/index.js";
 import type { FaultEvent } from "./faults/index.js";
-import { splitPlan, type Plan, type UnackedRange, type Progress, type ProgressState, type RunFaults, type Scenario, type WorkerPart } from "./run/index.js";
+import { generatorSettings, splitPlan, type Plan, type UnackedRange, type Progress, type ProgressState, type RunFaults, type Scenario, type WorkerPart } from "./run/index.js";
 import type { ToParent, ToWorker, WorkerInit } from "./worker-main.js";
 
 /**
@@ -244,6 +244,7 @@ function combineWorkers(results: RunResult[], parts: WorkerPart[], o: WorkersRun
       mode: "workers",
       workers: parts.length,
       perWorker: results.map((r, i) => ({ ...r.generator!.perWorker[0]!, index: i, role: parts[i]!.role })),
+      settings: generatorSettings(),
     },
     ...(warnings.length ? { warnings } : {}),
   };

@@ -42,6 +42,14 @@ describe("report.md", () => {
     expect(row(md, "phases")).toMatch(/^\| phases \| warmup 0 s, measure 2000 messages \(took \d+\.\d s\), drain timeout 30 s; as run: connect .*measure .*drain/);
   });
 
+  it("names the generator's own settings on its Generator line", async () => {
+    const r = await run(scenario);
+    const line = () => renderMarkdown(r).split("\n").find((l) => l.startsWith("**Generator:**"))!;
+    expect(line()).toContain("settings: heap growth V8's own, reads 1 MiB a loop turn");
+    r.generator!.settings = { heapGrowingPercent: 100, turnReadBytes: 65_000 };
+    expect(line()).toContain("settings: heap growth 100%, reads 65000 B a loop turn");
+  });
+
   it("gives gate limits and actuals with their units", async () => {
     const md = renderMarkdown(await run(scenario));
     expect(row(md, "lost")).toBe("| lost | <= 0 messages | 0 messages | pass |");

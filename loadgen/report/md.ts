@@ -55,7 +55,8 @@ export function renderMarkdown(r: RunResult): string {
     lines.push(
       `**Generator:** ${g.mode === "workers" ? `${g.workers} worker threads` : "one process (one event loop)"}; ` +
         g.perWorker.map((w) => `${w.shard !== undefined ? `shard ${w.shard} ` : ""}worker ${w.index} ${w.role}: loop busy ${Math.round(w.loopUtilization * 100)}%, ${w.cpuShare.toFixed(2)} of a core, loop delay p99 ${w.loopDelayP99Ms} ms`).join("; ") +
-        `; generator-bound: ${r.generatorBound?.bound ? "yes" : "no"}`,
+        `; generator-bound: ${r.generatorBound?.bound ? "yes" : "no"}` +
+        (g.settings ? `; settings: heap growth ${g.settings.heapGrowingPercent === null ? "V8's own" : `${g.settings.heapGrowingPercent}%`}, reads ${g.settings.turnReadBytes % 1048576 === 0 ? `${g.settings.turnReadBytes / 1048576} MiB` : `${g.settings.turnReadBytes} B`} a loop turn` : ""),
       "",
     );
   }

@@ -6,7 +6,7 @@
  * scenario and driver) unless `allowPartial`, and then the merge says so and fails.
  */
 import { ReportError } from "../errors.js";
-import { encodeHistogram, mergeEncoded, mergeTimelines, summarize, type EncodedInterval, type IntervalPoint } from "../run/index.js";
+import { encodeHistogram, mergeEncoded, mergeTimelines, summarize, type EncodedInterval, type GeneratorSettings, type IntervalPoint } from "../run/index.js";
 import { combineCosts } from "./cost.js";
 import { judge, type Counts, type RunResult } from "./result.js";
 import type { GeneratorBound } from "./verdict.js";
@@ -136,11 +136,19 @@ export function combineResults(results: readonly RunResult[], count: number, mis
             mode: results.some((r) => r.generator!.mode === "workers") ? "workers" : "single",
             workers: results.reduce((a, r) => a + r.generator!.workers, 0),
             perWorker: results.flatMap((r) => r.generator!.perWorker.map((w) => (count > 1 ? { ...w, shard: r.run.shard.index } : w))),
+            ...sameSettings(results),
           },
         }
       : {}),
   };
   return merged;
+}
+
+/** The shards' generator settings when every shard ran with the same ones; none when they differed. */
+function sameSettings(results: readonly RunResult[]): { settings?: GeneratorSettings } {
+  const first = results[0]?.generator?.settings;
+  const key = JSON.stringify(first);
+  return first && results.every((r) => JSON.stringify(r.generator?.settings) === key) ? { settings: first } : {};
 }
 
 /** Shards are judged apart (each on its own machine's figures): bound if any was, each reason naming its shard. */

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { runBench } from "../bench.js";
 import { systemClock } from "../clock.js";
 import { DRIVER_NAMES, FakeDriver } from "../drivers/index.js";
+import { TURN_READ_BYTES } from "../drivers/read-budget.js";
 import { buildPlan, decodeHistogram, parseScenario, runScenario, summarize } from "../run/index.js";
 import { captureEnvironment } from "./environment.js";
 import { readResult } from "./files.js";
@@ -81,6 +82,18 @@ describe("result.schema.json", () => {
     expect(schemaErrors({ ...r, generator: { ...r.generator!, mode: "threads" } }).join()).toMatch(/\/generator\/mode must be equal to one of the allowed values/);
     const { reasons: _r, ...noReasons } = r.generatorBound!;
     expect(schemaErrors({ ...r, generatorBound: noReasons }).join()).toMatch(/missingProperty":"reasons"/);
+    // The generator's own settings: the read budget of this thread, the heap growth only when set.
+    expect(r.generator?.settings).toEqual({ heapGrowingPercent: null, turnReadBytes: TURN_READ_BYTES });
+    expect(schemaErrors({ ...r, generator: { ...r.generator!, settings: { ...r.generator!.settings!, turnReadBytes: "1MiB" } } }).join()).toMatch(/\/generator\/settings\/turnReadBytes must be integer/);
+  });
+
+  it("keeps the shards' generator settings in a merge only when every shard ran with the same ones", async () => {
+    const shards = [await fakeResult({ index: 0, count: 2 }), await fakeResult({ index: 1, count: 2 })];
+    expect(mergeResults(shards).generator?.settings).toEqual(shards[0]!.generator!.settings);
+    const other = { ...shards[1]!, generator: { ...shards[1]!.generator!, settings: { heapGrowingPercent: 100, turnReadBytes: TURN_READ_BYTES } } };
+    const merged = mergeResults([shards[0]!, other]);
+    expect(merged.generator).toBeDefined();
+    expect(merged.generator!.settings).toBeUndefined();
   });
 
   it("accepts null figures of an empty histogram", async () => {

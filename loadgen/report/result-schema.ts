@@ -3,7 +3,7 @@
  * result.schema.json; built and judged in result.ts). Types only: the files that derive figures
  * from a result (fault-figures.ts, rate-held.ts) read it from here, and result.ts uses them.
  */
-import type { BacklogReport, EncodedInterval, FineTimelineData, IntervalPoint, LatencySummary, PhaseTiming, RateSearchReport, Scenario, StepFigures, StreamErrorInfo } from "../run/index.js";
+import type { BacklogReport, EncodedInterval, FineTimelineData, GeneratorSettings, IntervalPoint, LatencySummary, PhaseTiming, RateSearchReport, Scenario, StepFigures, StreamErrorInfo } from "../run/index.js";
 import type { BrokerStatsSample, DurabilityPromise } from "../drivers/index.js";
 import type { FaultAnalysis, FaultEvent } from "../faults/index.js";
 import type { BrokerCost } from "./cost.js";
@@ -151,6 +151,8 @@ export interface GeneratorInfo {
   workers: number;
   /** Each worker's usage from measure start to the end of the drain. */
   perWorker: (WorkerFigures & { producers: number; subscriptions: number; cpuSource: "thread" | "process" })[];
+  /** The generator process's own settings that shape what it measures (absent in results written before them, or merged from shards that differed). */
+  settings?: GeneratorSettings;
 }
 
 export interface WholeRun {

@@ -11,7 +11,7 @@ import { faultFiguresOf } from "./fault-figures.js";
 import { rateHeldOf } from "./rate-held.js";
 import type { Counts, GeneratorInfo, ResultMeta, RunResult, Throughput } from "./result-schema.js";
 import { brokerCpuShare, generatorVerdict } from "./verdict.js";
-import { decodeHistogram, encodeHistogram, summarize, totalSubscriptions, type Plan, type RunOutcome, type Scenario } from "../run/index.js";
+import { decodeHistogram, encodeHistogram, generatorSettings, summarize, totalSubscriptions, type Plan, type RunOutcome, type Scenario } from "../run/index.js";
 
 export type { BrokerInfo, Counts, GeneratorInfo, RateHeld, ResultMeta, RunResult, Throughput, WholeRun } from "./result-schema.js";
 
@@ -124,6 +124,7 @@ export function buildResult(scenario: Scenario, plan: Plan, outcome: RunOutcome,
       mode: "single",
       workers: 1,
       perWorker: [{ index: 0, role: "both", producers: plan.producers.length, subscriptions: plan.subscriptions.length, ...workerFigures(outcome.generator) }],
+      settings: generatorSettings(),
     },
     ...(timeline ? { timeline } : {}),
     ...(meta.durability ? { durability: meta.durability } : {}),

@@ -29,3 +29,4 @@ export {
   type Histogram,
   type LatencySummary,
 } from "./histogram.js";
+export { generatorSettings, setGeneratorHeapGrowth, GENERATOR_HEAP_GROWTH_PERCENT, type GeneratorSettings } from "./generator-settings.js";
