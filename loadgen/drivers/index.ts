@@ -11,7 +11,7 @@ export { effectiveStorage, selfReportWarnings } from "./self-report.js";
 export { checkMetricsUrl, scrapeBrokerMetrics } from "./broker-metrics.js";
 export { tlsLabel, type DriverSecurity, type DriverTls } from "./security.js";
 export { H2UnaryClient } from "./h2-unary.js";
-export { readsHandedOver, turnReads } from "./read-budget.js";
+export { readsHandedOver, turnReads, TURN_READ_BYTES } from "./read-budget.js";
 export { Backoff, backoffDelayMs, DEFAULT_RECONNECT, ReconnectGaveUpError, type ReconnectPolicy, type RetryCounts } from "./reconnect.js";
 export type {
   BrokerSelfReport,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { TURN_READ_BYTES } from "../drivers/read-budget.js";
+import { TURN_READ_BYTES } from "../drivers/index.js";
 import { GENERATOR_HEAP_GROWTH_PERCENT, generatorSettings, setGeneratorHeapGrowth } from "./generator-settings.js";
 
 describe("generator settings", () => {
