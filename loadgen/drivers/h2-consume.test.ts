@@ -5,6 +5,7 @@ import { grpcFramed, startH2Server, type H2TestServer } from "../../test/support
 import { H2ConsumeClient, type ConsumeHandlers } from "./h2-consume.js";
 import { CONNECTION_WINDOW_BYTES, GrpcStatusError, STREAM_WINDOW_BYTES } from "./h2-grpc.js";
 import { encodeHeaderBlock } from "./hpack.js";
+import { readsHandedOver } from "./read-budget.js";
 
 const framed = grpcFramed;
 
@@ -70,6 +71,21 @@ describe("h2-consume: Consume streams on the generator's own HTTP/2 client", () 
     served.stream.end();
     expect(await h.ended).toBeUndefined();
     expect(h.messages).toEqual(bodies);
+  });
+
+  it("reads its socket through the loop turn's budget (read-budget.ts)", async () => {
+    const s = await start();
+    sessions = new H2ConsumeClient({ target: s.target, maxMessageBytes: 1 << 20 }, 1);
+    const h = collect();
+    const before = readsHandedOver.count;
+    sessions.consume(0, Buffer.from("x"), h);
+    const served = await s.next();
+    served.stream.respond(grpcHeaders, { waitForTrailers: true });
+    served.stream.on("wantTrailers", () => served.stream.sendTrailers({ "grpc-status": "0" }));
+    served.stream.end(framed(Buffer.from("one")));
+    expect(await h.ended).toBeUndefined();
+    expect(h.messages).toEqual([Buffer.from("one")]);
+    expect(readsHandedOver.count, "the connection's reads were handed over by BudgetedReads").toBeGreaterThan(before);
   });
 
   it("ends with the trailers' status and its percent-decoded message", async () => {

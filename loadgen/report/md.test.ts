@@ -45,9 +45,9 @@ describe("report.md", () => {
   it("names the generator's own settings on its Generator line", async () => {
     const r = await run(scenario);
     const line = () => renderMarkdown(r).split("\n").find((l) => l.startsWith("**Generator:**"))!;
-    expect(line()).toContain("settings: heap growth V8's own, reads 1 MiB a loop turn");
+    expect(line()).toContain("settings: heap growth V8's own, reads 1.0 MiB a loop turn");
     r.generator!.settings = { heapGrowingPercent: 100, turnReadBytes: 65_000 };
-    expect(line()).toContain("settings: heap growth 100%, reads 65000 B a loop turn");
+    expect(line()).toContain("settings: heap growth 100%, reads 63.5 KiB a loop turn");
   });
 
   it("gives gate limits and actuals with their units", async () => {

@@ -1,6 +1,6 @@
 /** report.md: the seed-shaped summary table, latency percentiles, gates, counts, environment. */
 import type { RunResult } from "./result.js";
-import { fmtBytes, fmtCount, fmtUs, totalSubscriptions, type LatencySummary } from "../run/index.js";
+import { fmtBytes, fmtCount, fmtUs, totalSubscriptions, type GeneratorSettings, type LatencySummary } from "../run/index.js";
 import { durabilityLines, faultSection } from "./fault-table.js";
 import { gateValue, headline, parameterRows, partialNotice } from "./summary.js";
 import { perSecond, workloadMarkdown } from "./workloads.js";
@@ -36,6 +36,11 @@ function peak(values: (number | undefined)[]): number {
   return values.reduce<number>((a, v) => (v !== undefined && v > a ? v : a), 0);
 }
 
+/** The generator's own settings as the Generator line gives them. */
+function settingsText(s: GeneratorSettings): string {
+  return `heap growth ${s.heapGrowingPercent === null ? "V8's own" : `${s.heapGrowingPercent}%`}, reads ${fmtBytes(s.turnReadBytes)} a loop turn`;
+}
+
 export function renderMarkdown(r: RunResult): string {
   const c = r.counts;
   const e = r.environment;
@@ -56,7 +61,7 @@ export function renderMarkdown(r: RunResult): string {
       `**Generator:** ${g.mode === "workers" ? `${g.workers} worker threads` : "one process (one event loop)"}; ` +
         g.perWorker.map((w) => `${w.shard !== undefined ? `shard ${w.shard} ` : ""}worker ${w.index} ${w.role}: loop busy ${Math.round(w.loopUtilization * 100)}%, ${w.cpuShare.toFixed(2)} of a core, loop delay p99 ${w.loopDelayP99Ms} ms`).join("; ") +
         `; generator-bound: ${r.generatorBound?.bound ? "yes" : "no"}` +
-        (g.settings ? `; settings: heap growth ${g.settings.heapGrowingPercent === null ? "V8's own" : `${g.settings.heapGrowingPercent}%`}, reads ${g.settings.turnReadBytes % 1048576 === 0 ? `${g.settings.turnReadBytes / 1048576} MiB` : `${g.settings.turnReadBytes} B`} a loop turn` : ""),
+        (g.settings ? `; settings: ${settingsText(g.settings)}` : ""),
       "",
     );
   }
