@@ -4,24 +4,29 @@
  * subscriptions gets k copies of every message, like ratatoskr fan-out. Nothing is stored and
  * nothing is acked.
  *
- * Publishing: every message of a batch is a NATS PUB (nats.js coalesces them into socket
- * writes). NATS core has no publish ack, so pacing comes from a fixed flush cadence: after every
- * NATS_FLUSH_EVERY messages on a connection the driver flushes (a PING/PONG round trip) and the
- * batch that crossed the mark resolves when the PONG arrives; other batches resolve at once.
- * The publish latency of this driver is therefore "time to the client buffer, or to the PONG",
- * not a broker ack. The cadence is fixed (not a scenario field) and disclosed in reports.
+ * The client is the generator's own (nats-core-client.ts; docs/loadgen.md, "The NATS core
+ * client"), not nats.js: it parses deliveries in place and writes a batch of PUBs into one
+ * buffer. The jetstream driver stays on nats.js.
+ *
+ * Publishing: every message of a batch is a NATS PUB (a synchronous run of batches goes out in
+ * one socket write). NATS core has no publish ack, so pacing comes from a fixed flush cadence:
+ * after every NATS_FLUSH_EVERY messages on a connection the driver flushes (a PING/PONG round
+ * trip) and the batch that crossed the mark resolves when the PONG arrives; other batches
+ * resolve at once. The publish latency of this driver is therefore "time to the client buffer,
+ * or to the PONG", not a broker ack. The cadence is fixed (not a scenario field) and disclosed
+ * in reports.
  *
  * Under faults (`reconnect` on; docs/faults.md, "Drivers under faults"): at-most-once. The
- * connections reconnect with backoff (nats-pool.ts) and nats.js re-sends the subscriptions;
- * what the server handled while a subscriber was away is lost to it. Publishes are not retried
- * (NATS core has no de-duplication and no ack to miss): nats.js holds what is published while
- * it reconnects and sends it afterwards, and what the dying connection had in flight is lost.
+ * connections reconnect with backoff and send their subscriptions again; what the server
+ * handled while a subscriber was away is lost to it. Publishes are not retried (NATS core has
+ * no de-duplication and no ack to miss): the client holds what is published while it
+ * reconnects (up to 8 MiB a connection) and sends it afterwards, and what the broken
+ * connection had not sent is lost.
  */
-import type { Subscription } from "nats";
 import type { RetryCounts } from "./reconnect.js";
 import { z } from "zod";
 import { defineDriver, type BrokerStatsSample, type Consumer, type DeliverySink, type Driver, type DriverOptions, type DriverScenario, type SubscriptionSpec } from "./driver.js";
-import { NatsPool } from "./nats-pool.js";
+import { NatsCorePool, type NatsCoreConnection } from "./nats-core-client.js";
 import { natsServer } from "./nats-server.js";
 
 /** Messages per connection between flushes (PING/PONG). 100 / 1,000 / 10,000 move NATS by about ±20% (docs/performance.md, "Peer driver notes"). */
@@ -62,12 +67,12 @@ export const natsDriver = defineDriver({
 export class NatsCoreDriver implements Driver {
   readonly name = "nats";
   readonly acks = false;
-  private readonly pool: NatsPool;
+  private readonly pool: NatsCorePool;
   private readonly sinceFlush: number[] = [];
-  private readonly subs = new Map<Subscription, { slot: number; sink: DeliverySink; conn: number }>();
+  private readonly subs = new Set<{ nc: NatsCoreConnection; sid: number; slot: number; sink: DeliverySink; conn: number }>();
 
   constructor(private readonly options: DriverOptions) {
-    this.pool = new NatsPool(options.target, options.connections, "ratatoskr-bench-nats", options, options.reconnect, () => options.clock.wallMs());
+    this.pool = new NatsCorePool(options.target, options.connections, "ratatoskr-bench-nats", options, options.reconnect, () => options.clock.wallMs());
   }
 
   retryCounts(): RetryCounts {
@@ -78,14 +83,14 @@ export class NatsCoreDriver implements Driver {
     await this.pool.open(this.options.connectTimeoutMs);
     for (let i = 0; i < this.pool.length; i++) this.sinceFlush.push(0);
     this.pool.onClosed((conn, err) => {
-      for (const [sub, s] of this.subs) {
+      for (const s of this.subs) {
         if (s.conn !== conn) continue;
-        this.subs.delete(sub);
+        this.subs.delete(s);
         s.sink.onStreamError(s.slot, err ?? new Error("NATS connection closed"));
       }
     });
     this.pool.onReconnected((conn) => {
-      for (const s of this.subs.values()) if (s.conn === conn) s.sink.onReconnect?.(s.slot, new Error(`NATS connection ${conn} reconnected; its subscriptions were re-sent`));
+      for (const s of this.subs) if (s.conn === conn) s.sink.onReconnect?.(s.slot, new Error(`NATS connection ${conn} reconnected; its subscriptions were re-sent`));
     });
   }
 
@@ -100,22 +105,16 @@ export class NatsCoreDriver implements Driver {
   async openConsumer(spec: SubscriptionSpec, consumerIndex: number, sink: DeliverySink): Promise<Consumer> {
     const hint = spec.slot + consumerIndex;
     const nc = this.pool.at(hint);
-    const sub = nc.subscribe(spec.topic, {
-      callback: (err, msg) => {
-        if (err) {
-          sink.onStreamError(spec.slot, err);
-          return;
-        }
-        sink.onDelivery(spec.slot, msg.data, 0, msg.data.length, 1);
-      },
-    });
-    this.subs.set(sub, { slot: spec.slot, sink, conn: this.pool.indexOf(hint) });
+    const slot = spec.slot;
+    const sid = nc.subscribe(spec.topic, (buf, start, end) => sink.onDelivery(slot, buf, start, end, 1));
+    const sub = { nc, sid, slot, sink, conn: this.pool.indexOf(hint) };
+    this.subs.add(sub);
     // After the PONG the server has processed the SUB: it delivers from now on.
     await nc.flush();
     return {
       close: () => {
         this.subs.delete(sub);
-        sub.unsubscribe();
+        nc.unsubscribe(sid);
       },
     };
   }
@@ -124,9 +123,12 @@ export class NatsCoreDriver implements Driver {
     const conn = this.pool.indexOf(channelHint);
     const nc = this.pool.at(channelHint);
     const n = payloads.length;
-    // nats.js copies the bytes into its outbound buffer on a microtask queued before this
-    // promise settles, so the caller may reuse the payload buffers once it resolves.
-    for (let i = 0; i < n; i++) nc.publish(topic, payloads[i]!);
+    try {
+      // The client copies the bytes into its outbound buffer before it returns.
+      nc.publish(topic, payloads);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
     const since = (this.sinceFlush[conn] ?? 0) + n;
     if (since < NATS_FLUSH_EVERY) {
       this.sinceFlush[conn] = since;
@@ -145,7 +147,7 @@ export class NatsCoreDriver implements Driver {
   }
 
   async close(): Promise<void> {
-    for (const sub of this.subs.keys()) sub.unsubscribe();
+    for (const s of this.subs) s.nc.unsubscribe(s.sid);
     this.subs.clear();
     await this.pool.close();
   }
