@@ -41,8 +41,10 @@ function stream(n: number, seed: () => number): { bytes: Buffer; expected: Event
       // Payloads hold CR, LF and "MSG " too: only the size says where they end.
       if (size > 10) payload.write("\r\nMSG x", 3, "latin1");
       const sid = 1 + Math.floor(seed() * 100_000);
-      const reply = seed() < 0.2 ? " _INBOX.abc" : "";
-      parts.push(Buffer.from(`MSG subject.${i % 7}\t${sid}${reply} ${size}\r\n`), payload, Buffer.from("\r\n"));
+      // Mostly the one-pass form (single spaces, no reply subject), sometimes a reply or tabs.
+      const reply = seed() < 0.1 ? " _INBOX.abc" : "";
+      const sep = seed() < 0.1 ? "\t " : " ";
+      parts.push(Buffer.from(`MSG subject.${i % 7}${sep}${sid}${reply} ${size}\r\n`), payload, Buffer.from("\r\n"));
       expected.push(`msg ${sid} ${payload.toString("hex")}`);
     }
   }

@@ -63,6 +63,11 @@ export class NatsParser {
       if (i < 0) return;
     }
     while (i < n) {
+      const next = this.inChunkMsg(b, i, n);
+      if (next >= 0) {
+        i = next;
+        continue;
+      }
       let lf = i;
       while (lf < n && b[lf] !== LF) lf++;
       if (lf === n) {
@@ -72,6 +77,39 @@ export class NatsParser {
       i = this.lineDone(b, i, lf > i && b[lf - 1] === CR ? lf - 1 : lf, b, lf + 1);
       if (i < 0) return;
     }
+  }
+
+  /**
+   * The common case in one pass: `MSG <subject> <sid> <size>\r\n<payload>\r\n` whole in this
+   * chunk, single spaces, no reply subject. The position after it, or -1 for anything else (a
+   * line or payload cut by the chunk's end, another op, a reply subject, a malformed line), which
+   * the general path then parses, or rejects.
+   */
+  private inChunkMsg(b: Uint8Array, i: number, n: number): number {
+    if (i + 4 >= n || b[i] !== 0x4d || b[i + 1] !== 0x53 || b[i + 2] !== 0x47 || b[i + 3] !== SPACE) return -1;
+    let p = i + 4;
+    while (p < n && b[p]! > SPACE) p++;
+    if (p === i + 4 || p >= n || b[p] !== SPACE) return -1;
+    let sid = 0;
+    let d: number;
+    const sid0 = ++p;
+    while (p < n && (d = b[p]! - ZERO) >= 0 && d <= 9) {
+      sid = sid * 10 + d;
+      p++;
+    }
+    if (p === sid0 || p >= n || b[p] !== SPACE) return -1;
+    let size = 0;
+    const size0 = ++p;
+    while (p < n && (d = b[p]! - ZERO) >= 0 && d <= 9) {
+      size = size * 10 + d;
+      p++;
+    }
+    if (p === size0 || p + 1 >= n || b[p] !== CR || b[p + 1] !== LF) return -1;
+    const start = p + 2;
+    const end = start + size;
+    if (end + 2 > n || b[end] !== CR || b[end + 1] !== LF) return -1;
+    this.onMsg(sid, b, start, end);
+    return end + 2;
   }
 
   /** The line `buf[start, end)` ended; what follows it starts at `b[next]`. The next position, or -1 when `b` ended inside a payload. */

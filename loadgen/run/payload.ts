@@ -110,17 +110,18 @@ export function emptyHeader(): DecodedHeader {
 }
 
 // Scratch for reading a little-endian f64 out of any Uint8Array without a DataView or Buffer
-// per message: copy 8 bytes, read the aliasing Float64Array.
+// per message: its two 32-bit halves are stored into an Int32Array aliasing a Float64Array.
 const f64 = new Float64Array(1);
-const f64Bytes = new Uint8Array(f64.buffer);
+const f64Halves = new Int32Array(f64.buffer);
+const LOW = LITTLE_ENDIAN_HOST ? 0 : 1;
 
 function u32(b: Uint8Array, o: number): number {
   return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16)) + b[o + 3]! * 0x1000000;
 }
 
 function f64le(b: Uint8Array, o: number): number {
-  if (LITTLE_ENDIAN_HOST) for (let i = 0; i < 8; i++) f64Bytes[i] = b[o + i]!;
-  else for (let i = 0; i < 8; i++) f64Bytes[7 - i] = b[o + i]!;
+  f64Halves[LOW] = b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24);
+  f64Halves[1 - LOW] = b[o + 4]! | (b[o + 5]! << 8) | (b[o + 6]! << 16) | (b[o + 7]! << 24);
   return f64[0]!;
 }
 

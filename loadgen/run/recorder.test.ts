@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { clampUs, encodeHistogram, newHistogram } from "./histogram.js";
 import { Recorder } from "./recorder.js";
 import { deliveryWindowSeconds } from "./runner.js";
 
@@ -72,5 +73,45 @@ describe("the delivery window", () => {
     expect(deliveryWindowSeconds(1_000_000, 1_500_000, 3_000_000, 9)).toBe(2);
     expect(deliveryWindowSeconds(1_000_000, 400_000, 3_000_000, 9)).toBe(2.6);
     expect(deliveryWindowSeconds(1_000_000, 0, 0, 9)).toBe(9); // nothing measured arrived
+  });
+});
+
+describe("runs of equal delivery latencies", () => {
+  it("give the whole-run and interval histograms that one record per delivery gives", () => {
+    const rec = new Recorder();
+    const corrected = newHistogram();
+    const uncorrected = newHistogram();
+    const ivCorrected: string[] = [];
+    rec.phase = "measure";
+    rec.startMeasuring();
+    let x = 12345;
+    const rnd = (): number => ((x = (Math.imul(x, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+    let c = 100;
+    let u = 50;
+    let iv = newHistogram();
+    for (let i = 0; i < 20_000; i++) {
+      // Runs of equal values, runs where only one of the pair changes, and changes every time.
+      if (rnd() < 0.3) c = Math.floor(rnd() * 5000) + rnd();
+      if (rnd() < 0.3) u = Math.floor(rnd() * 5000);
+      rec.recordDelivery(c, u, false);
+      corrected.recordValue(clampUs(c));
+      uncorrected.recordValue(clampUs(u));
+      iv.recordValue(clampUs(c));
+      if (i % 3001 === 3000) {
+        // An interval closes in the middle of a run.
+        rec.closeInterval(i, 0, 1000);
+        ivCorrected.push(encodeHistogram(iv));
+        iv.destroy();
+        iv = newHistogram();
+      }
+    }
+    rec.closeInterval(99, 0, 1000);
+    ivCorrected.push(encodeHistogram(iv));
+    expect(rec.e2e.totalCount).toBe(20_000);
+    expect(encodeHistogram(rec.e2e)).toBe(encodeHistogram(corrected));
+    expect(encodeHistogram(rec.e2eUncorrected)).toBe(encodeHistogram(uncorrected));
+    expect(rec.intervals.map((i) => i.histogram)).toEqual(ivCorrected);
+    for (const h of [corrected, uncorrected, iv]) h.destroy();
+    rec.destroy();
   });
 });

@@ -6,7 +6,12 @@
  *
  * Hot-path methods only call recordValue and count into the fine timeline (timeline.ts: acks
  * and first deliveries per 100 ms, for the per-fault figures); the per-second work happens in
- * `closeInterval`.
+ * `closeInterval`. Deliveries record runs of equal values once, with their count: a burst of
+ * deliveries shares one receive time, and the messages of a batch their send times, so most
+ * neighbours round to the same microsecond (docs/loadgen.md, "Receive time"). The run is held
+ * until the value changes or anything reads or resets the e2e histograms (closeInterval,
+ * startMeasuring, the `e2e` getters); what they hold is then exactly what one recordValue per
+ * delivery would have made.
  */
 import { clampUs, encodeHistogram, newFastHistogram, type Histogram } from "./histogram.js";
 import { FineTimeline } from "./timeline.js";
@@ -52,8 +57,8 @@ export interface EncodedInterval {
 
 export class Recorder {
   readonly publishLatency: Histogram = newFastHistogram();
-  readonly e2e: Histogram = newFastHistogram();
-  readonly e2eUncorrected: Histogram = newFastHistogram();
+  private readonly e2eAll: Histogram = newFastHistogram();
+  private readonly e2eUncorrectedAll: Histogram = newFastHistogram();
   readonly lateness: Histogram = newFastHistogram();
 
   private readonly ivE2e: Histogram = newFastHistogram();
@@ -62,6 +67,11 @@ export class Recorder {
   private readonly ivLateness: Histogram = newFastHistogram();
   private ivPublished = 0;
   private ivDelivered = 0;
+  /** The run of equal values not yet recorded (count 0: none), corrected and uncorrected. */
+  private runC = -1;
+  private runCN = 0;
+  private runU = -1;
+  private runUN = 0;
 
   /** Totals over all phases. */
   published = 0;
@@ -101,6 +111,7 @@ export class Recorder {
   startMeasuring(): void {
     this.phase = "measure";
     if (this.measuring) return;
+    this.flushRuns();
     for (const h of [this.publishLatency, this.e2e, this.e2eUncorrected, this.lateness, this.ivE2e, this.ivE2eUncorrected, this.ivPublish, this.ivLateness]) h.reset();
     this.phase = "measure";
     this.measuring = true;
@@ -151,15 +162,59 @@ export class Recorder {
     if (this.phase === "measure") this.measuredDelivered++;
     if (this.measuring ? warmup : this.phase !== "warmup") return;
     const c = clampUs(correctedUs);
-    this.e2e.recordValue(c);
-    this.ivE2e.recordValue(c);
     const u = clampUs(uncorrectedUs);
-    this.e2eUncorrected.recordValue(u);
-    this.ivE2eUncorrected.recordValue(u);
+    if (c === this.runC && u === this.runU) {
+      this.runCN++;
+      this.runUN++;
+      return;
+    }
+    if (c === this.runC) this.runCN++;
+    else {
+      if (this.runCN > 0) this.flushCorrected();
+      this.runC = c;
+      this.runCN = 1;
+    }
+    if (u === this.runU) this.runUN++;
+    else {
+      if (this.runUN > 0) this.flushUncorrected();
+      this.runU = u;
+      this.runUN = 1;
+    }
+  }
+
+  /** Corrected e2e of every delivery so far (the held run recorded first). */
+  get e2e(): Histogram {
+    this.flushRuns();
+    return this.e2eAll;
+  }
+
+  /** Uncorrected e2e of every delivery so far (the held run recorded first). */
+  get e2eUncorrected(): Histogram {
+    this.flushRuns();
+    return this.e2eUncorrectedAll;
+  }
+
+  private flushRuns(): void {
+    if (this.runCN > 0) this.flushCorrected();
+    if (this.runUN > 0) this.flushUncorrected();
+    this.runC = this.runU = -1;
+  }
+
+  private flushCorrected(): void {
+    this.e2eAll.recordValueWithCount(this.runC, this.runCN);
+    this.ivE2e.recordValueWithCount(this.runC, this.runCN);
+    this.runCN = 0;
+  }
+
+  private flushUncorrected(): void {
+    this.e2eUncorrectedAll.recordValueWithCount(this.runU, this.runUN);
+    this.ivE2eUncorrected.recordValueWithCount(this.runU, this.runUN);
+    this.runUN = 0;
   }
 
   /** Close the current interval: append a series point and the encoded e2e interval histogram. */
   closeInterval(tSec: number, startMs: number, endMs: number, extra: Partial<IntervalPoint> = {}): IntervalPoint {
+    this.flushRuns();
     const secs = Math.max(1e-3, (endMs - startMs) / 1000);
     const point: IntervalPoint = {
       t: Math.round(tSec * 1000) / 1000,
@@ -189,7 +244,8 @@ export class Recorder {
 
   /** Free the histograms' WASM memory; the recorder must not be used afterwards. */
   destroy(): void {
-    for (const h of [this.publishLatency, this.e2e, this.e2eUncorrected, this.lateness, this.ivE2e, this.ivE2eUncorrected, this.ivPublish, this.ivLateness]) h.destroy();
+    this.runCN = this.runUN = 0;
+    for (const h of [this.publishLatency, this.e2eAll, this.e2eUncorrectedAll, this.lateness, this.ivE2e, this.ivE2eUncorrected, this.ivPublish, this.ivLateness]) h.destroy();
   }
 
   /** p99 of corrected e2e so far (for the progress line). */
