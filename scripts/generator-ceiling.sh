@@ -6,7 +6,9 @@
 # (fan-out.yaml) runs `ratatoskr calibrate --target`: bare client and harness alternating,
 # PASSES pairs each, and prints the medians and their ratio. Target: harness ≥ 0.9× bare.
 # Environment: PASSES (default 3); BENCH_ARGS extra arguments for every harness run (e.g.
-# BENCH_ARGS="--workers 2"); CASES to run a subset (e.g. CASES="nats:throughput").
+# BENCH_ARGS="--workers 2"); CASES to run a subset (e.g. CASES="nats:throughput"); SET scenario
+# overrides for both sides of every case (e.g. SET="messages=5000000": a 1M-message NATS run
+# measures about half a second).
 # Figures: .tmp/generator-ceiling/<time>/<driver>-<scenario>.json. Servers are stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,7 @@ passes=${PASSES:-3}
 cases=${CASES:-"nats:throughput nats:fan-out ratatoskr:throughput ratatoskr:fan-out"}
 bench_args=()
 for a in ${BENCH_ARGS:-}; do bench_args+=("--bench-arg=$a"); done
+for a in ${SET:-}; do bench_args+=("--set" "$a"); done
 [ -f dist/cli/main.js ] || npm run build
 out=".tmp/generator-ceiling/$(date -u +%Y%m%dT%H%M%S)"
 mkdir -p "$out"
@@ -43,7 +46,7 @@ nats_addr=$(await_line "$out/nats.log" $! 'client connections on [0-9.]+:[0-9]+'
 node dist/cli/main.js broker --host 127.0.0.1 --port 0 > "$out/broker.log" 2>&1 &
 pids+=($!)
 broker_addr=$(await_line "$out/broker.log" $! '"address":"[^"]*"' | cut -d'"' -f4)
-echo "nats-server at $nats_addr, ratatoskr broker at $broker_addr; $passes passes; bench args: ${BENCH_ARGS:-none}"
+echo "nats-server at $nats_addr, ratatoskr broker at $broker_addr; $passes passes; bench args: ${BENCH_ARGS:-none}; set: ${SET:-none}"
 
 for c in $cases; do
   driver=${c%%:*}; scenario=${c#*:}
