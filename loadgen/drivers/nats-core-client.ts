@@ -124,7 +124,8 @@ export class NatsCoreConnection {
   subscribe(subject: string, handler: MessageHandler): number {
     const sid = this.nextSid++;
     this.subs[sid] = { subject, handler };
-    this.writeBytes(Buffer.from(`SUB ${subject} ${sid}\r\n`));
+    // While reconnecting, the new connection gets it with the others.
+    if (this.state === "open") this.writeBytes(Buffer.from(`SUB ${subject} ${sid}\r\n`));
     return sid;
   }
 
@@ -215,6 +216,8 @@ export class NatsCoreConnection {
       }
     };
     new BudgetedReads(socket, consume);
+    // The handshake paused it, so nothing it read since went unheard.
+    socket.resume();
     let error: Error | undefined;
     socket.on("error", (err) => (error = err));
     socket.on("close", () => this.broke(socket, error));
@@ -425,6 +428,9 @@ function handshake(o: NatsCoreOptions): Promise<Opened> {
         if (op !== "PONG") continue; // +OK, INFO updates: nothing to do during the handshake
         settled = true;
         clearTimeout(timer);
+        // Paused before its listeners go: a TLS socket may emit more in this tick, which waits
+        // in the stream for the connection's own reader (attach).
+        socket.pause();
         listen(false);
         resolve({ socket, maxPayload, rest: Buffer.from(buf) });
       }
@@ -472,7 +478,13 @@ export class NatsCorePool {
       nowMs: this.nowMs,
     };
     for (let k = 0; k < this.size; k++) {
-      const nc = await NatsCoreConnection.open({ ...options, name: `${this.name}-${k}` });
+      let nc: NatsCoreConnection;
+      try {
+        nc = await NatsCoreConnection.open({ ...options, name: `${this.name}-${k}` });
+      } catch (err) {
+        await this.close();
+        throw err;
+      }
       const index = k;
       nc.onClosed((err) => {
         if (this.closing) return;

@@ -100,6 +100,7 @@ describe("NatsParser", () => {
     expect(() => collect().parser.push(Buffer.from("MSG a b 3\r\nabc\r\n"))).toThrow(/numeric sid/);
     expect(() => collect().parser.push(Buffer.from("MSG a 1 3x\r\nabc\r\n"))).toThrow(/numeric size/);
     expect(() => collect().parser.push(Buffer.from("MSG a 1\r\n"))).toThrow(/numeric size/);
+    expect(() => collect().parser.push(Buffer.from("MSG a 1 99999999999\r\nabc"))).toThrow(/above the 67108864-byte limit/);
     expect(() => collect().parser.push(Buffer.from("HMSG a 1 12 15\r\nNATS/1.0\r\n\r\nabc\r\n"))).toThrow(/HMSG/);
   });
 });

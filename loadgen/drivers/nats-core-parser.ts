@@ -20,6 +20,9 @@ const ZERO = 48;
 /** The longest control line held across chunks (an INFO with a long server list fits). */
 export const MAX_CONTROL_LINE = 1 << 20;
 
+/** The largest MSG payload accepted: nats-server's own ceiling for max_payload (64 MB). */
+export const MAX_MSG_PAYLOAD = 64 * 1024 * 1024;
+
 export class NatsProtocolError extends Error {}
 
 export class NatsParser {
@@ -167,6 +170,7 @@ export class NatsParser {
       this.onMsg(this.sid, b, i, end);
       return end + 2;
     }
+    if (size > MAX_MSG_PAYLOAD) throw new NatsProtocolError(`NATS protocol error: a MSG of ${size} bytes, above the ${MAX_MSG_PAYLOAD}-byte limit of any nats-server`);
     const need = size + 2;
     if (this.pay.length < need) this.pay = Buffer.allocUnsafe(Math.max(need, this.pay.length * 2));
     this.pay.set(b.subarray(i), 0);
