@@ -17,6 +17,7 @@
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
 import { BrokerConnectError, BrokerUnreachableError } from "../errors.js";
+import { NatsConnections } from "./nats-connections.js";
 import { NatsParser } from "./nats-core-parser.js";
 import { probeBroker } from "./probe.js";
 import { BudgetedReads } from "./read-budget.js";
@@ -439,14 +440,8 @@ function handshake(o: NatsCoreOptions): Promise<Opened> {
   });
 }
 
-/** The connections of a `nats` driver: publishers pick one by their channel hint, consumers by slot. */
-export class NatsCorePool {
-  private readonly conns: NatsCoreConnection[] = [];
-  private closing = false;
-  /** Reconnects that succeeded (policy set). */
-  readonly counts = { publishRetries: 0, reconnects: 0 };
-  private readonly closedListeners: ((index: number, err: Error | undefined) => void)[] = [];
-  private readonly reconnectListeners: ((index: number) => void)[] = [];
+/** The connections of a `nats` driver (nats-connections.ts). */
+export class NatsCorePool extends NatsConnections<NatsCoreConnection> {
   private readonly security: ReturnType<typeof natsSecurity>;
 
   constructor(
@@ -457,6 +452,7 @@ export class NatsCorePool {
     private readonly policy: ReconnectPolicy | undefined,
     private readonly nowMs: () => number,
   ) {
+    super();
     this.security = natsSecurity(security);
   }
 
@@ -486,43 +482,9 @@ export class NatsCorePool {
         throw err;
       }
       const index = k;
-      nc.onClosed((err) => {
-        if (this.closing) return;
-        for (const l of this.closedListeners) l(index, err);
-      });
-      nc.onReconnected(() => {
-        this.counts.reconnects++;
-        for (const l of this.reconnectListeners) l(index);
-      });
+      nc.onClosed((err) => this.closed(index, err));
+      nc.onReconnected(() => this.reconnected(index));
       this.conns.push(nc);
     }
-  }
-
-  at(hint: number): NatsCoreConnection {
-    const nc = this.conns[hint % this.conns.length];
-    if (!nc) throw new Error("NATS pool is not open");
-    return nc;
-  }
-
-  indexOf(hint: number): number {
-    return hint % this.conns.length;
-  }
-
-  get length(): number {
-    return this.conns.length;
-  }
-
-  onClosed(listener: (index: number, err: Error | undefined) => void): void {
-    this.closedListeners.push(listener);
-  }
-
-  onReconnected(listener: (index: number) => void): void {
-    this.reconnectListeners.push(listener);
-  }
-
-  async close(): Promise<void> {
-    this.closing = true;
-    await Promise.all(this.conns.map((nc) => nc.close().catch(() => undefined)));
-    this.conns.length = 0;
   }
 }

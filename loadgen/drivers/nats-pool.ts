@@ -1,8 +1,8 @@
 /**
- * A fixed set of NATS connections shared by the `nats` and `jetstream` drivers: publishers pick
- * one by their channel hint, consumers by slot, like the gRPC channel pool. Without a reconnect
- * policy reconnect is off: a connection the server drops (slow consumer, shutdown) ends its
- * subscriptions with an error the run reports. With one (faults), nats.js reconnects, waiting
+ * The nats.js connections of the `jetstream` driver (nats-connections.ts: publishers pick one by
+ * their channel hint, consumers by slot). Without a reconnect policy reconnect is off: a
+ * connection the server drops (slow consumer, shutdown) ends its subscriptions with an error the
+ * run reports. With one (faults), nats.js reconnects, waiting
  * the policy's backoff before each attempt (reconnect.ts), and re-sends its subscriptions; what
  * the server published while a subscriber was away is lost to it, and the accounting says so.
  * A connection that stays down past the give-up deadline is closed, which ends its
@@ -12,17 +12,12 @@ import { connect, Events, type NatsConnection } from "nats";
 import { systemClock } from "../clock.js";
 import { BrokerConnectError, BrokerUnreachableError } from "../errors.js";
 import { probeBroker } from "./probe.js";
-import { Backoff, ReconnectGaveUpError, type ReconnectPolicy, type RetryCounts } from "./reconnect.js";
+import { NatsConnections } from "./nats-connections.js";
+import { Backoff, ReconnectGaveUpError, type ReconnectPolicy } from "./reconnect.js";
 import { natsSecurity, type DriverSecurity } from "./security.js";
 
-export class NatsPool {
-  private readonly conns: NatsConnection[] = [];
-  private readonly closedListeners = new Set<(index: number, err: Error | undefined) => void>();
-  private closing = false;
+export class NatsPool extends NatsConnections<NatsConnection> {
   private readonly security: ReturnType<typeof natsSecurity>;
-  /** Reconnects that succeeded (policy set). */
-  readonly counts: RetryCounts = { publishRetries: 0, reconnects: 0 };
-  private readonly reconnectListeners = new Set<(index: number) => void>();
 
   constructor(
     private readonly target: string,
@@ -32,6 +27,7 @@ export class NatsPool {
     private readonly policy?: ReconnectPolicy,
     private readonly nowMs: () => number = () => systemClock.wallMs(),
   ) {
+    super();
     this.security = natsSecurity(security);
   }
 
@@ -85,51 +81,17 @@ export class NatsPool {
       const index = i;
       ref.nc = nc;
       this.conns.push(nc);
-      void nc.closed().then((err) => {
-        if (this.closing) return;
-        for (const l of this.closedListeners) l(index, gaveUp ?? err ?? new Error("connection closed by the server"));
-      });
+      void nc.closed().then((err) => this.closed(index, gaveUp ?? err ?? new Error("connection closed by the server")));
       if (backoff) {
         void (async () => {
           for await (const st of nc.status()) {
             if (st.type !== Events.Reconnect) continue;
             backoff.succeeded();
-            this.counts.reconnects++;
-            for (const l of this.reconnectListeners) l(index);
+            this.reconnected(index);
           }
         })().catch(() => undefined);
       }
     }
-  }
-
-  at(hint: number): NatsConnection {
-    const nc = this.conns[hint % this.conns.length];
-    if (!nc) throw new Error("NATS pool is not open");
-    return nc;
-  }
-
-  indexOf(hint: number): number {
-    return hint % this.conns.length;
-  }
-
-  get length(): number {
-    return this.conns.length;
-  }
-
-  /** Called once per connection that closes while the pool is open. */
-  onClosed(listener: (index: number, err: Error | undefined) => void): void {
-    this.closedListeners.add(listener);
-  }
-
-  /** Called each time a connection reconnected (policy set): its subscriptions were re-sent. */
-  onReconnected(listener: (index: number) => void): void {
-    this.reconnectListeners.add(listener);
-  }
-
-  async close(): Promise<void> {
-    this.closing = true;
-    await Promise.all(this.conns.map((nc) => nc.close().catch(() => undefined)));
-    this.conns.length = 0;
   }
 }
 
