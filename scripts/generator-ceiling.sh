@@ -14,9 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 passes=${PASSES:-3}
 cases=${CASES:-"nats:throughput nats:fan-out ratatoskr:throughput ratatoskr:fan-out"}
-bench_args=()
-for a in ${BENCH_ARGS:-}; do bench_args+=("--bench-arg=$a"); done
-for a in ${SET:-}; do bench_args+=("--set" "$a"); done
+calibrate_args=()
+for a in ${BENCH_ARGS:-}; do calibrate_args+=("--bench-arg=$a"); done
+for a in ${SET:-}; do calibrate_args+=("--set" "$a"); done
 [ -f dist/cli/main.js ] || npm run build
 out=".tmp/generator-ceiling/$(date -u +%Y%m%dT%H%M%S)"
 mkdir -p "$out"
@@ -53,7 +53,7 @@ for c in $cases; do
   target=$nats_addr; [ "$driver" = ratatoskr ] && target=$broker_addr
   echo; echo "== $driver, $scenario"
   node dist/cli/main.js calibrate "scenarios/published/$scenario.yaml" --driver "$driver" --target "$target" \
-    --passes "$passes" --out "$out/$driver-$scenario.json" "${bench_args[@]}" || echo "($driver, $scenario: calibrate failed; see above)"
+    --passes "$passes" --out "$out/$driver-$scenario.json" "${calibrate_args[@]}" || echo "($driver, $scenario: calibrate failed; see above)"
 done
 
 echo; echo "| driver | scenario | bare (median) | harness (median) | ratio | passes (ratio) |"

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFaultProxy, type FaultProxy } from "../faults/index.js";
 import { NatsCoreConnection, type NatsCoreOptions } from "./nats-core-client.js";
 import { startNatsServer, type EmbeddedNatsServer } from "./nats-server.js";
+import { splitHostPort } from "./probe.js";
 import { ReconnectGaveUpError } from "./reconnect.js";
 
 let server: EmbeddedNatsServer;
@@ -29,13 +30,8 @@ afterAll(async () => {
   await server?.stop();
 });
 
-function split(address: string): { host: string; port: number } {
-  const i = address.lastIndexOf(":");
-  return { host: address.slice(0, i), port: Number(address.slice(i + 1)) };
-}
-
 async function open(address: string, extra: Partial<NatsCoreOptions> = {}): Promise<NatsCoreConnection> {
-  const c = await NatsCoreConnection.open({ target: address, ...split(address), name: "test", timeoutMs: 5000, nowMs: () => Date.now(), ...extra });
+  const c = await NatsCoreConnection.open({ target: address, ...splitHostPort(address), name: "test", timeoutMs: 5000, nowMs: () => Date.now(), ...extra });
   conns.push(c);
   return c;
 }
@@ -80,7 +76,7 @@ describe("NatsCoreConnection", () => {
   });
 
   it("after a cut reconnects, sends its subscription again and delivers what was published meanwhile", async () => {
-    const proxy = await startFaultProxy({ target: split(server.address) });
+    const proxy = await startFaultProxy({ target: splitHostPort(server.address) });
     proxies.push(proxy);
     const via = `${proxy.host}:${proxy.port}`;
     const policy = { initialDelayMs: 50, maxDelayMs: 200, giveUpMs: 10_000 };
@@ -103,7 +99,7 @@ describe("NatsCoreConnection", () => {
   });
 
   it("publishes held while reconnecting are sent once the connection is back", async () => {
-    const proxy = await startFaultProxy({ target: split(server.address) });
+    const proxy = await startFaultProxy({ target: splitHostPort(server.address) });
     proxies.push(proxy);
     const pub = await open(`${proxy.host}:${proxy.port}`, { policy: { initialDelayMs: 100, maxDelayMs: 200, giveUpMs: 10_000 } });
     const sub = await open(server.address);
@@ -123,7 +119,7 @@ describe("NatsCoreConnection", () => {
   });
 
   it("gives up with ReconnectGaveUpError when the server does not come back", async () => {
-    const proxy = await startFaultProxy({ target: split(server.address) });
+    const proxy = await startFaultProxy({ target: splitHostPort(server.address) });
     proxies.push(proxy);
     const c = await open(`${proxy.host}:${proxy.port}`, { policy: { initialDelayMs: 20, maxDelayMs: 50, giveUpMs: 500 } });
     // A port nothing listens on: every reconnect attempt is refused.
@@ -141,7 +137,7 @@ describe("NatsCoreConnection", () => {
   });
 
   it("without a policy a cut closes the connection and fails the flush waiting for its PONG", async () => {
-    const proxy = await startFaultProxy({ target: split(server.address) });
+    const proxy = await startFaultProxy({ target: splitHostPort(server.address) });
     proxies.push(proxy);
     const c = await open(`${proxy.host}:${proxy.port}`);
     proxy.stall(true);

@@ -19,7 +19,7 @@ import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
 import { BrokerConnectError, BrokerUnreachableError } from "../errors.js";
 import { NatsConnections } from "./nats-connections.js";
 import { NatsParser } from "./nats-core-parser.js";
-import { probeBroker } from "./probe.js";
+import { probeBroker, splitHostPort } from "./probe.js";
 import { BudgetedReads } from "./read-budget.js";
 import { Backoff, ReconnectGaveUpError, type ReconnectPolicy } from "./reconnect.js";
 import { natsSecurity, type DriverSecurity } from "./security.js";
@@ -144,14 +144,17 @@ export class NatsCoreConnection {
       prefix = Buffer.from(`PUB ${subject} `);
       this.prefixes.set(subject, prefix);
     }
-    if (this.state === "reconnecting") {
-      let bytes = 0;
-      for (const p of payloads) bytes += prefix.length + p.length + 16;
-      if (this.heldBytes + this.outLen + bytes > RECONNECT_BUFFER_BYTES) throw new Error(`NATS connection ${this.o.name} is reconnecting and holds ${RECONNECT_BUFFER_BYTES} bytes of publishes already: this batch is not sent`);
+    // Checked before anything of the batch is written: a refused batch sends none of its messages.
+    let bytes = 0;
+    for (const p of payloads) {
+      if (p.length > this.maxPayload) throw new Error(`a ${p.length}-byte message exceeds the NATS server's max_payload (${this.maxPayload} bytes)`);
+      bytes += prefix.length + p.length + 16;
+    }
+    if (this.state === "reconnecting" && this.heldBytes + this.outLen + bytes > RECONNECT_BUFFER_BYTES) {
+      throw new Error(`NATS connection ${this.o.name} is reconnecting and holds ${RECONNECT_BUFFER_BYTES} bytes of publishes already: this batch is not sent`);
     }
     for (const p of payloads) {
       const size = p.length;
-      if (size > this.maxPayload) throw new Error(`a ${size}-byte message exceeds the NATS server's max_payload (${this.maxPayload} bytes)`);
       if (size !== this.lenOf) {
         this.lenOf = size;
         this.lenBytes = Buffer.from(`${size}\r\n`);
@@ -462,11 +465,9 @@ export class NatsCorePool extends NatsConnections<NatsCoreConnection> {
    */
   async open(timeoutMs: number): Promise<void> {
     await probeBroker(this.target, "nats", timeoutMs, this.security.loaded);
-    const i = this.target.lastIndexOf(":");
     const options = {
       target: this.target,
-      host: this.target.slice(0, i).replace(/^\[(.*)\]$/, "$1"),
-      port: Number(this.target.slice(i + 1)),
+      ...splitHostPort(this.target),
       token: this.security.token,
       tls: this.security.tls as ConnectionOptions | undefined,
       timeoutMs,

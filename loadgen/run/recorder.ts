@@ -163,11 +163,6 @@ export class Recorder {
     if (this.measuring ? warmup : this.phase !== "warmup") return;
     const c = clampUs(correctedUs);
     const u = clampUs(uncorrectedUs);
-    if (c === this.runC && u === this.runU) {
-      this.runCN++;
-      this.runUN++;
-      return;
-    }
     if (c === this.runC) this.runCN++;
     else {
       if (this.runCN > 0) this.flushCorrected();
